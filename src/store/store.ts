@@ -1,0 +1,116 @@
+// store.ts: the Store interface every backend implements (PostgreSQL, embedded SQLite) and the
+// row shapes that cross it. Times are epoch milliseconds passed in by the caller; no clock here.
+
+/** A job as the producer asked for it, validated and defaulted, before it has an id. */
+export interface NewJob {
+  type: string;
+  /** The payload already serialised as JSON text (stored and delivered verbatim). */
+  payload: string;
+  priority: number;
+  maxAttempts: number;
+  /** When the job may first run (ms). */
+  runAt: number;
+  /** Per-attempt timeout (ms); null = the type's default. */
+  timeoutMs: number | null;
+}
+
+/** What the scheduler needs to place a pending job in its heaps: no payload. */
+export interface PendingEntry {
+  id: number;
+  priority: number;
+  runAt: number;
+  createdAt: number;
+}
+
+/** The claim a running attempt belongs to: every move out of inflight names it (fencing). */
+export interface ClaimRef {
+  id: number;
+  attempt: number;
+}
+
+/** A job handed to a worker by a successful claim. `attempts` already counts this attempt. */
+export interface ClaimedJob {
+  id: number;
+  type: string;
+  payload: string;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  timeoutMs: number | null;
+  runAt: number;
+  createdAt: number;
+  lastError: string | null;
+}
+
+export interface RetryMove extends ClaimRef {
+  runAt: number;
+  error: string;
+}
+
+export interface BuryMove extends ClaimRef {
+  error: string;
+}
+
+export type JobState = "pending" | "scheduled" | "inflight" | "dead";
+
+/** A job as `GET /jobs/:id` shows it. */
+export interface JobView {
+  id: number;
+  type: string;
+  state: JobState;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  runAt: number;
+  createdAt: number;
+  lastError: string | null;
+  payload: string;
+  owner: string | null;
+  leaseUntil: number | null;
+  failedAt: number | null;
+}
+
+export interface StoreCounts {
+  pending: number;
+  inflight: number;
+  dead: number;
+}
+
+export interface Store {
+  /** "postgres" | "sqlite", and where it lives (never with a password). */
+  readonly kind: string;
+  readonly location: string;
+  /** Apply numbered migrations; safe when several processes start at once. */
+  migrate(): Promise<void>;
+  /** Insert jobs in one transaction; returns their ids in input order. */
+  insert(jobs: NewJob[], now: number): Promise<number[]>;
+  /**
+   * Move the given pending ids to inflight in one transaction (attempts + 1, lease, owner).
+   * Ids not returned were claimed elsewhere, cancelled or are not due: the caller drops them.
+   */
+  claim(ids: number[], owner: string, now: number, leaseMs: number): Promise<ClaimedJob[]>;
+  /** Fenced delete of finished attempts; result[i] says whether refs[i] took effect. */
+  complete(refs: ClaimRef[]): Promise<boolean[]>;
+  /** Fenced move inflight → pending with a new run_at and the error. */
+  retry(moves: RetryMove[]): Promise<boolean[]>;
+  /** Fenced move inflight → dead with the error. */
+  bury(moves: BuryMove[], now: number): Promise<boolean[]>;
+  /** Fenced lease extension for running attempts owned by `owner`. */
+  extendLeases(refs: ClaimRef[], owner: string, leaseUntil: number): Promise<boolean[]>;
+  /**
+   * Fenced hand-back of attempts this process aborted itself (shutdown): inflight → pending
+   * at once, the interrupted attempt not counted.
+   */
+  release(refs: ClaimRef[], owner: string, now: number): Promise<PendingEntry[]>;
+  /** Move up to `limit` inflight rows whose lease ended before `now` back to pending. */
+  reapExpired(now: number, limit: number): Promise<PendingEntry[]>;
+  /** Start-up: move every inflight row owned by `owner` (a previous run of this node) back. */
+  recoverOwner(owner: string): Promise<PendingEntry[]>;
+  /** Stream every pending row's sort fields, in batches, for rebuilding the heaps. */
+  streamPending(batchSize: number): AsyncIterable<PendingEntry[]>;
+  get(id: number, now: number): Promise<JobView | null>;
+  counts(): Promise<StoreCounts>;
+  /** Throws when the database cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
