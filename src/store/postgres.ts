@@ -1,0 +1,252 @@
+// postgres.ts: the PostgreSQL Store. Every state move is one statement or one sql.begin, every
+// move out of inflight is fenced by (id, attempts). No scheduling decisions here.
+import postgres from "postgres";
+import init001 from "../../sql/postgres/001_init.sql" with { type: "text" };
+import { redactUrl } from "../logger.ts";
+import type {
+  BuryMove, ClaimRef, ClaimedJob, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
+} from "./store.ts";
+
+const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  { version: 1, name: "001_init", sql: init001 },
+];
+
+export interface PostgresStoreOptions {
+  url: string;
+  /** Pool size. */
+  max?: number;
+  /** Seconds to wait for a connection before failing (kept short: see DESIGN pitfalls). */
+  connectTimeoutS?: number;
+  onNotice?: (notice: unknown) => void;
+}
+
+type Sql = postgres.Sql<{ bigint: number }>;
+
+// Columns selected for a claimed or viewed job; times as epoch ms (float8), ids as numbers.
+const ms = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
+const JOB_COLS = `id, type, payload::text AS payload, priority, attempts, max_attempts, timeout_ms,
+  ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, last_error`;
+const ENTRY_COLS = `id, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at`;
+
+interface JobRow {
+  id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;
+  timeout_ms: number | null; run_at: number; created_at: number; last_error: string | null;
+}
+interface EntryRow { id: number; priority: number; run_at: number; created_at: number }
+
+function toClaimed(r: JobRow): ClaimedJob {
+  return {
+    id: r.id, type: r.type, payload: r.payload, priority: r.priority, attempts: r.attempts,
+    maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms, runAt: r.run_at, createdAt: r.created_at,
+    lastError: r.last_error,
+  };
+}
+const toEntry = (r: EntryRow): PendingEntry => ({ id: r.id, priority: r.priority, runAt: r.run_at, createdAt: r.created_at });
+
+/** result[i] = whether refs[i].id came back from the statement. */
+function tookEffect(refs: ReadonlyArray<{ id: number }>, rows: ReadonlyArray<{ id: number }>): boolean[] {
+  const done = new Set(rows.map((r) => r.id));
+  return refs.map((r) => done.has(r.id));
+}
+
+export function createPostgresStore(opts: PostgresStoreOptions): Store {
+  const sql: Sql = postgres(opts.url, {
+    max: opts.max ?? 10,
+    connect_timeout: opts.connectTimeoutS ?? 5,
+    idle_timeout: 60,
+    max_lifetime: 60 * 30,
+    onnotice: opts.onNotice ?? (() => {}),
+    // int8 ids and counts as JS numbers (ids stay below 2^53).
+    types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
+    connection: { application_name: "jobqueue" },
+  }) as unknown as Sql;
+
+  const ids = (refs: ReadonlyArray<{ id: number }>) => refs.map((r) => r.id);
+  const attempts = (refs: ReadonlyArray<ClaimRef>) => refs.map((r) => r.attempt);
+
+  return {
+    kind: "postgres",
+    location: redactUrl(opts.url),
+
+    async migrate() {
+      await sql.begin(async (tx) => {
+        // Serialise concurrent start-ups: the second waits, then finds everything applied.
+        await tx`SELECT pg_advisory_xact_lock(hashtext('jobqueue.migrate'))`;
+        await tx`CREATE TABLE IF NOT EXISTS jobqueue_migrations (
+          version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+        const done = new Set((await tx<{ version: number }[]>`SELECT version FROM jobqueue_migrations`).map((r) => r.version));
+        for (const m of MIGRATIONS) {
+          if (done.has(m.version)) continue;
+          await tx.unsafe(m.sql);
+          await tx`INSERT INTO jobqueue_migrations (version, name) VALUES (${m.version}, ${m.name})`;
+        }
+      });
+    },
+
+    async insert(jobs: NewJob[], now: number) {
+      if (jobs.length === 0) return [];
+      const rows = await sql<{ id: number }[]>`
+        INSERT INTO pending_jobs (type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
+        SELECT t.type, t.payload::json, t.priority, t.max_attempts, t.timeout_ms,
+               to_timestamp(t.run_at / 1000), to_timestamp(${now}::float8 / 1000)
+        FROM unnest(${jobs.map((j) => j.type)}::text[], ${jobs.map((j) => j.payload)}::text[],
+                    ${jobs.map((j) => j.priority)}::int2[], ${jobs.map((j) => j.maxAttempts)}::int4[],
+                    ${jobs.map((j) => j.timeoutMs) as number[]}::int4[], ${jobs.map((j) => j.runAt)}::float8[])
+             WITH ORDINALITY AS t(type, payload, priority, max_attempts, timeout_ms, run_at, ord)
+        ORDER BY t.ord
+        RETURNING id`;
+      // INSERT … SELECT … ORDER BY assigns nextval in that order, and RETURNING follows it.
+      return rows.map((r) => r.id).sort((a, b) => a - b);
+    },
+
+    async claim(claimIds: number[], owner: string, now: number, leaseMs: number) {
+      if (claimIds.length === 0) return [];
+      const rows = await sql.unsafe<JobRow[]>(`
+        WITH moved AS (
+          DELETE FROM pending_jobs WHERE id = ANY($1::bigint[]) AND run_at <= to_timestamp($2::float8 / 1000)
+          RETURNING *)
+        INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
+                                   created_at, last_error, picked_at, lease_until, owner)
+        SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
+               to_timestamp($2::float8 / 1000), to_timestamp($3::float8 / 1000), $4
+        FROM moved
+        RETURNING ${JOB_COLS}`, [claimIds, now, now + leaseMs, owner] as never[], { prepare: true });
+      return rows.map(toClaimed);
+    },
+
+    async complete(refs: ClaimRef[]) {
+      if (refs.length === 0) return [];
+      const rows = await sql<{ id: number }[]>`
+        DELETE FROM inflight_jobs j USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
+        WHERE j.id = f.id AND j.attempts = f.attempts
+        RETURNING j.id`;
+      return tookEffect(refs, rows);
+    },
+
+    async retry(moves: RetryMove[]) {
+      if (moves.length === 0) return [];
+      const rows = await sql<{ id: number }[]>`
+        WITH f AS (SELECT * FROM unnest(${ids(moves)}::bigint[], ${attempts(moves)}::int4[],
+                                        ${moves.map((m) => m.runAt)}::float8[], ${moves.map((m) => m.error)}::text[])
+                   AS f(id, attempts, run_at, error)),
+        moved AS (
+          DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
+          RETURNING j.*, f.run_at AS next_run_at, f.error AS error)
+        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
+        SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, to_timestamp(next_run_at / 1000),
+               created_at, error
+        FROM moved
+        RETURNING id`;
+      return tookEffect(moves, rows);
+    },
+
+    async bury(moves: BuryMove[], now: number) {
+      if (moves.length === 0) return [];
+      const rows = await sql<{ id: number }[]>`
+        WITH f AS (SELECT * FROM unnest(${ids(moves)}::bigint[], ${attempts(moves)}::int4[], ${moves.map((m) => m.error)}::text[])
+                   AS f(id, attempts, error)),
+        moved AS (
+          DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
+          RETURNING j.*, f.error AS error)
+        INSERT INTO dead_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, failed_at)
+        SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, error,
+               to_timestamp(${now}::float8 / 1000)
+        FROM moved
+        RETURNING id`;
+      return tookEffect(moves, rows);
+    },
+
+    async extendLeases(refs: ClaimRef[], owner: string, leaseUntil: number) {
+      if (refs.length === 0) return [];
+      const rows = await sql<{ id: number }[]>`
+        UPDATE inflight_jobs j SET lease_until = to_timestamp(${leaseUntil}::float8 / 1000)
+        FROM unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
+        WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = ${owner}
+        RETURNING j.id`;
+      return tookEffect(refs, rows);
+    },
+
+    async release(refs: ClaimRef[], owner: string, now: number) {
+      if (refs.length === 0) return [];
+      const rows = await sql.unsafe<EntryRow[]>(`
+        WITH moved AS (
+          DELETE FROM inflight_jobs j USING unnest($1::bigint[], $2::int4[]) AS f(id, attempts)
+          WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = $3
+          RETURNING j.*)
+        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
+        SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, to_timestamp($4::float8 / 1000),
+               created_at, last_error
+        FROM moved
+        RETURNING ${ENTRY_COLS}`, [ids(refs), attempts(refs), owner, now] as never[], { prepare: true });
+      return rows.map(toEntry);
+    },
+
+    async reapExpired(now: number, limit: number) {
+      // SKIP LOCKED: a row whose completion or heartbeat holds the lock is not expired work;
+      // the outer lease check re-reads the newest row version, so a fresh lease is never reaped.
+      const rows = await sql.unsafe<EntryRow[]>(`
+        WITH expired AS (
+          SELECT id FROM inflight_jobs WHERE lease_until < to_timestamp($1::float8 / 1000)
+          ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED),
+        moved AS (
+          DELETE FROM inflight_jobs j USING expired e
+          WHERE j.id = e.id AND j.lease_until < to_timestamp($1::float8 / 1000)
+          RETURNING j.*)
+        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
+        SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, to_timestamp($1::float8 / 1000), created_at,
+               coalesce(last_error, 'lease expired')
+        FROM moved
+        RETURNING ${ENTRY_COLS}`, [now, limit] as never[], { prepare: true });
+      return rows.map(toEntry);
+    },
+
+    async recoverOwner(owner: string) {
+      // The interrupted attempt stays counted: a job that kills the process still dead-letters.
+      const rows = await sql.unsafe<EntryRow[]>(`
+        WITH moved AS (DELETE FROM inflight_jobs WHERE owner = $1 RETURNING *)
+        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
+        SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
+               coalesce(last_error, 'interrupted by a restart')
+        FROM moved
+        RETURNING ${ENTRY_COLS}`, [owner] as never[], { prepare: true });
+      return rows.map(toEntry);
+    },
+
+    async *streamPending(batchSize: number) {
+      const cursor = sql.unsafe<EntryRow[]>(`SELECT ${ENTRY_COLS} FROM pending_jobs`).cursor(batchSize);
+      for await (const rows of cursor) yield rows.map(toEntry);
+    },
+
+    async get(id: number, now: number) {
+      const rows = await sql.unsafe<(JobRow & { state: string; owner: string | null; lease_until: number | null; failed_at: number | null })[]>(`
+        SELECT 'pending' AS state, ${JOB_COLS}, NULL::text AS owner, NULL::float8 AS lease_until, NULL::float8 AS failed_at
+          FROM pending_jobs WHERE id = $1
+        UNION ALL
+        SELECT 'inflight', ${JOB_COLS}, owner, ${ms("lease_until")}, NULL FROM inflight_jobs WHERE id = $1
+        UNION ALL
+        SELECT 'dead', ${JOB_COLS}, NULL, NULL, ${ms("failed_at")} FROM dead_jobs WHERE id = $1`, [id] as never[], { prepare: true });
+      const r = rows[0];
+      if (!r) return null;
+      const state = (r.state === "pending" && r.run_at > now ? "scheduled" : r.state) as JobState;
+      const view: JobView = {
+        ...toClaimed(r), state, owner: r.owner, leaseUntil: r.lease_until, failedAt: r.failed_at,
+      };
+      return view;
+    },
+
+    async counts(): Promise<StoreCounts> {
+      const [r] = await sql<{ pending: number; inflight: number; dead: number }[]>`
+        SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
+               (SELECT count(*) FROM dead_jobs) AS dead`;
+      return r ?? { pending: 0, inflight: 0, dead: 0 };
+    },
+
+    async ping() {
+      await sql`SELECT 1`;
+    },
+
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}

@@ -1,0 +1,225 @@
+// store.contract.ts: the one conformance suite every Store implementation must pass
+// (run by store.postgres.test.ts and, for the embedded store, store.sqlite.test.ts).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { NewJob, Store } from "../src/store/store.ts";
+
+export interface StoreHarness {
+  /** A fresh, migrated, empty store. */
+  open(): Promise<Store>;
+  /** Drops whatever open() created. */
+  cleanup(): Promise<void>;
+}
+
+const T0 = 1_700_000_000_000;
+const LEASE = 30_000;
+
+export function job(over: Partial<NewJob> = {}): NewJob {
+  return { type: "t", payload: '{"n":1}', priority: 0, maxAttempts: 3, runAt: T0, timeoutMs: null, ...over };
+}
+
+export function runStoreContract(name: string, harness: () => StoreHarness) {
+  describe(`Store contract: ${name}`, () => {
+    let h: StoreHarness;
+    let store: Store;
+    beforeAll(async () => {
+      h = harness();
+      store = await h.open();
+    });
+    afterAll(async () => {
+      await store.close();
+      await h.cleanup();
+    });
+
+    test("migrating twice at once is harmless", async () => {
+      await Promise.all([store.migrate(), store.migrate()]);
+      await store.migrate();
+    });
+
+    test("insert returns one increasing id per job in input order and keeps every field", async () => {
+      const ids = await store.insert([job({ type: "a" }), job({ type: "b", priority: 7, timeoutMs: 1234 }), job({ type: "c" })], T0);
+      expect(ids).toHaveLength(3);
+      expect(ids[0]! < ids[1]! && ids[1]! < ids[2]!).toBe(true);
+      const b = await store.get(ids[1]!, T0);
+      expect(b).toMatchObject({ id: ids[1], type: "b", state: "pending", priority: 7, attempts: 0, maxAttempts: 3, runAt: T0, createdAt: T0, lastError: null });
+      expect(JSON.parse(b!.payload)).toEqual({ n: 1 });
+      expect((await store.get(ids[0]!, T0))!.type).toBe("a");
+      expect((await store.get(ids[2]!, T0))!.type).toBe("c");
+    });
+
+    test("a job due later reads as scheduled, then pending once due", async () => {
+      const [id] = await store.insert([job({ runAt: T0 + 60_000 })], T0);
+      expect((await store.get(id!, T0))!.state).toBe("scheduled");
+      expect((await store.get(id!, T0 + 60_000))!.state).toBe("pending");
+    });
+
+    test("claim moves due jobs to inflight, counts the attempt, and skips missing or not-due ids", async () => {
+      const [a, b, later] = await store.insert([job(), job({ payload: '"x"' }), job({ runAt: T0 + 10_000 })], T0);
+      const claimed = await store.claim([a!, b!, later!, 999_999_999], "node-1", T0 + 1, LEASE);
+      expect(claimed.map((j) => j.id).sort((x, y) => x - y)).toEqual([a!, b!]);
+      expect(claimed.every((j) => j.attempts === 1)).toBe(true);
+      expect(claimed.find((j) => j.id === b)!.payload).toBe('"x"');
+      const view = await store.get(a!, T0 + 1);
+      expect(view).toMatchObject({ state: "inflight", attempts: 1, owner: "node-1", leaseUntil: T0 + 1 + LEASE });
+      expect((await store.get(later!, T0 + 1))!.state).toBe("scheduled");
+      // A second claim of the same ids gets nothing: someone else holds them.
+      expect(await store.claim([a!, b!], "node-2", T0 + 2, LEASE)).toEqual([]);
+    });
+
+    test("complete removes the job only for the claim it names", async () => {
+      const [id] = await store.insert([job()], T0);
+      const [c] = await store.claim([id!], "n", T0, LEASE);
+      expect(await store.complete([{ id: id!, attempt: 99 }])).toEqual([false]);
+      expect(await store.complete([{ id: id!, attempt: c!.attempts }])).toEqual([true]);
+      expect(await store.get(id!, T0)).toBeNull();
+      expect(await store.complete([{ id: id!, attempt: c!.attempts }])).toEqual([false]);
+    });
+
+    test("retry hands the job back with its run time and error, attempts kept", async () => {
+      const [id] = await store.insert([job()], T0);
+      await store.claim([id!], "n", T0, LEASE);
+      expect(await store.retry([{ id: id!, attempt: 1, runAt: T0 + 5000, error: "boom" }])).toEqual([true]);
+      expect(await store.get(id!, T0)).toMatchObject({ state: "scheduled", attempts: 1, runAt: T0 + 5000, lastError: "boom" });
+      expect(await store.retry([{ id: id!, attempt: 1, runAt: T0, error: "again" }])).toEqual([false]);
+      const [again] = await store.claim([id!], "n", T0 + 5000, LEASE);
+      expect(again!.attempts).toBe(2);
+      expect(again!.lastError).toBe("boom");
+    });
+
+    test("bury moves the job to dead with its error, fenced", async () => {
+      const [id] = await store.insert([job()], T0);
+      await store.claim([id!], "n", T0, LEASE);
+      expect(await store.bury([{ id: id!, attempt: 2, error: "x" }], T0)).toEqual([false]);
+      expect(await store.bury([{ id: id!, attempt: 1, error: "fatal" }], T0 + 7)).toEqual([true]);
+      expect(await store.get(id!, T0)).toMatchObject({ state: "dead", lastError: "fatal", failedAt: T0 + 7, attempts: 1 });
+      expect(await store.complete([{ id: id!, attempt: 1 }])).toEqual([false]);
+    });
+
+    test("batch moves report per item which took effect", async () => {
+      const ids = await store.insert([job(), job(), job()], T0);
+      await store.claim(ids, "n", T0, LEASE);
+      const res = await store.complete([{ id: ids[0]!, attempt: 1 }, { id: ids[1]!, attempt: 5 }, { id: ids[2]!, attempt: 1 }]);
+      expect(res).toEqual([true, false, true]);
+      expect(await store.retry([{ id: ids[1]!, attempt: 1, runAt: T0, error: "e" }, { id: ids[0]!, attempt: 1, runAt: T0, error: "e" }])).toEqual([true, false]);
+    });
+
+    test("extendLeases is fenced by attempt and owner", async () => {
+      const [id] = await store.insert([job()], T0);
+      await store.claim([id!], "me", T0, LEASE);
+      expect(await store.extendLeases([{ id: id!, attempt: 1 }], "other", T0 + 99_000)).toEqual([false]);
+      expect(await store.extendLeases([{ id: id!, attempt: 2 }], "me", T0 + 99_000)).toEqual([false]);
+      expect(await store.extendLeases([{ id: id!, attempt: 1 }], "me", T0 + 99_000)).toEqual([true]);
+      expect((await store.get(id!, T0))!.leaseUntil).toBe(T0 + 99_000);
+      // Not expired at the old deadline any more.
+      expect((await store.reapExpired(T0 + LEASE + 1, 100)).map((e) => e.id)).not.toContain(id!);
+    });
+
+    test("the reaper returns expired leases to pending, attempts kept, and a late completion then does nothing", async () => {
+      const [id] = await store.insert([job({ priority: 4 })], T0);
+      await store.claim([id!], "n", T0, LEASE);
+      expect((await store.reapExpired(T0 + LEASE - 1, 100)).map((e) => e.id)).not.toContain(id!);
+      const back = await store.reapExpired(T0 + LEASE + 1, 100);
+      expect(back.find((e) => e.id === id)).toEqual({ id: id!, priority: 4, runAt: T0 + LEASE + 1, createdAt: T0 });
+      expect(await store.complete([{ id: id!, attempt: 1 }])).toEqual([false]);
+      expect(await store.get(id!, T0 + LEASE + 1)).toMatchObject({ state: "pending", attempts: 1 });
+      const [again] = await store.claim([id!], "n", T0 + LEASE + 2, LEASE);
+      expect(again!.attempts).toBe(2);
+      await store.complete([{ id: id!, attempt: 2 }]);
+    });
+
+    test("the reaper never brings back a completed job, and a late completion never undoes a reap (raced)", async () => {
+      const rounds = 200;
+      const ids = await store.insert(Array.from({ length: rounds }, () => job()), T0);
+      await store.claim(ids, "racer", T0, 1000);
+      const completions = store.complete(ids.map((id) => ({ id, attempt: 1 })));
+      const reaps = Promise.all(Array.from({ length: 8 }, () => store.reapExpired(T0 + 5000, 50)));
+      const [done, reaped] = await Promise.all([completions, reaps]);
+      const reapedIds = new Set(reaped.flat().map((e) => e.id));
+      for (let i = 0; i < rounds; i++) {
+        const id = ids[i]!;
+        const view = await store.get(id, T0 + 5000);
+        // Exactly one of the two moves won, and the row is where the winner put it.
+        expect(done[i]! !== reapedIds.has(id)).toBe(true);
+        if (done[i]) expect(view).toBeNull();
+        else expect(view).toMatchObject({ state: "pending", attempts: 1 });
+      }
+      await store.claim([...reapedIds], "racer", T0 + 5000, LEASE);
+      await store.complete([...reapedIds].map((id) => ({ id, attempt: 2 })));
+    });
+
+    test("concurrent claims of the same ids hand each job to exactly one claimer", async () => {
+      const ids = await store.insert(Array.from({ length: 100 }, () => job()), T0);
+      const results = await Promise.all(Array.from({ length: 5 }, (_, k) => store.claim(ids, `n${k}`, T0, LEASE)));
+      const all = results.flat().map((j) => j.id).sort((a, b) => a - b);
+      expect(all).toEqual([...ids].sort((a, b) => a - b));
+      await store.complete(all.map((id) => ({ id, attempt: 1 })));
+    });
+
+    test("release hands this node's aborted attempts back at once, the attempt not counted", async () => {
+      const [id] = await store.insert([job()], T0);
+      await store.claim([id!], "me", T0, LEASE);
+      expect(await store.release([{ id: id!, attempt: 1 }], "other", T0 + 10)).toEqual([]);
+      const back = await store.release([{ id: id!, attempt: 1 }], "me", T0 + 10);
+      expect(back).toEqual([{ id: id!, priority: 0, runAt: T0 + 10, createdAt: T0 }]);
+      expect(await store.get(id!, T0 + 10)).toMatchObject({ state: "pending", attempts: 0 });
+      await store.claim([id!], "me", T0 + 10, LEASE);
+      await store.complete([{ id: id!, attempt: 1 }]);
+    });
+
+    test("recoverOwner returns only that owner's inflight rows, attempts kept", async () => {
+      const [mine, theirs] = await store.insert([job(), job()], T0);
+      await store.claim([mine!], "old-me", T0, LEASE);
+      await store.claim([theirs!], "someone", T0, LEASE);
+      const back = await store.recoverOwner("old-me");
+      expect(back.map((e) => e.id)).toEqual([mine!]);
+      expect(await store.get(mine!, T0)).toMatchObject({ state: "pending", attempts: 1 });
+      expect((await store.get(theirs!, T0))!.state).toBe("inflight");
+      await store.claim([mine!], "n", T0, LEASE);
+      await store.complete([{ id: mine!, attempt: 2 }, { id: theirs!, attempt: 1 }]);
+    });
+
+    test("streamPending yields every pending row once, in batches, without payloads", async () => {
+      const before = (await store.counts()).pending;
+      await store.insert(Array.from({ length: 250 }, (_, i) => job({ priority: i % 101 })), T0);
+      const seen = new Set<number>();
+      let batches = 0;
+      for await (const batch of store.streamPending(100)) {
+        batches++;
+        expect(batch.length).toBeLessThanOrEqual(100);
+        for (const e of batch) {
+          expect(Object.keys(e).sort()).toEqual(["createdAt", "id", "priority", "runAt"]);
+          seen.add(e.id);
+        }
+      }
+      expect(seen.size).toBe(before + 250);
+      expect(batches).toBeGreaterThanOrEqual(3);
+    });
+
+    test("counts reflect the three tables", async () => {
+      const c0 = await store.counts();
+      const [a, b] = await store.insert([job(), job()], T0);
+      await store.claim([a!, b!], "n", T0, LEASE);
+      await store.bury([{ id: b!, attempt: 1, error: "x" }], T0);
+      const c1 = await store.counts();
+      expect(c1).toEqual({ pending: c0.pending, inflight: c0.inflight + 1, dead: c0.dead + 1 });
+      await store.complete([{ id: a!, attempt: 1 }]);
+    });
+
+    test("empty batches are no-ops", async () => {
+      expect(await store.insert([], T0)).toEqual([]);
+      expect(await store.claim([], "n", T0, LEASE)).toEqual([]);
+      expect(await store.complete([])).toEqual([]);
+      expect(await store.retry([])).toEqual([]);
+      expect(await store.bury([], T0)).toEqual([]);
+      expect(await store.extendLeases([], "n", T0)).toEqual([]);
+      expect(await store.release([], "n", T0)).toEqual([]);
+    });
+
+    test("unicode and large payloads round-trip verbatim", async () => {
+      const payload = JSON.stringify({ s: "héllo ✓ \u0000-free 🚀", big: "x".repeat(200_000) });
+      const [id] = await store.insert([job({ payload })], T0);
+      const [c] = await store.claim([id!], "n", T0, LEASE);
+      expect(c!.payload).toBe(payload);
+      await store.complete([{ id: id!, attempt: 1 }]);
+    });
+  });
+}
