@@ -1,0 +1,307 @@
+// config.ts: turns env + argv into a checked Config (flag > env > default) from one option table,
+// which also writes --help. Pure: never reads process.env or process.argv, never exits or prints.
+
+import { LOG_LEVELS, type LogLevel } from "./logger.ts";
+
+/** A bad setting; its message is one line naming what is wrong and what is accepted. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** The checked settings. Meanings, ranges and defaults are in OPTIONS below. */
+export type Config = {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dbPath: string;
+  configPath: string | undefined;
+  workers: number;
+  leaseMs: number;
+  agingMs: number;
+  shutdownGraceMs: number;
+  nodeId: string;
+  logLevel: LogLevel;
+  reapIntervalMs: number;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  defaultTimeoutMs: number;
+  defaultMaxAttempts: number;
+  bodyLimitBytes: number;
+};
+
+export type Command = "serve" | "migrate" | "help" | "version";
+export type LoadResult = { command: Command; config: Config };
+
+const COMMANDS = {
+  serve: "run the queue server (the default)",
+  migrate: "create or upgrade the database schema, then exit",
+} as const;
+
+// ---- the option table ----------------------------------------------------------------------
+
+type Ctx = { hostname: string; config: Partial<Config> };
+
+/** Thrown by a parser with what it accepts; loadConfig turns it into a ConfigError. */
+class Expected extends Error {}
+
+type Spec<T> = {
+  flag: string;
+  env: string;
+  /** Placeholder shown in --help, e.g. "<ms>". */
+  arg: string;
+  meaning: string;
+  /** What the parser accepts, for --help. */
+  accepts: string;
+  /** Shown in --help when the default is computed. */
+  defaultText?: string;
+  /** Hides the value in error messages (it may hold a password). */
+  secret?: boolean;
+  parse: (raw: string, ctx: Ctx) => T;
+};
+
+/** Required options carry a default, as raw text parsed like user input; optional ones must not. */
+type Option<T> = Spec<NonNullable<T>> &
+  (undefined extends T ? { default?: never } : { default: string | ((ctx: Ctx) => string) });
+
+const DAY_MS = 86_400_000;
+const WEEK_MS = 7 * DAY_MS;
+
+function integer(raw: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(raw)) throw new Expected(`an integer from ${min} to ${max}`);
+  const n = Number(raw) + 0; // + 0 turns "-0" into 0
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new Expected(`an integer from ${min} to ${max}`);
+  return n;
+}
+
+function int(o: { flag: string; env: string; min: number; max: number; default: number; meaning: string }): Option<number> {
+  const arg = o.flag.endsWith("-ms") ? "<ms>" : o.flag.endsWith("-bytes") ? "<bytes>" : "<n>";
+  return {
+    flag: o.flag,
+    env: o.env,
+    arg,
+    meaning: o.meaning,
+    accepts: `${o.min}-${o.max}`,
+    default: String(o.default),
+    parse: (raw) => integer(raw, o.min, o.max),
+  };
+}
+
+function nonEmpty(raw: string): string {
+  if (raw === "") throw new Expected("a non-empty path");
+  return raw;
+}
+
+const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
+  port: int({ flag: "--port", env: "PORT", min: 0, max: 65535, default: 8080, meaning: "HTTP port to listen on; 0 picks a free port" }),
+  host: {
+    flag: "--host",
+    env: "HOST",
+    arg: "<addr>",
+    meaning: "address to listen on",
+    accepts: "a host name or IP address",
+    default: "127.0.0.1",
+    parse: (raw) => {
+      if (!/^\S+$/.test(raw)) throw new Expected("a non-empty host name or address without spaces");
+      return raw;
+    },
+  },
+  databaseUrl: {
+    flag: "--database-url",
+    env: "DATABASE_URL",
+    arg: "<url>",
+    meaning: "database to use; unset means the embedded store at --db",
+    accepts: "postgres://…, postgresql://… or sqlite:…",
+    defaultText: "(unset)",
+    secret: true,
+    parse: (raw) => {
+      if (!/^(postgres:\/\/|postgresql:\/\/|sqlite:)/.test(raw)) {
+        throw new Expected("a URL starting with postgres://, postgresql:// or sqlite:");
+      }
+      return raw;
+    },
+  },
+  dbPath: {
+    flag: "--db",
+    env: "JOBQUEUE_DB",
+    arg: "<path>",
+    meaning: "file of the embedded store (used when --database-url is unset)",
+    accepts: "a file path",
+    default: "./data/jobqueue.db",
+    parse: nonEmpty,
+  },
+  configPath: {
+    flag: "--config",
+    env: "JOBQUEUE_CONFIG",
+    arg: "<path>",
+    meaning: "job types file (.toml or .json) mapping each type to a webhook or builtin",
+    accepts: "a file path",
+    defaultText: "(unset)",
+    parse: nonEmpty,
+  },
+  workers: int({ flag: "--workers", env: "JOBQUEUE_WORKERS", min: 1, max: 10_000, default: 32, meaning: "jobs run at once by this process" }),
+  leaseMs: int({ flag: "--lease-ms", env: "JOBQUEUE_LEASE_MS", min: 1000, max: DAY_MS, default: 30_000, meaning: "a claimed job returns to pending if its lease is not extended within this time" }),
+  agingMs: int({ flag: "--aging-ms", env: "JOBQUEUE_AGING_MS", min: 0, max: DAY_MS, default: 1000, meaning: "waiting this long is worth one priority level (0: strict priority)" }),
+  shutdownGraceMs: int({ flag: "--shutdown-grace-ms", env: "JOBQUEUE_SHUTDOWN_GRACE_MS", min: 0, max: 3_600_000, default: 25_000, meaning: "on SIGTERM, time running jobs get to finish before they are aborted" }),
+  nodeId: {
+    flag: "--node-id",
+    env: "JOBQUEUE_NODE_ID",
+    arg: "<id>",
+    meaning: "owner name on claimed jobs; must be unique among processes sharing a database and stable across restarts",
+    accepts: "1-200 characters",
+    defaultText: "<hostname>:<port>",
+    default: (ctx) => `${ctx.hostname}:${ctx.config.port}`,
+    parse: (raw) => {
+      if (raw.length < 1 || raw.length > 200) throw new Expected("1 to 200 characters");
+      return raw;
+    },
+  },
+  logLevel: {
+    flag: "--log-level",
+    env: "JOBQUEUE_LOG_LEVEL",
+    arg: "<level>",
+    meaning: "least severe log level written to stderr",
+    accepts: LOG_LEVELS.join("|"),
+    default: "info",
+    parse: (raw) => {
+      const level = LOG_LEVELS.find((l) => l === raw);
+      if (level === undefined) throw new Expected(`one of ${LOG_LEVELS.join(", ")}`);
+      return level;
+    },
+  },
+  reapIntervalMs: int({ flag: "--reap-interval-ms", env: "JOBQUEUE_REAP_INTERVAL_MS", min: 100, max: 600_000, default: 2000, meaning: "how often expired leases are looked for" }),
+  backoffBaseMs: int({ flag: "--backoff-base-ms", env: "JOBQUEUE_BACKOFF_BASE_MS", min: 1, max: DAY_MS, default: 1000, meaning: "delay before the first retry; doubles with each attempt" }),
+  backoffCapMs: {
+    flag: "--backoff-cap-ms",
+    env: "JOBQUEUE_BACKOFF_CAP_MS",
+    arg: "<ms>",
+    meaning: "longest delay between retries",
+    accepts: `--backoff-base-ms to ${WEEK_MS}`,
+    default: "3600000",
+    parse: (raw, ctx) => {
+      const base = ctx.config.backoffBaseMs ?? 1;
+      const expected = `an integer from ${base} (--backoff-base-ms) to ${WEEK_MS}`;
+      try {
+        return integer(raw, base, WEEK_MS);
+      } catch {
+        throw new Expected(expected);
+      }
+    },
+  },
+  defaultTimeoutMs: int({ flag: "--timeout-ms", env: "JOBQUEUE_TIMEOUT_MS", min: 1, max: DAY_MS, default: 30_000, meaning: "time limit of one attempt, for job types that set none" }),
+  defaultMaxAttempts: int({ flag: "--max-attempts", env: "JOBQUEUE_MAX_ATTEMPTS", min: 1, max: 100, default: 5, meaning: "runs before a job is dead-lettered, for job types that set none" }),
+  bodyLimitBytes: int({ flag: "--body-limit-bytes", env: "JOBQUEUE_BODY_LIMIT_BYTES", min: 1024, max: 104_857_600, default: 1_048_576, meaning: "largest accepted request body" }),
+};
+
+const KEYS = Object.keys(OPTIONS) as (keyof Config)[];
+const specOf = (key: keyof Config): Spec<unknown> & { default?: string | ((ctx: Ctx) => string) } => OPTIONS[key];
+
+// ---- parsing -------------------------------------------------------------------------------
+
+const isHelp = (a: string) => a === "--help" || a === "-h";
+const isVersion = (a: string) => a === "--version" || a === "-v";
+
+/**
+ * Reads argv (the arguments after the executable) and env into a command and a checked config.
+ * --help and --version win over everything else and come with the defaults, so a bad setting
+ * never hides the help text. Throws ConfigError on any bad flag, argument or value.
+ */
+export function loadConfig(env: Record<string, string | undefined>, argv: string[], hostname: string): LoadResult {
+  if (argv.some(isHelp)) return { command: "help", config: resolve({}, new Map(), hostname) };
+  if (argv.some(isVersion)) return { command: "version", config: resolve({}, new Map(), hostname) };
+
+  const byFlag = new Map(KEYS.map((key) => [OPTIONS[key].flag, key]));
+  const flags = new Map<keyof Config, string>();
+  let command: keyof typeof COMMANDS | undefined;
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("-")) {
+      if (command !== undefined) throw new ConfigError(`unexpected argument "${arg}": the command is already ${command}`);
+      if (arg !== "serve" && arg !== "migrate") {
+        throw new ConfigError(`unknown command "${arg}": expected serve or migrate (see --help)`);
+      }
+      command = arg;
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    const key = byFlag.get(name);
+    if (key === undefined) {
+      if (isHelp(name) || isVersion(name)) throw new ConfigError(`${name} takes no value`);
+      throw new ConfigError(`unknown option ${JSON.stringify(name)} (see --help)`);
+    }
+    let value: string;
+    if (eq !== -1) {
+      value = arg.slice(eq + 1);
+    } else {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith("--")) {
+        throw new ConfigError(`missing value for ${name} (give ${name} <value> or ${name}=<value>)`);
+      }
+      value = next;
+      i++;
+    }
+    flags.set(key, value);
+  }
+
+  return { command: command ?? "serve", config: resolve(env, flags, hostname) };
+}
+
+function resolve(env: Record<string, string | undefined>, flags: Map<keyof Config, string>, hostname: string): Config {
+  const config: Partial<Config> = {};
+  const ctx: Ctx = { hostname, config };
+  const out = config as Record<string, unknown>;
+  for (const key of KEYS) {
+    const spec = specOf(key);
+    const envValue = env[spec.env] === "" ? undefined : env[spec.env];
+    const fallback = typeof spec.default === "function" ? spec.default(ctx) : spec.default;
+    const raw = flags.get(key) ?? envValue ?? fallback;
+    if (raw === undefined) {
+      out[key] = undefined;
+      continue;
+    }
+    try {
+      out[key] = spec.parse(raw, ctx);
+    } catch (err) {
+      if (!(err instanceof Expected)) throw err;
+      const origin = flags.has(key) || envValue !== undefined ? "" : " (the default)";
+      throw new ConfigError(`invalid ${spec.flag} / ${spec.env} ${show(raw, spec.secret)}${origin}: expected ${err.message}`);
+    }
+  }
+  return config as Config;
+}
+
+/** A value quoted on one line, cut if long; of a secret only its scheme is shown. */
+function show(raw: string, secret = false): string {
+  const text = secret ? (/^[a-z][a-z0-9+.-]*:/i.exec(raw)?.[0] ?? "") + "…" : raw;
+  return JSON.stringify(text.length > 80 ? text.slice(0, 80) + "…" : text);
+}
+
+// ---- help ----------------------------------------------------------------------------------
+
+/** Usage, commands and every option with its flag, env var, default, range and meaning. */
+export function helpText(): string {
+  const lines = [
+    "Usage: jobqueue [serve|migrate] [options]",
+    "",
+    "A durable priority job queue server.",
+    "",
+    "Commands:",
+    ...Object.entries(COMMANDS).map(([name, meaning]) => `  ${name.padEnd(10)}${meaning}`),
+    "",
+    "Options (a flag beats its environment variable, which beats the default;",
+    "--flag value and --flag=value both work; empty variables count as unset):",
+  ];
+  for (const key of KEYS) {
+    const spec = specOf(key);
+    const def = spec.defaultText ?? (typeof spec.default === "string" ? spec.default : "");
+    lines.push(`  ${`${spec.flag} ${spec.arg}`.padEnd(30)}${spec.env.padEnd(28)}default ${def}`);
+    lines.push(`      ${spec.meaning} [${spec.accepts}]`);
+  }
+  lines.push("  -h, --help                    print this help and exit");
+  lines.push("  -v, --version                 print the version and exit");
+  return lines.join("\n") + "\n";
+}

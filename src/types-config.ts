@@ -1,0 +1,164 @@
+// types-config.ts: reads and checks the job types file (TOML or JSON) into one TypeConfig per type.
+// Says what each type runs; builds no handlers and sends no requests.
+
+import { readFile } from "node:fs/promises";
+import { extname } from "node:path";
+import { z } from "zod";
+import { ConfigError } from "./config.ts";
+
+export type TypeConfig =
+  | { kind: "webhook"; url: string; timeoutMs: number; maxAttempts: number; headers: Record<string, string> }
+  | { kind: "noop"; timeoutMs: number; maxAttempts: number };
+
+export type TypeDefaults = { timeoutMs: number; maxAttempts: number };
+
+const MAX_TIMEOUT_MS = 86_400_000;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+const DURATION_EXPECTED = 'expected a duration like "30s" (units ms, s, m, h) or a whole number of milliseconds';
+
+/** "250ms" | "30s" | "5m" | "1h" | a whole number of ms → ms. Throws ConfigError on anything else. */
+export function parseDurationMs(s: string | number): number {
+  if (typeof s === "number") {
+    if (!Number.isSafeInteger(s) || s < 0) throw new ConfigError(`${DURATION_EXPECTED}, got ${s}`);
+    return s;
+  }
+  const m = /^(\d+)(ms|s|m|h)$/.exec(s);
+  const ms = m ? Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS] : NaN;
+  if (!Number.isSafeInteger(ms)) throw new ConfigError(`${DURATION_EXPECTED}, got ${JSON.stringify(s)}`);
+  return ms;
+}
+
+const TYPE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_VALUE = /^[^\r\n\0]*$/;
+
+const isHttpUrl = (s: string) => {
+  try {
+    const u = new URL(s);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
+  }
+};
+
+const timeout = z
+  .union([z.string(), z.number()], { error: 'expected a duration like "30s"' })
+  .transform((v, ctx) => {
+    let ms: number;
+    try {
+      ms = parseDurationMs(v);
+    } catch {
+      ctx.addIssue({ code: "custom", message: 'expected a duration like "30s"' });
+      return z.NEVER;
+    }
+    if (ms < 1 || ms > MAX_TIMEOUT_MS) {
+      ctx.addIssue({ code: "custom", message: "expected a duration from 1ms to 24h" });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const typeEntry = z
+  .object({
+    url: z.string({ error: "expected a URL string" }).refine(isHttpUrl, "expected an http:// or https:// URL").optional(),
+    builtin: z.literal("noop", { error: 'expected "noop" (the only builtin)' }).optional(),
+    timeout: timeout.optional(),
+    max_attempts: z
+      .number({ error: "expected an integer from 1 to 100" })
+      .int("expected an integer from 1 to 100")
+      .min(1, "expected an integer from 1 to 100")
+      .max(100, "expected an integer from 1 to 100")
+      .optional(),
+    headers: z
+      .record(
+        z.string().regex(HEADER_NAME, "expected an HTTP header name"),
+        z.string({ error: "expected a string" }).regex(HEADER_VALUE, "expected a header value without line breaks"),
+        { error: "expected a table of header name = value" },
+      )
+      .optional(),
+  }, { error: "expected a table with url or builtin" })
+  .strict()
+  .superRefine((t, ctx) => {
+    if ((t.url === undefined) === (t.builtin === undefined)) {
+      ctx.addIssue({ code: "custom", message: "expected exactly one of url or builtin" });
+    } else if (t.headers !== undefined && t.url === undefined) {
+      ctx.addIssue({ code: "custom", path: ["headers"], message: "only allowed with url" });
+    }
+  });
+
+const typesFile = z
+  .object({
+    types: z
+      .record(
+        z.string().regex(TYPE_NAME, "expected a type name of 1-100 characters from A-Z a-z 0-9 _ . : -"),
+        typeEntry,
+        { error: "expected a table of job types" },
+      )
+      .refine((types) => Object.keys(types).length > 0, "expected at least one job type"),
+  }, { error: 'expected a table with a "types" section' })
+  .strict();
+
+/**
+ * Checks the text of a types file. `source` names the file in error messages, which are one line:
+ * `jobs.toml: types.email.timeout: expected a duration like "30s"`.
+ */
+export function parseTypesConfig(
+  text: string,
+  format: "toml" | "json",
+  defaults: TypeDefaults,
+  source = `types file (${format})`,
+): Map<string, TypeConfig> {
+  let data: unknown;
+  try {
+    data = format === "toml" ? Bun.TOML.parse(text) : JSON.parse(text);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(`${source}: not valid ${format.toUpperCase()}: ${why.replace(/\s+/g, " ")}`);
+  }
+  const parsed = typesFile.safeParse(data);
+  if (!parsed.success) throw new ConfigError(`${source}: ${describe(parsed.error.issues[0])}`);
+
+  const types = new Map<string, TypeConfig>();
+  for (const [name, t] of Object.entries(parsed.data.types)) {
+    const timeoutMs = t.timeout ?? defaults.timeoutMs;
+    const maxAttempts = t.max_attempts ?? defaults.maxAttempts;
+    types.set(
+      name,
+      t.url !== undefined
+        ? { kind: "webhook", url: t.url, timeoutMs, maxAttempts, headers: t.headers ?? {} }
+        : { kind: "noop", timeoutMs, maxAttempts },
+    );
+  }
+  return types;
+}
+
+/** Reads a .toml or .json types file; errors name the path. */
+export async function loadTypesFile(path: string, defaults: TypeDefaults): Promise<Map<string, TypeConfig>> {
+  const ext = extname(path).toLowerCase();
+  if (ext !== ".toml" && ext !== ".json") {
+    throw new ConfigError(`${path}: unsupported file type ${JSON.stringify(ext)}: expected .toml or .json`);
+  }
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(`${path}: cannot read the job types file (${code ?? String(err)})`);
+  }
+  return parseTypesConfig(text, ext === ".toml" ? "toml" : "json", defaults, path);
+}
+
+/** One zod issue as "key.path: what was expected", keys quoted the way TOML would need them. */
+function describe(issue: z.core.$ZodIssue | undefined): string {
+  if (issue === undefined) return "invalid";
+  const path = issue.path.map((p) => String(p));
+  let message = issue.message;
+  if (issue.code === "unrecognized_keys") {
+    path.push(issue.keys[0] ?? "");
+    message = "unknown key";
+  } else if (issue.code === "invalid_key") {
+    message = issue.issues[0]?.message ?? message;
+  }
+  const keyPath = path.map((k) => (/^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k))).join(".");
+  return keyPath === "" ? message : `${keyPath}: ${message}`;
+}

@@ -1,0 +1,345 @@
+// config.test.ts: loadConfig precedence, parsing and errors; --help text; the job types file.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, helpText, loadConfig } from "../src/config.ts";
+import { loadTypesFile, parseDurationMs, parseTypesConfig } from "../src/types-config.ts";
+
+const HOST = "box";
+
+/** The ConfigError thrown by fn (fails the test if fn throws anything else or nothing). */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error("expected a ConfigError, nothing was thrown");
+}
+
+describe("loadConfig", () => {
+  test("with no flags and no env every option takes its default", () => {
+    expect(loadConfig({}, [], HOST)).toEqual({
+      command: "serve",
+      config: {
+        port: 8080,
+        host: "127.0.0.1",
+        databaseUrl: undefined,
+        dbPath: "./data/jobqueue.db",
+        configPath: undefined,
+        workers: 32,
+        leaseMs: 30_000,
+        agingMs: 1000,
+        shutdownGraceMs: 25_000,
+        nodeId: "box:8080",
+        logLevel: "info",
+        reapIntervalMs: 2000,
+        backoffBaseMs: 1000,
+        backoffCapMs: 3_600_000,
+        defaultTimeoutMs: 30_000,
+        defaultMaxAttempts: 5,
+        bodyLimitBytes: 1_048_576,
+      },
+    });
+  });
+
+  test("a flag beats its env var, which beats the default", () => {
+    const env = { JOBQUEUE_WORKERS: "7", JOBQUEUE_LEASE_MS: "5000" };
+    const { config } = loadConfig(env, ["--workers", "9"], HOST);
+    expect(config.workers).toBe(9);
+    expect(config.leaseMs).toBe(5000);
+    expect(config.agingMs).toBe(1000);
+  });
+
+  test("the --flag=value form works like --flag value", () => {
+    const { config } = loadConfig({}, ["--port=9000", "--database-url=postgres://u@h/db", "--log-level=debug"], HOST);
+    expect(config.port).toBe(9000);
+    expect(config.databaseUrl).toBe("postgres://u@h/db");
+    expect(config.logLevel).toBe("debug");
+  });
+
+  test("an empty env var counts as unset", () => {
+    const { config } = loadConfig({ PORT: "", DATABASE_URL: "", JOBQUEUE_WORKERS: "" }, [], HOST);
+    expect(config.port).toBe(8080);
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.workers).toBe(32);
+  });
+
+  test("the node id defaults to hostname:port using the chosen port", () => {
+    expect(loadConfig({ PORT: "9100" }, [], HOST).config.nodeId).toBe("box:9100");
+    expect(loadConfig({ JOBQUEUE_NODE_ID: "n1" }, [], HOST).config.nodeId).toBe("n1");
+  });
+
+  test("every env var name is read", () => {
+    const env = {
+      PORT: "0",
+      HOST: "0.0.0.0",
+      DATABASE_URL: "sqlite:./x.db",
+      JOBQUEUE_DB: "/tmp/q.db",
+      JOBQUEUE_CONFIG: "jobs.toml",
+      JOBQUEUE_WORKERS: "1",
+      JOBQUEUE_LEASE_MS: "1000",
+      JOBQUEUE_AGING_MS: "0",
+      JOBQUEUE_SHUTDOWN_GRACE_MS: "0",
+      JOBQUEUE_NODE_ID: "a",
+      JOBQUEUE_LOG_LEVEL: "silent",
+      JOBQUEUE_REAP_INTERVAL_MS: "100",
+      JOBQUEUE_BACKOFF_BASE_MS: "10",
+      JOBQUEUE_BACKOFF_CAP_MS: "10",
+      JOBQUEUE_TIMEOUT_MS: "1",
+      JOBQUEUE_MAX_ATTEMPTS: "100",
+      JOBQUEUE_BODY_LIMIT_BYTES: "1024",
+    };
+    expect(loadConfig(env, [], HOST).config).toEqual({
+      port: 0,
+      host: "0.0.0.0",
+      databaseUrl: "sqlite:./x.db",
+      dbPath: "/tmp/q.db",
+      configPath: "jobs.toml",
+      workers: 1,
+      leaseMs: 1000,
+      agingMs: 0,
+      shutdownGraceMs: 0,
+      nodeId: "a",
+      logLevel: "silent",
+      reapIntervalMs: 100,
+      backoffBaseMs: 10,
+      backoffCapMs: 10,
+      defaultTimeoutMs: 1,
+      defaultMaxAttempts: 100,
+      bodyLimitBytes: 1024,
+    });
+  });
+
+  test("the positional command selects serve or migrate", () => {
+    expect(loadConfig({}, ["migrate"], HOST).command).toBe("migrate");
+    expect(loadConfig({}, ["serve", "--port", "1"], HOST).command).toBe("serve");
+    expect(loadConfig({}, ["--port", "1", "migrate"], HOST).command).toBe("migrate");
+  });
+
+  test("--help, -h, --version and -v win even over bad settings", () => {
+    expect(loadConfig({}, ["--help"], HOST).command).toBe("help");
+    expect(loadConfig({}, ["serve", "-h"], HOST).command).toBe("help");
+    expect(loadConfig({ PORT: "bad" }, ["--bogus", "--version"], HOST).command).toBe("version");
+    expect(loadConfig({}, ["-v"], HOST).config.port).toBe(8080);
+  });
+
+  const bad: [string, string[], string][] = [
+    ["--port", ["--port", "65536"], "PORT"],
+    ["--port", ["--port", "-1"], "PORT"],
+    ["--host", ["--host="], "HOST"],
+    ["--database-url", ["--database-url", "mysql://h/db"], "DATABASE_URL"],
+    ["--db", ["--db="], "JOBQUEUE_DB"],
+    ["--config", ["--config="], "JOBQUEUE_CONFIG"],
+    ["--workers", ["--workers", "abc"], "JOBQUEUE_WORKERS"],
+    ["--workers", ["--workers", "0"], "JOBQUEUE_WORKERS"],
+    ["--workers", ["--workers", "1e3"], "JOBQUEUE_WORKERS"],
+    ["--workers", ["--workers", "12abc"], "JOBQUEUE_WORKERS"],
+    ["--workers", ["--workers", " 5"], "JOBQUEUE_WORKERS"],
+    ["--workers", ["--workers", "2.5"], "JOBQUEUE_WORKERS"],
+    ["--workers", ["--workers="], "JOBQUEUE_WORKERS"],
+    ["--lease-ms", ["--lease-ms", "999"], "JOBQUEUE_LEASE_MS"],
+    ["--aging-ms", ["--aging-ms", "-5"], "JOBQUEUE_AGING_MS"],
+    ["--shutdown-grace-ms", ["--shutdown-grace-ms", "3600001"], "JOBQUEUE_SHUTDOWN_GRACE_MS"],
+    ["--node-id", ["--node-id="], "JOBQUEUE_NODE_ID"],
+    ["--node-id", ["--node-id", "x".repeat(201)], "JOBQUEUE_NODE_ID"],
+    ["--log-level", ["--log-level", "verbose"], "JOBQUEUE_LOG_LEVEL"],
+    ["--reap-interval-ms", ["--reap-interval-ms", "99"], "JOBQUEUE_REAP_INTERVAL_MS"],
+    ["--backoff-base-ms", ["--backoff-base-ms", "0"], "JOBQUEUE_BACKOFF_BASE_MS"],
+    ["--backoff-cap-ms", ["--backoff-cap-ms", "604800001"], "JOBQUEUE_BACKOFF_CAP_MS"],
+    ["--backoff-cap-ms", ["--backoff-base-ms", "5000", "--backoff-cap-ms", "4999"], "JOBQUEUE_BACKOFF_CAP_MS"],
+    ["--timeout-ms", ["--timeout-ms", "0"], "JOBQUEUE_TIMEOUT_MS"],
+    ["--max-attempts", ["--max-attempts", "101"], "JOBQUEUE_MAX_ATTEMPTS"],
+    ["--body-limit-bytes", ["--body-limit-bytes", "1023"], "JOBQUEUE_BODY_LIMIT_BYTES"],
+  ];
+  for (const [flag, argv, envName] of bad) {
+    test(`${argv.join(" ")} is rejected with a one-line message naming ${flag} and ${envName}`, () => {
+      const err = configError(() => loadConfig({}, argv, HOST));
+      expect(err.message).toStartWith(`invalid ${flag} / ${envName} `);
+      expect(err.message).toContain(": expected ");
+      expect(err.message).not.toContain("\n");
+    });
+  }
+
+  test("a bad env value is reported with the flag, env name, value and accepted range", () => {
+    expect(configError(() => loadConfig({ JOBQUEUE_WORKERS: "abc" }, [], HOST)).message).toBe(
+      'invalid --workers / JOBQUEUE_WORKERS "abc": expected an integer from 1 to 10000',
+    );
+  });
+
+  test("a base backoff above the default cap is reported against the cap", () => {
+    const err = configError(() => loadConfig({ JOBQUEUE_BACKOFF_BASE_MS: "7200000" }, [], HOST));
+    expect(err.message).toContain("--backoff-cap-ms");
+    expect(err.message).toContain("(the default)");
+  });
+
+  test("a bad database URL is shown by its scheme only, so no password reaches the message", () => {
+    const err = configError(() => loadConfig({ DATABASE_URL: "mysql://me:hunter2@h/db" }, [], HOST));
+    expect(err.message).toStartWith('invalid --database-url / DATABASE_URL "mysql:…": expected a URL starting with');
+    expect(configError(() => loadConfig({ DATABASE_URL: "pg:me:hunter2" }, [], HOST)).message).not.toContain("hunter2");
+  });
+
+  test("an unknown flag is rejected", () => {
+    expect(configError(() => loadConfig({}, ["--prot", "80"], HOST)).message).toContain('"--prot"');
+    expect(configError(() => loadConfig({}, ["-x"], HOST)).message).toContain('"-x"');
+  });
+
+  test("an unknown or second positional argument is rejected", () => {
+    expect(configError(() => loadConfig({}, ["start"], HOST)).message).toContain('"start"');
+    expect(configError(() => loadConfig({}, ["serve", "migrate"], HOST)).message).toContain('"migrate"');
+  });
+
+  test("a flag without a value is rejected", () => {
+    expect(configError(() => loadConfig({}, ["--port"], HOST)).message).toContain("--port");
+    expect(configError(() => loadConfig({}, ["--db", "--port", "1"], HOST)).message).toContain("--db");
+  });
+
+  test("the help text lists every flag and env var", () => {
+    const text = helpText();
+    const flags = [
+      "--port", "--host", "--database-url", "--db", "--config", "--workers", "--lease-ms", "--aging-ms",
+      "--shutdown-grace-ms", "--node-id", "--log-level", "--reap-interval-ms", "--backoff-base-ms",
+      "--backoff-cap-ms", "--timeout-ms", "--max-attempts", "--body-limit-bytes", "--help", "--version",
+    ];
+    const envs = [
+      "PORT", "HOST", "DATABASE_URL", "JOBQUEUE_DB", "JOBQUEUE_CONFIG", "JOBQUEUE_WORKERS", "JOBQUEUE_LEASE_MS",
+      "JOBQUEUE_AGING_MS", "JOBQUEUE_SHUTDOWN_GRACE_MS", "JOBQUEUE_NODE_ID", "JOBQUEUE_LOG_LEVEL",
+      "JOBQUEUE_REAP_INTERVAL_MS", "JOBQUEUE_BACKOFF_BASE_MS", "JOBQUEUE_BACKOFF_CAP_MS", "JOBQUEUE_TIMEOUT_MS",
+      "JOBQUEUE_MAX_ATTEMPTS", "JOBQUEUE_BODY_LIMIT_BYTES",
+    ];
+    for (const name of [...flags, ...envs]) expect(text).toMatch(new RegExp(`(^|\\s)${name}\\s`, "m"));
+    expect(text).toContain("default 8080");
+    expect(text).toContain("default <hostname>:<port>");
+  });
+});
+
+describe("parseDurationMs", () => {
+  test("reads ms, s, m and h and whole numbers of ms", () => {
+    expect(parseDurationMs("250ms")).toBe(250);
+    expect(parseDurationMs("30s")).toBe(30_000);
+    expect(parseDurationMs("5m")).toBe(300_000);
+    expect(parseDurationMs("1h")).toBe(3_600_000);
+    expect(parseDurationMs(1500)).toBe(1500);
+  });
+
+  test("rejects anything else", () => {
+    for (const bad of ["", "30", "30x", "1.5s", "-1s", " 30s", "1h30m", "s"]) {
+      expect(() => parseDurationMs(bad)).toThrow(ConfigError);
+    }
+    for (const bad of [1.5, -1, Number.NaN, Infinity]) expect(() => parseDurationMs(bad)).toThrow(ConfigError);
+  });
+});
+
+describe("the job types file", () => {
+  const defaults = { timeoutMs: 30_000, maxAttempts: 5 };
+
+  test("a TOML file gives a webhook and a noop type, with defaults filled in", () => {
+    const types = parseTypesConfig(
+      `
+[types.email]
+url = "https://hooks.example/email"
+timeout = "5s"
+max_attempts = 3
+headers = { Authorization = "Bearer t" }
+
+[types."report.daily"]
+builtin = "noop"
+`,
+      "toml",
+      defaults,
+    );
+    expect([...types.entries()]).toEqual([
+      ["email", { kind: "webhook", url: "https://hooks.example/email", timeoutMs: 5000, maxAttempts: 3, headers: { Authorization: "Bearer t" } }],
+      ["report.daily", { kind: "noop", timeoutMs: 30_000, maxAttempts: 5 }],
+    ]);
+  });
+
+  test("a JSON file of the same shape gives the same types", () => {
+    const types = parseTypesConfig(
+      JSON.stringify({ types: { email: { url: "http://127.0.0.1:9000/e", timeout: 250 }, n: { builtin: "noop" } } }),
+      "json",
+      defaults,
+    );
+    expect(types.get("email")).toEqual({ kind: "webhook", url: "http://127.0.0.1:9000/e", timeoutMs: 250, maxAttempts: 5, headers: {} });
+    expect(types.get("n")).toEqual({ kind: "noop", timeoutMs: 30_000, maxAttempts: 5 });
+  });
+
+  const errors: [string, string, string][] = [
+    ["neither url nor builtin", `[types.email]\ntimeout = "1s"`, "types.email: expected exactly one of url or builtin"],
+    ["both url and builtin", `[types.email]\nurl = "http://a/"\nbuiltin = "noop"`, "types.email: expected exactly one of url or builtin"],
+    ["a non-http url", `[types.email]\nurl = "ftp://a/"`, "types.email.url: expected an http:// or https:// URL"],
+    ["an unparseable url", `[types.email]\nurl = "not a url"`, "types.email.url: expected an http:// or https:// URL"],
+    ["an unknown builtin", `[types.email]\nbuiltin = "sleep"`, "types.email.builtin: expected \"noop\""],
+    ["a bad timeout", `[types.email]\nurl = "http://a/"\ntimeout = "30x"`, 'types.email.timeout: expected a duration like "30s"'],
+    ["a zero timeout", `[types.email]\nurl = "http://a/"\ntimeout = 0`, "types.email.timeout: expected a duration from 1ms to 24h"],
+    ["a timeout over a day", `[types.email]\nurl = "http://a/"\ntimeout = "25h"`, "types.email.timeout: expected a duration from 1ms to 24h"],
+    ["max_attempts of 0", `[types.email]\nurl = "http://a/"\nmax_attempts = 0`, "types.email.max_attempts: expected an integer from 1 to 100"],
+    ["max_attempts of 101", `[types.email]\nurl = "http://a/"\nmax_attempts = 101`, "types.email.max_attempts: expected an integer from 1 to 100"],
+    ["fractional max_attempts", `[types.email]\nurl = "http://a/"\nmax_attempts = 2.5`, "types.email.max_attempts: expected an integer from 1 to 100"],
+    ["an unknown key in a type", `[types.email]\nurl = "http://a/"\nretries = 3`, "types.email.retries: unknown key"],
+    ["an unknown top-level key", `workers = 3\n[types.email]\nurl = "http://a/"`, "workers: unknown key"],
+    ["a bad type name", `[types."bad name"]\nbuiltin = "noop"`, 'types."bad name": expected a type name'],
+    ["a bad header name", `[types.email]\nurl = "http://a/"\nheaders = { "a b" = "x" }`, 'types.email.headers."a b": expected an HTTP header name'],
+    ["a header value with a line break", `[types.email]\nurl = "http://a/"\nheaders = { a = "x\\ny" }`, "types.email.headers.a: expected a header value"],
+    ["headers on a builtin", `[types.n]\nbuiltin = "noop"\nheaders = { a = "x" }`, "types.n.headers: only allowed with url"],
+    ["no types at all", ``, "types: expected a table of job types"],
+    ["an empty types table", `[types]`, "types: expected at least one job type"],
+    ["broken TOML", `[types.email\nurl = `, "jobs.toml: not valid TOML"],
+  ];
+  for (const [what, text, expected] of errors) {
+    test(`${what} is rejected with the file and key path in one line`, () => {
+      const err = configError(() => parseTypesConfig(text, "toml", defaults, "jobs.toml"));
+      expect(err.message).toStartWith("jobs.toml: ");
+      expect(err.message).toContain(expected);
+      expect(err.message).not.toContain("\n");
+    });
+  }
+
+  test("a JSON error names the key path too", () => {
+    const err = configError(() => parseTypesConfig(`{"types": {"e": {"url": "http://a/", "max_attempts": "3"}}}`, "json", defaults, "jobs.json"));
+    expect(err.message).toBe("jobs.json: types.e.max_attempts: expected an integer from 1 to 100");
+  });
+
+  describe("loadTypesFile", () => {
+    const dir = mkdtemp(join(tmpdir(), "jobqueue-config-"));
+    afterAll(async () => rm(await dir, { recursive: true, force: true }));
+
+    test("reads a real .toml file", async () => {
+      const path = join(await dir, "jobs.toml");
+      await writeFile(path, `[types.noop]\nbuiltin = "noop"\nmax_attempts = 2\n`);
+      expect(await loadTypesFile(path, defaults)).toEqual(new Map([["noop", { kind: "noop", timeoutMs: 30_000, maxAttempts: 2 }]]));
+    });
+
+    test("reads a real .json file and names it in errors", async () => {
+      const path = join(await dir, "jobs.json");
+      await writeFile(path, `{"types": {"w": {"url": "gopher://x"}}}`);
+      const err = await loadTypesFile(path, defaults).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).message).toBe(`${path}: types.w.url: expected an http:// or https:// URL`);
+    });
+
+    test("rejects an unknown extension", async () => {
+      const path = join(await dir, "jobs.yaml");
+      await writeFile(path, "types: {}\n");
+      const err = await loadTypesFile(path, defaults).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).message).toContain(`${path}: unsupported file type ".yaml"`);
+    });
+
+    test("reports a missing file as a ConfigError naming it", async () => {
+      const path = join(await dir, "missing.toml");
+      const err = await loadTypesFile(path, defaults).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).message).toContain(path);
+    });
+
+    test("accepts the shipped example", async () => {
+      const types = await loadTypesFile(join(import.meta.dir, "../examples/jobqueue.toml"), defaults);
+      expect(types.get("noop")?.kind).toBe("noop");
+      expect(types.get("webhook")).toMatchObject({ kind: "webhook", url: "http://127.0.0.1:9000/hooks/webhook" });
+    });
+  });
+});
