@@ -1,0 +1,203 @@
+// app.ts: the HTTP surface (Hono): routes, request-body limits and parsing, and the one JSON error
+// envelope {"error":{"code","message"}}. Holds no state and no SQL: every effect goes through AppDeps,
+// and a 202 is sent only after deps.submit has committed. Internal faults never reach the client.
+import { zValidator } from "@hono/zod-validator";
+import { Hono, type Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { z } from "zod";
+import { JobQueueError, badRequest, methodNotAllowed, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { JobView, NewJob } from "../store/store.ts";
+import { formatPath, parseSubmitBody, toNewJob, type SubmitBody } from "./submit-schema.ts";
+
+export interface AppDeps {
+  /** Commits jobs (all or nothing) and resolves with their ids only after commit. May throw JobQueueError (e.g. unavailable 503). */
+  submit(jobs: NewJob[]): Promise<number[]>;
+  /** Defaults for a known type, or undefined for an unknown one. */
+  typeDefaults(type: string): { priority: number; maxAttempts: number } | undefined;
+  getJob(id: number): Promise<JobView | null>;
+  /** null when ready, else the reason it is not. */
+  notReadyReason(): Promise<string | null>;
+  /** Accepting submits? false while shutting down. */
+  accepting(): boolean;
+  metricsText(): Promise<string> | string;
+  metricsContentType: string;
+  bodyLimitBytes: number;
+  clock: () => number;
+  logger: Logger;
+}
+
+/** Every route and the methods it allows; any other method on these paths is a 405. */
+const ROUTES: Record<string, string[]> = {
+  "/submit": ["POST"],
+  "/jobs/:id": ["GET", "HEAD"],
+  "/health": ["GET", "HEAD"],
+  "/ready": ["GET", "HEAD"],
+  "/metrics": ["GET", "HEAD"],
+};
+
+const jobIdParam = z.object({
+  id: z
+    .string()
+    .regex(/^[1-9][0-9]{0,15}$/)
+    .transform(Number)
+    .refine(Number.isSafeInteger),
+});
+
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+
+  app.post("/submit", (c) => submit(c, deps));
+  app.get("/jobs/:id", zValidator("param", jobIdParam, rejectBadId), async (c) => {
+    const job = await deps.getJob(c.req.valid("param").id);
+    if (job === null) throw notFound("no such job");
+    return c.json(jobJson(job));
+  });
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/ready", async (c) => {
+    const reason = deps.accepting() ? await deps.notReadyReason() : "shutting down";
+    if (reason !== null) throw new JobQueueError("not_ready", reason, 503);
+    return c.json({ status: "ready" });
+  });
+  app.get("/metrics", async (c) =>
+    c.body(await deps.metricsText(), 200, { "content-type": deps.metricsContentType }),
+  );
+
+  for (const [path, allow] of Object.entries(ROUTES)) {
+    app.all(path, (c) => {
+      throw methodNotAllowed(c.req.method, c.req.path, allow);
+    });
+  }
+  app.notFound((c) => errorResponse(c, notFound("no such route")));
+  app.onError((err, c) => errorResponse(c, toPublicError(err, c, deps.logger)));
+  return app;
+}
+
+/** POST /submit: checks in order of cost, and answers only after the store has committed. */
+async function submit(c: Context, deps: AppDeps): Promise<Response> {
+  if (!deps.accepting()) {
+    throw new JobQueueError("shutting_down", "the server is shutting down", 503, { "retry-after": "1" });
+  }
+  requireJson(c.req.header("content-type"));
+  const body = parseJson(await readBody(c.req.raw, deps.bodyLimitBytes));
+  const parsed = parseSubmitBody(body);
+  const jobs = toNewJobs(parsed, deps);
+  const ids = await deps.submit(jobs);
+  if (ids.length !== jobs.length) throw new Error(`submit returned ${ids.length} ids for ${jobs.length} jobs`);
+  return c.json(parsed.batch ? { ids: ids.map(String) } : { id: String(ids[0]) }, 202);
+}
+
+function requireJson(contentType: string | undefined): void {
+  const mediaType = (contentType ?? "").split(";")[0]?.trim().toLowerCase();
+  if (mediaType !== "application/json") throw unsupportedMediaType();
+}
+
+/**
+ * The body's bytes, at most `limit` of them. A declared content-length over the limit is refused
+ * before reading; the streamed bytes are counted too, so a lying or missing length is caught.
+ */
+async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+  if (Number(req.headers.get("content-length")) > limit) throw payloadTooLarge(limit);
+  if (req.body === null) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks, size);
+    size += value.byteLength;
+    if (size > limit) {
+      reader.cancel().catch(() => {});
+      throw payloadTooLarge(limit);
+    }
+    chunks.push(value);
+  }
+}
+
+/** Strict UTF-8 (no silent U+FFFD replacement), then JSON; either failure is the client's. */
+function parseJson(bytes: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw badRequest("request body is not valid UTF-8", "invalid_json");
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw badRequest("request body is not valid JSON", "invalid_json");
+  }
+}
+
+/** Apply each job's type defaults; an unknown type is a 400 naming the job's field. */
+function toNewJobs({ jobs, batch }: SubmitBody, deps: AppDeps): NewJob[] {
+  const now = deps.clock();
+  return jobs.map((job, i) => {
+    const defaults = deps.typeDefaults(job.type);
+    if (defaults === undefined) {
+      const path = formatPath(batch ? ["jobs", i, "type"] : ["type"]);
+      throw badRequest(`${path}: unknown job type "${job.type}"`, "invalid_request");
+    }
+    return toNewJob(job, now, defaults);
+  });
+}
+
+function rejectBadId(result: { success: boolean }): void {
+  if (!result.success) {
+    throw badRequest(`job id must be an integer from 1 to ${Number.MAX_SAFE_INTEGER}`, "invalid_id");
+  }
+}
+
+function jobJson(job: JobView) {
+  return {
+    id: String(job.id),
+    type: job.type,
+    state: job.state,
+    priority: job.priority,
+    attempts: job.attempts,
+    maxAttempts: job.maxAttempts,
+    runAt: new Date(job.runAt).toISOString(),
+    createdAt: new Date(job.createdAt).toISOString(),
+    lastError: job.lastError,
+    payload: JSON.parse(job.payload) as unknown,
+  };
+}
+
+const CODE_FOR_STATUS: Record<number, string> = {
+  400: "bad_request",
+  401: "unauthorized",
+  404: "not_found",
+  405: "method_not_allowed",
+  413: "payload_too_large",
+  415: "unsupported_media_type",
+  429: "too_many_requests",
+  503: "unavailable",
+};
+
+/** What a client is told about a failure; a JobQueueError is one as it stands. */
+interface PublicError {
+  status: ContentfulStatusCode;
+  code: string;
+  message: string;
+  headers: Record<string, string>;
+}
+
+/** JobQueueError and HTTPException as they are; anything else is logged and becomes a bare 500. */
+function toPublicError(err: unknown, c: Context, logger: Logger): PublicError {
+  if (err instanceof JobQueueError) return err;
+  if (err instanceof HTTPException) {
+    const code = CODE_FOR_STATUS[err.status] ?? (err.status >= 500 ? "internal" : "bad_request");
+    return { status: err.status, code, message: err.message || code.replaceAll("_", " "), headers: {} };
+  }
+  logger.error("request failed", {
+    err: err instanceof Error ? err : String(err),
+    method: c.req.method,
+    path: c.req.path,
+  });
+  return { status: 500, code: "internal", message: "internal error", headers: {} };
+}
+
+function errorResponse(c: Context, err: PublicError): Response {
+  return c.json({ error: { code: err.code, message: err.message } }, err.status, err.headers);
+}

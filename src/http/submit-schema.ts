@@ -1,0 +1,142 @@
+// submit-schema.ts: what a producer may send to POST /submit (one job or {"jobs": [...]}), the
+// readable 400 messages for what it may not, and the step from a validated job to a NewJob.
+// Knows no routes and no job types (app.ts checks those), and of the store only the NewJob shape.
+import { z } from "zod";
+import { badRequest } from "../errors.ts";
+import type { NewJob } from "../store/store.ts";
+
+export const MAX_BATCH_JOBS = 1000;
+export const MAX_PAYLOAD_BYTES = 262_144;
+/** Deeper than any real document, far below where JSON.stringify would overflow the stack. */
+export const MAX_PAYLOAD_DEPTH = 128;
+const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000;
+const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+/** How many issues (or unknown field names) one 400 message lists before summarising the rest. */
+const MAX_LISTED_ISSUES = 5;
+
+/** An integer in [min, max]; every way to miss it gets the same message. */
+function intIn(min: number, max: number) {
+  const error = `expected an integer from ${min} to ${max}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+/**
+ * Whether a parsed JSON value nests containers deeper than `limit`. Iterative, so it cannot overflow
+ * the stack itself; it guards JSON.stringify, which is very slow to fail on a deep enough value.
+ */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[value, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [node, depth] = next;
+    if (typeof node !== "object" || node === null) continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(node)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
+
+export const jobSchema = z
+  .strictObject({
+    type: z
+      .string()
+      .min(1, { error: "must not be empty" })
+      .max(100, { error: "must be at most 100 characters" })
+      .regex(/^[A-Za-z0-9_.:-]+$/, { error: "may contain only letters, digits and _ . : -" }),
+    payload: z
+      .unknown()
+      .refine((p) => !nestsDeeperThan(p, MAX_PAYLOAD_DEPTH), {
+        error: `must not nest arrays and objects more than ${MAX_PAYLOAD_DEPTH} deep`,
+        abort: true,
+      })
+      .refine((p) => Buffer.byteLength(JSON.stringify(p)) <= MAX_PAYLOAD_BYTES, {
+        error: `must serialise to at most ${MAX_PAYLOAD_BYTES} bytes of JSON`,
+      })
+      .default(null),
+    priority: intIn(0, 100).optional(),
+    maxAttempts: intIn(1, 100).optional(),
+    runAt: z.iso
+      .datetime({ offset: true, error: "expected an ISO 8601 date-time with a timezone, e.g. 2030-01-01T00:00:00Z" })
+      .optional(),
+    delayMs: intIn(0, MAX_DELAY_MS).optional(),
+    timeoutMs: intIn(1, MAX_TIMEOUT_MS).optional(),
+  })
+  .refine((job) => job.runAt === undefined || job.delayMs === undefined, {
+    error: "give runAt or delayMs, not both",
+  });
+
+export const batchSchema = z.strictObject({
+  jobs: z
+    .array(jobSchema, { error: `expected an array of 1 to ${MAX_BATCH_JOBS} jobs` })
+    .min(1, { error: `expected an array of 1 to ${MAX_BATCH_JOBS} jobs` })
+    .max(MAX_BATCH_JOBS, { error: `expected an array of 1 to ${MAX_BATCH_JOBS} jobs` }),
+});
+
+export type SubmittedJob = z.output<typeof jobSchema>;
+
+export interface SubmitBody {
+  jobs: SubmittedJob[];
+  /** True when the body was {"jobs": [...]}: the reply lists ids, and paths start with jobs[i]. */
+  batch: boolean;
+}
+
+/** `["jobs", 3, "priority"]` → `jobs[3].priority`; the empty path (the body itself) → `body`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    out += typeof key === "number" ? `[${key}]` : out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out || "body";
+}
+
+/** Messages for the issues the schema does not word itself (missing, wrong type, unknown field). */
+const readableIssue: z.core.$ZodErrorMap = (issue) => {
+  if (issue.code === "invalid_type") {
+    if (issue.input === undefined) return "is required";
+    if (issue.expected === "object") return "expected a JSON object";
+    return `expected ${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}`;
+  }
+  if (issue.code === "unrecognized_keys") {
+    const named = issue.keys.slice(0, MAX_LISTED_ISSUES).map((k) => JSON.stringify(k));
+    if (issue.keys.length > named.length) named.push("…");
+    return `unknown field${issue.keys.length > 1 ? "s" : ""} ${named.join(", ")}`;
+  }
+  return undefined;
+};
+
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const listed = issues.slice(0, MAX_LISTED_ISSUES).map((i) => `${formatPath(i.path)}: ${i.message}`);
+  const rest = issues.length - listed.length;
+  return listed.join("; ") + (rest > 0 ? `; and ${rest} more` : "");
+}
+
+function isBatchBody(body: unknown): boolean {
+  return typeof body === "object" && body !== null && !Array.isArray(body) && Object.hasOwn(body, "jobs");
+}
+
+/** Validate a parsed JSON body; throws JobQueueError 400 "invalid_request" naming the field paths. */
+export function parseSubmitBody(body: unknown): SubmitBody {
+  if (isBatchBody(body)) {
+    const result = batchSchema.safeParse(body, { error: readableIssue });
+    if (!result.success) throw badRequest(describeIssues(result.error.issues), "invalid_request");
+    return { jobs: result.data.jobs, batch: true };
+  }
+  const result = jobSchema.safeParse(body, { error: readableIssue });
+  if (!result.success) throw badRequest(describeIssues(result.error.issues), "invalid_request");
+  return { jobs: [result.data], batch: false };
+}
+
+/** A validated job with the type's defaults applied and its first run time fixed against `now`. */
+export function toNewJob(
+  job: SubmittedJob,
+  now: number,
+  typeDefaults: { priority: number; maxAttempts: number },
+): NewJob {
+  return {
+    type: job.type,
+    payload: JSON.stringify(job.payload),
+    priority: job.priority ?? typeDefaults.priority,
+    maxAttempts: job.maxAttempts ?? typeDefaults.maxAttempts,
+    runAt: job.runAt !== undefined ? Date.parse(job.runAt) : now + (job.delayMs ?? 0),
+    timeoutMs: job.timeoutMs ?? null,
+  };
+}

@@ -1,0 +1,441 @@
+// http.test.ts: the HTTP surface through app.request(), against recording in-memory AppDeps.
+// Checks routes, status codes, the JSON error envelope, and that no rejected request reaches submit().
+import { describe, expect, test } from "bun:test";
+import { HTTPException } from "hono/http-exception";
+import { createApp, type AppDeps } from "../src/http/app.ts";
+import { JobQueueError, unavailable } from "../src/errors.ts";
+import type { Logger } from "../src/logger.ts";
+import type { JobView, NewJob } from "../src/store/store.ts";
+
+const NOW = Date.parse("2030-01-01T00:00:00.000Z");
+const DEFAULTS = { priority: 10, maxAttempts: 5 };
+const KNOWN_TYPES = new Set(["noop", "email.send"]);
+
+function harness(overrides: Partial<AppDeps> = {}) {
+  const submitted: NewJob[][] = [];
+  const logged: { msg: string; fields?: Record<string, unknown> }[] = [];
+  const jobs = new Map<number, JobView>();
+  const state = { accepting: true, notReadyReason: null as string | null };
+  let nextId = 1;
+  const record = (msg: string, fields?: Record<string, unknown>) => logged.push({ msg, fields });
+  const logger: Logger = { debug: record, info: record, warn: record, error: record };
+  const deps: AppDeps = {
+    submit: async (batch) => {
+      submitted.push(batch);
+      return batch.map(() => nextId++);
+    },
+    typeDefaults: (type) => (KNOWN_TYPES.has(type) ? DEFAULTS : undefined),
+    getJob: async (id) => jobs.get(id) ?? null,
+    notReadyReason: async () => state.notReadyReason,
+    accepting: () => state.accepting,
+    metricsText: () => "jobqueue_jobs_submitted_total 3\n",
+    metricsContentType: "text/plain; version=0.0.4; charset=utf-8",
+    bodyLimitBytes: 1024 * 1024,
+    clock: () => NOW,
+    logger,
+    ...overrides,
+  };
+  return { app: createApp(deps), submitted, logged, jobs, state };
+}
+
+type Harness = ReturnType<typeof harness>;
+
+function post(h: Harness, body: unknown, headers: Record<string, string> = { "content-type": "application/json" }) {
+  return h.app.request("/submit", {
+    method: "POST",
+    headers,
+    body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
+  });
+}
+
+/** Asserts the JSON error envelope and that submit() never ran; returns the message. */
+async function expectRejected(h: Harness, res: Response, status: number, code: string): Promise<string> {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toContain("application/json");
+  const body = (await res.json()) as { error: { code: string; message: string } };
+  expect(body.error.code).toBe(code);
+  expect(typeof body.error.message).toBe("string");
+  expect(h.submitted).toHaveLength(0);
+  return body.error.message;
+}
+
+/** A valid single-job body of exactly `bytes` bytes. */
+function jobBodyOfSize(bytes: number): string {
+  const empty = JSON.stringify({ type: "noop", payload: "" });
+  return JSON.stringify({ type: "noop", payload: "x".repeat(bytes - empty.length) });
+}
+
+describe("POST /submit", () => {
+  test("a single job is committed with its type's defaults and answered with its id as a string", async () => {
+    const h = harness();
+    const res = await post(h, { type: "noop", payload: { to: "a@b.c", n: [1, 2] } });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ id: "1" });
+    expect(h.submitted).toEqual([
+      [{ type: "noop", payload: '{"to":"a@b.c","n":[1,2]}', priority: 10, maxAttempts: 5, runAt: NOW, timeoutMs: null }],
+    ]);
+  });
+
+  test("a batch is committed in one submit call and answered with ids in order", async () => {
+    const h = harness();
+    const res = await post(h, {
+      jobs: [
+        { type: "noop", priority: 0, maxAttempts: 1, runAt: "2031-06-01T12:00:00+02:00", timeoutMs: 5000 },
+        { type: "email.send", priority: 100, maxAttempts: 100, delayMs: 1500 },
+        { type: "noop" },
+      ],
+    });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ ids: ["1", "2", "3"] });
+    expect(h.submitted).toEqual([
+      [
+        { type: "noop", payload: "null", priority: 0, maxAttempts: 1, runAt: Date.parse("2031-06-01T10:00:00Z"), timeoutMs: 5000 },
+        { type: "email.send", payload: "null", priority: 100, maxAttempts: 100, runAt: NOW + 1500, timeoutMs: null },
+        { type: "noop", payload: "null", priority: 10, maxAttempts: 5, runAt: NOW, timeoutMs: null },
+      ],
+    ]);
+  });
+
+  test("a batch of one job still answers with a list of ids", async () => {
+    const h = harness();
+    const res = await post(h, { jobs: [{ type: "noop" }] });
+    expect(await res.json()).toEqual({ ids: ["1"] });
+  });
+
+  test("a content-type with a charset parameter is accepted", async () => {
+    const h = harness();
+    const res = await post(h, { type: "noop" }, { "content-type": "Application/JSON; charset=utf-8" });
+    expect(res.status).toBe(202);
+  });
+
+  test("a body without a JSON content-type is refused with 415", async () => {
+    const h = harness();
+    await expectRejected(h, await post(h, { type: "noop" }, { "content-type": "text/plain" }), 415, "unsupported_media_type");
+    await expectRejected(h, await post(h, { type: "noop" }, {}), 415, "unsupported_media_type");
+  });
+
+  test("a body exactly at the size limit is accepted", async () => {
+    const h = harness({ bodyLimitBytes: 1000 });
+    expect((await post(h, jobBodyOfSize(1000))).status).toBe(202);
+  });
+
+  test("a body over the size limit with an honest content-length is refused with 413", async () => {
+    const h = harness({ bodyLimitBytes: 1000 });
+    const res = await post(h, jobBodyOfSize(1001), { "content-type": "application/json", "content-length": "1001" });
+    await expectRejected(h, res, 413, "payload_too_large");
+  });
+
+  test("a body over the size limit behind a lying content-length is refused with 413", async () => {
+    const h = harness({ bodyLimitBytes: 1000 });
+    const res = await post(h, jobBodyOfSize(5000), { "content-type": "application/json", "content-length": "10" });
+    await expectRejected(h, res, 413, "payload_too_large");
+  });
+
+  test("a streamed body over the size limit without a content-length is refused with 413", async () => {
+    const h = harness({ bodyLimitBytes: 1000 });
+    const bytes = new TextEncoder().encode(jobBodyOfSize(3000));
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < bytes.length; i += 256) controller.enqueue(bytes.subarray(i, i + 256));
+        controller.close();
+      },
+    });
+    const init = { method: "POST", headers: { "content-type": "application/json" }, body: stream, duplex: "half" };
+    const res = await h.app.request("/submit", init as RequestInit);
+    await expectRejected(h, res, 413, "payload_too_large");
+  });
+
+  test("malformed JSON is refused with 400 invalid_json", async () => {
+    const h = harness();
+    await expectRejected(h, await post(h, '{"type": "noop",'), 400, "invalid_json");
+    await expectRejected(h, await post(h, ""), 400, "invalid_json");
+  });
+
+  test("a body that is not valid UTF-8 is refused with 400 invalid_json", async () => {
+    const h = harness();
+    const prefix = new TextEncoder().encode('{"type":"noop","payload":"');
+    const bytes = new Uint8Array([...prefix, 0xff, 0xfe, 0x22, 0x7d]);
+    await expectRejected(h, await post(h, bytes), 400, "invalid_json");
+  });
+
+  test("a body that is not a job object is refused with 400 invalid_request", async () => {
+    const h = harness();
+    expect(await expectRejected(h, await post(h, [{ type: "noop" }]), 400, "invalid_request")).toBe(
+      "body: expected a JSON object",
+    );
+    await expectRejected(h, await post(h, "42"), 400, "invalid_request");
+    await expectRejected(h, await post(h, "null"), 400, "invalid_request");
+  });
+
+  test("an unknown field is refused and named", async () => {
+    const h = harness();
+    const single = await expectRejected(h, await post(h, { type: "noop", url: "http://x" }), 400, "invalid_request");
+    expect(single).toBe('body: unknown field "url"');
+    const batch = await expectRejected(h, await post(h, { jobs: [{ type: "noop" }, { type: "noop", colour: 1 }] }), 400, "invalid_request");
+    expect(batch).toBe('jobs[1]: unknown field "colour"');
+    const top = await expectRejected(h, await post(h, { jobs: [{ type: "noop" }], extra: true }), 400, "invalid_request");
+    expect(top).toBe('body: unknown field "extra"');
+  });
+
+  test("a batch of 1001 jobs is refused as a whole", async () => {
+    const h = harness();
+    const jobs = Array.from({ length: 1001 }, () => ({ type: "noop" }));
+    expect(await expectRejected(h, await post(h, { jobs }), 400, "invalid_request")).toBe(
+      "jobs: expected an array of 1 to 1000 jobs",
+    );
+  });
+
+  test("a batch of 1000 jobs is accepted", async () => {
+    const h = harness();
+    const res = await post(h, { jobs: Array.from({ length: 1000 }, () => ({ type: "noop" })) });
+    expect(res.status).toBe(202);
+    expect(((await res.json()) as { ids: string[] }).ids).toHaveLength(1000);
+  });
+
+  test("an empty batch is refused", async () => {
+    const h = harness();
+    await expectRejected(h, await post(h, { jobs: [] }), 400, "invalid_request");
+    await expectRejected(h, await post(h, { jobs: "noop" }), 400, "invalid_request");
+  });
+
+  test("one bad job fails the whole batch and the message names its path", async () => {
+    const h = harness();
+    const jobs = [{ type: "noop" }, { type: "noop" }, { type: "noop" }, { type: "noop", priority: 101 }];
+    expect(await expectRejected(h, await post(h, { jobs }), 400, "invalid_request")).toBe(
+      "jobs[3].priority: expected an integer from 0 to 100",
+    );
+  });
+
+  test("a fractional or non-numeric priority is refused", async () => {
+    const h = harness();
+    expect(await expectRejected(h, await post(h, { type: "noop", priority: 1.5 }), 400, "invalid_request")).toBe(
+      "priority: expected an integer from 0 to 100",
+    );
+    await expectRejected(h, await post(h, { type: "noop", priority: "5" }), 400, "invalid_request");
+  });
+
+  test("maxAttempts, delayMs and timeoutMs outside their ranges are refused", async () => {
+    const h = harness();
+    for (const job of [
+      { maxAttempts: 0 },
+      { maxAttempts: 101 },
+      { delayMs: -1 },
+      { delayMs: 366 * 24 * 3600 * 1000 },
+      { timeoutMs: 0 },
+      { timeoutMs: 86_400_001 },
+    ]) {
+      const message = await expectRejected(h, await post(h, { type: "noop", ...job }), 400, "invalid_request");
+      expect(message).toStartWith(`${Object.keys(job)[0]}: expected an integer from`);
+    }
+  });
+
+  test("runAt and delayMs together are refused", async () => {
+    const h = harness();
+    const res = await post(h, { type: "noop", runAt: "2030-01-01T00:00:00Z", delayMs: 10 });
+    expect(await expectRejected(h, res, 400, "invalid_request")).toContain("runAt or delayMs, not both");
+  });
+
+  test("a runAt that is not an ISO date-time with a timezone is refused", async () => {
+    const h = harness();
+    for (const runAt of ["2030-01-01T00:00:00", "tomorrow", "2030-02-30T00:00:00Z", 1893456000000]) {
+      const message = await expectRejected(h, await post(h, { type: "noop", runAt }), 400, "invalid_request");
+      expect(message).toStartWith("runAt: ");
+    }
+  });
+
+  test("a payload of exactly 256 KiB of JSON is accepted and one byte more is refused", async () => {
+    const h = harness();
+    const fits = "x".repeat(262_144 - 2);
+    expect((await post(h, { type: "noop", payload: fits })).status).toBe(202);
+    const h2 = harness();
+    const message = await expectRejected(h2, await post(h2, { type: "noop", payload: fits + "x" }), 400, "invalid_request");
+    expect(message).toBe("payload: must serialise to at most 262144 bytes of JSON");
+  });
+
+  test("a payload nested 128 deep is accepted and one level more is refused", async () => {
+    const nested = (depth: number) => `{"type":"noop","payload":${"[".repeat(depth)}${"]".repeat(depth)}}`;
+    expect((await post(harness(), nested(128))).status).toBe(202);
+    const h = harness();
+    const message = await expectRejected(h, await post(h, nested(129)), 400, "invalid_request");
+    expect(message).toBe("payload: must not nest arrays and objects more than 128 deep");
+  });
+
+  test("a payload nested far too deeply to serialise is refused, not a 500", async () => {
+    const h = harness();
+    const depth = 200_000;
+    const body = `{"type":"noop","payload":{"a":${"[".repeat(depth)}${"]".repeat(depth)}}}`;
+    await expectRejected(h, await post(h, body), 400, "invalid_request");
+  });
+
+  test("a missing or malformed type is refused", async () => {
+    const h = harness();
+    expect(await expectRejected(h, await post(h, { payload: 1 }), 400, "invalid_request")).toBe("type: is required");
+    await expectRejected(h, await post(h, { type: "" }), 400, "invalid_request");
+    await expectRejected(h, await post(h, { type: "a b" }), 400, "invalid_request");
+    await expectRejected(h, await post(h, { type: "x".repeat(101) }), 400, "invalid_request");
+    await expectRejected(h, await post(h, { type: 7 }), 400, "invalid_request");
+  });
+
+  test("an unknown job type is refused and named with its path", async () => {
+    const h = harness();
+    const single = await expectRejected(h, await post(h, { type: "x" }), 400, "invalid_request");
+    expect(single).toBe('type: unknown job type "x"');
+    const jobs = [{ type: "noop" }, { type: "email.send" }, { type: "x" }];
+    const batch = await expectRejected(h, await post(h, { jobs }), 400, "invalid_request");
+    expect(batch).toBe('jobs[2].type: unknown job type "x"');
+  });
+
+  test("while shutting down submits are refused with 503 shutting_down", async () => {
+    const h = harness();
+    h.state.accepting = false;
+    await expectRejected(h, await post(h, { type: "noop" }), 503, "shutting_down");
+  });
+
+  test("a store that is unavailable surfaces as its own 503 with retry-after", async () => {
+    const h = harness({ submit: () => Promise.reject(unavailable("database unreachable")) });
+    const res = await post(h, { type: "noop" });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("1");
+    expect(await res.json()).toEqual({ error: { code: "unavailable", message: "database unreachable" } });
+  });
+
+  test("an unexpected submit failure is a generic 500 that is logged but never shown", async () => {
+    const h = harness({ submit: () => Promise.reject(new Error("password=hunter2 at db.internal:5432")) });
+    const res = await post(h, { type: "noop" });
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ error: { code: "internal", message: "internal error" } });
+    expect(text).not.toContain("hunter2");
+    expect(h.logged).toHaveLength(1);
+    const err = h.logged[0]?.fields?.err;
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).stack).toContain("hunter2");
+  });
+});
+
+describe("GET /jobs/:id", () => {
+  const view: JobView = {
+    id: Number.MAX_SAFE_INTEGER,
+    type: "noop",
+    state: "dead",
+    priority: 3,
+    attempts: 2,
+    maxAttempts: 2,
+    runAt: NOW,
+    createdAt: NOW - 1000,
+    lastError: "boom",
+    payload: '{"a":[1,"b"]}',
+    owner: "node-1",
+    leaseUntil: null,
+    failedAt: NOW + 5,
+  };
+
+  test("a known job is shown with a string id, ISO times and its parsed payload", async () => {
+    const h = harness();
+    h.jobs.set(view.id, view);
+    const res = await h.app.request("/jobs/9007199254740991");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      id: "9007199254740991",
+      type: "noop",
+      state: "dead",
+      priority: 3,
+      attempts: 2,
+      maxAttempts: 2,
+      runAt: "2030-01-01T00:00:00.000Z",
+      createdAt: "2029-12-31T23:59:59.000Z",
+      lastError: "boom",
+      payload: { a: [1, "b"] },
+    });
+  });
+
+  test("an unknown job is a 404", async () => {
+    const h = harness();
+    await expectRejected(h, await h.app.request("/jobs/12"), 404, "not_found");
+  });
+
+  test("ids that are not positive safe integers are refused with 400 invalid_id", async () => {
+    const h = harness();
+    for (const id of ["0", "-1", "abc", "01", "1.5", "1e3", "99999999999999999999", "9007199254740992"]) {
+      await expectRejected(h, await h.app.request(`/jobs/${id}`), 400, "invalid_id");
+    }
+  });
+
+  test("a store failure while reading a job surfaces as its 503", async () => {
+    const h = harness({ getJob: () => Promise.reject(unavailable("database unreachable")) });
+    await expectRejected(h, await h.app.request("/jobs/1"), 503, "unavailable");
+  });
+});
+
+describe("health, readiness and metrics", () => {
+  test("health is always ok, even while shutting down", async () => {
+    const h = harness();
+    h.state.accepting = false;
+    const res = await h.app.request("/health");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ok" });
+  });
+
+  test("ready answers 200 when the deps report no reason", async () => {
+    const h = harness();
+    const res = await h.app.request("/ready");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ready" });
+  });
+
+  test("ready answers 503 not_ready with the reason", async () => {
+    const h = harness();
+    h.state.notReadyReason = "recovery in progress";
+    const res = await h.app.request("/ready");
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ error: { code: "not_ready", message: "recovery in progress" } });
+  });
+
+  test("ready fails while shutting down", async () => {
+    const h = harness();
+    h.state.accepting = false;
+    await expectRejected(h, await h.app.request("/ready"), 503, "not_ready");
+  });
+
+  test("metrics are served as text with the configured content type", async () => {
+    const h = harness();
+    const res = await h.app.request("/metrics");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    expect(await res.text()).toBe("jobqueue_jobs_submitted_total 3\n");
+  });
+});
+
+describe("routing and errors", () => {
+  test("an unknown path is a JSON 404", async () => {
+    const h = harness();
+    await expectRejected(h, await h.app.request("/nope"), 404, "not_found");
+    await expectRejected(h, await h.app.request("/jobs"), 404, "not_found");
+  });
+
+  test("a known path with the wrong method is a 405 with an Allow header", async () => {
+    const h = harness();
+    const get = await h.app.request("/submit");
+    expect(get.headers.get("allow")).toBe("POST");
+    await expectRejected(h, get, 405, "method_not_allowed");
+    const del = await h.app.request("/jobs/1", { method: "DELETE" });
+    expect(del.headers.get("allow")).toBe("GET, HEAD");
+    await expectRejected(h, del, 405, "method_not_allowed");
+    const put = await h.app.request("/health", { method: "PUT", body: "{}" });
+    await expectRejected(h, put, 405, "method_not_allowed");
+  });
+
+  test("a thrown HTTPException becomes the JSON envelope with its status", async () => {
+    const h = harness({ getJob: () => Promise.reject(new HTTPException(429, { message: "slow down" })) });
+    const res = await h.app.request("/jobs/1");
+    expect(res.status).toBe(429);
+    expect(await res.json()).toEqual({ error: { code: "too_many_requests", message: "slow down" } });
+  });
+
+  test("a JobQueueError's own headers are sent with it", async () => {
+    const h = harness({ getJob: () => Promise.reject(new JobQueueError("conflict", "no", 409, { "x-why": "because" })) });
+    const res = await h.app.request("/jobs/1");
+    expect(res.status).toBe(409);
+    expect(res.headers.get("x-why")).toBe("because");
+  });
+});
