@@ -146,6 +146,16 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.complete([...reapedIds].map((id) => ({ id, attempt: 2 })));
     });
 
+    test("an attempt that never reports back on its final try is dead-lettered, not retried forever", async () => {
+      const [byLease, byRestart] = await store.insert([job({ maxAttempts: 1 }), job({ maxAttempts: 1 })], T0);
+      await store.claim([byLease!], "gone", T0, 10);
+      await store.claim([byRestart!], "final-owner", T0, LEASE);
+      expect((await store.reapExpired(T0 + 20, 100)).map((e) => e.id)).not.toContain(byLease!);
+      expect(await store.get(byLease!, T0)).toMatchObject({ state: "dead", attempts: 1, lastError: "lease expired on the final attempt", failedAt: T0 + 20 });
+      expect(await store.recoverOwner("final-owner", T0 + 30)).toEqual([]);
+      expect(await store.get(byRestart!, T0)).toMatchObject({ state: "dead", lastError: "interrupted by a restart on the final attempt" });
+    });
+
     test("concurrent claims of the same ids hand each job to exactly one claimer", async () => {
       const ids = await store.insert(Array.from({ length: 100 }, () => job()), T0);
       const results = await Promise.all(Array.from({ length: 5 }, (_, k) => store.claim(ids, `n${k}`, T0, LEASE)));
@@ -169,7 +179,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const [mine, theirs] = await store.insert([job(), job()], T0);
       await store.claim([mine!], "old-me", T0, LEASE);
       await store.claim([theirs!], "someone", T0, LEASE);
-      const back = await store.recoverOwner("old-me");
+      const back = await store.recoverOwner("old-me", T0);
       expect(back.map((e) => e.id)).toEqual([mine!]);
       expect(await store.get(mine!, T0)).toMatchObject({ state: "pending", attempts: 1 });
       expect((await store.get(theirs!, T0))!.state).toBe("inflight");

@@ -28,6 +28,22 @@ const JOB_COLS = `id, type, payload::text AS payload, priority, attempts, max_at
   ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, last_error`;
 const ENTRY_COLS = `id, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at`;
 
+/**
+ * The tail of a statement whose CTE `moved` holds inflight rows taken back without a verdict
+ * (lease expired, process restarted). The interrupted attempt stays counted, so a job that kills
+ * its process on every run is dead-lettered after max_attempts runs instead of looping.
+ */
+const HAND_BACK = (runAt: string, error: string, failedAt: string) => `,
+  to_dead AS (
+    INSERT INTO dead_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, failed_at)
+    SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
+           ${error} || ' on the final attempt', ${failedAt}
+    FROM moved WHERE attempts >= max_attempts)
+  INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
+  SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ${runAt}, created_at, coalesce(last_error, ${error})
+  FROM moved WHERE attempts < max_attempts
+  RETURNING ${ENTRY_COLS}`;
+
 interface JobRow {
   id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;
   timeout_ms: number | null; run_at: number; created_at: number; last_error: string | null;
@@ -192,23 +208,16 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
           DELETE FROM inflight_jobs j USING expired e
           WHERE j.id = e.id AND j.lease_until < to_timestamp($1::float8 / 1000)
           RETURNING j.*)
-        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
-        SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, to_timestamp($1::float8 / 1000), created_at,
-               coalesce(last_error, 'lease expired')
-        FROM moved
-        RETURNING ${ENTRY_COLS}`, [now, limit] as never[], { prepare: true });
+        ${HAND_BACK("to_timestamp($1::float8 / 1000)", "'lease expired'", "to_timestamp($1::float8 / 1000)")}`,
+        [now, limit] as never[], { prepare: true });
       return rows.map(toEntry);
     },
 
-    async recoverOwner(owner: string) {
-      // The interrupted attempt stays counted: a job that kills the process still dead-letters.
+    async recoverOwner(owner: string, now: number) {
       const rows = await sql.unsafe<EntryRow[]>(`
         WITH moved AS (DELETE FROM inflight_jobs WHERE owner = $1 RETURNING *)
-        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
-        SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
-               coalesce(last_error, 'interrupted by a restart')
-        FROM moved
-        RETURNING ${ENTRY_COLS}`, [owner] as never[], { prepare: true });
+        ${HAND_BACK("run_at", "'interrupted by a restart'", "to_timestamp($2::float8 / 1000)")}`,
+        [owner, now] as never[], { prepare: true });
       return rows.map(toEntry);
     },
 

@@ -102,10 +102,13 @@ export interface Store {
    * at once, the interrupted attempt not counted.
    */
   release(refs: ClaimRef[], owner: string, now: number): Promise<PendingEntry[]>;
-  /** Move up to `limit` inflight rows whose lease ended before `now` back to pending. */
+  /**
+   * Move up to `limit` inflight rows whose lease ended before `now` back to pending (attempts
+   * kept; rows on their final attempt go to dead instead). Returns the rows now pending.
+   */
   reapExpired(now: number, limit: number): Promise<PendingEntry[]>;
-  /** Start-up: move every inflight row owned by `owner` (a previous run of this node) back. */
-  recoverOwner(owner: string): Promise<PendingEntry[]>;
+  /** Start-up: the same hand-back for every inflight row of `owner` (this node's previous run). */
+  recoverOwner(owner: string, now: number): Promise<PendingEntry[]>;
   /** Stream every pending row's sort fields, in batches, for rebuilding the heaps. */
   streamPending(batchSize: number): AsyncIterable<PendingEntry[]>;
   get(id: number, now: number): Promise<JobView | null>;

@@ -1,0 +1,43 @@
+# Makefile: the two commands a new user needs (make run, make test) and the ones we work with.
+# Works on a fresh machine with only Node/npm and an installed PostgreSQL: installs Bun when it is
+# missing, installs dependencies, and starts PostgreSQL when it is installed but down.
+SHELL := /bin/bash
+BUN_VERSION := 1.4.4
+BUN := $(shell command -v bun 2>/dev/null || echo bun)
+PG_URL ?= postgres://postgres@127.0.0.1:5432/jobqueue
+CONFIG ?= examples/jobqueue.toml
+
+.PHONY: help run test test-unit build check bun deps pg clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+bun: ## install Bun $(BUN_VERSION) from npm when it is missing
+	@command -v bun >/dev/null 2>&1 || { echo "installing bun@$(BUN_VERSION)"; npm install -g --allow-scripts=bun bun@$(BUN_VERSION) >/dev/null 2>&1 || npm install -g bun@$(BUN_VERSION); }
+	@bun --version >/dev/null
+
+node_modules/.installed: package.json bun.lock | bun
+	bun install --frozen-lockfile
+	@touch $@
+
+deps: node_modules/.installed ## install dependencies
+
+pg: ## start the local PostgreSQL when it is installed but not running
+	@bash scripts/ensure-postgres.sh
+
+run: deps pg ## run the server on PostgreSQL ($(PG_URL)) with the example job types
+	@psql "$(PG_URL:/jobqueue=/postgres)" -tAc "SELECT 1 FROM pg_database WHERE datname = 'jobqueue'" | grep -q 1 \
+	  || psql "$(PG_URL:/jobqueue=/postgres)" -c "CREATE DATABASE jobqueue" >/dev/null
+	DATABASE_URL="$${DATABASE_URL:-$(PG_URL)}" bun src/main.ts serve --config $(CONFIG)
+
+test: deps pg build ## run every quick test (unit, store, HTTP, end to end on the binary)
+	bun test
+
+build: deps ## compile the single executable dist/jobqueue
+	bun build --compile --minify --sourcemap src/main.ts --outfile dist/jobqueue
+
+check: deps ## typecheck
+	node_modules/.bin/tsc --noEmit
+
+clean: ## remove build output
+	rm -rf dist

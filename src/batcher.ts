@@ -1,0 +1,89 @@
+// batcher.ts: group commit. Calls that arrive while a flush is running share the next flush
+// (one transaction); each caller is answered only when its flush resolves. No SQL here.
+
+export interface Batcher<I, O> {
+  /** Queue one item; resolves with its result after the flush that carried it committed. */
+  add(item: I): Promise<O>;
+  /** Resolves when nothing is queued or in flight. */
+  drain(): Promise<void>;
+  readonly queued: number;
+}
+
+interface Waiting<I, O> {
+  item: I;
+  resolve: (o: O) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Adaptive window: an idle batcher flushes on the next microtask (no added latency); while a
+ * flush is in flight, arrivals pile up and leave together when it ends.
+ */
+export function createBatcher<I, O>(opts: {
+  run: (items: I[]) => Promise<O[]>;
+  /** Most items per flush; the rest wait for the next one. */
+  maxBatch: number;
+  /** Weight of one item against maxBatch (e.g. the number of jobs in a submit). */
+  weight?: (item: I) => number;
+}): Batcher<I, O> {
+  const weight = opts.weight ?? (() => 1);
+  let queue: Waiting<I, O>[] = [];
+  let inFlight: Promise<void> | null = null;
+  let scheduled = false;
+  const idle: Array<() => void> = [];
+
+  function take(): Waiting<I, O>[] {
+    let total = 0;
+    let n = 0;
+    while (n < queue.length) {
+      total += weight(queue[n]!.item);
+      if (n > 0 && total > opts.maxBatch) break;
+      n++;
+    }
+    const batch = queue.slice(0, n);
+    queue = queue.slice(n);
+    return batch;
+  }
+
+  async function flush(batch: Waiting<I, O>[]): Promise<void> {
+    try {
+      const out = await opts.run(batch.map((w) => w.item));
+      batch.forEach((w, i) => w.resolve(out[i] as O));
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+    }
+  }
+
+  function kick(): void {
+    if (inFlight || scheduled) return;
+    if (queue.length === 0) {
+      for (const f of idle.splice(0)) f();
+      return;
+    }
+    scheduled = true;
+    queueMicrotask(() => {
+      scheduled = false;
+      if (inFlight || queue.length === 0) return kick();
+      inFlight = flush(take()).finally(() => {
+        inFlight = null;
+        kick();
+      });
+    });
+  }
+
+  return {
+    add(item) {
+      return new Promise<O>((resolve, reject) => {
+        queue.push({ item, resolve, reject });
+        kick();
+      });
+    },
+    drain() {
+      if (!inFlight && !scheduled && queue.length === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => idle.push(resolve));
+    },
+    get queued() {
+      return queue.length;
+    },
+  };
+}

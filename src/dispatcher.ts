@@ -1,0 +1,56 @@
+// dispatcher.ts: the way in. A submit is committed to the store (group commit) first and pushed
+// into the scheduler second; the caller's promise resolves only after the commit.
+import { createBatcher } from "./batcher.ts";
+import { errorMessage, unavailable } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import type { Scheduler } from "./scheduler.ts";
+import type { NewJob, Store } from "./store/store.ts";
+
+export interface DispatcherDeps {
+  store: Store;
+  scheduler: Scheduler;
+  clock: () => number;
+  logger: Logger;
+  onSubmitted: (jobs: NewJob[]) => void;
+  /** Most jobs per insert statement. */
+  maxBatch?: number;
+}
+
+export function createDispatcher(deps: DispatcherDeps) {
+  const { store, scheduler, clock } = deps;
+  // One request's jobs travel together, so a request stays all-or-nothing inside a shared commit.
+  const inserts = createBatcher<NewJob[], number[]>({
+    maxBatch: deps.maxBatch ?? 5000,
+    weight: (jobs) => jobs.length,
+    run: async (requests) => {
+      const ids = await store.insert(requests.flat(), clock());
+      const out: number[][] = [];
+      let at = 0;
+      for (const r of requests) {
+        out.push(ids.slice(at, at + r.length));
+        at += r.length;
+      }
+      return out;
+    },
+  });
+
+  return {
+    /** Commit jobs and schedule them; throws a 503 JobQueueError when the store fails. */
+    async submit(jobs: NewJob[]): Promise<number[]> {
+      let ids: number[];
+      try {
+        ids = await inserts.add(jobs);
+      } catch (err) {
+        deps.logger.warn("submit failed: store unavailable", { err: errorMessage(err) });
+        throw unavailable("the job store is unavailable; nothing was stored, retry later");
+      }
+      const now = clock();
+      jobs.forEach((j, i) => scheduler.add(ids[i]!, j.priority, j.runAt, now));
+      deps.onSubmitted(jobs);
+      return ids;
+    },
+    drain: () => inserts.drain(),
+  };
+}
+
+export type Dispatcher = ReturnType<typeof createDispatcher>;

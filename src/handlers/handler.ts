@@ -1,0 +1,58 @@
+// handler.ts: what a job handler is, and the registry that maps job types to handlers and
+// their per-type policy. The registry runs nothing itself.
+
+export interface JobContext {
+  id: number;
+  type: string;
+  /** The payload as stored: JSON text. */
+  payloadText: string;
+  /** The payload parsed (on first read). */
+  readonly payload: unknown;
+  /** This attempt's number, 1-based. */
+  attempt: number;
+  maxAttempts: number;
+  priority: number;
+  createdAt: number;
+}
+
+/** Resolve = done; throw = failed attempt (retried); throw PermanentError = dead at once. */
+export type Handler = (job: JobContext, signal: AbortSignal) => unknown | Promise<unknown>;
+
+export interface TypePolicy {
+  timeoutMs: number;
+  maxAttempts: number;
+  priority: number;
+}
+
+export interface RegisteredType extends TypePolicy {
+  handler: Handler;
+}
+
+export interface HandlerRegistry {
+  register(type: string, handler: Handler, policy?: Partial<TypePolicy>): void;
+  get(type: string): RegisteredType | undefined;
+  types(): string[];
+}
+
+export function createHandlerRegistry(defaults: TypePolicy): HandlerRegistry {
+  const byType = new Map<string, RegisteredType>();
+  return {
+    register(type, handler, policy = {}) {
+      if (byType.has(type)) throw new Error(`job type "${type}" is registered twice`);
+      byType.set(type, { ...defaults, ...policy, handler });
+    },
+    get: (type) => byType.get(type),
+    types: () => [...byType.keys()].sort(),
+  };
+}
+
+export function jobContext(j: Omit<JobContext, "payload">): JobContext {
+  let parsed: { value: unknown } | null = null;
+  return {
+    ...j,
+    get payload() {
+      parsed ??= { value: JSON.parse(j.payloadText) };
+      return parsed.value;
+    },
+  };
+}

@@ -1,0 +1,204 @@
+// jobqueue.ts: wires one queue node from its parts (store, scheduler, dispatcher, workers,
+// reaper, metrics, HTTP app) and owns its start-up and shutdown order. It opens no port and
+// reads no environment: main.ts and library users hand it real resources.
+import type { Hono } from "hono";
+import type { BackoffPolicy } from "./backoff.ts";
+import { createDispatcher } from "./dispatcher.ts";
+import { errorMessage } from "./errors.ts";
+import type { HandlerRegistry } from "./handlers/handler.ts";
+import { createApp } from "./http/app.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { createMetrics, LATENCY_BUCKETS_SECONDS, type Metrics } from "./metrics.ts";
+import { createReaper } from "./reaper.ts";
+import { createScheduler, type Scheduler } from "./scheduler.ts";
+import type { NewJob, PendingEntry, Store } from "./store/store.ts";
+import { createWorkerPool, type WorkerPool } from "./workers.ts";
+
+export interface JobQueueOptions {
+  store: Store;
+  registry: HandlerRegistry;
+  /** Names this process in leases; a restart with the same id recovers its orphans at once. */
+  nodeId: string;
+  workers?: number;
+  leaseMs?: number;
+  agingMs?: number;
+  reapIntervalMs?: number;
+  backoff?: BackoffPolicy;
+  bodyLimitBytes?: number;
+  clock?: () => number;
+  logger?: Logger;
+}
+
+export interface JobQueue {
+  readonly app: Hono;
+  readonly metrics: Metrics;
+  readonly scheduler: Scheduler;
+  readonly pool: WorkerPool;
+  /** Migrate, recover this node's orphans, load the heaps, start workers and the reaper. */
+  start(): Promise<void>;
+  /** Commit jobs; resolves with their ids after the commit. */
+  submit(jobs: NewJob[]): Promise<number[]>;
+  /** Graceful stop: refuse submits, finish or hand back running jobs, close the store. */
+  shutdown(graceMs: number): Promise<{ finished: number; released: number }>;
+  readonly state: "new" | "starting" | "running" | "stopping" | "stopped";
+}
+
+/** Rows per batch when streaming pending jobs into the heaps at start-up. */
+const LOAD_BATCH = 10_000;
+/** How long /ready waits for the store before calling it unreachable. */
+const READY_PING_TIMEOUT_MS = 2000;
+
+export function createJobQueue(opts: JobQueueOptions): JobQueue {
+  const clock = opts.clock ?? Date.now;
+  const logger = opts.logger ?? createLogger("info");
+  const leaseMs = opts.leaseMs ?? 30_000;
+  const { store, registry } = opts;
+  let state: JobQueue["state"] = "new";
+
+  const metrics = createMetrics({ onReadError: (name, err) => logger.warn("gauge read failed", { name, err: errorMessage(err) }) });
+  const m = {
+    submitted: metrics.counter("jobqueue_jobs_submitted_total", "Jobs committed by submit.", ["type"]),
+    completed: metrics.counter("jobqueue_jobs_completed_total", "Jobs completed successfully.", ["type"]),
+    failed: metrics.counter("jobqueue_jobs_failed_total", "Failed attempts (errors and timeouts).", ["type"]),
+    retried: metrics.counter("jobqueue_jobs_retried_total", "Failed attempts scheduled to run again.", ["type"]),
+    dead: metrics.counter("jobqueue_jobs_dead_total", "Jobs moved to the dead-letter table.", ["type"]),
+    recovered: metrics.counter("jobqueue_jobs_recovered_total", "Jobs handed back to pending after an expired lease or a restart.", ["reason"]),
+    fenced: metrics.counter("jobqueue_fenced_moves_total", "Moves that found their claim already gone (reaped or superseded).", ["move"]),
+    wait: metrics.histogram("jobqueue_job_wait_seconds", "Time from ready to start.", LATENCY_BUCKETS_SECONDS, ["type"]),
+    run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
+  };
+
+  const scheduler = createScheduler({ agingMs: opts.agingMs ?? 1000, clock, onReady: () => pool.pump() });
+  const pushEntries = (entries: PendingEntry[]) => {
+    const now = clock();
+    for (const e of entries) scheduler.add(e.id, e.priority, e.runAt, now);
+  };
+
+  const dispatcher = createDispatcher({
+    store, scheduler, clock, logger,
+    onSubmitted: (jobs) => {
+      for (const j of jobs) m.submitted.labels({ type: j.type }).inc();
+    },
+  });
+
+  const pool = createWorkerPool({
+    store, scheduler, registry, clock, logger, leaseMs,
+    owner: opts.nodeId,
+    concurrency: opts.workers ?? 32,
+    backoff: opts.backoff ?? { baseMs: 1000, capMs: 3_600_000 },
+    events: {
+      started: (type, waitMs) => m.wait.labels({ type }).observe(waitMs / 1000),
+      completed: (type, runMs) => {
+        m.completed.labels({ type }).inc();
+        m.run.labels({ type }).observe(runMs / 1000);
+      },
+      failed: (type, runMs, next) => {
+        m.failed.labels({ type }).inc();
+        m.run.labels({ type }).observe(runMs / 1000);
+        (next === "dead" ? m.dead : m.retried).labels({ type }).inc();
+      },
+      fenced: (move) => m.fenced.labels({ move }).inc(),
+    },
+  });
+
+  const reaper = createReaper({
+    store, clock, logger,
+    intervalMs: opts.reapIntervalMs ?? 2000,
+    onRecovered: (entries) => {
+      m.recovered.labels({ reason: "lease_expired" }).inc(entries.length);
+      pushEntries(entries);
+    },
+  });
+
+  metrics.gauge("jobqueue_jobs_ready", "Jobs due and waiting for a worker (this node's heap).", () => scheduler.readyCount);
+  metrics.gauge("jobqueue_jobs_scheduled", "Jobs waiting for their run time (this node's heap).", () => scheduler.scheduledCount);
+  metrics.gauge("jobqueue_jobs_inflight", "Jobs claimed by this node and not yet settled.", () => pool.inflight);
+  metrics.gauge("jobqueue_workers_busy", "Worker slots running a handler.", () => pool.busy);
+  metrics.gauge("jobqueue_workers", "Worker slots in the pool.", () => opts.workers ?? 32);
+  metrics.gauge("jobqueue_oldest_ready_age_seconds", "Age of the longest-waiting ready job.", () => {
+    const oldest = scheduler.oldestReadyAt();
+    return oldest === null ? 0 : Math.max(0, clock() - oldest) / 1000;
+  });
+
+  async function notReadyReason(): Promise<string | null> {
+    if (state === "new" || state === "starting") return "recovering: the queue is loading its jobs";
+    if (state !== "running") return "shutting down";
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        store.ping(),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), READY_PING_TIMEOUT_MS))),
+      ]);
+      return null;
+    } catch (err) {
+      return `the job store is unreachable (${errorMessage(err, 200)})`;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const app = createApp({
+    submit: (jobs) => dispatcher.submit(jobs),
+    typeDefaults: (type) => {
+      const t = registry.get(type);
+      return t && { priority: t.priority, maxAttempts: t.maxAttempts };
+    },
+    getJob: (id) => store.get(id, clock()),
+    notReadyReason,
+    accepting: () => state === "running" || state === "starting",
+    metricsText: () => metrics.render(),
+    metricsContentType: metrics.contentType,
+    bodyLimitBytes: opts.bodyLimitBytes ?? 1024 * 1024,
+    clock,
+    logger,
+  });
+
+  return {
+    app, metrics, scheduler, pool,
+    get state() {
+      return state;
+    },
+    submit: (jobs) => dispatcher.submit(jobs),
+
+    async start() {
+      if (state !== "new") throw new Error(`cannot start a queue that is ${state}`);
+      state = "starting";
+      const t0 = clock();
+      await store.migrate();
+      const orphans = await store.recoverOwner(opts.nodeId, clock());
+      if (orphans.length > 0) {
+        m.recovered.labels({ reason: "restart" }).inc(orphans.length);
+        logger.info("recovered this node's interrupted jobs", { count: orphans.length });
+      }
+      let loaded = 0;
+      for await (const batch of store.streamPending(LOAD_BATCH)) {
+        pushEntries(batch);
+        loaded += batch.length;
+      }
+      scheduler.start();
+      pool.start();
+      reaper.start();
+      state = "running";
+      logger.info("queue started", {
+        store: store.kind, location: store.location, node: opts.nodeId, loaded,
+        ready: scheduler.readyCount, scheduled: scheduler.scheduledCount, ms: clock() - t0,
+        types: registry.types(),
+      });
+    },
+
+    async shutdown(graceMs) {
+      if (state === "stopping" || state === "stopped") return { finished: 0, released: 0 };
+      const wasRunning = state === "running";
+      state = "stopping";
+      logger.info("shutting down", { graceMs, running: pool.busy });
+      await dispatcher.drain();
+      scheduler.stop();
+      await reaper.stop();
+      const result = wasRunning ? await pool.stop(graceMs) : { finished: 0, released: 0 };
+      await store.close();
+      state = "stopped";
+      logger.info("stopped", result);
+      return result;
+    },
+  };
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bun
+// main.ts: the executable. Reads the environment and arguments, runs a command (serve, migrate,
+// --help, --version), and owns process concerns: signals, exit codes, last-resort error logs.
+import { hostname } from "node:os";
+import pkg from "../package.json" with { type: "json" };
+import { ConfigError, helpText, loadConfig } from "./config.ts";
+import { createLogger } from "./logger.ts";
+import { openStore, startServer } from "./server.ts";
+
+async function main(): Promise<number> {
+  let loaded;
+  try {
+    loaded = loadConfig(process.env, process.argv.slice(2), hostname());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`jobqueue: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const { command, config } = loaded;
+  if (command === "help") {
+    process.stdout.write(helpText() + "\n");
+    return 0;
+  }
+  if (command === "version") {
+    process.stdout.write(`jobqueue ${pkg.version}\n`);
+    return 0;
+  }
+  const logger = createLogger(config.logLevel);
+  process.on("unhandledRejection", (err) => logger.error("unhandled rejection", { err }));
+  process.on("uncaughtException", (err) => logger.error("uncaught exception", { err }));
+
+  if (command === "migrate") {
+    const store = openStore(config, logger);
+    try {
+      await store.migrate();
+      logger.info("migrated", { store: store.kind, location: store.location });
+    } finally {
+      await store.close();
+    }
+    return 0;
+  }
+
+  const server = await startServer({ config, logger });
+  return await new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: string) => {
+      signals++;
+      if (signals > 1) {
+        // Nothing is lost: every acknowledged job is in the database; leases bring running ones back.
+        logger.warn("second signal: exiting at once", { signal: sig });
+        resolve(1);
+        return;
+      }
+      logger.info("signal received: shutting down", { signal: sig, graceMs: config.shutdownGraceMs });
+      server.stop(config.shutdownGraceMs).then(
+        () => resolve(0),
+        (err) => {
+          logger.error("shutdown failed", { err });
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    const message = err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "fatal", err: message })}\n`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  },
+);

@@ -1,0 +1,60 @@
+// reaper.ts: hands inflight rows whose lease expired back to pending and to this process's
+// scheduler, so a dead worker's jobs run again without a restart. No SQL here.
+import { errorMessage } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import type { PendingEntry, Store } from "./store/store.ts";
+
+export interface ReaperDeps {
+  store: Store;
+  clock: () => number;
+  intervalMs: number;
+  /** Rows moved per statement; a tick repeats while full batches come back. */
+  batchSize?: number;
+  onRecovered: (entries: PendingEntry[]) => void;
+  logger: Logger;
+}
+
+export function createReaper(deps: ReaperDeps) {
+  const batch = deps.batchSize ?? 1000;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let running: Promise<unknown> | null = null;
+  let stopped = true;
+
+  async function tick(now: number): Promise<{ recovered: number }> {
+    let recovered = 0;
+    for (;;) {
+      const back = await deps.store.reapExpired(now, batch);
+      if (back.length > 0) deps.onRecovered(back);
+      recovered += back.length;
+      if (back.length < batch) break;
+    }
+    if (recovered > 0) deps.logger.info("reaped expired leases", { recovered });
+    return { recovered };
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = tick(deps.clock())
+        .catch((err) => deps.logger.warn("reaper tick failed", { err: errorMessage(err) }))
+        .finally(() => {
+          running = null;
+          schedule();
+        });
+    }, deps.intervalMs);
+  }
+
+  return {
+    tick,
+    start() {
+      stopped = false;
+      schedule();
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      await running;
+    },
+  };
+}

@@ -1,0 +1,320 @@
+// workers.ts: the worker pool. Claims batches sized to free slots, runs handlers with a timeout
+// and an AbortSignal, heartbeats leases, and settles each attempt with one fenced store move.
+// It never decides order (the scheduler does) and never writes SQL (the store does).
+import { backoffMs, type BackoffPolicy } from "./backoff.ts";
+import { createBatcher } from "./batcher.ts";
+import { PermanentError, errorMessage } from "./errors.ts";
+import { jobContext, type HandlerRegistry } from "./handlers/handler.ts";
+import type { Logger } from "./logger.ts";
+import type { Scheduler } from "./scheduler.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, RetryMove, Store } from "./store/store.ts";
+
+export interface WorkerEvents {
+  started(type: string, waitMs: number): void;
+  completed(type: string, runMs: number): void;
+  /** A failed attempt (error, timeout); `next` says where the job went. */
+  failed(type: string, runMs: number, next: "retry" | "dead"): void;
+  /** A fenced move that found its claim gone (the reaper or a cancel got there first). */
+  fenced(move: string): void;
+}
+
+export interface WorkerPoolDeps {
+  store: Store;
+  scheduler: Scheduler;
+  registry: HandlerRegistry;
+  clock: () => number;
+  owner: string;
+  concurrency: number;
+  leaseMs: number;
+  backoff: BackoffPolicy;
+  events: WorkerEvents;
+  logger: Logger;
+  random?: () => number;
+}
+
+interface Running {
+  job: ClaimedJob;
+  controller: AbortController;
+  /** false once the handler returned and only the store move is left. */
+  active: boolean;
+}
+
+type Outcome = { ok: true } | { ok: false; error: string; permanent: boolean };
+
+class TimeoutError extends Error {
+  constructor(ms: number) {
+    super(`timed out after ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
+
+/** Longest pause between retries of a store move that keeps failing. */
+const STORE_RETRY_CAP_MS = 2000;
+
+export function createWorkerPool(deps: WorkerPoolDeps) {
+  const { store, scheduler, registry, clock, owner, leaseMs, events, logger } = deps;
+  const running = new Map<number, Running>();
+  let activeCount = 0;
+  let claiming = 0;
+  let stopping = false;
+  let started = false;
+  let claimFailures = 0;
+  let claimRetryTimer: ReturnType<typeof setTimeout> | null = null;
+  let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  const idleWaiters: Array<() => void> = [];
+  const popOut = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };
+
+  // Group commit for the three ways an attempt ends.
+  const completes = createBatcher<ClaimRef, boolean>({ run: (refs) => store.complete(refs), maxBatch: 1000 });
+  const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000 });
+  const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000 });
+
+  function freeSlots(): number {
+    return deps.concurrency - activeCount - claiming;
+  }
+
+  /** Claim as many ready jobs as there are free slots; called whenever either may have grown. */
+  function pump(): void {
+    if (!started || stopping || claimRetryTimer) return;
+    while (freeSlots() > 0 && scheduler.readyCount > 0) {
+      popOut.ids.length = 0;
+      popOut.readyAts.length = 0;
+      popOut.priorities.length = 0;
+      const n = scheduler.popReady(freeSlots(), popOut);
+      if (n === 0) return;
+      void claimBatch(popOut.ids.slice(), popOut.readyAts.slice(), popOut.priorities.slice());
+    }
+  }
+
+  async function claimBatch(ids: number[], readyAts: number[], priorities: number[]): Promise<void> {
+    claiming += ids.length;
+    let claimed: ClaimedJob[];
+    try {
+      claimed = await store.claim(ids, owner, clock(), leaseMs);
+      claimFailures = 0;
+    } catch (err) {
+      claiming -= ids.length;
+      // The rows are still pending (or, if the commit's reply was lost, leased to us and the
+      // reaper returns them): put the ids back and try again after a pause.
+      const now = clock();
+      ids.forEach((id, i) => scheduler.add(id, priorities[i]!, readyAts[i]!, now));
+      claimFailures++;
+      const delay = Math.min(STORE_RETRY_CAP_MS, 50 * 2 ** Math.min(claimFailures, 10));
+      logger.warn("claim failed; backing off", { err: errorMessage(err), delayMs: delay });
+      if (!claimRetryTimer && !stopping) {
+        claimRetryTimer = setTimeout(() => {
+          claimRetryTimer = null;
+          pump();
+        }, delay);
+      }
+      notifyIdle();
+      return;
+    }
+    claiming -= ids.length;
+    const readyAtById = new Map<number, number>();
+    ids.forEach((id, i) => readyAtById.set(id, readyAts[i]!));
+    const now = clock();
+    for (const job of claimed) {
+      events.started(job.type, Math.max(0, now - (readyAtById.get(job.id) ?? now)));
+      if (stopping) {
+        // Shutdown began while the claim was in flight: give it straight back.
+        running.set(job.id, { job, controller: new AbortController(), active: false });
+        void releaseNow([job]);
+        continue;
+      }
+      void run(job);
+    }
+    pump();
+    notifyIdle();
+  }
+
+  async function run(job: ClaimedJob): Promise<void> {
+    const controller = new AbortController();
+    const entry: Running = { job, controller, active: true };
+    running.set(job.id, entry);
+    activeCount++;
+    const type = registry.get(job.type);
+    const started = clock();
+    let outcome: Outcome;
+    if (!type) {
+      outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: true };
+    } else {
+      const timeoutMs = job.timeoutMs ?? type.timeoutMs;
+      outcome = await runHandler(job, type.handler, controller, timeoutMs);
+    }
+    entry.active = false;
+    activeCount--;
+    const runMs = clock() - started;
+    pump();
+    if (controller.signal.aborted && (controller.signal.reason as Error | undefined)?.name === "LeaseLostError") {
+      // The reaper already handed this attempt back; any move we made would be fenced off.
+      running.delete(job.id);
+      events.fenced("lease");
+      notifyIdle();
+      return;
+    }
+    if (stopping && controller.signal.aborted && (controller.signal.reason as Error | undefined)?.name === "ShutdownError") {
+      return; // shutdown() releases it
+    }
+    await settle(job, outcome, runMs);
+    running.delete(job.id);
+    notifyIdle();
+  }
+
+  async function runHandler(
+    job: ClaimedJob,
+    handler: NonNullable<ReturnType<HandlerRegistry["get"]>>["handler"],
+    controller: AbortController,
+    timeoutMs: number,
+  ): Promise<Outcome> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = () => reject(controller.signal.reason);
+      controller.signal.addEventListener("abort", onAbort, { once: true });
+      timer = setTimeout(() => controller.abort(new TimeoutError(timeoutMs)), timeoutMs);
+    });
+    aborted.catch(() => {});
+    try {
+      const ctx = jobContext({
+        id: job.id, type: job.type, payloadText: job.payload, attempt: job.attempts,
+        maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
+      });
+      // A handler that ignores the signal still loses the race: the slot is freed.
+      await Promise.race([Promise.resolve().then(() => handler(ctx, controller.signal)), aborted]);
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, error: errorMessage(err), permanent: err instanceof PermanentError };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function settle(job: ClaimedJob, outcome: Outcome, runMs: number): Promise<void> {
+    const ref = { id: job.id, attempt: job.attempts };
+    if (outcome.ok) {
+      if (await untilStored("complete", () => completes.add(ref))) events.completed(job.type, runMs);
+      return;
+    }
+    const dead = outcome.permanent || job.attempts >= job.maxAttempts;
+    events.failed(job.type, runMs, dead ? "dead" : "retry");
+    if (dead) {
+      await untilStored("bury", () => burials.add({ ...ref, error: outcome.error }));
+      return;
+    }
+    const runAt = clock() + backoffMs(job.attempts, deps.backoff, deps.random);
+    if (await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }))) {
+      scheduler.add(job.id, job.priority, runAt, clock());
+    }
+  }
+
+  /** Retry a fenced move until the store answers; resolves with whether it took effect. */
+  async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<boolean> {
+    for (let failures = 0; ; failures++) {
+      try {
+        const took = await attempt();
+        if (!took) events.fenced(move);
+        return took;
+      } catch (err) {
+        if (stopping && hardStop) {
+          logger.warn(`${move} abandoned at shutdown; the lease returns the job`, { err: errorMessage(err) });
+          return false;
+        }
+        const delay = Math.min(STORE_RETRY_CAP_MS, 50 * 2 ** Math.min(failures, 10));
+        logger.warn(`${move} failed; retrying`, { err: errorMessage(err), delayMs: delay });
+        await Bun.sleep(delay);
+      }
+    }
+  }
+
+  async function heartbeat(): Promise<void> {
+    if (running.size === 0) return;
+    const refs = [...running.values()].map((r) => ({ id: r.job.id, attempt: r.job.attempts }));
+    try {
+      const ok = await store.extendLeases(refs, owner, clock() + leaseMs);
+      refs.forEach((ref, i) => {
+        if (ok[i]) return;
+        const r = running.get(ref.id);
+        if (r && r.job.attempts === ref.attempt && r.active) {
+          logger.warn("lease lost; aborting the attempt", { id: ref.id, attempt: ref.attempt });
+          const e = new Error("lease lost");
+          e.name = "LeaseLostError";
+          r.controller.abort(e);
+        }
+      });
+    } catch (err) {
+      logger.warn("lease heartbeat failed", { err: errorMessage(err) });
+    }
+  }
+
+  async function releaseNow(jobs: ClaimedJob[]): Promise<void> {
+    const refs = jobs.map((j) => ({ id: j.id, attempt: j.attempts }));
+    try {
+      await store.release(refs, owner, clock());
+    } catch (err) {
+      logger.warn("could not hand jobs back at shutdown; their lease returns them", { err: errorMessage(err), count: refs.length });
+    }
+    for (const j of jobs) running.delete(j.id);
+    notifyIdle();
+  }
+
+  function notifyIdle(): void {
+    if (running.size === 0 && claiming === 0) for (const f of idleWaiters.splice(0)) f();
+  }
+
+  function whenIdle(): Promise<void> {
+    if (running.size === 0 && claiming === 0) return Promise.resolve();
+    return new Promise((resolve) => idleWaiters.push(resolve));
+  }
+
+  let hardStop = false;
+
+  return {
+    pump,
+    heartbeat,
+    start() {
+      started = true;
+      heartbeatTimer = setInterval(() => void heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));
+      pump();
+    },
+    /**
+     * Stop claiming, let running attempts finish until the grace deadline, then abort the rest
+     * and hand their rows straight back to pending. Resolves when nothing is left in flight.
+     */
+    async stop(graceMs: number): Promise<{ finished: number; released: number }> {
+      stopping = true;
+      if (claimRetryTimer) clearTimeout(claimRetryTimer);
+      claimRetryTimer = null;
+      const before = running.size;
+      let graceTimer: ReturnType<typeof setTimeout> | undefined;
+      const graceOver = new Promise<"grace">((r) => (graceTimer = setTimeout(() => r("grace"), graceMs)));
+      const how = await Promise.race([whenIdle().then(() => "idle" as const), graceOver]);
+      clearTimeout(graceTimer);
+      let released = 0;
+      if (how === "grace") {
+        hardStop = true;
+        const stuck = [...running.values()].filter((r) => r.active);
+        for (const r of stuck) {
+          const e = new Error("shutting down");
+          e.name = "ShutdownError";
+          r.controller.abort(e);
+        }
+        released = stuck.length;
+        await releaseNow(stuck.map((r) => r.job));
+        // Moves of attempts that already ended are retried until the store answers or gives up.
+        await whenIdle();
+      }
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      heartbeatTimer = null;
+      await Promise.all([completes.drain(), retries.drain(), burials.drain()]);
+      return { finished: before - released, released };
+    },
+    get busy() {
+      return activeCount;
+    },
+    get inflight() {
+      return running.size + claiming;
+    },
+  };
+}
+
+export type WorkerPool = ReturnType<typeof createWorkerPool>;

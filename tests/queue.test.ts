@@ -1,0 +1,232 @@
+// queue.test.ts: a whole queue node in-process (library API) on a real PostgreSQL: submit over
+// app.request(), handlers, retries, dead letters, timeouts, aging, the reaper and shutdown.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHandlerRegistry, type Handler } from "../src/handlers/handler.ts";
+import { PermanentError } from "../src/errors.ts";
+import { createJobQueue, type JobQueue } from "../src/jobqueue.ts";
+import { createLogger } from "../src/logger.ts";
+import { createPostgresStore } from "../src/store/postgres.ts";
+import { createTestDatabase } from "./support/pg.ts";
+import { waitFor } from "./support/wait.ts";
+
+let db: { url: string; drop: () => Promise<void> };
+beforeAll(async () => {
+  db = await createTestDatabase("jq_queue");
+});
+afterAll(async () => {
+  await db.drop();
+});
+
+const logger = createLogger("silent");
+
+async function startQueue(handlers: Record<string, Handler>, over: Partial<Parameters<typeof createJobQueue>[0]> = {}) {
+  const registry = createHandlerRegistry({ timeoutMs: 5000, maxAttempts: 3, priority: 0 });
+  for (const [type, h] of Object.entries(handlers)) registry.register(type, h);
+  const store = over.store ?? createPostgresStore({ url: db.url });
+  const q = createJobQueue({
+    store, registry, logger, nodeId: `test-${Math.random()}`, workers: 4, leaseMs: 3000,
+    reapIntervalMs: 200, backoff: { baseMs: 5, capMs: 20 }, ...over,
+  });
+  await q.start();
+  return q;
+}
+
+async function post(q: JobQueue, body: unknown) {
+  const res = await q.app.request("/submit", {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+async function getJob(q: JobQueue, id: string) {
+  const res = await q.app.request(`/jobs/${id}`);
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+describe("a queue node on PostgreSQL", () => {
+  test("a submitted job runs with its payload and then is gone", async () => {
+    const seen: unknown[] = [];
+    const q = await startQueue({ hello: (job) => void seen.push({ payload: job.payload, attempt: job.attempt }) });
+    const r = await post(q, { type: "hello", payload: { to: "world" } });
+    expect(r.status).toBe(202);
+    expect(r.body.id).toMatch(/^[0-9]+$/);
+    await waitFor(() => seen.length === 1);
+    expect(seen[0]).toEqual({ payload: { to: "world" }, attempt: 1 });
+    await waitFor(async () => (await getJob(q, r.body.id)).status === 404, { what: "job removed" });
+    expect(q.metrics.counterValue("jobqueue_jobs_completed_total", { type: "hello" })).toBe(1);
+    expect(q.metrics.counterValue("jobqueue_jobs_submitted_total")).toBe(1);
+    await q.shutdown(1000);
+  });
+
+  test("a failing job is retried with backoff and succeeds on a later attempt", async () => {
+    const attempts: number[] = [];
+    const q = await startQueue({
+      flaky: (job) => {
+        attempts.push(job.attempt);
+        if (job.attempt < 3) throw new Error(`fail #${job.attempt}`);
+      },
+    });
+    const r = await post(q, { type: "flaky", maxAttempts: 5 });
+    await waitFor(() => q.metrics.counterValue("jobqueue_jobs_completed_total") === 1);
+    expect(attempts).toEqual([1, 2, 3]);
+    expect(q.metrics.counterValue("jobqueue_jobs_failed_total")).toBe(2);
+    expect(q.metrics.counterValue("jobqueue_jobs_retried_total")).toBe(2);
+    expect((await getJob(q, r.body.id)).status).toBe(404);
+    await q.shutdown(1000);
+  });
+
+  test("a job that keeps failing is dead-lettered after maxAttempts with its last error", async () => {
+    let runs = 0;
+    const q = await startQueue({ broken: () => { runs++; throw new Error("always broken"); } });
+    const r = await post(q, { type: "broken", maxAttempts: 2 });
+    await waitFor(async () => (await getJob(q, r.body.id)).body.state === "dead", { what: "dead" });
+    const view = (await getJob(q, r.body.id)).body;
+    expect(view).toMatchObject({ state: "dead", attempts: 2, maxAttempts: 2, lastError: "always broken" });
+    expect(runs).toBe(2);
+    expect(q.metrics.counterValue("jobqueue_jobs_dead_total", { type: "broken" })).toBe(1);
+    await q.shutdown(1000);
+  });
+
+  test("a permanent error goes straight to dead without a retry", async () => {
+    let runs = 0;
+    const q = await startQueue({ perm: () => { runs++; throw new PermanentError("bad input"); } });
+    const r = await post(q, { type: "perm", maxAttempts: 5 });
+    await waitFor(async () => (await getJob(q, r.body.id)).body.state === "dead");
+    expect(runs).toBe(1);
+    expect((await getJob(q, r.body.id)).body.lastError).toBe("bad input");
+    await q.shutdown(1000);
+  });
+
+  test("a handler that ignores its signal is timed out, its slot freed, and the attempt counted as failed", async () => {
+    let calls = 0;
+    let sawAbort = false;
+    const q = await startQueue({
+      hang: (job, signal) => {
+        calls++;
+        signal.addEventListener("abort", () => (sawAbort = true));
+        if (job.attempt === 1) return new Promise(() => {}); // never settles
+      },
+    }, { workers: 1 });
+    const r = await post(q, { type: "hang", timeoutMs: 50, maxAttempts: 3 });
+    await waitFor(() => q.metrics.counterValue("jobqueue_jobs_completed_total") === 1, { what: "second attempt completes" });
+    expect(calls).toBe(2);
+    expect(sawAbort).toBe(true);
+    expect(q.metrics.counterValue("jobqueue_jobs_failed_total")).toBe(1);
+    expect((await getJob(q, r.body.id)).status).toBe(404);
+    await q.shutdown(1000);
+  });
+
+  test("a job scheduled with delayMs does not run before it is due", async () => {
+    let ranAt = 0;
+    const q = await startQueue({ later: () => void (ranAt = Date.now()) });
+    const submittedAt = Date.now();
+    const r = await post(q, { type: "later", delayMs: 300 });
+    expect((await getJob(q, r.body.id)).body.state).toBe("scheduled");
+    await waitFor(() => ranAt > 0);
+    expect(ranAt).toBeGreaterThanOrEqual(submittedAt + 300);
+    await q.shutdown(1000);
+  });
+
+  test("with one worker and a backlog, higher priority runs first and a long-waiting low-priority job overtakes newer high ones", async () => {
+    const order: string[] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const q = await startQueue({
+      block: () => gate,
+      rec: (job) => void order.push((job.payload as { name: string }).name),
+    }, { workers: 1, agingMs: 1000 });
+    // Occupy the only worker so a backlog builds up behind it.
+    await post(q, { type: "block" });
+    await waitFor(() => q.pool.busy === 1);
+    const now = Date.now();
+    // "old" has priority 0 but became ready 10 s ago (runAt in the past); the newer jobs have
+    // priority 5 (worth 5 s of waiting), so old must beat them; "urgent" (priority 20) beats all.
+    await post(q, { jobs: [
+      { type: "rec", payload: { name: "new-high-1" }, priority: 5 },
+      { type: "rec", payload: { name: "old-low" }, priority: 0, runAt: new Date(now - 10_000).toISOString() },
+      { type: "rec", payload: { name: "new-high-2" }, priority: 5 },
+      { type: "rec", payload: { name: "urgent" }, priority: 20 },
+      { type: "rec", payload: { name: "new-low" }, priority: 0 },
+    ] });
+    release();
+    await waitFor(() => order.length === 5);
+    expect(order).toEqual(["urgent", "old-low", "new-high-1", "new-high-2", "new-low"]);
+    await q.shutdown(1000);
+  });
+
+  test("a batch submit is all-or-nothing: one unknown type stores nothing", async () => {
+    const q = await startQueue({ ok: () => {} });
+    const before = q.metrics.counterValue("jobqueue_jobs_submitted_total");
+    const r = await post(q, { jobs: [{ type: "ok" }, { type: "nope" }] });
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain("jobs[1].type");
+    expect(q.metrics.counterValue("jobqueue_jobs_submitted_total")).toBe(before);
+    const ok = await post(q, { jobs: [{ type: "ok" }, { type: "ok" }] });
+    expect(ok.status).toBe(202);
+    expect(ok.body.ids).toHaveLength(2);
+    await q.shutdown(1000);
+  });
+
+  test("a job whose lease expires is reaped and run again by this process without a restart", async () => {
+    // Another node claimed the job and died: its lease runs out and our reaper brings it back.
+    const store = createPostgresStore({ url: db.url });
+    const seen: number[] = [];
+    const q = await startQueue({ orphan: (job) => void seen.push(job.attempt) }, { store });
+    const other = createPostgresStore({ url: db.url });
+    const now = Date.now();
+    const [id] = await other.insert([{ type: "orphan", payload: "null", priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null }], now);
+    await other.claim([id!], "dead-node", now, -1000); // its lease is already over
+    await other.close();
+    await waitFor(() => seen.length === 1, { what: "reaped job runs" });
+    expect(seen).toEqual([2]);
+    expect(q.metrics.counterValue("jobqueue_jobs_recovered_total")).toBeGreaterThanOrEqual(1);
+    await q.shutdown(1000);
+  });
+
+  test("shutdown lets short jobs finish and hands jobs still running at the grace deadline back to pending at once", async () => {
+    const store = createPostgresStore({ url: db.url });
+    const verify = createPostgresStore({ url: db.url });
+    let finished = 0;
+    const q = await startQueue({
+      quick: async () => { await Bun.sleep(20); finished++; },
+      stuck: (_job, signal) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+    }, { store, workers: 4 });
+    const quick = await post(q, { type: "quick" });
+    const stuck = await post(q, { type: "stuck" });
+    await waitFor(() => q.pool.busy === 2);
+    const result = await q.shutdown(200);
+    expect(result).toEqual({ finished: 1, released: 1 });
+    expect(finished).toBe(1);
+    expect(await verify.get(Number(quick.body.id), Date.now())).toBeNull();
+    // Back in pending right away (not after a lease), the interrupted attempt not counted.
+    expect(await verify.get(Number(stuck.body.id), Date.now())).toMatchObject({ state: "pending", attempts: 0 });
+    // Submits are refused once stopping.
+    expect((await post(q, { type: "quick" })).status).toBe(503);
+    await verify.close();
+  });
+
+  test("a restarted node recovers its own interrupted jobs at start-up and runs them", async () => {
+    const nodeId = "restarting-node";
+    const seed = createPostgresStore({ url: db.url });
+    const [id] = await seed.insert([{ type: "again", payload: '{"k":1}', priority: 0, maxAttempts: 3, runAt: Date.now(), timeoutMs: null }], Date.now());
+    await seed.claim([id!], nodeId, Date.now(), 600_000); // a long lease: only recovery can bring it back soon
+    await seed.close();
+    const seen: number[] = [];
+    const q = await startQueue({ again: (job) => void seen.push(job.attempt) }, { nodeId });
+    await waitFor(() => seen.length === 1);
+    expect(seen).toEqual([2]);
+    expect(q.metrics.counterValue("jobqueue_jobs_recovered_total", { reason: "restart" })).toBe(1);
+    await q.shutdown(1000);
+  });
+
+  test("/ready reports ready once started, and /metrics gauges match the heaps", async () => {
+    const q = await startQueue({ idle: () => {} });
+    expect((await q.app.request("/ready")).status).toBe(200);
+    await post(q, { type: "idle", delayMs: 3_600_000 });
+    const text = await (await q.app.request("/metrics")).text();
+    expect(text).toContain("jobqueue_jobs_scheduled 1");
+    expect(text).toContain("jobqueue_jobs_ready 0");
+    await q.shutdown(1000);
+    expect((await q.app.request("/ready")).status).toBe(503);
+  });
+});
