@@ -1,0 +1,93 @@
+// heap.test.ts: PriorityHeap against a sort oracle on random data, with ties and growth.
+import { describe, expect, test } from "bun:test";
+import { PriorityHeap } from "../src/heap.ts";
+
+/** mulberry32: a seeded PRNG so a failure reproduces. */
+function rng(seed: number) {
+  return () => {
+    seed |= 0;
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Entry = { id: number; key: number; prio: number };
+const order = (a: Entry, b: Entry) => a.key - b.key || a.prio - b.prio || a.id - b.id;
+
+describe("PriorityHeap", () => {
+  test("an empty heap pops -1 and peeks nothing", () => {
+    const h = new PriorityHeap(2);
+    expect(h.size).toBe(0);
+    expect(h.pop()).toBe(-1);
+    expect(h.peekId()).toBe(-1);
+    expect(h.peekKey()).toBe(Infinity);
+  });
+
+  for (const seed of [1, 2, 3, 42, 1234]) {
+    test(`pops in oracle order with many ties and growth past several doublings (seed ${seed})`, () => {
+      const rand = rng(seed);
+      const h = new PriorityHeap(2);
+      const entries: Entry[] = [];
+      for (let i = 0; i < 5000; i++) {
+        // Few distinct keys and priorities, so ties on key and on priority are common.
+        const e = { id: i + 1, key: Math.floor(rand() * 50) * 1000, prio: Math.floor(rand() * 4) };
+        entries.push(e);
+        h.push(e.id, e.key, e.prio);
+      }
+      expect(h.size).toBe(5000);
+      entries.sort(order);
+      for (const e of entries) {
+        expect(h.peekId()).toBe(e.id);
+        expect(h.pop()).toBe(e.id);
+        expect(h.lastKey).toBe(e.key);
+        expect(h.lastPriority).toBe(e.prio);
+      }
+      expect(h.pop()).toBe(-1);
+    });
+  }
+
+  test("interleaved pushes and pops always return the current minimum", () => {
+    const rand = rng(7);
+    const h = new PriorityHeap(4);
+    const live: Entry[] = [];
+    let nextId = 1;
+    for (let step = 0; step < 20_000; step++) {
+      if (live.length === 0 || rand() < 0.55) {
+        const e = { id: nextId++, key: Math.floor(rand() * 200) - 100.5, prio: Math.floor(rand() * 101) };
+        live.push(e);
+        h.push(e.id, e.key, e.prio);
+      } else {
+        live.sort(order);
+        const want = live.shift()!;
+        expect(h.pop()).toBe(want.id);
+      }
+      expect(h.size).toBe(live.length);
+    }
+  });
+
+  test("clear empties it and it stays usable; forEachKeyPriority visits every entry", () => {
+    const h = new PriorityHeap();
+    for (let i = 0; i < 100; i++) h.push(i, 100 - i, i % 3);
+    let sum = 0;
+    h.forEachKeyPriority((key, prio, id) => {
+      expect(key).toBe(100 - id);
+      expect(prio).toBe(id % 3);
+      sum += id;
+    });
+    expect(sum).toBe(4950);
+    h.clear();
+    expect(h.size).toBe(0);
+    h.push(9, 1, 0);
+    expect(h.pop()).toBe(9);
+  });
+
+  test("ids up to 2^53 survive the Float64Array round trip", () => {
+    const h = new PriorityHeap();
+    h.push(Number.MAX_SAFE_INTEGER, 5, 0);
+    h.push(2 ** 40 + 1, 5, 0);
+    expect(h.pop()).toBe(2 ** 40 + 1);
+    expect(h.pop()).toBe(Number.MAX_SAFE_INTEGER);
+  });
+});

@@ -1,0 +1,89 @@
+// scheduler.test.ts: aging order, ties, scheduled jobs and the timer, on a fake clock.
+import { describe, expect, test } from "bun:test";
+import { createScheduler } from "../src/scheduler.ts";
+
+function popAll(s: ReturnType<typeof createScheduler>) {
+  const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };
+  s.popReady(Infinity, out);
+  return out;
+}
+
+describe("scheduler", () => {
+  test("higher priority runs first among jobs ready at the same time", () => {
+    const now = 1_000_000;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    s.add(1, 0, now, now);
+    s.add(2, 50, now, now);
+    s.add(3, 10, now, now);
+    expect(popAll(s).ids).toEqual([2, 3, 1]);
+  });
+
+  test("a low-priority job that waited long enough overtakes newer high-priority ones", () => {
+    let now = 0;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    s.add(1, 0, 0, 0); // A: priority 0, ready at 0 → key 0
+    now = 6000;
+    s.add(2, 5, 6000, now); // B: priority 5, ready at 6 s → key 1000: A has waited more than 5 levels
+    s.add(3, 5, 4000, now); // C: priority 5, ready at 4 s → key −1000: C beats A
+    expect(popAll(s).ids).toEqual([3, 1, 2]);
+  });
+
+  test("equal keys go to the earlier ready time, then the lower id", () => {
+    const now = 10_000;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    s.add(7, 1, 2000, now); // key 1000, ready at 2000
+    s.add(5, 0, 1000, now); // key 1000, ready at 1000 (earlier)
+    s.add(9, 0, 1000, now); // same key and ready time, higher id
+    expect(popAll(s).ids).toEqual([5, 9, 7]);
+  });
+
+  test("agingMs 0 is plain FIFO by ready time", () => {
+    const now = 5000;
+    const s = createScheduler({ agingMs: 0, clock: () => now });
+    s.add(1, 100, 3000, now);
+    s.add(2, 0, 1000, now);
+    s.add(3, 50, 2000, now);
+    expect(popAll(s).ids).toEqual([2, 3, 1]);
+  });
+
+  test("future jobs wait in the scheduled heap until due, then report their run time as ready time", () => {
+    let now = 0;
+    let readySignals = 0;
+    const s = createScheduler({ agingMs: 1000, clock: () => now, onReady: () => readySignals++ });
+    s.add(1, 0, 500, now);
+    s.add(2, 3, 200, now);
+    expect(s.readyCount).toBe(0);
+    expect(s.scheduledCount).toBe(2);
+    expect(s.nextRunAt()).toBe(200);
+    expect(popAll(s).ids).toEqual([]);
+    expect(s.promoteDue(199)).toBe(0);
+    expect(s.promoteDue(200)).toBe(1);
+    expect(readySignals).toBe(1);
+    now = 600;
+    const out = popAll(s); // popReady promotes what is due by the clock
+    expect(out.ids).toEqual([2, 1]);
+    expect(out.readyAts).toEqual([200, 500]);
+    expect(out.priorities).toEqual([3, 0]);
+  });
+
+  test("oldestReadyAt is the earliest ready time, whatever the priorities", () => {
+    const now = 10_000;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    expect(s.oldestReadyAt()).toBeNull();
+    s.add(1, 100, 9000, now);
+    s.add(2, 0, 4000, now);
+    s.add(3, 50, 8000, now);
+    expect(s.oldestReadyAt()).toBe(4000);
+  });
+
+  test("the timer promotes a scheduled job when it falls due", async () => {
+    let signalled: () => void = () => {};
+    const promoted = new Promise<void>((r) => (signalled = r));
+    const s = createScheduler({ agingMs: 1000, clock: Date.now, onReady: () => signalled() });
+    s.start();
+    s.add(42, 0, Date.now() + 20, Date.now());
+    await promoted;
+    expect(s.readyCount).toBe(1);
+    s.stop();
+  });
+});
