@@ -31,7 +31,7 @@ run: deps pg ## run the server on PostgreSQL ($(PG_URL)) with the example job ty
 	DATABASE_URL="$${DATABASE_URL:-$(PG_URL)}" bun src/main.ts serve --config $(CONFIG)
 
 test: deps pg build ## run every quick test (unit, store, HTTP, end to end on the binary)
-	bun test
+	bun test --timeout 60000
 
 build: deps ## compile the single executable dist/jobqueue
 	bun build --compile --minify --sourcemap src/main.ts --outfile dist/jobqueue

@@ -1,12 +1,13 @@
 // queue.test.ts: a whole queue node in-process (library API) on a real PostgreSQL: submit over
 // app.request(), handlers, retries, dead letters, timeouts, aging, the reaper and shutdown.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import postgres from "postgres";
 import { createHandlerRegistry, type Handler } from "../src/handlers/handler.ts";
 import { PermanentError } from "../src/errors.ts";
 import { createJobQueue, type JobQueue } from "../src/jobqueue.ts";
 import { createLogger } from "../src/logger.ts";
 import { createPostgresStore } from "../src/store/postgres.ts";
-import { createTestDatabase } from "./support/pg.ts";
+import { createTestDatabase, PG_ADMIN_URL } from "./support/pg.ts";
 import { waitFor } from "./support/wait.ts";
 
 let db: { url: string; drop: () => Promise<void> };
@@ -187,14 +188,18 @@ describe("a queue node on PostgreSQL", () => {
     const store = createPostgresStore({ url: db.url });
     const verify = createPostgresStore({ url: db.url });
     let finished = 0;
+    let openGate: () => void = () => {};
+    const gate = new Promise<void>((r) => (openGate = r));
     const q = await startQueue({
-      quick: async () => { await Bun.sleep(20); finished++; },
+      quick: async () => { await gate; finished++; },
       stuck: (_job, signal) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
     }, { store, workers: 4 });
     const quick = await post(q, { type: "quick" });
     const stuck = await post(q, { type: "stuck" });
-    await waitFor(() => q.pool.busy === 2);
-    const result = await q.shutdown(200);
+    await waitFor(() => q.pool.busy === 2, { what: "both jobs running" });
+    const stopping = q.shutdown(300);
+    openGate(); // the quick job ends inside the grace period; the stuck one never does
+    const result = await stopping;
     expect(result).toEqual({ finished: 1, released: 1 });
     expect(finished).toBe(1);
     expect(await verify.get(Number(quick.body.id), Date.now())).toBeNull();
@@ -228,5 +233,72 @@ describe("a queue node on PostgreSQL", () => {
     expect(text).toContain("jobqueue_jobs_ready 0");
     await q.shutdown(1000);
     expect((await q.app.request("/ready")).status).toBe(503);
+  });
+});
+
+describe("when PostgreSQL goes away", () => {
+  test("submits get 503 (never a 202 that was not committed), /ready says why, and work resumes when it returns", async () => {
+    const own = await createTestDatabase("jq_outage");
+    const name = new URL(own.url).pathname.slice(1);
+    const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => {} });
+    const ran: string[] = [];
+    const registry = createHandlerRegistry({ timeoutMs: 5000, maxAttempts: 3, priority: 0 });
+    registry.register("j", (job) => void ran.push(String(job.id)));
+    const q = createJobQueue({ store: createPostgresStore({ url: own.url, connectTimeoutS: 2 }), registry, logger, nodeId: "outage", workers: 2, reapIntervalMs: 200 });
+    try {
+      await q.start();
+      const before = await post(q, { type: "j" });
+      expect(before.status).toBe(202);
+      await waitFor(() => ran.length === 1);
+
+      await admin.unsafe(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+      await admin.unsafe(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}'`);
+      const during = await post(q, { type: "j" });
+      expect(during.status).toBe(503);
+      expect(during.body.error.code).toBe("unavailable");
+      const ready = await q.app.request("/ready");
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as any).error.message).toContain("unreachable");
+      expect((await q.app.request("/health")).status).toBe(200);
+
+      await admin.unsafe(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      const after = await waitFor(async () => {
+        const r = await post(q, { type: "j" });
+        return r.status === 202 ? r : null;
+      }, { what: "submit accepted again" });
+      await waitFor(() => ran.includes(after.body.id), { what: "job after the outage runs" });
+      expect((await q.app.request("/ready")).status).toBe(200);
+      // Exactly the acknowledged jobs exist: the refused one left nothing behind.
+      const check = postgres(own.url, { max: 1, onnotice: () => {} });
+      const [{ n }] = await check<{ n: number }[]>`SELECT count(*)::int AS n FROM pending_jobs`;
+      await check.end();
+      expect(n).toBe(0);
+    } finally {
+      await admin.unsafe(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      await admin.end();
+      await q.shutdown(1000);
+      await own.drop();
+    }
+  });
+});
+
+describe("/metrics", () => {
+  test.skipIf(!Bun.which("promtool"))("the live exposition passes promtool check metrics", async () => {
+    const q = await startQueue({ m: () => {}, bad: () => { throw new Error("x"); } });
+    await post(q, { jobs: [{ type: "m" }, { type: "bad", maxAttempts: 1 }] });
+    await waitFor(() => q.metrics.counterValue("jobqueue_jobs_dead_total") === 1 && q.metrics.counterValue("jobqueue_jobs_completed_total") === 1);
+    const res = await q.app.request("/metrics");
+    expect(res.headers.get("content-type")).toContain("text/plain; version=0.0.4");
+    const text = await res.text();
+    for (const name of ["jobqueue_jobs_submitted_total", "jobqueue_jobs_completed_total", "jobqueue_jobs_failed_total", "jobqueue_jobs_retried_total",
+      "jobqueue_jobs_dead_total", "jobqueue_jobs_recovered_total", "jobqueue_jobs_ready", "jobqueue_jobs_scheduled", "jobqueue_jobs_inflight",
+      "jobqueue_workers_busy", "jobqueue_oldest_ready_age_seconds", "jobqueue_job_wait_seconds", "jobqueue_job_run_seconds"]) {
+      expect(text).toContain(`# TYPE ${name} `);
+    }
+    const p = Bun.spawn(["promtool", "check", "metrics"], { stdin: new Blob([text]), stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    expect(`${out}${err}`.trim()).toBe("");
+    expect(code).toBe(0);
+    await q.shutdown(1000);
   });
 });

@@ -255,7 +255,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     },
 
     async close() {
-      await sql.end({ timeout: 5 });
+      // Callers drain their own work first. After an outage postgres.js (3.4.9 on Bun) can keep a
+      // dead connection that makes end() wait out its whole timeout, so keep the timeout short.
+      await sql.end({ timeout: 1 });
     },
   };
 }

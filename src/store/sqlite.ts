@@ -1,0 +1,308 @@
+// sqlite.ts: the embedded SQLite Store (bun:sqlite) for one process. Every state move is one
+// immediate transaction, every move out of inflight is fenced by (id, attempts), and the database
+// file is locked to this process while open. No scheduling decisions here.
+import { Database, SQLiteError, type SQLQueryBindings } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import init001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
+import type {
+  BuryMove, ClaimRef, ClaimedJob, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
+} from "./store.ts";
+
+const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  { version: 1, name: "001_init", sql: init001 },
+];
+
+export interface SqliteStoreOptions {
+  /** The database file; created, with its directory, when missing. */
+  path: string;
+  /** FULL (default) syncs the WAL on every commit; NORMAL may lose the last commits on power loss. */
+  synchronous?: "FULL" | "NORMAL";
+}
+
+/** Another process (or another store in this one) has the database file open. */
+export class StoreLockedError extends Error {
+  constructor(readonly path: string, options?: { cause?: unknown }) {
+    super(`the database ${path} is in use by another jobqueue process (lock held)`, options);
+    this.name = "StoreLockedError";
+  }
+}
+
+// Columns aliased to the shapes that cross the Store interface, so rows need no mapping.
+const JOB_COLS = `id, type, payload, priority, attempts, max_attempts AS maxAttempts, timeout_ms AS timeoutMs,
+  run_at AS runAt, created_at AS createdAt, last_error AS lastError`;
+const ENTRY_COLS = "id, priority, run_at AS runAt, created_at AS createdAt";
+const COPY_COLS = "id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error";
+
+type ViewRow = Omit<JobView, "state"> & { state: "pending" | "inflight" | "dead" };
+
+/** Every statement the store runs, prepared once (after migration: they name its tables). */
+function prepareStatements(db: Database) {
+  const p = <R, P extends SQLQueryBindings[]>(sql: string) => db.prepare<R, P>(sql);
+  return {
+    bumpIds: p<{ last_id: number }, [count: number]>("UPDATE job_ids SET last_id = last_id + ? RETURNING last_id"),
+    insertPending: p<never, [id: number, type: string, payload: string, priority: number, maxAttempts: number,
+      timeoutMs: number | null, runAt: number, createdAt: number]>(`
+      INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    claimDue: p<ClaimedJob, [now: number, leaseUntil: number, owner: string, id: number, now: number]>(`
+      INSERT INTO inflight_jobs (${COPY_COLS}, picked_at, lease_until, owner)
+      SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error, ?, ?, ?
+      FROM pending_jobs WHERE id = ? AND run_at <= ?
+      RETURNING ${JOB_COLS}`),
+    deletePending: p<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?"),
+    deleteInflight: p<never, [id: number]>("DELETE FROM inflight_jobs WHERE id = ?"),
+    completeFenced: p<never, [id: number, attempt: number]>("DELETE FROM inflight_jobs WHERE id = ? AND attempts = ?"),
+    retryFenced: p<never, [runAt: number, error: string, id: number, attempt: number]>(`
+      INSERT INTO pending_jobs (${COPY_COLS})
+      SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ?, created_at, ?
+      FROM inflight_jobs WHERE id = ? AND attempts = ?`),
+    buryFenced: p<never, [error: string, failedAt: number, id: number, attempt: number]>(`
+      INSERT INTO dead_jobs (${COPY_COLS}, failed_at)
+      SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, ?, ?
+      FROM inflight_jobs WHERE id = ? AND attempts = ?`),
+    extendFenced: p<never, [leaseUntil: number, id: number, attempt: number, owner: string]>(
+      "UPDATE inflight_jobs SET lease_until = ? WHERE id = ? AND attempts = ? AND owner = ?"),
+    // Shutdown hand-back: the attempt this process aborted itself is not counted.
+    releaseFenced: p<PendingEntry, [now: number, id: number, attempt: number, owner: string]>(`
+      INSERT INTO pending_jobs (${COPY_COLS})
+      SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ?, created_at, last_error
+      FROM inflight_jobs WHERE id = ? AND attempts = ? AND owner = ?
+      RETURNING ${ENTRY_COLS}`),
+    expiredIds: p<{ id: number }, [now: number, limit: number]>(
+      "SELECT id FROM inflight_jobs WHERE lease_until < ? ORDER BY lease_until LIMIT ?"),
+    ownerIds: p<{ id: number }, [owner: string]>("SELECT id FROM inflight_jobs WHERE owner = ? ORDER BY id"),
+    // A hand-back without a verdict (lease expired, restart) keeps the attempt counted, so a job
+    // that kills its process on every run is dead-lettered after max_attempts runs, not looped.
+    handBackDead: p<never, [error: string, failedAt: number, id: number]>(`
+      INSERT INTO dead_jobs (${COPY_COLS}, failed_at)
+      SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
+             ? || ' on the final attempt', ?
+      FROM inflight_jobs WHERE id = ? AND attempts >= max_attempts`),
+    handBackPending: p<PendingEntry, [runAt: number | null, error: string, id: number]>(`
+      INSERT INTO pending_jobs (${COPY_COLS})
+      SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, coalesce(?, run_at), created_at,
+             coalesce(last_error, ?)
+      FROM inflight_jobs WHERE id = ? AND attempts < max_attempts
+      RETURNING ${ENTRY_COLS}`),
+    pendingPage: p<PendingEntry, [afterId: number, limit: number]>(
+      `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE id > ? ORDER BY id LIMIT ?`),
+    get: p<ViewRow, [id: number, id: number, id: number]>(`
+      SELECT 'pending' AS state, ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, NULL AS failedAt
+        FROM pending_jobs WHERE id = ?
+      UNION ALL
+      SELECT 'inflight', ${JOB_COLS}, owner, lease_until, NULL FROM inflight_jobs WHERE id = ?
+      UNION ALL
+      SELECT 'dead', ${JOB_COLS}, NULL, NULL, failed_at FROM dead_jobs WHERE id = ?`),
+    counts: p<StoreCounts, []>(`
+      SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
+             (SELECT count(*) FROM dead_jobs) AS dead`),
+    ping: p<{ one: number }, []>("SELECT 1 AS one"),
+  };
+}
+type Statements = ReturnType<typeof prepareStatements>;
+
+/**
+ * Open the file and take the single-process lock: WAL under locking_mode=EXCLUSIVE makes SQLite
+ * hold an exclusive file lock from the first access until close. The OS drops it when the
+ * process dies (kill -9 included); any other connection, in this process or another, gets
+ * SQLITE_BUSY at once (busy_timeout 0 while probing) and is refused with StoreLockedError.
+ */
+function openLocked(path: string, synchronous: "FULL" | "NORMAL"): Database {
+  const db = new Database(path, { create: true, readwrite: true });
+  try {
+    db.run("PRAGMA busy_timeout = 0");
+    // Before the first access: the WAL index then lives in heap memory, not a shared -shm file.
+    db.run("PRAGMA locking_mode = EXCLUSIVE");
+    const mode = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get();
+    if (mode?.journal_mode.toLowerCase() !== "wal") throw new Error(`cannot put ${path} in WAL mode (got ${mode?.journal_mode})`);
+    // A write transaction settles it: from here the exclusive lock is held until close().
+    db.run("BEGIN IMMEDIATE");
+    db.run("COMMIT");
+    db.run(`PRAGMA synchronous = ${synchronous}`);
+    db.run("PRAGMA busy_timeout = 5000");
+    return db;
+  } catch (err) {
+    db.close(true);
+    if (err instanceof SQLiteError && err.code?.startsWith("SQLITE_BUSY")) throw new StoreLockedError(path, { cause: err });
+    throw err;
+  }
+}
+
+export function createSqliteStore(opts: SqliteStoreOptions): Store {
+  const location = resolve(opts.path);
+  mkdirSync(dirname(location), { recursive: true });
+  const db = openLocked(location, opts.synchronous ?? "FULL");
+  let prepared: Statements | null = null;
+  const q = () => (prepared ??= prepareStatements(db));
+
+  const migrateTx = db.transaction(() => {
+    db.run(`CREATE TABLE IF NOT EXISTS jobqueue_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+    const done = new Set(db.query<{ version: number }, []>("SELECT version FROM jobqueue_migrations").all().map((r) => r.version));
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      db.run(m.sql);
+      db.run("INSERT INTO jobqueue_migrations (version, name, applied_at) VALUES (?, ?, ?)", [m.version, m.name, Date.now()]);
+    }
+  });
+
+  const insertTx = db.transaction((jobs: NewJob[], now: number) => {
+    const s = q();
+    const last = s.bumpIds.get(jobs.length)!.last_id;
+    const first = last - jobs.length + 1;
+    return jobs.map((j, i) => {
+      s.insertPending.run(first + i, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now);
+      return first + i;
+    });
+  });
+
+  const claimTx = db.transaction((ids: number[], owner: string, now: number, leaseMs: number) => {
+    const s = q();
+    const claimed: ClaimedJob[] = [];
+    for (const id of ids) {
+      const row = s.claimDue.get(now, now + leaseMs, owner, id, now);
+      if (!row) continue;
+      s.deletePending.run(id);
+      claimed.push(row);
+    }
+    return claimed;
+  });
+
+  /** After a fenced INSERT … SELECT copied a row out of inflight (changes > 0), remove the original. */
+  const movedOut = (changes: number, id: number) => {
+    if (changes === 0) return false;
+    q().deleteInflight.run(id);
+    return true;
+  };
+  const retryTx = db.transaction((moves: RetryMove[]) =>
+    moves.map((m) => movedOut(q().retryFenced.run(m.runAt, m.error, m.id, m.attempt).changes, m.id)));
+  const buryTx = db.transaction((moves: BuryMove[], now: number) =>
+    moves.map((m) => movedOut(q().buryFenced.run(m.error, now, m.id, m.attempt).changes, m.id)));
+
+  const completeTx = db.transaction((refs: ClaimRef[]) =>
+    refs.map((r) => q().completeFenced.run(r.id, r.attempt).changes > 0));
+
+  const extendTx = db.transaction((refs: ClaimRef[], owner: string, leaseUntil: number) =>
+    refs.map((r) => q().extendFenced.run(leaseUntil, r.id, r.attempt, owner).changes > 0));
+
+  const releaseTx = db.transaction((refs: ClaimRef[], owner: string, now: number) => {
+    const s = q();
+    const back: PendingEntry[] = [];
+    for (const r of refs) {
+      const entry = s.releaseFenced.get(now, r.id, r.attempt, owner);
+      if (!entry) continue;
+      s.deleteInflight.run(r.id);
+      back.push(entry);
+    }
+    return back;
+  });
+
+  /** Hand inflight rows back without a verdict: final attempts to dead, the rest to pending. */
+  const handBack = (ids: number[], runAt: number | null, error: string, now: number) => {
+    const s = q();
+    const back: PendingEntry[] = [];
+    for (const id of ids) {
+      const entry = s.handBackPending.get(runAt, error, id);
+      if (entry) back.push(entry);
+      else s.handBackDead.run(error, now, id);
+      s.deleteInflight.run(id);
+    }
+    return back;
+  };
+  const reapTx = db.transaction((now: number, limit: number) =>
+    handBack(q().expiredIds.all(now, limit).map((r) => r.id), now, "lease expired", now));
+  const recoverTx = db.transaction((owner: string, now: number) =>
+    handBack(q().ownerIds.all(owner).map((r) => r.id), null, "interrupted by a restart", now));
+
+  let closed = false;
+
+  return {
+    kind: "sqlite",
+    location,
+
+    async migrate() {
+      migrateTx.immediate();
+      q();
+    },
+
+    async insert(jobs: NewJob[], now: number) {
+      if (jobs.length === 0) return [];
+      return insertTx.immediate(jobs, now);
+    },
+
+    async claim(ids: number[], owner: string, now: number, leaseMs: number) {
+      if (ids.length === 0) return [];
+      return claimTx.immediate(ids, owner, now, leaseMs);
+    },
+
+    async complete(refs: ClaimRef[]) {
+      if (refs.length === 0) return [];
+      return completeTx.immediate(refs);
+    },
+
+    async retry(moves: RetryMove[]) {
+      if (moves.length === 0) return [];
+      return retryTx.immediate(moves);
+    },
+
+    async bury(moves: BuryMove[], now: number) {
+      if (moves.length === 0) return [];
+      return buryTx.immediate(moves, now);
+    },
+
+    async extendLeases(refs: ClaimRef[], owner: string, leaseUntil: number) {
+      if (refs.length === 0) return [];
+      return extendTx.immediate(refs, owner, leaseUntil);
+    },
+
+    async release(refs: ClaimRef[], owner: string, now: number) {
+      if (refs.length === 0) return [];
+      return releaseTx.immediate(refs, owner, now);
+    },
+
+    async reapExpired(now: number, limit: number) {
+      return reapTx.immediate(now, limit);
+    },
+
+    async recoverOwner(owner: string, now: number) {
+      return recoverTx.immediate(owner, now);
+    },
+
+    async *streamPending(batchSize: number) {
+      // Keyset pagination: each page is a short read, so writes can run between batches.
+      let after = 0;
+      for (;;) {
+        const page = q().pendingPage.all(after, batchSize);
+        if (page.length === 0) return;
+        yield page;
+        after = page[page.length - 1]!.id;
+        if (page.length < batchSize) return;
+      }
+    },
+
+    async get(id: number, now: number) {
+      const r = q().get.get(id, id, id);
+      if (!r) return null;
+      const state: JobState = r.state === "pending" && r.runAt > now ? "scheduled" : r.state;
+      return { ...r, state };
+    },
+
+    async counts() {
+      return q().counts.get() ?? { pending: 0, inflight: 0, dead: 0 };
+    },
+
+    async ping() {
+      if (closed) throw new Error(`the database ${location} is closed`);
+      q().ping.get();
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      // close(true) finalizes the prepared statements too, so the connection (and with it the
+      // file lock) goes now, not whenever the statements are garbage collected.
+      db.close(true);
+    },
+  };
+}
