@@ -138,12 +138,13 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
 
   const migrateTx = db.transaction(() => {
     db.run(`CREATE TABLE IF NOT EXISTS jobqueue_migrations (
-      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+      applied_at INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)))`);
     const done = new Set(db.query<{ version: number }, []>("SELECT version FROM jobqueue_migrations").all().map((r) => r.version));
     for (const m of MIGRATIONS) {
       if (done.has(m.version)) continue;
       db.run(m.sql);
-      db.run("INSERT INTO jobqueue_migrations (version, name, applied_at) VALUES (?, ?, ?)", [m.version, m.name, Date.now()]);
+      db.run("INSERT INTO jobqueue_migrations (version, name) VALUES (?, ?)", [m.version, m.name]);
     }
   });
 
