@@ -7,7 +7,7 @@ BUN := $(shell command -v bun 2>/dev/null || echo bun)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/jobqueue
 CONFIG ?= examples/jobqueue.toml
 
-.PHONY: help run test test-unit build check bun deps pg clean
+.PHONY: help run run-pg test test-unit build check bun deps pg clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,7 +25,10 @@ deps: node_modules/.installed ## install dependencies
 pg: ## start the local PostgreSQL when it is installed but not running
 	@bash scripts/ensure-postgres.sh
 
-run: deps pg ## run the server on PostgreSQL ($(PG_URL)) with the example job types
+run: deps ## run the server on the embedded store (./data/jobqueue.db) with the example job types
+	bun src/main.ts serve --config $(CONFIG)
+
+run-pg: deps pg ## run the server on PostgreSQL ($(PG_URL)) with the example job types
 	@psql "$(PG_URL:/jobqueue=/postgres)" -tAc "SELECT 1 FROM pg_database WHERE datname = 'jobqueue'" | grep -q 1 \
 	  || psql "$(PG_URL:/jobqueue=/postgres)" -c "CREATE DATABASE jobqueue" >/dev/null
 	DATABASE_URL="$${DATABASE_URL:-$(PG_URL)}" bun src/main.ts serve --config $(CONFIG)

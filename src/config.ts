@@ -17,6 +17,7 @@ export type Config = {
   host: string;
   databaseUrl: string | undefined;
   dbPath: string;
+  sqliteSynchronous: "FULL" | "NORMAL";
   configPath: string | undefined;
   workers: number;
   leaseMs: number;
@@ -131,6 +132,19 @@ const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
     accepts: "a file path",
     default: "./data/jobqueue.db",
     parse: nonEmpty,
+  },
+  sqliteSynchronous: {
+    flag: "--sqlite-synchronous",
+    env: "JOBQUEUE_SQLITE_SYNCHRONOUS",
+    arg: "<mode>",
+    meaning: "embedded store durability: FULL survives power loss; NORMAL survives a process crash but may lose the last commits on power loss",
+    accepts: "FULL|NORMAL",
+    default: "FULL",
+    parse: (raw) => {
+      const mode = raw.toUpperCase();
+      if (mode !== "FULL" && mode !== "NORMAL") throw new Expected("FULL or NORMAL");
+      return mode;
+    },
   },
   configPath: {
     flag: "--config",

@@ -6,6 +6,7 @@ import type { HandlerRegistry } from "./handlers/handler.ts";
 import { createJobQueue, type JobQueue } from "./jobqueue.ts";
 import type { Logger } from "./logger.ts";
 import { createPostgresStore } from "./store/postgres.ts";
+import { createSqliteStore } from "./store/sqlite.ts";
 import type { Store } from "./store/store.ts";
 import { loadTypesFile } from "./types-config.ts";
 
@@ -17,13 +18,25 @@ export interface RunningServer {
   stop(graceMs: number): Promise<void>;
 }
 
-/** The store the config names. */
+/**
+ * The store the config names: DATABASE_URL=postgres://… selects PostgreSQL; sqlite:///abs/path or
+ * sqlite:rel/path, or no DATABASE_URL at all (then --db), selects the embedded SQLite store.
+ */
 export function openStore(config: Config, logger: Logger): Store {
   const url = config.databaseUrl;
   if (url && /^postgres(ql)?:\/\//.test(url)) {
     return createPostgresStore({ url, onNotice: (n) => logger.debug("postgres notice", { notice: n }) });
   }
-  throw new ConfigError("DATABASE_URL / --database-url must be a postgres:// URL");
+  const path = url ? sqlitePath(url) : config.dbPath;
+  return createSqliteStore({ path, synchronous: config.sqliteSynchronous });
+}
+
+/** sqlite:///abs/path → /abs/path; sqlite:rel/path → rel/path. */
+export function sqlitePath(url: string): string {
+  const rest = url.slice("sqlite:".length);
+  const path = rest.startsWith("//") ? rest.slice(2) : rest;
+  if (path === "" || path === "/") throw new ConfigError(`DATABASE_URL ${JSON.stringify(url)} names no file: use sqlite:///abs/path or sqlite:rel/path`);
+  return path;
 }
 
 /** The registry of job types: the config file's, or one handed in by a library user. */

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import pkg from "../package.json" with { type: "json" };
-import { ensureBinary } from "./support/binary.ts";
+import { ensureBinary, startBinary } from "./support/binary.ts";
 import { createTestDatabase } from "./support/pg.ts";
 
 let bin: string;
@@ -68,4 +68,22 @@ test("migrate creates the tables from the migrations inside the binary, run from
   expect(tables).toEqual(["dead_jobs", "inflight_jobs", "jobqueue_migrations", "pending_jobs"]);
   // Twice is harmless.
   expect((await run(["migrate"], { DATABASE_URL: db.url, JOBQUEUE_LOG_LEVEL: "error" })).code).toBe(0);
+});
+
+test("without DATABASE_URL it runs on the embedded store, and a second process on the same file is refused with a clear message", async () => {
+  const dbPath = join(emptyDir, "nested", "dir", "jobs.db");
+  const first = await startBinary(["--port", "0", "--node-id", "one"], { JOBQUEUE_DB: dbPath }, emptyDir);
+  try {
+    expect(first.logs.find((l) => l.msg === "store selected")).toMatchObject({ store: "sqlite", location: dbPath });
+    const second = await run(["--port", "0", "--node-id", "two"], { JOBQUEUE_DB: dbPath });
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toContain("in use by another jobqueue process");
+  } finally {
+    first.proc.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+  }
+  // Once the first one is gone the file is free again.
+  const third = await startBinary(["--port", "0", "--node-id", "three"], { DATABASE_URL: `sqlite://${dbPath}` }, emptyDir);
+  third.proc.kill("SIGTERM");
+  expect(await third.exited).toBe(0);
 });

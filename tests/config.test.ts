@@ -29,6 +29,7 @@ describe("loadConfig", () => {
         host: "127.0.0.1",
         databaseUrl: undefined,
         dbPath: "./data/jobqueue.db",
+        sqliteSynchronous: "FULL",
         configPath: undefined,
         workers: 32,
         leaseMs: 30_000,
@@ -92,12 +93,14 @@ describe("loadConfig", () => {
       JOBQUEUE_TIMEOUT_MS: "1",
       JOBQUEUE_MAX_ATTEMPTS: "100",
       JOBQUEUE_BODY_LIMIT_BYTES: "1024",
+      JOBQUEUE_SQLITE_SYNCHRONOUS: "normal",
     };
     expect(loadConfig(env, [], HOST).config).toEqual({
       port: 0,
       host: "0.0.0.0",
       databaseUrl: "sqlite:./x.db",
       dbPath: "/tmp/q.db",
+      sqliteSynchronous: "NORMAL",
       configPath: "jobs.toml",
       workers: 1,
       leaseMs: 1000,

@@ -1,10 +1,11 @@
-// e2e.binary.test.ts: the compiled binary against a real PostgreSQL and a webhook receiver run by
-// the test: 2,000 jobs over real HTTP, some flaky and some always failing, a kill -9 mid-run and
-// a restart; every acknowledged job must be accounted for.
+// e2e.binary.test.ts: the compiled binary on each store (PostgreSQL, embedded SQLite) with a
+// webhook receiver run by the test: 2,000 jobs over real HTTP, some flaky and some always failing,
+// a kill -9 mid-run and a restart; every acknowledged job must be accounted for.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Database } from "bun:sqlite";
 import postgres from "postgres";
 import { startBinary, type RunningBinary } from "./support/binary.ts";
 import { createTestDatabase } from "./support/pg.ts";
@@ -94,49 +95,104 @@ async function scrape(url: string): Promise<Map<string, number>> {
   return out;
 }
 
-test("kill -9 mid-run and restart: every acknowledged job is delivered and settled as configured", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "jq-e2e-"));
-  const configPath = join(dir, "jobs.toml");
-  writeFileSync(configPath, `[types.hook]\nurl = "http://127.0.0.1:${receiver.port}/hook"\ntimeout = "5s"\nmax_attempts = ${MAX_ATTEMPTS}\n`);
-  const env = {
-    DATABASE_URL: db.url, PORT: "0", JOBQUEUE_CONFIG: configPath, JOBQUEUE_NODE_ID: "e2e-node",
-    JOBQUEUE_WORKERS: "8", JOBQUEUE_BACKOFF_BASE_MS: "20", JOBQUEUE_BACKOFF_CAP_MS: "100", JOBQUEUE_LOG_LEVEL: "info",
+/** Reads the store's tables while no server holds them (SQLite is locked by its server). */
+interface StoreProbe {
+  env: Record<string, string>;
+  inflightIds(): Promise<Set<string>>;
+  deadRows(): Promise<Map<string, { attempts: number; last_error: string }>>;
+  liveCount(): Promise<number>;
+}
+
+function postgresProbe(): StoreProbe {
+  const q = async <T,>(fn: (sql: postgres.Sql) => Promise<T>) => {
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    try { return await fn(sql); } finally { await sql.end(); }
   };
-  const acked = new Map<string, Mode>();
+  return {
+    env: { DATABASE_URL: db.url },
+    inflightIds: () => q(async (sql) => new Set((await sql<{ id: string }[]>`SELECT id::text FROM inflight_jobs`).map((r) => r.id))),
+    deadRows: () => q(async (sql) => new Map((await sql<{ id: string; attempts: number; last_error: string }[]>`SELECT id::text, attempts, last_error FROM dead_jobs`).map((r) => [r.id, r]))),
+    liveCount: () => q(async (sql) => Number((await sql<{ n: string }[]>`SELECT (SELECT count(*) FROM pending_jobs) + (SELECT count(*) FROM inflight_jobs) AS n`)[0]!.n)),
+  };
+}
 
-  let node: RunningBinary = await startBinary([], env);
-  // Phase 1: submit the first 1,200 and kill -9 once ~300 deliveries happened, submits still flowing.
-  const submitting = submitAll(node.url, range(0, 1200), acked);
-  await waitFor(() => deliveredCount >= 300, { what: "300 deliveries" });
-  node.proc.kill("SIGKILL");
-  expect(await node.exited).not.toBe(0);
-  const unacked = await submitting;
-  const ackedBeforeKill = acked.size;
-  // The jobs in flight at the kill are the only ones allowed a second delivery (or, on their final
-  // attempt, a dead letter even though the receiver said 200: the verdict died with the process).
-  const snapshot = postgres(db.url, { max: 1, onnotice: () => {} });
-  const inflightAtKill = new Set((await snapshot<{ id: string }[]>`SELECT id::text FROM inflight_jobs`).map((r) => r.id));
-  await snapshot.end();
+function sqliteProbe(path: string): StoreProbe {
+  const q = <T,>(fn: (d: Database) => T): Promise<T> => {
+    const d = new Database(path, { readonly: true });
+    try { return Promise.resolve(fn(d)); } finally { d.close(true); }
+  };
+  return {
+    env: { JOBQUEUE_DB: path },
+    inflightIds: () => q((d) => new Set(d.query<{ id: number }, []>("SELECT id FROM inflight_jobs").all().map((r) => String(r.id)))),
+    deadRows: () => q((d) => new Map(d.query<{ id: number; attempts: number; last_error: string }, []>("SELECT id, attempts, last_error FROM dead_jobs").all().map((r) => [String(r.id), r]))),
+    liveCount: () => q((d) => d.query<{ n: number }, []>("SELECT (SELECT count(*) FROM pending_jobs) + (SELECT count(*) FROM inflight_jobs) AS n").get()!.n),
+  };
+}
 
-  // Phase 2: restart with the same node id; it recovers its orphans; submit the rest, and again
-  // what was refused or cut off by the kill (as a producer would).
-  node = await startBinary([], env);
-  expect(await submitAll(node.url, [...unacked, ...range(1200, TOTAL)], acked)).toEqual([]);
+async function gauge(url: string, name: string): Promise<number> {
+  return (await scrape(url)).get(name) ?? NaN;
+}
 
-  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
-  try {
-    await waitFor(async () => {
-      const [r] = await sql<{ n: string }[]>`SELECT (SELECT count(*) FROM pending_jobs) + (SELECT count(*) FROM inflight_jobs) AS n`;
-      return Number(r!.n) === 0;
-    }, { timeoutMs: 60_000, what: "queue drained" });
+for (const [storeName, makeProbe] of [
+  ["postgres", () => postgresProbe()],
+  ["sqlite", () => sqliteProbe(join(mkdtempSync(join(tmpdir(), "jq-e2e-db-")), "jobs.db"))],
+] as const) {
+  test(`${storeName}: kill -9 mid-run and restart: every acknowledged job is delivered and settled as configured`, async () => {
+    deliveries.clear();
+    deliveredCount = 0;
+    const probe = makeProbe();
+    const dir = mkdtempSync(join(tmpdir(), "jq-e2e-"));
+    const configPath = join(dir, "jobs.toml");
+    writeFileSync(configPath, `[types.hook]\nurl = "http://127.0.0.1:${receiver.port}/hook"\ntimeout = "5s"\nmax_attempts = ${MAX_ATTEMPTS}\n`);
+    const env = {
+      ...probe.env, PORT: "0", JOBQUEUE_CONFIG: configPath, JOBQUEUE_NODE_ID: "e2e-node",
+      JOBQUEUE_WORKERS: "8", JOBQUEUE_BACKOFF_BASE_MS: "20", JOBQUEUE_BACKOFF_CAP_MS: "100", JOBQUEUE_LOG_LEVEL: "info",
+    };
+    const acked = new Map<string, Mode>();
 
-    const dead = new Map((await sql<{ id: string; attempts: number; last_error: string }[]>`SELECT id::text, attempts, last_error FROM dead_jobs`).map((r) => [r.id, r]));
-    let delivered = 0, retriedThenDone = 0, deadLettered = 0;
+    let node: RunningBinary = await startBinary([], env);
+    // Phase 1: submit the first 1,200 and kill -9 once ~300 deliveries happened, submits still flowing.
+    const submitting = submitAll(node.url, range(0, 1200), acked);
+    await waitFor(() => deliveredCount >= 300, { what: "300 deliveries" });
+    node.proc.kill("SIGKILL");
+    expect(await node.exited).not.toBe(0);
+    const unacked = await submitting;
+    const ackedBeforeKill = acked.size;
+    // The jobs in flight at the kill are the only ones allowed a second delivery (or, on their final
+    // attempt, a dead letter even though the receiver said 200: the verdict died with the process).
+    const inflightAtKill = await probe.inflightIds();
+
+    // Phase 2: restart with the same node id; it recovers its orphans; submit the rest, and again
+    // what was refused or cut off by the kill (as a producer would).
+    node = await startBinary([], env);
+    let deadAfterRestart = 0;
+    try {
+      expect(await submitAll(node.url, [...unacked, ...range(1200, TOTAL)], acked)).toEqual([]);
+      await waitFor(async () => {
+        const m = await scrape(node.url);
+        return m.get("jobqueue_jobs_ready") === 0 && m.get("jobqueue_jobs_scheduled") === 0 && m.get("jobqueue_jobs_inflight") === 0;
+      }, { timeoutMs: 60_000, what: "queue drained" });
+
+      // /metrics agrees with what happened after the restart.
+      const m = await scrape(node.url);
+      expect(m.get("jobqueue_workers_busy")).toBe(0);
+      expect(m.get('jobqueue_jobs_submitted_total{type="hook"}')).toBe(acked.size - ackedBeforeKill);
+      expect(m.get('jobqueue_jobs_dead_total{type="hook"}') ?? 0).toBeGreaterThan(0);
+      expect(await gauge(node.url, "jobqueue_oldest_ready_age_seconds")).toBe(0);
+      deadAfterRestart = m.get('jobqueue_jobs_dead_total{type="hook"}') ?? 0;
+    } finally {
+      node.proc.kill("SIGTERM");
+      expect(await node.exited).toBe(0);
+    }
+
+    expect(await probe.liveCount()).toBe(0);
+    const dead = await probe.deadRows();
+    expect(deadAfterRestart).toBeLessThanOrEqual(dead.size);
+    let retriedThenDone = 0, deadLettered = 0;
     for (const [id, mode] of acked) {
       const d = deliveries.get(id);
       expect(d, `acknowledged job ${id} was never delivered`).toBeDefined();
       expect(Math.max(...d!.attempts)).toBeLessThanOrEqual(MAX_ATTEMPTS);
-      delivered++;
       if (inflightAtKill.has(id)) continue;
       if (mode === "fail") {
         expect(d!.succeeded).toBe(false);
@@ -153,25 +209,10 @@ test("kill -9 mid-run and restart: every acknowledged job is delivered and settl
       }
     }
     const twice = [...deliveries].filter(([, d]) => d.mode === "ok" && d.attempts.length > 1).map(([id]) => id);
-    console.log(`e2e: acked=${acked.size} (before kill ${ackedBeforeKill}) delivered=${delivered} flaky-then-done=${retriedThenDone} dead=${deadLettered} inflight-at-kill=${inflightAtKill.size} ok-delivered-twice=${twice.length} deliveries=${deliveredCount}`);
+    console.log(`e2e ${storeName}: acked=${acked.size} (before kill ${ackedBeforeKill}) flaky-then-done=${retriedThenDone} dead=${deadLettered} inflight-at-kill=${inflightAtKill.size} ok-delivered-twice=${twice.length} deliveries=${deliveredCount}`);
     expect(acked.size).toBe(TOTAL);
     expect(inflightAtKill.size).toBeLessThanOrEqual(8 * 2);
     // Only jobs in flight at the kill may be delivered twice.
     for (const id of twice) expect(inflightAtKill.has(id), `job ${id} delivered twice but was not in flight at the kill`).toBe(true);
-
-    // /metrics agrees with the database after the restart.
-    const m = await scrape(node.url);
-    expect(m.get("jobqueue_jobs_ready")).toBe(0);
-    expect(m.get("jobqueue_jobs_scheduled")).toBe(0);
-    expect(m.get("jobqueue_jobs_inflight")).toBe(0);
-    expect(m.get("jobqueue_workers_busy")).toBe(0);
-    expect(m.get('jobqueue_jobs_submitted_total{type="hook"}')).toBe(acked.size - ackedBeforeKill);
-    const deadAfterRestart = m.get('jobqueue_jobs_dead_total{type="hook"}') ?? 0;
-    expect(deadAfterRestart).toBeLessThanOrEqual(dead.size);
-    expect(deadAfterRestart).toBeGreaterThan(0);
-  } finally {
-    await sql.end();
-    node.proc.kill("SIGTERM");
-    expect(await node.exited).toBe(0);
-  }
-}, 120_000);
+  }, 120_000);
+}

@@ -270,9 +270,9 @@ describe("when PostgreSQL goes away", () => {
       expect((await q.app.request("/ready")).status).toBe(200);
       // Exactly the acknowledged jobs exist: the refused one left nothing behind.
       const check = postgres(own.url, { max: 1, onnotice: () => {} });
-      const [{ n }] = await check<{ n: number }[]>`SELECT count(*)::int AS n FROM pending_jobs`;
+      const [row] = await check<{ n: number }[]>`SELECT count(*)::int AS n FROM pending_jobs`;
       await check.end();
-      expect(n).toBe(0);
+      expect(row!.n).toBe(0);
     } finally {
       await admin.unsafe(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
       await admin.end();
