@@ -42,9 +42,12 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const server = await startServer({ config, logger });
-  return await new Promise<number>((resolve) => {
-    let signals = 0;
+  // Signal handlers go in before start-up, so a SIGTERM that arrives while the queue is loading
+  // (or the instant after "listening") still means a graceful stop, never a default kill.
+  let signals = 0;
+  let stopRequested: (sig: string) => void = () => {};
+  const requested = new Promise<string>((resolve) => (stopRequested = resolve));
+  const exitNow = new Promise<number>((resolve) => {
     const onSignal = (sig: string) => {
       signals++;
       if (signals > 1) {
@@ -53,18 +56,20 @@ async function main(): Promise<number> {
         resolve(1);
         return;
       }
-      logger.info("signal received: shutting down", { signal: sig, graceMs: config.shutdownGraceMs });
-      server.stop(config.shutdownGraceMs).then(
-        () => resolve(0),
-        (err) => {
-          logger.error("shutdown failed", { err });
-          resolve(1);
-        },
-      );
+      stopRequested(sig);
     };
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     process.on("SIGINT", () => onSignal("SIGINT"));
   });
+
+  const graceful = (async () => {
+    const server = await startServer({ config, logger });
+    const sig = await requested;
+    logger.info("signal received: shutting down", { signal: sig, graceMs: config.shutdownGraceMs });
+    await server.stop(config.shutdownGraceMs);
+    return 0;
+  })();
+  return await Promise.race([graceful, exitNow]);
 }
 
 main().then(

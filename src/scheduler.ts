@@ -1,157 +1,136 @@
-// scheduler.ts: decides what runs next — a ready heap aged by priority, a scheduled heap keyed by
-// runAt, and the one timer that moves due jobs between them. Ids and times only: no I/O, no store.
+// scheduler.ts: decides what runs next. A ready heap keyed by readyAt − priority × agingMs (fixed
+// at push, so aging never re-sorts) and a scheduled heap keyed by runAt, moved over by one timer.
+// A cache of pending_jobs: it never touches the store.
 import { PriorityHeap } from "./heap.ts";
 
 export interface SchedulerDeps {
-  /** How many ms of waiting one priority point is worth; 0 = pure FIFO by ready time. */
   agingMs: number;
   clock: () => number;
-  /** Called when jobs become ready: by add() of a due job and by promoteDue() that moved any. */
+  /** Called when jobs became ready (submit, retry due, timer). */
   onReady?: () => void;
 }
 
-/** Caller-owned output of popReady(); reused across calls to avoid allocating per batch. */
-export interface ReadyBatch {
+export interface PopOut {
   ids: number[];
   readyAts: number[];
+  priorities: number[];
 }
 
-export interface Scheduler {
-  /** Priority is an integer 0-100, higher runs first; runAt <= now means ready at runAt. */
-  add(id: number, priority: number, runAt: number, now: number): void;
-  /** Promotes due scheduled jobs, then appends up to `max` ready ids (and their ready times). */
-  popReady(max: number, out: ReadyBatch): number;
-  /** Moves scheduled jobs with runAt <= now to the ready heap; returns how many moved. */
-  promoteDue(now: number): number;
-  /** Arms the single timer for the earliest scheduled job. */
-  start(): void;
-  stop(): void;
-  readonly readyCount: number;
-  readonly scheduledCount: number;
-  /** Earliest ready time among ready jobs (O(n) scan, for metrics); null when none. */
-  oldestReadyAt(): number | null;
-  /** Earliest scheduled runAt; null when nothing is scheduled. */
-  nextRunAt(): number | null;
-  clear(): void;
-}
+/** setTimeout's ceiling; longer waits re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** setTimeout's largest delay; longer ones fire at once in Bun and Node. */
-const MAX_DELAY_MS = 2 ** 31 - 1;
-
-export function createScheduler(deps: SchedulerDeps): Scheduler {
-  const { agingMs, clock, onReady } = deps;
-  // Ready key = readyAt − priority × agingMs, fixed at push: linear aging never reorders jobs.
-  // The heap breaks equal keys by the lower stored priority, which for agingMs > 0 is the
-  // earlier ready time. With agingMs = 0 equal keys mean equal ready times, so priority must not
-  // decide: store 0 and let the id break the tie (readyAt = key either way).
-  const tieByPriority = agingMs > 0;
-  const ready = new PriorityHeap();
-  const scheduled = new PriorityHeap(); // key = runAt; priority kept for the move to ready
-  let started = false;
+export function createScheduler(deps: SchedulerDeps) {
+  const { agingMs, clock } = deps;
+  const ready = new PriorityHeap(1024);
+  const scheduled = new PriorityHeap(64);
   let timer: ReturnType<typeof setTimeout> | null = null;
-  let timerTarget = Infinity;
+  let timerAt = Infinity;
+  let started = false;
 
+  // The heap breaks equal keys by the lower stored priority, which for agingMs > 0 means the
+  // earlier ready time. With agingMs = 0 equal keys mean equal ready times and priority plays no
+  // part in the order, so store 0 and let the id break the tie.
+  const tieByPriority = agingMs > 0;
   function pushReady(id: number, priority: number, readyAt: number): void {
     ready.push(id, readyAt - priority * agingMs, tieByPriority ? priority : 0);
   }
 
-  function promote(now: number): number {
+  function promoteDue(now: number): number {
     let moved = 0;
     while (scheduled.size > 0 && scheduled.peekKey() <= now) {
       const id = scheduled.pop();
       pushReady(id, scheduled.lastPriority, scheduled.lastKey);
       moved++;
     }
+    if (moved > 0) deps.onReady?.();
     return moved;
-  }
-
-  function promoteDue(now: number): number {
-    const moved = promote(now);
-    if (moved > 0) onReady?.();
-    return moved;
-  }
-
-  function disarm(): void {
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    timerTarget = Infinity;
   }
 
   function arm(): void {
-    disarm();
-    if (!started || scheduled.size === 0) return;
-    timerTarget = scheduled.peekKey();
-    const delay = Math.min(MAX_DELAY_MS, Math.max(0, timerTarget - clock()));
-    timer = setTimeout(fire, delay);
-  }
-
-  function fire(): void {
+    if (!started) return;
+    const next = scheduled.peekKey();
+    if (next === timerAt && timer) return;
+    if (timer) clearTimeout(timer);
     timer = null;
-    promoteDue(clock());
-    arm();
+    timerAt = next;
+    if (next === Infinity) return;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, next - clock()));
+    timer = setTimeout(() => {
+      timer = null;
+      timerAt = Infinity;
+      promoteDue(clock());
+      arm();
+    }, delay);
   }
 
   return {
-    add(id, priority, runAt, now) {
+    /** Place a pending job: ready now, or scheduled until runAt. */
+    add(id: number, priority: number, runAt: number, now: number): void {
       if (runAt <= now) {
         pushReady(id, priority, runAt);
-        onReady?.();
-        return;
+        deps.onReady?.();
+      } else {
+        scheduled.push(id, runAt, priority);
+        if (runAt < timerAt) arm();
       }
-      scheduled.push(id, runAt, priority);
-      if (started && runAt < timerTarget) arm();
     },
-
-    popReady(max, out) {
-      // The caller is already popping, so due jobs join without an onReady() call.
-      promote(clock());
+    /** Pop up to `max` ready ids (most urgent first) into `out`; returns how many. */
+    popReady(max: number, out: PopOut): number {
+      promoteDueQuiet(clock());
       let n = 0;
       while (n < max && ready.size > 0) {
-        out.ids.push(ready.pop());
+        const id = ready.pop();
+        out.ids.push(id);
+        out.priorities.push(ready.lastPriority);
         out.readyAts.push(ready.lastKey + ready.lastPriority * agingMs);
         n++;
       }
       return n;
     },
-
     promoteDue,
-
-    start() {
+    start(): void {
       started = true;
+      promoteDue(clock());
       arm();
     },
-
-    stop() {
+    stop(): void {
       started = false;
-      disarm();
+      if (timer) clearTimeout(timer);
+      timer = null;
+      timerAt = Infinity;
     },
-
-    get readyCount() {
+    get readyCount(): number {
       return ready.size;
     },
-
-    get scheduledCount() {
+    get scheduledCount(): number {
       return scheduled.size;
     },
-
-    oldestReadyAt() {
+    /** The earliest ready time among ready jobs (O(n) scan; for gauges), or null. */
+    oldestReadyAt(): number | null {
       if (ready.size === 0) return null;
       let oldest = Infinity;
       ready.forEachKeyPriority((key, priority) => {
-        const readyAt = key + priority * agingMs;
-        if (readyAt < oldest) oldest = readyAt;
+        const at = key + priority * agingMs;
+        if (at < oldest) oldest = at;
       });
       return oldest;
     },
-
-    nextRunAt() {
-      return scheduled.size > 0 ? scheduled.peekKey() : null;
+    nextRunAt(): number | null {
+      return scheduled.size === 0 ? null : scheduled.peekKey();
     },
-
-    clear() {
+    clear(): void {
       ready.clear();
       scheduled.clear();
-      if (started) arm();
     },
   };
+
+  /** promoteDue without the onReady call (used from inside a pop, where the caller is pumping). */
+  function promoteDueQuiet(now: number): void {
+    while (scheduled.size > 0 && scheduled.peekKey() <= now) {
+      const id = scheduled.pop();
+      pushReady(id, scheduled.lastPriority, scheduled.lastKey);
+    }
+  }
 }
+
+export type Scheduler = ReturnType<typeof createScheduler>;

@@ -87,3 +87,11 @@ describe("scheduler", () => {
     s.stop();
   });
 });
+
+test("with agingMs 0, jobs ready at the same moment keep id order whatever their priority", () => {
+  const s = createScheduler({ agingMs: 0, clock: () => 100 });
+  s.add(3, 0, 50, 100);
+  s.add(4, 90, 50, 100);
+  s.add(2, 40, 50, 100);
+  expect(popAll(s).ids).toEqual([2, 3, 4]);
+});
