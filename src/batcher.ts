@@ -17,7 +17,9 @@ interface Waiting<I, O> {
 
 /**
  * Adaptive window: an idle batcher flushes on the next microtask (no added latency); while a
- * flush is in flight, arrivals pile up and leave together when it ends.
+ * flush is in flight, arrivals pile up and leave together when it ends. For a store whose calls
+ * block (nothing is ever "in flight"), pass `defer: setImmediate` so one flush carries a whole
+ * event-loop turn of arrivals.
  */
 export function createBatcher<I, O>(opts: {
   run: (items: I[]) => Promise<O[]>;
@@ -25,7 +27,10 @@ export function createBatcher<I, O>(opts: {
   maxBatch: number;
   /** Weight of one item against maxBatch (e.g. the number of jobs in a submit). */
   weight?: (item: I) => number;
+  /** How a flush is scheduled after the first arrival; default queueMicrotask. */
+  defer?: (fn: () => void) => void;
 }): Batcher<I, O> {
+  const defer = opts.defer ?? queueMicrotask;
   const weight = opts.weight ?? (() => 1);
   let queue: Waiting<I, O>[] = [];
   let inFlight: Promise<void> | null = null;
@@ -61,7 +66,7 @@ export function createBatcher<I, O>(opts: {
       return;
     }
     scheduled = true;
-    queueMicrotask(() => {
+    defer(() => {
       scheduled = false;
       if (inFlight || queue.length === 0) return kick();
       inFlight = flush(take()).finally(() => {

@@ -22,6 +22,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   const inserts = createBatcher<NewJob[], number[]>({
     maxBatch: deps.maxBatch ?? 5000,
     weight: (jobs) => jobs.length,
+    defer: store.blocking ? (fn) => void setImmediate(fn) : undefined,
     run: async (requests) => {
       const ids = await store.insert(requests.flat(), clock());
       const out: number[][] = [];

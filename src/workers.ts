@@ -48,6 +48,8 @@ class TimeoutError extends Error {
   }
 }
 
+/** Most jobs moved by one claim statement. */
+const MAX_CLAIM_BATCH = 1000;
 /** Longest pause between retries of a store move that keeps failing. */
 const STORE_RETRY_CAP_MS = 2000;
 
@@ -64,29 +66,48 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   const idleWaiters: Array<() => void> = [];
   const popOut = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };
 
-  // Group commit for the three ways an attempt ends.
-  const completes = createBatcher<ClaimRef, boolean>({ run: (refs) => store.complete(refs), maxBatch: 1000 });
-  const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000 });
-  const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000 });
+  // Group commit for the three ways an attempt ends. A blocking (embedded) store gathers a whole
+  // event-loop turn per flush; an asynchronous one gathers what arrives while a flush is out.
+  const defer = store.blocking ? (fn: () => void) => void setImmediate(fn) : queueMicrotask;
+  const completes = createBatcher<ClaimRef, boolean>({ run: (refs) => store.complete(refs), maxBatch: 1000, defer });
+  const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
+  const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
+  let claimLoopRunning = false;
 
   function freeSlots(): number {
     return deps.concurrency - activeCount - claiming;
   }
 
-  /** Claim as many ready jobs as there are free slots; called whenever either may have grown. */
+  function canClaim(): boolean {
+    return started && !stopping && !claimRetryTimer && freeSlots() > 0 && scheduler.readyCount > 0;
+  }
+
+  /**
+   * Claim ready jobs into free slots; called whenever either may have grown. One claim is out at
+   * a time: jobs that become ready meanwhile leave together in the next claim (group commit).
+   */
   function pump(): void {
-    if (!started || stopping || claimRetryTimer) return;
-    while (freeSlots() > 0 && scheduler.readyCount > 0) {
-      popOut.ids.length = 0;
-      popOut.readyAts.length = 0;
-      popOut.priorities.length = 0;
-      const n = scheduler.popReady(freeSlots(), popOut);
-      if (n === 0) return;
-      void claimBatch(popOut.ids.slice(), popOut.readyAts.slice(), popOut.priorities.slice());
+    if (claimLoopRunning || !canClaim()) return;
+    claimLoopRunning = true;
+    defer(() => void claimLoop());
+  }
+
+  async function claimLoop(): Promise<void> {
+    try {
+      while (canClaim()) {
+        popOut.ids.length = 0;
+        popOut.readyAts.length = 0;
+        popOut.priorities.length = 0;
+        if (scheduler.popReady(Math.min(freeSlots(), MAX_CLAIM_BATCH), popOut) === 0) break;
+        if (!(await claimBatch(popOut.ids.slice(), popOut.readyAts.slice(), popOut.priorities.slice()))) break;
+      }
+    } finally {
+      claimLoopRunning = false;
     }
   }
 
-  async function claimBatch(ids: number[], readyAts: number[], priorities: number[]): Promise<void> {
+  /** One claim statement; false when the store failed (the ids went back to the scheduler). */
+  async function claimBatch(ids: number[], readyAts: number[], priorities: number[]): Promise<boolean> {
     claiming += ids.length;
     let claimed: ClaimedJob[];
     try {
@@ -108,7 +129,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         }, delay);
       }
       notifyIdle();
-      return;
+      return false;
     }
     claiming -= ids.length;
     const readyAtById = new Map<number, number>();
@@ -124,8 +145,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       }
       void run(job);
     }
-    pump();
     notifyIdle();
+    return true;
   }
 
   async function run(job: ClaimedJob): Promise<void> {

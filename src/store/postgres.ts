@@ -83,6 +83,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   return {
     kind: "postgres",
     location: redactUrl(opts.url),
+    blocking: false,
 
     async migrate() {
       await sql.begin(async (tx) => {

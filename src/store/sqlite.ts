@@ -221,6 +221,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
   return {
     kind: "sqlite",
     location,
+    blocking: true,
 
     async migrate() {
       migrateTx.immediate();

@@ -80,6 +80,11 @@ export interface Store {
   /** "postgres" | "sqlite", and where it lives (never with a password). */
   readonly kind: string;
   readonly location: string;
+  /**
+   * true when calls run synchronously on the event loop (embedded SQLite): callers should
+   * gather a whole event-loop turn of work into one call instead of relying on overlap.
+   */
+  readonly blocking: boolean;
   /** Apply numbered migrations; safe when several processes start at once. */
   migrate(): Promise<void>;
   /** Insert jobs in one transaction; returns their ids in input order. */
