@@ -1,0 +1,66 @@
+// postgres-plans.test.ts: the store's hot statements use indexes, not sequential scans, once the
+// tables hold real volumes (checked through PostgreSQL's own per-table scan counters).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import postgres from "postgres";
+import { createPostgresStore } from "../src/store/postgres.ts";
+import { job } from "./store.contract.ts";
+import { createTestDatabase } from "./support/pg.ts";
+import { waitFor } from "./support/wait.ts";
+
+let db: { url: string; drop: () => Promise<void> };
+beforeAll(async () => {
+  db = await createTestDatabase("jq_plans");
+});
+afterAll(async () => {
+  await db.drop();
+});
+
+type Stats = Record<string, { seq_scan: number; idx_scan: number; n_tup_del: number }>;
+
+async function tableStats(sql: postgres.Sql): Promise<Stats> {
+  const rows = await sql<{ relname: string; seq_scan: string; idx_scan: string; n_tup_del: string }[]>`
+    SELECT relname, seq_scan, coalesce(idx_scan, 0) AS idx_scan, n_tup_del FROM pg_stat_user_tables
+    WHERE relname IN ('pending_jobs', 'inflight_jobs', 'dead_jobs')`;
+  return Object.fromEntries(rows.map((r) => [r.relname, { seq_scan: Number(r.seq_scan), idx_scan: Number(r.idx_scan), n_tup_del: Number(r.n_tup_del) }]));
+}
+
+test("claims, settles, lease work and lookups scan no table sequentially", async () => {
+  const T0 = 1_700_000_000_000;
+  const seed = createPostgresStore({ url: db.url });
+  await seed.migrate();
+  for (let i = 0; i < 20; i++) await seed.insert(Array.from({ length: 1000 }, () => job()), T0);
+  const some = (await seed.insert(Array.from({ length: 40 }, () => job()), T0));
+  const inflightSeed = await seed.insert(Array.from({ length: 5000 }, () => job()), T0);
+  await seed.claim(inflightSeed, "other-node", T0, 3_600_000);
+  await seed.bury(inflightSeed.slice(0, 2000).map((id) => ({ id, attempt: 1, error: "seed" })), T0);
+  await seed.close();
+
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  await sql`ANALYZE pending_jobs, inflight_jobs, dead_jobs`;
+  const before = await tableStats(sql);
+
+  const store = createPostgresStore({ url: db.url });
+  const claimed = await store.claim(some, "me", T0, 30_000);
+  expect(claimed).toHaveLength(40);
+  const refs = claimed.map((j) => ({ id: j.id, attempt: j.attempts }));
+  await store.extendLeases(refs, "me", T0 + 60_000);
+  await store.complete(refs.slice(0, 10));
+  await store.retry(refs.slice(10, 20).map((r) => ({ ...r, runAt: T0, error: "e" })));
+  await store.bury(refs.slice(20, 30).map((r) => ({ ...r, error: "e" })), T0);
+  await store.release(refs.slice(30, 40), "me", T0);
+  await store.reapExpired(T0 + 1, 100);
+  await store.recoverOwner("nobody", T0);
+  await store.get(some[0]!, T0);
+  await store.get(inflightSeed[0]!, T0);
+  await store.close(); // ends the backends, which flushes their table statistics
+
+  const after = await waitFor(async () => {
+    const s = await tableStats(sql);
+    return s.inflight_jobs!.n_tup_del >= before.inflight_jobs!.n_tup_del + 40 ? s : null;
+  }, { what: "statistics flushed" });
+  await sql.end();
+  for (const table of ["pending_jobs", "inflight_jobs", "dead_jobs"]) {
+    expect({ table, seqScans: after[table]!.seq_scan - before[table]!.seq_scan }).toEqual({ table, seqScans: 0 });
+  }
+  expect(after.inflight_jobs!.idx_scan).toBeGreaterThan(before.inflight_jobs!.idx_scan);
+});
