@@ -1,0 +1,63 @@
+// receiver.ts (test support): a webhook receiver that records every delivery by job id and
+// answers as the job's payload asks: {"mode":"ok"} 200, "flaky" 500 until attempt 3, "fail" 500.
+export type Mode = "ok" | "flaky" | "fail" | "slow";
+
+export interface Delivery {
+  attempts: number[];
+  succeeded: boolean;
+  mode: Mode;
+}
+
+export interface Receiver {
+  readonly url: string;
+  readonly deliveries: Map<string, Delivery>;
+  /** Total deliveries received. */
+  readonly count: number;
+  reset(): void;
+  stop(): void;
+}
+
+export function startReceiver(opts: { slowMs?: number; delayMs?: number } = {}): Receiver {
+  const deliveries = new Map<string, Delivery>();
+  let count = 0;
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    idleTimeout: 60,
+    async fetch(req) {
+      const body = (await req.json()) as { id: string; payload: { mode: Mode }; attempt: number };
+      if (req.headers.get("x-job-id") !== body.id || Number(req.headers.get("x-job-attempt")) !== body.attempt) {
+        return new Response("headers do not match the body", { status: 400 });
+      }
+      const mode = body.payload?.mode ?? "ok";
+      const d = deliveries.get(body.id) ?? { attempts: [], succeeded: false, mode };
+      deliveries.set(body.id, d);
+      d.attempts.push(body.attempt);
+      count++;
+      if (mode === "slow") await Bun.sleep(opts.slowMs ?? 5000);
+      else if (opts.delayMs) await Bun.sleep(opts.delayMs);
+      const ok = mode === "ok" || mode === "slow" || (mode === "flaky" && body.attempt > 2);
+      if (ok) d.succeeded = true;
+      return new Response(ok ? "ok" : "nope", { status: ok ? 200 : 500 });
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${server.port}/hook`,
+    deliveries,
+    get count() {
+      return count;
+    },
+    reset() {
+      deliveries.clear();
+      count = 0;
+    },
+    stop: () => void server.stop(true),
+  };
+}
+
+/** The mode of job number i in the standard mix: 10 % flaky, 2 % always failing. */
+export function modeFor(i: number): Mode {
+  if (i % 10 === 3) return "flaky";
+  if (i % 50 === 7) return "fail";
+  return "ok";
+}
