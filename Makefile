@@ -7,7 +7,7 @@ BUN := $(shell command -v bun 2>/dev/null || echo bun)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/jobqueue
 CONFIG ?= examples/jobqueue.toml
 
-.PHONY: help run run-pg test test-unit build check bun deps pg clean
+.PHONY: help run run-pg test test-faults build check bun deps pg clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,3 +44,6 @@ check: deps ## typecheck
 
 clean: ## remove build output
 	rm -rf dist
+
+test-faults: deps pg build ## slow suites: kill -9 loops, PostgreSQL restarts, SIGTERM under load, races, disk faults, fuzz
+	JOBQUEUE_FUZZ=1 bun test --timeout 600000 ./tests/faults/*.fault.ts tests/fuzz.test.ts

@@ -1,7 +1,9 @@
 // config.ts: turns env + argv into a checked Config (flag > env > default) from one option table,
 // which also writes --help. Pure: never reads process.env or process.argv, never exits or prints.
 
+import { TOKEN_RULE, isValidToken } from "./http/auth.ts";
 import { LOG_LEVELS, type LogLevel } from "./logger.ts";
+import { SECRET_RULE, isValidSecret } from "./signing.ts";
 
 /** A bad setting; its message is one line naming what is wrong and what is accepted. */
 export class ConfigError extends Error {
@@ -31,6 +33,12 @@ export type Config = {
   defaultTimeoutMs: number;
   defaultMaxAttempts: number;
   bodyLimitBytes: number;
+  maxQueued: number;
+  idleTimeoutS: number;
+  token: string | undefined;
+  tokenFile: string | undefined;
+  metricsPublic: boolean;
+  webhookSecret: string | undefined;
 };
 
 export type Command = "serve" | "migrate" | "help" | "version";
@@ -58,8 +66,10 @@ type Spec<T> = {
   accepts: string;
   /** Shown in --help when the default is computed. */
   defaultText?: string;
-  /** Hides the value in error messages (it may hold a password). */
-  secret?: boolean;
+  /** Hides the value in error messages: all of it, or all but a URL's scheme (it may hold a password). */
+  secret?: "all" | "scheme";
+  /** A switch: the bare flag means true; it takes a value only when the next word is true/false. */
+  boolean?: boolean;
   parse: (raw: string, ctx: Ctx) => T;
 };
 
@@ -78,7 +88,7 @@ function integer(raw: string, min: number, max: number): number {
 }
 
 function int(o: { flag: string; env: string; min: number; max: number; default: number; meaning: string }): Option<number> {
-  const arg = o.flag.endsWith("-ms") ? "<ms>" : o.flag.endsWith("-bytes") ? "<bytes>" : "<n>";
+  const arg = o.flag.endsWith("-ms") ? "<ms>" : o.flag.endsWith("-bytes") ? "<bytes>" : o.flag.endsWith("-s") ? "<s>" : "<n>";
   return {
     flag: o.flag,
     env: o.env,
@@ -93,6 +103,14 @@ function int(o: { flag: string; env: string; min: number; max: number; default: 
 function nonEmpty(raw: string): string {
   if (raw === "") throw new Expected("a non-empty path");
   return raw;
+}
+
+const BOOLEAN_WORDS = new Set(["true", "false"]);
+
+function bool(raw: string): boolean {
+  const word = raw.toLowerCase();
+  if (!BOOLEAN_WORDS.has(word)) throw new Expected("true or false");
+  return word === "true";
 }
 
 const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
@@ -116,7 +134,7 @@ const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
     meaning: "database to use; unset means the embedded store at --db",
     accepts: "postgres://…, postgresql://… or sqlite:…",
     defaultText: "(unset)",
-    secret: true,
+    secret: "scheme",
     parse: (raw) => {
       if (!/^(postgres:\/\/|postgresql:\/\/|sqlite:)/.test(raw)) {
         throw new Expected("a URL starting with postgres://, postgresql:// or sqlite:");
@@ -207,6 +225,53 @@ const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
   defaultTimeoutMs: int({ flag: "--timeout-ms", env: "JOBQUEUE_TIMEOUT_MS", min: 1, max: DAY_MS, default: 30_000, meaning: "time limit of one attempt, for job types that set none" }),
   defaultMaxAttempts: int({ flag: "--max-attempts", env: "JOBQUEUE_MAX_ATTEMPTS", min: 1, max: 100, default: 5, meaning: "runs before a job is dead-lettered, for job types that set none" }),
   bodyLimitBytes: int({ flag: "--body-limit-bytes", env: "JOBQUEUE_BODY_LIMIT_BYTES", min: 1024, max: 104_857_600, default: 1_048_576, meaning: "largest accepted request body" }),
+  maxQueued: int({ flag: "--max-queued", env: "JOBQUEUE_MAX_QUEUED", min: 0, max: 1_000_000_000, default: 1_000_000, meaning: "submits that would queue more jobs than this (ready + scheduled on this node) get 429 queue_full; 0: no limit" }),
+  idleTimeoutS: int({ flag: "--idle-timeout-s", env: "JOBQUEUE_IDLE_TIMEOUT_S", min: 1, max: 255, default: 30, meaning: "a connection that is idle, or whose request body is still arriving, this long is closed (slow clients)" }),
+  token: {
+    flag: "--token",
+    env: "JOBQUEUE_TOKEN",
+    arg: "<token>",
+    meaning: "require Authorization: Bearer <token> on every endpoint but /health and /ready (prefer the env var or --token-file: flags show in ps)",
+    accepts: TOKEN_RULE,
+    defaultText: "(unset: no auth)",
+    secret: "all",
+    parse: (raw) => {
+      if (!isValidToken(raw)) throw new Expected(TOKEN_RULE);
+      return raw;
+    },
+  },
+  tokenFile: {
+    flag: "--token-file",
+    env: "JOBQUEUE_TOKEN_FILE",
+    arg: "<path>",
+    meaning: "read the token from this file at start (trimmed); not with --token",
+    accepts: "a file path",
+    defaultText: "(unset)",
+    parse: nonEmpty,
+  },
+  metricsPublic: {
+    flag: "--metrics-public",
+    env: "JOBQUEUE_METRICS_PUBLIC",
+    arg: "[true|false]",
+    meaning: "serve /metrics without the token",
+    accepts: "true|false",
+    default: "false",
+    boolean: true,
+    parse: bool,
+  },
+  webhookSecret: {
+    flag: "--webhook-secret",
+    env: "JOBQUEUE_WEBHOOK_SECRET",
+    arg: "<secret>",
+    meaning: "sign webhook deliveries (x-jobqueue-signature, HMAC-SHA256) of types that set no secret of their own",
+    accepts: SECRET_RULE,
+    defaultText: "(unset: unsigned)",
+    secret: "all",
+    parse: (raw) => {
+      if (!isValidSecret(raw)) throw new Expected(SECRET_RULE);
+      return raw;
+    },
+  },
 };
 
 const KEYS = Object.keys(OPTIONS) as (keyof Config)[];
@@ -250,6 +315,8 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
     let value: string;
     if (eq !== -1) {
       value = arg.slice(eq + 1);
+    } else if (specOf(key).boolean && !BOOLEAN_WORDS.has(argv[i + 1]?.toLowerCase() ?? "")) {
+      value = "true";
     } else {
       const next = argv[i + 1];
       if (next === undefined || next.startsWith("--")) {
@@ -285,12 +352,16 @@ function resolve(env: Record<string, string | undefined>, flags: Map<keyof Confi
       throw new ConfigError(`invalid ${spec.flag} / ${spec.env} ${show(raw, spec.secret)}${origin}: expected ${err.message}`);
     }
   }
+  if (config.token !== undefined && config.tokenFile !== undefined) {
+    throw new ConfigError("--token / JOBQUEUE_TOKEN and --token-file / JOBQUEUE_TOKEN_FILE are both set: give only one");
+  }
   return config as Config;
 }
 
-/** A value quoted on one line, cut if long; of a secret only its scheme is shown. */
-function show(raw: string, secret = false): string {
-  const text = secret ? (/^[a-z][a-z0-9+.-]*:/i.exec(raw)?.[0] ?? "") + "…" : raw;
+/** A value quoted on one line, cut if long; of a secret nothing, or only its URL scheme, is shown. */
+function show(raw: string, secret?: "all" | "scheme"): string {
+  const text =
+    secret === "all" ? "…" : secret === "scheme" ? (/^[a-z][a-z0-9+.-]*:/i.exec(raw)?.[0] ?? "") + "…" : raw;
   return JSON.stringify(text.length > 80 ? text.slice(0, 80) + "…" : text);
 }
 

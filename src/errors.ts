@@ -32,8 +32,12 @@ export class PermanentError extends Error {
   }
 }
 
-/** The message of anything thrown, bounded, for logs and last_error. */
+/**
+ * The message of anything thrown, bounded, for logs and last_error. NUL becomes U+FFFD: PostgreSQL
+ * text cannot hold it, and one such message would fail every settle in its batch forever.
+ */
 export function errorMessage(err: unknown, max = 2000): string {
-  const text = err instanceof Error ? err.message || err.name : String(err);
+  const raw = err instanceof Error ? err.message || err.name : String(err);
+  const text = raw.replaceAll("\u0000", "\uFFFD");
   return text.length > max ? text.slice(0, max) + "…" : text;
 }

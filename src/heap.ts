@@ -1,17 +1,23 @@
 // heap.ts: the typed-array binary min-heap behind the scheduler: Float64Array keys and ids, a
-// Uint8Array of priorities for ties, grown by doubling, no per-entry objects. Knows no jobs.
+// Uint8Array of priorities for ties, grown by doubling, no per-entry objects. Knows no jobs or time.
 
+/**
+ * Min-heap of (id, key, priority) entries. Order: smaller key first; on equal keys the lower
+ * priority, then the lower id. Keys must not be NaN; ids are integers below 2^53; priorities are
+ * integers 0-255 (stored in a byte). Sifting moves a hole instead of swapping (as mourner/flatqueue).
+ */
 export class PriorityHeap {
   private keys: Float64Array;
   private ids: Float64Array;
   private prios: Uint8Array;
   private n = 0;
-  /** Key and priority of the entry the last pop() returned (read right after pop). */
+  /** Key of the entry the last successful pop() returned. */
   lastKey = Infinity;
+  /** Priority of the entry the last successful pop() returned. */
   lastPriority = 0;
 
   constructor(initialCapacity = 64) {
-    const cap = Math.max(2, initialCapacity | 0);
+    const cap = Math.max(1, Math.floor(initialCapacity));
     this.keys = new Float64Array(cap);
     this.ids = new Float64Array(cap);
     this.prios = new Uint8Array(cap);
@@ -21,20 +27,15 @@ export class PriorityHeap {
     return this.n;
   }
 
-  /** a before b: smaller key, then lower priority (= earlier ready time at equal key), then lower id. */
-  private static before(ka: number, pa: number, ia: number, kb: number, pb: number, ib: number): boolean {
-    return ka < kb || (ka === kb && (pa < pb || (pa === pb && ia < ib)));
-  }
-
   push(id: number, key: number, priority: number): void {
     if (this.n === this.keys.length) this.grow();
     const keys = this.keys, ids = this.ids, prios = this.prios;
     let pos = this.n++;
-    // Sift up with a hole: move parents down until the new entry fits.
+    // Sift up: pull parents down into the hole while the new entry goes before them.
     while (pos > 0) {
       const parent = (pos - 1) >> 1;
       const pk = keys[parent]!;
-      if (!PriorityHeap.before(key, priority, id, pk, prios[parent]!, ids[parent]!)) break;
+      if (pk < key || (pk === key && (prios[parent]! < priority || (prios[parent] === priority && ids[parent]! < id)))) break;
       keys[pos] = pk;
       ids[pos] = ids[parent]!;
       prios[pos] = prios[parent]!;
@@ -45,49 +46,60 @@ export class PriorityHeap {
     prios[pos] = priority;
   }
 
-  /** Removes the minimum and returns its id, or -1 when empty. */
+  /** Removes the minimum and returns its id (its key and priority in lastKey/lastPriority), or -1. */
   pop(): number {
-    if (this.n === 0) return -1;
+    const n = this.n;
+    if (n === 0) return -1;
     const keys = this.keys, ids = this.ids, prios = this.prios;
     const top = ids[0]!;
     this.lastKey = keys[0]!;
     this.lastPriority = prios[0]!;
-    const n = --this.n;
-    if (n > 0) {
-      const key = keys[n]!, id = ids[n]!, prio = prios[n]!;
-      const half = n >> 1;
+    const last = n - 1;
+    this.n = last;
+    if (last > 0) {
+      // Bottom-up: walk the hole down to a leaf along the smaller child (one comparison per
+      // level), then sift the former last entry up from there; it rarely climbs far.
       let pos = 0;
-      // Sift down with a hole: pull the smaller child up until the moved entry fits.
-      while (pos < half) {
-        let child = 2 * pos + 1;
-        let ck = keys[child]!, cp = prios[child]!, ci = ids[child]!;
+      let child = 1;
+      while (child < last) {
         const right = child + 1;
-        if (right < n) {
-          const rk = keys[right]!, rp = prios[right]!, ri = ids[right]!;
-          if (PriorityHeap.before(rk, rp, ri, ck, cp, ci)) {
+        let ck = keys[child]!;
+        if (right < last) {
+          const rk = keys[right]!;
+          if (rk < ck || (rk === ck && (prios[right]! < prios[child]! || (prios[right] === prios[child] && ids[right]! < ids[child]!)))) {
             child = right;
             ck = rk;
-            cp = rp;
-            ci = ri;
           }
         }
-        if (!PriorityHeap.before(ck, cp, ci, key, prio, id)) break;
         keys[pos] = ck;
-        ids[pos] = ci;
-        prios[pos] = cp;
+        ids[pos] = ids[child]!;
+        prios[pos] = prios[child]!;
         pos = child;
+        child = (pos << 1) + 1;
+      }
+      const key = keys[last]!, id = ids[last]!, priority = prios[last]!;
+      while (pos > 0) {
+        const parent = (pos - 1) >> 1;
+        const pk = keys[parent]!;
+        if (pk < key || (pk === key && (prios[parent]! < priority || (prios[parent] === priority && ids[parent]! < id)))) break;
+        keys[pos] = pk;
+        ids[pos] = ids[parent]!;
+        prios[pos] = prios[parent]!;
+        pos = parent;
       }
       keys[pos] = key;
       ids[pos] = id;
-      prios[pos] = prio;
+      prios[pos] = priority;
     }
     return top;
   }
 
+  /** Id of the minimum, or -1 when empty. */
   peekId(): number {
     return this.n === 0 ? -1 : this.ids[0]!;
   }
 
+  /** Key of the minimum, or Infinity when empty. */
   peekKey(): number {
     return this.n === 0 ? Infinity : this.keys[0]!;
   }
@@ -96,9 +108,10 @@ export class PriorityHeap {
     this.n = 0;
   }
 
-  /** O(n) visit of every entry, in no particular order (for scrape-time gauges). */
+  /** O(n) visit of every entry in no particular order (for scrape-time gauges). */
   forEachKeyPriority(fn: (key: number, priority: number, id: number) => void): void {
-    for (let i = 0; i < this.n; i++) fn(this.keys[i]!, this.prios[i]!, this.ids[i]!);
+    const keys = this.keys, ids = this.ids, prios = this.prios;
+    for (let i = 0; i < this.n; i++) fn(keys[i]!, prios[i]!, ids[i]!);
   }
 
   private grow(): void {

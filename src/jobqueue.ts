@@ -25,6 +25,8 @@ export interface JobQueueOptions {
   reapIntervalMs?: number;
   backoff?: BackoffPolicy;
   bodyLimitBytes?: number;
+  /** Submits that would queue more jobs than this on this node get 429 queue_full; 0 = no limit. */
+  maxQueued?: number;
   clock?: () => number;
   logger?: Logger;
 }
@@ -149,6 +151,8 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     metricsText: () => metrics.render(),
     metricsContentType: metrics.contentType,
     bodyLimitBytes: opts.bodyLimitBytes ?? 1024 * 1024,
+    queuedCount: () => scheduler.readyCount + scheduler.scheduledCount,
+    maxQueued: opts.maxQueued ?? 1_000_000,
     clock,
     logger,
   });

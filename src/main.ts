@@ -63,7 +63,7 @@ async function main(): Promise<number> {
   });
 
   const graceful = (async () => {
-    const server = await startServer({ config, logger });
+    const server = await startServer({ config, logger, env: process.env });
     const sig = await requested;
     logger.info("signal received: shutting down", { signal: sig, graceMs: config.shutdownGraceMs });
     await server.stop(config.shutdownGraceMs);

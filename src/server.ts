@@ -1,8 +1,11 @@
-// server.ts: starts a whole node from a Config: picks the store, loads the job types, starts the
-// queue, then opens the HTTP port. Returns handles to stop it. Installs no signal handlers.
+// server.ts: starts a whole node from a Config: reads the token, picks the store, loads the job
+// types, starts the queue, then opens the HTTP port behind the token gate. Returns handles to stop
+// it. Installs no signal handlers, and never logs a token, a secret or a database password.
+import { readFile } from "node:fs/promises";
 import { ConfigError, type Config } from "./config.ts";
 import { registryFromTypes } from "./handlers/from-config.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
+import { bearerGate, isValidToken, TOKEN_RULE, type FetchHandler } from "./http/auth.ts";
 import { createJobQueue, type JobQueue } from "./jobqueue.ts";
 import type { Logger } from "./logger.ts";
 import { createPostgresStore } from "./store/postgres.ts";
@@ -14,6 +17,8 @@ export interface RunningServer {
   queue: JobQueue;
   url: string;
   port: number;
+  /** What the port serves: the app behind the token gate (for in-process requests in tests). */
+  fetch: FetchHandler;
   /** Graceful stop: the queue first (submits get 503 meanwhile), then the port. */
   stop(graceMs: number): Promise<void>;
 }
@@ -39,15 +44,50 @@ export function sqlitePath(url: string): string {
   return path;
 }
 
-/** The registry of job types: the config file's, or one handed in by a library user. */
-export async function loadRegistry(config: Config, logger: Logger): Promise<HandlerRegistry> {
+/**
+ * The registry of job types from the config file. `env` is where the file's `secret_env` names are
+ * looked up; --webhook-secret signs the webhook types that set no secret of their own.
+ */
+export async function loadRegistry(
+  config: Config,
+  logger: Logger,
+  env: Record<string, string | undefined> = {},
+): Promise<HandlerRegistry> {
   const defaults = { timeoutMs: config.defaultTimeoutMs, maxAttempts: config.defaultMaxAttempts, priority: 0 };
+  const webhook = config.webhookSecret !== undefined ? { webhookSecret: config.webhookSecret } : {};
   if (!config.configPath) {
     logger.warn("no job types configured (--config / JOBQUEUE_CONFIG): every submit will be refused");
-    return registryFromTypes(new Map(), defaults);
+    return registryFromTypes(new Map(), defaults, webhook);
   }
-  const types = await loadTypesFile(config.configPath, defaults);
-  return registryFromTypes(types, defaults);
+  const types = await loadTypesFile(config.configPath, defaults, env);
+  return registryFromTypes(types, defaults, webhook);
+}
+
+/** The bearer token: --token, or the trimmed content of --token-file; undefined when neither is set. */
+export async function loadToken(config: Config): Promise<string | undefined> {
+  if (config.tokenFile === undefined) return config.token;
+  const where = `--token-file / JOBQUEUE_TOKEN_FILE ${JSON.stringify(config.tokenFile)}`;
+  let text: string;
+  try {
+    text = await readFile(config.tokenFile, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${where}: cannot read it (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  const token = text.trim();
+  if (!isValidToken(token)) throw new ConfigError(`${where}: expected the file to hold one token of ${TOKEN_RULE}`);
+  return token;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return (
+    h === "localhost" ||
+    h.endsWith(".localhost") ||
+    /^127(\.\d{1,3}){3}$/.test(h) ||
+    /^::ffff:127(\.\d{1,3}){3}$/.test(h) ||
+    /^(0{0,4}:){2,7}0{0,3}1$/.test(h) // ::1 and its longer spellings
+  );
 }
 
 export async function startServer(opts: {
@@ -55,9 +95,15 @@ export async function startServer(opts: {
   logger: Logger;
   registry?: HandlerRegistry;
   store?: Store;
+  /** Where the types file's secret_env names are looked up; main.ts passes process.env. */
+  env?: Record<string, string | undefined>;
 }): Promise<RunningServer> {
   const { config, logger } = opts;
-  const registry = opts.registry ?? (await loadRegistry(config, logger));
+  const token = await loadToken(config);
+  if (token === undefined && !isLoopbackHost(config.host)) {
+    logger.warn("listening beyond this machine without a token: anyone who can reach the port can submit and read jobs (set JOBQUEUE_TOKEN or --token-file)", { host: config.host });
+  }
+  const registry = opts.registry ?? (await loadRegistry(config, logger, opts.env ?? {}));
   const store = opts.store ?? openStore(config, logger);
   logger.info("store selected", { store: store.kind, location: store.location });
   const queue = createJobQueue({
@@ -69,6 +115,7 @@ export async function startServer(opts: {
     reapIntervalMs: config.reapIntervalMs,
     backoff: { baseMs: config.backoffBaseMs, capMs: config.backoffCapMs },
     bodyLimitBytes: config.bodyLimitBytes,
+    maxQueued: config.maxQueued,
   });
   try {
     await queue.start();
@@ -76,19 +123,31 @@ export async function startServer(opts: {
     await store.close().catch(() => {});
     throw err;
   }
+  const fetch = bearerGate({ token, metricsPublic: config.metricsPublic, fetch: queue.app.fetch });
   const server = Bun.serve({
     hostname: config.host,
     port: config.port,
-    fetch: queue.app.fetch,
+    fetch,
+    // Hono handles every error itself; this only catches a fault outside it, without details.
+    error(err) {
+      logger.error("request failed outside the app", { err });
+      return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
+    },
     // Hono enforces the body limit; Bun's own cap sits just above it as a backstop.
     maxRequestBodySize: config.bodyLimitBytes + 1024,
-    idleTimeout: 30,
+    // Closes connections idle this long and requests whose body trickles in slower (Bun also
+    // closes a connection whose request headers are not complete within about 10 s).
+    idleTimeout: config.idleTimeoutS,
   });
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
-  logger.info("listening", { url, workers: config.workers, node: config.nodeId });
+  logger.info("listening", {
+    url, workers: config.workers, node: config.nodeId,
+    auth: token === undefined ? "none" : config.metricsPublic ? "bearer (metrics public)" : "bearer",
+  });
   return {
     queue,
     url,
+    fetch,
     port: server.port ?? config.port,
     async stop(graceMs) {
       await queue.shutdown(graceMs);

@@ -1,13 +1,23 @@
-// types-config.ts: reads and checks the job types file (TOML or JSON) into one TypeConfig per type.
-// Says what each type runs; builds no handlers and sends no requests.
+// types-config.ts: reads and checks the job types file (TOML or JSON) into one TypeConfig per type,
+// resolving secret_env from the env it is handed. Says what each type runs; builds no handlers,
+// sends no requests, and never puts a secret or header value in an error message.
 
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "./config.ts";
+import { SECRET_RULE, isValidSecret } from "./signing.ts";
 
 export type TypeConfig =
-  | { kind: "webhook"; url: string; timeoutMs: number; maxAttempts: number; headers: Record<string, string> }
+  | {
+      kind: "webhook";
+      url: string;
+      timeoutMs: number;
+      maxAttempts: number;
+      headers: Record<string, string>;
+      /** Signs deliveries (x-jobqueue-signature); only present when the type sets one. */
+      secret?: string;
+    }
   | { kind: "noop"; timeoutMs: number; maxAttempts: number };
 
 export type TypeDefaults = { timeoutMs: number; maxAttempts: number };
@@ -31,6 +41,10 @@ export function parseDurationMs(s: string | number): number {
 const TYPE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_VALUE = /^[^\r\n\0]*$/;
+/** Headers the webhook handler sets itself; a types file may not set or shadow them. */
+const RESERVED_HEADERS = new Set(["content-type", "x-job-id", "x-job-attempt", "x-jobqueue-signature"]);
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,200}$/;
+const SECRET_EXPECTED = `expected ${SECRET_RULE}`;
 
 const isHttpUrl = (s: string) => {
   try {
@@ -71,10 +85,18 @@ const typeEntry = z
       .optional(),
     headers: z
       .record(
-        z.string().regex(HEADER_NAME, "expected an HTTP header name"),
+        z
+          .string()
+          .regex(HEADER_NAME, "expected an HTTP header name")
+          .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), "is set by the webhook itself and cannot be configured"),
         z.string({ error: "expected a string" }).regex(HEADER_VALUE, "expected a header value without line breaks"),
         { error: "expected a table of header name = value" },
       )
+      .optional(),
+    secret: z.string({ error: SECRET_EXPECTED }).refine(isValidSecret, SECRET_EXPECTED).optional(),
+    secret_env: z
+      .string({ error: "expected the name of an environment variable" })
+      .regex(ENV_NAME, "expected the name of an environment variable")
       .optional(),
   }, { error: "expected a table with url or builtin" })
   .strict()
@@ -83,6 +105,10 @@ const typeEntry = z
       ctx.addIssue({ code: "custom", message: "expected exactly one of url or builtin" });
     } else if (t.headers !== undefined && t.url === undefined) {
       ctx.addIssue({ code: "custom", path: ["headers"], message: "only allowed with url" });
+    } else if (t.url === undefined && (t.secret !== undefined || t.secret_env !== undefined)) {
+      ctx.addIssue({ code: "custom", path: [t.secret !== undefined ? "secret" : "secret_env"], message: "only allowed with url" });
+    } else if (t.secret !== undefined && t.secret_env !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["secret_env"], message: "give secret or secret_env, not both" });
     }
   });
 
@@ -100,19 +126,23 @@ const typesFile = z
 
 /**
  * Checks the text of a types file. `source` names the file in error messages, which are one line:
- * `jobs.toml: types.email.timeout: expected a duration like "30s"`.
+ * `jobs.toml: types.email.timeout: expected a duration like "30s"`. `env` is where `secret_env`
+ * names are looked up (main.ts hands in the process environment).
  */
 export function parseTypesConfig(
   text: string,
   format: "toml" | "json",
   defaults: TypeDefaults,
   source = `types file (${format})`,
+  env: Record<string, string | undefined> = {},
 ): Map<string, TypeConfig> {
   let data: unknown;
   try {
     data = format === "toml" ? Bun.TOML.parse(text) : JSON.parse(text);
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
+    // Parsers quote the offending text, which may be a secret or a header value: elide what they
+    // quote, keeping only short tokens such as "]" that say what was expected.
+    const why = (err instanceof Error ? err.message : String(err)).replace(/"[^"]{4,}("|$)|'[^']{4,}('|$)/g, '"…"');
     throw new ConfigError(`${source}: not valid ${format.toUpperCase()}: ${why.replace(/\s+/g, " ")}`);
   }
   const parsed = typesFile.safeParse(data);
@@ -122,18 +152,33 @@ export function parseTypesConfig(
   for (const [name, t] of Object.entries(parsed.data.types)) {
     const timeoutMs = t.timeout ?? defaults.timeoutMs;
     const maxAttempts = t.max_attempts ?? defaults.maxAttempts;
-    types.set(
-      name,
-      t.url !== undefined
-        ? { kind: "webhook", url: t.url, timeoutMs, maxAttempts, headers: t.headers ?? {} }
-        : { kind: "noop", timeoutMs, maxAttempts },
-    );
+    if (t.url === undefined) {
+      types.set(name, { kind: "noop", timeoutMs, maxAttempts });
+      continue;
+    }
+    const secret = t.secret ?? (t.secret_env !== undefined ? secretFromEnv(env, t.secret_env, `${source}: ${keyPath(["types", name, "secret_env"])}`) : undefined);
+    types.set(name, {
+      kind: "webhook", url: t.url, timeoutMs, maxAttempts, headers: t.headers ?? {},
+      ...(secret !== undefined && { secret }),
+    });
   }
   return types;
 }
 
+/** The value of the variable a secret_env names; errors name the variable, never a value. */
+function secretFromEnv(env: Record<string, string | undefined>, name: string, where: string): string {
+  const value = env[name];
+  if (value === undefined || value === "") throw new ConfigError(`${where}: environment variable ${name} is not set`);
+  if (!isValidSecret(value)) throw new ConfigError(`${where}: environment variable ${name}: ${SECRET_EXPECTED}`);
+  return value;
+}
+
 /** Reads a .toml or .json types file; errors name the path. */
-export async function loadTypesFile(path: string, defaults: TypeDefaults): Promise<Map<string, TypeConfig>> {
+export async function loadTypesFile(
+  path: string,
+  defaults: TypeDefaults,
+  env: Record<string, string | undefined> = {},
+): Promise<Map<string, TypeConfig>> {
   const ext = extname(path).toLowerCase();
   if (ext !== ".toml" && ext !== ".json") {
     throw new ConfigError(`${path}: unsupported file type ${JSON.stringify(ext)}: expected .toml or .json`);
@@ -145,7 +190,7 @@ export async function loadTypesFile(path: string, defaults: TypeDefaults): Promi
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(`${path}: cannot read the job types file (${code ?? String(err)})`);
   }
-  return parseTypesConfig(text, ext === ".toml" ? "toml" : "json", defaults, path);
+  return parseTypesConfig(text, ext === ".toml" ? "toml" : "json", defaults, path, env);
 }
 
 /** One zod issue as "key.path: what was expected", keys quoted the way TOML would need them. */
@@ -159,6 +204,11 @@ function describe(issue: z.core.$ZodIssue | undefined): string {
   } else if (issue.code === "invalid_key") {
     message = issue.issues[0]?.message ?? message;
   }
-  const keyPath = path.map((k) => (/^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k))).join(".");
-  return keyPath === "" ? message : `${keyPath}: ${message}`;
+  const where = keyPath(path);
+  return where === "" ? message : `${where}: ${message}`;
+}
+
+/** Keys joined with dots, quoted the way TOML would need them. */
+function keyPath(path: string[]): string {
+  return path.map((k) => (/^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k))).join(".");
 }

@@ -43,6 +43,12 @@ describe("loadConfig", () => {
         defaultTimeoutMs: 30_000,
         defaultMaxAttempts: 5,
         bodyLimitBytes: 1_048_576,
+        maxQueued: 1_000_000,
+        idleTimeoutS: 30,
+        token: undefined,
+        tokenFile: undefined,
+        metricsPublic: false,
+        webhookSecret: undefined,
       },
     });
   });
@@ -94,6 +100,11 @@ describe("loadConfig", () => {
       JOBQUEUE_MAX_ATTEMPTS: "100",
       JOBQUEUE_BODY_LIMIT_BYTES: "1024",
       JOBQUEUE_SQLITE_SYNCHRONOUS: "normal",
+      JOBQUEUE_MAX_QUEUED: "0",
+      JOBQUEUE_IDLE_TIMEOUT_S: "5",
+      JOBQUEUE_TOKEN_FILE: "/run/secrets/token",
+      JOBQUEUE_METRICS_PUBLIC: "TRUE",
+      JOBQUEUE_WEBHOOK_SECRET: "whsec_0123456789abcdef",
     };
     expect(loadConfig(env, [], HOST).config).toEqual({
       port: 0,
@@ -114,7 +125,14 @@ describe("loadConfig", () => {
       defaultTimeoutMs: 1,
       defaultMaxAttempts: 100,
       bodyLimitBytes: 1024,
+      maxQueued: 0,
+      idleTimeoutS: 5,
+      token: undefined,
+      tokenFile: "/run/secrets/token",
+      metricsPublic: true,
+      webhookSecret: "whsec_0123456789abcdef",
     });
+    expect(loadConfig({ JOBQUEUE_TOKEN: "t0k3n-0123456789abcdef" }, [], HOST).config.token).toBe("t0k3n-0123456789abcdef");
   });
 
   test("the positional command selects serve or migrate", () => {
@@ -157,6 +175,15 @@ describe("loadConfig", () => {
     ["--timeout-ms", ["--timeout-ms", "0"], "JOBQUEUE_TIMEOUT_MS"],
     ["--max-attempts", ["--max-attempts", "101"], "JOBQUEUE_MAX_ATTEMPTS"],
     ["--body-limit-bytes", ["--body-limit-bytes", "1023"], "JOBQUEUE_BODY_LIMIT_BYTES"],
+    ["--max-queued", ["--max-queued", "-1"], "JOBQUEUE_MAX_QUEUED"],
+    ["--max-queued", ["--max-queued", "1e6"], "JOBQUEUE_MAX_QUEUED"],
+    ["--idle-timeout-s", ["--idle-timeout-s", "0"], "JOBQUEUE_IDLE_TIMEOUT_S"],
+    ["--idle-timeout-s", ["--idle-timeout-s", "256"], "JOBQUEUE_IDLE_TIMEOUT_S"],
+    ["--token", ["--token", "short"], "JOBQUEUE_TOKEN"],
+    ["--token", ["--token", "has space in it 0123456789"], "JOBQUEUE_TOKEN"],
+    ["--token-file", ["--token-file="], "JOBQUEUE_TOKEN_FILE"],
+    ["--metrics-public", ["--metrics-public=yes"], "JOBQUEUE_METRICS_PUBLIC"],
+    ["--webhook-secret", ["--webhook-secret", "tooshort"], "JOBQUEUE_WEBHOOK_SECRET"],
   ];
   for (const [flag, argv, envName] of bad) {
     test(`${argv.join(" ")} is rejected with a one-line message naming ${flag} and ${envName}`, () => {
@@ -185,6 +212,42 @@ describe("loadConfig", () => {
     expect(configError(() => loadConfig({ DATABASE_URL: "pg:me:hunter2" }, [], HOST)).message).not.toContain("hunter2");
   });
 
+  test("a bad token or webhook secret is never shown in the message, not even in part", () => {
+    for (const [env, value] of [
+      ["JOBQUEUE_TOKEN", "hunter2:hunter2 hunter2"],
+      ["JOBQUEUE_TOKEN", "hunter2"],
+      ["JOBQUEUE_WEBHOOK_SECRET", "hunter2 hunter2 hunter2"],
+      ["JOBQUEUE_WEBHOOK_SECRET", "hunter2"],
+    ] as const) {
+      const message = configError(() => loadConfig({ [env]: value }, [], HOST)).message;
+      expect(message).toContain(env);
+      expect(message).not.toContain("hunter2");
+    }
+    const fromFlag = configError(() => loadConfig({}, ["--token=hunter2"], HOST)).message;
+    expect(fromFlag).toStartWith('invalid --token / JOBQUEUE_TOKEN "…": expected 16 to 4096 characters');
+  });
+
+  test("a token and a token file together are refused", () => {
+    const err = configError(() => loadConfig({ JOBQUEUE_TOKEN: "0123456789abcdef0123" }, ["--token-file", "/t"], HOST));
+    expect(err.message).toBe("--token / JOBQUEUE_TOKEN and --token-file / JOBQUEUE_TOKEN_FILE are both set: give only one");
+    expect(err.message).not.toContain("0123456789abcdef0123");
+  });
+
+  test("a token of base64, base64url or hex characters is accepted", () => {
+    for (const token of ["dGhpcyBpcyBhIHRva2VuIQ==", "a-b_c.d~e+f/g0123456789", "0123456789abcdef0123456789abcdef"]) {
+      expect(loadConfig({}, ["--token", token], HOST).config.token).toBe(token);
+    }
+  });
+
+  test("--metrics-public is a switch: bare means true, and it also takes true or false", () => {
+    expect(loadConfig({}, ["--metrics-public"], HOST).config.metricsPublic).toBe(true);
+    expect(loadConfig({}, ["--metrics-public", "--port", "1"], HOST).config.metricsPublic).toBe(true);
+    expect(loadConfig({}, ["--metrics-public", "serve"], HOST)).toMatchObject({ command: "serve", config: { metricsPublic: true } });
+    expect(loadConfig({}, ["--metrics-public", "false"], HOST).config.metricsPublic).toBe(false);
+    expect(loadConfig({ JOBQUEUE_METRICS_PUBLIC: "true" }, ["--metrics-public=false"], HOST).config.metricsPublic).toBe(false);
+    expect(loadConfig({ JOBQUEUE_METRICS_PUBLIC: "false" }, [], HOST).config.metricsPublic).toBe(false);
+  });
+
   test("an unknown flag is rejected", () => {
     expect(configError(() => loadConfig({}, ["--prot", "80"], HOST)).message).toContain('"--prot"');
     expect(configError(() => loadConfig({}, ["-x"], HOST)).message).toContain('"-x"');
@@ -205,13 +268,15 @@ describe("loadConfig", () => {
     const flags = [
       "--port", "--host", "--database-url", "--db", "--config", "--workers", "--lease-ms", "--aging-ms",
       "--shutdown-grace-ms", "--node-id", "--log-level", "--reap-interval-ms", "--backoff-base-ms",
-      "--backoff-cap-ms", "--timeout-ms", "--max-attempts", "--body-limit-bytes", "--help", "--version",
+      "--backoff-cap-ms", "--timeout-ms", "--max-attempts", "--body-limit-bytes", "--max-queued",
+      "--idle-timeout-s", "--token", "--token-file", "--metrics-public", "--webhook-secret", "--help", "--version",
     ];
     const envs = [
       "PORT", "HOST", "DATABASE_URL", "JOBQUEUE_DB", "JOBQUEUE_CONFIG", "JOBQUEUE_WORKERS", "JOBQUEUE_LEASE_MS",
       "JOBQUEUE_AGING_MS", "JOBQUEUE_SHUTDOWN_GRACE_MS", "JOBQUEUE_NODE_ID", "JOBQUEUE_LOG_LEVEL",
       "JOBQUEUE_REAP_INTERVAL_MS", "JOBQUEUE_BACKOFF_BASE_MS", "JOBQUEUE_BACKOFF_CAP_MS", "JOBQUEUE_TIMEOUT_MS",
-      "JOBQUEUE_MAX_ATTEMPTS", "JOBQUEUE_BODY_LIMIT_BYTES",
+      "JOBQUEUE_MAX_ATTEMPTS", "JOBQUEUE_BODY_LIMIT_BYTES", "JOBQUEUE_MAX_QUEUED", "JOBQUEUE_IDLE_TIMEOUT_S",
+      "JOBQUEUE_TOKEN", "JOBQUEUE_TOKEN_FILE", "JOBQUEUE_METRICS_PUBLIC", "JOBQUEUE_WEBHOOK_SECRET",
     ];
     for (const name of [...flags, ...envs]) expect(text).toMatch(new RegExp(`(^|\\s)${name}\\s`, "m"));
     expect(text).toContain("default 8080");
@@ -288,6 +353,14 @@ builtin = "noop"
     ["a bad header name", `[types.email]\nurl = "http://a/"\nheaders = { "a b" = "x" }`, 'types.email.headers."a b": expected an HTTP header name'],
     ["a header value with a line break", `[types.email]\nurl = "http://a/"\nheaders = { a = "x\\ny" }`, "types.email.headers.a: expected a header value"],
     ["headers on a builtin", `[types.n]\nbuiltin = "noop"\nheaders = { a = "x" }`, "types.n.headers: only allowed with url"],
+    ["a header the webhook sets itself", `[types.email]\nurl = "http://a/"\nheaders = { "X-Jobqueue-Signature" = "x" }`, 'types.email.headers.X-Jobqueue-Signature: is set by the webhook itself'],
+    ["a short secret", `[types.email]\nurl = "http://a/"\nsecret = "hunter2"`, "types.email.secret: expected 16 to 4096 printable ASCII characters"],
+    ["a secret with a space", `[types.email]\nurl = "http://a/"\nsecret = "hunter2 hunter2 hunter2"`, "types.email.secret: expected 16 to 4096"],
+    ["a secret that is not a string", `[types.email]\nurl = "http://a/"\nsecret = 12345678`, "types.email.secret: expected 16 to 4096"],
+    ["a secret on a builtin", `[types.n]\nbuiltin = "noop"\nsecret = "0123456789abcdef"`, "types.n.secret: only allowed with url"],
+    ["secret and secret_env together", `[types.email]\nurl = "http://a/"\nsecret = "0123456789abcdef"\nsecret_env = "S"`, "types.email.secret_env: give secret or secret_env, not both"],
+    ["a bad secret_env name", `[types.email]\nurl = "http://a/"\nsecret_env = "A-B"`, "types.email.secret_env: expected the name of an environment variable"],
+    ["secret_env naming an unset variable", `[types.email]\nurl = "http://a/"\nsecret_env = "NOT_SET_ANYWHERE"`, "types.email.secret_env: environment variable NOT_SET_ANYWHERE is not set"],
     ["no types at all", ``, "types: expected a table of job types"],
     ["an empty types table", `[types]`, "types: expected at least one job type"],
     ["broken TOML", `[types.email\nurl = `, "jobs.toml: not valid TOML"],
@@ -300,6 +373,45 @@ builtin = "noop"
       expect(err.message).not.toContain("\n");
     });
   }
+
+  test("no error about a secret, a header or a TOML or JSON syntax error ever shows the secret", () => {
+    const cases: [string, "toml" | "json"][] = [
+      [`[types.email]\nurl = "http://a/"\nsecret = "hunter2"`, "toml"],
+      [`[types.email]\nurl = "http://a/"\nsecret = "hunter2hunter2hunter2`, "toml"],
+      [`[types.email]\nurl = "http://a/"\nsecret = hunter2hunter2hunter2`, "toml"],
+      [`[types.email]\nurl = "http://a/"\nheaders = { Authorization = hunter2hunter2 }`, "toml"],
+      [`{"types":{"email":{"url":"http://a/","secret": hunter2hunter2hunter2}}}`, "json"],
+      [`{"types":{"email":{"url":"http://a/","secret": "hunter2hunter2hunter2\u0001"}}}`, "json"],
+    ];
+    for (const [text, format] of cases) {
+      const message = configError(() => parseTypesConfig(text, format, defaults, "jobs")).message;
+      expect(message).toStartWith("jobs: ");
+      expect(message).not.toContain("hunter2");
+    }
+    const env = { HOOK_SECRET: "hunter2" };
+    const text = `[types.email]\nurl = "http://a/"\nsecret_env = "HOOK_SECRET"`;
+    const message = configError(() => parseTypesConfig(text, "toml", defaults, "jobs", env)).message;
+    expect(message).toBe("jobs: types.email.secret_env: environment variable HOOK_SECRET: expected 16 to 4096 printable ASCII characters without spaces");
+  });
+
+  test("a webhook's secret comes from the file or from the environment variable secret_env names", () => {
+    const text = `
+[types.a]
+url = "http://a/"
+secret = "whsec_from_the_file_0001"
+
+[types.b]
+url = "http://b/"
+secret_env = "B_SECRET"
+
+[types.c]
+url = "http://c/"
+`;
+    const types = parseTypesConfig(text, "toml", defaults, "jobs", { B_SECRET: "whsec_from_the_env_00002" });
+    expect(types.get("a")).toMatchObject({ kind: "webhook", secret: "whsec_from_the_file_0001" });
+    expect(types.get("b")).toMatchObject({ kind: "webhook", secret: "whsec_from_the_env_00002" });
+    expect(types.get("c")).not.toHaveProperty("secret");
+  });
 
   test("a JSON error names the key path too", () => {
     const err = configError(() => parseTypesConfig(`{"types": {"e": {"url": "http://a/", "max_attempts": "3"}}}`, "json", defaults, "jobs.json"));

@@ -62,9 +62,41 @@ describe("PriorityHeap", () => {
         live.sort(order);
         const want = live.shift()!;
         expect(h.pop()).toBe(want.id);
+        expect(h.lastKey).toBe(want.key);
+        expect(h.lastPriority).toBe(want.prio);
       }
       expect(h.size).toBe(live.length);
     }
+  });
+
+  test("distinct float keys come out sorted from a heap grown from capacity 1", () => {
+    const rand = rng(99);
+    const h = new PriorityHeap(1);
+    const entries: Entry[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const e = { id: i, key: (rand() - 0.5) * 1e6, prio: Math.floor(rand() * 101) };
+      entries.push(e);
+      h.push(e.id, e.key, e.prio);
+    }
+    entries.sort(order);
+    for (const e of entries) {
+      expect(h.pop()).toBe(e.id);
+      expect(h.lastKey).toBe(e.key);
+    }
+  });
+
+  test("a drained heap behaves as empty and refills in order", () => {
+    const h = new PriorityHeap(0);
+    for (let i = 0; i < 10; i++) h.push(i, 10 - i, 0);
+    for (let i = 0; i < 10; i++) h.pop();
+    expect(h.size).toBe(0);
+    expect(h.pop()).toBe(-1);
+    expect(h.peekId()).toBe(-1);
+    expect(h.peekKey()).toBe(Infinity);
+    h.push(3, 7, 1);
+    h.push(2, 7, 1);
+    h.push(1, 7, 2);
+    expect([h.pop(), h.pop(), h.pop()]).toEqual([2, 3, 1]);
   });
 
   test("clear empties it and it stays usable; forEachKeyPriority visits every entry", () => {

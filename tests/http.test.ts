@@ -15,7 +15,7 @@ function harness(overrides: Partial<AppDeps> = {}) {
   const submitted: NewJob[][] = [];
   const logged: { msg: string; fields?: Record<string, unknown> }[] = [];
   const jobs = new Map<number, JobView>();
-  const state = { accepting: true, notReadyReason: null as string | null };
+  const state = { accepting: true, notReadyReason: null as string | null, queued: 0 };
   let nextId = 1;
   const record = (msg: string, fields?: Record<string, unknown>) => logged.push({ msg, fields });
   const logger: Logger = { debug: record, info: record, warn: record, error: record };
@@ -31,6 +31,8 @@ function harness(overrides: Partial<AppDeps> = {}) {
     metricsText: () => "jobqueue_jobs_submitted_total 3\n",
     metricsContentType: "text/plain; version=0.0.4; charset=utf-8",
     bodyLimitBytes: 1024 * 1024,
+    queuedCount: () => state.queued,
+    maxQueued: 1_000_000,
     clock: () => NOW,
     logger,
     ...overrides,
@@ -310,6 +312,64 @@ describe("POST /submit", () => {
     const err = h.logged[0]?.fields?.err;
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).stack).toContain("hunter2");
+  });
+});
+
+describe("backpressure: --max-queued", () => {
+  test("a submit that would take the queue past the cap is refused with 429 queue_full and retry-after", async () => {
+    const h = harness({ maxQueued: 10 });
+    h.state.queued = 10;
+    const res = await post(h, { type: "noop" });
+    expect(res.headers.get("retry-after")).toBe("1");
+    expect(await expectRejected(h, res, 429, "queue_full")).toContain("at most 10 jobs");
+  });
+
+  test("a submit that exactly fills the queue is accepted", async () => {
+    const h = harness({ maxQueued: 10 });
+    h.state.queued = 9;
+    expect((await post(h, { type: "noop" })).status).toBe(202);
+  });
+
+  test("a batch that would overflow the cap is refused as a whole, even when a part of it would fit", async () => {
+    const h = harness({ maxQueued: 10 });
+    h.state.queued = 8;
+    const jobs = [{ type: "noop" }, { type: "noop" }, { type: "noop" }];
+    await expectRejected(h, await post(h, { jobs }), 429, "queue_full");
+    expect((await post(h, { jobs: jobs.slice(1) })).status).toBe(202);
+  });
+
+  test("a cap of 0 means no limit", async () => {
+    const h = harness({ maxQueued: 0 });
+    h.state.queued = Number.MAX_SAFE_INTEGER;
+    expect((await post(h, { type: "noop" })).status).toBe(202);
+  });
+
+  test("jobs of submits still waiting for their commit count against the cap", async () => {
+    let release: () => void = () => {};
+    let entered: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const committing = new Promise<void>((resolve) => (entered = resolve));
+    const h = harness({
+      maxQueued: 3,
+      submit: async (batch) => {
+        entered();
+        await gate;
+        return batch.map((_, i) => i + 1);
+      },
+    });
+    const first = post(h, { jobs: [{ type: "noop" }, { type: "noop" }, { type: "noop" }] });
+    await committing;
+    const second = await post(h, { type: "noop" });
+    expect(second.status).toBe(429);
+    release();
+    expect((await first).status).toBe(202);
+    expect((await post(h, { type: "noop" })).status).toBe(202);
+  });
+
+  test("a full queue refuses before reading the body, so even a malformed one gets 429", async () => {
+    const h = harness({ maxQueued: 1 });
+    h.state.queued = 1;
+    await expectRejected(h, await post(h, "{not json"), 429, "queue_full");
   });
 });
 

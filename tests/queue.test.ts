@@ -88,6 +88,14 @@ describe("a queue node on PostgreSQL", () => {
     await q.shutdown(1000);
   });
 
+  test("an error message with a NUL byte cannot wedge a job: it is retried and dead-lettered like any other", async () => {
+    const q = await startQueue({ nul: () => { throw new Error("bad\u0000byte"); } });
+    const r = await post(q, { type: "nul", maxAttempts: 2 });
+    await waitFor(async () => (await getJob(q, r.body.id)).body.state === "dead", { what: "dead" });
+    expect((await getJob(q, r.body.id)).body.lastError).toBe("bad\uFFFDbyte");
+    await q.shutdown(1000);
+  });
+
   test("a permanent error goes straight to dead without a retry", async () => {
     let runs = 0;
     const q = await startQueue({ perm: () => { runs++; throw new PermanentError("bad input"); } });
@@ -132,26 +140,29 @@ describe("a queue node on PostgreSQL", () => {
     const order: string[] = [];
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
+    let now = Date.now();
     const q = await startQueue({
       block: () => gate,
       rec: (job) => void order.push((job.payload as { name: string }).name),
-    }, { workers: 1, agingMs: 1000 });
+    }, { workers: 1, agingMs: 1000, clock: () => now });
     // Occupy the only worker so a backlog builds up behind it.
     await post(q, { type: "block" });
     await waitFor(() => q.pool.busy === 1);
-    const now = Date.now();
-    // "old" has priority 0 but became ready 10 s ago (runAt in the past); the newer jobs have
-    // priority 5 (worth 5 s of waiting), so old must beat them; "urgent" (priority 20) beats all.
+    // "old-low" (priority 0) is submitted, then the clock moves 10 s on: it has waited more than
+    // the 5 levels the newer priority-5 jobs carry, so it beats them; "urgent" (20) beats all.
+    await post(q, { type: "rec", payload: { name: "old-low" }, priority: 0 });
+    now += 10_000;
     await post(q, { jobs: [
       { type: "rec", payload: { name: "new-high-1" }, priority: 5 },
-      { type: "rec", payload: { name: "old-low" }, priority: 0, runAt: new Date(now - 10_000).toISOString() },
       { type: "rec", payload: { name: "new-high-2" }, priority: 5 },
       { type: "rec", payload: { name: "urgent" }, priority: 20 },
       { type: "rec", payload: { name: "new-low" }, priority: 0 },
+      // A backdated runAt earns nothing: it counts as submitted now.
+      { type: "rec", payload: { name: "backdated" }, priority: 0, runAt: new Date(now - 3_600_000).toISOString() },
     ] });
     release();
-    await waitFor(() => order.length === 5);
-    expect(order).toEqual(["urgent", "old-low", "new-high-1", "new-high-2", "new-low"]);
+    await waitFor(() => order.length === 6);
+    expect(order).toEqual(["urgent", "old-low", "new-high-1", "new-high-2", "new-low", "backdated"]);
     await q.shutdown(1000);
   });
 

@@ -95,3 +95,60 @@ test("with agingMs 0, jobs ready at the same moment keep id order whatever their
   s.add(2, 40, 50, 100);
   expect(popAll(s).ids).toEqual([2, 3, 4]);
 });
+
+describe("scheduler batches and signals", () => {
+  test("popReady takes at most max jobs and leaves the rest in order", () => {
+    const now = 1000;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    for (let id = 1; id <= 5; id++) s.add(id, id, now, now);
+    const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };
+    expect(s.popReady(2, out)).toBe(2);
+    expect(out.ids).toEqual([5, 4]);
+    expect(s.readyCount).toBe(3);
+    expect(s.popReady(10, out)).toBe(3);
+    expect(out.ids).toEqual([5, 4, 3, 2, 1]);
+    expect(out.readyAts).toEqual([1000, 1000, 1000, 1000, 1000]);
+    expect(s.popReady(10, out)).toBe(0);
+  });
+
+  test("a job that is due on add signals onReady; a future one waits for promoteDue", () => {
+    let signals = 0;
+    const s = createScheduler({ agingMs: 1000, clock: () => 0, onReady: () => signals++ });
+    s.add(1, 0, 0, 0);
+    expect(signals).toBe(1);
+    s.add(2, 0, 300, 0);
+    s.add(3, 0, 100, 0);
+    expect(signals).toBe(1);
+    expect(s.promoteDue(50)).toBe(0);
+    expect(signals).toBe(1);
+    expect(s.promoteDue(300)).toBe(2);
+    expect(signals).toBe(2);
+    expect(s.nextRunAt()).toBeNull();
+  });
+
+  test("clear forgets ready and scheduled jobs", () => {
+    const s = createScheduler({ agingMs: 1000, clock: () => 0 });
+    s.add(1, 0, 0, 0);
+    s.add(2, 0, 500, 0);
+    s.clear();
+    expect(s.readyCount).toBe(0);
+    expect(s.scheduledCount).toBe(0);
+    expect(s.oldestReadyAt()).toBeNull();
+    expect(s.nextRunAt()).toBeNull();
+  });
+
+  test("a job scheduled before the armed timer's target re-arms the timer for it", async () => {
+    let signalled: () => void = () => {};
+    const promoted = new Promise<void>((r) => (signalled = r));
+    const s = createScheduler({ agingMs: 1000, clock: Date.now, onReady: () => signalled() });
+    s.add(1, 0, Date.now() + 3_600_000, Date.now()); // arms an hour ahead
+    s.start();
+    s.add(2, 0, Date.now() + 20, Date.now());
+    await promoted;
+    const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };
+    s.popReady(10, out);
+    expect(out.ids).toEqual([2]);
+    expect(s.scheduledCount).toBe(1);
+    s.stop();
+  });
+});

@@ -4,12 +4,32 @@ import type { TypeConfig } from "../types-config.ts";
 import { createHandlerRegistry, type HandlerRegistry, type TypePolicy } from "./handler.ts";
 import { createWebhookHandler } from "./webhook.ts";
 
-export function registryFromTypes(types: Map<string, TypeConfig>, defaults: TypePolicy): HandlerRegistry {
+export interface WebhookDefaults {
+  /** Signs deliveries of webhook types that set no secret of their own. */
+  webhookSecret?: string;
+  /** Epoch ms, for signature timestamps. */
+  clock?: () => number;
+  fetch?: typeof fetch;
+}
+
+export function registryFromTypes(
+  types: Map<string, TypeConfig>,
+  defaults: TypePolicy,
+  webhook: WebhookDefaults = {},
+): HandlerRegistry {
   const registry = createHandlerRegistry(defaults);
   for (const [name, t] of types) {
     const policy = { timeoutMs: t.timeoutMs, maxAttempts: t.maxAttempts };
-    if (t.kind === "webhook") registry.register(name, createWebhookHandler({ url: t.url, headers: t.headers }), policy);
-    else registry.register(name, () => {}, policy);
+    if (t.kind === "webhook") {
+      const secret = t.secret ?? webhook.webhookSecret;
+      const handler = createWebhookHandler({
+        url: t.url, headers: t.headers, clock: webhook.clock, fetch: webhook.fetch,
+        ...(secret !== undefined && { secret }),
+      });
+      registry.register(name, handler, policy);
+    } else {
+      registry.register(name, () => {}, policy);
+    }
   }
   return registry;
 }

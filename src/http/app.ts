@@ -1,6 +1,7 @@
-// app.ts: the HTTP surface (Hono): routes, request-body limits and parsing, and the one JSON error
-// envelope {"error":{"code","message"}}. Holds no state and no SQL: every effect goes through AppDeps,
+// app.ts: the HTTP surface (Hono): routes, request-body limits and parsing, the queue-full cap, and
+// the one JSON error envelope {"error":{"code","message"}}. No SQL: every effect goes through AppDeps,
 // and a 202 is sent only after deps.submit has committed. Internal faults never reach the client.
+// Authentication is not here: http/auth.ts gates the whole app in front of it.
 import { zValidator } from "@hono/zod-validator";
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -24,6 +25,10 @@ export interface AppDeps {
   metricsText(): Promise<string> | string;
   metricsContentType: string;
   bodyLimitBytes: number;
+  /** Jobs waiting on this node (ready + scheduled), read on every submit. */
+  queuedCount(): number;
+  /** A submit that would take queuedCount() past this gets 429 queue_full; 0 = no limit. */
+  maxQueued: number;
   clock: () => number;
   logger: Logger;
 }
@@ -45,10 +50,15 @@ const jobIdParam = z.object({
     .refine(Number.isSafeInteger),
 });
 
+/** What a full queue tells a producer to wait before trying again, in seconds. */
+const QUEUE_FULL_RETRY_AFTER_S = 1;
+
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
+  // Jobs of submits still waiting for their commit: not yet in queuedCount(), but they will be.
+  const cap = { committing: 0 };
 
-  app.post("/submit", (c) => submit(c, deps));
+  app.post("/submit", (c) => submit(c, deps, cap));
   app.get("/jobs/:id", zValidator("param", jobIdParam, rejectBadId), async (c) => {
     const job = await deps.getJob(c.req.valid("param").id);
     if (job === null) throw notFound("no such job");
@@ -75,17 +85,38 @@ export function createApp(deps: AppDeps): Hono {
 }
 
 /** POST /submit: checks in order of cost, and answers only after the store has committed. */
-async function submit(c: Context, deps: AppDeps): Promise<Response> {
+async function submit(c: Context, deps: AppDeps, cap: { committing: number }): Promise<Response> {
   if (!deps.accepting()) {
     throw new JobQueueError("shutting_down", "the server is shutting down", 503, { "retry-after": "1" });
   }
   requireJson(c.req.header("content-type"));
+  checkRoom(deps, cap, 1); // a full queue refuses before reading the body
   const body = parseJson(await readBody(c.req.raw, deps.bodyLimitBytes));
   const parsed = parseSubmitBody(body);
   const jobs = toNewJobs(parsed, deps);
-  const ids = await deps.submit(jobs);
+  checkRoom(deps, cap, jobs.length);
+  cap.committing += jobs.length;
+  let ids: number[];
+  try {
+    ids = await deps.submit(jobs);
+  } finally {
+    cap.committing -= jobs.length;
+  }
   if (ids.length !== jobs.length) throw new Error(`submit returned ${ids.length} ids for ${jobs.length} jobs`);
   return c.json(parsed.batch ? { ids: ids.map(String) } : { id: String(ids[0]) }, 202);
+}
+
+/** Throws 429 queue_full when `adding` more jobs would take the queue past deps.maxQueued. */
+function checkRoom(deps: AppDeps, cap: { committing: number }, adding: number): void {
+  if (deps.maxQueued <= 0) return;
+  const queued = deps.queuedCount() + cap.committing;
+  if (queued + adding <= deps.maxQueued) return;
+  throw new JobQueueError(
+    "queue_full",
+    `the queue holds ${queued} of at most ${deps.maxQueued} jobs: retry later`,
+    429,
+    { "retry-after": String(QUEUE_FULL_RETRY_AFTER_S) },
+  );
 }
 
 function requireJson(contentType: string | undefined): void {

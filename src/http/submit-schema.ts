@@ -104,8 +104,10 @@ const readableIssue: z.core.$ZodErrorMap = (issue) => {
 };
 
 function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
-  const listed = issues.slice(0, MAX_LISTED_ISSUES).map((i) => `${formatPath(i.path)}: ${i.message}`);
-  const rest = issues.length - listed.length;
+  // One value can miss several checks with the same wording (2^53 + 1 is neither an integer nor <= 100).
+  const lines = [...new Set(issues.map((i) => `${formatPath(i.path)}: ${i.message}`))];
+  const listed = lines.slice(0, MAX_LISTED_ISSUES);
+  const rest = lines.length - listed.length;
   return listed.join("; ") + (rest > 0 ? `; and ${rest} more` : "");
 }
 
@@ -136,7 +138,9 @@ export function toNewJob(
     payload: JSON.stringify(job.payload),
     priority: job.priority ?? typeDefaults.priority,
     maxAttempts: job.maxAttempts ?? typeDefaults.maxAttempts,
-    runAt: job.runAt !== undefined ? Date.parse(job.runAt) : now + (job.delayMs ?? 0),
+    // A runAt in the past means "now": waiting earns priority only from submission on, so a
+    // backdated runAt cannot buy more than the 0-100 priority range allows.
+    runAt: job.runAt !== undefined ? Math.max(Date.parse(job.runAt), now) : now + (job.delayMs ?? 0),
     timeoutMs: job.timeoutMs ?? null,
   };
 }

@@ -34,7 +34,10 @@ export interface RunningBinary {
   exited: Promise<number>;
 }
 
-/** Starts the binary and resolves once it logs "listening" (or rejects if it exits first). */
+/**
+ * Starts the binary and resolves once it logs "listening" (or rejects if it exits first). That
+ * line is logged at info level: do not raise JOBQUEUE_LOG_LEVEL above info here.
+ */
 export async function startBinary(args: string[], env: Record<string, string>, cwd?: string): Promise<RunningBinary> {
   const bin = await ensureBinary();
   const proc = Bun.spawn([bin, ...args], {

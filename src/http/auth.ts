@@ -1,0 +1,64 @@
+// auth.ts: the bearer-token gate in front of the HTTP app: what a token looks like, which paths are
+// open, the constant-time check and the 401 answer. Never logs, never echoes a token back.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { getPath } from "hono/utils/url";
+
+/** RFC 6750 b64token characters (base64, base64url and hex tokens all fit), 16 to 4096 of them. */
+export const TOKEN_RULE = "16 to 4096 characters from A-Z a-z 0-9 - . _ ~ + / (then = padding)";
+
+export function isValidToken(token: string): boolean {
+  return token.length >= 16 && token.length <= 4096 && /^[A-Za-z0-9\-._~+/]+=*$/.test(token);
+}
+
+/** Probes stay open so orchestrators need no secret; everything else needs the token. */
+const ALWAYS_OPEN = new Set(["/health", "/ready"]);
+
+export type FetchHandler = (req: Request, ...rest: never[]) => Response | Promise<Response>;
+
+export interface BearerGateOptions {
+  /** The token every request must carry; undefined turns the gate off. */
+  token: string | undefined;
+  /** Serve /metrics without the token (for scrapers on a trusted network). */
+  metricsPublic: boolean;
+  /** The app behind the gate. */
+  fetch: FetchHandler;
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest();
+
+/**
+ * Wraps `fetch` so that, when a token is set, every request except GET/HEAD-able probes (/health,
+ * /ready, and /metrics when public) must send `Authorization: Bearer <token>`; others get a 401
+ * JSON error with `WWW-Authenticate: Bearer`. The path is read exactly as the router reads it, so
+ * the gate and the routes can never disagree about which endpoint a request is for.
+ */
+export function bearerGate(opts: BearerGateOptions): FetchHandler {
+  const { token, fetch } = opts;
+  if (token === undefined) return fetch;
+  const expected = sha256(token);
+  const open = new Set(ALWAYS_OPEN);
+  if (opts.metricsPublic) open.add("/metrics");
+
+  return (req, ...rest) => {
+    if (open.has(getPath(req)) || carriesToken(req.headers.get("authorization"), expected)) {
+      return fetch(req, ...rest);
+    }
+    return unauthorized();
+  };
+}
+
+/** Compares digests of equal length in constant time, so neither length nor content leaks. */
+function carriesToken(header: string | null, expected: Buffer): boolean {
+  if (header === null) return false;
+  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+  if (match === null) return false;
+  return timingSafeEqual(sha256(match[1]!), expected);
+}
+
+function unauthorized(): Response {
+  const body = { error: { code: "unauthorized", message: "a valid bearer token is required (Authorization: Bearer <token>)" } };
+  return new Response(JSON.stringify(body), {
+    status: 401,
+    headers: { "content-type": "application/json", "www-authenticate": 'Bearer realm="jobqueue"' },
+  });
+}

@@ -1,0 +1,433 @@
+// security.test.ts: webhook signatures, the bearer-token gate, backpressure on a real queue, slow
+// clients against the real Bun.serve, and that no token, webhook secret or database password ever
+// reaches a log line or an answer (a real server on PostgreSQL with all three set).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfig } from "../src/config.ts";
+import { registryFromTypes } from "../src/handlers/from-config.ts";
+import { jobContext } from "../src/handlers/handler.ts";
+import { createWebhookHandler } from "../src/handlers/webhook.ts";
+import { bearerGate, isValidToken } from "../src/http/auth.ts";
+import { createLogger } from "../src/logger.ts";
+import { isLoopbackHost, loadToken, startServer } from "../src/server.ts";
+import { SIGNATURE_HEADER, signatureHeader, verifySignature } from "../src/signing.ts";
+import { createTestDatabase } from "./support/pg.ts";
+import { rawRequest, trickle } from "./support/raw-http.ts";
+import { startTestServer, type TestServer } from "./support/test-server.ts";
+import { waitFor } from "./support/wait.ts";
+
+const SECRET = "whsec_test_0123456789abcdef";
+const TOKEN = "tok_0123456789abcdefABCDEF";
+const NOW_S = 1_900_000_000;
+
+describe("webhook signatures", () => {
+  const body = '{"id":"7","type":"email","payload":{"to":"a@b.c"},"attempt":1,"maxAttempts":5}';
+
+  test("a signature is t=<unix seconds>,v1=<64 hex digits>", () => {
+    expect(signatureHeader(SECRET, body, NOW_S + 0.9)).toMatch(new RegExp(`^t=${NOW_S},v1=[0-9a-f]{64}$`));
+  });
+
+  test("the v1 digest is the HMAC-SHA256 of `t.body` under the secret, as a receiver computes it", () => {
+    const expected = new Bun.CryptoHasher("sha256", SECRET).update(`${NOW_S}.${body}`).digest("hex");
+    expect(signatureHeader(SECRET, body, NOW_S)).toBe(`t=${NOW_S},v1=${expected}`);
+  });
+
+  test("a fresh signature of the exact body verifies", () => {
+    const header = signatureHeader(SECRET, body, NOW_S);
+    expect(verifySignature(SECRET, header, body, NOW_S)).toBe(true);
+    expect(verifySignature(SECRET, header, body, NOW_S + 300)).toBe(true);
+    expect(verifySignature(SECRET, header, body, NOW_S - 300)).toBe(true);
+  });
+
+  test("a changed body, another secret or a changed timestamp does not verify", () => {
+    const header = signatureHeader(SECRET, body, NOW_S);
+    expect(verifySignature(SECRET, header, body.replace("a@b.c", "x@b.c"), NOW_S)).toBe(false);
+    expect(verifySignature(SECRET, header, body + " ", NOW_S)).toBe(false);
+    expect(verifySignature(SECRET + "x", header, body, NOW_S)).toBe(false);
+    expect(verifySignature(SECRET, header.replace(`t=${NOW_S}`, `t=${NOW_S + 1}`), body, NOW_S)).toBe(false);
+  });
+
+  test("a stale or future timestamp is refused (replay protection), with a configurable tolerance", () => {
+    const header = signatureHeader(SECRET, body, NOW_S);
+    expect(verifySignature(SECRET, header, body, NOW_S + 301)).toBe(false);
+    expect(verifySignature(SECRET, header, body, NOW_S - 301)).toBe(false);
+    expect(verifySignature(SECRET, header, body, NOW_S + 30, 10)).toBe(false);
+    expect(verifySignature(SECRET, header, body, NOW_S + 3000, 3600)).toBe(true);
+  });
+
+  test("malformed headers are refused without throwing", () => {
+    const good = signatureHeader(SECRET, body, NOW_S);
+    const v1 = good.slice(good.indexOf("v1="));
+    for (const header of [
+      undefined, null, "", "garbage", v1, `t=${NOW_S}`, `t=abc,${v1}`, `t=${NOW_S},t=${NOW_S},${v1}`,
+      `t=-${NOW_S},${v1}`, `t=${NOW_S}.5,${v1}`, `t=${NOW_S},v1=`, `t=${NOW_S},v1=${"0".repeat(64)}`,
+      `t=${NOW_S},v1=${v1.slice(3).toUpperCase()}`, `t=${NOW_S},v0=${v1.slice(3)}`, "x".repeat(10_000),
+    ]) {
+      expect(verifySignature(SECRET, header, body, NOW_S)).toBe(false);
+    }
+  });
+
+  test("any one of several v1 entries may match (a receiver rotating secrets)", () => {
+    const good = signatureHeader(SECRET, body, NOW_S);
+    const other = signatureHeader("whsec_other_0123456789", body, NOW_S).split(",")[1]!;
+    expect(verifySignature(SECRET, `${good},${other}`, body, NOW_S)).toBe(true);
+    expect(verifySignature(SECRET, `t=${NOW_S},${other},${good.split(",")[1]}`, body, NOW_S)).toBe(true);
+  });
+
+  function capture() {
+    const sent: { url: string; headers: Headers; body: string }[] = [];
+    const fakeFetch = (async (url: string | URL | Request, init?: RequestInit) => {
+      sent.push({ url: String(url), headers: new Headers(init?.headers), body: String(init?.body) });
+      return new Response("ok");
+    }) as typeof fetch;
+    return { sent, fakeFetch };
+  }
+  const job = jobContext({ id: 42, type: "email", payloadText: '{"to":"a@b.c"}', attempt: 2, maxAttempts: 5, priority: 0, createdAt: 0 });
+
+  test("a webhook with a secret signs each delivery over the exact body it sends", async () => {
+    const { sent, fakeFetch } = capture();
+    const handler = createWebhookHandler({ url: "http://127.0.0.1:1/h", secret: SECRET, clock: () => NOW_S * 1000, fetch: fakeFetch });
+    await handler(job, new AbortController().signal);
+    const { headers, body: sentBody } = sent[0]!;
+    expect(sentBody).toBe('{"id":"42","type":"email","payload":{"to":"a@b.c"},"attempt":2,"maxAttempts":5}');
+    expect(verifySignature(SECRET, headers.get(SIGNATURE_HEADER), sentBody, NOW_S)).toBe(true);
+  });
+
+  test("a webhook without a secret sends no signature", async () => {
+    const { sent, fakeFetch } = capture();
+    await createWebhookHandler({ url: "http://127.0.0.1:1/h", fetch: fakeFetch })(job, new AbortController().signal);
+    expect(sent[0]!.headers.has(SIGNATURE_HEADER)).toBe(false);
+  });
+
+  test("a webhook's error answer keeps no NUL or control bytes for last_error (PostgreSQL text refuses NUL)", async () => {
+    const handler = createWebhookHandler({
+      url: "http://127.0.0.1:1/h",
+      fetch: (async () => new Response("bad\u0000byte\u001b[31m\ttab\nline", { status: 500 })) as unknown as typeof fetch,
+    });
+    const err = await Promise.resolve(handler(job, new AbortController().signal)).catch((e: unknown) => e);
+    expect((err as Error).message).toBe("webhook answered 500: bad\ufffdbyte\ufffd[31m\ttab\nline");
+  });
+
+  test("a type's own secret wins over --webhook-secret, which signs the types that set none", async () => {
+    const { sent, fakeFetch } = capture();
+    const types = new Map([
+      ["own", { kind: "webhook" as const, url: "http://127.0.0.1:1/own", timeoutMs: 1000, maxAttempts: 1, headers: {}, secret: SECRET }],
+      ["global", { kind: "webhook" as const, url: "http://127.0.0.1:1/global", timeoutMs: 1000, maxAttempts: 1, headers: {} }],
+    ]);
+    const global = "whsec_global_0123456789";
+    const registry = registryFromTypes(types, { timeoutMs: 1000, maxAttempts: 1, priority: 0 }, { webhookSecret: global, clock: () => NOW_S * 1000, fetch: fakeFetch });
+    await registry.get("own")!.handler(job, new AbortController().signal);
+    await registry.get("global")!.handler(job, new AbortController().signal);
+    expect(verifySignature(SECRET, sent[0]!.headers.get(SIGNATURE_HEADER), sent[0]!.body, NOW_S)).toBe(true);
+    expect(verifySignature(global, sent[1]!.headers.get(SIGNATURE_HEADER), sent[1]!.body, NOW_S)).toBe(true);
+  });
+});
+
+describe("the bearer-token gate", () => {
+  const app = (req: Request) => Response.json({ reached: new URL(req.url).pathname });
+  const gate = bearerGate({ token: TOKEN, metricsPublic: false, fetch: app });
+  const call = (g: typeof gate, path: string, init: RequestInit = {}) => g(new Request(`http://x${path}`, init));
+  const auth = (value: string) => ({ headers: { authorization: value } });
+
+  async function expectUnauthorized(res: Response | Promise<Response>) {
+    const r = await res;
+    expect(r.status).toBe(401);
+    expect(r.headers.get("www-authenticate")).toStartWith("Bearer");
+    expect(r.headers.get("content-type")).toContain("application/json");
+    const body = (await r.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("unauthorized");
+    expect(JSON.stringify(body)).not.toContain(TOKEN);
+  }
+
+  test("every endpoint but /health and /ready answers 401 unauthorized without the token", async () => {
+    for (const path of ["/submit", "/jobs/1", "/metrics", "/nope", "/", "/health/", "//health", "/healthz", "/ready/x"]) {
+      await expectUnauthorized(call(gate, path));
+    }
+    await expectUnauthorized(call(gate, "/submit", { method: "POST", body: "{}" }));
+  });
+
+  test("/health and /ready stay open for probes", async () => {
+    expect((await call(gate, "/health")).status).toBe(200);
+    expect((await call(gate, "/ready?verbose=1")).status).toBe(200);
+    expect((await call(gate, "/%68ealth")).status).toBe(200); // the router reads this as /health too
+  });
+
+  test("the right token in Authorization: Bearer passes, the scheme in any case", async () => {
+    for (const value of [`Bearer ${TOKEN}`, `bearer ${TOKEN}`, `BEARER  ${TOKEN} `]) {
+      expect(await (await call(gate, "/submit", auth(value))).json()).toEqual({ reached: "/submit" });
+    }
+  });
+
+  test("a wrong, truncated, extended or differently sent token is refused", async () => {
+    for (const value of [
+      `Bearer ${TOKEN.slice(0, -1)}`, `Bearer ${TOKEN}x`, `Bearer ${TOKEN.toLowerCase()}`, `Basic ${btoa(`u:${TOKEN}`)}`,
+      TOKEN, `Bearer`, `Bearer ${TOKEN} ${TOKEN}`, `Token ${TOKEN}`, "",
+    ]) {
+      await expectUnauthorized(call(gate, "/submit", auth(value)));
+    }
+    await expectUnauthorized(call(gate, `/submit?access_token=${TOKEN}`));
+  });
+
+  test("--metrics-public opens /metrics and nothing else", async () => {
+    const open = bearerGate({ token: TOKEN, metricsPublic: true, fetch: app });
+    expect((await call(open, "/metrics")).status).toBe(200);
+    await expectUnauthorized(call(open, "/submit"));
+    await expectUnauthorized(call(open, "/metrics/x"));
+  });
+
+  test("without a token the gate is not there at all", () => {
+    expect(bearerGate({ token: undefined, metricsPublic: false, fetch: app })).toBe(app);
+  });
+
+  test("tokens are RFC 6750 b64token text of 16 to 4096 characters", () => {
+    expect(isValidToken(TOKEN)).toBe(true);
+    expect(isValidToken("YWJjZGVmZ2hpamtsbW5vcA==")).toBe(true);
+    for (const bad of ["short", "x".repeat(4097), "has space 0123456789", "quote\"0123456789abc", "é0123456789abcdef", "=0123456789abcdef"]) {
+      expect(isValidToken(bad)).toBe(false);
+    }
+  });
+});
+
+describe("the token and the listen address at start-up", () => {
+  const dir = mkdtemp(join(tmpdir(), "jobqueue-token-"));
+  afterAll(async () => rm(await dir, { recursive: true, force: true }));
+  const config = (argv: string[]) => loadConfig({}, argv, "test").config;
+
+  test("--token-file is read and trimmed", async () => {
+    const path = join(await dir, "token");
+    await writeFile(path, `  ${TOKEN}\n\n`);
+    expect(await loadToken(config(["--token-file", path]))).toBe(TOKEN);
+    expect(await loadToken(config(["--token", TOKEN]))).toBe(TOKEN);
+    expect(await loadToken(config([]))).toBeUndefined();
+  });
+
+  test("an unreadable or malformed token file is a ConfigError naming the file, never its content", async () => {
+    const missing = join(await dir, "missing");
+    const err1 = await loadToken(config(["--token-file", missing])).catch((e: unknown) => e);
+    expect(err1).toBeInstanceOf(ConfigError);
+    expect((err1 as Error).message).toContain(missing);
+    const bad = join(await dir, "bad");
+    await writeFile(bad, "hunter2 hunter2 hunter2\n");
+    const err2 = await loadToken(config(["--token-file", bad])).catch((e: unknown) => e);
+    expect(err2).toBeInstanceOf(ConfigError);
+    expect((err2 as Error).message).toContain(bad);
+    expect((err2 as Error).message).not.toContain("hunter2");
+  });
+
+  test("loopback addresses are told apart from addresses other machines can reach", () => {
+    for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"]) {
+      expect(isLoopbackHost(host)).toBe(true);
+    }
+    for (const host of ["0.0.0.0", "::", "10.0.0.1", "192.168.1.2", "example.com", "128.0.0.1", "localhost.evil.com", "::2"]) {
+      expect(isLoopbackHost(host)).toBe(false);
+    }
+  });
+
+  test("a server on loopback without a token starts without the exposure warning", async () => {
+    const lines: string[] = [];
+    const s = await startTestServer({ logger: createLogger("warn", (l) => void lines.push(l)) });
+    await s.stop();
+    expect(lines.join("")).not.toContain("without a token");
+  });
+});
+
+describe("a real server with a token", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ env: { JOBQUEUE_TOKEN: TOKEN } });
+  });
+  afterAll(async () => s.stop());
+
+  test("a submit without the token is refused with 401 and stores nothing", async () => {
+    const res = await fetch(`${s.server.url}/submit`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"noop"}',
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toStartWith("Bearer");
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+    expect(await s.rows()).toBe(0);
+  });
+
+  test("a submit with the token is accepted, and probes need none", async () => {
+    const res = await fetch(`${s.server.url}/submit`, {
+      method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: '{"type":"noop"}',
+    });
+    expect(res.status).toBe(202);
+    expect(await s.rows()).toBe(1);
+    expect((await fetch(`${s.server.url}/health`)).status).toBe(200);
+    expect((await fetch(`${s.server.url}/ready`)).status).toBe(200);
+    expect((await fetch(`${s.server.url}/metrics`)).status).toBe(401);
+  });
+
+  test("a path that the server normalises is gated by where it lands", async () => {
+    const res = await rawRequest(s.server.port, "GET /health/../submit HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect(res.status).toBe(401);
+    const http10 = await rawRequest(s.server.port, "GET /health HTTP/1.0\r\n\r\n");
+    expect([200, 401]).toContain(http10.status); // no Host: the request URL has no origin; never a 5xx
+  });
+});
+
+describe("backpressure on a real queue", () => {
+  test("submits past --max-queued get 429 queue_full with retry-after and store nothing", async () => {
+    const s = await startTestServer({ args: ["--max-queued", "3"] });
+    try {
+      const submit = (body: unknown) =>
+        fetch(`${s.server.url}/submit`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      expect((await submit({ jobs: [{ type: "noop", delayMs: 60_000 }, { type: "noop", delayMs: 60_000 }] })).status).toBe(202);
+      const overflow = await submit({ jobs: [{ type: "noop" }, { type: "noop" }] });
+      expect(overflow.status).toBe(429);
+      expect(overflow.headers.get("retry-after")).toBe("1");
+      expect(((await overflow.json()) as { error: { code: string } }).error.code).toBe("queue_full");
+      expect(await s.rows()).toBe(2);
+      expect((await submit({ type: "noop", delayMs: 60_000 })).status).toBe(202);
+      expect((await submit({ type: "noop" })).status).toBe(429);
+      expect(await s.rows()).toBe(3);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe("slow clients", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ args: ["--idle-timeout-s", "1"] });
+  });
+  afterAll(async () => s.stop());
+
+  test("an idle keep-alive connection is closed by the server", async () => {
+    const res = await rawRequest(s.server.port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", { untilResponse: false, timeoutMs: 20_000 });
+    expect(res.status).toBe(200);
+    expect(res.closed).toBe(true);
+  }, 60_000);
+
+  test("a body that trickles in a byte at a time is cut off before it is complete, and nothing is stored", async () => {
+    const body = JSON.stringify({ type: "noop", payload: "x".repeat(200) });
+    const head = `POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    // Headers at once, then the body at 4 bytes a second: a whole minute if the server let it.
+    const result = await trickle(s.server.port, body, 250, { prefix: head });
+    expect(result.closedByServer).toBe(true);
+    expect(result.sent).toBeLessThan(body.length);
+    expect(await s.rows()).toBe(0);
+  }, 60_000);
+
+  test("request headers that trickle in a byte at a time (slowloris) are cut off", async () => {
+    const head = `GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ${"a".repeat(200)}\r\n\r\n`;
+    const result = await trickle(s.server.port, head, 250);
+    expect(result.closedByServer).toBe(true);
+    expect(result.sent).toBeLessThan(head.length);
+    expect((await fetch(`${s.server.url}/health`)).status).toBe(200);
+  }, 60_000);
+});
+
+describe("secrets never reach logs or answers", () => {
+  const PG_PASSWORD = "pg-pass-Zq8rT5vW2x";
+  const GLOBAL_SECRET = "whsec_global_K7fP3mQ9sV1x";
+  const TYPE_SECRET = "whsec_type_N4bR8tY2uJ6k";
+  let db: { url: string; drop: () => Promise<void> };
+  let dir: string;
+  beforeAll(async () => {
+    db = await createTestDatabase("jq_secrets");
+    dir = await mkdtemp(join(tmpdir(), "jobqueue-secrets-"));
+  });
+  afterAll(async () => {
+    await db.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("a server with a token, a database password and webhook secrets never logs or answers any of them", async () => {
+    // The receiver: "failing" always answers 500 (quoting what it got), "signed" checks the signature.
+    const received: { path: string; signature: string | null; body: string }[] = [];
+    const receiver = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(req) {
+        const body = await req.text();
+        const path = new URL(req.url).pathname;
+        received.push({ path, signature: req.headers.get(SIGNATURE_HEADER), body });
+        if (path === "/fail") return new Response(`rejected ${req.headers.get("authorization")} ${body}`, { status: 500 });
+        return new Response("ok");
+      },
+    });
+    const typesPath = join(dir, "jobs.toml");
+    await writeFile(typesPath, `
+[types.failing]
+url = "http://127.0.0.1:${receiver.port}/fail"
+max_attempts = 2
+secret_env = "FAILING_SECRET"
+
+[types.signed]
+url = "http://127.0.0.1:${receiver.port}/ok"
+`);
+    const pgUrl = new URL(db.url);
+    pgUrl.password = PG_PASSWORD; // the test cluster trusts local connections, so any password works
+    const env = {
+      DATABASE_URL: pgUrl.toString(),
+      JOBQUEUE_TOKEN: TOKEN,
+      JOBQUEUE_WEBHOOK_SECRET: GLOBAL_SECRET,
+      JOBQUEUE_CONFIG: typesPath,
+    };
+    const argv = ["--port", "0", "--log-level", "debug", "--backoff-base-ms", "1", "--backoff-cap-ms", "5", "--workers", "2"];
+    const lines: string[] = [];
+    const logger = createLogger("debug", (l) => void lines.push(l));
+    const server = await startServer({ config: loadConfig(env, argv, "test").config, logger, env: { FAILING_SECRET: TYPE_SECRET } });
+    const answers: string[] = [];
+    const call = async (path: string, init: RequestInit = {}) => {
+      const res = await fetch(`${server.url}${path}`, init);
+      const text = await res.text();
+      answers.push(`${res.status} ${JSON.stringify([...res.headers])} ${text}`);
+      return { status: res.status, text };
+    };
+    const authed = (init: RequestInit = {}) => ({ ...init, headers: { ...(init.headers as object), authorization: `Bearer ${TOKEN}` } });
+    const submit = (type: string) =>
+      call("/submit", authed({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type }) }));
+    try {
+      // Bad auth of every kind, including near misses of the real token.
+      expect((await call("/submit", { method: "POST", body: "{}" })).status).toBe(401);
+      expect((await call("/jobs/1", { headers: { authorization: `Bearer ${TOKEN.slice(0, -1)}` } })).status).toBe(401);
+      expect((await call("/metrics", { headers: { authorization: `Basic ${btoa(`u:${TOKEN}`)}` } })).status).toBe(401);
+      expect((await call("/nope", authed())).status).toBe(404);
+      expect((await call("/submit", authed({ method: "POST", headers: { "content-type": "application/json" }, body: "{" }))).status).toBe(400);
+
+      // A webhook that fails until the job is dead, and one that succeeds: both signed.
+      const failing = JSON.parse((await submit("failing")).text) as { id: string };
+      const signed = JSON.parse((await submit("signed")).text) as { id: string };
+      await waitFor(async () => JSON.parse((await call(`/jobs/${failing.id}`, authed())).text).state === "dead", { what: "the failing job dead" });
+      await waitFor(async () => (await call(`/jobs/${signed.id}`, authed())).status === 404, { what: "the signed job done" });
+      expect((await call("/metrics", authed())).status).toBe(200);
+
+      // The receiver saw valid signatures under the right secret for each type.
+      const now = Date.now() / 1000;
+      const fails = received.filter((r) => r.path === "/fail");
+      const oks = received.filter((r) => r.path === "/ok");
+      expect(fails).toHaveLength(2);
+      expect(oks).toHaveLength(1);
+      for (const r of fails) expect(verifySignature(TYPE_SECRET, r.signature, r.body, now)).toBe(true);
+      expect(verifySignature(GLOBAL_SECRET, oks[0]!.signature, oks[0]!.body, now)).toBe(true);
+      expect(verifySignature(GLOBAL_SECRET, fails[0]!.signature, fails[0]!.body, now)).toBe(false);
+
+      // The database goes away: store errors reach the logs, /ready and the submit answer.
+      await db.drop();
+      expect((await submit("signed")).status).toBe(503);
+      expect((await call("/ready")).status).toBe(503);
+    } finally {
+      await server.stop(1000);
+      await receiver.stop(true);
+    }
+
+    const logs = lines.join("");
+    expect(logs).toContain('"msg":"listening"');
+    expect(logs).toContain("store selected");
+    expect(logs).toContain("submit failed");
+    const everything = logs + answers.join("\n");
+    for (const secret of [TOKEN, PG_PASSWORD, GLOBAL_SECRET, TYPE_SECRET]) {
+      expect(everything).not.toContain(secret);
+    }
+    // Not even in part: the token's tail or a secret's middle would be enough to hurt.
+    for (const secret of [TOKEN, PG_PASSWORD, GLOBAL_SECRET, TYPE_SECRET]) {
+      expect(everything).not.toContain(secret.slice(4, 16));
+    }
+  }, 60_000);
+});
