@@ -22,6 +22,9 @@ export interface PostgresStoreOptions {
 
 type Sql = postgres.Sql<{ bigint: number }>;
 
+/** Longest pause between reconnect attempts (seconds). */
+const RECONNECT_CAP_S = 0.5;
+
 // Columns selected for a claimed or viewed job; times as epoch ms (float8), ids as numbers.
 const ms = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
 const JOB_COLS = `id, type, payload::text AS payload, priority, attempts, max_attempts, timeout_ms,
@@ -65,8 +68,22 @@ function tookEffect(refs: ReadonlyArray<{ id: number }>, rows: ReadonlyArray<{ i
   return refs.map((r) => done.has(r.id));
 }
 
+/**
+ * Longest a state move may take before the pool is presumed broken. After PostgreSQL restarts,
+ * postgres.js under Bun was seen leaving a query on a dead connection that never settled, which
+ * would stall the batch it carries (and every batch behind it) forever.
+ */
+const STATEMENT_DEADLINE_MS = 15_000;
+
+export class StoreTimeoutError extends Error {
+  constructor(what: string) {
+    super(`${what} got no answer from PostgreSQL within ${STATEMENT_DEADLINE_MS} ms; the connection pool was replaced`);
+    this.name = "StoreTimeoutError";
+  }
+}
+
 export function createPostgresStore(opts: PostgresStoreOptions): Store {
-  const sql: Sql = postgres(opts.url, {
+  const open = (): Sql => postgres(opts.url, {
     max: opts.max ?? 10,
     connect_timeout: opts.connectTimeoutS ?? 5,
     idle_timeout: 60,
@@ -75,12 +92,38 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     // int8 ids and counts as JS numbers (ids stay below 2^53).
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
     connection: { application_name: "jobqueue" },
+    // postgres.js grows its reconnect delay as 3^errors/100 s up to 20 s, shared by the pool, so
+    // after a short outage connections sat idle for 10-20 s. Cap it: back within a second.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, RECONNECT_CAP_S),
   }) as unknown as Sql;
+  let sql = open();
+
+  /** Drop a pool that stopped answering; the next statement opens fresh connections. */
+  function replacePool(): void {
+    const old = sql;
+    sql = open();
+    old.end({ timeout: 0 }).catch(() => {});
+  }
+
+  /** Runs one store call under the deadline; a call that overruns it fails and replaces the pool. */
+  function guarded<A extends unknown[], R>(what: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+    return (...args) => {
+      const pool = sql;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          if (sql === pool) replacePool();
+          reject(new StoreTimeoutError(what));
+        }, STATEMENT_DEADLINE_MS);
+      });
+      return Promise.race([fn(...args), deadline]).finally(() => clearTimeout(timer));
+    };
+  }
 
   const ids = (refs: ReadonlyArray<{ id: number }>) => refs.map((r) => r.id);
   const attempts = (refs: ReadonlyArray<ClaimRef>) => refs.map((r) => r.attempt);
 
-  return {
+  const store: Store = {
     kind: "postgres",
     location: redactUrl(opts.url),
     blocking: false,
@@ -261,4 +304,10 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       await sql.end({ timeout: 1 });
     },
   };
+  // Every call but migrate (which may wait for another process's migration lock), the start-up
+  // stream and close runs under the deadline.
+  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "get", "counts", "ping"] as const) {
+    (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
+  }
+  return store;
 }

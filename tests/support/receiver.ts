@@ -13,6 +13,10 @@ export interface Receiver {
   readonly deliveries: Map<string, Delivery>;
   /** Total deliveries received. */
   readonly count: number;
+  /** Deliveries of "slow" jobs still being answered. */
+  readonly slowInProgress: number;
+  /** How long a "slow" job's delivery takes from now on. */
+  setSlowMs(ms: number): void;
   reset(): void;
   stop(): void;
 }
@@ -20,6 +24,8 @@ export interface Receiver {
 export function startReceiver(opts: { slowMs?: number; delayMs?: number } = {}): Receiver {
   const deliveries = new Map<string, Delivery>();
   let count = 0;
+  let slowMs = opts.slowMs ?? 5000;
+  let slowInProgress = 0;
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -34,7 +40,10 @@ export function startReceiver(opts: { slowMs?: number; delayMs?: number } = {}):
       deliveries.set(body.id, d);
       d.attempts.push(body.attempt);
       count++;
-      if (mode === "slow") await Bun.sleep(opts.slowMs ?? 5000);
+      if (mode === "slow") {
+        slowInProgress++;
+        await Bun.sleep(slowMs).finally(() => slowInProgress--);
+      }
       else if (opts.delayMs) await Bun.sleep(opts.delayMs);
       const ok = mode === "ok" || mode === "slow" || (mode === "flaky" && body.attempt > 2);
       if (ok) d.succeeded = true;
@@ -46,6 +55,12 @@ export function startReceiver(opts: { slowMs?: number; delayMs?: number } = {}):
     deliveries,
     get count() {
       return count;
+    },
+    get slowInProgress() {
+      return slowInProgress;
+    },
+    setSlowMs(ms) {
+      slowMs = ms;
     },
     reset() {
       deliveries.clear();
