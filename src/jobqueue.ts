@@ -65,6 +65,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     retried: metrics.counter("jobqueue_jobs_retried_total", "Failed attempts scheduled to run again.", ["type"]),
     dead: metrics.counter("jobqueue_jobs_dead_total", "Jobs moved to the dead-letter table.", ["type"]),
     recovered: metrics.counter("jobqueue_jobs_recovered_total", "Jobs handed back to pending after an expired lease or a restart.", ["reason"]),
+    refilled: metrics.counter("jobqueue_heap_refilled_total", "Due pending rows pulled into an idle node's heap by the maintenance loop."),
     fenced: metrics.counter("jobqueue_fenced_moves_total", "Moves that found their claim already gone (reaped or superseded).", ["move"]),
     wait: metrics.histogram("jobqueue_job_wait_seconds", "Time from ready to start.", LATENCY_BUCKETS_SECONDS, ["type"]),
     run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
@@ -109,6 +110,13 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     onRecovered: (entries) => {
       m.recovered.labels({ reason: "lease_expired" }).inc(entries.length);
       pushEntries(entries);
+    },
+    refill: {
+      wanted: () => scheduler.readyCount === 0 && pool.busy < (opts.workers ?? 32),
+      onEntries: (entries) => {
+        m.refilled.inc({}, entries.length);
+        pushEntries(entries);
+      },
     },
   });
 

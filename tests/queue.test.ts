@@ -195,6 +195,17 @@ describe("a queue node on PostgreSQL", () => {
     await q.shutdown(1000);
   });
 
+  test("a due pending row the heap never saw (its commit's reply was lost) is picked up by an idle node", async () => {
+    const seen: number[] = [];
+    const q = await startQueue({ unseen: (job) => void seen.push(job.id) });
+    const other = createPostgresStore({ url: db.url });
+    const [id] = await other.insert([{ type: "unseen", payload: "null", priority: 0, maxAttempts: 3, runAt: Date.now(), timeoutMs: null }], Date.now());
+    await other.close();
+    await waitFor(() => seen.includes(id!), { what: "the unseen row runs" });
+    expect(q.metrics.counterValue("jobqueue_heap_refilled_total")).toBeGreaterThanOrEqual(1);
+    await q.shutdown(1000);
+  });
+
   test("shutdown lets short jobs finish and hands jobs still running at the grace deadline back to pending at once", async () => {
     const store = createPostgresStore({ url: db.url });
     const verify = createPostgresStore({ url: db.url });

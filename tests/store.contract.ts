@@ -204,6 +204,22 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(batches).toBeGreaterThanOrEqual(3);
     });
 
+    test("dueEntries lists due pending rows oldest first, and none that are scheduled later or claimed", async () => {
+      const late = T0 + 10_000_000;
+      const [a, b, future, taken] = await store.insert([
+        job({ runAt: late + 2, priority: 9 }), job({ runAt: late + 1 }), job({ runAt: late + 50 }), job({ runAt: late }),
+      ], T0);
+      await store.claim([taken!], "n", late, LEASE);
+      const due = (await store.dueEntries(late + 10, 1000)).filter((e) => e.runAt >= late);
+      expect(due).toEqual([
+        { id: b!, priority: 0, runAt: late + 1, createdAt: T0 },
+        { id: a!, priority: 9, runAt: late + 2, createdAt: T0 },
+      ]);
+      expect((await store.dueEntries(late + 10, 1)).length).toBe(1);
+      await store.claim([a!, b!, future!], "n", late + 50, LEASE);
+      await store.complete([a!, b!, future!, taken!].map((id) => ({ id, attempt: 1 })));
+    });
+
     test("counts reflect the three tables", async () => {
       const c0 = await store.counts();
       const [a, b] = await store.insert([job(), job()], T0);

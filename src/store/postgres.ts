@@ -2,6 +2,7 @@
 // move out of inflight is fenced by (id, attempts). No scheduling decisions here.
 import postgres from "postgres";
 import init001 from "../../sql/postgres/001_init.sql" with { type: "text" };
+import init002 from "../../sql/postgres/002_pending_run_at.sql" with { type: "text" };
 import { redactUrl } from "../logger.ts";
 import type {
   BuryMove, ClaimRef, ClaimedJob, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
@@ -9,6 +10,7 @@ import type {
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
   { version: 1, name: "001_init", sql: init001 },
+  { version: 2, name: "002_pending_run_at", sql: init002 },
 ];
 
 export interface PostgresStoreOptions {
@@ -265,6 +267,13 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return rows.map(toEntry);
     },
 
+    async dueEntries(now: number, limit: number) {
+      const rows = await sql.unsafe<EntryRow[]>(`
+        SELECT ${ENTRY_COLS} FROM pending_jobs WHERE run_at <= to_timestamp($1::float8 / 1000)
+        ORDER BY run_at LIMIT $2`, [now, limit] as never[], { prepare: true });
+      return rows.map(toEntry);
+    },
+
     async *streamPending(batchSize: number) {
       const cursor = sql.unsafe<EntryRow[]>(`SELECT ${ENTRY_COLS} FROM pending_jobs`).cursor(batchSize);
       for await (const rows of cursor) yield rows.map(toEntry);
@@ -306,7 +315,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   };
   // Every call but migrate (which may wait for another process's migration lock), the start-up
   // stream and close runs under the deadline.
-  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "get", "counts", "ping"] as const) {
+  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "dueEntries", "get", "counts", "ping"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   return store;

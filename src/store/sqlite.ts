@@ -5,12 +5,14 @@ import { Database, SQLiteError, type SQLQueryBindings } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import init001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
+import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
 import type {
   BuryMove, ClaimRef, ClaimedJob, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
   { version: 1, name: "001_init", sql: init001 },
+  { version: 2, name: "002_pending_run_at", sql: init002 },
 ];
 
 export interface SqliteStoreOptions {
@@ -72,6 +74,8 @@ function prepareStatements(db: Database) {
     expiredIds: p<{ id: number }, [now: number, limit: number]>(
       "SELECT id FROM inflight_jobs WHERE lease_until < ? ORDER BY lease_until LIMIT ?"),
     ownerIds: p<{ id: number }, [owner: string]>("SELECT id FROM inflight_jobs WHERE owner = ? ORDER BY id"),
+    dueEntries: p<PendingEntry, [now: number, limit: number]>(
+      `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE run_at <= ? ORDER BY run_at LIMIT ?`),
     // A hand-back without a verdict (lease expired, restart) keeps the attempt counted, so a job
     // that kills its process on every run is dead-lettered after max_attempts runs, not looped.
     handBackDead: p<never, [error: string, failedAt: number, id: number]>(`
@@ -269,6 +273,10 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
 
     async recoverOwner(owner: string, now: number) {
       return recoverTx.immediate(owner, now);
+    },
+
+    async dueEntries(now: number, limit: number) {
+      return q().dueEntries.all(now, limit);
     },
 
     async *streamPending(batchSize: number) {

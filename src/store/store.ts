@@ -114,6 +114,11 @@ export interface Store {
   reapExpired(now: number, limit: number): Promise<PendingEntry[]>;
   /** Start-up: the same hand-back for every inflight row of `owner` (this node's previous run). */
   recoverOwner(owner: string, now: number): Promise<PendingEntry[]>;
+  /**
+   * Up to `limit` pending rows due by `now`, oldest run time first: a refill for a heap that
+   * missed rows (a commit whose reply was lost; another node's backlog).
+   */
+  dueEntries(now: number, limit: number): Promise<PendingEntry[]>;
   /** Stream every pending row's sort fields, in batches, for rebuilding the heaps. */
   streamPending(batchSize: number): AsyncIterable<PendingEntry[]>;
   get(id: number, now: number): Promise<JobView | null>;
