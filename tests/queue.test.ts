@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { createHandlerRegistry, type Handler } from "../src/handlers/handler.ts";
+import { createWebhookHandler } from "../src/handlers/webhook.ts";
 import { PermanentError } from "../src/errors.ts";
 import { createJobQueue, type JobQueue } from "../src/jobqueue.ts";
 import { createLogger } from "../src/logger.ts";
@@ -93,6 +94,20 @@ describe("a queue node on PostgreSQL", () => {
     const r = await post(q, { type: "nul", maxAttempts: 2 });
     await waitFor(async () => (await getJob(q, r.body.id)).body.state === "dead", { what: "dead" });
     expect((await getJob(q, r.body.id)).body.lastError).toBe("bad\uFFFDbyte");
+    await q.shutdown(1000);
+  });
+
+  test("a webhook target that is down: each attempt fails, is retried with backoff, then the job is dead-lettered with the error", async () => {
+    // Port 1 on loopback: nothing listens there, so every delivery is refused.
+    const q = await startQueue({ down: createWebhookHandler({ url: "http://127.0.0.1:1/hook" }) });
+    const r = await post(q, { jobs: [{ type: "down", maxAttempts: 3 }, { type: "down", maxAttempts: 3 }] });
+    await waitFor(async () => (await Promise.all(r.body.ids.map((id: string) => getJob(q, id)))).every((j) => j.body.state === "dead"), { what: "both dead" });
+    const view = (await getJob(q, r.body.ids[0])).body;
+    expect(view).toMatchObject({ state: "dead", attempts: 3 });
+    expect(view.lastError.length).toBeGreaterThan(0);
+    expect(q.metrics.counterValue("jobqueue_jobs_failed_total", { type: "down" })).toBe(6);
+    expect(q.metrics.counterValue("jobqueue_jobs_retried_total", { type: "down" })).toBe(4);
+    expect(q.metrics.counterValue("jobqueue_jobs_dead_total", { type: "down" })).toBe(2);
     await q.shutdown(1000);
   });
 
