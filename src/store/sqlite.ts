@@ -2,7 +2,7 @@
 // immediate transaction, every move out of inflight is fenced by (id, attempts), and the database
 // file is locked to this process while open. No scheduling decisions here.
 import { Database, SQLiteError, type SQLQueryBindings } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { accessSync, constants, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import init001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
 import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
@@ -133,9 +133,21 @@ function openLocked(path: string, synchronous: "FULL" | "NORMAL"): Database {
   }
 }
 
+/** Refuse a read-only data directory at start with a clear message (SQLite only says "disk I/O error"). */
+function assertWritable(dir: string): void {
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "EROFS" ? "it is on a read-only file system" : `it is not writable (${code ?? String(err)})`;
+    throw new Error(`cannot open the embedded store in ${dir}: ${why}`);
+  }
+}
+
 export function createSqliteStore(opts: SqliteStoreOptions): Store {
   const location = resolve(opts.path);
   mkdirSync(dirname(location), { recursive: true });
+  assertWritable(dirname(location));
   const db = openLocked(location, opts.synchronous ?? "FULL");
   let prepared: Statements | null = null;
   const q = () => (prepared ??= prepareStatements(db));
