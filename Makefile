@@ -7,7 +7,7 @@ BUN := $(shell command -v bun 2>/dev/null || echo bun)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/jobqueue
 CONFIG ?= examples/jobqueue.toml
 
-.PHONY: help run run-pg test test-faults build check bun deps pg clean
+.PHONY: help run run-pg test test-faults soak build check bun deps pg clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,3 +47,6 @@ clean: ## remove build output
 
 test-faults: deps pg build ## slow suites: kill -9 loops, PostgreSQL restarts, SIGTERM under load, races, disk faults, fuzz
 	JOBQUEUE_FUZZ=1 bun test --timeout 600000 ./tests/faults/*.fault.ts tests/fuzz.test.ts
+
+soak: deps build ## endurance: 10 minutes of steady load, prints RSS, latency and throughput per window
+	bun bench/soak.ts --minutes $${MINUTES:-10} --rate $${RATE:-500} --store $${STORE:-postgres}
