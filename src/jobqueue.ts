@@ -65,7 +65,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     retried: metrics.counter("jobqueue_jobs_retried_total", "Failed attempts scheduled to run again.", ["type"]),
     dead: metrics.counter("jobqueue_jobs_dead_total", "Jobs moved to the dead-letter table.", ["type"]),
     recovered: metrics.counter("jobqueue_jobs_recovered_total", "Jobs handed back to pending after an expired lease or a restart.", ["reason"]),
-    refilled: metrics.counter("jobqueue_heap_refilled_total", "Due pending rows pulled into an idle node's heap by the maintenance loop."),
+    pulled: metrics.counter("jobqueue_jobs_pulled_total", "Jobs an idle node claimed straight from the store (another node's backlog, or rows its heap missed)."),
     fenced: metrics.counter("jobqueue_fenced_moves_total", "Moves that found their claim already gone (reaped or superseded).", ["move"]),
     wait: metrics.histogram("jobqueue_job_wait_seconds", "Time from ready to start.", LATENCY_BUCKETS_SECONDS, ["type"]),
     run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
@@ -86,6 +86,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
 
   const pool = createWorkerPool({
     store, scheduler, registry, clock, logger, leaseMs,
+    agingMs: opts.agingMs ?? 1000,
     owner: opts.nodeId,
     concurrency: opts.workers ?? 32,
     backoff: opts.backoff ?? { baseMs: 1000, capMs: 3_600_000 },
@@ -101,6 +102,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
         (next === "dead" ? m.dead : m.retried).labels({ type }).inc();
       },
       fenced: (move) => m.fenced.labels({ move }).inc(),
+      pulled: (count) => m.pulled.inc({}, count),
     },
   });
 
@@ -111,13 +113,8 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       m.recovered.labels({ reason: "lease_expired" }).inc(entries.length);
       pushEntries(entries);
     },
-    refill: {
-      wanted: () => scheduler.readyCount === 0 && pool.busy < (opts.workers ?? 32),
-      onEntries: (entries) => {
-        m.refilled.inc({}, entries.length);
-        pushEntries(entries);
-      },
-    },
+    // Polling backstop for work this heap does not hold (see pool.pull).
+    afterTick: () => pool.pull(),
   });
 
   metrics.gauge("jobqueue_jobs_ready", "Jobs due and waiting for a worker (this node's heap).", () => scheduler.readyCount);

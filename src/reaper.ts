@@ -1,6 +1,6 @@
 // reaper.ts: the maintenance loop. Hands inflight rows whose lease expired back to pending and to
-// this process's scheduler, so a dead worker's jobs run again without a restart; and, when this
-// node has nothing ready, refills its heap from due pending rows it may have missed. No SQL here.
+// this process's scheduler, so a dead worker's jobs run again without a restart; then calls
+// `afterTick` (the queue uses it to look for work its heap does not hold). No SQL here.
 import { errorMessage } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { PendingEntry, Store } from "./store/store.ts";
@@ -12,8 +12,8 @@ export interface ReaperDeps {
   /** Rows moved per statement; a tick repeats while full batches come back. */
   batchSize?: number;
   onRecovered: (entries: PendingEntry[]) => void;
-  /** Refill the heap from due pending rows when `wanted()` says this node has nothing ready. */
-  refill?: { wanted: () => boolean; onEntries: (entries: PendingEntry[]) => void };
+  /** Runs after every tick, whatever it found. */
+  afterTick?: () => void | Promise<void>;
   logger: Logger;
 }
 
@@ -23,7 +23,7 @@ export function createReaper(deps: ReaperDeps) {
   let running: Promise<unknown> | null = null;
   let stopped = true;
 
-  async function tick(now: number): Promise<{ recovered: number; refilled: number }> {
+  async function tick(now: number): Promise<{ recovered: number }> {
     let recovered = 0;
     for (;;) {
       const back = await deps.store.reapExpired(now, batch);
@@ -32,14 +32,8 @@ export function createReaper(deps: ReaperDeps) {
       if (back.length < batch) break;
     }
     if (recovered > 0) deps.logger.info("reaped expired leases", { recovered });
-    let refilled = 0;
-    if (deps.refill?.wanted()) {
-      // Rows already in the heap may come back too: their second claim finds nothing and is dropped.
-      const due = await deps.store.dueEntries(now, batch);
-      if (due.length > 0) deps.refill.onEntries(due);
-      refilled = due.length;
-    }
-    return { recovered, refilled };
+    await deps.afterTick?.();
+    return { recovered };
   }
 
   function schedule(): void {

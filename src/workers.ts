@@ -16,6 +16,8 @@ export interface WorkerEvents {
   failed(type: string, runMs: number, next: "retry" | "dead"): void;
   /** A fenced move that found its claim gone (the reaper or a cancel got there first). */
   fenced(move: string): void;
+  /** Jobs claimed straight from the store by pull(), not from this node's heap. */
+  pulled(count: number): void;
 }
 
 export interface WorkerPoolDeps {
@@ -26,6 +28,8 @@ export interface WorkerPoolDeps {
   owner: string;
   concurrency: number;
   leaseMs: number;
+  /** The scheduler's aging, so jobs pulled from the store are picked by the same key. */
+  agingMs: number;
   backoff: BackoffPolicy;
   events: WorkerEvents;
   logger: Logger;
@@ -73,6 +77,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
   const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
   let claimLoopRunning = false;
+  /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
+  let pullWanted = false;
 
   function freeSlots(): number {
     return deps.concurrency - activeCount - claiming;
@@ -82,28 +88,58 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     return started && !stopping && !claimRetryTimer && freeSlots() > 0 && scheduler.readyCount > 0;
   }
 
+  /** Only an otherwise idle node pulls: its own heap always comes first. */
+  function canPull(): boolean {
+    return pullWanted && started && !stopping && !claimRetryTimer && freeSlots() > 0 && scheduler.readyCount === 0;
+  }
+
   /**
    * Claim ready jobs into free slots; called whenever either may have grown. One claim is out at
    * a time: jobs that become ready meanwhile leave together in the next claim (group commit).
    */
   function pump(): void {
-    if (claimLoopRunning || !canClaim()) return;
+    if (claimLoopRunning || !(canClaim() || canPull())) return;
     claimLoopRunning = true;
     defer(() => void claimLoop());
   }
 
   async function claimLoop(): Promise<void> {
     try {
-      while (canClaim()) {
-        popOut.ids.length = 0;
-        popOut.readyAts.length = 0;
-        popOut.priorities.length = 0;
-        if (scheduler.popReady(Math.min(freeSlots(), MAX_CLAIM_BATCH), popOut) === 0) break;
-        if (!(await claimBatch(popOut.ids.slice(), popOut.readyAts.slice(), popOut.priorities.slice()))) break;
+      for (;;) {
+        if (canClaim()) {
+          popOut.ids.length = 0;
+          popOut.readyAts.length = 0;
+          popOut.priorities.length = 0;
+          if (scheduler.popReady(Math.min(freeSlots(), MAX_CLAIM_BATCH), popOut) === 0) break;
+          if (!(await claimBatch(popOut.ids.slice(), popOut.readyAts.slice(), popOut.priorities.slice()))) break;
+        } else if (canPull()) {
+          if (!(await pullBatch(Math.min(freeSlots(), MAX_CLAIM_BATCH)))) break;
+        } else break;
       }
     } finally {
       claimLoopRunning = false;
     }
+  }
+
+  /** Claim due work straight from the store; false when the store failed. */
+  async function pullBatch(limit: number): Promise<boolean> {
+    claiming += limit;
+    let claimed: ClaimedJob[];
+    try {
+      claimed = await store.claimNext(limit, owner, clock(), leaseMs, deps.agingMs);
+    } catch (err) {
+      claiming -= limit;
+      logger.warn("pulling work from the store failed", { err: errorMessage(err) });
+      pullWanted = false; // the next maintenance tick or hint tries again
+      notifyIdle();
+      return false;
+    }
+    claiming -= limit;
+    // Fewer than asked: nothing more is due out there for now.
+    if (claimed.length < limit) pullWanted = false;
+    if (claimed.length > 0) events.pulled(claimed.length);
+    startClaimed(claimed, null);
+    return true;
   }
 
   /** One claim statement; false when the store failed (the ids went back to the scheduler). */
@@ -134,9 +170,15 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     claiming -= ids.length;
     const readyAtById = new Map<number, number>();
     ids.forEach((id, i) => readyAtById.set(id, readyAts[i]!));
+    startClaimed(claimed, readyAtById);
+    return true;
+  }
+
+  /** Start handlers for claimed jobs (or hand them straight back if shutdown began meanwhile). */
+  function startClaimed(claimed: ClaimedJob[], readyAtById: Map<number, number> | null): void {
     const now = clock();
     for (const job of claimed) {
-      events.started(job.type, Math.max(0, now - (readyAtById.get(job.id) ?? now)));
+      events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id) ?? job.runAt)));
       if (stopping) {
         // Shutdown began while the claim was in flight: give it straight back.
         running.set(job.id, { job, controller: new AbortController(), active: false });
@@ -146,7 +188,6 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       void run(job);
     }
     notifyIdle();
-    return true;
   }
 
   async function run(job: ClaimedJob): Promise<void> {
@@ -292,6 +333,14 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   return {
     pump,
     heartbeat,
+    /**
+     * Hint that the store may hold due jobs this heap does not (another node's backlog, a commit
+     * whose reply was lost): once the heap is empty and slots are free, claim from the store.
+     */
+    pull(): void {
+      pullWanted = true;
+      pump();
+    },
     start() {
       started = true;
       heartbeatTimer = setInterval(() => void heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));

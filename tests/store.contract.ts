@@ -204,20 +204,29 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(batches).toBeGreaterThanOrEqual(3);
     });
 
-    test("dueEntries lists due pending rows oldest first, and none that are scheduled later or claimed", async () => {
+    test("claimNext claims the most urgent of the oldest due rows, never one claimed elsewhere or not due", async () => {
       const late = T0 + 10_000_000;
-      const [a, b, future, taken] = await store.insert([
-        job({ runAt: late + 2, priority: 9 }), job({ runAt: late + 1 }), job({ runAt: late + 50 }), job({ runAt: late }),
+      // Clear what earlier tests left pending so the window holds only this test's rows.
+      for (;;) {
+        const left = await store.claimNext(1000, "sweeper", late - 1, LEASE, 0);
+        if (left.length === 0) break;
+        await store.complete(left.map((j) => ({ id: j.id, attempt: j.attempts })));
+      }
+      const [old, urgent, future, taken] = await store.insert([
+        job({ runAt: late }), job({ runAt: late + 3000, priority: 5 }), job({ runAt: late + 60_000 }), job({ runAt: late }),
       ], T0);
       await store.claim([taken!], "n", late, LEASE);
-      const due = (await store.dueEntries(late + 10, 1000)).filter((e) => e.runAt >= late);
-      expect(due).toEqual([
-        { id: b!, priority: 0, runAt: late + 1, createdAt: T0 },
-        { id: a!, priority: 9, runAt: late + 2, createdAt: T0 },
-      ]);
-      expect((await store.dueEntries(late + 10, 1)).length).toBe(1);
-      await store.claim([a!, b!, future!], "n", late + 50, LEASE);
-      await store.complete([a!, b!, future!, taken!].map((id) => ({ id, attempt: 1 })));
+      // agingMs 1000: urgent's key is late + 3000 − 5000 < old's key late: urgent first.
+      const first = await store.claimNext(1, "me", late + 5000, LEASE, 1000);
+      expect(first.map((j) => j.id)).toEqual([urgent!]);
+      expect(first[0]!.attempts).toBe(1);
+      expect(await store.get(urgent!, late + 5000)).toMatchObject({ state: "inflight", owner: "me" });
+      const rest = await store.claimNext(10, "me", late + 5000, LEASE, 1000);
+      expect(rest.map((j) => j.id)).toEqual([old!]);
+      expect(await store.claimNext(10, "me", late + 5000, LEASE, 1000)).toEqual([]);
+      const racing = await Promise.all([store.claimNext(5, "a", late + 60_000, LEASE, 0), store.claimNext(5, "b", late + 60_000, LEASE, 0)]);
+      expect(racing.flat().map((j) => j.id)).toEqual([future!]);
+      await store.complete([urgent!, old!, future!, taken!].map((id) => ({ id, attempt: 1 })));
     });
 
     test("counts reflect the three tables", async () => {

@@ -24,6 +24,8 @@ export interface PostgresStoreOptions {
 
 type Sql = postgres.Sql<{ bigint: number }>;
 
+/** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
+const CLAIM_NEXT_WINDOW = 10;
 /** Longest pause between reconnect attempts (seconds). */
 const RECONNECT_CAP_S = 0.5;
 
@@ -267,11 +269,26 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return rows.map(toEntry);
     },
 
-    async dueEntries(now: number, limit: number) {
-      const rows = await sql.unsafe<EntryRow[]>(`
-        SELECT ${ENTRY_COLS} FROM pending_jobs WHERE run_at <= to_timestamp($1::float8 / 1000)
-        ORDER BY run_at LIMIT $2`, [now, limit] as never[], { prepare: true });
-      return rows.map(toEntry);
+    async claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number) {
+      if (limit <= 0) return [];
+      // Take the oldest due rows nobody else is claiming (SKIP LOCKED: idle nodes do not fight over
+      // one backlog), and of those the most urgent by aging key. The window bounds how far aging
+      // can reach into another node's backlog: see README "Several processes".
+      const rows = await sql.unsafe<JobRow[]>(`
+        WITH window_ AS (
+          SELECT id, priority, run_at FROM pending_jobs WHERE run_at <= to_timestamp($1::float8 / 1000)
+          ORDER BY run_at LIMIT $2 * ${CLAIM_NEXT_WINDOW} FOR UPDATE SKIP LOCKED),
+        chosen AS (
+          SELECT id FROM window_
+          ORDER BY extract(epoch from run_at) * 1000 - priority * $3::float8, id LIMIT $2),
+        moved AS (DELETE FROM pending_jobs WHERE id IN (SELECT id FROM chosen) RETURNING *)
+        INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
+                                   created_at, last_error, picked_at, lease_until, owner)
+        SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
+               to_timestamp($1::float8 / 1000), to_timestamp($4::float8 / 1000), $5
+        FROM moved
+        RETURNING ${JOB_COLS}`, [now, limit, agingMs, now + leaseMs, owner] as never[], { prepare: true });
+      return rows.map(toClaimed);
     },
 
     async *streamPending(batchSize: number) {
@@ -315,7 +332,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   };
   // Every call but migrate (which may wait for another process's migration lock), the start-up
   // stream and close runs under the deadline.
-  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "dueEntries", "get", "counts", "ping"] as const) {
+  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "claimNext", "get", "counts", "ping"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   return store;

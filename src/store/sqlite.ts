@@ -15,6 +15,9 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
   { version: 2, name: "002_pending_run_at", sql: init002 },
 ];
 
+/** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
+const CLAIM_NEXT_WINDOW = 10;
+
 export interface SqliteStoreOptions {
   /** The database file; created, with its directory, when missing. */
   path: string;
@@ -74,7 +77,7 @@ function prepareStatements(db: Database) {
     expiredIds: p<{ id: number }, [now: number, limit: number]>(
       "SELECT id FROM inflight_jobs WHERE lease_until < ? ORDER BY lease_until LIMIT ?"),
     ownerIds: p<{ id: number }, [owner: string]>("SELECT id FROM inflight_jobs WHERE owner = ? ORDER BY id"),
-    dueEntries: p<PendingEntry, [now: number, limit: number]>(
+    dueWindow: p<PendingEntry, [now: number, limit: number]>(
       `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE run_at <= ? ORDER BY run_at LIMIT ?`),
     // A hand-back without a verdict (lease expired, restart) keeps the attempt counted, so a job
     // that kills its process on every run is dead-lettered after max_attempts runs, not looped.
@@ -186,6 +189,13 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     return claimed;
   });
 
+  // The oldest due rows, then the most urgent of them by aging key (the same window as PostgreSQL).
+  const claimNextTx = db.transaction((limit: number, owner: string, now: number, leaseMs: number, agingMs: number) => {
+    const window = q().dueWindow.all(now, limit * CLAIM_NEXT_WINDOW);
+    window.sort((a, b) => a.runAt - a.priority * agingMs - (b.runAt - b.priority * agingMs) || a.id - b.id);
+    return claimTx(window.slice(0, limit).map((e) => e.id), owner, now, leaseMs);
+  });
+
   /** After a fenced INSERT … SELECT copied a row out of inflight (changes > 0), remove the original. */
   const movedOut = (changes: number, id: number) => {
     if (changes === 0) return false;
@@ -287,8 +297,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
       return recoverTx.immediate(owner, now);
     },
 
-    async dueEntries(now: number, limit: number) {
-      return q().dueEntries.all(now, limit);
+    async claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number) {
+      if (limit <= 0) return [];
+      return claimNextTx.immediate(limit, owner, now, leaseMs, agingMs);
     },
 
     async *streamPending(batchSize: number) {

@@ -70,6 +70,13 @@ export interface JobView {
   failedAt: number | null;
 }
 
+/** Which dead jobs a listing shows: ids above `afterId` (keyset pagination), optionally one type. */
+export interface DeadQuery {
+  type?: string;
+  afterId: number;
+  limit: number;
+}
+
 export interface StoreCounts {
   pending: number;
   inflight: number;
@@ -115,13 +122,27 @@ export interface Store {
   /** Start-up: the same hand-back for every inflight row of `owner` (this node's previous run). */
   recoverOwner(owner: string, now: number): Promise<PendingEntry[]>;
   /**
-   * Up to `limit` pending rows due by `now`, oldest run time first: a refill for a heap that
-   * missed rows (a commit whose reply was lost; another node's backlog).
+   * Claim up to `limit` due pending rows this process's heap may not hold (another node's backlog;
+   * a commit whose reply was lost): of the oldest due rows not being claimed by anyone else, the
+   * most urgent by aging key. Same effect per row as claim().
    */
-  dueEntries(now: number, limit: number): Promise<PendingEntry[]>;
+  claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number): Promise<ClaimedJob[]>;
   /** Stream every pending row's sort fields, in batches, for rebuilding the heaps. */
   streamPending(batchSize: number): AsyncIterable<PendingEntry[]>;
   get(id: number, now: number): Promise<JobView | null>;
+  /** Dead jobs in id order (state "dead", failedAt set). */
+  listDead(query: DeadQuery): Promise<JobView[]>;
+  /**
+   * Move dead jobs back to pending in one transaction: attempts reset to 0, run_at = now, last
+   * error kept. Ids that are not dead are skipped. Returns the rows now pending.
+   */
+  retryDead(ids: number[], now: number): Promise<PendingEntry[]>;
+  /** The same for up to `limit` dead jobs of `type` that failed at or before `now`, lowest ids first. */
+  retryDeadOfType(type: string, now: number, limit: number): Promise<PendingEntry[]>;
+  /** Delete dead jobs in one transaction; result[i] says whether ids[i] was dead. */
+  deleteDead(ids: number[]): Promise<boolean[]>;
+  /** Delete up to `limit` dead jobs of `type` (lowest ids first) in one transaction; returns how many. */
+  deleteDeadOfType(type: string, limit: number): Promise<number>;
   counts(): Promise<StoreCounts>;
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;
