@@ -3,6 +3,7 @@
 // reads no environment: main.ts and library users hand it real resources.
 import type { Hono } from "hono";
 import type { BackoffPolicy } from "./backoff.ts";
+import { createDeadLetters } from "./dead-letters.ts";
 import { createDispatcher } from "./dispatcher.ts";
 import { errorMessage } from "./errors.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
@@ -151,6 +152,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       return t && { priority: t.priority, maxAttempts: t.maxAttempts };
     },
     getJob: (id) => store.get(id, clock()),
+    dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
     notReadyReason,
     accepting: () => state === "running" || state === "starting",
     metricsText: () => metrics.render(),

@@ -18,6 +18,11 @@ function harness(overrides: Partial<AppDeps> = {}) {
   const state = { accepting: true, notReadyReason: null as string | null, queued: 0 };
   let nextId = 1;
   const record = (msg: string, fields?: Record<string, unknown>) => logged.push({ msg, fields });
+  const deleteDeadOf = (type: string) => {
+    const ids = [...jobs.values()].filter((j) => j.state === "dead" && j.type === type).map((j) => j.id);
+    for (const id of ids) jobs.delete(id);
+    return ids.length;
+  };
   const logger: Logger = { debug: record, info: record, warn: record, error: record };
   const deps: AppDeps = {
     submit: async (batch) => {
@@ -26,6 +31,14 @@ function harness(overrides: Partial<AppDeps> = {}) {
     },
     typeDefaults: (type) => (KNOWN_TYPES.has(type) ? DEFAULTS : undefined),
     getJob: async (id) => jobs.get(id) ?? null,
+    dead: {
+      list: async ({ type, afterId, limit }) =>
+        [...jobs.values()].filter((j) => j.state === "dead" && j.id > afterId && (type === undefined || j.type === type)).sort((a, b) => a.id - b.id).slice(0, limit),
+      retry: async (id) => jobs.get(id)?.state === "dead" && jobs.delete(id),
+      remove: async (id) => jobs.get(id)?.state === "dead" && jobs.delete(id),
+      retryType: async (type) => deleteDeadOf(type),
+      purgeType: async (type) => deleteDeadOf(type),
+    },
     notReadyReason: async () => state.notReadyReason,
     accepting: () => state.accepting,
     metricsText: () => "jobqueue_jobs_submitted_total 3\n",
@@ -406,6 +419,7 @@ describe("GET /jobs/:id", () => {
       createdAt: "2029-12-31T23:59:59.000Z",
       lastError: "boom",
       payload: { a: [1, "b"] },
+      failedAt: "2030-01-01T00:00:00.005Z",
     });
   });
 
@@ -463,6 +477,76 @@ describe("health, readiness and metrics", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
     expect(await res.text()).toBe("jobqueue_jobs_submitted_total 3\n");
+  });
+});
+
+describe("dead letters", () => {
+  const dead = (id: number, type = "noop"): JobView => ({
+    id, type, state: "dead", priority: 0, attempts: 5, maxAttempts: 5, runAt: NOW, createdAt: NOW,
+    lastError: "boom", payload: "null", owner: null, leaseUntil: null, failedAt: NOW,
+  });
+  const call = (h: Harness, path: string, method = "GET") => h.app.request(path, { method });
+
+  test("GET /dead pages by id with a next cursor that is null on the last page", async () => {
+    const h = harness();
+    for (const id of [3, 1, 2, 4, 5]) h.jobs.set(id, dead(id, id % 2 ? "odd" : "even"));
+    const first = (await (await call(h, "/dead?limit=2")).json()) as { jobs: { id: string }[]; next: string | null };
+    expect(first.jobs.map((j) => j.id)).toEqual(["1", "2"]);
+    expect(first.next).toBe("2");
+    const second = (await (await call(h, "/dead?limit=2&after=2")).json()) as { jobs: { id: string }[]; next: string | null };
+    expect(second.jobs.map((j) => j.id)).toEqual(["3", "4"]);
+    const last = (await (await call(h, "/dead?limit=2&after=4")).json()) as { jobs: { id: string }[]; next: string | null };
+    expect(last).toMatchObject({ next: null });
+    expect(last.jobs.map((j) => j.id)).toEqual(["5"]);
+    const odd = (await (await call(h, "/dead?type=odd")).json()) as { jobs: { id: string; state: string; failedAt: string }[]; next: null };
+    expect(odd.jobs.map((j) => j.id)).toEqual(["1", "3", "5"]);
+    expect(odd.jobs[0]).toMatchObject({ state: "dead", failedAt: "2030-01-01T00:00:00.000Z" });
+    expect(odd.next).toBeNull();
+  });
+
+  test("GET /dead refuses a bad limit, cursor, type or unknown parameter, naming it", async () => {
+    const h = harness();
+    for (const [q, field] of [["limit=0", "limit"], ["limit=501", "limit"], ["limit=x", "limit"], ["after=-1", "after"], ["after=1.5", "after"], ["type=a%20b", "type"], ["color=red", "color"]] as const) {
+      const message = await expectRejected(h, await call(h, `/dead?${q}`), 400, "invalid_request");
+      expect(message).toContain(field);
+    }
+  });
+
+  test("retrying or deleting one dead job answers 200 with its id or 204, and 404 when it is not dead", async () => {
+    const h = harness();
+    h.jobs.set(7, dead(7));
+    h.jobs.set(8, dead(8));
+    h.jobs.set(9, { ...dead(9), state: "pending", failedAt: null });
+    const retried = await call(h, "/dead/7/retry", "POST");
+    expect(retried.status).toBe(200);
+    expect(await retried.json()).toEqual({ id: "7" });
+    await expectRejected(h, await call(h, "/dead/7/retry", "POST"), 404, "not_found");
+    await expectRejected(h, await call(h, "/dead/9/retry", "POST"), 404, "not_found");
+    expect((await call(h, "/dead/8", "DELETE")).status).toBe(204);
+    await expectRejected(h, await call(h, "/dead/8", "DELETE"), 404, "not_found");
+    await expectRejected(h, await call(h, "/dead/9", "DELETE"), 404, "not_found");
+    await expectRejected(h, await call(h, "/dead/x1", "DELETE"), 400, "invalid_id");
+  });
+
+  test("bulk retry and delete need a type and answer with how many jobs they moved", async () => {
+    const h = harness();
+    for (const id of [1, 2, 3]) h.jobs.set(id, dead(id, id === 3 ? "other" : "mail"));
+    expect(await expectRejected(h, await call(h, "/dead/retry", "POST"), 400, "invalid_request")).toBe("type: is required");
+    await expectRejected(h, await call(h, "/dead", "DELETE"), 400, "invalid_request");
+    const retried = await call(h, "/dead/retry?type=mail", "POST");
+    expect(retried.status).toBe(200);
+    expect(await retried.json()).toEqual({ count: 2 });
+    const purged = await call(h, "/dead?type=other", "DELETE");
+    expect(await purged.json()).toEqual({ count: 1 });
+    expect(await (await call(h, "/dead?type=other", "DELETE")).json()).toEqual({ count: 0 });
+  });
+
+  test("other methods on the dead-letter paths are 405s that say what is allowed", async () => {
+    const h = harness();
+    expect((await call(h, "/dead", "POST")).headers.get("allow")).toBe("GET, HEAD, DELETE");
+    expect((await call(h, "/dead/retry", "GET")).headers.get("allow")).toBe("POST");
+    expect((await call(h, "/dead/1", "GET")).headers.get("allow")).toBe("DELETE");
+    expect((await call(h, "/dead/1/retry", "DELETE")).headers.get("allow")).toBe("POST");
   });
 });
 

@@ -256,5 +256,76 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(c!.payload).toBe(payload);
       await store.complete([{ id: id!, attempt: 1 }]);
     });
+
+    /** Jobs of a type of their own, claimed and buried, so dead-letter tests see only their rows. */
+    async function buried(type: string, n: number, failedAt = T0): Promise<number[]> {
+      const ids = await store.insert(Array.from({ length: n }, (_, i) => job({ type, priority: i % 3 })), T0);
+      await store.claim(ids, "n", T0, LEASE);
+      await store.bury(ids.map((id) => ({ id, attempt: 1, error: `e${id}` })), failedAt);
+      return ids;
+    }
+
+    test("listDead pages through dead jobs in id order, optionally of one type", async () => {
+      const a = await buried("dl.a", 3);
+      const b = await buried("dl.b", 2);
+      const page1 = await store.listDead({ type: "dl.a", afterId: 0, limit: 2 });
+      expect(page1.map((j) => j.id)).toEqual(a.slice(0, 2));
+      expect(page1[0]).toMatchObject({ state: "dead", type: "dl.a", attempts: 1, lastError: `e${a[0]}`, failedAt: T0, payload: '{"n":1}' });
+      const page2 = await store.listDead({ type: "dl.a", afterId: page1[1]!.id, limit: 2 });
+      expect(page2.map((j) => j.id)).toEqual([a[2]!]);
+      const all = (await store.listDead({ afterId: a[0]! - 1, limit: 100 })).map((j) => j.id);
+      expect(all).toEqual([...a, ...b]);
+      expect(await store.listDead({ type: "dl.none", afterId: 0, limit: 10 })).toEqual([]);
+      await store.deleteDeadOfType("dl.a", 100);
+      await store.deleteDeadOfType("dl.b", 100);
+    });
+
+    test("retryDead moves dead jobs back to pending due now with attempts reset, and skips ids that are not dead", async () => {
+      const [dead] = await buried("rd", 1);
+      const [live] = await store.insert([job({ type: "rd" })], T0);
+      const back = await store.retryDead([dead!, live!, 999_999_998], T0 + 50);
+      expect(back).toEqual([{ id: dead!, priority: 0, runAt: T0 + 50, createdAt: T0 }]);
+      expect(await store.get(dead!, T0 + 50)).toMatchObject({ state: "pending", attempts: 0, runAt: T0 + 50, lastError: `e${dead}`, maxAttempts: 3 });
+      expect(await store.retryDead([dead!], T0 + 60)).toEqual([]);
+      const [again] = await store.claim([dead!, live!], "n", T0 + 50, LEASE);
+      expect(again!.attempts).toBe(1);
+      await store.complete([{ id: dead!, attempt: 1 }, { id: live!, attempt: 1 }]);
+    });
+
+    test("retryDeadOfType moves at most `limit` of one type, lowest ids first, and only those that failed by `now`", async () => {
+      const ids = await buried("rt", 5, T0);
+      const [late] = await buried("rt", 1, T0 + 1000);
+      const other = await buried("rt.other", 1);
+      const first = await store.retryDeadOfType("rt", T0 + 10, 3);
+      expect(first.map((e) => e.id)).toEqual(ids.slice(0, 3));
+      const rest = await store.retryDeadOfType("rt", T0 + 10, 3);
+      expect(rest.map((e) => e.id)).toEqual(ids.slice(3));
+      expect(await store.retryDeadOfType("rt", T0 + 10, 3)).toEqual([]);
+      expect((await store.get(late!, T0))!.state).toBe("dead");
+      expect((await store.get(other[0]!, T0))!.state).toBe("dead");
+      await store.claim(ids, "n", T0 + 10, LEASE);
+      await store.complete(ids.map((id) => ({ id, attempt: 1 })));
+      await store.deleteDead([late!, other[0]!]);
+    });
+
+    test("deleteDead removes only dead jobs and says which; deleteDeadOfType removes at most `limit` of one type", async () => {
+      const [dead] = await buried("dd", 1);
+      const [live] = await store.insert([job({ type: "dd" })], T0);
+      expect(await store.deleteDead([dead!, live!])).toEqual([true, false]);
+      expect(await store.get(dead!, T0)).toBeNull();
+      expect((await store.get(live!, T0))!.state).toBe("pending");
+      const many = await buried("dd.bulk", 5);
+      const keep = await buried("dd.keep", 1);
+      expect(await store.deleteDeadOfType("dd.bulk", 2)).toBe(2);
+      expect(await store.deleteDeadOfType("dd.bulk", 10)).toBe(3);
+      expect(await store.deleteDeadOfType("dd.bulk", 10)).toBe(0);
+      for (const id of many) expect(await store.get(id, T0)).toBeNull();
+      expect((await store.get(keep[0]!, T0))!.state).toBe("dead");
+      expect(await store.deleteDead([])).toEqual([]);
+      expect(await store.retryDead([], T0)).toEqual([]);
+      await store.deleteDead(keep);
+      await store.claim([live!], "n", T0, LEASE);
+      await store.complete([{ id: live!, attempt: 1 }]);
+    });
   });
 }

@@ -8,9 +8,11 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { JobQueueError, badRequest, methodNotAllowed, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
+import type { DeadLetters } from "../dead-letters.ts";
 import type { Logger } from "../logger.ts";
 import type { JobView, NewJob } from "../store/store.ts";
-import { formatPath, parseSubmitBody, toNewJob, type SubmitBody } from "./submit-schema.ts";
+import { DEAD_PAGE_DEFAULT, bulkTypeQuery, deadListQuery, jobIdParam, type JobViewJson } from "./api-schema.ts";
+import { describeIssues, formatPath, parseSubmitBody, readableIssue, toNewJob, type SubmitBody } from "./submit-schema.ts";
 
 export interface AppDeps {
   /** Commits jobs (all or nothing) and resolves with their ids only after commit. May throw JobQueueError (e.g. unavailable 503). */
@@ -18,6 +20,8 @@ export interface AppDeps {
   /** Defaults for a known type, or undefined for an unknown one. */
   typeDefaults(type: string): { priority: number; maxAttempts: number } | undefined;
   getJob(id: number): Promise<JobView | null>;
+  /** Operator actions on dead jobs. */
+  dead: DeadLetters;
   /** null when ready, else the reason it is not. */
   notReadyReason(): Promise<string | null>;
   /** Accepting submits? false while shutting down. */
@@ -37,18 +41,14 @@ export interface AppDeps {
 const ROUTES: Record<string, string[]> = {
   "/submit": ["POST"],
   "/jobs/:id": ["GET", "HEAD"],
+  "/dead": ["GET", "HEAD", "DELETE"],
+  "/dead/retry": ["POST"],
+  "/dead/:id": ["DELETE"],
+  "/dead/:id/retry": ["POST"],
   "/health": ["GET", "HEAD"],
   "/ready": ["GET", "HEAD"],
   "/metrics": ["GET", "HEAD"],
 };
-
-const jobIdParam = z.object({
-  id: z
-    .string()
-    .regex(/^[1-9][0-9]{0,15}$/)
-    .transform(Number)
-    .refine(Number.isSafeInteger),
-});
 
 /** What a full queue tells a producer to wait before trying again, in seconds. */
 const QUEUE_FULL_RETRY_AFTER_S = 1;
@@ -63,6 +63,26 @@ export function createApp(deps: AppDeps): Hono {
     const job = await deps.getJob(c.req.valid("param").id);
     if (job === null) throw notFound("no such job");
     return c.json(jobJson(job));
+  });
+  app.get("/dead", async (c) => {
+    const q = parseQuery(deadListQuery, c);
+    const limit = q.limit ?? DEAD_PAGE_DEFAULT;
+    // One row more than the page says whether there is a next page.
+    const rows = await deps.dead.list({ afterId: q.after ?? 0, limit: limit + 1, ...(q.type !== undefined && { type: q.type }) });
+    const page = rows.slice(0, limit);
+    const next = rows.length > limit ? String(page[page.length - 1]!.id) : null;
+    return c.json({ jobs: page.map(jobJson), next });
+  });
+  app.post("/dead/retry", async (c) => c.json({ count: await deps.dead.retryType(parseQuery(bulkTypeQuery, c).type) }));
+  app.delete("/dead", async (c) => c.json({ count: await deps.dead.purgeType(parseQuery(bulkTypeQuery, c).type) }));
+  app.post("/dead/:id/retry", zValidator("param", jobIdParam, rejectBadId), async (c) => {
+    const id = c.req.valid("param").id;
+    if (!(await deps.dead.retry(id))) throw notFound("no such dead job");
+    return c.json({ id: String(id) });
+  });
+  app.delete("/dead/:id", zValidator("param", jobIdParam, rejectBadId), async (c) => {
+    if (!(await deps.dead.remove(c.req.valid("param").id))) throw notFound("no such dead job");
+    return c.body(null, 204);
   });
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/ready", async (c) => {
@@ -180,7 +200,14 @@ function rejectBadId(result: { success: boolean }): void {
   }
 }
 
-function jobJson(job: JobView) {
+/** A query string checked against its schema; 400 invalid_request naming the parameter otherwise. */
+function parseQuery<S extends z.ZodType>(schema: S, c: Context): z.output<S> {
+  const result = schema.safeParse(c.req.query(), { error: readableIssue });
+  if (!result.success) throw badRequest(describeIssues(result.error.issues), "invalid_request");
+  return result.data;
+}
+
+function jobJson(job: JobView): JobViewJson {
   return {
     id: String(job.id),
     type: job.type,
@@ -192,6 +219,7 @@ function jobJson(job: JobView) {
     createdAt: new Date(job.createdAt).toISOString(),
     lastError: job.lastError,
     payload: JSON.parse(job.payload) as unknown,
+    ...(job.failedAt !== null && { failedAt: new Date(job.failedAt).toISOString() }),
   };
 }
 

@@ -89,7 +89,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 /** Messages for the issues the schema does not word itself (missing, wrong type, unknown field). */
-const readableIssue: z.core.$ZodErrorMap = (issue) => {
+export const readableIssue: z.core.$ZodErrorMap = (issue) => {
   if (issue.code === "invalid_type") {
     if (issue.input === undefined) return "is required";
     if (issue.expected === "object") return "expected a JSON object";
@@ -103,7 +103,7 @@ const readableIssue: z.core.$ZodErrorMap = (issue) => {
   return undefined;
 };
 
-function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
   // One value can miss several checks with the same wording (2^53 + 1 is neither an integer nor <= 100).
   const lines = [...new Set(issues.map((i) => `${formatPath(i.path)}: ${i.message}`))];
   const listed = lines.slice(0, MAX_LISTED_ISSUES);

@@ -5,7 +5,7 @@ import init001 from "../../sql/postgres/001_init.sql" with { type: "text" };
 import init002 from "../../sql/postgres/002_pending_run_at.sql" with { type: "text" };
 import { redactUrl } from "../logger.ts";
 import type {
-  BuryMove, ClaimRef, ClaimedJob, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
+  BuryMove, ClaimRef, ClaimedJob, DeadQuery, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -49,6 +49,13 @@ const HAND_BACK = (runAt: string, error: string, failedAt: string) => `,
   INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
   SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ${runAt}, created_at, coalesce(last_error, ${error})
   FROM moved WHERE attempts < max_attempts
+  RETURNING ${ENTRY_COLS}`;
+
+/** The tail of a statement whose CTE `moved` holds dead rows an operator retries: pending, attempts 0, due at `runAt`. */
+const FROM_DEAD = (runAt: string) => `
+  INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
+  SELECT id, type, payload, priority, 0, max_attempts, timeout_ms, ${runAt}, created_at, last_error
+  FROM moved
   RETURNING ${ENTRY_COLS}`;
 
 interface JobRow {
@@ -313,6 +320,49 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return view;
     },
 
+    // ---- dead letters (operator actions) ----
+
+    async listDead(query: DeadQuery) {
+      const rows = await sql.unsafe<(JobRow & { failed_at: number })[]>(`
+        SELECT ${JOB_COLS}, ${ms("failed_at")} AS failed_at FROM dead_jobs
+        WHERE id > $1 AND ($2::text IS NULL OR type = $2) ORDER BY id LIMIT $3`,
+        [query.afterId, query.type ?? null, query.limit] as never[], { prepare: true });
+      return rows.map((r): JobView => ({ ...toClaimed(r), state: "dead", owner: null, leaseUntil: null, failedAt: r.failed_at }));
+    },
+
+    async retryDead(deadIds: number[], now: number) {
+      if (deadIds.length === 0) return [];
+      const rows = await sql.unsafe<EntryRow[]>(`
+        WITH moved AS (DELETE FROM dead_jobs WHERE id = ANY($1::bigint[]) RETURNING *)
+        ${FROM_DEAD("to_timestamp($2::float8 / 1000)")}`, [deadIds, now] as never[], { prepare: true });
+      return rows.map(toEntry);
+    },
+
+    async retryDeadOfType(type: string, now: number, limit: number) {
+      // SKIP LOCKED: two operators retrying one type at once split the rows instead of queueing.
+      const rows = await sql.unsafe<EntryRow[]>(`
+        WITH picked AS (
+          SELECT id FROM dead_jobs WHERE type = $1 AND failed_at <= to_timestamp($2::float8 / 1000)
+          ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),
+        moved AS (DELETE FROM dead_jobs d USING picked p WHERE d.id = p.id RETURNING d.*)
+        ${FROM_DEAD("to_timestamp($2::float8 / 1000)")}`, [type, now, limit] as never[], { prepare: true });
+      return rows.map(toEntry);
+    },
+
+    async deleteDead(deadIds: number[]) {
+      if (deadIds.length === 0) return [];
+      const rows = await sql<{ id: number }[]>`DELETE FROM dead_jobs WHERE id = ANY(${deadIds}::bigint[]) RETURNING id`;
+      return tookEffect(deadIds.map((id) => ({ id })), rows);
+    },
+
+    async deleteDeadOfType(type: string, limit: number) {
+      const rows = await sql<{ id: number }[]>`
+        DELETE FROM dead_jobs WHERE id IN (
+          SELECT id FROM dead_jobs WHERE type = ${type} ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+        RETURNING id`;
+      return rows.length;
+    },
+
     async counts(): Promise<StoreCounts> {
       const [r] = await sql<{ pending: number; inflight: number; dead: number }[]>`
         SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
@@ -333,6 +383,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   // Every call but migrate (which may wait for another process's migration lock), the start-up
   // stream and close runs under the deadline.
   for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "claimNext", "get", "counts", "ping"] as const) {
+    (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
+  }
+  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   return store;

@@ -7,7 +7,7 @@ import { dirname, resolve } from "node:path";
 import init001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
 import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
 import type {
-  BuryMove, ClaimRef, ClaimedJob, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
+  BuryMove, ClaimRef, ClaimedJob, DeadQuery, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -104,6 +104,20 @@ function prepareStatements(db: Database) {
     counts: p<StoreCounts, []>(`
       SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
              (SELECT count(*) FROM dead_jobs) AS dead`),
+    // Dead letters (operator actions).
+    deadPage: p<Omit<ViewRow, "state">, [afterId: number, type: string | null, type: string | null, limit: number]>(`
+      SELECT ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, failed_at AS failedAt FROM dead_jobs
+      WHERE id > ? AND (? IS NULL OR type = ?) ORDER BY id LIMIT ?`),
+    deadIdsOfType: p<{ id: number }, [type: string, failedBy: number, limit: number]>(
+      "SELECT id FROM dead_jobs WHERE type = ? AND failed_at <= ? ORDER BY id LIMIT ?"),
+    deadIdsOfTypeAll: p<{ id: number }, [type: string, limit: number]>(
+      "SELECT id FROM dead_jobs WHERE type = ? ORDER BY id LIMIT ?"),
+    reviveDead: p<PendingEntry, [runAt: number, id: number]>(`
+      INSERT INTO pending_jobs (${COPY_COLS})
+      SELECT id, type, payload, priority, 0, max_attempts, timeout_ms, ?, created_at, last_error
+      FROM dead_jobs WHERE id = ?
+      RETURNING ${ENTRY_COLS}`),
+    deleteDead: p<never, [id: number]>("DELETE FROM dead_jobs WHERE id = ?"),
     ping: p<{ one: number }, []>("SELECT 1 AS one"),
   };
 }
@@ -242,6 +256,28 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
   const recoverTx = db.transaction((owner: string, now: number) =>
     handBack(q().ownerIds.all(owner).map((r) => r.id), null, "interrupted by a restart", now));
 
+  /** Dead → pending for each id that is dead (attempts 0, due at `now`). */
+  const reviveDead = (ids: number[], now: number) => {
+    const s = q();
+    const back: PendingEntry[] = [];
+    for (const id of ids) {
+      const entry = s.reviveDead.get(now, id);
+      if (!entry) continue;
+      s.deleteDead.run(id);
+      back.push(entry);
+    }
+    return back;
+  };
+  const retryDeadTx = db.transaction((ids: number[], now: number) => reviveDead(ids, now));
+  const retryDeadOfTypeTx = db.transaction((type: string, now: number, limit: number) =>
+    reviveDead(q().deadIdsOfType.all(type, now, limit).map((r) => r.id), now));
+  const deleteDeadTx = db.transaction((ids: number[]) => ids.map((id) => q().deleteDead.run(id).changes > 0));
+  const deleteDeadOfTypeTx = db.transaction((type: string, limit: number) => {
+    const ids = q().deadIdsOfTypeAll.all(type, limit).map((r) => r.id);
+    for (const id of ids) q().deleteDead.run(id);
+    return ids.length;
+  });
+
   let closed = false;
 
   return {
@@ -319,6 +355,29 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
       if (!r) return null;
       const state: JobState = r.state === "pending" && r.runAt > now ? "scheduled" : r.state;
       return { ...r, state };
+    },
+
+    async listDead(query: DeadQuery) {
+      const type = query.type ?? null;
+      return q().deadPage.all(query.afterId, type, type, query.limit).map((r): JobView => ({ ...r, state: "dead" }));
+    },
+
+    async retryDead(ids: number[], now: number) {
+      if (ids.length === 0) return [];
+      return retryDeadTx.immediate(ids, now);
+    },
+
+    async retryDeadOfType(type: string, now: number, limit: number) {
+      return retryDeadOfTypeTx.immediate(type, now, limit);
+    },
+
+    async deleteDead(ids: number[]) {
+      if (ids.length === 0) return [];
+      return deleteDeadTx.immediate(ids);
+    },
+
+    async deleteDeadOfType(type: string, limit: number) {
+      return deleteDeadOfTypeTx.immediate(type, limit);
     },
 
     async counts() {

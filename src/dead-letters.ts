@@ -1,0 +1,82 @@
+// dead-letters.ts: operator actions on dead jobs (list, retry, delete, one at a time or a whole
+// type in bounded chunks). Retried jobs are handed to `onRetried` for the scheduler. No SQL here;
+// store failures become 503 unavailable.
+import { JobQueueError, errorMessage, unavailable } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import type { DeadQuery, JobView, PendingEntry, Store } from "./store/store.ts";
+
+export interface DeadLettersDeps {
+  store: Store;
+  clock: () => number;
+  /** Jobs just moved back to pending: push them into the scheduler. */
+  onRetried: (entries: PendingEntry[]) => void;
+  logger: Logger;
+  /** Rows moved per transaction by the bulk actions (so no lock is held for long). */
+  chunkSize?: number;
+}
+
+export interface DeadLetters {
+  list(query: DeadQuery): Promise<JobView[]>;
+  /** Dead → pending (attempts 0, due now); false when the job is not dead. */
+  retry(id: number): Promise<boolean>;
+  /** false when the job is not dead. */
+  remove(id: number): Promise<boolean>;
+  /** Every job of `type` that was dead when the call began, in chunks; returns how many. */
+  retryType(type: string): Promise<number>;
+  purgeType(type: string): Promise<number>;
+}
+
+/** Rows per transaction of a bulk action. */
+export const DEAD_CHUNK = 1000;
+
+export function createDeadLetters(deps: DeadLettersDeps): DeadLetters {
+  const { store, clock } = deps;
+  const chunk = deps.chunkSize ?? DEAD_CHUNK;
+
+  async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof JobQueueError) throw err;
+      deps.logger.warn(`${what} failed: store unavailable`, { err: errorMessage(err) });
+      throw unavailable("the job store is unavailable; retry later");
+    }
+  }
+
+  return {
+    list: (query) => guard("listing dead jobs", () => store.listDead(query)),
+
+    retry: (id) => guard("retrying a dead job", async () => {
+      const back = await store.retryDead([id], clock());
+      deps.onRetried(back);
+      return back.length === 1;
+    }),
+
+    remove: (id) => guard("deleting a dead job", async () => (await store.deleteDead([id]))[0] === true),
+
+    retryType: (type) => guard("retrying dead jobs", async () => {
+      // Jobs that die again while this runs failed after `startedAt` and are left dead.
+      const startedAt = clock();
+      let total = 0;
+      for (;;) {
+        const back = await store.retryDeadOfType(type, startedAt, chunk);
+        deps.onRetried(back);
+        total += back.length;
+        if (back.length < chunk) break;
+      }
+      if (total > 0) deps.logger.info("retried dead jobs", { type, count: total });
+      return total;
+    }),
+
+    purgeType: (type) => guard("deleting dead jobs", async () => {
+      let total = 0;
+      for (;;) {
+        const n = await store.deleteDeadOfType(type, chunk);
+        total += n;
+        if (n < chunk) break;
+      }
+      if (total > 0) deps.logger.info("deleted dead jobs", { type, count: total });
+      return total;
+    }),
+  };
+}

@@ -1,0 +1,85 @@
+// api-schema.ts: the shapes of the HTTP API besides submit bodies (submit-schema.ts): path ids,
+// query strings and every response body, as zod schemas. Routes validate with them and the
+// OpenAPI document is generated from them. No routes and no store here.
+import { z } from "zod";
+
+export const MAX_JOB_ID = Number.MAX_SAFE_INTEGER;
+export const DEAD_PAGE_DEFAULT = 100;
+export const DEAD_PAGE_MAX = 500;
+
+/** A job id in a path or query: digits, 1 to 2^53 − 1. */
+export const idText = z
+  .string()
+  .regex(/^[1-9][0-9]{0,15}$/)
+  .transform(Number)
+  .refine(Number.isSafeInteger)
+  .meta({ description: `a job id: an integer from 1 to ${MAX_JOB_ID}, as decimal digits`, example: "42" });
+
+export const jobIdParam = z.object({ id: idText });
+
+export const typeName = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]{1,100}$/, { error: "expected a job type name (1-100 characters from A-Z a-z 0-9 _ . : -)" });
+
+const intText = (min: number, max: number) => {
+  const error = `expected an integer from ${min} to ${max}`;
+  return z
+    .string()
+    .regex(/^[0-9]{1,16}$/, { error })
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, { error });
+};
+
+export const deadListQuery = z.strictObject({
+  type: typeName.optional(),
+  after: z
+    .string()
+    .regex(/^(0|[1-9][0-9]{0,15})$/, { error: "expected a job id" })
+    .transform(Number)
+    .refine(Number.isSafeInteger, { error: "expected a job id" })
+    .optional()
+    .meta({ description: "list jobs with ids above this one (the previous page's `next`)" }),
+  limit: intText(1, DEAD_PAGE_MAX)
+    .optional()
+    .meta({ description: `page size, 1 to ${DEAD_PAGE_MAX} (default ${DEAD_PAGE_DEFAULT})` }),
+});
+
+export const bulkTypeQuery = z.strictObject({
+  type: typeName.meta({ description: "the job type to act on (required)" }),
+});
+
+// ---- responses --------------------------------------------------------------------------------
+
+const iso = z.iso.datetime().meta({ description: "ISO 8601 UTC date-time" });
+const idString = z.string().regex(/^[1-9][0-9]*$/).meta({ description: "a job id (decimal digits)", example: "42" });
+
+export const jobView = z
+  .object({
+    id: idString,
+    type: z.string(),
+    state: z.enum(["pending", "scheduled", "inflight", "dead"]),
+    priority: z.int().min(0).max(100),
+    attempts: z.int().min(0),
+    maxAttempts: z.int().min(1),
+    runAt: iso,
+    createdAt: iso,
+    lastError: z.string().nullable(),
+    payload: z.unknown().meta({ description: "the payload as submitted (any JSON)" }),
+    failedAt: iso.optional().meta({ description: "when the job was dead-lettered (dead jobs only)" }),
+  })
+  .meta({ id: "Job" });
+export type JobViewJson = z.infer<typeof jobView>;
+
+export const deadPage = z
+  .object({
+    jobs: z.array(jobView),
+    next: idString.nullable().meta({ description: "pass as `after` for the next page; null on the last page" }),
+  })
+  .meta({ id: "DeadPage" });
+
+export const idReply = z.object({ id: idString }).meta({ id: "IdReply" });
+export const countReply = z.object({ count: z.int().min(0) }).meta({ id: "CountReply" });
+
+export const errorReply = z
+  .object({ error: z.object({ code: z.string(), message: z.string() }) })
+  .meta({ id: "Error" });

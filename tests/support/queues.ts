@@ -1,0 +1,60 @@
+// queues.ts (test support): a whole queue node in-process on either store (a fresh PostgreSQL
+// database or a temp SQLite file), with JSON helpers for app.request(). Cleans up after itself.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHandlerRegistry, type Handler, type TypePolicy } from "../../src/handlers/handler.ts";
+import { createJobQueue, type JobQueue, type JobQueueOptions } from "../../src/jobqueue.ts";
+import { createLogger } from "../../src/logger.ts";
+import { createPostgresStore } from "../../src/store/postgres.ts";
+import { createSqliteStore } from "../../src/store/sqlite.ts";
+import type { Store } from "../../src/store/store.ts";
+import { createTestDatabase } from "./pg.ts";
+
+export type StoreKind = "sqlite" | "postgres";
+export const STORE_KINDS: StoreKind[] = ["sqlite", "postgres"];
+
+/** A place for stores of one kind: open() as often as needed (one SQLite store at a time). */
+export async function storeSite(kind: StoreKind): Promise<{ open(): Store; drop(): Promise<void> }> {
+  if (kind === "postgres") {
+    const db = await createTestDatabase("jq_ops");
+    return { open: () => createPostgresStore({ url: db.url }), drop: db.drop };
+  }
+  const dir = mkdtempSync(join(tmpdir(), "jq-ops-"));
+  return {
+    open: () => createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" }),
+    drop: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export type HandlerSpec = Handler | { handler: Handler; policy: Partial<TypePolicy> };
+
+export async function startQueue(
+  store: Store,
+  handlers: Record<string, HandlerSpec>,
+  over: Partial<JobQueueOptions> = {},
+): Promise<JobQueue> {
+  const registry = createHandlerRegistry({ timeoutMs: 5000, maxAttempts: 3, priority: 0 });
+  for (const [type, h] of Object.entries(handlers)) {
+    if (typeof h === "function") registry.register(type, h);
+    else registry.register(type, h.handler, h.policy);
+  }
+  const q = createJobQueue({
+    store, registry, logger: createLogger("silent"), nodeId: `test-${Math.random()}`, workers: 4, leaseMs: 3000,
+    reapIntervalMs: 200, backoff: { baseMs: 5, capMs: 20 }, ...over,
+  });
+  await q.start();
+  return q;
+}
+
+/** A request to the queue's app with an optional JSON body; the answer with its body parsed. */
+export async function call(q: JobQueue, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const init: RequestInit = { method };
+  if (body !== undefined) {
+    init.headers = { "content-type": "application/json" };
+    init.body = JSON.stringify(body);
+  }
+  const res = await q.app.request(path, init);
+  const text = await res.text();
+  return { status: res.status, body: text === "" ? null : JSON.parse(text) };
+}
