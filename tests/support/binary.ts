@@ -26,6 +26,13 @@ export async function ensureBinary(): Promise<string> {
   return BINARY;
 }
 
+/** Every server a test started and has not seen exit: killed when the test process ends, so a
+ * failed test never leaves one running. */
+const live = new Set<Subprocess>();
+process.on("exit", () => {
+  for (const p of live) p.kill("SIGKILL");
+});
+
 export interface RunningBinary {
   proc: Subprocess<"ignore", "ignore", "pipe">;
   url: string;
@@ -47,6 +54,8 @@ export async function startBinary(args: string[], env: Record<string, string>, c
     stdout: "ignore",
     stderr: "pipe",
   });
+  live.add(proc);
+  void proc.exited.then(() => live.delete(proc));
   const logs: Array<Record<string, unknown>> = [];
   let onListening: (url: string) => void = () => {};
   const listening = new Promise<string>((resolve) => (onListening = resolve));
