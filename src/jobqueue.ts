@@ -3,6 +3,7 @@
 // reads no environment: main.ts and library users hand it real resources.
 import type { Hono } from "hono";
 import type { BackoffPolicy } from "./backoff.ts";
+import { createCancellation } from "./cancellation.ts";
 import { createDeadLetters } from "./dead-letters.ts";
 import { createDispatcher } from "./dispatcher.ts";
 import { errorMessage } from "./errors.ts";
@@ -153,6 +154,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     },
     getJob: (id) => store.get(id, clock()),
     dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
+    cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, logger }).cancel,
     notReadyReason,
     accepting: () => state === "running" || state === "starting",
     metricsText: () => metrics.render(),

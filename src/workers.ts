@@ -16,6 +16,8 @@ export interface WorkerEvents {
   failed(type: string, runMs: number, next: "retry" | "dead"): void;
   /** A fenced move that found its claim gone (the reaper or a cancel got there first). */
   fenced(move: string): void;
+  /** A cancelled attempt's row was removed. */
+  cancelled?(type: string): void;
   /** Jobs claimed straight from the store by pull(), not from this node's heap. */
   pulled(count: number): void;
 }
@@ -41,9 +43,19 @@ interface Running {
   controller: AbortController;
   /** false once the handler returned and only the store move is left. */
   active: boolean;
+  /** Cancelled by an operator: the attempt ends in removal, whatever the handler did. */
+  cancelled?: boolean;
 }
 
 type Outcome = { ok: true } | { ok: false; error: string; permanent: boolean };
+
+/** The abort reason a handler sees when an operator cancels its job. */
+export class CancelledError extends Error {
+  constructor() {
+    super("cancelled");
+    this.name = "CancelledError";
+  }
+}
 
 class TimeoutError extends Error {
   constructor(ms: number) {
@@ -68,6 +80,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   let claimRetryTimer: ReturnType<typeof setTimeout> | null = null;
   let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   const idleWaiters: Array<() => void> = [];
+  const settledWaiters: Array<{ id: number; resolve: () => void }> = [];
   const popOut = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };
 
   // Group commit for the three ways an attempt ends. A blocking (embedded) store gathers a whole
@@ -76,6 +89,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   const completes = createBatcher<ClaimRef, boolean>({ run: (refs) => store.complete(refs), maxBatch: 1000, defer });
   const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
   const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
+  const removals = createBatcher<ClaimRef, boolean>({ run: (refs) => store.completeCancelled(refs), maxBatch: 1000, defer });
   let claimLoopRunning = false;
   /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
   let pullWanted = false;
@@ -215,6 +229,10 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       notifyIdle();
       return;
     }
+    if (entry.cancelled) {
+      await removeCancelled(job);
+      return;
+    }
     if (stopping && controller.signal.aborted && (controller.signal.reason as Error | undefined)?.name === "ShutdownError") {
       return; // shutdown() releases it
     }
@@ -269,6 +287,13 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     }
   }
 
+  /** The end of a cancelled attempt: its row goes, fenced by the claim, and is never retried. */
+  async function removeCancelled(job: ClaimedJob): Promise<void> {
+    if (await untilStored("cancel", () => removals.add({ id: job.id, attempt: job.attempts }))) events.cancelled?.(job.type);
+    running.delete(job.id);
+    notifyIdle();
+  }
+
   /** Retry a fenced move until the store answers; resolves with whether it took effect. */
   async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<boolean> {
     for (let failures = 0; ; failures++) {
@@ -321,6 +346,20 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
 
   function notifyIdle(): void {
     if (running.size === 0 && claiming === 0) for (const f of idleWaiters.splice(0)) f();
+    for (let i = settledWaiters.length - 1; i >= 0; i--) {
+      const w = settledWaiters[i]!;
+      if (!holds(w.id)) {
+        settledWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  /** Whether `id` is in a claim in flight, or claimed here with its store move still to come. */
+  function holds(id: number): boolean {
+    if (claiming > 0) return true;
+    const r = running.get(id);
+    return r !== undefined && !r.active;
   }
 
   function whenIdle(): Promise<void> {
@@ -333,6 +372,23 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   return {
     pump,
     heartbeat,
+    /**
+     * Cancel `id` if this pool is running its handler: the signal fires with a CancelledError and
+     * the row is removed (fenced by the claim, never retried) when the handler returns. false when
+     * the handler is not running here (see settled()).
+     */
+    cancel(id: number): boolean {
+      const r = running.get(id);
+      if (!r?.active) return false;
+      r.cancelled = true;
+      r.controller.abort(new CancelledError());
+      return true;
+    },
+    /** Resolves once no claim is in flight and `id`'s store move (if any) has been made. */
+    settled(id: number): Promise<void> {
+      if (!holds(id)) return Promise.resolve();
+      return new Promise((resolve) => settledWaiters.push({ id, resolve }));
+    },
     /**
      * Hint that the store may hold due jobs this heap does not (another node's backlog, a commit
      * whose reply was lost): once the heap is empty and slots are free, claim from the store.
@@ -375,7 +431,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       }
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
-      await Promise.all([completes.drain(), retries.drain(), burials.drain()]);
+      await Promise.all([completes.drain(), retries.drain(), burials.drain(), removals.drain()]);
       return { finished: before - released, released };
     },
     get busy() {

@@ -31,6 +31,14 @@ function harness(overrides: Partial<AppDeps> = {}) {
     },
     typeDefaults: (type) => (KNOWN_TYPES.has(type) ? DEFAULTS : undefined),
     getJob: async (id) => jobs.get(id) ?? null,
+    cancel: async (id) => {
+      const job = jobs.get(id);
+      if (job === undefined) return "not_found";
+      if (job.state === "dead") return "dead";
+      if (job.state === "inflight") return job.owner === "here" ? "cancelling" : "elsewhere";
+      jobs.delete(id);
+      return "removed";
+    },
     dead: {
       list: async ({ type, afterId, limit }) =>
         [...jobs.values()].filter((j) => j.state === "dead" && j.id > afterId && (type === undefined || j.type === type)).sort((a, b) => a.id - b.id).slice(0, limit),
@@ -480,6 +488,40 @@ describe("health, readiness and metrics", () => {
   });
 });
 
+describe("DELETE /jobs/:id", () => {
+  const job = (id: number, state: JobView["state"], owner: string | null = null): JobView => ({
+    id, type: "noop", state, priority: 0, attempts: 0, maxAttempts: 5, runAt: NOW, createdAt: NOW,
+    lastError: null, payload: "null", owner, leaseUntil: null, failedAt: state === "dead" ? NOW : null,
+  });
+  const del = (h: Harness, id: number | string) => h.app.request(`/jobs/${id}`, { method: "DELETE" });
+
+  test("a pending job is removed with 204, and a second cancel is a 404", async () => {
+    const h = harness();
+    h.jobs.set(3, job(3, "scheduled"));
+    const res = await del(h, 3);
+    expect(res.status).toBe(204);
+    expect(await res.text()).toBe("");
+    await expectRejected(h, await del(h, 3), 404, "not_found");
+  });
+
+  test("a job running here answers 202 cancelling; one running elsewhere is a 409", async () => {
+    const h = harness();
+    h.jobs.set(4, job(4, "inflight", "here"));
+    h.jobs.set(5, job(5, "inflight", "another-node"));
+    const res = await del(h, 4);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ id: "4", state: "cancelling" });
+    await expectRejected(h, await del(h, 5), 409, "running_elsewhere");
+  });
+
+  test("a dead job is a 404 that points to DELETE /dead/:id", async () => {
+    const h = harness();
+    h.jobs.set(6, job(6, "dead"));
+    expect(await expectRejected(h, await del(h, 6), 404, "not_found")).toContain("DELETE /dead/6");
+    await expectRejected(h, await del(h, "0"), 400, "invalid_id");
+  });
+});
+
 describe("dead letters", () => {
   const dead = (id: number, type = "noop"): JobView => ({
     id, type, state: "dead", priority: 0, attempts: 5, maxAttempts: 5, runAt: NOW, createdAt: NOW,
@@ -562,9 +604,9 @@ describe("routing and errors", () => {
     const get = await h.app.request("/submit");
     expect(get.headers.get("allow")).toBe("POST");
     await expectRejected(h, get, 405, "method_not_allowed");
-    const del = await h.app.request("/jobs/1", { method: "DELETE" });
-    expect(del.headers.get("allow")).toBe("GET, HEAD");
-    await expectRejected(h, del, 405, "method_not_allowed");
+    const patch = await h.app.request("/jobs/1", { method: "PATCH" });
+    expect(patch.headers.get("allow")).toBe("GET, HEAD, DELETE");
+    await expectRejected(h, patch, 405, "method_not_allowed");
     const put = await h.app.request("/health", { method: "PUT", body: "{}" });
     await expectRejected(h, put, 405, "method_not_allowed");
   });

@@ -257,6 +257,27 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.complete([{ id: id!, attempt: 1 }]);
     });
 
+    test("cancelPending deletes pending and scheduled jobs only, and says which", async () => {
+      const [due, later, running] = await store.insert([job(), job({ runAt: T0 + 60_000 }), job()], T0);
+      await store.claim([running!], "n", T0, LEASE);
+      expect(await store.cancelPending([due!, later!, running!, 999_999_997])).toEqual([true, true, false, false]);
+      expect(await store.get(due!, T0)).toBeNull();
+      expect(await store.get(later!, T0)).toBeNull();
+      expect(await store.claim([due!], "n", T0, LEASE)).toEqual([]);
+      expect(await store.cancelPending([])).toEqual([]);
+      await store.complete([{ id: running!, attempt: 1 }]);
+    });
+
+    test("completeCancelled removes a running attempt only for the claim it names", async () => {
+      const [id] = await store.insert([job()], T0);
+      await store.claim([id!], "n", T0, LEASE);
+      expect(await store.completeCancelled([{ id: id!, attempt: 2 }])).toEqual([false]);
+      expect(await store.completeCancelled([{ id: id!, attempt: 1 }])).toEqual([true]);
+      expect(await store.get(id!, T0)).toBeNull();
+      expect(await store.completeCancelled([{ id: id!, attempt: 1 }])).toEqual([false]);
+      expect(await store.completeCancelled([])).toEqual([]);
+    });
+
     /** Jobs of a type of their own, claimed and buried, so dead-letter tests see only their rows. */
     async function buried(type: string, n: number, failedAt = T0): Promise<number[]> {
       const ids = await store.insert(Array.from({ length: n }, (_, i) => job({ type, priority: i % 3 })), T0);

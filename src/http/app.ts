@@ -8,6 +8,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { JobQueueError, badRequest, methodNotAllowed, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
+import type { CancelResult } from "../cancellation.ts";
 import type { DeadLetters } from "../dead-letters.ts";
 import type { Logger } from "../logger.ts";
 import type { JobView, NewJob } from "../store/store.ts";
@@ -22,6 +23,8 @@ export interface AppDeps {
   getJob(id: number): Promise<JobView | null>;
   /** Operator actions on dead jobs. */
   dead: DeadLetters;
+  /** Cancel a pending, scheduled or (in this process) running job. */
+  cancel(id: number): Promise<CancelResult>;
   /** null when ready, else the reason it is not. */
   notReadyReason(): Promise<string | null>;
   /** Accepting submits? false while shutting down. */
@@ -40,7 +43,7 @@ export interface AppDeps {
 /** Every route and the methods it allows; any other method on these paths is a 405. */
 const ROUTES: Record<string, string[]> = {
   "/submit": ["POST"],
-  "/jobs/:id": ["GET", "HEAD"],
+  "/jobs/:id": ["GET", "HEAD", "DELETE"],
   "/dead": ["GET", "HEAD", "DELETE"],
   "/dead/retry": ["POST"],
   "/dead/:id": ["DELETE"],
@@ -63,6 +66,22 @@ export function createApp(deps: AppDeps): Hono {
     const job = await deps.getJob(c.req.valid("param").id);
     if (job === null) throw notFound("no such job");
     return c.json(jobJson(job));
+  });
+  app.delete("/jobs/:id", zValidator("param", jobIdParam, rejectBadId), async (c) => {
+    const id = c.req.valid("param").id;
+    const result = await deps.cancel(id);
+    switch (result) {
+      case "removed":
+        return c.body(null, 204);
+      case "cancelling":
+        return c.json({ id: String(id), state: "cancelling" as const }, 202);
+      case "dead":
+        throw notFound(`job ${id} is dead: delete it with DELETE /dead/${id}`);
+      case "elsewhere":
+        throw new JobQueueError("running_elsewhere", `job ${id} is running in another process; cancel it there`, 409);
+      case "not_found":
+        throw notFound("no such job (or it has completed)");
+    }
   });
   app.get("/dead", async (c) => {
     const q = parseQuery(deadListQuery, c);

@@ -320,6 +320,23 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return view;
     },
 
+    // ---- cancel (operator actions) ----
+
+    async completeCancelled(refs: ClaimRef[]) {
+      if (refs.length === 0) return [];
+      const rows = await sql<{ id: number }[]>`
+        DELETE FROM inflight_jobs j USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
+        WHERE j.id = f.id AND j.attempts = f.attempts
+        RETURNING j.id`;
+      return tookEffect(refs, rows);
+    },
+
+    async cancelPending(pendingIds: number[]) {
+      if (pendingIds.length === 0) return [];
+      const rows = await sql<{ id: number }[]>`DELETE FROM pending_jobs WHERE id = ANY(${pendingIds}::bigint[]) RETURNING id`;
+      return tookEffect(pendingIds.map((id) => ({ id })), rows);
+    },
+
     // ---- dead letters (operator actions) ----
 
     async listDead(query: DeadQuery) {
@@ -385,7 +402,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "claimNext", "get", "counts", "ping"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
-  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType"] as const) {
+  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   return store;

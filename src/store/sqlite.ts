@@ -104,6 +104,8 @@ function prepareStatements(db: Database) {
     counts: p<StoreCounts, []>(`
       SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
              (SELECT count(*) FROM dead_jobs) AS dead`),
+    // Cancel (operator actions).
+    cancelPending: p<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?"),
     // Dead letters (operator actions).
     deadPage: p<Omit<ViewRow, "state">, [afterId: number, type: string | null, type: string | null, limit: number]>(`
       SELECT ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, failed_at AS failedAt FROM dead_jobs
@@ -256,6 +258,10 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
   const recoverTx = db.transaction((owner: string, now: number) =>
     handBack(q().ownerIds.all(owner).map((r) => r.id), null, "interrupted by a restart", now));
 
+  const completeCancelledTx = db.transaction((refs: ClaimRef[]) =>
+    refs.map((r) => q().completeFenced.run(r.id, r.attempt).changes > 0));
+  const cancelPendingTx = db.transaction((ids: number[]) => ids.map((id) => q().cancelPending.run(id).changes > 0));
+
   /** Dead → pending for each id that is dead (attempts 0, due at `now`). */
   const reviveDead = (ids: number[], now: number) => {
     const s = q();
@@ -355,6 +361,16 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
       if (!r) return null;
       const state: JobState = r.state === "pending" && r.runAt > now ? "scheduled" : r.state;
       return { ...r, state };
+    },
+
+    async completeCancelled(refs: ClaimRef[]) {
+      if (refs.length === 0) return [];
+      return completeCancelledTx.immediate(refs);
+    },
+
+    async cancelPending(ids: number[]) {
+      if (ids.length === 0) return [];
+      return cancelPendingTx.immediate(ids);
     },
 
     async listDead(query: DeadQuery) {

@@ -105,6 +105,13 @@ export interface Store {
   complete(refs: ClaimRef[]): Promise<boolean[]>;
   /** Fenced move inflight → pending with a new run_at and the error. */
   retry(moves: RetryMove[]): Promise<boolean[]>;
+  /**
+   * Fenced removal of cancelled attempts (inflight rows): like complete, but never kept as a
+   * completed record.
+   */
+  completeCancelled(refs: ClaimRef[]): Promise<boolean[]>;
+  /** Delete pending (or scheduled) jobs in one transaction; result[i] says whether ids[i] was pending. */
+  cancelPending(ids: number[]): Promise<boolean[]>;
   /** Fenced move inflight → dead with the error. */
   bury(moves: BuryMove[], now: number): Promise<boolean[]>;
   /** Fenced lease extension for running attempts owned by `owner`. */

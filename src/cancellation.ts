@@ -1,0 +1,64 @@
+// cancellation.ts: cancelling one job wherever it is. A pending or scheduled row is deleted; a job
+// running in this process has its signal fired and its row removed when the handler returns. No
+// SQL here; store failures become 503 unavailable.
+import { JobQueueError, errorMessage, unavailable } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import type { Store } from "./store/store.ts";
+
+/**
+ * - removed: it was pending or scheduled and is gone.
+ * - cancelling: it is running here; its signal fired and its row goes when the handler returns.
+ * - dead: it is dead (delete it with DELETE /dead/:id).
+ * - elsewhere: another process is running it.
+ * - not_found: unknown, or already completed.
+ */
+export type CancelResult = "removed" | "cancelling" | "dead" | "elsewhere" | "not_found";
+
+export interface CancellationDeps {
+  store: Store;
+  /** The worker pool: cancel() fires a running handler's signal; settled() waits out its claims and moves. */
+  pool: { cancel(id: number): boolean; settled(id: number): Promise<void> };
+  /** This process's owner name on claims. */
+  nodeId: string;
+  clock: () => number;
+  logger: Logger;
+}
+
+/** Rounds of "delete if pending, else look where it is" before giving up on a job that keeps moving. */
+const MAX_ROUNDS = 5;
+
+export function createCancellation(deps: CancellationDeps) {
+  const { store, pool } = deps;
+
+  async function cancelOnce(id: number): Promise<CancelResult | "moving"> {
+    if (pool.cancel(id)) return "cancelling";
+    // A claim in flight or a store move of this job on its way: let it land first.
+    await pool.settled(id);
+    if (pool.cancel(id)) return "cancelling";
+    if ((await store.cancelPending([id]))[0]) return "removed";
+    const view = await store.get(id, deps.clock());
+    if (view === null) return "not_found";
+    if (view.state === "dead") return "dead";
+    if (view.state === "inflight" && view.owner !== deps.nodeId) return "elsewhere";
+    // Claimed here since (or retried back to pending since): look again.
+    return "moving";
+  }
+
+  return {
+    async cancel(id: number): Promise<CancelResult> {
+      try {
+        for (let round = 0; round < MAX_ROUNDS; round++) {
+          const result = await cancelOnce(id);
+          if (result !== "moving") return result;
+        }
+      } catch (err) {
+        if (err instanceof JobQueueError) throw err;
+        deps.logger.warn("cancel failed: store unavailable", { err: errorMessage(err) });
+        throw unavailable("the job store is unavailable; retry later");
+      }
+      throw new JobQueueError("conflict", "the job kept changing state while being cancelled; retry", 409);
+    },
+  };
+}
+
+export type Cancellation = ReturnType<typeof createCancellation>;
