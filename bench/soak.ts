@@ -1,7 +1,7 @@
 // soak.ts (bench): the endurance run. Starts the compiled binary, drives a steady load of noop
 // jobs for a long time (default 10 minutes at 500 jobs/s), and prints one line per window: RSS,
 // submit latency p50/p99, completions/s. Ends with RSS growth after warm-up (target ≤ 10 %).
-// Usage: bun bench/soak.ts [--minutes 10] [--rate 500] [--store postgres|sqlite]
+// Usage: bun bench/soak.ts [--minutes 10] [--rate 500] [--store postgres|sqlite] [--binary dist/jobqueue]
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,13 +9,17 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 
 const { values } = parseArgs({
-  options: { minutes: { type: "string", default: "10" }, rate: { type: "string", default: "500" }, store: { type: "string", default: "postgres" } },
+  options: {
+    minutes: { type: "string", default: "10" },
+    rate: { type: "string", default: "500" },
+    store: { type: "string", default: "postgres" },
+    binary: { type: "string", default: join(import.meta.dir, "..", "dist", "jobqueue") },
+  },
 });
 const MINUTES = Number(values.minutes);
 const RATE = Number(values.rate);
 const WINDOW_S = 10;
 const WARMUP_S = 60;
-const ROOT = join(import.meta.dir, "..");
 const ADMIN = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
 const dir = mkdtempSync(join(tmpdir(), "jq-soak-"));
@@ -32,7 +36,7 @@ if (values.store === "postgres") {
   env.JOBQUEUE_DB = join(dir, "jobs.db");
 }
 
-const proc = Bun.spawn([join(ROOT, "dist", "jobqueue")], { env, stdout: "ignore", stderr: "pipe" });
+const proc = Bun.spawn([values.binary!], { env, stdout: "ignore", stderr: "pipe" });
 const url = await new Promise<string>(async (resolve, reject) => {
   const decoder = new TextDecoder();
   let buf = "";
