@@ -38,6 +38,7 @@ export type Config = {
   token: string | undefined;
   tokenFile: string | undefined;
   metricsPublic: boolean;
+  noListen: boolean;
   webhookSecret: string | undefined;
 };
 
@@ -248,6 +249,16 @@ const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
     accepts: "a file path",
     defaultText: "(unset)",
     parse: nonEmpty,
+  },
+  noListen: {
+    flag: "--no-listen",
+    env: "JOBQUEUE_NO_LISTEN",
+    arg: "[true|false]",
+    meaning: "PostgreSQL: do not LISTEN for other nodes' new-job hints (for PgBouncer transaction pooling); idle nodes then poll every --reap-interval-ms",
+    accepts: "true|false",
+    default: "false",
+    boolean: true,
+    parse: bool,
   },
   metricsPublic: {
     flag: "--metrics-public",

@@ -47,6 +47,8 @@ export function createDispatcher(deps: DispatcherDeps) {
       }
       const now = clock();
       jobs.forEach((j, i) => scheduler.add(ids[i]!, j.priority, j.runAt, now));
+      // Wake idle nodes sharing the database (a hint; polling is the backstop).
+      store.announce(now).catch((err) => deps.logger.debug("announce failed", { err: errorMessage(err) }));
       deps.onSubmitted(jobs);
       return ids;
     },

@@ -29,6 +29,8 @@ export interface JobQueueOptions {
   bodyLimitBytes?: number;
   /** Submits that would queue more jobs than this on this node get 429 queue_full; 0 = no limit. */
   maxQueued?: number;
+  /** LISTEN for other nodes' new-job hints (PostgreSQL); false behind PgBouncer transaction pooling. */
+  listen?: boolean;
   clock?: () => number;
   logger?: Logger;
 }
@@ -108,20 +110,27 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     },
   });
 
+  const reapIntervalMs = opts.reapIntervalMs ?? 2000;
+  let liveNodes = 1;
+  let stopListening: () => Promise<void> = async () => {};
   const reaper = createReaper({
     store, clock, logger,
-    intervalMs: opts.reapIntervalMs ?? 2000,
+    intervalMs: reapIntervalMs,
     onRecovered: (entries) => {
       m.recovered.labels({ reason: "lease_expired" }).inc(entries.length);
       pushEntries(entries);
     },
-    // Polling backstop for work this heap does not hold (see pool.pull).
-    afterTick: () => pool.pull(),
+    afterTick: async () => {
+      // Polling backstop for work this heap does not hold (see pool.pull), then node liveness.
+      pool.pull();
+      liveNodes = await store.heartbeatNode(opts.nodeId, clock(), clock() - 3 * reapIntervalMs);
+    },
   });
 
   metrics.gauge("jobqueue_jobs_ready", "Jobs due and waiting for a worker (this node's heap).", () => scheduler.readyCount);
   metrics.gauge("jobqueue_jobs_scheduled", "Jobs waiting for their run time (this node's heap).", () => scheduler.scheduledCount);
   metrics.gauge("jobqueue_jobs_inflight", "Jobs claimed by this node and not yet settled.", () => pool.inflight);
+  metrics.gauge("jobqueue_nodes", "Processes sharing this database whose heartbeat is recent (this one included).", () => liveNodes);
   metrics.gauge("jobqueue_workers_busy", "Worker slots running a handler.", () => pool.busy);
   metrics.gauge("jobqueue_workers", "Worker slots in the pool.", () => opts.workers ?? 32);
   metrics.gauge("jobqueue_oldest_ready_age_seconds", "Age of the longest-waiting ready job.", () => {
@@ -188,6 +197,14 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
         pushEntries(batch);
         loaded += batch.length;
       }
+      liveNodes = await store.heartbeatNode(opts.nodeId, clock(), clock() - 3 * reapIntervalMs);
+      if (opts.listen ?? true) {
+        try {
+          stopListening = await store.listen(() => pool.pull());
+        } catch (err) {
+          logger.warn("cannot LISTEN for other nodes' hints; polling instead (use --no-listen to silence)", { err: errorMessage(err) });
+        }
+      }
       scheduler.start();
       pool.start();
       reaper.start();
@@ -208,6 +225,8 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       scheduler.stop();
       await reaper.stop();
       const result = wasRunning ? await pool.stop(graceMs) : { finished: 0, released: 0 };
+      await stopListening().catch(() => {});
+      await store.removeNode(opts.nodeId).catch((err) => logger.warn("could not deregister this node", { err: errorMessage(err) }));
       await store.close();
       state = "stopped";
       logger.info("stopped", result);

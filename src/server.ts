@@ -115,6 +115,7 @@ export async function startServer(opts: {
     reapIntervalMs: config.reapIntervalMs,
     backoff: { baseMs: config.backoffBaseMs, capMs: config.backoffCapMs },
     bodyLimitBytes: config.bodyLimitBytes,
+    listen: !config.noListen,
     maxQueued: config.maxQueued,
   });
   try {

@@ -48,6 +48,7 @@ describe("loadConfig", () => {
         token: undefined,
         tokenFile: undefined,
         metricsPublic: false,
+        noListen: false,
         webhookSecret: undefined,
       },
     });
@@ -104,6 +105,7 @@ describe("loadConfig", () => {
       JOBQUEUE_IDLE_TIMEOUT_S: "5",
       JOBQUEUE_TOKEN_FILE: "/run/secrets/token",
       JOBQUEUE_METRICS_PUBLIC: "TRUE",
+      JOBQUEUE_NO_LISTEN: "true",
       JOBQUEUE_WEBHOOK_SECRET: "whsec_0123456789abcdef",
     };
     expect(loadConfig(env, [], HOST).config).toEqual({
@@ -130,6 +132,7 @@ describe("loadConfig", () => {
       token: undefined,
       tokenFile: "/run/secrets/token",
       metricsPublic: true,
+      noListen: true,
       webhookSecret: "whsec_0123456789abcdef",
     });
     expect(loadConfig({ JOBQUEUE_TOKEN: "t0k3n-0123456789abcdef" }, [], HOST).config.token).toBe("t0k3n-0123456789abcdef");
@@ -246,6 +249,8 @@ describe("loadConfig", () => {
     expect(loadConfig({}, ["--metrics-public", "false"], HOST).config.metricsPublic).toBe(false);
     expect(loadConfig({ JOBQUEUE_METRICS_PUBLIC: "true" }, ["--metrics-public=false"], HOST).config.metricsPublic).toBe(false);
     expect(loadConfig({ JOBQUEUE_METRICS_PUBLIC: "false" }, [], HOST).config.metricsPublic).toBe(false);
+    expect(loadConfig({}, ["--no-listen"], HOST).config.noListen).toBe(true);
+    expect(loadConfig({ JOBQUEUE_NO_LISTEN: "true" }, [], HOST).config.noListen).toBe(true);
   });
 
   test("an unknown flag is rejected", () => {

@@ -229,6 +229,17 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.complete([urgent!, old!, future!, taken!].map((id) => ({ id, attempt: 1 })));
     });
 
+    test("node heartbeats count the nodes alive since a moment, and a clean stop removes one", async () => {
+      expect(await store.heartbeatNode("node-a", T0, T0 - 1000)).toBe(1);
+      expect(await store.heartbeatNode("node-b", T0 + 100, T0 - 1000)).toBe(2);
+      // node-a beats again later; node-b has gone quiet since T0 + 100.
+      expect(await store.heartbeatNode("node-a", T0 + 5000, T0 + 1000)).toBe(1);
+      expect(await store.heartbeatNode("node-b", T0 + 5000, T0 + 1000)).toBe(2);
+      await store.removeNode("node-b");
+      expect(await store.heartbeatNode("node-a", T0 + 6000, T0 + 1000)).toBe(1);
+      await store.removeNode("node-a");
+    });
+
     test("counts reflect the three tables", async () => {
       const c0 = await store.counts();
       const [a, b] = await store.insert([job(), job()], T0);

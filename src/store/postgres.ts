@@ -3,6 +3,7 @@
 import postgres from "postgres";
 import init001 from "../../sql/postgres/001_init.sql" with { type: "text" };
 import init002 from "../../sql/postgres/002_pending_run_at.sql" with { type: "text" };
+import init003 from "../../sql/postgres/003_nodes.sql" with { type: "text" };
 import { redactUrl } from "../logger.ts";
 import type {
   BuryMove, ClaimRef, ClaimedJob, DeadQuery, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
@@ -11,6 +12,7 @@ import type {
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
   { version: 1, name: "001_init", sql: init001 },
   { version: 2, name: "002_pending_run_at", sql: init002 },
+  { version: 3, name: "003_nodes", sql: init003 },
 ];
 
 export interface PostgresStoreOptions {
@@ -24,6 +26,10 @@ export interface PostgresStoreOptions {
 
 type Sql = postgres.Sql<{ bigint: number }>;
 
+/** The channel nodes use to hint that jobs arrived. */
+const NOTIFY_CHANNEL = "jobqueue_jobs";
+/** At most one hint per this many ms from one process. */
+const ANNOUNCE_EVERY_MS = 20;
 /** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
 const CLAIM_NEXT_WINDOW = 10;
 /** Longest pause between reconnect attempts (seconds). */
@@ -94,8 +100,8 @@ export class StoreTimeoutError extends Error {
 }
 
 export function createPostgresStore(opts: PostgresStoreOptions): Store {
-  const open = (): Sql => postgres(opts.url, {
-    max: opts.max ?? 10,
+  const open = (max = opts.max ?? 10): Sql => postgres(opts.url, {
+    max,
     connect_timeout: opts.connectTimeoutS ?? 5,
     idle_timeout: 60,
     max_lifetime: 60 * 30,
@@ -108,6 +114,10 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, RECONNECT_CAP_S),
   }) as unknown as Sql;
   let sql = open();
+  /** Tags this store's own NOTIFYs so its listener can ignore them. */
+  const instance = crypto.randomUUID();
+  let announcing = false;
+  let lastAnnounce = -Infinity;
 
   /** Drop a pool that stopped answering; the next statement opens fresh connections. */
   function replacePool(): void {
@@ -298,6 +308,44 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return rows.map(toClaimed);
     },
 
+    async announce(now: number) {
+      // A hint, coalesced: at most one NOTIFY out at a time and one per ANNOUNCE_EVERY_MS.
+      if (announcing || now - lastAnnounce < ANNOUNCE_EVERY_MS) return;
+      announcing = true;
+      lastAnnounce = now;
+      try {
+        await sql`SELECT pg_notify(${NOTIFY_CHANNEL}, ${instance})`;
+      } finally {
+        announcing = false;
+      }
+    },
+
+    async listen(onHint: () => void) {
+      // Its own connection: LISTEN holds it, and a replaced pool must not drop the subscription.
+      const listener = open(1);
+      await listener.listen(NOTIFY_CHANNEL, (from) => {
+        if (from !== instance) onHint();
+      });
+      return async () => {
+        await listener.end({ timeout: 1 });
+      };
+    },
+
+    async heartbeatNode(id: string, now: number, aliveSince: number) {
+      const [row] = await sql<{ alive: number }[]>`
+        WITH up AS (
+          INSERT INTO jobqueue_nodes (id, started_at, heartbeat_at)
+          VALUES (${id}, to_timestamp(${now}::float8 / 1000), to_timestamp(${now}::float8 / 1000))
+          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at)
+        SELECT 1 + count(*)::int AS alive FROM jobqueue_nodes
+        WHERE id <> ${id} AND heartbeat_at >= to_timestamp(${aliveSince}::float8 / 1000)`;
+      return row?.alive ?? 1;
+    },
+
+    async removeNode(id: string) {
+      await sql`DELETE FROM jobqueue_nodes WHERE id = ${id}`;
+    },
+
     async *streamPending(batchSize: number) {
       const cursor = sql.unsafe<EntryRow[]>(`SELECT ${ENTRY_COLS} FROM pending_jobs`).cursor(batchSize);
       for await (const rows of cursor) yield rows.map(toEntry);
@@ -399,7 +447,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   };
   // Every call but migrate (which may wait for another process's migration lock), the start-up
   // stream and close runs under the deadline.
-  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "claimNext", "get", "counts", "ping"] as const) {
+  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "claimNext", "heartbeatNode", "removeNode", "get", "counts", "ping"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending"] as const) {

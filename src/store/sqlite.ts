@@ -6,6 +6,7 @@ import { accessSync, constants, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import init001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
 import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
+import init003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
 import type {
   BuryMove, ClaimRef, ClaimedJob, DeadQuery, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
 } from "./store.ts";
@@ -13,6 +14,7 @@ import type {
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
   { version: 1, name: "001_init", sql: init001 },
   { version: 2, name: "002_pending_run_at", sql: init002 },
+  { version: 3, name: "003_nodes", sql: init003 },
 ];
 
 /** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
@@ -342,6 +344,24 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     async claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number) {
       if (limit <= 0) return [];
       return claimNextTx.immediate(limit, owner, now, leaseMs, agingMs);
+    },
+
+    // One process per file: there is nobody to hint or hear.
+    async announce() {},
+    async listen() {
+      return async () => {};
+    },
+
+    async heartbeatNode(id: string, now: number, aliveSince: number) {
+      db.run(`INSERT INTO jobqueue_nodes (id, started_at, heartbeat_at) VALUES (?, ?, ?)
+              ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`, [id, now, now]);
+      const others = db.query<{ n: number }, [string, number]>(
+        "SELECT count(*) AS n FROM jobqueue_nodes WHERE id <> ? AND heartbeat_at >= ?").get(id, aliveSince);
+      return 1 + (others?.n ?? 0);
+    },
+
+    async removeNode(id: string) {
+      db.run("DELETE FROM jobqueue_nodes WHERE id = ?", [id]);
     },
 
     async *streamPending(batchSize: number) {

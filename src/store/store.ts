@@ -134,6 +134,17 @@ export interface Store {
    * most urgent by aging key. Same effect per row as claim().
    */
   claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number): Promise<ClaimedJob[]>;
+  /** Tell other processes on this database that jobs arrived (a coalesced hint; no-op when alone). */
+  announce(now: number): Promise<void>;
+  /** Hear other processes' announcements; resolves with a function that stops listening. */
+  listen(onHint: () => void): Promise<() => Promise<void>>;
+  /**
+   * Node liveness: upsert this node's heartbeat (started_at kept from its first call) and return
+   * how many nodes have beaten since `aliveSince`, this one included.
+   */
+  heartbeatNode(id: string, now: number, aliveSince: number): Promise<number>;
+  /** A clean shutdown takes the node off the list. */
+  removeNode(id: string): Promise<void>;
   /** Stream every pending row's sort fields, in batches, for rebuilding the heaps. */
   streamPending(batchSize: number): AsyncIterable<PendingEntry[]>;
   get(id: number, now: number): Promise<JobView | null>;
