@@ -7,7 +7,7 @@ BUN := $(shell command -v bun 2>/dev/null || echo bun)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/jobqueue
 CONFIG ?= examples/jobqueue.toml
 
-.PHONY: help run run-pg test test-faults soak build check bun deps pg clean
+.PHONY: help run run-pg test test-faults soak bench bench-deps build check bun deps pg clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,3 +50,10 @@ test-faults: deps pg build ## slow suites: kill -9 loops, PostgreSQL restarts, S
 
 soak: deps build ## endurance: 10 minutes of steady load, prints RSS, latency and throughput per window
 	bun bench/soak.ts --minutes $${MINUTES:-10} --rate $${RATE:-500} --store $${STORE:-postgres}
+
+bench-deps: deps ## install the benchmark tools: wrk (Debian) and bench/'s own packages (peers, flatqueue)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+	cd bench && bun install --frozen-lockfile
+
+bench: build bench-deps pg ## run every benchmark one after another and print one markdown table (~5 min); BENCH="heap e2e" for some rows
+	bun bench/run.ts $(BENCH)

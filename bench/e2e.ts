@@ -1,0 +1,126 @@
+// e2e.ts (bench): end to end on the jobqueue binary: 50,000 noop jobs preloaded while no worker
+// can run them, then a fresh start and the time until every one is completed (row 4; row 9 on the
+// embedded store). The preload goes through the product itself, so it works on either store.
+import {
+  NOOP_TYPES, type Result, type StoreTarget, counter, emit, fmtInt, holdingReceiver, log, newStoreTarget, nextXid,
+  startJobqueue, typesFile, waitFor,
+} from "./lib.ts";
+import { cpuMeter, fmtCpu, postgresPids } from "./proc.ts";
+
+export const E2E_JOBS = 50_000;
+const PRELOAD_BATCH = 1000;
+const PRELOAD_PARALLEL = 4;
+/** Poll interval of /metrics while draining; the result's resolution. */
+const POLL_MS = 10;
+
+export interface E2eRun {
+  jobsPerS: number;
+  /** From spawn to the last completion, and from "listening" to it. */
+  totalMs: number;
+  afterListeningMs: number;
+  notes: string;
+}
+
+/**
+ * Preload: the server runs with one worker and `noop` mapped to a webhook that never answers, so
+ * one job is held and the rest wait; 50 batch submits; SIGTERM with no grace hands the held job
+ * straight back. Every job is then pending, and the restart finds them all.
+ */
+export async function preload(target: StoreTarget, jobs: number): Promise<void> {
+  const hold = holdingReceiver();
+  try {
+    const server = await startJobqueue({
+      target,
+      types: typesFile(`[types.noop]\nurl = "${hold.url}"\n`),
+      args: ["--workers", "1", "--shutdown-grace-ms", "0"],
+    });
+    const batches = Math.ceil(jobs / PRELOAD_BATCH);
+    let next = 0;
+    const submitter = async () => {
+      for (let b = next++; b < batches; b = next++) {
+        const n = Math.min(PRELOAD_BATCH, jobs - b * PRELOAD_BATCH);
+        const body = JSON.stringify({ jobs: Array.from({ length: n }, (_, i) => ({ type: "noop", payload: { n: b * PRELOAD_BATCH + i } })) });
+        const res = await fetch(`${server.url}/submit`, { method: "POST", body, headers: { "content-type": "application/json" } });
+        if (res.status !== 202) throw new Error(`preload submit answered ${res.status}: ${await res.text()}`);
+      }
+    };
+    await Promise.all(Array.from({ length: PRELOAD_PARALLEL }, submitter));
+    const code = await server.stop();
+    if (code !== 0) throw new Error(`preload server exited with ${code}`);
+  } finally {
+    hold.close();
+  }
+}
+
+/** One end-to-end run on a fresh store: preload, start, drain. */
+export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number): Promise<E2eRun> {
+  const target = await newStoreTarget(kind, "e2e");
+  try {
+    await preload(target, E2E_JOBS);
+    let server: Awaited<ReturnType<typeof startJobqueue>> | undefined;
+    // The server's ticks all fall in the window: it is spawned after start().
+    const serverPids = () => (server ? [server.pid] : []);
+    const meter = cpuMeter(kind === "postgres" ? { server: serverPids, postgres: postgresPids } : { server: serverPids });
+    const xid0 = target.db ? await nextXid(target.db) : 0;
+    meter.start();
+    server = await startJobqueue({ target, types: typesFile(NOOP_TYPES), args: ["--workers", String(workers)] });
+    const s = server;
+    try {
+      const started = s.logs.find((l) => l.msg === "queue started");
+      if (started?.loaded !== E2E_JOBS) throw new Error(`expected ${E2E_JOBS} pending jobs at start, the server loaded ${String(started?.loaded)}`);
+      let doneAt = 0;
+      await waitFor(async () => {
+        const done = await counter(s.url, "jobqueue_jobs_completed_total", 'type="noop"');
+        doneAt = performance.now();
+        return done >= E2E_JOBS;
+      }, 300_000, POLL_MS);
+      const cpu = meter.stop();
+      const totalMs = doneAt - s.spawnedAt;
+      const notes = [`--workers ${workers}`, `start-up (spawn → listening) ${Math.round(s.listeningAt - s.spawnedAt)} ms`, fmtCpu(cpu)];
+      if (target.db) {
+        const xacts = (await nextXid(target.db)) - xid0;
+        notes.push(`${fmtInt(xacts)} write xacts (${(E2E_JOBS / Math.max(1, xacts)).toFixed(1)} jobs per xact)`);
+      }
+      return { jobsPerS: (E2E_JOBS * 1000) / totalMs, totalMs, afterListeningMs: doneAt - s.listeningAt, notes: notes.join("; ") };
+    } finally {
+      await s.stop();
+    }
+  } finally {
+    await target.cleanup();
+  }
+}
+
+export function e2eText(jobsPerS: number, totalMs: number): string {
+  return `${fmtInt(jobsPerS)} jobs/s (${fmtInt(E2E_JOBS)} in ${(totalMs / 1000).toFixed(2)} s)`;
+}
+
+export async function main(opts: { sqlite: boolean; workers: number[] }): Promise<Result[]> {
+  const results: Result[] = [];
+  for (const workers of opts.workers) {
+    log(`e2e: jobqueue on PostgreSQL, --workers ${workers}`);
+    const run = await jobqueueE2e("postgres", workers);
+    results.push({
+      row: "4", bench: `End to end, ${fmtInt(E2E_JOBS)} preloaded noop jobs`, subject: `jobqueue (PostgreSQL, --workers ${workers})`,
+      result: e2eText(run.jobsPerS, run.totalMs), value: run.jobsPerS,
+      notes: `timed from process spawn (heap load included) to the last completion seen on /metrics; ${run.notes}`,
+    });
+  }
+  if (opts.sqlite) {
+    log("e2e: jobqueue on the embedded store");
+    const base = { row: "9", bench: `End to end, ${fmtInt(E2E_JOBS)} preloaded noop jobs`, subject: "jobqueue (SQLite, --db)" };
+    try {
+      const run = await jobqueueE2e("sqlite", opts.workers[0] ?? 32);
+      results.push({ ...base, result: e2eText(run.jobsPerS, run.totalMs), notes: run.notes });
+    } catch (err) {
+      results.push({ ...base, result: `failed: ${err instanceof Error ? err.message.slice(0, 200) : String(err)}` });
+    }
+  }
+  return results;
+}
+
+if (import.meta.main) {
+  // The shipped default, then larger pools: a claim takes at most the free slots, so more slots
+  // mean bigger claim and complete batches (jobqueue's own tuning, as the peers get theirs).
+  const workers = (process.env.BENCH_E2E_WORKERS ?? "32,256,1000").split(",").map(Number);
+  for (const r of await main({ sqlite: process.argv.includes("--sqlite"), workers })) emit(r);
+}
