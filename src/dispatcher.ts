@@ -4,7 +4,7 @@ import { createBatcher } from "./batcher.ts";
 import { errorMessage, unavailable } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { NewJob, Store } from "./store/store.ts";
+import type { InsertResult, NewJob, Store } from "./store/store.ts";
 
 export interface DispatcherDeps {
   store: Store;
@@ -19,15 +19,13 @@ export interface DispatcherDeps {
 export function createDispatcher(deps: DispatcherDeps) {
   const { store, scheduler, clock } = deps;
   // One request's jobs travel together, so a request stays all-or-nothing inside a shared commit.
-  const inserts = createBatcher<NewJob[], number[]>({
+  const inserts = createBatcher<NewJob[], InsertResult[]>({
     maxBatch: deps.maxBatch ?? 5000,
     weight: (jobs) => jobs.length,
     defer: store.blocking ? (fn) => void setImmediate(fn) : undefined,
-    // PostgreSQL overlaps commits (and syncs their WAL together): keep a few inserts out at once.
-    maxInFlight: store.blocking ? 1 : 4,
     run: async (requests) => {
-      const ids = await store.insert(requests.flat(), clock());
-      const out: number[][] = [];
+      const ids = await store.insertKeyed(requests.flat(), clock());
+      const out: InsertResult[][] = [];
       let at = 0;
       for (const r of requests) {
         out.push(ids.slice(at, at + r.length));
@@ -38,9 +36,12 @@ export function createDispatcher(deps: DispatcherDeps) {
   });
 
   return {
-    /** Commit jobs and schedule them; throws a 503 JobQueueError when the store fails. */
-    async submit(jobs: NewJob[]): Promise<number[]> {
-      let ids: number[];
+    /**
+     * Commit jobs and schedule the new ones (a duplicate's idempotency key is held by the job it
+     * names, which is scheduled already); throws a 503 JobQueueError when the store fails.
+     */
+    async submit(jobs: NewJob[]): Promise<InsertResult[]> {
+      let ids: InsertResult[];
       try {
         ids = await inserts.add(jobs);
       } catch (err) {
@@ -48,10 +49,14 @@ export function createDispatcher(deps: DispatcherDeps) {
         throw unavailable("the job store is unavailable; nothing was stored, retry later");
       }
       const now = clock();
-      jobs.forEach((j, i) => scheduler.add(ids[i]!, j.priority, j.runAt, now));
+      const created = jobs.filter((j, i) => {
+        const r = ids[i]!;
+        if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now);
+        return !r.duplicate;
+      });
       // Wake idle nodes sharing the database (a hint; polling is the backstop).
       store.announce(now).catch((err) => deps.logger.debug("announce failed", { err: errorMessage(err) }));
-      deps.onSubmitted(jobs);
+      deps.onSubmitted(created);
       return ids;
     },
     drain: () => inserts.drain(),

@@ -42,7 +42,7 @@ export interface JobQueue {
   readonly pool: WorkerPool;
   /** Migrate, recover this node's orphans, load the heaps, start workers and the reaper. */
   start(): Promise<void>;
-  /** Commit jobs; resolves with their ids after the commit. */
+  /** Commit jobs; resolves with their ids after the commit (a duplicate's: the id of the job holding its key). */
   submit(jobs: NewJob[]): Promise<number[]>;
   /** Graceful stop: refuse submits, finish or hand back running jobs, close the store. */
   shutdown(graceMs: number): Promise<{ finished: number; released: number }>;
@@ -180,7 +180,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     get state() {
       return state;
     },
-    submit: (jobs) => dispatcher.submit(jobs),
+    submit: async (jobs) => (await dispatcher.submit(jobs)).map((r) => r.id),
 
     async start() {
       if (state !== "new") throw new Error(`cannot start a queue that is ${state}`);

@@ -65,7 +65,7 @@ test("migrate creates the tables from the migrations inside the binary, run from
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
   const tables = (await sql<{ t: string }[]>`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`).map((r) => r.t);
   await sql.end();
-  expect(tables).toEqual(expect.arrayContaining(["dead_jobs", "inflight_jobs", "jobqueue_migrations", "jobqueue_nodes", "pending_jobs"]));
+  expect(tables).toEqual(expect.arrayContaining(["dead_jobs", "idempotency_keys", "inflight_jobs", "jobqueue_migrations", "jobqueue_nodes", "pending_jobs"]));
   // Twice is harmless.
   expect((await run(["migrate"], { DATABASE_URL: db.url, JOBQUEUE_LOG_LEVEL: "error" })).code).toBe(0);
 });

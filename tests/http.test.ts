@@ -17,6 +17,7 @@ function harness(overrides: Partial<AppDeps> = {}) {
   const jobs = new Map<number, JobView>();
   const state = { accepting: true, notReadyReason: null as string | null, queued: 0 };
   let nextId = 1;
+  const keys = new Map<string, number>();
   const record = (msg: string, fields?: Record<string, unknown>) => logged.push({ msg, fields });
   const deleteDeadOf = (type: string) => {
     const ids = [...jobs.values()].filter((j) => j.state === "dead" && j.type === type).map((j) => j.id);
@@ -27,7 +28,14 @@ function harness(overrides: Partial<AppDeps> = {}) {
   const deps: AppDeps = {
     submit: async (batch) => {
       submitted.push(batch);
-      return batch.map(() => nextId++);
+      // Idempotency keys as the stores keep them: the first job with a key holds it.
+      return batch.map((j) => {
+        const held = j.idempotencyKey === undefined ? undefined : keys.get(j.idempotencyKey);
+        if (held !== undefined) return { id: held, duplicate: true };
+        const id = nextId++;
+        if (j.idempotencyKey !== undefined) keys.set(j.idempotencyKey, id);
+        return { id, duplicate: false };
+      });
     },
     typeDefaults: (type) => (KNOWN_TYPES.has(type) ? DEFAULTS : undefined),
     getJob: async (id) => jobs.get(id) ?? null,
@@ -336,6 +344,42 @@ describe("POST /submit", () => {
   });
 });
 
+describe("idempotency keys", () => {
+  test("a second submit with a held key answers 200 with the first job's id and duplicate: true", async () => {
+    const h = harness();
+    const first = await post(h, { type: "noop", idempotencyKey: "order-17" });
+    expect(first.status).toBe(202);
+    expect(await first.json()).toEqual({ id: "1" });
+    expect(h.submitted[0]![0]!.idempotencyKey).toBe("order-17");
+    const again = await post(h, { type: "noop", idempotencyKey: "order-17", payload: { other: true } });
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ id: "1", duplicate: true });
+  });
+
+  test("a batch with keys answers with a duplicates list, and is a 200 only when every job was a duplicate", async () => {
+    const h = harness();
+    await post(h, { type: "noop", idempotencyKey: "a" });
+    const mixed = await post(h, { jobs: [{ type: "noop", idempotencyKey: "a" }, { type: "noop" }, { type: "noop", idempotencyKey: "b" }, { type: "noop", idempotencyKey: "b" }] });
+    expect(mixed.status).toBe(202);
+    expect(await mixed.json()).toEqual({ ids: ["1", "2", "3", "3"], duplicates: [true, false, false, true] });
+    const all = await post(h, { jobs: [{ type: "noop", idempotencyKey: "a" }, { type: "noop", idempotencyKey: "b" }] });
+    expect(all.status).toBe(200);
+    expect(await all.json()).toEqual({ ids: ["1", "3"], duplicates: [true, true] });
+    // Without keys the answer keeps its plain shape.
+    expect(await (await post(h, { jobs: [{ type: "noop" }] })).json()).toEqual({ ids: ["4"] });
+  });
+
+  test("a key must be a string of 1 to 200 characters without control characters", async () => {
+    const h = harness();
+    for (const bad of ["", "x".repeat(201), 7, null, "a\u0000b", "line\nbreak"]) {
+      const message = await expectRejected(h, await post(h, { type: "noop", idempotencyKey: bad }), 400, "invalid_request");
+      expect(message).toStartWith("idempotencyKey: ");
+    }
+    expect((await post(h, { type: "noop", idempotencyKey: "x".repeat(200) })).status).toBe(202);
+    expect((await post(h, { type: "noop", idempotencyKey: "émoji 🚀 and spaces" })).status).toBe(202);
+  });
+});
+
 describe("backpressure: --max-queued", () => {
   test("a submit that would take the queue past the cap is refused with 429 queue_full and retry-after", async () => {
     const h = harness({ maxQueued: 10 });
@@ -375,7 +419,7 @@ describe("backpressure: --max-queued", () => {
       submit: async (batch) => {
         entered();
         await gate;
-        return batch.map((_, i) => i + 1);
+        return batch.map((_, i) => ({ id: i + 1, duplicate: false }));
       },
     });
     const first = post(h, { jobs: [{ type: "noop" }, { type: "noop" }, { type: "noop" }] });

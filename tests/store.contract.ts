@@ -268,6 +268,83 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.complete([{ id: id!, attempt: 1 }]);
     });
 
+    test("a second insert with a held idempotency key inserts nothing and names the holder", async () => {
+      const [first] = await store.insertKeyed([job({ idempotencyKey: "k-basic" })], T0);
+      expect(first).toEqual({ id: expect.any(Number), duplicate: false });
+      const before = await store.counts();
+      const again = await store.insertKeyed([job({ idempotencyKey: "k-basic", type: "other" })], T0 + 1);
+      expect(again).toEqual([{ id: first!.id, duplicate: true }]);
+      expect(await store.counts()).toEqual(before);
+      expect((await store.get(first!.id, T0))!.type).toBe("t");
+      // insert() honours keys too, answering with the holder's id.
+      expect(await store.insert([job({ idempotencyKey: "k-basic" })], T0)).toEqual([first!.id]);
+      await store.cancelPending([first!.id]);
+    });
+
+    test("within one call a repeated key maps to its first job, and jobs without keys always insert in order", async () => {
+      const res = await store.insertKeyed([
+        job(), job({ idempotencyKey: "k-same" }), job(), job({ idempotencyKey: "k-same" }), job({ idempotencyKey: "k-other" }),
+      ], T0);
+      expect(res.map((r) => r.duplicate)).toEqual([false, false, false, true, false]);
+      expect(res[3]!.id).toBe(res[1]!.id);
+      const fresh = res.filter((r) => !r.duplicate).map((r) => r.id);
+      expect(fresh).toEqual([...fresh].sort((a, b) => a - b));
+      expect(new Set(fresh).size).toBe(4);
+      expect(await store.cancelPending(fresh)).toEqual([true, true, true, true]);
+    });
+
+    test("a key is held while its job is pending, running, retried or dead, and released when it leaves for good", async () => {
+      const holds = async (key: string, id: number) => (await store.insertKeyed([job({ idempotencyKey: key })], T0))[0]!.id === id;
+      // Completed: released.
+      const [a] = await store.insertKeyed([job({ idempotencyKey: "k-life" })], T0);
+      await store.claim([a!.id], "n", T0, LEASE);
+      expect(await holds("k-life", a!.id)).toBe(true);
+      await store.retry([{ id: a!.id, attempt: 1, runAt: T0, error: "e" }]);
+      expect(await holds("k-life", a!.id)).toBe(true);
+      await store.claim([a!.id], "n", T0, LEASE);
+      await store.bury([{ id: a!.id, attempt: 2, error: "e" }], T0);
+      expect(await holds("k-life", a!.id)).toBe(true);
+      await store.retryDead([a!.id], T0);
+      await store.claim([a!.id], "n", T0, LEASE);
+      expect(await store.complete([{ id: a!.id, attempt: 1 }])).toEqual([true]);
+      const [b] = await store.insertKeyed([job({ idempotencyKey: "k-life" })], T0);
+      expect(b!.duplicate).toBe(false);
+      expect(b!.id).not.toBe(a!.id);
+      // Cancelled while pending, cancelled while running, and deleted while dead: released each time.
+      await store.cancelPending([b!.id]);
+      const [c] = await store.insertKeyed([job({ idempotencyKey: "k-life" })], T0);
+      expect(c!.duplicate).toBe(false);
+      await store.claim([c!.id], "n", T0, LEASE);
+      await store.completeCancelled([{ id: c!.id, attempt: 1 }]);
+      const [d] = await store.insertKeyed([job({ idempotencyKey: "k-life" })], T0);
+      expect(d!.duplicate).toBe(false);
+      await store.claim([d!.id], "n", T0, LEASE);
+      await store.bury([{ id: d!.id, attempt: 1, error: "x" }], T0);
+      await store.deleteDead([d!.id]);
+      const [e] = await store.insertKeyed([job({ idempotencyKey: "k-life", type: "k.bulk" })], T0);
+      expect(e!.duplicate).toBe(false);
+      await store.claim([e!.id], "n", T0, LEASE);
+      await store.bury([{ id: e!.id, attempt: 1, error: "x" }], T0);
+      await store.deleteDeadOfType("k.bulk", 10);
+      expect((await store.insertKeyed([job({ idempotencyKey: "k-life" })], T0))[0]!.duplicate).toBe(false);
+    });
+
+    test("concurrent inserts of one key agree on exactly one job", async () => {
+      const results = await Promise.all(Array.from({ length: 12 }, (_, i) =>
+        store.insertKeyed([job({ idempotencyKey: "k-race", payload: String(i) }), job({ idempotencyKey: `k-race-${i % 3}` })], T0)));
+      const firsts = results.map((r) => r[0]!);
+      expect(firsts.filter((r) => !r.duplicate)).toHaveLength(1);
+      expect(new Set(firsts.map((r) => r.id)).size).toBe(1);
+      for (let k = 0; k < 3; k++) {
+        const mine = results.filter((_, i) => i % 3 === k).map((r) => r[1]!);
+        expect(mine.filter((r) => !r.duplicate)).toHaveLength(1);
+        expect(new Set(mine.map((r) => r.id)).size).toBe(1);
+      }
+      const ids = [...new Set(results.flat().map((r) => r.id))];
+      expect(ids).toHaveLength(4);
+      expect(await store.cancelPending(ids)).toEqual([true, true, true, true]);
+    });
+
     test("cancelPending deletes pending and scheduled jobs only, and says which", async () => {
       const [due, later, running] = await store.insert([job(), job({ runAt: T0 + 60_000 }), job()], T0);
       await store.claim([running!], "n", T0, LEASE);

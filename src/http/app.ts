@@ -11,13 +11,16 @@ import { JobQueueError, badRequest, methodNotAllowed, notFound, payloadTooLarge,
 import type { CancelResult } from "../cancellation.ts";
 import type { DeadLetters } from "../dead-letters.ts";
 import type { Logger } from "../logger.ts";
-import type { JobView, NewJob } from "../store/store.ts";
+import type { InsertResult, JobView, NewJob } from "../store/store.ts";
 import { DEAD_PAGE_DEFAULT, bulkTypeQuery, deadListQuery, jobIdParam, type JobViewJson } from "./api-schema.ts";
 import { describeIssues, formatPath, parseSubmitBody, readableIssue, toNewJob, type SubmitBody } from "./submit-schema.ts";
 
 export interface AppDeps {
-  /** Commits jobs (all or nothing) and resolves with their ids only after commit. May throw JobQueueError (e.g. unavailable 503). */
-  submit(jobs: NewJob[]): Promise<number[]>;
+  /**
+   * Commits jobs (all or nothing) and resolves with their ids only after commit; a duplicate (its
+   * idempotency key is held) names the job holding the key. May throw JobQueueError (e.g. unavailable 503).
+   */
+  submit(jobs: NewJob[]): Promise<InsertResult[]>;
   /** Defaults for a known type, or undefined for an unknown one. */
   typeDefaults(type: string): { priority: number; maxAttempts: number } | undefined;
   getJob(id: number): Promise<JobView | null>;
@@ -135,14 +138,22 @@ async function submit(c: Context, deps: AppDeps, cap: { committing: number }): P
   const jobs = toNewJobs(parsed, deps);
   checkRoom(deps, cap, jobs.length);
   cap.committing += jobs.length;
-  let ids: number[];
+  let results: InsertResult[];
   try {
-    ids = await deps.submit(jobs);
+    results = await deps.submit(jobs);
   } finally {
     cap.committing -= jobs.length;
   }
-  if (ids.length !== jobs.length) throw new Error(`submit returned ${ids.length} ids for ${jobs.length} jobs`);
-  return c.json(parsed.batch ? { ids: ids.map(String) } : { id: String(ids[0]) }, 202);
+  if (results.length !== jobs.length) throw new Error(`submit returned ${results.length} ids for ${jobs.length} jobs`);
+  // 202 when anything new was committed; 200 when every job named one that already existed.
+  const status = results.some((r) => !r.duplicate) ? 202 : 200;
+  if (!parsed.batch) {
+    const r = results[0]!;
+    return c.json(r.duplicate ? { id: String(r.id), duplicate: true } : { id: String(r.id) }, status);
+  }
+  const ids = results.map((r) => String(r.id));
+  const keyed = jobs.some((j) => j.idempotencyKey !== undefined);
+  return c.json(keyed ? { ids, duplicates: results.map((r) => r.duplicate) } : { ids }, status);
 }
 
 /** Throws 429 queue_full when `adding` more jobs would take the queue past deps.maxQueued. */

@@ -11,6 +11,7 @@ export const MAX_PAYLOAD_BYTES = 262_144;
 export const MAX_PAYLOAD_DEPTH = 128;
 const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000;
 const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+export const MAX_IDEMPOTENCY_KEY = 200;
 /** How many issues (or unknown field names) one 400 message lists before summarising the rest. */
 const MAX_LISTED_ISSUES = 5;
 
@@ -59,6 +60,12 @@ export const jobSchema = z
       .optional(),
     delayMs: intIn(0, MAX_DELAY_MS).optional(),
     timeoutMs: intIn(1, MAX_TIMEOUT_MS).optional(),
+    idempotencyKey: z
+      .string({ error: "expected a string" })
+      .min(1, { error: `expected 1 to ${MAX_IDEMPOTENCY_KEY} characters` })
+      .max(MAX_IDEMPOTENCY_KEY, { error: `expected 1 to ${MAX_IDEMPOTENCY_KEY} characters` })
+      .regex(/^[^\u0000-\u001f\u007f]*$/, { error: "must not contain control characters" })
+      .optional(),
   })
   .refine((job) => job.runAt === undefined || job.delayMs === undefined, {
     error: "give runAt or delayMs, not both",
@@ -142,5 +149,6 @@ export function toNewJob(
     // backdated runAt cannot buy more than the 0-100 priority range allows.
     runAt: job.runAt !== undefined ? Math.max(Date.parse(job.runAt), now) : now + (job.delayMs ?? 0),
     timeoutMs: job.timeoutMs ?? null,
+    ...(job.idempotencyKey !== undefined && { idempotencyKey: job.idempotencyKey }),
   };
 }

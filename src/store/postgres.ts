@@ -4,15 +4,17 @@ import postgres from "postgres";
 import init001 from "../../sql/postgres/001_init.sql" with { type: "text" };
 import init002 from "../../sql/postgres/002_pending_run_at.sql" with { type: "text" };
 import init003 from "../../sql/postgres/003_nodes.sql" with { type: "text" };
+import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "text" };
 import { redactUrl } from "../logger.ts";
 import type {
-  BuryMove, ClaimRef, ClaimedJob, DeadQuery, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
+  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
   { version: 1, name: "001_init", sql: init001 },
   { version: 2, name: "002_pending_run_at", sql: init002 },
   { version: 3, name: "003_nodes", sql: init003 },
+  { version: 10, name: "010_idempotency_keys", sql: init010 },
 ];
 
 export interface PostgresStoreOptions {
@@ -108,9 +110,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     onnotice: opts.onNotice ?? (() => {}),
     // int8 ids and counts as JS numbers (ids stay below 2^53).
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
-    // Plan every statement for its own arguments: a generic plan cached while the tables were
-    // tiny was seen scanning pending_jobs sequentially for claims once they had grown.
-    connection: { application_name: "jobqueue", plan_cache_mode: "force_custom_plan" },
+    connection: { application_name: "jobqueue" },
     // postgres.js grows its reconnect delay as 3^errors/100 s up to 20 s, shared by the pool, so
     // after a short outage connections sat idle for 10-20 s. Cap it: back within a second.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, RECONNECT_CAP_S),
@@ -168,6 +168,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
 
     async insert(jobs: NewJob[], now: number) {
       if (jobs.length === 0) return [];
+      if (jobs.some((j) => j.idempotencyKey !== undefined)) return (await store.insertKeyed(jobs, now)).map((r) => r.id);
       const rows = await sql<{ id: number }[]>`
         INSERT INTO pending_jobs (type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
         SELECT t.type, t.payload::json, t.priority, t.max_attempts, t.timeout_ms,
@@ -200,9 +201,12 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     async complete(refs: ClaimRef[]) {
       if (refs.length === 0) return [];
       const rows = await sql<{ id: number }[]>`
-        DELETE FROM inflight_jobs j USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
-        WHERE j.id = f.id AND j.attempts = f.attempts
-        RETURNING j.id`;
+        WITH done AS (
+          DELETE FROM inflight_jobs j USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
+          WHERE j.id = f.id AND j.attempts = f.attempts
+          RETURNING j.id),
+        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+        SELECT id FROM done`;
       return tookEffect(refs, rows);
     },
 
@@ -370,20 +374,90 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return view;
     },
 
+    // ---- idempotency keys ----
+
+    async insertKeyed(jobs: NewJob[], now: number) {
+      if (jobs.length === 0) return [];
+      if (jobs.every((j) => j.idempotencyKey === undefined)) {
+        return (await store.insert(jobs, now)).map((id): InsertResult => ({ id, duplicate: false }));
+      }
+      return await sql.begin(async (tx) => {
+        // A key's first job in this call is its candidate; later ones map to whoever holds it.
+        const firstOf = new Map<string, number>();
+        const fresh: number[] = [];
+        jobs.forEach((j, i) => {
+          if (j.idempotencyKey === undefined) fresh.push(i);
+          else if (!firstOf.has(j.idempotencyKey)) {
+            firstOf.set(j.idempotencyKey, i);
+            fresh.push(i);
+          }
+        });
+        // Ids for every candidate up front, increasing in input order; a losing key's id is a gap.
+        const drawn = (await tx<{ id: number }[]>`
+          SELECT nextval('jobs_id_seq') AS id FROM generate_series(1, ${fresh.length})`).map((r) => r.id).sort((a, b) => a - b);
+        const idOf = new Map<number, number>(fresh.map((i, n) => [i, drawn[n]!]));
+        // Claim the keys in key order (two submits with the same keys then lock them in one order).
+        const holder = new Map<string, { id: number; duplicate: boolean }>();
+        let open = [...firstOf.keys()].sort();
+        for (let round = 0; open.length > 0; round++) {
+          if (round === 3) throw new Error("idempotency keys kept changing hands while inserting");
+          const won = await tx<{ key: string }[]>`
+            INSERT INTO idempotency_keys (key, job_id, created_at)
+            SELECT t.key, t.job_id, to_timestamp(${now}::float8 / 1000)
+            FROM unnest(${open}::text[], ${open.map((k) => idOf.get(firstOf.get(k)!)!)}::bigint[]) AS t(key, job_id)
+            ORDER BY t.key
+            ON CONFLICT (key) DO NOTHING
+            RETURNING key`;
+          for (const { key } of won) holder.set(key, { id: idOf.get(firstOf.get(key)!)!, duplicate: false });
+          const lost = open.filter((k) => !holder.has(k));
+          if (lost.length === 0) break;
+          const held = await tx<{ key: string; job_id: number }[]>`
+            SELECT key, job_id FROM idempotency_keys WHERE key = ANY(${lost}::text[])`;
+          for (const r of held) holder.set(r.key, { id: r.job_id, duplicate: true });
+          // A holder that left the system between the two statements released its key: try again.
+          open = lost.filter((k) => !holder.has(k));
+        }
+        const results = jobs.map((j, i): InsertResult => {
+          if (j.idempotencyKey === undefined) return { id: idOf.get(i)!, duplicate: false };
+          const h = holder.get(j.idempotencyKey)!;
+          return firstOf.get(j.idempotencyKey) === i ? h : { id: h.id, duplicate: true };
+        });
+        const rows = jobs.filter((_, i) => !results[i]!.duplicate);
+        const rowIds = results.filter((r) => !r.duplicate).map((r) => r.id);
+        if (rows.length > 0) {
+          await tx`
+            INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
+            SELECT t.id, t.type, t.payload::json, t.priority, t.max_attempts, t.timeout_ms,
+                   to_timestamp(t.run_at / 1000), to_timestamp(${now}::float8 / 1000)
+            FROM unnest(${rowIds}::bigint[], ${rows.map((j) => j.type)}::text[], ${rows.map((j) => j.payload)}::text[],
+                        ${rows.map((j) => j.priority)}::int2[], ${rows.map((j) => j.maxAttempts)}::int4[],
+                        ${rows.map((j) => j.timeoutMs) as number[]}::int4[], ${rows.map((j) => j.runAt)}::float8[])
+                 AS t(id, type, payload, priority, max_attempts, timeout_ms, run_at)`;
+        }
+        return results;
+      });
+    },
+
     // ---- cancel (operator actions) ----
 
     async completeCancelled(refs: ClaimRef[]) {
       if (refs.length === 0) return [];
       const rows = await sql<{ id: number }[]>`
-        DELETE FROM inflight_jobs j USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
-        WHERE j.id = f.id AND j.attempts = f.attempts
-        RETURNING j.id`;
+        WITH done AS (
+          DELETE FROM inflight_jobs j USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
+          WHERE j.id = f.id AND j.attempts = f.attempts
+          RETURNING j.id),
+        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+        SELECT id FROM done`;
       return tookEffect(refs, rows);
     },
 
     async cancelPending(pendingIds: number[]) {
       if (pendingIds.length === 0) return [];
-      const rows = await sql<{ id: number }[]>`DELETE FROM pending_jobs WHERE id = ANY(${pendingIds}::bigint[]) RETURNING id`;
+      const rows = await sql<{ id: number }[]>`
+        WITH done AS (DELETE FROM pending_jobs WHERE id = ANY(${pendingIds}::bigint[]) RETURNING id),
+        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+        SELECT id FROM done`;
       return tookEffect(pendingIds.map((id) => ({ id })), rows);
     },
 
@@ -418,15 +492,21 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
 
     async deleteDead(deadIds: number[]) {
       if (deadIds.length === 0) return [];
-      const rows = await sql<{ id: number }[]>`DELETE FROM dead_jobs WHERE id = ANY(${deadIds}::bigint[]) RETURNING id`;
+      const rows = await sql<{ id: number }[]>`
+        WITH done AS (DELETE FROM dead_jobs WHERE id = ANY(${deadIds}::bigint[]) RETURNING id),
+        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+        SELECT id FROM done`;
       return tookEffect(deadIds.map((id) => ({ id })), rows);
     },
 
     async deleteDeadOfType(type: string, limit: number) {
       const rows = await sql<{ id: number }[]>`
-        DELETE FROM dead_jobs WHERE id IN (
-          SELECT id FROM dead_jobs WHERE type = ${type} ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
-        RETURNING id`;
+        WITH done AS (
+          DELETE FROM dead_jobs WHERE id IN (
+            SELECT id FROM dead_jobs WHERE type = ${type} ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+          RETURNING id),
+        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+        SELECT id FROM done`;
       return rows.length;
     },
 
@@ -452,7 +532,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "claimNext", "heartbeatNode", "removeNode", "get", "counts", "ping"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
-  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending"] as const) {
+  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending", "insertKeyed"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   return store;

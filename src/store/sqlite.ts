@@ -7,14 +7,16 @@ import { dirname, resolve } from "node:path";
 import init001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
 import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
 import init003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
+import init010 from "../../sql/sqlite/010_idempotency_keys.sql" with { type: "text" };
 import type {
-  BuryMove, ClaimRef, ClaimedJob, DeadQuery, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
+  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
   { version: 1, name: "001_init", sql: init001 },
   { version: 2, name: "002_pending_run_at", sql: init002 },
   { version: 3, name: "003_nodes", sql: init003 },
+  { version: 10, name: "010_idempotency_keys", sql: init010 },
 ];
 
 /** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
@@ -106,6 +108,11 @@ function prepareStatements(db: Database) {
     counts: p<StoreCounts, []>(`
       SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
              (SELECT count(*) FROM dead_jobs) AS dead`),
+    // Idempotency keys.
+    keyHolder: p<{ job_id: number }, [key: string]>("SELECT job_id FROM idempotency_keys WHERE key = ?"),
+    takeKey: p<never, [key: string, jobId: number, createdAt: number]>(
+      "INSERT INTO idempotency_keys (key, job_id, created_at) VALUES (?, ?, ?)"),
+    releaseKey: p<never, [jobId: number]>("DELETE FROM idempotency_keys WHERE job_id = ?"),
     // Cancel (operator actions).
     cancelPending: p<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?"),
     // Dead letters (operator actions).
@@ -195,6 +202,48 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     });
   });
 
+  /** After a job left the system for good (changes > 0), release its idempotency key. */
+  const removed = (changes: number, id: number) => {
+    if (changes === 0) return false;
+    q().releaseKey.run(id);
+    return true;
+  };
+
+  const insertKeyedTx = db.transaction((jobs: NewJob[], now: number) => {
+    const s = q();
+    // Who holds each key: a job from before this call, or the first of this call to name it.
+    const holders = new Map<string, InsertResult>();
+    const fresh: number[] = [];
+    jobs.forEach((j, i) => {
+      const key = j.idempotencyKey;
+      if (key === undefined) fresh.push(i);
+      else if (!holders.has(key)) {
+        const held = s.keyHolder.get(key);
+        if (held) holders.set(key, { id: held.job_id, duplicate: true });
+        else {
+          holders.set(key, { id: -1, duplicate: false });
+          fresh.push(i);
+        }
+      }
+    });
+    const last = fresh.length > 0 ? s.bumpIds.get(fresh.length)!.last_id : 0;
+    const idOf = new Map(fresh.map((i, n) => [i, last - fresh.length + 1 + n]));
+    for (const i of fresh) {
+      const j = jobs[i]!;
+      const id = idOf.get(i)!;
+      s.insertPending.run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now);
+      if (j.idempotencyKey !== undefined) {
+        s.takeKey.run(j.idempotencyKey, id, now);
+        holders.set(j.idempotencyKey, { id, duplicate: false });
+      }
+    }
+    return jobs.map((j, i): InsertResult => {
+      if (j.idempotencyKey === undefined) return { id: idOf.get(i)!, duplicate: false };
+      const h = holders.get(j.idempotencyKey)!;
+      return idOf.has(i) ? h : { id: h.id, duplicate: true };
+    });
+  });
+
   const claimTx = db.transaction((ids: number[], owner: string, now: number, leaseMs: number) => {
     const s = q();
     const claimed: ClaimedJob[] = [];
@@ -225,8 +274,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
   const buryTx = db.transaction((moves: BuryMove[], now: number) =>
     moves.map((m) => movedOut(q().buryFenced.run(m.error, now, m.id, m.attempt).changes, m.id)));
 
-  const completeTx = db.transaction((refs: ClaimRef[]) =>
-    refs.map((r) => q().completeFenced.run(r.id, r.attempt).changes > 0));
+  const completeTx = db.transaction((refs: ClaimRef[]) => refs.map((r) => removed(q().completeFenced.run(r.id, r.attempt).changes, r.id)));
 
   const extendTx = db.transaction((refs: ClaimRef[], owner: string, leaseUntil: number) =>
     refs.map((r) => q().extendFenced.run(leaseUntil, r.id, r.attempt, owner).changes > 0));
@@ -261,8 +309,8 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     handBack(q().ownerIds.all(owner).map((r) => r.id), null, "interrupted by a restart", now));
 
   const completeCancelledTx = db.transaction((refs: ClaimRef[]) =>
-    refs.map((r) => q().completeFenced.run(r.id, r.attempt).changes > 0));
-  const cancelPendingTx = db.transaction((ids: number[]) => ids.map((id) => q().cancelPending.run(id).changes > 0));
+    refs.map((r) => removed(q().completeFenced.run(r.id, r.attempt).changes, r.id)));
+  const cancelPendingTx = db.transaction((ids: number[]) => ids.map((id) => removed(q().cancelPending.run(id).changes, id)));
 
   /** Dead → pending for each id that is dead (attempts 0, due at `now`). */
   const reviveDead = (ids: number[], now: number) => {
@@ -279,10 +327,10 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
   const retryDeadTx = db.transaction((ids: number[], now: number) => reviveDead(ids, now));
   const retryDeadOfTypeTx = db.transaction((type: string, now: number, limit: number) =>
     reviveDead(q().deadIdsOfType.all(type, now, limit).map((r) => r.id), now));
-  const deleteDeadTx = db.transaction((ids: number[]) => ids.map((id) => q().deleteDead.run(id).changes > 0));
+  const deleteDeadTx = db.transaction((ids: number[]) => ids.map((id) => removed(q().deleteDead.run(id).changes, id)));
   const deleteDeadOfTypeTx = db.transaction((type: string, limit: number) => {
     const ids = q().deadIdsOfTypeAll.all(type, limit).map((r) => r.id);
-    for (const id of ids) q().deleteDead.run(id);
+    for (const id of ids) removed(q().deleteDead.run(id).changes, id);
     return ids.length;
   });
 
@@ -300,7 +348,13 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
 
     async insert(jobs: NewJob[], now: number) {
       if (jobs.length === 0) return [];
+      if (jobs.some((j) => j.idempotencyKey !== undefined)) return insertKeyedTx.immediate(jobs, now).map((r) => r.id);
       return insertTx.immediate(jobs, now);
+    },
+
+    async insertKeyed(jobs: NewJob[], now: number) {
+      if (jobs.length === 0) return [];
+      return insertKeyedTx.immediate(jobs, now);
     },
 
     async claim(ids: number[], owner: string, now: number, leaseMs: number) {

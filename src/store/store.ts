@@ -12,6 +12,18 @@ export interface NewJob {
   runAt: number;
   /** Per-attempt timeout (ms); null = the type's default. */
   timeoutMs: number | null;
+  /**
+   * At most one job in the system holds a key: a job submitted with a key another job holds is
+   * not inserted, and its submit answers with that job's id. The key is released when its job
+   * leaves the system for good (completed and not kept, cancelled, or deleted).
+   */
+  idempotencyKey?: string;
+}
+
+/** One submitted job's fate: its new id, or (duplicate) the id of the job already holding its key. */
+export interface InsertResult {
+  id: number;
+  duplicate: boolean;
 }
 
 /** What the scheduler needs to place a pending job in its heaps: no payload. */
@@ -94,8 +106,17 @@ export interface Store {
   readonly blocking: boolean;
   /** Apply numbered migrations; safe when several processes start at once. */
   migrate(): Promise<void>;
-  /** Insert jobs in one transaction; returns their ids in input order. */
+  /**
+   * Insert jobs in one transaction; returns their ids in input order (for a job whose
+   * idempotencyKey is taken, the id of the job holding it).
+   */
   insert(jobs: NewJob[], now: number): Promise<number[]>;
+  /**
+   * insert() that also says which jobs were duplicates. Atomic under concurrent submits of one
+   * key; within one call a key's first job wins and later ones map to it. Jobs without a key
+   * always insert, with increasing ids in input order.
+   */
+  insertKeyed(jobs: NewJob[], now: number): Promise<InsertResult[]>;
   /**
    * Move the given pending ids to inflight in one transaction (attempts + 1, lease, owner).
    * Ids not returned were claimed elsewhere, cancelled or are not due: the caller drops them.
