@@ -16,8 +16,8 @@ interface Waiting<I, O> {
 }
 
 /**
- * Adaptive window: an idle batcher flushes on the next microtask (no added latency); while a
- * flush is in flight, arrivals pile up and leave together when it ends. For a store whose calls
+ * Adaptive window: an idle batcher flushes on the next microtask (no added latency); while
+ * `maxInFlight` flushes are out, arrivals pile up and leave together when one ends. For a store whose calls
  * block (nothing is ever "in flight"), pass `defer: setImmediate` so one flush carries a whole
  * event-loop turn of arrivals.
  */
@@ -29,11 +29,17 @@ export function createBatcher<I, O>(opts: {
   weight?: (item: I) => number;
   /** How a flush is scheduled after the first arrival; default queueMicrotask. */
   defer?: (fn: () => void) => void;
+  /**
+   * Flushes allowed out at once (default 1). More than one lets a store that overlaps commits
+   * (PostgreSQL syncs concurrent commits' WAL together) keep working while a reply travels.
+   */
+  maxInFlight?: number;
 }): Batcher<I, O> {
   const defer = opts.defer ?? queueMicrotask;
+  const maxInFlight = opts.maxInFlight ?? 1;
   const weight = opts.weight ?? (() => 1);
   let queue: Waiting<I, O>[] = [];
-  let inFlight: Promise<void> | null = null;
+  let active = 0;
   let scheduled = false;
   const idle: Array<() => void> = [];
 
@@ -60,19 +66,21 @@ export function createBatcher<I, O>(opts: {
   }
 
   function kick(): void {
-    if (inFlight || scheduled) return;
+    if (scheduled || active >= maxInFlight) return;
     if (queue.length === 0) {
-      for (const f of idle.splice(0)) f();
+      if (active === 0) for (const f of idle.splice(0)) f();
       return;
     }
     scheduled = true;
     defer(() => {
       scheduled = false;
-      if (inFlight || queue.length === 0) return kick();
-      inFlight = flush(take()).finally(() => {
-        inFlight = null;
+      if (active >= maxInFlight || queue.length === 0) return kick();
+      active++;
+      void flush(take()).finally(() => {
+        active--;
         kick();
       });
+      kick();
     });
   }
 
@@ -84,7 +92,7 @@ export function createBatcher<I, O>(opts: {
       });
     },
     drain() {
-      if (!inFlight && !scheduled && queue.length === 0) return Promise.resolve();
+      if (active === 0 && !scheduled && queue.length === 0) return Promise.resolve();
       return new Promise<void>((resolve) => idle.push(resolve));
     },
     get queued() {

@@ -23,6 +23,8 @@ export function createDispatcher(deps: DispatcherDeps) {
     maxBatch: deps.maxBatch ?? 5000,
     weight: (jobs) => jobs.length,
     defer: store.blocking ? (fn) => void setImmediate(fn) : undefined,
+    // PostgreSQL overlaps commits (and syncs their WAL together): keep a few inserts out at once.
+    maxInFlight: store.blocking ? 1 : 4,
     run: async (requests) => {
       const ids = await store.insertKeyed(requests.flat(), clock());
       const out: InsertResult[][] = [];

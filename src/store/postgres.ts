@@ -110,7 +110,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     onnotice: opts.onNotice ?? (() => {}),
     // int8 ids and counts as JS numbers (ids stay below 2^53).
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
-    connection: { application_name: "jobqueue" },
+    // Plan every statement for its own arguments: a generic plan cached while the tables were
+    // tiny was seen scanning pending_jobs sequentially for claims once they had grown.
+    connection: { application_name: "jobqueue", plan_cache_mode: "force_custom_plan" },
     // postgres.js grows its reconnect delay as 3^errors/100 s up to 20 s, shared by the pool, so
     // after a short outage connections sat idle for 10-20 s. Cap it: back within a second.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, RECONNECT_CAP_S),
