@@ -86,11 +86,13 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   // Group commit for the three ways an attempt ends. A blocking (embedded) store gathers a whole
   // event-loop turn per flush; an asynchronous one gathers what arrives while a flush is out.
   const defer = store.blocking ? (fn: () => void) => void setImmediate(fn) : queueMicrotask;
-  const completes = createBatcher<ClaimRef, boolean>({ run: (refs) => store.complete(refs), maxBatch: 1000, defer });
+  const maxInFlight = store.blocking ? 1 : 4;
+  const completes = createBatcher<ClaimRef, boolean>({ run: (refs) => store.complete(refs), maxBatch: 1000, defer, maxInFlight });
   const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
   const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
   const removals = createBatcher<ClaimRef, boolean>({ run: (refs) => store.completeCancelled(refs), maxBatch: 1000, defer });
-  let claimLoopRunning = false;
+  /** Claim loops running; each has at most one claim out. */
+  let claimLoops = 0;
   /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
   let pullWanted = false;
 
@@ -108,12 +110,13 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   }
 
   /**
-   * Claim ready jobs into free slots; called whenever either may have grown. One claim is out at
-   * a time: jobs that become ready meanwhile leave together in the next claim (group commit).
+   * Claim ready jobs into free slots; called whenever either may have grown. A few claims are out
+   * at a time (one on a blocking store): jobs that become ready meanwhile leave together in the
+   * next claim (group commit), and a claim's round trip does not idle the pool.
    */
   function pump(): void {
-    if (claimLoopRunning || !(canClaim() || canPull())) return;
-    claimLoopRunning = true;
+    if (claimLoops >= maxInFlight || !(canClaim() || canPull())) return;
+    claimLoops++;
     defer(() => void claimLoop());
   }
 
@@ -131,7 +134,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         } else break;
       }
     } finally {
-      claimLoopRunning = false;
+      claimLoops--;
     }
   }
 
