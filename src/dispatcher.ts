@@ -53,7 +53,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       const now = clock();
       const created = jobs.filter((j, i) => {
         const r = ids[i]!;
-        if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now);
+        if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now, j.type);
         return !r.duplicate;
       });
       // Wake idle nodes sharing the database (a hint; polling is the backstop).

@@ -1,35 +1,41 @@
 // heap.ts: the typed-array binary min-heap behind the scheduler: Float64Array keys and ids, a
-// Uint8Array of priorities for ties, grown by doubling, no per-entry objects. Knows no jobs or time.
+// Uint8Array of priorities for ties, a Uint16Array of caller tags, grown by doubling, no per-entry
+// objects. Knows no jobs or time.
 
 /**
  * Min-heap of (id, key, priority) entries. Order: smaller key first; on equal keys the lower
  * priority, then the lower id. Keys must not be NaN; ids are integers below 2^53; priorities are
- * integers 0-255 (stored in a byte). Sifting moves a hole instead of swapping (as mourner/flatqueue).
+ * integers 0-255 (stored in a byte); a tag is an integer 0-65535 carried along (the scheduler's
+ * job type code). Sifting moves a hole instead of swapping (as mourner/flatqueue).
  */
 export class PriorityHeap {
   private keys: Float64Array;
   private ids: Float64Array;
   private prios: Uint8Array;
+  private tags: Uint16Array;
   private n = 0;
   /** Key of the entry the last successful pop() returned. */
   lastKey = Infinity;
   /** Priority of the entry the last successful pop() returned. */
   lastPriority = 0;
+  /** Tag of the entry the last successful pop() returned. */
+  lastTag = 0;
 
   constructor(initialCapacity = 64) {
     const cap = Math.max(1, Math.floor(initialCapacity));
     this.keys = new Float64Array(cap);
     this.ids = new Float64Array(cap);
     this.prios = new Uint8Array(cap);
+    this.tags = new Uint16Array(cap);
   }
 
   get size(): number {
     return this.n;
   }
 
-  push(id: number, key: number, priority: number): void {
+  push(id: number, key: number, priority: number, tag = 0): void {
     if (this.n === this.keys.length) this.grow();
-    const keys = this.keys, ids = this.ids, prios = this.prios;
+    const keys = this.keys, ids = this.ids, prios = this.prios, tags = this.tags;
     let pos = this.n++;
     // Sift up: pull parents down into the hole while the new entry goes before them.
     while (pos > 0) {
@@ -39,21 +45,24 @@ export class PriorityHeap {
       keys[pos] = pk;
       ids[pos] = ids[parent]!;
       prios[pos] = prios[parent]!;
+      tags[pos] = tags[parent]!;
       pos = parent;
     }
     keys[pos] = key;
     ids[pos] = id;
     prios[pos] = priority;
+    tags[pos] = tag;
   }
 
-  /** Removes the minimum and returns its id (its key and priority in lastKey/lastPriority), or -1. */
+  /** Removes the minimum and returns its id (its key, priority and tag in lastKey/lastPriority/lastTag), or -1. */
   pop(): number {
     const n = this.n;
     if (n === 0) return -1;
-    const keys = this.keys, ids = this.ids, prios = this.prios;
+    const keys = this.keys, ids = this.ids, prios = this.prios, tags = this.tags;
     const top = ids[0]!;
     this.lastKey = keys[0]!;
     this.lastPriority = prios[0]!;
+    this.lastTag = tags[0]!;
     const last = n - 1;
     this.n = last;
     if (last > 0) {
@@ -74,10 +83,11 @@ export class PriorityHeap {
         keys[pos] = ck;
         ids[pos] = ids[child]!;
         prios[pos] = prios[child]!;
+        tags[pos] = tags[child]!;
         pos = child;
         child = (pos << 1) + 1;
       }
-      const key = keys[last]!, id = ids[last]!, priority = prios[last]!;
+      const key = keys[last]!, id = ids[last]!, priority = prios[last]!, tag = tags[last]!;
       while (pos > 0) {
         const parent = (pos - 1) >> 1;
         const pk = keys[parent]!;
@@ -85,11 +95,13 @@ export class PriorityHeap {
         keys[pos] = pk;
         ids[pos] = ids[parent]!;
         prios[pos] = prios[parent]!;
+        tags[pos] = tags[parent]!;
         pos = parent;
       }
       keys[pos] = key;
       ids[pos] = id;
       prios[pos] = priority;
+      tags[pos] = tag;
     }
     return top;
   }
@@ -104,6 +116,11 @@ export class PriorityHeap {
     return this.n === 0 ? Infinity : this.keys[0]!;
   }
 
+  /** Priority of the minimum (meaningless when empty). */
+  peekPriority(): number {
+    return this.prios[0]!;
+  }
+
   clear(): void {
     this.n = 0;
   }
@@ -116,12 +133,14 @@ export class PriorityHeap {
 
   private grow(): void {
     const cap = this.keys.length * 2;
-    const keys = new Float64Array(cap), ids = new Float64Array(cap), prios = new Uint8Array(cap);
+    const keys = new Float64Array(cap), ids = new Float64Array(cap), prios = new Uint8Array(cap), tags = new Uint16Array(cap);
     keys.set(this.keys);
     ids.set(this.ids);
     prios.set(this.prios);
+    tags.set(this.tags);
     this.keys = keys;
     this.ids = ids;
     this.prios = prios;
+    this.tags = tags;
   }
 }

@@ -32,6 +32,8 @@ export interface JobQueueOptions {
   /** LISTEN for other nodes' new-job hints (PostgreSQL); false behind PgBouncer transaction pooling. */
   listen?: boolean;
   clock?: () => number;
+  /** Randomness for backoff jitter (tests pass a fixed one). */
+  random?: () => number;
   logger?: Logger;
 }
 
@@ -78,7 +80,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   const scheduler = createScheduler({ agingMs: opts.agingMs ?? 1000, clock, onReady: () => pool.pump() });
   const pushEntries = (entries: PendingEntry[]) => {
     const now = clock();
-    for (const e of entries) scheduler.add(e.id, e.priority, e.runAt, now);
+    for (const e of entries) scheduler.add(e.id, e.priority, e.runAt, now, e.type);
   };
 
   const dispatcher = createDispatcher({
@@ -94,6 +96,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     owner: opts.nodeId,
     concurrency: opts.workers ?? 32,
     backoff: opts.backoff ?? { baseMs: 1000, capMs: 3_600_000 },
+    ...(opts.random !== undefined && { random: opts.random }),
     events: {
       started: (type, waitMs) => m.wait.labels({ type }).observe(waitMs / 1000),
       completed: (type, runMs) => {

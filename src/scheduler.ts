@@ -1,5 +1,6 @@
-// scheduler.ts: decides what runs next. A ready heap keyed by readyAt − priority × agingMs (fixed
-// at push, so aging never re-sorts) and a scheduled heap keyed by runAt, moved over by one timer.
+// scheduler.ts: decides what runs next. Ready heaps keyed by readyAt − priority × agingMs (fixed
+// at push, so aging never re-sorts), one per job type so a type at its concurrency limit is skipped
+// without scanning its backlog, and a scheduled heap keyed by runAt, moved over by one timer.
 // A cache of pending_jobs: it never touches the store.
 import { PriorityHeap } from "./heap.ts";
 
@@ -14,14 +15,23 @@ export interface PopOut {
   ids: number[];
   readyAts: number[];
   priorities: number[];
+  /** Type codes (see typeName), when the caller wants them. */
+  types?: number[];
 }
+
+/** At most this many distinct job types (codes fit the heap's 16-bit tags). */
+const MAX_TYPES = 65_536;
 
 /** setTimeout's ceiling; longer waits re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function createScheduler(deps: SchedulerDeps) {
   const { agingMs, clock } = deps;
-  const ready = new PriorityHeap(1024);
+  // Types are interned to small codes: ready[code] is that type's ready heap.
+  const codes = new Map<string, number>();
+  const names: string[] = [];
+  const ready: PriorityHeap[] = [];
+  let readyTotal = 0;
   const scheduled = new PriorityHeap(64);
   let timer: ReturnType<typeof setTimeout> | null = null;
   let timerAt = Infinity;
@@ -31,15 +41,37 @@ export function createScheduler(deps: SchedulerDeps) {
   // earlier ready time. With agingMs = 0 equal keys mean equal ready times and priority plays no
   // part in the order, so store 0 and let the id break the tie.
   const tieByPriority = agingMs > 0;
-  function pushReady(id: number, priority: number, readyAt: number): void {
-    ready.push(id, readyAt - priority * agingMs, tieByPriority ? priority : 0);
+  function pushReady(id: number, priority: number, readyAt: number, code: number): void {
+    ready[code]!.push(id, readyAt - priority * agingMs, tieByPriority ? priority : 0);
+    readyTotal++;
+  }
+
+  function codeOf(type: string): number {
+    let code = codes.get(type);
+    if (code === undefined) {
+      if (names.length >= MAX_TYPES) throw new Error(`more than ${MAX_TYPES} job types`);
+      code = names.length;
+      codes.set(type, code);
+      names.push(type);
+      ready.push(new PriorityHeap(64));
+    }
+    return code;
+  }
+
+  /** Whether heap a's top goes before heap b's top (the order one shared heap would give). */
+  function before(a: PriorityHeap, b: PriorityHeap): boolean {
+    const ak = a.peekKey(), bk = b.peekKey();
+    if (ak !== bk) return ak < bk;
+    const ap = a.peekPriority(), bp = b.peekPriority();
+    if (ap !== bp) return ap < bp;
+    return a.peekId() < b.peekId();
   }
 
   function promoteDue(now: number): number {
     let moved = 0;
     while (scheduled.size > 0 && scheduled.peekKey() <= now) {
       const id = scheduled.pop();
-      pushReady(id, scheduled.lastPriority, scheduled.lastKey);
+      pushReady(id, scheduled.lastPriority, scheduled.lastKey, scheduled.lastTag);
       moved++;
     }
     if (moved > 0) deps.onReady?.();
@@ -64,28 +96,57 @@ export function createScheduler(deps: SchedulerDeps) {
   }
 
   return {
-    /** Place a pending job: ready now, or scheduled until runAt. */
-    add(id: number, priority: number, runAt: number, now: number): void {
+    /** Place a pending job of `type`: ready now, or scheduled until runAt. */
+    add(id: number, priority: number, runAt: number, now: number, type = ""): void {
+      const code = codeOf(type);
       if (runAt <= now) {
-        pushReady(id, priority, runAt);
+        pushReady(id, priority, runAt, code);
         deps.onReady?.();
       } else {
-        scheduled.push(id, runAt, priority);
+        scheduled.push(id, runAt, priority, code);
         if (runAt < timerAt) arm();
       }
     },
-    /** Pop up to `max` ready ids (most urgent first) into `out`; returns how many. */
-    popReady(max: number, out: PopOut): number {
+    /**
+     * Pop up to `max` ready ids (most urgent first) into `out`; returns how many. With `room`,
+     * at most room[code] jobs of each type are taken (the counts are used up in place; a missing
+     * entry means no limit), and a type with none left is skipped, its jobs kept in order.
+     */
+    popReady(max: number, out: PopOut, room?: number[]): number {
       promoteDueQuiet(clock());
       let n = 0;
-      while (n < max && ready.size > 0) {
-        const id = ready.pop();
+      while (n < max && readyTotal > 0) {
+        let best = -1;
+        for (let code = 0; code < ready.length; code++) {
+          const heap = ready[code]!;
+          if (heap.size === 0 || (room !== undefined && (room[code] ?? Infinity) <= 0)) continue;
+          if (best === -1 || before(heap, ready[best]!)) best = code;
+        }
+        if (best === -1) break;
+        const heap = ready[best]!;
+        const id = heap.pop();
+        readyTotal--;
+        if (room?.[best] !== undefined) room[best] = room[best]! - 1;
         out.ids.push(id);
-        out.priorities.push(ready.lastPriority);
-        out.readyAts.push(ready.lastKey + ready.lastPriority * agingMs);
+        out.priorities.push(heap.lastPriority);
+        out.readyAts.push(heap.lastKey + heap.lastPriority * agingMs);
+        out.types?.push(best);
         n++;
       }
       return n;
+    },
+    /** The type a code from popReady stands for. */
+    typeName(code: number): string {
+      return names[code] ?? "";
+    },
+    /** Codes run from 0 to typeCount − 1. */
+    get typeCount(): number {
+      return names.length;
+    },
+    /** Ready jobs of one type. */
+    readyOf(type: string): number {
+      const code = codes.get(type);
+      return code === undefined ? 0 : ready[code]!.size;
     },
     promoteDue,
     start(): void {
@@ -100,26 +161,29 @@ export function createScheduler(deps: SchedulerDeps) {
       timerAt = Infinity;
     },
     get readyCount(): number {
-      return ready.size;
+      return readyTotal;
     },
     get scheduledCount(): number {
       return scheduled.size;
     },
     /** The earliest ready time among ready jobs (O(n) scan; for gauges), or null. */
     oldestReadyAt(): number | null {
-      if (ready.size === 0) return null;
+      if (readyTotal === 0) return null;
       let oldest = Infinity;
-      ready.forEachKeyPriority((key, priority) => {
-        const at = key + priority * agingMs;
-        if (at < oldest) oldest = at;
-      });
+      for (const heap of ready) {
+        heap.forEachKeyPriority((key, priority) => {
+          const at = key + priority * agingMs;
+          if (at < oldest) oldest = at;
+        });
+      }
       return oldest;
     },
     nextRunAt(): number | null {
       return scheduled.size === 0 ? null : scheduled.peekKey();
     },
     clear(): void {
-      ready.clear();
+      for (const heap of ready) heap.clear();
+      readyTotal = 0;
       scheduled.clear();
     },
   };
@@ -128,7 +192,7 @@ export function createScheduler(deps: SchedulerDeps) {
   function promoteDueQuiet(now: number): void {
     while (scheduled.size > 0 && scheduled.peekKey() <= now) {
       const id = scheduled.pop();
-      pushReady(id, scheduled.lastPriority, scheduled.lastKey);
+      pushReady(id, scheduled.lastPriority, scheduled.lastKey, scheduled.lastTag);
     }
   }
 }

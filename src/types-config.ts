@@ -8,7 +8,17 @@ import { z } from "zod";
 import { ConfigError } from "./config.ts";
 import { SECRET_RULE, isValidSecret } from "./signing.ts";
 
-export type TypeConfig =
+/** Per-type policy beyond timeout and attempts; each field only present when the file sets it. */
+export interface TypeExtras {
+  /** Default priority of the type's jobs (0-100). */
+  priority?: number;
+  /** Most jobs of this type running at once in one process. */
+  concurrency?: number;
+  /** Retry backoff for this type; a missing half falls back to --backoff-base-ms / --backoff-cap-ms. */
+  backoff?: { baseMs?: number; capMs?: number };
+}
+
+export type TypeConfig = TypeExtras & (
   | {
       kind: "webhook";
       url: string;
@@ -18,11 +28,13 @@ export type TypeConfig =
       /** Signs deliveries (x-jobqueue-signature); only present when the type sets one. */
       secret?: string;
     }
-  | { kind: "noop"; timeoutMs: number; maxAttempts: number };
+  | { kind: "noop"; timeoutMs: number; maxAttempts: number });
 
 export type TypeDefaults = { timeoutMs: number; maxAttempts: number };
 
 const MAX_TIMEOUT_MS = 86_400_000;
+const MAX_BACKOFF_MS = 7 * MAX_TIMEOUT_MS;
+const MAX_CONCURRENCY = 10_000;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 const DURATION_EXPECTED = 'expected a duration like "30s" (units ms, s, m, h) or a whole number of milliseconds';
 
@@ -72,6 +84,29 @@ const timeout = z
     return ms;
   });
 
+/** A duration from 1 ms to 7 days, for backoff. */
+const backoffDuration = z
+  .union([z.string(), z.number()], { error: 'expected a duration like "1s"' })
+  .transform((v, ctx) => {
+    let ms: number;
+    try {
+      ms = parseDurationMs(v);
+    } catch {
+      ctx.addIssue({ code: "custom", message: 'expected a duration like "1s"' });
+      return z.NEVER;
+    }
+    if (ms < 1 || ms > MAX_BACKOFF_MS) {
+      ctx.addIssue({ code: "custom", message: "expected a duration from 1ms to 168h" });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const intFrom = (min: number, max: number) => {
+  const error = `expected an integer from ${min} to ${max}`;
+  return z.number({ error }).int(error).min(min, error).max(max, error);
+};
+
 const typeEntry = z
   .object({
     url: z.string({ error: "expected a URL string" }).refine(isHttpUrl, "expected an http:// or https:// URL").optional(),
@@ -97,6 +132,13 @@ const typeEntry = z
     secret_env: z
       .string({ error: "expected the name of an environment variable" })
       .regex(ENV_NAME, "expected the name of an environment variable")
+      .optional(),
+    priority: intFrom(0, 100).optional(),
+    concurrency: intFrom(1, MAX_CONCURRENCY).optional(),
+    backoff: z
+      .object({ base: backoffDuration.optional(), cap: backoffDuration.optional() }, { error: 'expected a table like { base = "1s", cap = "1h" }' })
+      .strict()
+      .refine((b) => b.base === undefined || b.cap === undefined || b.base <= b.cap, { message: "base must not be above cap", path: ["base"] })
       .optional(),
   }, { error: "expected a table with url or builtin" })
   .strict()
@@ -152,14 +194,22 @@ export function parseTypesConfig(
   for (const [name, t] of Object.entries(parsed.data.types)) {
     const timeoutMs = t.timeout ?? defaults.timeoutMs;
     const maxAttempts = t.max_attempts ?? defaults.maxAttempts;
+    const extras: TypeExtras = {
+      ...(t.priority !== undefined && { priority: t.priority }),
+      ...(t.concurrency !== undefined && { concurrency: t.concurrency }),
+      ...(t.backoff !== undefined && {
+        backoff: { ...(t.backoff.base !== undefined && { baseMs: t.backoff.base }), ...(t.backoff.cap !== undefined && { capMs: t.backoff.cap }) },
+      }),
+    };
     if (t.url === undefined) {
-      types.set(name, { kind: "noop", timeoutMs, maxAttempts });
+      types.set(name, { kind: "noop", timeoutMs, maxAttempts, ...extras });
       continue;
     }
     const secret = t.secret ?? (t.secret_env !== undefined ? secretFromEnv(env, t.secret_env, `${source}: ${keyPath(["types", name, "secret_env"])}`) : undefined);
     types.set(name, {
       kind: "webhook", url: t.url, timeoutMs, maxAttempts, headers: t.headers ?? {},
       ...(secret !== undefined && { secret }),
+      ...extras,
     });
   }
   return types;

@@ -7,7 +7,7 @@ import { PermanentError, errorMessage } from "./errors.ts";
 import { jobContext, type HandlerRegistry } from "./handlers/handler.ts";
 import type { Logger } from "./logger.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { BuryMove, ClaimRef, ClaimedJob, RetryMove, Store } from "./store/store.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, RetryMove, Store, TypeCap } from "./store/store.ts";
 
 export interface WorkerEvents {
   started(type: string, waitMs: number): void;
@@ -81,7 +81,9 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   const idleWaiters: Array<() => void> = [];
   const settledWaiters: Array<{ id: number; resolve: () => void }> = [];
-  const popOut = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };
+  const popOut = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[], types: [] as number[] };
+  /** Jobs of each type being claimed or running a handler here (for per-type concurrency). */
+  const occupied = new Map<string, number>();
 
   // Group commit for the three ways an attempt ends. A blocking (embedded) store gathers a whole
   // event-loop turn per flush; an asynchronous one gathers what arrives while a flush is out.
@@ -95,18 +97,71 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   let claimLoops = 0;
   /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
   let pullWanted = false;
+  /** A short pull was capped by a type's limit: pull again when a limited type frees a slot. */
+  let pullAfterRoom = false;
 
   function freeSlots(): number {
     return deps.concurrency - activeCount - claiming;
   }
 
   function canClaim(): boolean {
-    return started && !stopping && !claimRetryTimer && freeSlots() > 0 && scheduler.readyCount > 0;
+    return started && !stopping && !claimRetryTimer && freeSlots() > 0 && claimableReady();
   }
 
-  /** Only an otherwise idle node pulls: its own heap always comes first. */
+  /** Only an otherwise idle node pulls: its own heap (what it may run of it) always comes first. */
   function canPull(): boolean {
-    return pullWanted && started && !stopping && !claimRetryTimer && freeSlots() > 0 && scheduler.readyCount === 0;
+    return pullWanted && started && !stopping && !claimRetryTimer && freeSlots() > 0 && !claimableReady();
+  }
+
+  function occupy(type: string, delta: number): void {
+    const n = (occupied.get(type) ?? 0) + delta;
+    if (n === 0) occupied.delete(type);
+    else occupied.set(type, n);
+    // A pull that came back short while some type was capped may have left that type's rows in
+    // the table: pull again once such a type has room.
+    if (delta < 0 && pullAfterRoom && registry.get(type)?.concurrency !== undefined) {
+      pullAfterRoom = false;
+      pullWanted = true;
+    }
+  }
+
+  /** How many more jobs of `type` may start here, or undefined when the type sets no limit. */
+  function roomFor(type: string): number | undefined {
+    const limit = registry.get(type)?.concurrency;
+    return limit === undefined ? undefined : limit - (occupied.get(type) ?? 0);
+  }
+
+  /** Room per scheduler type code, for popReady (undefined when no type has a limit). */
+  function roomByCode(): number[] | undefined {
+    let room: number[] | undefined;
+    for (let code = 0; code < scheduler.typeCount; code++) {
+      const r = roomFor(scheduler.typeName(code));
+      if (r !== undefined) (room ??= [])[code] = r;
+    }
+    return room;
+  }
+
+  /** Whether the heap holds a ready job of a type that is not at its concurrency limit. */
+  function claimableReady(): boolean {
+    const ready = scheduler.readyCount;
+    if (ready === 0) return false;
+    let blocked = 0;
+    for (let code = 0; code < scheduler.typeCount; code++) {
+      const type = scheduler.typeName(code);
+      const r = roomFor(type);
+      if (r !== undefined && r <= 0) blocked += scheduler.readyOf(type);
+    }
+    return ready > blocked;
+  }
+
+  /** Caps for claimNext: every limited type this process knows, with its room left. */
+  function pullCaps(): TypeCap[] {
+    const caps: TypeCap[] = [];
+    for (const type of registry.types()) {
+      const room = roomFor(type);
+      if (room !== undefined) caps.push({ type, room: Math.max(0, room) });
+    }
+    return caps;
   }
 
   /**
@@ -127,8 +182,11 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
           popOut.ids.length = 0;
           popOut.readyAts.length = 0;
           popOut.priorities.length = 0;
-          if (scheduler.popReady(Math.min(freeSlots(), MAX_CLAIM_BATCH), popOut) === 0) break;
-          if (!(await claimBatch(popOut.ids.slice(), popOut.readyAts.slice(), popOut.priorities.slice()))) break;
+          popOut.types.length = 0;
+          if (scheduler.popReady(Math.min(freeSlots(), MAX_CLAIM_BATCH), popOut, roomByCode()) === 0) break;
+          const types = popOut.types.map((code) => scheduler.typeName(code));
+          for (const type of types) occupy(type, 1);
+          if (!(await claimBatch(popOut.ids.slice(), popOut.readyAts.slice(), popOut.priorities.slice(), types))) break;
         } else if (canPull()) {
           if (!(await pullBatch(Math.min(freeSlots(), MAX_CLAIM_BATCH)))) break;
         } else break;
@@ -143,7 +201,9 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     claiming += limit;
     let claimed: ClaimedJob[];
     try {
-      claimed = await store.claimNext(limit, owner, clock(), leaseMs, deps.agingMs);
+      const caps = pullCaps();
+      claimed = await store.claimNext(limit, owner, clock(), leaseMs, deps.agingMs, caps);
+      if (claimed.length < limit && caps.length > 0) pullAfterRoom = true;
     } catch (err) {
       claiming -= limit;
       logger.warn("pulling work from the store failed", { err: errorMessage(err) });
@@ -155,12 +215,13 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     // Fewer than asked: nothing more is due out there for now.
     if (claimed.length < limit) pullWanted = false;
     if (claimed.length > 0) events.pulled(claimed.length);
+    for (const job of claimed) occupy(job.type, 1);
     startClaimed(claimed, null);
     return true;
   }
 
   /** One claim statement; false when the store failed (the ids went back to the scheduler). */
-  async function claimBatch(ids: number[], readyAts: number[], priorities: number[]): Promise<boolean> {
+  async function claimBatch(ids: number[], readyAts: number[], priorities: number[], types: string[]): Promise<boolean> {
     claiming += ids.length;
     let claimed: ClaimedJob[];
     try {
@@ -171,7 +232,10 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       // The rows are still pending (or, if the commit's reply was lost, leased to us and the
       // reaper returns them): put the ids back and try again after a pause.
       const now = clock();
-      ids.forEach((id, i) => scheduler.add(id, priorities[i]!, readyAts[i]!, now));
+      ids.forEach((id, i) => {
+        occupy(types[i]!, -1);
+        scheduler.add(id, priorities[i]!, readyAts[i]!, now, types[i]!);
+      });
       claimFailures++;
       const delay = Math.min(STORE_RETRY_CAP_MS, 50 * 2 ** Math.min(claimFailures, 10));
       logger.warn("claim failed; backing off", { err: errorMessage(err), delayMs: delay });
@@ -187,6 +251,11 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     claiming -= ids.length;
     const readyAtById = new Map<number, number>();
     ids.forEach((id, i) => readyAtById.set(id, readyAts[i]!));
+    // Ids the claim did not return were taken elsewhere or cancelled: they hold no slot of their type.
+    const got = new Set(claimed.map((j) => j.id));
+    ids.forEach((id, i) => {
+      if (!got.has(id)) occupy(types[i]!, -1);
+    });
     startClaimed(claimed, readyAtById);
     return true;
   }
@@ -198,6 +267,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id) ?? job.runAt)));
       if (stopping) {
         // Shutdown began while the claim was in flight: give it straight back.
+        occupy(job.type, -1);
         running.set(job.id, { job, controller: new AbortController(), active: false });
         void releaseNow([job]);
         continue;
@@ -223,6 +293,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     }
     entry.active = false;
     activeCount--;
+    occupy(job.type, -1);
     const runMs = clock() - started;
     pump();
     if (controller.signal.aborted && (controller.signal.reason as Error | undefined)?.name === "LeaseLostError") {
@@ -284,9 +355,11 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       await untilStored("bury", () => burials.add({ ...ref, error: outcome.error }));
       return;
     }
-    const runAt = clock() + backoffMs(job.attempts, deps.backoff, deps.random);
+    const own = registry.get(job.type)?.backoff;
+    const policy = own === undefined ? deps.backoff : { ...deps.backoff, ...own };
+    const runAt = clock() + backoffMs(job.attempts, policy, deps.random);
     if (await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }))) {
-      scheduler.add(job.id, job.priority, runAt, clock());
+      scheduler.add(job.id, job.priority, runAt, clock(), job.type);
     }
   }
 

@@ -340,6 +340,29 @@ builtin = "noop"
     expect(types.get("n")).toEqual({ kind: "noop", timeoutMs: 30_000, maxAttempts: 5 });
   });
 
+  test("priority, concurrency and backoff are read per type, and only set when given", () => {
+    const types = parseTypesConfig(
+      `
+[types.resize]
+builtin = "noop"
+priority = 70
+concurrency = 4
+backoff = { base = "2s", cap = "10m" }
+
+[types.half]
+builtin = "noop"
+backoff = { cap = "30s" }
+`,
+      "toml",
+      defaults,
+    );
+    expect(types.get("resize")).toEqual({
+      kind: "noop", timeoutMs: 30_000, maxAttempts: 5, priority: 70, concurrency: 4, backoff: { baseMs: 2000, capMs: 600_000 },
+    });
+    expect(types.get("half")).toEqual({ kind: "noop", timeoutMs: 30_000, maxAttempts: 5, backoff: { capMs: 30_000 } });
+    expect(Object.keys(types.get("half")!)).not.toContain("priority");
+  });
+
   const errors: [string, string, string][] = [
     ["neither url nor builtin", `[types.email]\ntimeout = "1s"`, "types.email: expected exactly one of url or builtin"],
     ["both url and builtin", `[types.email]\nurl = "http://a/"\nbuiltin = "noop"`, "types.email: expected exactly one of url or builtin"],
@@ -369,6 +392,14 @@ builtin = "noop"
     ["no types at all", ``, "types: expected a table of job types"],
     ["an empty types table", `[types]`, "types: expected at least one job type"],
     ["broken TOML", `[types.email\nurl = `, "jobs.toml: not valid TOML"],
+    ["a priority over 100", `[types.n]\nbuiltin = "noop"\npriority = 101`, "types.n.priority: expected an integer from 0 to 100"],
+    ["a fractional priority", `[types.n]\nbuiltin = "noop"\npriority = 1.5`, "types.n.priority: expected an integer from 0 to 100"],
+    ["a concurrency of 0", `[types.n]\nbuiltin = "noop"\nconcurrency = 0`, "types.n.concurrency: expected an integer from 1 to 10000"],
+    ["a bad backoff duration", `[types.n]\nbuiltin = "noop"\nbackoff = { base = "soon" }`, 'types.n.backoff.base: expected a duration like "1s"'],
+    ["a backoff cap over a week", `[types.n]\nbuiltin = "noop"\nbackoff = { cap = "169h" }`, "types.n.backoff.cap: expected a duration from 1ms to 168h"],
+    ["a backoff base above its cap", `[types.n]\nbuiltin = "noop"\nbackoff = { base = "2h", cap = "1h" }`, "types.n.backoff.base: base must not be above cap"],
+    ["an unknown backoff key", `[types.n]\nbuiltin = "noop"\nbackoff = { jitter = true }`, "types.n.backoff.jitter: unknown key"],
+    ["a backoff that is not a table", `[types.n]\nbuiltin = "noop"\nbackoff = "1s"`, "types.n.backoff: expected a table like"],
   ];
   for (const [what, text, expected] of errors) {
     test(`${what} is rejected with the file and key path in one line`, () => {

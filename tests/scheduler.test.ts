@@ -152,3 +152,53 @@ describe("scheduler batches and signals", () => {
     s.stop();
   });
 });
+
+describe("job types", () => {
+  test("jobs of many types still come out in one global order (checked against a sort)", () => {
+    const now = 1_000_000;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const jobs = Array.from({ length: 2000 }, (_, i) => ({
+      id: i + 1, priority: Math.floor(rand() * 101), readyAt: now - Math.floor(rand() * 200_000), type: `t${Math.floor(rand() * 7)}`,
+    }));
+    for (const j of jobs) s.add(j.id, j.priority, j.readyAt, now, j.type);
+    const expected = [...jobs]
+      .sort((a, b) => a.readyAt - a.priority * 1000 - (b.readyAt - b.priority * 1000) || a.priority - b.priority || a.id - b.id)
+      .map((j) => j.id);
+    expect(popAll(s).ids).toEqual(expected);
+  });
+
+  test("room limits how many of a type one pop takes, skips a type with none, and keeps its jobs in order", () => {
+    const now = 10_000;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    s.add(1, 50, now, now, "busy");
+    s.add(2, 40, now, now, "busy");
+    s.add(3, 0, now, now, "free");
+    s.add(4, 30, now, now, "busy");
+    const busy = 0; // codes follow first sight
+    const room: number[] = [];
+    room[busy] = 1;
+    const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[], types: [] as number[] };
+    expect(s.popReady(10, out, room)).toBe(2);
+    expect(out.ids).toEqual([1, 3]);
+    expect(out.types.map((c) => s.typeName(c))).toEqual(["busy", "free"]);
+    expect(room[busy]).toBe(0);
+    expect(s.readyOf("busy")).toBe(2);
+    expect(s.popReady(10, { ids: [], readyAts: [], priorities: [] }, [0, 0])).toBe(0);
+    expect(popAll(s).ids).toEqual([2, 4]);
+    expect(s.readyCount).toBe(0);
+  });
+
+  test("a scheduled job keeps its type when it falls due", () => {
+    let now = 0;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    s.add(9, 0, 500, now, "later");
+    now = 600;
+    const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[], types: [] as number[] };
+    s.popReady(5, out);
+    expect(out.ids).toEqual([9]);
+    expect(s.typeName(out.types[0]!)).toBe("later");
+    expect(s.typeCount).toBe(1);
+  });
+});

@@ -118,7 +118,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.claim([id!], "n", T0, LEASE);
       expect((await store.reapExpired(T0 + LEASE - 1, 100)).map((e) => e.id)).not.toContain(id!);
       const back = await store.reapExpired(T0 + LEASE + 1, 100);
-      expect(back.find((e) => e.id === id)).toEqual({ id: id!, priority: 4, runAt: T0 + LEASE + 1, createdAt: T0 });
+      expect(back.find((e) => e.id === id)).toEqual({ id: id!, type: "t", priority: 4, runAt: T0 + LEASE + 1, createdAt: T0 });
       expect(await store.complete([{ id: id!, attempt: 1 }])).toEqual([false]);
       expect(await store.get(id!, T0 + LEASE + 1)).toMatchObject({ state: "pending", attempts: 1 });
       const [again] = await store.claim([id!], "n", T0 + LEASE + 2, LEASE);
@@ -169,7 +169,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.claim([id!], "me", T0, LEASE);
       expect(await store.release([{ id: id!, attempt: 1 }], "other", T0 + 10)).toEqual([]);
       const back = await store.release([{ id: id!, attempt: 1 }], "me", T0 + 10);
-      expect(back).toEqual([{ id: id!, priority: 0, runAt: T0 + 10, createdAt: T0 }]);
+      expect(back).toEqual([{ id: id!, type: "t", priority: 0, runAt: T0 + 10, createdAt: T0 }]);
       expect(await store.get(id!, T0 + 10)).toMatchObject({ state: "pending", attempts: 0 });
       await store.claim([id!], "me", T0 + 10, LEASE);
       await store.complete([{ id: id!, attempt: 1 }]);
@@ -187,7 +187,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.complete([{ id: mine!, attempt: 2 }, { id: theirs!, attempt: 1 }]);
     });
 
-    test("streamPending yields every pending row once, in batches, without payloads", async () => {
+    test("streamPending yields every pending row once, in batches, with its type and without payloads", async () => {
       const before = (await store.counts()).pending;
       await store.insert(Array.from({ length: 250 }, (_, i) => job({ priority: i % 101 })), T0);
       const seen = new Set<number>();
@@ -196,7 +196,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
         batches++;
         expect(batch.length).toBeLessThanOrEqual(100);
         for (const e of batch) {
-          expect(Object.keys(e).sort()).toEqual(["createdAt", "id", "priority", "runAt"]);
+          expect(Object.keys(e).sort()).toEqual(["createdAt", "id", "priority", "runAt", "type"]);
           seen.add(e.id);
         }
       }
@@ -227,6 +227,23 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const racing = await Promise.all([store.claimNext(5, "a", late + 60_000, LEASE, 0), store.claimNext(5, "b", late + 60_000, LEASE, 0)]);
       expect(racing.flat().map((j) => j.id)).toEqual([future!]);
       await store.complete([urgent!, old!, future!, taken!].map((id) => ({ id, attempt: 1 })));
+    });
+
+    test("claimNext with caps takes at most each capped type's room, none of a full type, and any number of the rest", async () => {
+      const late = T0 + 20_000_000;
+      for (;;) {
+        const left = await store.claimNext(1000, "sweeper", late - 1, LEASE, 0);
+        if (left.length === 0) break;
+        await store.complete(left.map((j) => ({ id: j.id, attempt: j.attempts })));
+      }
+      const capped = await store.insert([1, 2, 3].map((i) => job({ type: "capped", runAt: late + i })), T0);
+      const full = await store.insert([job({ type: "full", runAt: late })], T0);
+      const free = await store.insert([1, 2, 3].map((i) => job({ type: "free", runAt: late + 10 + i })), T0);
+      const got = await store.claimNext(10, "me", late + 100, LEASE, 0, [{ type: "capped", room: 2 }, { type: "full", room: 0 }]);
+      expect(got.map((j) => j.id).sort((a, b) => a - b)).toEqual([...capped.slice(0, 2), ...free]);
+      const rest = await store.claimNext(10, "me", late + 100, LEASE, 0);
+      expect(rest.map((j) => j.id).sort((a, b) => a - b)).toEqual([capped[2]!, full[0]!]);
+      await store.complete([...got, ...rest].map((j) => ({ id: j.id, attempt: 1 })));
     });
 
     test("node heartbeats count the nodes alive since a moment, and a clean stop removes one", async () => {
@@ -393,7 +410,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const [dead] = await buried("rd", 1);
       const [live] = await store.insert([job({ type: "rd" })], T0);
       const back = await store.retryDead([dead!, live!, 999_999_998], T0 + 50);
-      expect(back).toEqual([{ id: dead!, priority: 0, runAt: T0 + 50, createdAt: T0 }]);
+      expect(back).toEqual([{ id: dead!, type: "rd", priority: 0, runAt: T0 + 50, createdAt: T0 }]);
       expect(await store.get(dead!, T0 + 50)).toMatchObject({ state: "pending", attempts: 0, runAt: T0 + 50, lastError: `e${dead}`, maxAttempts: 3 });
       expect(await store.retryDead([dead!], T0 + 60)).toEqual([]);
       const [again] = await store.claim([dead!, live!], "n", T0 + 50, LEASE);

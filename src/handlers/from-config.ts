@@ -19,7 +19,12 @@ export function registryFromTypes(
 ): HandlerRegistry {
   const registry = createHandlerRegistry(defaults);
   for (const [name, t] of types) {
-    const policy = { timeoutMs: t.timeoutMs, maxAttempts: t.maxAttempts };
+    const policy: Partial<TypePolicy> = {
+      timeoutMs: t.timeoutMs, maxAttempts: t.maxAttempts,
+      ...(t.priority !== undefined && { priority: t.priority }),
+      ...(t.concurrency !== undefined && { concurrency: t.concurrency }),
+      ...(t.backoff !== undefined && { backoff: t.backoff }),
+    };
     if (t.kind === "webhook") {
       const secret = t.secret ?? webhook.webhookSecret;
       const handler = createWebhookHandler({

@@ -1,5 +1,6 @@
 // handler.ts: what a job handler is, and the registry that maps job types to handlers and
 // their per-type policy. The registry runs nothing itself.
+import type { BackoffPolicy } from "../backoff.ts";
 
 export interface JobContext {
   id: number;
@@ -21,7 +22,12 @@ export type Handler = (job: JobContext, signal: AbortSignal) => unknown | Promis
 export interface TypePolicy {
   timeoutMs: number;
   maxAttempts: number;
+  /** Default priority of the type's jobs. */
   priority: number;
+  /** Most jobs of this type running at once in this process; unset = only the pool size limits it. */
+  concurrency?: number;
+  /** Retry backoff for this type; a missing half is the queue's own. */
+  backoff?: Partial<BackoffPolicy>;
 }
 
 export interface RegisteredType extends TypePolicy {

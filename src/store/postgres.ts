@@ -7,7 +7,7 @@ import init003 from "../../sql/postgres/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "text" };
 import { redactUrl } from "../logger.ts";
 import type {
-  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
+  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, TypeCap,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -41,7 +41,7 @@ const RECONNECT_CAP_S = 0.5;
 const ms = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
 const JOB_COLS = `id, type, payload::text AS payload, priority, attempts, max_attempts, timeout_ms,
   ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, last_error`;
-const ENTRY_COLS = `id, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at`;
+const ENTRY_COLS = `id, type, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at`;
 
 /**
  * The tail of a statement whose CTE `moved` holds inflight rows taken back without a verdict
@@ -70,7 +70,7 @@ interface JobRow {
   id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;
   timeout_ms: number | null; run_at: number; created_at: number; last_error: string | null;
 }
-interface EntryRow { id: number; priority: number; run_at: number; created_at: number }
+interface EntryRow { id: number; type: string; priority: number; run_at: number; created_at: number }
 
 function toClaimed(r: JobRow): ClaimedJob {
   return {
@@ -79,7 +79,7 @@ function toClaimed(r: JobRow): ClaimedJob {
     lastError: r.last_error,
   };
 }
-const toEntry = (r: EntryRow): PendingEntry => ({ id: r.id, priority: r.priority, runAt: r.run_at, createdAt: r.created_at });
+const toEntry = (r: EntryRow): PendingEntry => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at, createdAt: r.created_at });
 
 /** result[i] = whether refs[i].id came back from the statement. */
 function tookEffect(refs: ReadonlyArray<{ id: number }>, rows: ReadonlyArray<{ id: number }>): boolean[] {
@@ -146,6 +146,35 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   }
 
   const ids = (refs: ReadonlyArray<{ id: number }>) => refs.map((r) => r.id);
+
+  /**
+   * claimNext with per-type caps (types at their concurrency limit in the caller): full types are
+   * left out of the window, and of each capped type at most its room is taken, most urgent first.
+   */
+  async function claimNextCapped(limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[]) {
+    const full = caps.filter((c) => c.room <= 0).map((c) => c.type);
+    const open = caps.filter((c) => c.room > 0);
+    const rows = await sql.unsafe<JobRow[]>(`
+      WITH caps AS (SELECT * FROM unnest($6::text[], $7::int4[]) AS c(type, room)),
+      window_ AS (
+        SELECT id, type, priority, run_at FROM pending_jobs
+        WHERE run_at <= to_timestamp($1::float8 / 1000) AND type <> ALL($8::text[])
+        ORDER BY run_at LIMIT $2 * ${CLAIM_NEXT_WINDOW} FOR UPDATE SKIP LOCKED),
+      ranked AS (
+        SELECT w.id, extract(epoch from w.run_at) * 1000 - w.priority * $3::float8 AS key, c.room,
+               row_number() OVER (PARTITION BY w.type ORDER BY extract(epoch from w.run_at) * 1000 - w.priority * $3::float8, w.id) AS rn
+        FROM window_ w LEFT JOIN caps c ON c.type = w.type),
+      chosen AS (SELECT id FROM ranked WHERE room IS NULL OR rn <= room ORDER BY key, id LIMIT $2),
+      moved AS (DELETE FROM pending_jobs WHERE id IN (SELECT id FROM chosen) RETURNING *)
+      INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
+                                 created_at, last_error, picked_at, lease_until, owner)
+      SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
+             to_timestamp($1::float8 / 1000), to_timestamp($4::float8 / 1000), $5
+      FROM moved
+      RETURNING ${JOB_COLS}`,
+      [now, limit, agingMs, now + leaseMs, owner, open.map((c) => c.type), open.map((c) => c.room), full] as never[], { prepare: true });
+    return rows.map(toClaimed);
+  }
   const attempts = (refs: ReadonlyArray<ClaimRef>) => refs.map((r) => r.attempt);
 
   const store: Store = {
@@ -294,8 +323,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return rows.map(toEntry);
     },
 
-    async claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number) {
+    async claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[] = []) {
       if (limit <= 0) return [];
+      if (caps.length > 0) return claimNextCapped(limit, owner, now, leaseMs, agingMs, caps);
       // Take the oldest due rows nobody else is claiming (SKIP LOCKED: idle nodes do not fight over
       // one backlog), and of those the most urgent by aging key. The window bounds how far aging
       // can reach into another node's backlog: see README "Several processes".

@@ -9,7 +9,7 @@ import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text
 import init003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/sqlite/010_idempotency_keys.sql" with { type: "text" };
 import type {
-  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts,
+  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, TypeCap,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -40,7 +40,7 @@ export class StoreLockedError extends Error {
 // Columns aliased to the shapes that cross the Store interface, so rows need no mapping.
 const JOB_COLS = `id, type, payload, priority, attempts, max_attempts AS maxAttempts, timeout_ms AS timeoutMs,
   run_at AS runAt, created_at AS createdAt, last_error AS lastError`;
-const ENTRY_COLS = "id, priority, run_at AS runAt, created_at AS createdAt";
+const ENTRY_COLS = "id, type, priority, run_at AS runAt, created_at AS createdAt";
 const COPY_COLS = "id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error";
 
 type ViewRow = Omit<JobView, "state"> & { state: "pending" | "inflight" | "dead" };
@@ -257,10 +257,22 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
   });
 
   // The oldest due rows, then the most urgent of them by aging key (the same window as PostgreSQL).
-  const claimNextTx = db.transaction((limit: number, owner: string, now: number, leaseMs: number, agingMs: number) => {
-    const window = q().dueWindow.all(now, limit * CLAIM_NEXT_WINDOW);
+  const claimNextTx = db.transaction((limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[]) => {
+    // Per-type caps: full types are left out of the window, capped ones taken up to their room.
+    const room = new Map(caps.map((c) => [c.type, c.room]));
+    const window = q().dueWindow.all(now, limit * CLAIM_NEXT_WINDOW).filter((e) => (room.get(e.type) ?? 1) > 0);
     window.sort((a, b) => a.runAt - a.priority * agingMs - (b.runAt - b.priority * agingMs) || a.id - b.id);
-    return claimTx(window.slice(0, limit).map((e) => e.id), owner, now, leaseMs);
+    const chosen: number[] = [];
+    for (const e of window) {
+      if (chosen.length === limit) break;
+      const left = room.get(e.type);
+      if (left !== undefined) {
+        if (left <= 0) continue;
+        room.set(e.type, left - 1);
+      }
+      chosen.push(e.id);
+    }
+    return claimTx(chosen, owner, now, leaseMs);
   });
 
   /** After a fenced INSERT … SELECT copied a row out of inflight (changes > 0), remove the original. */
@@ -395,9 +407,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
       return recoverTx.immediate(owner, now);
     },
 
-    async claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number) {
+    async claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[] = []) {
       if (limit <= 0) return [];
-      return claimNextTx.immediate(limit, owner, now, leaseMs, agingMs);
+      return claimNextTx.immediate(limit, owner, now, leaseMs, agingMs, caps);
     },
 
     // One process per file: there is nobody to hint or hear.

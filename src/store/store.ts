@@ -29,6 +29,8 @@ export interface InsertResult {
 /** What the scheduler needs to place a pending job in its heaps: no payload. */
 export interface PendingEntry {
   id: number;
+  /** The job type (the scheduler keeps one ready heap per type, for per-type concurrency). */
+  type: string;
   priority: number;
   runAt: number;
   createdAt: number;
@@ -80,6 +82,12 @@ export interface JobView {
   owner: string | null;
   leaseUntil: number | null;
   failedAt: number | null;
+}
+
+/** claimNext takes at most `room` jobs of `type` (a type at its concurrency limit has room 0). */
+export interface TypeCap {
+  type: string;
+  room: number;
 }
 
 /** Which dead jobs a listing shows: ids above `afterId` (keyset pagination), optionally one type. */
@@ -154,7 +162,7 @@ export interface Store {
    * a commit whose reply was lost): of the oldest due rows not being claimed by anyone else, the
    * most urgent by aging key. Same effect per row as claim().
    */
-  claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number): Promise<ClaimedJob[]>;
+  claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps?: TypeCap[]): Promise<ClaimedJob[]>;
   /** Tell other processes on this database that jobs arrived (a coalesced hint; no-op when alone). */
   announce(now: number): Promise<void>;
   /** Hear other processes' announcements; resolves with a function that stops listening. */
