@@ -12,7 +12,9 @@ import { createApp } from "./http/app.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, LATENCY_BUCKETS_SECONDS, type Metrics } from "./metrics.ts";
 import { createReaper } from "./reaper.ts";
+import { RateWindow } from "./rate-window.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
+import { createStats } from "./stats.ts";
 import type { NewJob, PendingEntry, Store } from "./store/store.ts";
 import { createWorkerPool, type WorkerPool } from "./workers.ts";
 
@@ -77,6 +79,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
   };
 
+  const completions = new RateWindow(60);
   const scheduler = createScheduler({ agingMs: opts.agingMs ?? 1000, clock, onReady: () => pool.pump() });
   const pushEntries = (entries: PendingEntry[]) => {
     const now = clock();
@@ -101,6 +104,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       started: (type, waitMs) => m.wait.labels({ type }).observe(waitMs / 1000),
       completed: (type, runMs) => {
         m.completed.labels({ type }).inc();
+        completions.add(clock());
         m.run.labels({ type }).observe(runMs / 1000);
       },
       failed: (type, runMs, next) => {
@@ -167,6 +171,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     getJob: (id) => store.get(id, clock()),
     dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
     cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, logger }).cancel,
+    stats: createStats({ store, clock, completions, logger }).read,
     notReadyReason,
     accepting: () => state === "running" || state === "starting",
     metricsText: () => metrics.render(),

@@ -39,6 +39,12 @@ function harness(overrides: Partial<AppDeps> = {}) {
     },
     typeDefaults: (type) => (KNOWN_TYPES.has(type) ? DEFAULTS : undefined),
     getJob: async (id) => jobs.get(id) ?? null,
+    stats: async () => ({
+      jobs: { pending: 1, scheduled: 0, inflight: 0, dead: 2 },
+      types: { noop: { pending: 1, scheduled: 0, inflight: 0, dead: 2 } },
+      oldestReadyAgeSeconds: 1.5,
+      completedLastMinute: 7,
+    }),
     cancel: async (id) => {
       const job = jobs.get(id);
       if (job === undefined) return "not_found";
@@ -529,6 +535,24 @@ describe("health, readiness and metrics", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
     expect(await res.text()).toBe("jobqueue_jobs_submitted_total 3\n");
+  });
+});
+
+describe("GET /stats", () => {
+  test("answers with the counts, the oldest ready age and recent completions", async () => {
+    const res = await harness().app.request("/stats");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      jobs: { pending: 1, scheduled: 0, inflight: 0, dead: 2 },
+      types: { noop: { pending: 1, scheduled: 0, inflight: 0, dead: 2 } },
+      oldestReadyAgeSeconds: 1.5,
+      completedLastMinute: 7,
+    });
+  });
+
+  test("a store failure is its 503", async () => {
+    const h = harness({ stats: () => Promise.reject(unavailable("the job store is unavailable; retry later")) });
+    await expectRejected(h, await h.app.request("/stats"), 503, "unavailable");
   });
 });
 

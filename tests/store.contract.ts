@@ -362,6 +362,27 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(await store.cancelPending(ids)).toEqual([true, true, true, true]);
     });
 
+    test("stats count each type's jobs by state and find the oldest due run time", async () => {
+      const base = await store.stats(T0);
+      const others = (x: typeof base) => x.types.filter((t) => !t.type.startsWith("st."));
+      const [a1, a2, a3] = await store.insert([job({ type: "st.a", runAt: T0 - 500 }), job({ type: "st.a", runAt: T0 + 9000 }), job({ type: "st.a" })], T0 - 1000);
+      const [b1, b2] = await store.insert([job({ type: "st.b" }), job({ type: "st.b" })], T0 - 1000);
+      await store.claim([a3!, b1!, b2!], "n", T0, LEASE);
+      await store.bury([{ id: b2!, attempt: 1, error: "x" }], T0);
+      const st = await store.stats(T0);
+      expect(st.types.filter((t) => t.type.startsWith("st."))).toEqual([
+        { type: "st.a", pending: 1, scheduled: 1, inflight: 1, dead: 0 },
+        { type: "st.b", pending: 0, scheduled: 0, inflight: 1, dead: 1 },
+      ]);
+      expect(others(st)).toEqual(others(base));
+      expect(st.oldestDueAt).not.toBeNull();
+      expect(st.oldestDueAt!).toBeLessThanOrEqual(T0 - 500);
+      await store.cancelPending([a1!, a2!]);
+      await store.complete([{ id: a3!, attempt: 1 }, { id: b1!, attempt: 1 }]);
+      await store.deleteDead([b2!]);
+      expect((await store.stats(T0)).types.filter((t) => t.type.startsWith("st."))).toEqual([]);
+    });
+
     test("cancelPending deletes pending and scheduled jobs only, and says which", async () => {
       const [due, later, running] = await store.insert([job(), job({ runAt: T0 + 60_000 }), job()], T0);
       await store.claim([running!], "n", T0, LEASE);

@@ -80,6 +80,19 @@ export const deadPage = z
 export const idReply = z.object({ id: idString }).meta({ id: "IdReply" });
 export const countReply = z.object({ count: z.int().min(0) }).meta({ id: "CountReply" });
 
+const stateCounts = z
+  .object({ pending: z.int().min(0), scheduled: z.int().min(0), inflight: z.int().min(0), dead: z.int().min(0) })
+  .meta({ id: "StateCounts", description: "pending: due and waiting; scheduled: waiting for runAt or a retry backoff" });
+
+export const statsReply = z
+  .object({
+    jobs: stateCounts.meta({ description: "every job in the database, by state" }),
+    types: z.record(z.string(), stateCounts).meta({ description: "the same, per job type" }),
+    oldestReadyAgeSeconds: z.number().min(0).nullable().meta({ description: "how long the longest-waiting due job has waited; null when none is waiting" }),
+    completedLastMinute: z.int().min(0).meta({ description: "jobs this process completed in the last 60 seconds" }),
+  })
+  .meta({ id: "Stats" });
+
 export const errorReply = z
   .object({ error: z.object({ code: z.string(), message: z.string() }) })
   .meta({ id: "Error" });

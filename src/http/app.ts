@@ -10,6 +10,7 @@ import { z } from "zod";
 import { JobQueueError, badRequest, methodNotAllowed, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
 import type { CancelResult } from "../cancellation.ts";
 import type { DeadLetters } from "../dead-letters.ts";
+import type { Stats } from "../stats.ts";
 import type { Logger } from "../logger.ts";
 import type { InsertResult, JobView, NewJob } from "../store/store.ts";
 import { DEAD_PAGE_DEFAULT, bulkTypeQuery, deadListQuery, jobIdParam, type JobViewJson } from "./api-schema.ts";
@@ -26,6 +27,8 @@ export interface AppDeps {
   getJob(id: number): Promise<JobView | null>;
   /** Operator actions on dead jobs. */
   dead: DeadLetters;
+  /** Counts by state and type, the oldest ready job's age, recent completions. */
+  stats(): Promise<Stats>;
   /** Cancel a pending, scheduled or (in this process) running job. */
   cancel(id: number): Promise<CancelResult>;
   /** null when ready, else the reason it is not. */
@@ -47,6 +50,7 @@ export interface AppDeps {
 const ROUTES: Record<string, string[]> = {
   "/submit": ["POST"],
   "/jobs/:id": ["GET", "HEAD", "DELETE"],
+  "/stats": ["GET", "HEAD"],
   "/dead": ["GET", "HEAD", "DELETE"],
   "/dead/retry": ["POST"],
   "/dead/:id": ["DELETE"],
@@ -106,6 +110,7 @@ export function createApp(deps: AppDeps): Hono {
     if (!(await deps.dead.remove(c.req.valid("param").id))) throw notFound("no such dead job");
     return c.body(null, 204);
   });
+  app.get("/stats", async (c) => c.json(await deps.stats()));
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/ready", async (c) => {
     const reason = deps.accepting() ? await deps.notReadyReason() : "shutting down";

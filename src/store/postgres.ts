@@ -7,7 +7,7 @@ import init003 from "../../sql/postgres/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "text" };
 import { redactUrl } from "../logger.ts";
 import type {
-  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, TypeCap,
+  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StoreStats, TypeCap, TypeCounts,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -80,6 +80,24 @@ function toClaimed(r: JobRow): ClaimedJob {
   };
 }
 const toEntry = (r: EntryRow): PendingEntry => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at, createdAt: r.created_at });
+
+interface StatsRow { state: "pending" | "inflight" | "dead"; type: string; n: number; later: number; oldest: number | null }
+
+/** Grouped counts (one row per table and type) folded into one entry per type. */
+function statsFromRows(rows: StatsRow[]): StoreStats {
+  const byType = new Map<string, TypeCounts>();
+  let oldestDueAt: number | null = null;
+  for (const r of rows) {
+    let t = byType.get(r.type);
+    if (!t) byType.set(r.type, (t = { type: r.type, pending: 0, scheduled: 0, inflight: 0, dead: 0 }));
+    if (r.state === "pending") {
+      t.pending += r.n;
+      t.scheduled += r.later;
+      if (r.oldest !== null && (oldestDueAt === null || r.oldest < oldestDueAt)) oldestDueAt = r.oldest;
+    } else t[r.state] += r.n;
+  }
+  return { types: [...byType.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0)), oldestDueAt };
+}
 
 /** result[i] = whether refs[i].id came back from the statement. */
 function tookEffect(refs: ReadonlyArray<{ id: number }>, rows: ReadonlyArray<{ id: number }>): boolean[] {
@@ -406,6 +424,20 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return view;
     },
 
+    // ---- stats ----
+
+    async stats(now: number) {
+      const rows = await sql.unsafe<StatsRow[]>(`
+        SELECT 'pending' AS state, type, count(*) FILTER (WHERE run_at <= to_timestamp($1::float8 / 1000))::int AS n,
+               count(*) FILTER (WHERE run_at > to_timestamp($1::float8 / 1000))::int AS later,
+               min(${ms("run_at")}) FILTER (WHERE run_at <= to_timestamp($1::float8 / 1000)) AS oldest
+          FROM pending_jobs GROUP BY type
+        UNION ALL SELECT 'inflight', type, count(*)::int, 0, NULL FROM inflight_jobs GROUP BY type
+        UNION ALL SELECT 'dead', type, count(*)::int, 0, NULL FROM dead_jobs GROUP BY type`,
+        [now] as never[], { prepare: true });
+      return statsFromRows(rows);
+    },
+
     // ---- idempotency keys ----
 
     async insertKeyed(jobs: NewJob[], now: number) {
@@ -564,7 +596,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "claimNext", "heartbeatNode", "removeNode", "get", "counts", "ping"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
-  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending", "insertKeyed"] as const) {
+  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending", "insertKeyed", "stats"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   return store;

@@ -9,7 +9,7 @@ import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text
 import init003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/sqlite/010_idempotency_keys.sql" with { type: "text" };
 import type {
-  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, TypeCap,
+  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, TypeCap, TypeCounts,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -108,6 +108,13 @@ function prepareStatements(db: Database) {
     counts: p<StoreCounts, []>(`
       SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
              (SELECT count(*) FROM dead_jobs) AS dead`),
+    // Stats: one grouped query per table.
+    stats: p<{ state: "pending" | "inflight" | "dead"; type: string; n: number; later: number; oldest: number | null }, [now: number, now: number, now: number]>(`
+      SELECT 'pending' AS state, type, sum(run_at <= ?) AS n, sum(run_at > ?) AS later,
+             min(CASE WHEN run_at <= ? THEN run_at END) AS oldest
+        FROM pending_jobs GROUP BY type
+      UNION ALL SELECT 'inflight', type, count(*), 0, NULL FROM inflight_jobs GROUP BY type
+      UNION ALL SELECT 'dead', type, count(*), 0, NULL FROM dead_jobs GROUP BY type`),
     // Idempotency keys.
     keyHolder: p<{ job_id: number }, [key: string]>("SELECT job_id FROM idempotency_keys WHERE key = ?"),
     takeKey: p<never, [key: string, jobId: number, createdAt: number]>(
@@ -480,6 +487,21 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
 
     async deleteDeadOfType(type: string, limit: number) {
       return deleteDeadOfTypeTx.immediate(type, limit);
+    },
+
+    async stats(now: number) {
+      const byType = new Map<string, TypeCounts>();
+      let oldestDueAt: number | null = null;
+      for (const r of q().stats.all(now, now, now)) {
+        let t = byType.get(r.type);
+        if (!t) byType.set(r.type, (t = { type: r.type, pending: 0, scheduled: 0, inflight: 0, dead: 0 }));
+        if (r.state === "pending") {
+          t.pending += r.n;
+          t.scheduled += r.later;
+          if (r.oldest !== null && (oldestDueAt === null || r.oldest < oldestDueAt)) oldestDueAt = r.oldest;
+        } else t[r.state] += r.n;
+      }
+      return { types: [...byType.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0)), oldestDueAt };
     },
 
     async counts() {

@@ -97,6 +97,22 @@ export interface DeadQuery {
   limit: number;
 }
 
+/** Jobs of one type in each state (scheduled: pending but not yet due). */
+export interface TypeCounts {
+  type: string;
+  pending: number;
+  scheduled: number;
+  inflight: number;
+  dead: number;
+}
+
+export interface StoreStats {
+  /** Every type with at least one job, by name. */
+  types: TypeCounts[];
+  /** The earliest run time among due pending jobs (how long the oldest ready job has waited), or null. */
+  oldestDueAt: number | null;
+}
+
 export interface StoreCounts {
   pending: number;
   inflight: number;
@@ -191,6 +207,8 @@ export interface Store {
   /** Delete up to `limit` dead jobs of `type` (lowest ids first) in one transaction; returns how many. */
   deleteDeadOfType(type: string, limit: number): Promise<number>;
   counts(): Promise<StoreCounts>;
+  /** Counts by type and state, one grouped query per table; `now` splits pending from scheduled. */
+  stats(now: number): Promise<StoreStats>;
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,0 +1,59 @@
+// stats.ts: what GET /stats reports: job counts by state and type and the oldest ready job's age
+// (from the store, so they cover every process on the database), and completions in the last
+// minute (this process). No SQL here; store failures become 503 unavailable.
+import { JobQueueError, errorMessage, unavailable } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import type { RateWindow } from "./rate-window.ts";
+import type { Store } from "./store/store.ts";
+
+export interface StatsDeps {
+  store: Store;
+  clock: () => number;
+  /** Completions recorded by this process's workers. */
+  completions: RateWindow;
+  logger: Logger;
+}
+
+export interface StateCounts {
+  pending: number;
+  scheduled: number;
+  inflight: number;
+  dead: number;
+}
+
+export interface Stats {
+  jobs: StateCounts;
+  types: Record<string, StateCounts>;
+  /** Seconds the longest-waiting due job has waited, or null when none is waiting. */
+  oldestReadyAgeSeconds: number | null;
+  /** Jobs this process completed in the last 60 seconds. */
+  completedLastMinute: number;
+}
+
+export function createStats(deps: StatsDeps) {
+  return {
+    async read(): Promise<Stats> {
+      const now = deps.clock();
+      let raw;
+      try {
+        raw = await deps.store.stats(now);
+      } catch (err) {
+        if (err instanceof JobQueueError) throw err;
+        deps.logger.warn("stats failed: store unavailable", { err: errorMessage(err) });
+        throw unavailable("the job store is unavailable; retry later");
+      }
+      const jobs: StateCounts = { pending: 0, scheduled: 0, inflight: 0, dead: 0 };
+      const types: Record<string, StateCounts> = {};
+      for (const { type, ...counts } of raw.types) {
+        types[type] = counts;
+        for (const k of Object.keys(jobs) as (keyof StateCounts)[]) jobs[k] += counts[k];
+      }
+      return {
+        jobs,
+        types,
+        oldestReadyAgeSeconds: raw.oldestDueAt === null ? null : Math.max(0, now - raw.oldestDueAt) / 1000,
+        completedLastMinute: deps.completions.count(now),
+      };
+    },
+  };
+}
