@@ -44,9 +44,13 @@ export function sqlitePath(url: string): string {
   return path;
 }
 
+/** What command types' programs get of the server's environment: nothing that could be a secret. */
+const COMMAND_ENV_PASSED = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
 /**
  * The registry of job types from the config file. `env` is where the file's `secret_env` names are
- * looked up; --webhook-secret signs the webhook types that set no secret of their own.
+ * looked up, and the few variables command types inherit; --webhook-secret signs the webhook types
+ * that set no secret of their own.
  */
 export async function loadRegistry(
   config: Config,
@@ -54,7 +58,9 @@ export async function loadRegistry(
   env: Record<string, string | undefined> = {},
 ): Promise<HandlerRegistry> {
   const defaults = { timeoutMs: config.defaultTimeoutMs, maxAttempts: config.defaultMaxAttempts, priority: 0 };
-  const webhook = config.webhookSecret !== undefined ? { webhookSecret: config.webhookSecret } : {};
+  const commandEnv: Record<string, string> = {};
+  for (const name of COMMAND_ENV_PASSED) if (env[name] !== undefined) commandEnv[name] = env[name];
+  const webhook = { commandEnv, ...(config.webhookSecret !== undefined && { webhookSecret: config.webhookSecret }) };
   if (!config.configPath) {
     logger.warn("no job types configured (--config / JOBQUEUE_CONFIG): every submit will be refused");
     return registryFromTypes(new Map(), defaults, webhook);

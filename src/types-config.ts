@@ -1,9 +1,10 @@
 // types-config.ts: reads and checks the job types file (TOML or JSON) into one TypeConfig per type,
-// resolving secret_env from the env it is handed. Says what each type runs; builds no handlers,
-// sends no requests, and never puts a secret or header value in an error message.
+// resolving secret_env from the env it is handed. Says what each type runs (webhook, command or
+// builtin); builds no handlers, sends no requests, runs nothing, and never puts a secret or header
+// value in an error message.
 
 import { readFile } from "node:fs/promises";
-import { extname } from "node:path";
+import { dirname, extname, resolve as resolvePath } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "./config.ts";
 import { SECRET_RULE, isValidSecret } from "./signing.ts";
@@ -27,6 +28,13 @@ export type TypeConfig = TypeExtras & (
       headers: Record<string, string>;
       /** Signs deliveries (x-jobqueue-signature); only present when the type sets one. */
       secret?: string;
+    }
+  | {
+      kind: "exec";
+      /** The program and its arguments; a relative program path ("./bin/x") is resolved against the types file's folder. */
+      command: string[];
+      timeoutMs: number;
+      maxAttempts: number;
     }
   | { kind: "noop"; timeoutMs: number; maxAttempts: number });
 
@@ -111,6 +119,15 @@ const typeEntry = z
   .object({
     url: z.string({ error: "expected a URL string" }).refine(isHttpUrl, "expected an http:// or https:// URL").optional(),
     builtin: z.literal("noop", { error: 'expected "noop" (the only builtin)' }).optional(),
+    command: z
+      .array(
+        z.string({ error: "expected a string" }).min(1, "must not be empty").max(4096, "must be at most 4096 characters")
+          .regex(/^[^\0]*$/, "must not contain NUL"),
+        { error: 'expected an array of strings like ["./bin/resize", "--stdin"]' },
+      )
+      .min(1, 'expected an array of strings like ["./bin/resize", "--stdin"]')
+      .max(256, "expected at most 256 arguments")
+      .optional(),
     timeout: timeout.optional(),
     max_attempts: z
       .number({ error: "expected an integer from 1 to 100" })
@@ -140,11 +157,11 @@ const typeEntry = z
       .strict()
       .refine((b) => b.base === undefined || b.cap === undefined || b.base <= b.cap, { message: "base must not be above cap", path: ["base"] })
       .optional(),
-  }, { error: "expected a table with url or builtin" })
+  }, { error: "expected a table with url, builtin or command" })
   .strict()
   .superRefine((t, ctx) => {
-    if ((t.url === undefined) === (t.builtin === undefined)) {
-      ctx.addIssue({ code: "custom", message: "expected exactly one of url or builtin" });
+    if ([t.url, t.builtin, t.command].filter((x) => x !== undefined).length !== 1) {
+      ctx.addIssue({ code: "custom", message: "expected exactly one of url, builtin or command" });
     } else if (t.headers !== undefined && t.url === undefined) {
       ctx.addIssue({ code: "custom", path: ["headers"], message: "only allowed with url" });
     } else if (t.url === undefined && (t.secret !== undefined || t.secret_env !== undefined)) {
@@ -177,6 +194,8 @@ export function parseTypesConfig(
   defaults: TypeDefaults,
   source = `types file (${format})`,
   env: Record<string, string | undefined> = {},
+  /** The types file's folder: relative command paths ("./bin/x") are resolved against it. */
+  baseDir?: string,
 ): Map<string, TypeConfig> {
   let data: unknown;
   try {
@@ -201,6 +220,12 @@ export function parseTypesConfig(
         backoff: { ...(t.backoff.base !== undefined && { baseMs: t.backoff.base }), ...(t.backoff.cap !== undefined && { capMs: t.backoff.cap }) },
       }),
     };
+    if (t.command !== undefined) {
+      const [program, ...args] = t.command;
+      const resolved = baseDir !== undefined && /^\.\.?\//.test(program!) ? resolvePath(baseDir, program!) : program!;
+      types.set(name, { kind: "exec", command: [resolved, ...args], timeoutMs, maxAttempts, ...extras });
+      continue;
+    }
     if (t.url === undefined) {
       types.set(name, { kind: "noop", timeoutMs, maxAttempts, ...extras });
       continue;
@@ -240,7 +265,7 @@ export async function loadTypesFile(
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(`${path}: cannot read the job types file (${code ?? String(err)})`);
   }
-  return parseTypesConfig(text, ext === ".toml" ? "toml" : "json", defaults, path, env);
+  return parseTypesConfig(text, ext === ".toml" ? "toml" : "json", defaults, path, env, dirname(resolvePath(path)));
 }
 
 /** One zod issue as "key.path: what was expected", keys quoted the way TOML would need them. */

@@ -364,8 +364,8 @@ backoff = { cap = "30s" }
   });
 
   const errors: [string, string, string][] = [
-    ["neither url nor builtin", `[types.email]\ntimeout = "1s"`, "types.email: expected exactly one of url or builtin"],
-    ["both url and builtin", `[types.email]\nurl = "http://a/"\nbuiltin = "noop"`, "types.email: expected exactly one of url or builtin"],
+    ["neither url nor builtin", `[types.email]\ntimeout = "1s"`, "types.email: expected exactly one of url, builtin or command"],
+    ["both url and builtin", `[types.email]\nurl = "http://a/"\nbuiltin = "noop"`, "types.email: expected exactly one of url, builtin or command"],
     ["a non-http url", `[types.email]\nurl = "ftp://a/"`, "types.email.url: expected an http:// or https:// URL"],
     ["an unparseable url", `[types.email]\nurl = "not a url"`, "types.email.url: expected an http:// or https:// URL"],
     ["an unknown builtin", `[types.email]\nbuiltin = "sleep"`, "types.email.builtin: expected \"noop\""],

@@ -1,7 +1,8 @@
 // from-config.ts: builds the handler registry of the shipped binary from the job types file
-// (webhook and built-in handlers). Library users register their own functions instead.
+// (webhook, command and built-in handlers). Library users register their own functions instead.
 import type { TypeConfig } from "../types-config.ts";
 import { createHandlerRegistry, type HandlerRegistry, type TypePolicy } from "./handler.ts";
+import { createExecHandler } from "./exec.ts";
 import { createWebhookHandler } from "./webhook.ts";
 
 export interface WebhookDefaults {
@@ -10,6 +11,8 @@ export interface WebhookDefaults {
   /** Epoch ms, for signature timestamps. */
   clock?: () => number;
   fetch?: typeof fetch;
+  /** The whole environment of command types' programs (the server's own may hold secrets). */
+  commandEnv?: Record<string, string>;
 }
 
 export function registryFromTypes(
@@ -32,6 +35,8 @@ export function registryFromTypes(
         ...(secret !== undefined && { secret }),
       });
       registry.register(name, handler, policy);
+    } else if (t.kind === "exec") {
+      registry.register(name, createExecHandler({ command: t.command, env: webhook.commandEnv ?? {} }), policy);
     } else {
       registry.register(name, () => {}, policy);
     }
