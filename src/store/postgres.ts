@@ -128,9 +128,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     onnotice: opts.onNotice ?? (() => {}),
     // int8 ids and counts as JS numbers (ids stay below 2^53).
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
-    // Plan every statement for its own arguments: a generic plan cached while the tables were
-    // tiny was seen scanning pending_jobs sequentially for claims once they had grown.
-    connection: { application_name: "jobqueue", plan_cache_mode: "force_custom_plan" },
+    connection: { application_name: "jobqueue" },
     // postgres.js grows its reconnect delay as 3^errors/100 s up to 20 s, shared by the pool, so
     // after a short outage connections sat idle for 10-20 s. Cap it: back within a second.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, RECONNECT_CAP_S),
@@ -243,7 +241,12 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
         SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
                to_timestamp($2::float8 / 1000), to_timestamp($3::float8 / 1000), $4
         FROM moved
-        RETURNING ${JOB_COLS}`, [claimIds, now, now + leaseMs, owner] as never[], { prepare: true });
+        RETURNING ${JOB_COLS}`, [claimIds, now, now + leaseMs, owner] as never[], {
+        // Unprepared, so planned for its own ids each time: a generic plan cached while
+        // pending_jobs was tiny was seen seq-scanning it at volume. (Planning every statement
+        // this way, via plan_cache_mode, tripled add-to-start latency.)
+        prepare: false,
+      });
       return rows.map(toClaimed);
     },
 
