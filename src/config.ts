@@ -1,6 +1,7 @@
 // config.ts: turns env + argv into a checked Config (flag > env > default) from one option table,
 // which also writes --help. Pure: never reads process.env or process.argv, never exits or prints.
 
+import { DURATION_UNITS, durationMs } from "./duration.ts";
 import { TOKEN_RULE, isValidToken } from "./http/auth.ts";
 import { LOG_LEVELS, type LogLevel } from "./logger.ts";
 import { SECRET_RULE, isValidSecret } from "./signing.ts";
@@ -34,6 +35,7 @@ export type Config = {
   defaultMaxAttempts: number;
   bodyLimitBytes: number;
   maxQueued: number;
+  keepCompletedMs: number;
   idleTimeoutS: number;
   token: string | undefined;
   tokenFile: string | undefined;
@@ -227,6 +229,19 @@ const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
   defaultMaxAttempts: int({ flag: "--max-attempts", env: "JOBQUEUE_MAX_ATTEMPTS", min: 1, max: 100, default: 5, meaning: "runs before a job is dead-lettered, for job types that set none" }),
   bodyLimitBytes: int({ flag: "--body-limit-bytes", env: "JOBQUEUE_BODY_LIMIT_BYTES", min: 1024, max: 104_857_600, default: 1_048_576, meaning: "largest accepted request body" }),
   maxQueued: int({ flag: "--max-queued", env: "JOBQUEUE_MAX_QUEUED", min: 0, max: 1_000_000_000, default: 1_000_000, meaning: "submits that would queue more jobs than this (ready + scheduled on this node) get 429 queue_full; 0: no limit" }),
+  keepCompletedMs: {
+    flag: "--keep-completed",
+    env: "JOBQUEUE_KEEP_COMPLETED",
+    arg: "<duration>",
+    meaning: "keep a small record of each completed job this long (GET /jobs/:id then answers state completed); 0 keeps none",
+    accepts: `0 or a duration like 90s, 30m, 24h, 7d (${DURATION_UNITS}; at most 365d)`,
+    default: "0",
+    parse: (raw) => {
+      const ms = durationMs(/^\d{1,16}$/.test(raw) ? Number(raw) : raw);
+      if (ms === null || ms > 365 * DAY_MS) throw new Expected(`0 or a duration like 90s, 30m, 24h, 7d (at most 365d)`);
+      return ms;
+    },
+  },
   idleTimeoutS: int({ flag: "--idle-timeout-s", env: "JOBQUEUE_IDLE_TIMEOUT_S", min: 1, max: 255, default: 30, meaning: "a connection that is idle, or whose request body is still arriving, this long is closed (slow clients)" }),
   token: {
     flag: "--token",

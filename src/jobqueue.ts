@@ -31,6 +31,8 @@ export interface JobQueueOptions {
   bodyLimitBytes?: number;
   /** Submits that would queue more jobs than this on this node get 429 queue_full; 0 = no limit. */
   maxQueued?: number;
+  /** Keep a small record of each completed job this long (GET /jobs/:id answers "completed"); 0 = none. */
+  keepCompletedMs?: number;
   /** LISTEN for other nodes' new-job hints (PostgreSQL); false behind PgBouncer transaction pooling. */
   listen?: boolean;
   clock?: () => number;
@@ -96,6 +98,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   const pool = createWorkerPool({
     store, scheduler, registry, clock, logger, leaseMs,
     agingMs: opts.agingMs ?? 1000,
+    keepCompleted: (opts.keepCompletedMs ?? 0) > 0,
     owner: opts.nodeId,
     concurrency: opts.workers ?? 32,
     backoff: opts.backoff ?? { baseMs: 1000, capMs: 3_600_000 },
@@ -123,6 +126,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   const reaper = createReaper({
     store, clock, logger,
     intervalMs: reapIntervalMs,
+    keepCompletedMs: opts.keepCompletedMs ?? 0,
     onRecovered: (entries) => {
       m.recovered.labels({ reason: "lease_expired" }).inc(entries.length);
       pushEntries(entries);

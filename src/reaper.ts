@@ -1,6 +1,7 @@
 // reaper.ts: the maintenance loop. Hands inflight rows whose lease expired back to pending and to
-// this process's scheduler, so a dead worker's jobs run again without a restart; then calls
-// `afterTick` (the queue uses it to look for work its heap does not hold). No SQL here.
+// this process's scheduler, so a dead worker's jobs run again without a restart; prunes completed
+// records past --keep-completed in short batches; then calls `afterTick` (the queue uses it to look
+// for work its heap does not hold). No SQL here.
 import { errorMessage } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { PendingEntry, Store } from "./store/store.ts";
@@ -12,6 +13,8 @@ export interface ReaperDeps {
   /** Rows moved per statement; a tick repeats while full batches come back. */
   batchSize?: number;
   onRecovered: (entries: PendingEntry[]) => void;
+  /** Completed records older than this are pruned, in batches of batchSize (0 or unset: none kept). */
+  keepCompletedMs?: number;
   /** Runs after every tick, whatever it found. */
   afterTick?: () => void | Promise<void>;
   logger: Logger;
@@ -23,7 +26,7 @@ export function createReaper(deps: ReaperDeps) {
   let running: Promise<unknown> | null = null;
   let stopped = true;
 
-  async function tick(now: number): Promise<{ recovered: number }> {
+  async function tick(now: number): Promise<{ recovered: number; pruned: number }> {
     let recovered = 0;
     for (;;) {
       const back = await deps.store.reapExpired(now, batch);
@@ -32,8 +35,18 @@ export function createReaper(deps: ReaperDeps) {
       if (back.length < batch) break;
     }
     if (recovered > 0) deps.logger.info("reaped expired leases", { recovered });
+    // One short transaction per batch, so pruning a big backlog never holds locks for long.
+    let pruned = 0;
+    if ((deps.keepCompletedMs ?? 0) > 0) {
+      for (;;) {
+        const n = await deps.store.pruneCompleted(now - deps.keepCompletedMs!, batch);
+        pruned += n;
+        if (n < batch) break;
+      }
+      if (pruned > 0) deps.logger.debug("pruned completed records", { pruned });
+    }
     await deps.afterTick?.();
-    return { recovered };
+    return { recovered, pruned };
   }
 
   function schedule(): void {

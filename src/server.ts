@@ -123,6 +123,7 @@ export async function startServer(opts: {
     bodyLimitBytes: config.bodyLimitBytes,
     listen: !config.noListen,
     maxQueued: config.maxQueued,
+    keepCompletedMs: config.keepCompletedMs,
   });
   try {
     await queue.start();

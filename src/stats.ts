@@ -19,6 +19,8 @@ export interface StateCounts {
   scheduled: number;
   inflight: number;
   dead: number;
+  /** Completed records still kept (--keep-completed). */
+  completed: number;
 }
 
 export interface Stats {
@@ -42,7 +44,7 @@ export function createStats(deps: StatsDeps) {
         deps.logger.warn("stats failed: store unavailable", { err: errorMessage(err) });
         throw unavailable("the job store is unavailable; retry later");
       }
-      const jobs: StateCounts = { pending: 0, scheduled: 0, inflight: 0, dead: 0 };
+      const jobs: StateCounts = { pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 0 };
       const types: Record<string, StateCounts> = {};
       for (const { type, ...counts } of raw.types) {
         types[type] = counts;

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, extname, resolve as resolvePath } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "./config.ts";
+import { DURATION_UNITS, durationMs } from "./duration.ts";
 import { SECRET_RULE, isValidSecret } from "./signing.ts";
 
 /** Per-type policy beyond timeout and attempts; each field only present when the file sets it. */
@@ -43,18 +44,12 @@ export type TypeDefaults = { timeoutMs: number; maxAttempts: number };
 const MAX_TIMEOUT_MS = 86_400_000;
 const MAX_BACKOFF_MS = 7 * MAX_TIMEOUT_MS;
 const MAX_CONCURRENCY = 10_000;
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-const DURATION_EXPECTED = 'expected a duration like "30s" (units ms, s, m, h) or a whole number of milliseconds';
+const DURATION_EXPECTED = `expected a duration like "30s" (units ${DURATION_UNITS}) or a whole number of milliseconds`;
 
 /** "250ms" | "30s" | "5m" | "1h" | a whole number of ms → ms. Throws ConfigError on anything else. */
 export function parseDurationMs(s: string | number): number {
-  if (typeof s === "number") {
-    if (!Number.isSafeInteger(s) || s < 0) throw new ConfigError(`${DURATION_EXPECTED}, got ${s}`);
-    return s;
-  }
-  const m = /^(\d+)(ms|s|m|h)$/.exec(s);
-  const ms = m ? Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS] : NaN;
-  if (!Number.isSafeInteger(ms)) throw new ConfigError(`${DURATION_EXPECTED}, got ${JSON.stringify(s)}`);
+  const ms = durationMs(s);
+  if (ms === null) throw new ConfigError(`${DURATION_EXPECTED}, got ${typeof s === "number" ? s : JSON.stringify(s)}`);
   return ms;
 }
 

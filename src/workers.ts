@@ -7,7 +7,7 @@ import { PermanentError, errorMessage } from "./errors.ts";
 import { jobContext, type HandlerRegistry } from "./handlers/handler.ts";
 import type { Logger } from "./logger.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { BuryMove, ClaimRef, ClaimedJob, RetryMove, Store, TypeCap } from "./store/store.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, Store, TypeCap } from "./store/store.ts";
 
 export interface WorkerEvents {
   started(type: string, waitMs: number): void;
@@ -30,6 +30,8 @@ export interface WorkerPoolDeps {
   owner: string;
   concurrency: number;
   leaseMs: number;
+  /** Completed jobs leave a record (with the handler's string result) instead of vanishing. */
+  keepCompleted?: boolean;
   /** The scheduler's aging, so jobs pulled from the store are picked by the same key. */
   agingMs: number;
   backoff: BackoffPolicy;
@@ -47,7 +49,18 @@ interface Running {
   cancelled?: boolean;
 }
 
-type Outcome = { ok: true } | { ok: false; error: string; permanent: boolean };
+type Outcome = { ok: true; result: string | null } | { ok: false; error: string; permanent: boolean };
+
+/** Bytes of a handler's result (a string it resolved with) kept with a completed record. */
+export const RESULT_LIMIT = 4096;
+
+/** A handler's return value as a stored result: strings only, at most RESULT_LIMIT bytes, no NUL. */
+function resultOf(value: unknown): string | null {
+  if (typeof value !== "string") return null;
+  const bytes = Buffer.from(value);
+  const text = bytes.length > RESULT_LIMIT ? bytes.subarray(0, RESULT_LIMIT).toString() : value;
+  return text.replaceAll("\u0000", "\uFFFD");
+}
 
 /** The abort reason a handler sees when an operator cancels its job. */
 export class CancelledError extends Error {
@@ -89,7 +102,9 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   // event-loop turn per flush; an asynchronous one gathers what arrives while a flush is out.
   const defer = store.blocking ? (fn: () => void) => void setImmediate(fn) : queueMicrotask;
   const maxInFlight = store.blocking ? 1 : 4;
-  const completes = createBatcher<ClaimRef, boolean>({ run: (refs) => store.complete(refs), maxBatch: 1000, defer, maxInFlight });
+  const completes = createBatcher<CompleteMove, boolean>({
+    run: (moves) => store.complete(moves, deps.keepCompleted ? { finishedAt: clock() } : undefined), maxBatch: 1000, defer, maxInFlight,
+  });
   const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
   const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
   const removals = createBatcher<ClaimRef, boolean>({ run: (refs) => store.completeCancelled(refs), maxBatch: 1000, defer });
@@ -334,8 +349,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
       });
       // A handler that ignores the signal still loses the race: the slot is freed.
-      await Promise.race([Promise.resolve().then(() => handler(ctx, controller.signal)), aborted]);
-      return { ok: true };
+      const value = await Promise.race([Promise.resolve().then(() => handler(ctx, controller.signal)), aborted]);
+      return { ok: true, result: deps.keepCompleted ? resultOf(value) : null };
     } catch (err) {
       return { ok: false, error: errorMessage(err), permanent: err instanceof PermanentError };
     } finally {
@@ -346,7 +361,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   async function settle(job: ClaimedJob, outcome: Outcome, runMs: number): Promise<void> {
     const ref = { id: job.id, attempt: job.attempts };
     if (outcome.ok) {
-      if (await untilStored("complete", () => completes.add(ref))) events.completed(job.type, runMs);
+      const move = outcome.result === null ? ref : { ...ref, result: outcome.result };
+      if (await untilStored("complete", () => completes.add(move))) events.completed(job.type, runMs);
       return;
     }
     const dead = outcome.permanent || job.attempts >= job.maxAttempts;

@@ -44,6 +44,7 @@ describe("loadConfig", () => {
         defaultMaxAttempts: 5,
         bodyLimitBytes: 1_048_576,
         maxQueued: 1_000_000,
+        keepCompletedMs: 0,
         idleTimeoutS: 30,
         token: undefined,
         tokenFile: undefined,
@@ -52,6 +53,18 @@ describe("loadConfig", () => {
         webhookSecret: undefined,
       },
     });
+  });
+
+  test("--keep-completed takes 0, a duration with a unit, or whole milliseconds, up to 365 days", () => {
+    const keep = (raw: string) => loadConfig({}, ["--keep-completed", raw], HOST).config.keepCompletedMs;
+    expect(keep("0")).toBe(0);
+    expect(keep("90s")).toBe(90_000);
+    expect(keep("24h")).toBe(86_400_000);
+    expect(keep("365d")).toBe(365 * 86_400_000);
+    expect(keep("1500")).toBe(1500);
+    for (const bad of ["366d", "-1s", "1.5h", "soon", ""]) {
+      expect(() => loadConfig({}, ["--keep-completed", bad], HOST)).toThrow("--keep-completed / JOBQUEUE_KEEP_COMPLETED");
+    }
   });
 
   test("a flag beats its env var, which beats the default", () => {
@@ -103,6 +116,7 @@ describe("loadConfig", () => {
       JOBQUEUE_SQLITE_SYNCHRONOUS: "normal",
       JOBQUEUE_MAX_QUEUED: "0",
       JOBQUEUE_IDLE_TIMEOUT_S: "5",
+      JOBQUEUE_KEEP_COMPLETED: "7d",
       JOBQUEUE_TOKEN_FILE: "/run/secrets/token",
       JOBQUEUE_METRICS_PUBLIC: "TRUE",
       JOBQUEUE_NO_LISTEN: "true",
@@ -128,6 +142,7 @@ describe("loadConfig", () => {
       defaultMaxAttempts: 100,
       bodyLimitBytes: 1024,
       maxQueued: 0,
+      keepCompletedMs: 604_800_000,
       idleTimeoutS: 5,
       token: undefined,
       tokenFile: "/run/secrets/token",

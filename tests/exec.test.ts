@@ -62,7 +62,7 @@ describe("the command handler", () => {
       command: [script("fail.sh", "i=0; while [ $i -lt 500 ]; do echo \"line $i\" >&2; i=$((i+1)); done; echo 'out of memory' >&2; exit 3")],
       env: { PATH: process.env.PATH ?? "" },
     });
-    const err = (await run(ctx(), new AbortController().signal).then(() => null, (e: Error) => e))!;
+    const err = (await Promise.resolve(run(ctx(), new AbortController().signal)).then(() => null, (e: Error) => e))!;
     expect(err.message).toStartWith("command exited with code 3: ");
     expect(err.message).toEndWith("out of memory");
     expect(err.message).not.toContain("line 0\n");
@@ -84,7 +84,7 @@ describe("the command handler", () => {
       env: { PATH: process.env.PATH ?? "" },
     });
     const controller = new AbortController();
-    const done = run(ctx(), controller.signal).then(() => "resolved", (e: Error) => e.name);
+    const done = Promise.resolve(run(ctx(), controller.signal)).then(() => "resolved", (e: Error) => e.name);
     await waitFor(() => existsSync(`${pids}.child`) && readFileSync(`${pids}.child`, "utf8").trim() !== "", { what: "the tree started" });
     const self = Number(readFileSync(`${pids}.self`, "utf8"));
     const child = Number(readFileSync(`${pids}.child`, "utf8"));
@@ -120,7 +120,7 @@ describe("command types in the types file", () => {
     }
   });
 
-  test("a command job on a queue completes, fails with stderr as its error, and a timeout kills its tree and retries", async () => {
+  test("a command job on a queue completes with its stdout as result, fails with stderr as its error, and a timeout kills its tree and retries", async () => {
     const pidFile = join(dir, "slow-child");
     const types = parseTypesConfig(`
 [types.ok]
@@ -138,13 +138,14 @@ max_attempts = 2
     const registry = registryFromTypes(types, { timeoutMs: 30_000, maxAttempts: 5, priority: 0 }, { commandEnv: { PATH: process.env.PATH ?? "" } });
     const q = createJobQueue({
       store: createSqliteStore({ path: join(dir, "q.db"), synchronous: "NORMAL" }), registry, logger: createLogger("silent"),
-      nodeId: "exec-test", workers: 4, backoff: { baseMs: 1, capMs: 1 },
+      nodeId: "exec-test", workers: 4, backoff: { baseMs: 1, capMs: 1 }, keepCompletedMs: 60_000,
     });
     await q.start();
     const ok = await call(q, "POST", "/submit", { type: "ok", payload: { n: 1 } });
     const bad = await call(q, "POST", "/submit", { type: "bad" });
     const slow = await call(q, "POST", "/submit", { type: "slow" });
-    await waitFor(async () => (await call(q, "GET", `/jobs/${ok.body.id}`)).status === 404, { what: "ok completes" });
+    await waitFor(async () => (await call(q, "GET", `/jobs/${ok.body.id}`)).body.state === "completed", { what: "ok completes" });
+    expect((await call(q, "GET", `/jobs/${ok.body.id}`)).body.result).toBe("done\n");
     await waitFor(async () => (await call(q, "GET", `/jobs/${bad.body.id}`)).body.state === "dead", { what: "bad is dead" });
     expect((await call(q, "GET", `/jobs/${bad.body.id}`)).body.lastError).toBe("command exited with code 2: no such image");
     await waitFor(async () => (await call(q, "GET", `/jobs/${slow.body.id}`)).body.state === "dead", { what: "slow timed out twice", timeoutMs: 10_000 });

@@ -40,8 +40,8 @@ function harness(overrides: Partial<AppDeps> = {}) {
     typeDefaults: (type) => (KNOWN_TYPES.has(type) ? DEFAULTS : undefined),
     getJob: async (id) => jobs.get(id) ?? null,
     stats: async () => ({
-      jobs: { pending: 1, scheduled: 0, inflight: 0, dead: 2 },
-      types: { noop: { pending: 1, scheduled: 0, inflight: 0, dead: 2 } },
+      jobs: { pending: 1, scheduled: 0, inflight: 0, dead: 2, completed: 0 },
+      types: { noop: { pending: 1, scheduled: 0, inflight: 0, dead: 2, completed: 0 } },
       oldestReadyAgeSeconds: 1.5,
       completedLastMinute: 7,
     }),
@@ -543,8 +543,8 @@ describe("GET /stats", () => {
     const res = await harness().app.request("/stats");
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
-      jobs: { pending: 1, scheduled: 0, inflight: 0, dead: 2 },
-      types: { noop: { pending: 1, scheduled: 0, inflight: 0, dead: 2 } },
+      jobs: { pending: 1, scheduled: 0, inflight: 0, dead: 2, completed: 0 },
+      types: { noop: { pending: 1, scheduled: 0, inflight: 0, dead: 2, completed: 0 } },
       oldestReadyAgeSeconds: 1.5,
       completedLastMinute: 7,
     });

@@ -32,11 +32,11 @@ for (const kind of STORE_KINDS) {
       const before = await call(q, "GET", "/stats");
       expect(before.status).toBe(200);
       expect(before.body).toEqual({
-        jobs: { pending: 3, scheduled: 1, inflight: 1, dead: 0 },
+        jobs: { pending: 3, scheduled: 1, inflight: 1, dead: 0, completed: 0 },
         types: {
-          hold: { pending: 0, scheduled: 0, inflight: 1, dead: 0 },
-          quick: { pending: 2, scheduled: 1, inflight: 0, dead: 0 },
-          doomed: { pending: 1, scheduled: 0, inflight: 0, dead: 0 },
+          hold: { pending: 0, scheduled: 0, inflight: 1, dead: 0, completed: 0 },
+          quick: { pending: 2, scheduled: 1, inflight: 0, dead: 0, completed: 0 },
+          doomed: { pending: 1, scheduled: 0, inflight: 0, dead: 0, completed: 0 },
         },
         oldestReadyAgeSeconds: 4,
         completedLastMinute: 0,
@@ -45,7 +45,7 @@ for (const kind of STORE_KINDS) {
       await waitFor(async () => (await call(q, "GET", "/stats")).body.jobs.dead === 1, { what: "all but the scheduled one done" });
       await waitFor(async () => (await call(q, "GET", "/stats")).body.completedLastMinute === 3, { what: "three completions" });
       const after = (await call(q, "GET", "/stats")).body;
-      expect(after.jobs).toEqual({ pending: 0, scheduled: 1, inflight: 0, dead: 1 });
+      expect(after.jobs).toEqual({ pending: 0, scheduled: 1, inflight: 0, dead: 1, completed: 0 });
       expect(after.oldestReadyAgeSeconds).toBeNull();
       now += 61_000;
       expect((await call(q, "GET", "/stats")).body.completedLastMinute).toBe(0);

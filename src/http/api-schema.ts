@@ -57,7 +57,7 @@ export const jobView = z
   .object({
     id: idString,
     type: z.string(),
-    state: z.enum(["pending", "scheduled", "inflight", "dead"]),
+    state: z.enum(["pending", "scheduled", "inflight", "dead", "completed"]),
     priority: z.int().min(0).max(100),
     attempts: z.int().min(0),
     maxAttempts: z.int().min(1),
@@ -66,6 +66,8 @@ export const jobView = z
     lastError: z.string().nullable(),
     payload: z.unknown().meta({ description: "the payload as submitted (any JSON)" }),
     failedAt: iso.optional().meta({ description: "when the job was dead-lettered (dead jobs only)" }),
+    finishedAt: iso.optional().meta({ description: "when the job completed (completed records only, kept with --keep-completed)" }),
+    result: z.string().nullable().optional().meta({ description: "the start of the handler's result, e.g. a command's stdout (completed records only)" }),
   })
   .meta({ id: "Job" });
 export type JobViewJson = z.infer<typeof jobView>;
@@ -81,8 +83,8 @@ export const idReply = z.object({ id: idString }).meta({ id: "IdReply" });
 export const countReply = z.object({ count: z.int().min(0) }).meta({ id: "CountReply" });
 
 const stateCounts = z
-  .object({ pending: z.int().min(0), scheduled: z.int().min(0), inflight: z.int().min(0), dead: z.int().min(0) })
-  .meta({ id: "StateCounts", description: "pending: due and waiting; scheduled: waiting for runAt or a retry backoff" });
+  .object({ pending: z.int().min(0), scheduled: z.int().min(0), inflight: z.int().min(0), dead: z.int().min(0), completed: z.int().min(0) })
+  .meta({ id: "StateCounts", description: "pending: due and waiting; scheduled: waiting for runAt or a retry backoff; completed: records kept by --keep-completed" });
 
 export const statsReply = z
   .object({

@@ -263,6 +263,7 @@ function jobJson(job: JobView): JobViewJson {
     lastError: job.lastError,
     payload: JSON.parse(job.payload) as unknown,
     ...(job.failedAt !== null && { failedAt: new Date(job.failedAt).toISOString() }),
+    ...(job.finishedAt !== undefined && { finishedAt: new Date(job.finishedAt).toISOString(), result: job.result ?? null }),
   };
 }
 

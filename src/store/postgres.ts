@@ -5,9 +5,10 @@ import init001 from "../../sql/postgres/001_init.sql" with { type: "text" };
 import init002 from "../../sql/postgres/002_pending_run_at.sql" with { type: "text" };
 import init003 from "../../sql/postgres/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "text" };
+import init011 from "../../sql/postgres/011_completed_jobs.sql" with { type: "text" };
 import { redactUrl } from "../logger.ts";
 import type {
-  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StoreStats, TypeCap, TypeCounts,
+  BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StoreStats, TypeCap, TypeCounts,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -15,6 +16,7 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
   { version: 2, name: "002_pending_run_at", sql: init002 },
   { version: 3, name: "003_nodes", sql: init003 },
   { version: 10, name: "010_idempotency_keys", sql: init010 },
+  { version: 11, name: "011_completed_jobs", sql: init011 },
 ];
 
 export interface PostgresStoreOptions {
@@ -81,7 +83,7 @@ function toClaimed(r: JobRow): ClaimedJob {
 }
 const toEntry = (r: EntryRow): PendingEntry => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at, createdAt: r.created_at });
 
-interface StatsRow { state: "pending" | "inflight" | "dead"; type: string; n: number; later: number; oldest: number | null }
+interface StatsRow { state: "pending" | "inflight" | "dead" | "completed"; type: string; n: number; later: number; oldest: number | null }
 
 /** Grouped counts (one row per table and type) folded into one entry per type. */
 function statsFromRows(rows: StatsRow[]): StoreStats {
@@ -89,7 +91,7 @@ function statsFromRows(rows: StatsRow[]): StoreStats {
   let oldestDueAt: number | null = null;
   for (const r of rows) {
     let t = byType.get(r.type);
-    if (!t) byType.set(r.type, (t = { type: r.type, pending: 0, scheduled: 0, inflight: 0, dead: 0 }));
+    if (!t) byType.set(r.type, (t = { type: r.type, pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 0 }));
     if (r.state === "pending") {
       t.pending += r.n;
       t.scheduled += r.later;
@@ -250,8 +252,23 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return rows.map(toClaimed);
     },
 
-    async complete(refs: ClaimRef[]) {
+    async complete(refs: CompleteMove[], keep?: { finishedAt: number }) {
       if (refs.length === 0) return [];
+      if (keep !== undefined) {
+        // The job leaves a small record behind and keeps its idempotency key until it is pruned.
+        const kept = await sql<{ id: number }[]>`
+          WITH done AS (
+            DELETE FROM inflight_jobs j
+            USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[], ${refs.map((r) => r.result ?? null) as string[]}::text[]) AS f(id, attempts, result)
+            WHERE j.id = f.id AND j.attempts = f.attempts
+            RETURNING j.*, f.result AS result),
+          kept AS (
+            INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, result)
+            SELECT id, type, priority, attempts, max_attempts, run_at, created_at, to_timestamp(${keep.finishedAt}::float8 / 1000), result
+            FROM done)
+          SELECT id FROM done`;
+        return tookEffect(refs, kept);
+      }
       const rows = await sql<{ id: number }[]>`
         WITH done AS (
           DELETE FROM inflight_jobs j USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
@@ -411,18 +428,26 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     },
 
     async get(id: number, now: number) {
-      const rows = await sql.unsafe<(JobRow & { state: string; owner: string | null; lease_until: number | null; failed_at: number | null })[]>(`
-        SELECT 'pending' AS state, ${JOB_COLS}, NULL::text AS owner, NULL::float8 AS lease_until, NULL::float8 AS failed_at
+      const rows = await sql.unsafe<(JobRow & {
+        state: string; owner: string | null; lease_until: number | null; failed_at: number | null; finished_at: number | null; result: string | null;
+      })[]>(`
+        SELECT 'pending' AS state, ${JOB_COLS}, NULL::text AS owner, NULL::float8 AS lease_until, NULL::float8 AS failed_at,
+               NULL::float8 AS finished_at, NULL::text AS result
           FROM pending_jobs WHERE id = $1
         UNION ALL
-        SELECT 'inflight', ${JOB_COLS}, owner, ${ms("lease_until")}, NULL FROM inflight_jobs WHERE id = $1
+        SELECT 'inflight', ${JOB_COLS}, owner, ${ms("lease_until")}, NULL, NULL, NULL FROM inflight_jobs WHERE id = $1
         UNION ALL
-        SELECT 'dead', ${JOB_COLS}, NULL, NULL, ${ms("failed_at")} FROM dead_jobs WHERE id = $1`, [id] as never[], { prepare: true });
+        SELECT 'dead', ${JOB_COLS}, NULL, NULL, ${ms("failed_at")}, NULL, NULL FROM dead_jobs WHERE id = $1
+        UNION ALL
+        SELECT 'completed', id, type, 'null', priority, attempts, max_attempts, NULL, ${ms("run_at")}, ${ms("created_at")}, NULL,
+               NULL, NULL, NULL, ${ms("finished_at")}, result
+          FROM completed_jobs WHERE id = $1`, [id] as never[], { prepare: true });
       const r = rows[0];
       if (!r) return null;
       const state = (r.state === "pending" && r.run_at > now ? "scheduled" : r.state) as JobState;
       const view: JobView = {
         ...toClaimed(r), state, owner: r.owner, leaseUntil: r.lease_until, failedAt: r.failed_at,
+        ...(r.finished_at !== null && { finishedAt: r.finished_at, result: r.result }),
       };
       return view;
     },
@@ -436,9 +461,24 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
                min(${ms("run_at")}) FILTER (WHERE run_at <= to_timestamp($1::float8 / 1000)) AS oldest
           FROM pending_jobs GROUP BY type
         UNION ALL SELECT 'inflight', type, count(*)::int, 0, NULL FROM inflight_jobs GROUP BY type
-        UNION ALL SELECT 'dead', type, count(*)::int, 0, NULL FROM dead_jobs GROUP BY type`,
+        UNION ALL SELECT 'dead', type, count(*)::int, 0, NULL FROM dead_jobs GROUP BY type
+        UNION ALL SELECT 'completed', type, count(*)::int, 0, NULL FROM completed_jobs GROUP BY type`,
         [now] as never[], { prepare: true });
       return statsFromRows(rows);
+    },
+
+    // ---- completed records ----
+
+    async pruneCompleted(before: number, limit: number) {
+      const rows = await sql<{ id: number }[]>`
+        WITH done AS (
+          DELETE FROM completed_jobs WHERE id IN (
+            SELECT id FROM completed_jobs WHERE finished_at < to_timestamp(${before}::float8 / 1000)
+            ORDER BY finished_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+          RETURNING id),
+        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+        SELECT id FROM done`;
+      return rows.length;
     },
 
     // ---- idempotency keys ----
@@ -599,7 +639,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "claimNext", "heartbeatNode", "removeNode", "get", "counts", "ping"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
-  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending", "insertKeyed", "stats"] as const) {
+  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending", "insertKeyed", "stats", "pruneCompleted"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   return store;

@@ -8,8 +8,9 @@ import init001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
 import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
 import init003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/sqlite/010_idempotency_keys.sql" with { type: "text" };
+import init011 from "../../sql/sqlite/011_completed_jobs.sql" with { type: "text" };
 import type {
-  BuryMove, ClaimRef, ClaimedJob, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, TypeCap, TypeCounts,
+  BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, TypeCap, TypeCounts,
 } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -17,6 +18,7 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
   { version: 2, name: "002_pending_run_at", sql: init002 },
   { version: 3, name: "003_nodes", sql: init003 },
   { version: 10, name: "010_idempotency_keys", sql: init010 },
+  { version: 11, name: "011_completed_jobs", sql: init011 },
 ];
 
 /** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
@@ -43,7 +45,9 @@ const JOB_COLS = `id, type, payload, priority, attempts, max_attempts AS maxAtte
 const ENTRY_COLS = "id, type, priority, run_at AS runAt, created_at AS createdAt";
 const COPY_COLS = "id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error";
 
-type ViewRow = Omit<JobView, "state"> & { state: "pending" | "inflight" | "dead" };
+type ViewRow = Omit<JobView, "state" | "finishedAt" | "result"> & {
+  state: "pending" | "inflight" | "dead" | "completed"; finishedAt: number | null; result: string | null;
+};
 
 /** Every statement the store runs, prepared once (after migration: they name its tables). */
 function prepareStatements(db: Database) {
@@ -98,23 +102,36 @@ function prepareStatements(db: Database) {
       RETURNING ${ENTRY_COLS}`),
     pendingPage: p<PendingEntry, [afterId: number, limit: number]>(
       `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE id > ? ORDER BY id LIMIT ?`),
-    get: p<ViewRow, [id: number, id: number, id: number]>(`
-      SELECT 'pending' AS state, ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, NULL AS failedAt
+    get: p<ViewRow, [id: number, id: number, id: number, id: number]>(`
+      SELECT 'pending' AS state, ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, NULL AS failedAt, NULL AS finishedAt, NULL AS result
         FROM pending_jobs WHERE id = ?
       UNION ALL
-      SELECT 'inflight', ${JOB_COLS}, owner, lease_until, NULL FROM inflight_jobs WHERE id = ?
+      SELECT 'inflight', ${JOB_COLS}, owner, lease_until, NULL, NULL, NULL FROM inflight_jobs WHERE id = ?
       UNION ALL
-      SELECT 'dead', ${JOB_COLS}, NULL, NULL, failed_at FROM dead_jobs WHERE id = ?`),
+      SELECT 'dead', ${JOB_COLS}, NULL, NULL, failed_at, NULL, NULL FROM dead_jobs WHERE id = ?
+      UNION ALL
+      SELECT 'completed', id, type, 'null', priority, attempts, max_attempts, NULL, run_at, created_at, NULL,
+             NULL, NULL, NULL, finished_at, result
+        FROM completed_jobs WHERE id = ?`),
     counts: p<StoreCounts, []>(`
       SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
              (SELECT count(*) FROM dead_jobs) AS dead`),
     // Stats: one grouped query per table.
-    stats: p<{ state: "pending" | "inflight" | "dead"; type: string; n: number; later: number; oldest: number | null }, [now: number, now: number, now: number]>(`
+    stats: p<{ state: "pending" | "inflight" | "dead" | "completed"; type: string; n: number; later: number; oldest: number | null }, [now: number, now: number, now: number]>(`
       SELECT 'pending' AS state, type, sum(run_at <= ?) AS n, sum(run_at > ?) AS later,
              min(CASE WHEN run_at <= ? THEN run_at END) AS oldest
         FROM pending_jobs GROUP BY type
       UNION ALL SELECT 'inflight', type, count(*), 0, NULL FROM inflight_jobs GROUP BY type
-      UNION ALL SELECT 'dead', type, count(*), 0, NULL FROM dead_jobs GROUP BY type`),
+      UNION ALL SELECT 'dead', type, count(*), 0, NULL FROM dead_jobs GROUP BY type
+      UNION ALL SELECT 'completed', type, count(*), 0, NULL FROM completed_jobs GROUP BY type`),
+    // Completed records (--keep-completed).
+    keepCompleted: p<never, [finishedAt: number, result: string | null, id: number, attempt: number]>(`
+      INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, result)
+      SELECT id, type, priority, attempts, max_attempts, run_at, created_at, ?, ?
+      FROM inflight_jobs WHERE id = ? AND attempts = ?`),
+    oldCompleted: p<{ id: number }, [before: number, limit: number]>(
+      "SELECT id FROM completed_jobs WHERE finished_at < ? ORDER BY finished_at LIMIT ?"),
+    deleteCompleted: p<never, [id: number]>("DELETE FROM completed_jobs WHERE id = ?"),
     // Idempotency keys.
     keyHolder: p<{ job_id: number }, [key: string]>("SELECT job_id FROM idempotency_keys WHERE key = ?"),
     takeKey: p<never, [key: string, jobId: number, createdAt: number]>(
@@ -123,7 +140,7 @@ function prepareStatements(db: Database) {
     // Cancel (operator actions).
     cancelPending: p<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?"),
     // Dead letters (operator actions).
-    deadPage: p<Omit<ViewRow, "state">, [afterId: number, type: string | null, type: string | null, limit: number]>(`
+    deadPage: p<Omit<JobView, "state" | "finishedAt" | "result">, [afterId: number, type: string | null, type: string | null, limit: number]>(`
       SELECT ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, failed_at AS failedAt FROM dead_jobs
       WHERE id > ? AND (? IS NULL OR type = ?) ORDER BY id LIMIT ?`),
     deadIdsOfType: p<{ id: number }, [type: string, failedBy: number, limit: number]>(
@@ -294,6 +311,14 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     moves.map((m) => movedOut(q().buryFenced.run(m.error, now, m.id, m.attempt).changes, m.id)));
 
   const completeTx = db.transaction((refs: ClaimRef[]) => refs.map((r) => removed(q().completeFenced.run(r.id, r.attempt).changes, r.id)));
+  // Kept: a completed record replaces the row, and the idempotency key stays until it is pruned.
+  const completeKeptTx = db.transaction((refs: CompleteMove[], finishedAt: number) =>
+    refs.map((r) => movedOut(q().keepCompleted.run(finishedAt, r.result ?? null, r.id, r.attempt).changes, r.id)));
+  const pruneCompletedTx = db.transaction((before: number, limit: number) => {
+    const ids = q().oldCompleted.all(before, limit).map((r) => r.id);
+    for (const id of ids) removed(q().deleteCompleted.run(id).changes, id);
+    return ids.length;
+  });
 
   const extendTx = db.transaction((refs: ClaimRef[], owner: string, leaseUntil: number) =>
     refs.map((r) => q().extendFenced.run(leaseUntil, r.id, r.attempt, owner).changes > 0));
@@ -381,9 +406,13 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
       return claimTx.immediate(ids, owner, now, leaseMs);
     },
 
-    async complete(refs: ClaimRef[]) {
+    async complete(refs: CompleteMove[], keep?: { finishedAt: number }) {
       if (refs.length === 0) return [];
-      return completeTx.immediate(refs);
+      return keep === undefined ? completeTx.immediate(refs) : completeKeptTx.immediate(refs, keep.finishedAt);
+    },
+
+    async pruneCompleted(before: number, limit: number) {
+      return pruneCompletedTx.immediate(before, limit);
     },
 
     async retry(moves: RetryMove[]) {
@@ -450,10 +479,11 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     },
 
     async get(id: number, now: number) {
-      const r = q().get.get(id, id, id);
+      const r = q().get.get(id, id, id, id);
       if (!r) return null;
       const state: JobState = r.state === "pending" && r.runAt > now ? "scheduled" : r.state;
-      return { ...r, state };
+      const { finishedAt, result, ...rest } = r;
+      return { ...rest, state, ...(finishedAt !== null && { finishedAt, result }) };
     },
 
     async completeCancelled(refs: ClaimRef[]) {
@@ -494,7 +524,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
       let oldestDueAt: number | null = null;
       for (const r of q().stats.all(now, now, now)) {
         let t = byType.get(r.type);
-        if (!t) byType.set(r.type, (t = { type: r.type, pending: 0, scheduled: 0, inflight: 0, dead: 0 }));
+        if (!t) byType.set(r.type, (t = { type: r.type, pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 0 }));
         if (r.state === "pending") {
           t.pending += r.n;
           t.scheduled += r.later;

@@ -56,6 +56,11 @@ export interface ClaimedJob {
   lastError: string | null;
 }
 
+/** A finished attempt; `result` (a short summary, e.g. a command's stdout) is kept with a completed record. */
+export interface CompleteMove extends ClaimRef {
+  result?: string | null;
+}
+
 export interface RetryMove extends ClaimRef {
   runAt: number;
   error: string;
@@ -65,7 +70,7 @@ export interface BuryMove extends ClaimRef {
   error: string;
 }
 
-export type JobState = "pending" | "scheduled" | "inflight" | "dead";
+export type JobState = "pending" | "scheduled" | "inflight" | "dead" | "completed";
 
 /** A job as `GET /jobs/:id` shows it. */
 export interface JobView {
@@ -82,6 +87,9 @@ export interface JobView {
   owner: string | null;
   leaseUntil: number | null;
   failedAt: number | null;
+  /** Completed records only (kept with --keep-completed; they have no payload: "null"). */
+  finishedAt?: number;
+  result?: string | null;
 }
 
 /** claimNext takes at most `room` jobs of `type` (a type at its concurrency limit has room 0). */
@@ -104,6 +112,8 @@ export interface TypeCounts {
   scheduled: number;
   inflight: number;
   dead: number;
+  /** Completed records still kept (--keep-completed). */
+  completed: number;
 }
 
 export interface StoreStats {
@@ -146,8 +156,14 @@ export interface Store {
    * Ids not returned were claimed elsewhere, cancelled or are not due: the caller drops them.
    */
   claim(ids: number[], owner: string, now: number, leaseMs: number): Promise<ClaimedJob[]>;
-  /** Fenced delete of finished attempts; result[i] says whether refs[i] took effect. */
-  complete(refs: ClaimRef[]): Promise<boolean[]>;
+  /**
+   * Fenced delete of finished attempts; result[i] says whether refs[i] took effect. With `keep`, each
+   * job leaves a completed record (finished at keep.finishedAt, with its result) and keeps its
+   * idempotency key until the record is pruned; without, the key is released.
+   */
+  complete(refs: CompleteMove[], keep?: { finishedAt: number }): Promise<boolean[]>;
+  /** Delete up to `limit` completed records finished before `before` (oldest first) and release their keys; returns how many. */
+  pruneCompleted(before: number, limit: number): Promise<number>;
   /** Fenced move inflight → pending with a new run_at and the error. */
   retry(moves: RetryMove[]): Promise<boolean[]>;
   /**
