@@ -26,6 +26,7 @@ const BENCHES: Bench[] = [
   { name: "bullmq", file: "peers/bullmq.ts", needs: ["redis", "peers"] },
   { name: "heap", file: "heap.ts", needs: ["peers"] },
   { name: "memory", file: "memory.ts", needs: ["postgres", "binary"] },
+  { name: "nodes", file: "nodes.ts", needs: ["postgres", "binary"] },
 ];
 const GROUPS: Record<string, string[]> = { peers: ["graphile", "pgboss", "bullmq"] };
 
