@@ -8,3 +8,4 @@ export { createPostgresStore } from "./store/postgres.ts";
 export type { Store, NewJob, JobView, JobState } from "./store/store.ts";
 export { PermanentError, JobQueueError } from "./errors.ts";
 export { createLogger, type Logger } from "./logger.ts";
+export { createClient, JobQueueClientError, type JobQueueClient, type ClientOptions, type SubmitJob, type Job } from "./client.ts";

@@ -80,6 +80,17 @@ export const deadPage = z
   .meta({ id: "DeadPage" });
 
 export const idReply = z.object({ id: idString }).meta({ id: "IdReply" });
+export const submitReply = z
+  .object({ id: idString, duplicate: z.literal(true).optional().meta({ description: "present when the idempotency key was held: the id is the holder's" }) })
+  .meta({ id: "SubmitReply" });
+export const submitBatchReply = z
+  .object({
+    ids: z.array(idString),
+    duplicates: z.array(z.boolean()).optional().meta({ description: "per job, whether it named a job already holding its idempotency key (present when any job has a key)" }),
+  })
+  .meta({ id: "SubmitBatchReply" });
+export const cancelReply = z.object({ id: idString, state: z.literal("cancelling") }).meta({ id: "CancelReply" });
+export const statusReply = z.object({ status: z.enum(["ok", "ready"]) }).meta({ id: "Status" });
 export const countReply = z.object({ count: z.int().min(0) }).meta({ id: "CountReply" });
 
 const stateCounts = z

@@ -13,7 +13,11 @@ import type { DeadLetters } from "../dead-letters.ts";
 import type { Stats } from "../stats.ts";
 import type { Logger } from "../logger.ts";
 import type { InsertResult, JobView, NewJob } from "../store/store.ts";
-import { DEAD_PAGE_DEFAULT, bulkTypeQuery, deadListQuery, jobIdParam, type JobViewJson } from "./api-schema.ts";
+import {
+  DEAD_PAGE_DEFAULT, bulkTypeQuery, deadListQuery, jobIdParam,
+  type JobViewJson, type cancelReply, type submitBatchReply, type submitReply,
+} from "./api-schema.ts";
+import { openApiDocument } from "./openapi.ts";
 import { describeIssues, formatPath, parseSubmitBody, readableIssue, toNewJob, type SubmitBody } from "./submit-schema.ts";
 
 export interface AppDeps {
@@ -51,6 +55,7 @@ const ROUTES: Record<string, string[]> = {
   "/submit": ["POST"],
   "/jobs/:id": ["GET", "HEAD", "DELETE"],
   "/stats": ["GET", "HEAD"],
+  "/openapi.json": ["GET", "HEAD"],
   "/dead": ["GET", "HEAD", "DELETE"],
   "/dead/retry": ["POST"],
   "/dead/:id": ["DELETE"],
@@ -81,7 +86,7 @@ export function createApp(deps: AppDeps): Hono {
       case "removed":
         return c.body(null, 204);
       case "cancelling":
-        return c.json({ id: String(id), state: "cancelling" as const }, 202);
+        return c.json({ id: String(id), state: "cancelling" } satisfies z.infer<typeof cancelReply>, 202);
       case "dead":
         throw notFound(`job ${id} is dead: delete it with DELETE /dead/${id}`);
       case "elsewhere":
@@ -111,6 +116,8 @@ export function createApp(deps: AppDeps): Hono {
     return c.body(null, 204);
   });
   app.get("/stats", async (c) => c.json(await deps.stats()));
+  let openapi: Record<string, unknown> | undefined;
+  app.get("/openapi.json", (c) => c.json((openapi ??= openApiDocument())));
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/ready", async (c) => {
     const reason = deps.accepting() ? await deps.notReadyReason() : "shutting down";
@@ -154,11 +161,13 @@ async function submit(c: Context, deps: AppDeps, cap: { committing: number }): P
   const status = results.some((r) => !r.duplicate) ? 202 : 200;
   if (!parsed.batch) {
     const r = results[0]!;
-    return c.json(r.duplicate ? { id: String(r.id), duplicate: true } : { id: String(r.id) }, status);
+    const reply: z.infer<typeof submitReply> = r.duplicate ? { id: String(r.id), duplicate: true } : { id: String(r.id) };
+    return c.json(reply, status);
   }
   const ids = results.map((r) => String(r.id));
   const keyed = jobs.some((j) => j.idempotencyKey !== undefined);
-  return c.json(keyed ? { ids, duplicates: results.map((r) => r.duplicate) } : { ids }, status);
+  const reply: z.infer<typeof submitBatchReply> = keyed ? { ids, duplicates: results.map((r) => r.duplicate) } : { ids };
+  return c.json(reply, status);
 }
 
 /** Throws 429 queue_full when `adding` more jobs would take the queue past deps.maxQueued. */

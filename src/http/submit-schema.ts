@@ -69,14 +69,17 @@ export const jobSchema = z
   })
   .refine((job) => job.runAt === undefined || job.delayMs === undefined, {
     error: "give runAt or delayMs, not both",
-  });
+  })
+  .meta({ id: "SubmitJob", description: "One job. runAt and delayMs exclude each other; unknown fields are refused." });
 
-export const batchSchema = z.strictObject({
-  jobs: z
-    .array(jobSchema, { error: `expected an array of 1 to ${MAX_BATCH_JOBS} jobs` })
-    .min(1, { error: `expected an array of 1 to ${MAX_BATCH_JOBS} jobs` })
-    .max(MAX_BATCH_JOBS, { error: `expected an array of 1 to ${MAX_BATCH_JOBS} jobs` }),
-});
+export const batchSchema = z
+  .strictObject({
+    jobs: z
+      .array(jobSchema, { error: `expected an array of 1 to ${MAX_BATCH_JOBS} jobs` })
+      .min(1, { error: `expected an array of 1 to ${MAX_BATCH_JOBS} jobs` })
+      .max(MAX_BATCH_JOBS, { error: `expected an array of 1 to ${MAX_BATCH_JOBS} jobs` }),
+  })
+  .meta({ id: "SubmitBatch", description: "1 to 1000 jobs, committed all or nothing." });
 
 export type SubmittedJob = z.output<typeof jobSchema>;
 
