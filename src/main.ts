@@ -3,11 +3,20 @@
 // --help, --version), and owns process concerns: signals, exit codes, last-resort error logs.
 import { hostname } from "node:os";
 import pkg from "../package.json" with { type: "json" };
+import { CLIENT_HELP, isClientCommand, runClientCommand } from "./cli.ts";
 import { ConfigError, helpText, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 import { openStore, startServer } from "./server.ts";
 
 async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (isClientCommand(argv[0])) {
+    if (argv.includes("--help") || argv.includes("-h")) {
+      process.stdout.write(CLIENT_HELP);
+      return 0;
+    }
+    return runClientCommand(argv, process.env, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+  }
   let loaded;
   try {
     loaded = loadConfig(process.env, process.argv.slice(2), hostname());
@@ -20,7 +29,7 @@ async function main(): Promise<number> {
   }
   const { command, config } = loaded;
   if (command === "help") {
-    process.stdout.write(helpText() + "\n");
+    process.stdout.write(helpText() + "\n" + CLIENT_HELP);
     return 0;
   }
   if (command === "version") {
