@@ -243,12 +243,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
         SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
                to_timestamp($2::float8 / 1000), to_timestamp($3::float8 / 1000), $4
         FROM moved
-        RETURNING ${JOB_COLS}`, [claimIds, now, now + leaseMs, owner] as never[], {
-        // Unprepared, so planned for its own ids each time: a generic plan cached while
-        // pending_jobs was tiny was seen seq-scanning it at volume. (Planning every statement
-        // this way, via plan_cache_mode, tripled add-to-start latency.)
-        prepare: false,
-      });
+        RETURNING ${JOB_COLS}`, [claimIds, now, now + leaseMs, owner] as never[], { prepare: true });
       return rows.map(toClaimed);
     },
 
