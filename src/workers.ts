@@ -93,7 +93,11 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   let claimRetryTimer: ReturnType<typeof setTimeout> | null = null;
   let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   const idleWaiters: Array<() => void> = [];
-  const settledWaiters: Array<{ id: number; resolve: () => void }> = [];
+  /** settled() callers: `id`'s move and every claim that was out when they asked (seq ≤ upTo) must land. */
+  const settledWaiters: Array<{ id: number; upTo: number; resolve: () => void }> = [];
+  /** Claim statements out now, by sequence number. */
+  const claimsOut = new Set<number>();
+  let claimSeq = 0;
   const popOut = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[], types: [] as number[] };
   /** Jobs of each type being claimed or running a handler here (for per-type concurrency). */
   const occupied = new Map<string, number>();
@@ -214,6 +218,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   /** Claim due work straight from the store; false when the store failed. */
   async function pullBatch(limit: number): Promise<boolean> {
     claiming += limit;
+    const seq = ++claimSeq;
+    claimsOut.add(seq);
     let claimed: ClaimedJob[];
     try {
       const caps = pullCaps();
@@ -221,12 +227,14 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       if (claimed.length < limit && caps.length > 0) pullAfterRoom = true;
     } catch (err) {
       claiming -= limit;
+      claimsOut.delete(seq);
       logger.warn("pulling work from the store failed", { err: errorMessage(err) });
       pullWanted = false; // the next maintenance tick or hint tries again
       notifyIdle();
       return false;
     }
     claiming -= limit;
+    claimsOut.delete(seq);
     // Fewer than asked: nothing more is due out there for now.
     if (claimed.length < limit) pullWanted = false;
     if (claimed.length > 0) events.pulled(claimed.length);
@@ -238,12 +246,15 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   /** One claim statement; false when the store failed (the ids went back to the scheduler). */
   async function claimBatch(ids: number[], readyAts: number[], priorities: number[], types: string[]): Promise<boolean> {
     claiming += ids.length;
+    const seq = ++claimSeq;
+    claimsOut.add(seq);
     let claimed: ClaimedJob[];
     try {
       claimed = await store.claim(ids, owner, clock(), leaseMs);
       claimFailures = 0;
     } catch (err) {
       claiming -= ids.length;
+      claimsOut.delete(seq);
       // The rows are still pending (or, if the commit's reply was lost, leased to us and the
       // reaper returns them): put the ids back and try again after a pause.
       const now = clock();
@@ -264,6 +275,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       return false;
     }
     claiming -= ids.length;
+    claimsOut.delete(seq);
     const readyAtById = new Map<number, number>();
     ids.forEach((id, i) => readyAtById.set(id, readyAts[i]!));
     // Ids the claim did not return were taken elsewhere or cancelled: they hold no slot of their type.
@@ -440,16 +452,20 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     if (running.size === 0 && claiming === 0) for (const f of idleWaiters.splice(0)) f();
     for (let i = settledWaiters.length - 1; i >= 0; i--) {
       const w = settledWaiters[i]!;
-      if (!holds(w.id)) {
+      if (!holds(w.id, w.upTo)) {
         settledWaiters.splice(i, 1);
         w.resolve();
       }
     }
   }
 
-  /** Whether `id` is in a claim in flight, or claimed here with its store move still to come. */
-  function holds(id: number): boolean {
-    if (claiming > 0) return true;
+  /**
+   * Whether a claim numbered up to `upTo` is still out (it may be taking `id`), or `id` was claimed
+   * here and only its store move is left. Claims started later are not waited for, so a busy pool
+   * that always has one out cannot keep a caller waiting.
+   */
+  function holds(id: number, upTo: number): boolean {
+    for (const seq of claimsOut) if (seq <= upTo) return true;
     const r = running.get(id);
     return r !== undefined && !r.active;
   }
@@ -476,10 +492,11 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       r.controller.abort(new CancelledError());
       return true;
     },
-    /** Resolves once no claim is in flight and `id`'s store move (if any) has been made. */
+    /** Resolves once the claims out now have landed and `id`'s store move (if any) has been made. */
     settled(id: number): Promise<void> {
-      if (!holds(id)) return Promise.resolve();
-      return new Promise((resolve) => settledWaiters.push({ id, resolve }));
+      const upTo = claimSeq;
+      if (!holds(id, upTo)) return Promise.resolve();
+      return new Promise((resolve) => settledWaiters.push({ id, upTo, resolve }));
     },
     /**
      * Hint that the store may hold due jobs this heap does not (another node's backlog, a commit
