@@ -543,15 +543,8 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     // ---- cancel (operator actions) ----
 
     async completeCancelled(refs: ClaimRef[]) {
-      if (refs.length === 0) return [];
-      const rows = await sql<{ id: number }[]>`
-        WITH done AS (
-          DELETE FROM inflight_jobs j USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
-          WHERE j.id = f.id AND j.attempts = f.attempts
-          RETURNING j.id),
-        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
-        SELECT id FROM done`;
-      return tookEffect(refs, rows);
+      // A cancelled attempt leaves no record: the same fenced delete as a plain completion.
+      return store.complete(refs);
     },
 
     async cancelPending(pendingIds: number[]) {
