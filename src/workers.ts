@@ -112,7 +112,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
   const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
   const removals = createBatcher<ClaimRef, boolean>({ run: (refs) => store.completeCancelled(refs), maxBatch: 1000, defer });
-  /** Claim loops running; each has at most one claim out. */
+  /** Claim loops running (at most one); each has at most one claim out. */
   let claimLoops = 0;
   /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
   let pullWanted = false;
@@ -184,12 +184,13 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   }
 
   /**
-   * Claim ready jobs into free slots; called whenever either may have grown. A few claims are out
-   * at a time (one on a blocking store): jobs that become ready meanwhile leave together in the
-   * next claim (group commit), and a claim's round trip does not idle the pool.
+   * Claim ready jobs into free slots; called whenever either may have grown. One claim is out at
+   * a time: jobs that become ready and slots that free up meanwhile leave together in the next
+   * claim (group commit). Several claims out at once made each smaller and cut end-to-end
+   * throughput (8.3k vs 6.6k jobs/s at 32 workers, 16.2k vs 9.6k at 256, one bench run each).
    */
   function pump(): void {
-    if (claimLoops >= maxInFlight || !(canClaim() || canPull())) return;
+    if (claimLoops > 0 || !(canClaim() || canPull())) return;
     claimLoops++;
     defer(() => void claimLoop());
   }
