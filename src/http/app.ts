@@ -17,6 +17,7 @@ import {
   DEAD_PAGE_DEFAULT, bulkTypeQuery, deadListQuery, jobIdParam,
   type JobViewJson, type cancelReply, type submitBatchReply, type submitReply,
 } from "./api-schema.ts";
+import { dashboardPage } from "./dashboard.ts";
 import { openApiDocument } from "./openapi.ts";
 import { describeIssues, formatPath, parseSubmitBody, readableIssue, toNewJob, type SubmitBody } from "./submit-schema.ts";
 
@@ -63,6 +64,7 @@ const ROUTES: Record<string, string[]> = {
   "/health": ["GET", "HEAD"],
   "/ready": ["GET", "HEAD"],
   "/metrics": ["GET", "HEAD"],
+  "/ui": ["GET", "HEAD"],
 };
 
 /** What a full queue tells a producer to wait before trying again, in seconds. */
@@ -127,6 +129,8 @@ export function createApp(deps: AppDeps): Hono {
   app.get("/metrics", async (c) =>
     c.body(await deps.metricsText(), 200, { "content-type": deps.metricsContentType }),
   );
+  app.get("/ui", (c) => c.html(dashboardPage()));
+  app.get("/", (c) => c.redirect("/ui"));
 
   for (const [path, allow] of Object.entries(ROUTES)) {
     app.all(path, (c) => {

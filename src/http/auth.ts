@@ -10,8 +10,11 @@ export function isValidToken(token: string): boolean {
   return token.length >= 16 && token.length <= 4096 && /^[A-Za-z0-9\-._~+/]+=*$/.test(token);
 }
 
-/** Probes stay open so orchestrators need no secret; everything else needs the token. */
-const ALWAYS_OPEN = new Set(["/health", "/ready"]);
+/**
+ * Probes stay open so orchestrators need no secret, and so does the dashboard page (/ui), which
+ * holds no data: its own fetches carry the token. Everything else needs the token.
+ */
+const ALWAYS_OPEN = new Set(["/health", "/ready", "/ui"]);
 
 export type FetchHandler = (req: Request, ...rest: never[]) => Response | Promise<Response>;
 
