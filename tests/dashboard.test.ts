@@ -1,7 +1,9 @@
 // dashboard.test.ts: GET /ui in a real headless Chromium against a real server behind the token
 // gate: the counts render and follow submits, the dead-letter buttons work, and the lookup shows a job.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { PermanentError } from "../src/errors.ts";
 import type { Handler } from "../src/handlers/handler.ts";
@@ -105,7 +107,10 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in a browser", () => {
     expect(await page.textContent("#job-error")).toContain("the payload asked to fail");
 
     mkdirSync("docs", { recursive: true });
-    await page.screenshot({ path: "docs/dashboard.png", fullPage: true });
+    // The README's picture is refreshed only on request, so a test run leaves the tree clean.
+    const shot = process.env.JOBQUEUE_SCREENSHOT ? "docs/dashboard.png" : join(tmpdir(), `jq-dashboard-${process.pid}.png`);
+    await page.screenshot({ path: shot, fullPage: true });
+    expect(statSync(shot).size).toBeGreaterThan(1000);
 
     await row.locator("button.retry").click();
     await row.waitFor({ state: "detached" });

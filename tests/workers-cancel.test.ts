@@ -48,11 +48,13 @@ test("settled() waits for the claims out when it was called, not for claims star
   let settled = false;
   const waiting = h.pool.settled(1).then(() => (settled = true));
   h.scheduler.add(2, 0, h.now, h.now, "t");
-  await waitFor(() => h.claims.length === 2, { what: "second claim out" });
+  expect(h.claims.length).toBe(1); // one claim out at a time: job 2 waits for the next one
   expect(settled).toBe(false);
-  // The first claim lands (it got job 1): settled() resolves though the second is still out.
+  // The first claim lands (it got job 1) and the next claim (job 2) goes out at once:
+  // settled() resolves though that later claim is still out.
   h.claims[0]!.answer([h.job(1)]);
   await waiting;
+  await waitFor(() => h.claims.length === 2, { what: "second claim out" });
   expect(h.pool.cancel(1)).toBe(true);
   await waitFor(() => h.removed.length === 1, { what: "job 1 removed" });
   expect(h.removed).toEqual([{ id: 1, attempt: 1 }]);
