@@ -91,6 +91,8 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in a browser", () => {
     await submit({ type: "noop" });
     await page.waitForFunction(`Number(${textOf("#completed")}) >= 1`);
     await page.waitForFunction(`/^\\d+ \\/ 2$/.test(${textOf("#busy")} ?? "")`);
+    // The wait chart has a reading: a mean in ms over a poll interval, or "idle" when none started.
+    await page.waitForFunction(`/^([0-9.]+ ms|idle)$/.test(${textOf("#wait")} ?? "")`);
   });
 
   test("a dead job is listed, can be looked up, and its Retry button sends it back to run", async () => {

@@ -68,6 +68,42 @@ const SCRIPT = `
     return m ? Number(m[1]) : null;
   }
 
+  /** Sum of every series of a metric (all label sets), or null when absent. */
+  function sumMetric(text, name) {
+    let total = null;
+    for (const line of text.split("\\n")) {
+      if (!line.startsWith(name + " ") && !line.startsWith(name + "{")) continue;
+      const v = Number(line.slice(line.lastIndexOf(" ") + 1));
+      if (Number.isFinite(v)) total = (total ?? 0) + v;
+    }
+    return total;
+  }
+
+  /** Draws a history of values into one of the page's sparklines. */
+  function drawSpark(id, values) {
+    const max = Math.max(1e-9, ...values);
+    const step = 200 / (SAMPLES - 1);
+    const offset = SAMPLES - values.length;
+    $(id).setAttribute("points", values.map((v, i) => ((offset + i) * step).toFixed(1) + "," + (38 - (v / max) * 36).toFixed(1)).join(" "));
+  }
+
+  /** Mean ready-to-start wait over the last poll interval, from the wait histogram's sum and count. */
+  const waitHistory = [];
+  let lastWait = null;
+  function renderWait(text) {
+    const sum = sumMetric(text, "jobqueue_job_wait_seconds_sum"), count = sumMetric(text, "jobqueue_job_wait_seconds_count");
+    if (sum === null || count === null) return;
+    if (lastWait && count >= lastWait.count) {
+      const n = count - lastWait.count;
+      const ms = n > 0 ? ((sum - lastWait.sum) / n) * 1000 : 0;
+      waitHistory.push(ms);
+      if (waitHistory.length > SAMPLES) waitHistory.shift();
+      $("wait").textContent = n > 0 ? ms.toFixed(ms < 10 ? 2 : 0) + " ms" : "idle";
+      drawSpark("wait-spark", waitHistory);
+    }
+    lastWait = { sum, count };
+  }
+
   function renderStats(stats) {
     for (const s of STATES) $("count-" + s).textContent = stats.jobs[s];
     $("completed").textContent = stats.completedLastMinute;
@@ -82,10 +118,7 @@ const SCRIPT = `
     if (body.rows.length === 0) { const tr = el("tr"); const td = el("td", "no jobs"); td.colSpan = 6; td.className = "muted"; tr.append(td); body.append(tr); }
     history.push(stats.completedLastMinute);
     if (history.length > SAMPLES) history.shift();
-    const max = Math.max(1, ...history);
-    const step = 200 / (SAMPLES - 1);
-    const offset = SAMPLES - history.length;
-    $("spark").setAttribute("points", history.map((v, i) => ((offset + i) * step).toFixed(1) + "," + (38 - (v / max) * 36).toFixed(1)).join(" "));
+    drawSpark("spark", history);
   }
 
   function renderDead(page) {
@@ -119,6 +152,7 @@ const SCRIPT = `
         const text = await api("GET", "/metrics");
         const busy = metric(text, "jobqueue_workers_busy"), all = metric(text, "jobqueue_workers");
         $("busy").textContent = busy === null ? "?" : busy + (all === null ? "" : " / " + all);
+        renderWait(text);
       } catch { $("busy").textContent = "?"; }
       status("updated " + new Date().toLocaleTimeString());
     } catch (e) {
@@ -188,6 +222,8 @@ const PAGE = `<!doctype html>
       <div class="tile"><b id="completed">–</b><span>completed, last minute</span></div>
       <div class="tile"><svg width="200" height="40" viewBox="0 0 200 40" aria-label="completions over the last minute"><line x1="0" y1="38.5" x2="200" y2="38.5" stroke="currentColor" stroke-opacity=".25"></line><polyline id="spark" points=""></polyline></svg><br><span>last minute, every 2 s</span></div>
       ${tile("busy", "workers busy")}${tile("oldest", "oldest waiting")}
+      ${tile("wait", "wait, ready to start (mean, last 2 s)")}
+      <div class="tile"><svg width="200" height="40" viewBox="0 0 200 40" aria-label="mean wait from ready to start over the last minute"><line x1="0" y1="38.5" x2="200" y2="38.5" stroke="currentColor" stroke-opacity=".25"></line><polyline id="wait-spark" points=""></polyline></svg><br><span>wait over the last minute</span></div>
     </div>
   </section>
   <section>
