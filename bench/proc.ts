@@ -107,7 +107,7 @@ function inTree(procs: Map<number, ProcInfo>, pid: number, root: number): boolea
  * CPU used by processes that are not ours over a window, in percent of one core: everything
  * outside `root`'s process tree, except the shared PostgreSQL cluster (its postmaster's children
  * serve our benchmark databases, and cannot be told apart from other clients here), Redis and
- * kernel threads. Another session's tests, builds or benchmarks show up here.
+ * kernel threads. Other tests, builds or benchmarks running on the machine show up here.
  */
 export function foreignCpuMeter(root: number, sharedPostmaster: number | undefined) {
   let t0 = 0;
