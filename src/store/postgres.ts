@@ -8,8 +8,9 @@ import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "
 import init011 from "../../sql/postgres/011_completed_jobs.sql" with { type: "text" };
 import { redactUrl } from "../logger.ts";
 import type {
-  BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StoreStats, TypeCap, TypeCounts,
+  BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StoreStats, StatsRow, TypeCap,
 } from "./store.ts";
+import { statsFromRows } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
   { version: 1, name: "001_init", sql: init001 },
@@ -83,23 +84,6 @@ function toClaimed(r: JobRow): ClaimedJob {
 }
 const toEntry = (r: EntryRow): PendingEntry => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at, createdAt: r.created_at });
 
-interface StatsRow { state: "pending" | "inflight" | "dead" | "completed"; type: string; n: number; later: number; oldest: number | null }
-
-/** Grouped counts (one row per table and type) folded into one entry per type. */
-function statsFromRows(rows: StatsRow[]): StoreStats {
-  const byType = new Map<string, TypeCounts>();
-  let oldestDueAt: number | null = null;
-  for (const r of rows) {
-    let t = byType.get(r.type);
-    if (!t) byType.set(r.type, (t = { type: r.type, pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 0 }));
-    if (r.state === "pending") {
-      t.pending += r.n;
-      t.scheduled += r.later;
-      if (r.oldest !== null && (oldestDueAt === null || r.oldest < oldestDueAt)) oldestDueAt = r.oldest;
-    } else t[r.state] += r.n;
-  }
-  return { types: [...byType.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0)), oldestDueAt };
-}
 
 /** result[i] = whether refs[i].id came back from the statement. */
 function tookEffect(refs: ReadonlyArray<{ id: number }>, rows: ReadonlyArray<{ id: number }>): boolean[] {

@@ -10,8 +10,9 @@ import init003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/sqlite/010_idempotency_keys.sql" with { type: "text" };
 import init011 from "../../sql/sqlite/011_completed_jobs.sql" with { type: "text" };
 import type {
-  BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, TypeCap, TypeCounts,
+  BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StatsRow, TypeCap,
 } from "./store.ts";
+import { statsFromRows } from "./store.ts";
 
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
   { version: 1, name: "001_init", sql: init001 },
@@ -117,7 +118,7 @@ function prepareStatements(db: Database) {
       SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
              (SELECT count(*) FROM dead_jobs) AS dead`),
     // Stats: one grouped query per table.
-    stats: p<{ state: "pending" | "inflight" | "dead" | "completed"; type: string; n: number; later: number; oldest: number | null }, [now: number, now: number, now: number]>(`
+    stats: p<StatsRow, [now: number, now: number, now: number]>(`
       SELECT 'pending' AS state, type, sum(run_at <= ?) AS n, sum(run_at > ?) AS later,
              min(CASE WHEN run_at <= ? THEN run_at END) AS oldest
         FROM pending_jobs GROUP BY type
@@ -520,18 +521,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     },
 
     async stats(now: number) {
-      const byType = new Map<string, TypeCounts>();
-      let oldestDueAt: number | null = null;
-      for (const r of q().stats.all(now, now, now)) {
-        let t = byType.get(r.type);
-        if (!t) byType.set(r.type, (t = { type: r.type, pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 0 }));
-        if (r.state === "pending") {
-          t.pending += r.n;
-          t.scheduled += r.later;
-          if (r.oldest !== null && (oldestDueAt === null || r.oldest < oldestDueAt)) oldestDueAt = r.oldest;
-        } else t[r.state] += r.n;
-      }
-      return { types: [...byType.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0)), oldestDueAt };
+      return statsFromRows(q().stats.all(now, now, now));
     },
 
     async counts() {

@@ -116,6 +116,25 @@ export interface TypeCounts {
   completed: number;
 }
 
+/** One grouped count (a table and a type), as both stores query them for stats(). */
+export interface StatsRow { state: "pending" | "inflight" | "dead" | "completed"; type: string; n: number; later: number; oldest: number | null }
+
+/** Grouped counts (one row per table and type) folded into one entry per type. */
+export function statsFromRows(rows: StatsRow[]): StoreStats {
+  const byType = new Map<string, TypeCounts>();
+  let oldestDueAt: number | null = null;
+  for (const r of rows) {
+    let t = byType.get(r.type);
+    if (!t) byType.set(r.type, (t = { type: r.type, pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 0 }));
+    if (r.state === "pending") {
+      t.pending += r.n;
+      t.scheduled += r.later;
+      if (r.oldest !== null && (oldestDueAt === null || r.oldest < oldestDueAt)) oldestDueAt = r.oldest;
+    } else t[r.state] += r.n;
+  }
+  return { types: [...byType.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0)), oldestDueAt };
+}
+
 export interface StoreStats {
   /** Every type with at least one job, by name. */
   types: TypeCounts[];
