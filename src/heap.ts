@@ -87,6 +87,8 @@ export class PriorityHeap {
         pos = child;
         child = (pos << 1) + 1;
       }
+      // The same sift-up as push(), written out again on purpose: as a shared method it measured
+      // 0.98× flatqueue on pop-heavy work against 1.16× inline (bun bench/run.ts heap).
       const key = keys[last]!, id = ids[last]!, priority = prios[last]!, tag = tags[last]!;
       while (pos > 0) {
         const parent = (pos - 1) >> 1;
