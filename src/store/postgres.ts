@@ -179,6 +179,16 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   }
   const attempts = (refs: ReadonlyArray<ClaimRef>) => refs.map((r) => r.attempt);
 
+  /** Delete rows by id and release their idempotency keys, in one statement; result[i] per id. */
+  async function deleteReleasingKeys(table: "pending_jobs" | "dead_jobs", idList: number[]): Promise<boolean[]> {
+    if (idList.length === 0) return [];
+    const rows = await sql<{ id: number }[]>`
+      WITH done AS (DELETE FROM ${sql(table)} WHERE id = ANY(${idList}::bigint[]) RETURNING id),
+      released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+      SELECT id FROM done`;
+    return tookEffect(idList.map((id) => ({ id })), rows);
+  }
+
   const store: Store = {
     kind: "postgres",
     location: redactUrl(opts.url),
@@ -531,14 +541,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return store.complete(refs);
     },
 
-    async cancelPending(pendingIds: number[]) {
-      if (pendingIds.length === 0) return [];
-      const rows = await sql<{ id: number }[]>`
-        WITH done AS (DELETE FROM pending_jobs WHERE id = ANY(${pendingIds}::bigint[]) RETURNING id),
-        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
-        SELECT id FROM done`;
-      return tookEffect(pendingIds.map((id) => ({ id })), rows);
-    },
+    cancelPending: (pendingIds: number[]) => deleteReleasingKeys("pending_jobs", pendingIds),
 
     // ---- dead letters (operator actions) ----
 
@@ -569,14 +572,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return rows.map(toEntry);
     },
 
-    async deleteDead(deadIds: number[]) {
-      if (deadIds.length === 0) return [];
-      const rows = await sql<{ id: number }[]>`
-        WITH done AS (DELETE FROM dead_jobs WHERE id = ANY(${deadIds}::bigint[]) RETURNING id),
-        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
-        SELECT id FROM done`;
-      return tookEffect(deadIds.map((id) => ({ id })), rows);
-    },
+    deleteDead: (deadIds: number[]) => deleteReleasingKeys("dead_jobs", deadIds),
 
     async deleteDeadOfType(type: string, limit: number) {
       const rows = await sql<{ id: number }[]>`
