@@ -4,7 +4,17 @@ import { createBatcher } from "./batcher.ts";
 import { errorMessage, unavailable } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { InsertResult, NewJob, Store } from "./store/store.ts";
+import type { ClaimedJob, InsertResult, NewJob, Store } from "./store/store.ts";
+
+/** The worker pool's side of starting a job in its insert's own transaction. */
+export interface DirectStart {
+  /** This node's owner name and lease length, written into the leased rows. */
+  owner: string;
+  leaseMs: number;
+  reserve(types: string[]): boolean[];
+  startReserved(jobs: ClaimedJob[]): void;
+  unreserve(types: string[]): void;
+}
 
 export interface DispatcherDeps {
   store: Store;
@@ -14,28 +24,57 @@ export interface DispatcherDeps {
   onSubmitted: (jobs: NewJob[]) => void;
   /** Most jobs per insert statement. */
   maxBatch?: number;
+  /**
+   * When given, due jobs submitted while this node has idle slots and nothing queued are inserted
+   * already claimed (one commit instead of an insert and a claim) and start at once.
+   */
+  direct?: DirectStart;
 }
 
 export function createDispatcher(deps: DispatcherDeps) {
   const { store, scheduler, clock } = deps;
   // One request's jobs travel together, so a request stays all-or-nothing inside a shared commit.
-  const inserts = createBatcher<NewJob[], InsertResult[]>({
+  const inserts = createBatcher<NewJob[], { ids: InsertResult[]; now: number }>({
     maxBatch: deps.maxBatch ?? 5000,
     weight: (jobs) => jobs.length,
     defer: store.blocking ? (fn) => void setImmediate(fn) : undefined,
     // PostgreSQL overlaps commits (and syncs their WAL together): keep a few inserts out at once.
     maxInFlight: store.blocking ? 1 : 4,
     run: async (requests) => {
-      const ids = await store.insertKeyed(requests.flat(), clock());
-      const out: InsertResult[][] = [];
+      const now = clock();
+      const ids = await store.insertKeyed(requests.flat(), now);
+      const out: Array<{ ids: InsertResult[]; now: number }> = [];
       let at = 0;
       for (const r of requests) {
-        out.push(ids.slice(at, at + r.length));
+        out.push({ ids: ids.slice(at, at + r.length), now });
         at += r.length;
       }
       return out;
     },
   });
+
+  /**
+   * Lease the due jobs the pool has idle slots for, most urgent first (highest priority, then
+   * input order, as the heap would pop them). Returns the jobs to insert and which were leased.
+   */
+  function leaseIdle(jobs: NewJob[], now: number): { rows: NewJob[]; leased: boolean[] } {
+    const leased = jobs.map(() => false);
+    const direct = deps.direct;
+    if (!direct) return { rows: jobs, leased };
+    const due = jobs.map((_, i) => i).filter((i) => jobs[i]!.runAt <= now);
+    if (due.length === 0) return { rows: jobs, leased };
+    due.sort((a, b) => jobs[b]!.priority - jobs[a]!.priority || a - b);
+    const granted = direct.reserve(due.map((i) => jobs[i]!.type));
+    if (!granted.includes(true)) return { rows: jobs, leased };
+    const lease = { owner: direct.owner, until: now + direct.leaseMs };
+    const rows = jobs.slice();
+    due.forEach((i, n) => {
+      if (!granted[n]) return;
+      leased[i] = true;
+      rows[i] = { ...jobs[i]!, lease };
+    });
+    return { rows, leased };
+  }
 
   return {
     /**
@@ -43,19 +82,36 @@ export function createDispatcher(deps: DispatcherDeps) {
      * names, which is scheduled already); throws a 503 JobQueueError when the store fails.
      */
     async submit(jobs: NewJob[]): Promise<InsertResult[]> {
+      const { rows, leased } = leaseIdle(jobs, clock());
       let ids: InsertResult[];
+      let insertedAt: number;
       try {
-        ids = await inserts.add(jobs);
+        ({ ids, now: insertedAt } = await inserts.add(rows));
       } catch (err) {
+        deps.direct?.unreserve(jobs.filter((_, i) => leased[i]).map((j) => j.type));
         deps.logger.warn("submit failed: store unavailable", { err: errorMessage(err) });
         throw unavailable("the job store is unavailable; nothing was stored, retry later");
       }
       const now = clock();
+      const started: ClaimedJob[] = [];
+      const unused: string[] = [];
       const created = jobs.filter((j, i) => {
         const r = ids[i]!;
-        if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now, j.type);
+        if (leased[i]) {
+          if (r.duplicate) unused.push(j.type);
+          else {
+            started.push({
+              id: r.id, type: j.type, payload: j.payload, priority: j.priority, attempts: 1, maxAttempts: j.maxAttempts,
+              timeoutMs: j.timeoutMs, runAt: j.runAt, createdAt: insertedAt, lastError: null,
+            });
+          }
+        } else if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now, j.type);
         return !r.duplicate;
       });
+      if (deps.direct) {
+        deps.direct.unreserve(unused);
+        if (started.length > 0) deps.direct.startReserved(started);
+      }
       // Wake idle nodes sharing the database (a hint; polling is the backstop).
       store.announce(now).catch((err) => deps.logger.debug("announce failed", { err: errorMessage(err) }));
       deps.onSubmitted(created);

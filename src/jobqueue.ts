@@ -90,6 +90,12 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
 
   const dispatcher = createDispatcher({
     store, scheduler, clock, logger,
+    direct: {
+      owner: opts.nodeId, leaseMs,
+      reserve: (types) => pool.reserve(types),
+      startReserved: (jobs) => pool.startReserved(jobs),
+      unreserve: (types) => pool.unreserve(types),
+    },
     onSubmitted: (jobs) => {
       for (const j of jobs) m.submitted.labels({ type: j.type }).inc();
     },

@@ -482,6 +482,38 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     pump,
     heartbeat,
     /**
+     * Slots for jobs being submitted now that may start the moment their insert commits (the
+     * insert leases them to this node): granted only while nothing claimable waits in the heap,
+     * no pull is wanted and the store is healthy, so such a job never overtakes one already
+     * queued here. result[i] says whether types[i]'s job got a slot; each granted slot must be
+     * settled by startReserved() or unreserve().
+     */
+    reserve(types: string[]): boolean[] {
+      const granted = types.map(() => false);
+      if (!started || stopping || claimRetryTimer || pullWanted || claimableReady()) return granted;
+      for (let i = 0; i < types.length && freeSlots() > 0; i++) {
+        const room = roomFor(types[i]!);
+        if (room !== undefined && room <= 0) continue;
+        claiming++;
+        occupy(types[i]!, 1);
+        granted[i] = true;
+      }
+      return granted;
+    },
+    /** Run jobs whose insert leased them to this node (their slots were reserved). */
+    startReserved(jobs: ClaimedJob[]): void {
+      claiming -= jobs.length;
+      startClaimed(jobs, null);
+    },
+    /** Give back reserved slots whose jobs were not inserted (duplicates, a failed insert). */
+    unreserve(types: string[]): void {
+      if (types.length === 0) return;
+      claiming -= types.length;
+      for (const type of types) occupy(type, -1);
+      notifyIdle();
+      pump();
+    },
+    /**
      * Cancel `id` if this pool is running its handler: the signal fires with a CancelledError and
      * the row is removed (fenced by the claim, never retried) when the handler returns. false when
      * the handler is not running here (see settled()).

@@ -65,6 +65,35 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(await store.claim([a!, b!], "node-2", T0 + 2, LEASE)).toEqual([]);
     });
 
+    test("a job inserted with a lease starts inflight as its first attempt, beside pending ones in the same call", async () => {
+      const lease = { owner: "node-1", until: T0 + LEASE };
+      const ids = await store.insert([job({ type: "p" }), job({ type: "s", payload: '"go"', lease }), job({ type: "p2" })], T0);
+      expect(ids[0]! < ids[1]! && ids[1]! < ids[2]!).toBe(true);
+      expect(await store.get(ids[1]!, T0)).toMatchObject({
+        id: ids[1], type: "s", state: "inflight", attempts: 1, owner: "node-1", leaseUntil: T0 + LEASE, createdAt: T0, runAt: T0, payload: '"go"',
+      });
+      expect((await store.get(ids[0]!, T0))!.state).toBe("pending");
+      expect((await store.get(ids[2]!, T0))!.state).toBe("pending");
+      // It is not pending, so no claim can take it a second time; its attempt is fenced like a claim's.
+      expect(await store.claim([ids[1]!], "node-2", T0, LEASE)).toEqual([]);
+      expect(await store.complete([{ id: ids[1]!, attempt: 0 }])).toEqual([false]);
+      expect(await store.complete([{ id: ids[1]!, attempt: 1 }])).toEqual([true]);
+      expect(await store.get(ids[1]!, T0)).toBeNull();
+    });
+
+    test("a leased job whose process dies comes back through the reaper with its attempt counted", async () => {
+      const [id] = await store.insert([job({ maxAttempts: 2, lease: { owner: "gone", until: T0 + 10 } })], T0);
+      const back = await store.reapExpired(T0 + 11, 100);
+      expect(back.map((e) => e.id)).toContain(id!);
+      expect(await store.get(id!, T0 + 11)).toMatchObject({ state: "pending", attempts: 1 });
+      // An idempotency key taken with a leased insert is held like any other, and a duplicate starts nothing.
+      const [k1] = await store.insertKeyed([job({ idempotencyKey: "lease-k", lease: { owner: "n", until: T0 + LEASE } })], T0);
+      expect(await store.get(k1!.id, T0)).toMatchObject({ state: "inflight", attempts: 1, owner: "n" });
+      const [k2] = await store.insertKeyed([job({ idempotencyKey: "lease-k", lease: { owner: "m", until: T0 + LEASE } })], T0);
+      expect(k2).toEqual({ id: k1!.id, duplicate: true });
+      expect(await store.get(k1!.id, T0)).toMatchObject({ owner: "n" });
+    });
+
     test("complete removes the job only for the claim it names", async () => {
       const [id] = await store.insert([job()], T0);
       const [c] = await store.claim([id!], "n", T0, LEASE);

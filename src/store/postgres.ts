@@ -150,6 +150,37 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   const ids = (refs: ReadonlyArray<{ id: number }>) => refs.map((r) => r.id);
 
   /**
+   * One statement that inserts jobs into pending_jobs, except those with a lease, which go straight
+   * to inflight_jobs as their first attempt. `rowIds` gives the ids (keyed inserts draw them first);
+   * null draws them from the sequence in input order. Returns the ids in input order.
+   */
+  async function insertSplit(q: Sql, rows: NewJob[], now: number, rowIds: number[] | null): Promise<number[]> {
+    const got = await q<{ id: number }[]>`
+      WITH t AS MATERIALIZED (
+        SELECT coalesce(t.given_id, nextval('jobs_id_seq')) AS id, t.*
+        FROM unnest(${(rowIds ?? rows.map(() => null)) as unknown as number[]}::bigint[], ${rows.map((j) => j.type)}::text[],
+                    ${rows.map((j) => j.payload)}::text[], ${rows.map((j) => j.priority)}::int2[],
+                    ${rows.map((j) => j.maxAttempts)}::int4[], ${rows.map((j) => j.timeoutMs) as number[]}::int4[],
+                    ${rows.map((j) => j.runAt)}::float8[], ${rows.map((j) => j.lease?.owner ?? null) as string[]}::text[],
+                    ${rows.map((j) => j.lease?.until ?? null) as number[]}::float8[])
+             WITH ORDINALITY AS t(given_id, type, payload, priority, max_attempts, timeout_ms, run_at, owner, lease_until, ord)
+        ORDER BY t.ord),
+      queued AS (
+        INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
+        SELECT id, type, payload::json, priority, max_attempts, timeout_ms, to_timestamp(run_at / 1000),
+               to_timestamp(${now}::float8 / 1000)
+        FROM t WHERE owner IS NULL),
+      started AS (
+        INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
+                                   picked_at, lease_until, owner)
+        SELECT id, type, payload::json, priority, 1, max_attempts, timeout_ms, to_timestamp(run_at / 1000),
+               to_timestamp(${now}::float8 / 1000), to_timestamp(${now}::float8 / 1000), to_timestamp(lease_until / 1000), owner
+        FROM t WHERE owner IS NOT NULL)
+      SELECT id FROM t ORDER BY ord`;
+    return got.map((r) => r.id);
+  }
+
+  /**
    * claimNext with per-type caps (types at their concurrency limit in the caller): full types are
    * left out of the window, and of each capped type at most its room is taken, most urgent first.
    */
@@ -212,6 +243,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     async insert(jobs: NewJob[], now: number) {
       if (jobs.length === 0) return [];
       if (jobs.some((j) => j.idempotencyKey !== undefined)) return (await store.insertKeyed(jobs, now)).map((r) => r.id);
+      if (jobs.some((j) => j.lease !== undefined)) return (await insertSplit(sql, jobs, now, null)).sort((a, b) => a - b);
       const rows = await sql<{ id: number }[]>`
         INSERT INTO pending_jobs (type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
         SELECT t.type, t.payload::json, t.priority, t.max_attempts, t.timeout_ms,
@@ -520,16 +552,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
         });
         const rows = jobs.filter((_, i) => !results[i]!.duplicate);
         const rowIds = results.filter((r) => !r.duplicate).map((r) => r.id);
-        if (rows.length > 0) {
-          await tx`
-            INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
-            SELECT t.id, t.type, t.payload::json, t.priority, t.max_attempts, t.timeout_ms,
-                   to_timestamp(t.run_at / 1000), to_timestamp(${now}::float8 / 1000)
-            FROM unnest(${rowIds}::bigint[], ${rows.map((j) => j.type)}::text[], ${rows.map((j) => j.payload)}::text[],
-                        ${rows.map((j) => j.priority)}::int2[], ${rows.map((j) => j.maxAttempts)}::int4[],
-                        ${rows.map((j) => j.timeoutMs) as number[]}::int4[], ${rows.map((j) => j.runAt)}::float8[])
-                 AS t(id, type, payload, priority, max_attempts, timeout_ms, run_at)`;
-        }
+        if (rows.length > 0) await insertSplit(tx as unknown as Sql, rows, now, rowIds);
         return results;
       });
     },

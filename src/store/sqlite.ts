@@ -59,6 +59,12 @@ function prepareStatements(db: Database) {
       timeoutMs: number | null, runAt: number, createdAt: number]>(`
       INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    // A job that starts at once: its first attempt, leased in the insert's own transaction.
+    insertStarted: p<never, [id: number, type: string, payload: string, priority: number, maxAttempts: number,
+      timeoutMs: number | null, runAt: number, createdAt: number, pickedAt: number, leaseUntil: number, owner: string]>(`
+      INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
+                                 picked_at, lease_until, owner)
+      VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`),
     claimDue: p<ClaimedJob, [now: number, leaseUntil: number, owner: string, id: number, now: number]>(`
       INSERT INTO inflight_jobs (${COPY_COLS}, picked_at, lease_until, owner)
       SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error, ?, ?, ?
@@ -217,12 +223,18 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     }
   });
 
+  /** One job's row: pending, or (with a lease) inflight as its first attempt. */
+  const insertRow = (s: Statements, id: number, j: NewJob, now: number) => {
+    if (j.lease === undefined) s.insertPending.run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now);
+    else s.insertStarted.run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now, now, j.lease.until, j.lease.owner);
+  };
+
   const insertTx = db.transaction((jobs: NewJob[], now: number) => {
     const s = q();
     const last = s.bumpIds.get(jobs.length)!.last_id;
     const first = last - jobs.length + 1;
     return jobs.map((j, i) => {
-      s.insertPending.run(first + i, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now);
+      insertRow(s, first + i, j, now);
       return first + i;
     });
   });
@@ -256,7 +268,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     for (const i of fresh) {
       const j = jobs[i]!;
       const id = idOf.get(i)!;
-      s.insertPending.run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now);
+      insertRow(s, id, j, now);
       if (j.idempotencyKey !== undefined) {
         s.takeKey.run(j.idempotencyKey, id, now);
         holders.set(j.idempotencyKey, { id, duplicate: false });

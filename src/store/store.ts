@@ -18,6 +18,12 @@ export interface NewJob {
    * leaves the system for good (completed and not kept, cancelled, or deleted).
    */
   idempotencyKey?: string;
+  /**
+   * Start at once: the job is inserted straight into inflight as its first attempt (attempts 1,
+   * leased to `owner` until `until`), in the same transaction as the rest of the insert. Submit and
+   * claim then share one commit; a crash leaves the row leased, and the reaper hands it back.
+   */
+  lease?: { owner: string; until: number };
 }
 
 /** One submitted job's fate: its new id, or (duplicate) the id of the job already holding its key. */
