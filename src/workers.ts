@@ -43,6 +43,8 @@ export interface WorkerPoolDeps {
 interface Running {
   job: ClaimedJob;
   controller: AbortController;
+  /** Ends the attempt early: aborts the handler's signal and frees its slot even if it ignores it. */
+  interrupt?: (reason: Error) => void;
   /** false once the handler returned and only the store move is left. */
   active: boolean;
   /** Cancelled by an operator: the attempt ends in removal, whatever the handler did. */
@@ -317,7 +319,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: true };
     } else {
       const timeoutMs = job.timeoutMs ?? type.timeoutMs;
-      outcome = await runHandler(job, type.handler, controller, timeoutMs);
+      outcome = await runHandler(job, type.handler, entry, timeoutMs);
     }
     entry.active = false;
     activeCount--;
@@ -343,17 +345,26 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     notifyIdle();
   }
 
+  /** Abort a running attempt from inside the pool (timeout, lost lease, cancel, shutdown). */
+  function interrupt(r: Running, reason: Error): void {
+    if (r.interrupt) r.interrupt(reason);
+    else r.controller.abort(reason);
+  }
+
   async function runHandler(
     job: ClaimedJob,
     handler: NonNullable<ReturnType<HandlerRegistry["get"]>>["handler"],
-    controller: AbortController,
+    entry: Running,
     timeoutMs: number,
   ): Promise<Outcome> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const aborted = new Promise<never>((_, reject) => {
-      const onAbort = () => reject(controller.signal.reason);
-      controller.signal.addEventListener("abort", onAbort, { once: true });
-      timer = setTimeout(() => controller.abort(new TimeoutError(timeoutMs)), timeoutMs);
+      // Every abort comes from this pool, so it rejects directly instead of through a listener.
+      entry.interrupt = (reason) => {
+        entry.controller.abort(reason);
+        reject(reason);
+      };
+      timer = setTimeout(() => entry.interrupt!(new TimeoutError(timeoutMs)), timeoutMs);
     });
     aborted.catch(() => {});
     try {
@@ -362,7 +373,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
       });
       // A handler that ignores the signal still loses the race: the slot is freed.
-      const value = await Promise.race([Promise.resolve().then(() => handler(ctx, controller.signal)), aborted]);
+      const value = await Promise.race([Promise.resolve().then(() => handler(ctx, entry.controller.signal)), aborted]);
       return { ok: true, result: deps.keepCompleted ? resultOf(value) : null };
     } catch (err) {
       return { ok: false, error: errorMessage(err), permanent: err instanceof PermanentError };
@@ -430,7 +441,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
           logger.warn("lease lost; aborting the attempt", { id: ref.id, attempt: ref.attempt });
           const e = new Error("lease lost");
           e.name = "LeaseLostError";
-          r.controller.abort(e);
+          interrupt(r, e);
         }
       });
     } catch (err) {
@@ -522,7 +533,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       const r = running.get(id);
       if (!r?.active) return false;
       r.cancelled = true;
-      r.controller.abort(new CancelledError());
+      interrupt(r, new CancelledError());
       return true;
     },
     /** Resolves once the claims out now have landed and `id`'s store move (if any) has been made. */
@@ -564,7 +575,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         for (const r of stuck) {
           const e = new Error("shutting down");
           e.name = "ShutdownError";
-          r.controller.abort(e);
+          interrupt(r, e);
         }
         released = stuck.length;
         await releaseNow(stuck.map((r) => r.job));
