@@ -105,8 +105,28 @@ export class StoreTimeoutError extends Error {
   }
 }
 
+/**
+ * libpq's way of naming a Unix socket, `?host=/var/run/postgresql` (a directory), which postgres.js
+ * does not read from a URL: turned into its `path` option. A database on the same machine answers
+ * a round trip over the socket in about two thirds of the time loopback TCP takes.
+ */
+export function socketOf(url: string): { url: string; path?: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { url };
+  }
+  const host = u.searchParams.get("host");
+  if (host === null || !host.startsWith("/")) return { url };
+  u.searchParams.delete("host");
+  return { url: u.toString(), path: `${host.replace(/\/+$/, "")}/.s.PGSQL.${u.port || "5432"}` };
+}
+
 export function createPostgresStore(opts: PostgresStoreOptions): Store {
-  const open = (max = opts.max ?? 10): Sql => postgres(opts.url, {
+  const target = socketOf(opts.url);
+  const open = (max = opts.max ?? 10): Sql => postgres(target.url, {
+    ...(target.path !== undefined && { path: target.path }),
     max,
     connect_timeout: opts.connectTimeoutS ?? 5,
     idle_timeout: 60,
