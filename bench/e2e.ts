@@ -2,10 +2,11 @@
 // can run them, then a fresh start and the time until every one is completed (row 4; row 9 on the
 // embedded store). The preload goes through the product itself, so it works on either store.
 import {
-  NOOP_TYPES, type Result, type StoreTarget, counter, emit, fmtInt, holdingReceiver, log, newStoreTarget, nextXid,
+  NOOP_TYPES, type Result, type StoreTarget, counter, createDb, emit, fmtInt, holdingReceiver, log, newStoreTarget, nextXid,
   startJobqueue, typesFile, waitFor,
 } from "./lib.ts";
 import { cpuMeter, fmtCpu, postgresPids } from "./proc.ts";
+import { createPostgresStore } from "../src/store/postgres.ts";
 
 export const E2E_JOBS = 50_000;
 const PRELOAD_BATCH = 1000;
@@ -90,6 +91,44 @@ export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number):
   }
 }
 
+/**
+ * What PostgreSQL alone allows: the store's own claim and complete statements, one after the other
+ * on one connection, in batches of `batch`, with no handler, heap or HTTP around them. The gap
+ * between this and the binary's rows is what the process adds; this itself bounds any design
+ * that moves rows pending → inflight → gone with a commit per move.
+ */
+export async function storeOnly(batch: number): Promise<{ jobsPerS: number; claimUs: number; completeUs: number }> {
+  const db = await createDb("storeonly");
+  const store = createPostgresStore({ url: db.url, max: 1 });
+  try {
+    await store.migrate();
+    const ids: number[] = [];
+    const at = Date.now() - 1000;
+    for (let i = 0; i < E2E_JOBS; i += PRELOAD_BATCH) {
+      const jobs = Array.from({ length: PRELOAD_BATCH }, (_, k) => ({ type: "noop", payload: `{"n":${i + k}}`, priority: 0, maxAttempts: 5, runAt: at, timeoutMs: null }));
+      ids.push(...(await store.insert(jobs, at)));
+    }
+    await db.sql`VACUUM ANALYZE pending_jobs`;
+    let claimMs = 0;
+    let completeMs = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < ids.length; i += batch) {
+      const a = performance.now();
+      const got = await store.claim(ids.slice(i, i + batch), "bench", Date.now(), 30_000);
+      const b = performance.now();
+      await store.complete(got.map((j) => ({ id: j.id, attempt: j.attempts })));
+      claimMs += b - a;
+      completeMs += performance.now() - b;
+    }
+    const totalMs = performance.now() - t0;
+    const statements = Math.ceil(ids.length / batch);
+    return { jobsPerS: (ids.length * 1000) / totalMs, claimUs: (claimMs * 1000) / statements, completeUs: (completeMs * 1000) / statements };
+  } finally {
+    await store.close();
+    await db.drop();
+  }
+}
+
 export function e2eText(jobsPerS: number, totalMs: number): string {
   return `${fmtInt(jobsPerS)} jobs/s (${fmtInt(E2E_JOBS)} in ${(totalMs / 1000).toFixed(2)} s)`;
 }
@@ -103,6 +142,16 @@ export async function main(opts: { sqlite: boolean; workers: number[] }): Promis
       row: "4", bench: `End to end, ${fmtInt(E2E_JOBS)} preloaded noop jobs`, subject: `jobqueue (PostgreSQL, --workers ${workers})`,
       result: e2eText(run.jobsPerS, run.totalMs), value: run.jobsPerS,
       notes: `timed from process spawn (heap load included) to the last completion seen on /metrics; ${run.notes}`,
+    });
+  }
+  for (const batch of opts.workers.filter((w) => w <= 256)) {
+    log(`e2e: the PostgreSQL store's statements alone, batches of ${batch}`);
+    const r = await storeOnly(batch);
+    results.push({
+      row: "4", bench: `End to end, ${fmtInt(E2E_JOBS)} preloaded noop jobs`, subject: `PostgreSQL store alone (claim + complete, batches of ${batch})`,
+      result: `${fmtInt(r.jobsPerS)} jobs/s`,
+      notes: `the bound from the database: the store's claim then complete statements back to back on one connection, no handler, heap or HTTP; ` +
+        `claim ${fmtInt(r.claimUs)} µs, complete ${fmtInt(r.completeUs)} µs per statement (each one commit)`,
     });
   }
   if (opts.sqlite) {
