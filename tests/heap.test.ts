@@ -115,6 +115,108 @@ describe("PriorityHeap", () => {
     expect(h.pop()).toBe(9);
   });
 
+  // pop() leaves a hole at the root that the next push() fills; every other operation must see a
+  // valid heap. Random interleavings of every method, weighted towards pop-then-push and
+  // pop-then-peek, against a sorted-array oracle.
+  for (const seed of [11, 12, 13, 14, 15, 16]) {
+    test(`random interleavings of every method match a sorted-array oracle (seed ${seed})`, () => {
+      const rand = rng(seed);
+      const h = new PriorityHeap(1 + Math.floor(rand() * 4));
+      type Tagged = Entry & { tag: number };
+      let live: Tagged[] = []; // kept sorted by order
+      let nextId = 1;
+      let maxSize = 0;
+      // Few keys and priorities so ties on key, and on key and priority, are common.
+      const keySpan = seed % 2 === 0 ? 8 : 60;
+      const push = () => {
+        const e = { id: nextId++, key: Math.floor(rand() * keySpan) - 3, prio: Math.floor(rand() * 3) * 100, tag: Math.floor(rand() * 65536) };
+        h.push(e.id, e.key, e.prio, e.tag);
+        let i = live.length;
+        while (i > 0 && order(live[i - 1]!, e) > 0) i--;
+        live.splice(i, 0, e);
+      };
+      const pop = () => {
+        const want = live.shift();
+        expect(h.pop()).toBe(want ? want.id : -1);
+        if (want) {
+          expect(h.lastKey).toBe(want.key);
+          expect(h.lastPriority).toBe(want.prio);
+          expect(h.lastTag).toBe(want.tag);
+        }
+      };
+      // Any one of the peeks may be the first call after a pop, so each must fill the hole itself.
+      const peeks = [
+        () => expect(h.peekId()).toBe(live[0] ? live[0].id : -1),
+        () => expect(h.peekKey()).toBe(live[0] ? live[0].key : Infinity),
+        () => live[0] && expect(h.peekPriority()).toBe(live[0].prio),
+      ];
+      const peek = () => {
+        const first = Math.floor(rand() * 3);
+        for (let i = 0; i < 3; i++) peeks[(first + i) % 3]!();
+      };
+      for (let step = 0; step < 20_000; step++) {
+        const r = rand();
+        // Drift the heap's size up and down so it grows past several doublings, drains to empty
+        // and refills.
+        const pushBias = Math.sin(step / 700) * 0.25;
+        if (r < 0.4 + pushBias) push();
+        else if (r < 0.55) pop();
+        else if (r < 0.67) {
+          pop();
+          push();
+        } else if (r < 0.75) {
+          pop();
+          peek();
+        } else if (r < 0.82) peek();
+        else if (r < 0.85) {
+          pop();
+          pop();
+        } else if (r < 0.97) {
+          expect(h.size).toBe(live.length);
+        } else if (r < 0.9995) {
+          if (rand() < 0.5) pop(); // visit with a hole pending, too
+          const seen: [number, number, number][] = [];
+          h.forEachKeyPriority((key, prio, id) => seen.push([id, key, prio]));
+          seen.sort((a, b) => a[0] - b[0]);
+          expect(seen).toEqual([...live].sort((a, b) => a.id - b.id).map((e) => [e.id, e.key, e.prio]));
+        } else {
+          if (rand() < 0.5) pop(); // clear with a hole pending, too
+          h.clear();
+          live = [];
+        }
+        maxSize = Math.max(maxSize, live.length);
+        expect(h.size).toBe(live.length);
+      }
+      expect(maxSize).toBeGreaterThan(64); // it grew from its tiny initial capacity
+      while (live.length > 0) pop();
+      pop();
+      peek();
+      expect(h.size).toBe(0);
+    });
+  }
+
+  test("pop then push reuses the root hole and keeps order, tags and sizes", () => {
+    const h = new PriorityHeap(2);
+    for (const [id, key] of [[1, 5], [2, 3], [3, 8], [4, 3]] as const) h.push(id, key, 0, id * 10);
+    expect(h.pop()).toBe(2);
+    expect(h.lastTag).toBe(20);
+    expect(h.size).toBe(3);
+    h.push(5, 1, 0, 50); // goes straight to the top through the hole
+    expect(h.size).toBe(4);
+    expect(h.peekId()).toBe(5);
+    h.push(6, 3, 0, 60); // after the hole is filled: an ordinary push
+    expect([h.pop(), h.pop(), h.pop(), h.pop(), h.pop(), h.pop()]).toEqual([5, 4, 6, 1, 3, -1]);
+    expect(h.lastTag).toBe(30);
+    expect(h.size).toBe(0);
+    h.push(7, 0, 0);
+    expect(h.pop()).toBe(7);
+    expect(h.pop()).toBe(-1);
+    expect(h.size).toBe(0);
+    h.push(8, 2, 0);
+    expect(h.size).toBe(1);
+    expect(h.peekKey()).toBe(2);
+  });
+
   test("ids up to 2^53 survive the Float64Array round trip", () => {
     const h = new PriorityHeap();
     h.push(Number.MAX_SAFE_INTEGER, 5, 0);
