@@ -79,6 +79,42 @@ class TimeoutError extends Error {
   }
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as PromiseLike<unknown>).then === "function";
+}
+
+/**
+ * The timeout of attempts started together with the same limit: one timer for all of them,
+ * cleared when the last one ends, interrupting whichever are still running when it fires.
+ */
+class TimeoutGroup {
+  private members = new Set<Running>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly ms: number) {}
+
+  join(entry: Running): void {
+    this.members.add(entry);
+  }
+
+  leave(entry: Running): void {
+    this.members.delete(entry);
+    if (this.members.size === 0 && this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** Starts the clock once every member has joined (members that already ended are gone). */
+  arm(): void {
+    if (this.members.size === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      for (const entry of [...this.members]) entry.interrupt?.(new TimeoutError(this.ms));
+    }, this.ms);
+  }
+}
+
 /** Most jobs moved by one claim statement. */
 const MAX_CLAIM_BATCH = 1000;
 /** Longest pause between retries of a store move that keeps failing. */
@@ -293,6 +329,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   /** Start handlers for claimed jobs (or hand them straight back if shutdown began meanwhile). */
   function startClaimed(claimed: ClaimedJob[], readyAtById: Map<number, number> | null): void {
     const now = clock();
+    // Jobs started together with the same timeout share one timer (a claim brings many).
+    const timers = new Map<number, TimeoutGroup>();
     for (const job of claimed) {
       events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id) ?? job.runAt)));
       if (stopping) {
@@ -302,24 +340,30 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         void releaseNow([job]);
         continue;
       }
-      void run(job);
+      const type = registry.get(job.type);
+      let group: TimeoutGroup | undefined;
+      if (type) {
+        const timeoutMs = job.timeoutMs ?? type.timeoutMs;
+        group = timers.get(timeoutMs);
+        if (!group) timers.set(timeoutMs, (group = new TimeoutGroup(timeoutMs)));
+      }
+      void run(job, type, group);
     }
+    for (const group of timers.values()) group.arm();
     notifyIdle();
   }
 
-  async function run(job: ClaimedJob): Promise<void> {
+  async function run(job: ClaimedJob, type: ReturnType<HandlerRegistry["get"]>, group: TimeoutGroup | undefined): Promise<void> {
     const controller = new AbortController();
     const entry: Running = { job, controller, active: true };
     running.set(job.id, entry);
     activeCount++;
-    const type = registry.get(job.type);
     const started = clock();
     let outcome: Outcome;
-    if (!type) {
+    if (!type || !group) {
       outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: true };
     } else {
-      const timeoutMs = job.timeoutMs ?? type.timeoutMs;
-      outcome = await runHandler(job, type.handler, entry, timeoutMs);
+      outcome = await runHandler(job, type.handler, entry, group);
     }
     entry.active = false;
     activeCount--;
@@ -351,35 +395,44 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     else r.controller.abort(reason);
   }
 
-  async function runHandler(
+  /**
+   * Runs the handler; resolves with the attempt's outcome when it returns or throws, or as soon as
+   * the pool interrupts it (timeout, lost lease, cancel, shutdown) even if it ignores its signal.
+   */
+  function runHandler(
     job: ClaimedJob,
     handler: NonNullable<ReturnType<HandlerRegistry["get"]>>["handler"],
     entry: Running,
-    timeoutMs: number,
+    group: TimeoutGroup,
   ): Promise<Outcome> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      // Every abort comes from this pool, so it rejects directly instead of through a listener.
+    return new Promise<Outcome>((resolve) => {
+      let open = true;
+      const finish = (outcome: Outcome) => {
+        if (!open) return;
+        open = false;
+        group.leave(entry);
+        resolve(outcome);
+      };
+      const failed = (err: unknown) => finish({ ok: false, error: errorMessage(err), permanent: err instanceof PermanentError });
+      const done = (value: unknown) => finish({ ok: true, result: deps.keepCompleted ? resultOf(value) : null });
+      // Every abort comes from this pool, so it ends the attempt here instead of through a listener.
       entry.interrupt = (reason) => {
         entry.controller.abort(reason);
-        reject(reason);
+        failed(reason);
       };
-      timer = setTimeout(() => entry.interrupt!(new TimeoutError(timeoutMs)), timeoutMs);
+      group.join(entry);
+      try {
+        const ctx = jobContext({
+          id: job.id, type: job.type, payloadText: job.payload, attempt: job.attempts,
+          maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
+        });
+        const value = handler(ctx, entry.controller.signal);
+        if (isThenable(value)) value.then(done, failed);
+        else done(value);
+      } catch (err) {
+        failed(err);
+      }
     });
-    aborted.catch(() => {});
-    try {
-      const ctx = jobContext({
-        id: job.id, type: job.type, payloadText: job.payload, attempt: job.attempts,
-        maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
-      });
-      // A handler that ignores the signal still loses the race: the slot is freed.
-      const value = await Promise.race([Promise.resolve().then(() => handler(ctx, entry.controller.signal)), aborted]);
-      return { ok: true, result: deps.keepCompleted ? resultOf(value) : null };
-    } catch (err) {
-      return { ok: false, error: errorMessage(err), permanent: err instanceof PermanentError };
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   async function settle(job: ClaimedJob, outcome: Outcome, runMs: number): Promise<void> {

@@ -52,13 +52,41 @@ export function createHandlerRegistry(defaults: TypePolicy): HandlerRegistry {
   };
 }
 
+/** A JobContext whose payload is parsed on first read (a class: one allocation per attempt, no spread). */
+class LazyJobContext implements JobContext {
+  readonly id: number;
+  readonly type: string;
+  readonly payloadText: string;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly priority: number;
+  readonly createdAt: number;
+  #parsed: { value: unknown } | null = null;
+
+  constructor(j: Omit<JobContext, "payload">) {
+    this.id = j.id;
+    this.type = j.type;
+    this.payloadText = j.payloadText;
+    this.attempt = j.attempt;
+    this.maxAttempts = j.maxAttempts;
+    this.priority = j.priority;
+    this.createdAt = j.createdAt;
+  }
+
+  get payload(): unknown {
+    this.#parsed ??= { value: JSON.parse(this.payloadText) };
+    return this.#parsed.value;
+  }
+
+  /** What JSON.stringify(ctx) shows (the getter lives on the prototype). */
+  toJSON(): Record<string, unknown> {
+    return {
+      id: this.id, type: this.type, payload: this.payload, payloadText: this.payloadText, attempt: this.attempt,
+      maxAttempts: this.maxAttempts, priority: this.priority, createdAt: this.createdAt,
+    };
+  }
+}
+
 export function jobContext(j: Omit<JobContext, "payload">): JobContext {
-  let parsed: { value: unknown } | null = null;
-  return {
-    ...j,
-    get payload() {
-      parsed ??= { value: JSON.parse(j.payloadText) };
-      return parsed.value;
-    },
-  };
+  return new LazyJobContext(j);
 }
