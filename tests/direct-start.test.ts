@@ -34,8 +34,9 @@ for (const kind of STORE_KINDS) {
         const later = await call(q, "POST", "/submit", { type: "held", priority: 100 });
         expect((await call(q, "GET", `/jobs/${later.body.id}`)).body.state).toBe("pending");
         release();
-        await waitFor(async () => ran.length === 6 && (await call(q, "GET", `/jobs/${later.body.id}`)).status === 404, { what: "all six ran" });
-        expect(q.metrics.counterValue("jobqueue_jobs_completed_total")).toBe(6);
+        await waitFor(() => q.metrics.counterValue("jobqueue_jobs_completed_total") === 6, { what: "all six completed" });
+        expect(ran).toHaveLength(6);
+        expect((await call(q, "GET", `/jobs/${later.body.id}`)).status).toBe(404);
       } finally {
         release();
         await q.shutdown(1000);
