@@ -57,6 +57,8 @@ export interface JobQueue {
 
 /** Rows per batch when streaming pending jobs into the heaps at start-up. */
 const LOAD_BATCH = 10_000;
+/** Pending rows at start-up past which the loader's garbage is collected before serving. */
+const LARGE_LOAD = 100_000;
 /** How long /ready waits for the store before calling it unreachable. */
 const READY_PING_TIMEOUT_MS = 2000;
 
@@ -215,6 +217,9 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
         pushEntries(batch);
         loaded += batch.length;
       }
+      // Streaming a large backlog leaves its decoded rows behind as garbage: collect it once now,
+      // so the process starts serving at the size of what it keeps (the heaps), not at its peak.
+      if (loaded >= LARGE_LOAD) Bun.gc(true);
       liveNodes = await store.heartbeatNode(opts.nodeId, clock(), clock() - 3 * reapIntervalMs);
       if (opts.listen ?? true) {
         try {
