@@ -133,40 +133,7 @@ export class PriorityHeap {
     this.lastTag = tags[top]!;
     const last = n - 1;
     this.n = last;
-    let pos = top;
-    let child = (pos << 1) + 1;
-    while (child < last) {
-      const right = child + 1;
-      let ck = keys[child]!;
-      if (right < last) {
-        const rk = keys[right]!;
-        if (rk < ck || (rk === ck && (prios[right]! < prios[child]! || (prios[right] === prios[child] && ids[right]! < ids[child]!)))) {
-          child = right;
-          ck = rk;
-        }
-      }
-      keys[pos] = ck;
-      ids[pos] = ids[child]!;
-      prios[pos] = prios[child]!;
-      tags[pos] = tags[child]!;
-      pos = child;
-      child = (pos << 1) + 1;
-    }
-    const key = keys[last]!, id = ids[last]!, priority = prios[last]!, tag = tags[last]!;
-    while (pos > top) {
-      const parent = (pos - 1) >> 1;
-      const pk = keys[parent]!;
-      if (pk < key || (pk === key && (prios[parent]! < priority || (prios[parent] === priority && ids[parent]! < id)))) break;
-      keys[pos] = pk;
-      ids[pos] = ids[parent]!;
-      prios[pos] = prios[parent]!;
-      tags[pos] = tags[parent]!;
-      pos = parent;
-    }
-    keys[pos] = key;
-    ids[pos] = id;
-    prios[pos] = priority;
-    tags[pos] = tag;
+    this.closeHole(top, last);
     return topId;
   }
 
@@ -174,12 +141,18 @@ export class PriorityHeap {
   private fill(): void {
     this.hole = false;
     const last = --this.n;
-    if (last === 0) return;
+    if (last > 0) this.closeHole(0, last);
+  }
+
+  /**
+   * Closes a hole at `start` (its entry already taken) with the entry at `last`, which leaves the
+   * heap: the hole walks down to a leaf along the smaller child (one comparison per level), then
+   * that entry sifts up from there, never above `start`; it rarely climbs far.
+   */
+  private closeHole(start: number, last: number): void {
     const keys = this.keys, ids = this.ids, prios = this.prios, tags = this.tags;
-    // Bottom-up: walk the hole down to a leaf along the smaller child (one comparison per
-    // level), then sift the former last entry up from there; it rarely climbs far.
-    let pos = 0;
-    let child = 1;
+    let pos = start;
+    let child = (pos << 1) + 1;
     while (child < last) {
       const right = child + 1;
       let ck = keys[child]!;
@@ -200,7 +173,7 @@ export class PriorityHeap {
     // The same sift-up as push(), written out again on purpose: a shared sift-up method measured
     // slower on pop-heavy work (0.98× flatqueue against 1.16× inline, commit 7bd542d).
     const key = keys[last]!, id = ids[last]!, priority = prios[last]!, tag = tags[last]!;
-    while (pos > 0) {
+    while (pos > start) {
       const parent = (pos - 1) >> 1;
       const pk = keys[parent]!;
       if (pk < key || (pk === key && (prios[parent]! < priority || (prios[parent] === priority && ids[parent]! < id)))) break;
