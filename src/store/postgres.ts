@@ -6,6 +6,7 @@ import init002 from "../../sql/postgres/002_pending_run_at.sql" with { type: "te
 import init003 from "../../sql/postgres/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "text" };
 import init011 from "../../sql/postgres/011_completed_jobs.sql" with { type: "text" };
+import init012 from "../../sql/postgres/012_inflight_pk_only.sql" with { type: "text" };
 import { redactUrl } from "../logger.ts";
 import type {
   BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StoreStats, StatsRow, TypeCap,
@@ -18,6 +19,7 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
   { version: 3, name: "003_nodes", sql: init003 },
   { version: 10, name: "010_idempotency_keys", sql: init010 },
   { version: 11, name: "011_completed_jobs", sql: init011 },
+  { version: 12, name: "012_inflight_pk_only", sql: init012 },
 ];
 
 export interface PostgresStoreOptions {

@@ -9,6 +9,7 @@ import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text
 import init003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/sqlite/010_idempotency_keys.sql" with { type: "text" };
 import init011 from "../../sql/sqlite/011_completed_jobs.sql" with { type: "text" };
+import init012 from "../../sql/sqlite/012_inflight_pk_only.sql" with { type: "text" };
 import type {
   BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StatsRow, TypeCap,
 } from "./store.ts";
@@ -20,6 +21,7 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
   { version: 3, name: "003_nodes", sql: init003 },
   { version: 10, name: "010_idempotency_keys", sql: init010 },
   { version: 11, name: "011_completed_jobs", sql: init011 },
+  { version: 12, name: "012_inflight_pk_only", sql: init012 },
 ];
 
 /** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
