@@ -76,3 +76,44 @@ test("claims, settles and lookups scan no table sequentially; lease upkeep scans
     expect({ table, seqScans: last[table]!.seq_scan - after[table]!.seq_scan }).toEqual({ table, seqScans: 0 });
   }
 });
+
+test("a claim keeps to the primary key when pending_jobs has grown far past its statistics", async () => {
+  const stale = await createTestDatabase("jq_plans_stale");
+  const sql = postgres(stale.url, { max: 1, onnotice: () => {} });
+  const T0 = 1_700_000_000_000;
+  try {
+    const seed = createPostgresStore({ url: stale.url });
+    await seed.migrate();
+    // Statistics from a small table, frozen: submits pour in faster than autovacuum's next analyze.
+    await sql`ALTER TABLE pending_jobs SET (autovacuum_enabled = false)`;
+    const early = await seed.insert(Array.from({ length: 600 }, () => job({ runAt: T0 })), T0);
+    await sql`ANALYZE pending_jobs`;
+    const counters = async () => {
+      const [r] = await sql<{ fetched: string; deleted: string }[]>`
+        SELECT idx_tup_fetch AS fetched, n_tup_del AS deleted FROM pg_stat_user_tables WHERE relname = 'pending_jobs'`;
+      return { fetched: Number(r!.fetched), deleted: Number(r!.deleted) };
+    };
+    const before = await counters();
+
+    // One connection claims while the table is small (more than five times, so the prepared
+    // claim settles on a generic plan), then again after 40,000 more rows arrived.
+    const store = createPostgresStore({ url: stale.url, max: 1 });
+    for (let i = 0; i < 8; i++) expect(await store.claim(early.slice(i * 32, i * 32 + 32), "me", T0 + 1, 30_000)).toHaveLength(32);
+    const late: number[] = [];
+    for (let i = 0; i < 40; i++) late.push(...(await seed.insert(Array.from({ length: 1000 }, () => job({ runAt: T0 })), T0)));
+    for (let i = 0; i < 4; i++) expect(await store.claim(late.slice(i * 32, i * 32 + 32), "me", T0 + 1, 30_000)).toHaveLength(32);
+    await store.close();
+    await seed.close();
+
+    // By primary key the twelve claims fetch at most their 384 rows; through
+    // pending_jobs_run_at_idx every claim after the growth fetched all 40,000 due rows to keep 32.
+    const after = await waitFor(async () => {
+      const c = await counters();
+      return c.deleted >= before.deleted + 384 ? c : null;
+    }, { what: "statistics flushed" });
+    expect(after.fetched - before.fetched).toBeLessThan(5000);
+  } finally {
+    await sql.end();
+    await stale.drop();
+  }
+});

@@ -282,9 +282,13 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
 
     async claim(claimIds: number[], owner: string, now: number, leaseMs: number) {
       if (claimIds.length === 0) return [];
+      // The due check compares epoch ms, an expression no index covers, so the only index path
+      // is the primary key. Written as run_at <= …, a generic plan made while pending_jobs was
+      // small (its row count stale while submits pour in) took pending_jobs_run_at_idx instead
+      // and filtered every due row: 30 ms per 32-job claim at 100k pending (auto_explain).
       const rows = await sql.unsafe<JobRow[]>(`
         WITH moved AS (
-          DELETE FROM pending_jobs WHERE id = ANY($1::bigint[]) AND run_at <= to_timestamp($2::float8 / 1000)
+          DELETE FROM pending_jobs WHERE id = ANY($1::bigint[]) AND ${ms("run_at")} <= $2::float8
           RETURNING *)
         INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
                                    created_at, last_error, picked_at, lease_until, owner)
