@@ -43,6 +43,23 @@ for (const kind of STORE_KINDS) {
       }
     });
 
+    test("a type at its concurrency limit gets no direct start: the rest of the batch waits in pending", async () => {
+      let release: () => void = () => {};
+      const gate = new Promise<void>((r) => (release = r));
+      const q = await startQueue(site.open(), { single: { handler: () => gate, policy: { concurrency: 1 } } }, { workers: 4 });
+      try {
+        const res = await call(q, "POST", "/submit", { jobs: [{ type: "single" }, { type: "single" }, { type: "single" }] });
+        expect(res.status).toBe(202);
+        const states = await Promise.all((res.body.ids as string[]).map(async (id) => (await call(q, "GET", `/jobs/${id}`)).body.state));
+        expect(states).toEqual(["inflight", "pending", "pending"]);
+        release();
+        await waitFor(() => q.metrics.counterValue("jobqueue_jobs_completed_total") === 3, { what: "all three completed" });
+      } finally {
+        release();
+        await q.shutdown(1000);
+      }
+    });
+
     test("a duplicate key gives its reserved slot back: the job runs once and the node drains and stops", async () => {
       const runs: number[] = [];
       const q = await startQueue(site.open(), { once: (job) => void runs.push(job.id) }, { workers: 1 });
