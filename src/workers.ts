@@ -421,17 +421,22 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         failed(reason);
       };
       group.join(entry);
-      try {
-        const ctx = jobContext({
-          id: job.id, type: job.type, payloadText: job.payload, attempt: job.attempts,
-          maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
-        });
-        const value = handler(ctx, entry.controller.signal);
-        if (isThenable(value)) value.then(done, failed);
-        else done(value);
-      } catch (err) {
-        failed(err);
-      }
+      // Handlers start after the whole batch is registered (slots counted), never inside
+      // startClaimed's loop, so a handler that submits or cancels sees the pool as it is.
+      queueMicrotask(() => {
+        if (!open) return; // interrupted before it began
+        try {
+          const ctx = jobContext({
+            id: job.id, type: job.type, payloadText: job.payload, attempt: job.attempts,
+            maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
+          });
+          const value = handler(ctx, entry.controller.signal);
+          if (isThenable(value)) value.then(done, failed);
+          else done(value);
+        } catch (err) {
+          failed(err);
+        }
+      });
     });
   }
 
