@@ -64,6 +64,19 @@ const HAND_BACK = (runAt: string, error: string, failedAt: string) => `,
   FROM moved WHERE attempts < max_attempts
   RETURNING ${ENTRY_COLS}`;
 
+/**
+ * The tail of every claim, whose CTE `moved` holds the pending rows it took: they enter inflight
+ * with this attempt counted, picked at `pickedAtMs` and leased to `owner` until `untilMs` (SQL
+ * expressions for epoch ms and the owner), and come back as claimed jobs.
+ */
+const CLAIM_INTO_INFLIGHT = (pickedAtMs: string, untilMs: string, owner: string) => `
+  INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
+                             created_at, last_error, picked_at, lease_until, owner)
+  SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
+         to_timestamp(${pickedAtMs}::float8 / 1000), to_timestamp(${untilMs}::float8 / 1000), ${owner}
+  FROM moved
+  RETURNING ${JOB_COLS}`;
+
 /** The tail of a statement whose CTE `moved` holds dead rows an operator retries: pending, attempts 0, due at `runAt`. */
 const FROM_DEAD = (runAt: string) => `
   INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
@@ -221,12 +234,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
         FROM window_ w LEFT JOIN caps c ON c.type = w.type),
       chosen AS (SELECT id FROM ranked WHERE room IS NULL OR rn <= room ORDER BY key, id LIMIT $2),
       moved AS (DELETE FROM pending_jobs WHERE id IN (SELECT id FROM chosen) RETURNING *)
-      INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
-                                 created_at, last_error, picked_at, lease_until, owner)
-      SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
-             to_timestamp($1::float8 / 1000), to_timestamp($4::float8 / 1000), $5
-      FROM moved
-      RETURNING ${JOB_COLS}`,
+      ${CLAIM_INTO_INFLIGHT("$1", "$4", "$5")}`,
       [now, limit, agingMs, now + leaseMs, owner, open.map((c) => c.type), open.map((c) => c.room), full] as never[], { prepare: true });
     return rows.map(toClaimed);
   }
@@ -290,12 +298,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
         WITH moved AS (
           DELETE FROM pending_jobs WHERE id = ANY($1::bigint[]) AND ${ms("run_at")} <= $2::float8
           RETURNING *)
-        INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
-                                   created_at, last_error, picked_at, lease_until, owner)
-        SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
-               to_timestamp($2::float8 / 1000), to_timestamp($3::float8 / 1000), $4
-        FROM moved
-        RETURNING ${JOB_COLS}`, [claimIds, now, now + leaseMs, owner] as never[], { prepare: true });
+        ${CLAIM_INTO_INFLIGHT("$2", "$3", "$4")}`, [claimIds, now, now + leaseMs, owner] as never[], { prepare: true });
       return rows.map(toClaimed);
     },
 
@@ -422,12 +425,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
           SELECT id FROM window_
           ORDER BY extract(epoch from run_at) * 1000 - priority * $3::float8, id LIMIT $2),
         moved AS (DELETE FROM pending_jobs WHERE id IN (SELECT id FROM chosen) RETURNING *)
-        INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
-                                   created_at, last_error, picked_at, lease_until, owner)
-        SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
-               to_timestamp($1::float8 / 1000), to_timestamp($4::float8 / 1000), $5
-        FROM moved
-        RETURNING ${JOB_COLS}`, [now, limit, agingMs, now + leaseMs, owner] as never[], { prepare: true });
+        ${CLAIM_INTO_INFLIGHT("$1", "$4", "$5")}`, [now, limit, agingMs, now + leaseMs, owner] as never[], { prepare: true });
       return rows.map(toClaimed);
     },
 
