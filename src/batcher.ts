@@ -1,5 +1,8 @@
 // batcher.ts: group commit. Calls that arrive while a flush is running share the next flush
-// (one transaction); each caller is answered only when its flush resolves. No SQL here.
+// (one transaction); each caller is answered only when its flush resolves. A flush that fails for
+// something one member may have caused is retried in halves, so one caller's fault is never another
+// caller's answer. No SQL here.
+import { mayRetryApart } from "./errors.ts";
 
 export interface Batcher<I, O> {
   /** Queue one item; resolves with its result after the flush that carried it committed. */
@@ -34,10 +37,17 @@ export function createBatcher<I, O>(opts: {
    * (PostgreSQL syncs concurrent commits' WAL together) keep working while a reply travels.
    */
   maxInFlight?: number;
+  /**
+   * Whether a failed flush may be split and retried (default: unless the store is unavailable or the
+   * outcome unknown, see errors.ts). A failure that left nothing behind and may be one member's fault
+   * is retried in halves down to single members, so only the members at fault get the error.
+   */
+  retryApart?: (err: unknown) => boolean;
 }): Batcher<I, O> {
   const defer = opts.defer ?? queueMicrotask;
   const maxInFlight = opts.maxInFlight ?? 1;
   const weight = opts.weight ?? (() => 1);
+  const retryApart = opts.retryApart ?? mayRetryApart;
   let queue: Waiting<I, O>[] = [];
   let active = 0;
   let scheduled = false;
@@ -57,12 +67,21 @@ export function createBatcher<I, O>(opts: {
   }
 
   async function flush(batch: Waiting<I, O>[]): Promise<void> {
+    let out: O[];
     try {
-      const out = await opts.run(batch.map((w) => w.item));
-      batch.forEach((w, i) => w.resolve(out[i] as O));
+      out = await opts.run(batch.map((w) => w.item));
     } catch (err) {
+      if (batch.length > 1 && retryApart(err)) {
+        // Bisect: k failing members among n cost about 2k·log2(n) statements, the rest commit.
+        const half = Math.ceil(batch.length / 2);
+        await flush(batch.slice(0, half));
+        await flush(batch.slice(half));
+        return;
+      }
       for (const w of batch) w.reject(err);
+      return;
     }
+    batch.forEach((w, i) => w.resolve(out[i] as O));
   }
 
   function kick(): void {

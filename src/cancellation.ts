@@ -1,8 +1,7 @@
 // cancellation.ts: cancelling one job wherever it is. A pending or scheduled row is deleted; a job
 // running in this process has its signal fired and its row removed when the handler returns. No
-// SQL here; store failures become 503 unavailable.
-import { JobQueueError, errorMessage, unavailable } from "./errors.ts";
-import type { Logger } from "./logger.ts";
+// SQL here; store faults propagate as they are (the HTTP app answers them with 503).
+import { JobQueueError } from "./errors.ts";
 import type { Store } from "./store/store.ts";
 
 /**
@@ -21,7 +20,6 @@ export interface CancellationDeps {
   /** This process's owner name on claims. */
   nodeId: string;
   clock: () => number;
-  logger: Logger;
 }
 
 /** Rounds of "delete if pending, else look where it is" before giving up on a job that keeps moving. */
@@ -46,15 +44,9 @@ export function createCancellation(deps: CancellationDeps) {
 
   return {
     async cancel(id: number): Promise<CancelResult> {
-      try {
-        for (let round = 0; round < MAX_ROUNDS; round++) {
-          const result = await cancelOnce(id);
-          if (result !== "moving") return result;
-        }
-      } catch (err) {
-        if (err instanceof JobQueueError) throw err;
-        deps.logger.warn("cancel failed: store unavailable", { err: errorMessage(err) });
-        throw unavailable("the job store is unavailable; retry later");
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        const result = await cancelOnce(id);
+        if (result !== "moving") return result;
       }
       throw new JobQueueError("conflict", "the job kept changing state while being cancelled; retry", 409);
     },

@@ -1,7 +1,6 @@
 // dead-letters.ts: operator actions on dead jobs (list, retry, delete, one at a time or a whole
 // type in bounded chunks). Retried jobs are handed to `onRetried` for the scheduler. No SQL here;
-// store failures become 503 unavailable.
-import { JobQueueError, errorMessage, unavailable } from "./errors.ts";
+// store faults propagate as they are (the HTTP app answers them with 503).
 import type { Logger } from "./logger.ts";
 import type { DeadQuery, JobView, PendingEntry, Store } from "./store/store.ts";
 
@@ -33,28 +32,18 @@ export function createDeadLetters(deps: DeadLettersDeps): DeadLetters {
   const { store, clock } = deps;
   const chunk = deps.chunkSize ?? DEAD_CHUNK;
 
-  async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof JobQueueError) throw err;
-      deps.logger.warn(`${what} failed: store unavailable`, { err: errorMessage(err) });
-      throw unavailable("the job store is unavailable; retry later");
-    }
-  }
-
   return {
-    list: (query) => guard("listing dead jobs", () => store.listDead(query)),
+    list: (query) => store.listDead(query),
 
-    retry: (id) => guard("retrying a dead job", async () => {
+    async retry(id) {
       const back = await store.retryDead([id], clock());
       deps.onRetried(back);
       return back.length === 1;
-    }),
+    },
 
-    remove: (id) => guard("deleting a dead job", async () => (await store.deleteDead([id]))[0] === true),
+    remove: async (id) => (await store.deleteDead([id]))[0] === true,
 
-    retryType: (type) => guard("retrying dead jobs", async () => {
+    async retryType(type) {
       // Jobs that die again while this runs failed after `startedAt` and are left dead.
       const startedAt = clock();
       let total = 0;
@@ -66,9 +55,9 @@ export function createDeadLetters(deps: DeadLettersDeps): DeadLetters {
       }
       if (total > 0) deps.logger.info("retried dead jobs", { type, count: total });
       return total;
-    }),
+    },
 
-    purgeType: (type) => guard("deleting dead jobs", async () => {
+    async purgeType(type) {
       let total = 0;
       for (;;) {
         const n = await store.deleteDeadOfType(type, chunk);
@@ -77,6 +66,6 @@ export function createDeadLetters(deps: DeadLettersDeps): DeadLetters {
       }
       if (total > 0) deps.logger.info("deleted dead jobs", { type, count: total });
       return total;
-    }),
+    },
   };
 }

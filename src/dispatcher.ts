@@ -1,7 +1,9 @@
 // dispatcher.ts: the way in. A submit is committed to the store (group commit) first and pushed
-// into the scheduler second; the caller's promise resolves only after the commit.
+// into the scheduler second; the caller's promise resolves only after the commit. A submit that
+// fails gets the store's fault as it is (errors.ts): unavailable (nothing stored), outcome unknown,
+// or its own data refused (the batcher retries the others apart).
 import { createBatcher } from "./batcher.ts";
-import { errorMessage, unavailable } from "./errors.ts";
+import { StoreOutcomeUnknownError, errorMessage } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { ClaimedJob, InsertResult, NewJob, Store } from "./store/store.ts";
@@ -14,6 +16,15 @@ export interface DirectStart {
   reserve(types: string[]): boolean[];
   startReserved(jobs: ClaimedJob[]): void;
   unreserve(types: string[]): void;
+}
+
+/** What the pool does when an insert's answer was lost: its rows may be in the store unknown to this node. */
+export interface LostInserts {
+  /**
+   * Rows may be pending without a heap entry (pull them from the store) or, when `leased`, in
+   * inflight leased to this node with nobody running them (hand them back, their attempt uncounted).
+   */
+  recheck(leased: boolean): void;
 }
 
 export interface DispatcherDeps {
@@ -29,6 +40,7 @@ export interface DispatcherDeps {
    * already claimed (one commit instead of an insert and a claim) and start at once.
    */
   direct?: DirectStart;
+  lost?: LostInserts;
 }
 
 export function createDispatcher(deps: DispatcherDeps) {
@@ -79,7 +91,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   return {
     /**
      * Commit jobs and schedule the new ones (a duplicate's idempotency key is held by the job it
-     * names, which is scheduled already); throws a 503 JobQueueError when the store fails.
+     * names, which is scheduled already); throws the store's fault (errors.ts) when it fails.
      */
     async submit(jobs: NewJob[]): Promise<InsertResult[]> {
       const { rows, leased } = leaseIdle(jobs, clock());
@@ -88,9 +100,11 @@ export function createDispatcher(deps: DispatcherDeps) {
       try {
         ({ ids, now: insertedAt } = await inserts.add(rows));
       } catch (err) {
-        deps.direct?.unreserve(jobs.filter((_, i) => leased[i]).map((j) => j.type));
-        deps.logger.warn("submit failed: store unavailable", { err: errorMessage(err) });
-        throw unavailable("the job store is unavailable; nothing was stored, retry later");
+        const leasedTypes = jobs.filter((_, i) => leased[i]).map((j) => j.type);
+        deps.direct?.unreserve(leasedTypes);
+        if (err instanceof StoreOutcomeUnknownError) deps.lost?.recheck(leasedTypes.length > 0);
+        deps.logger.warn("submit failed", { err: errorMessage(err), jobs: jobs.length });
+        throw err;
       }
       const now = clock();
       const started: ClaimedJob[] = [];

@@ -1,11 +1,13 @@
-// errors.ts: the one error type that carries an API code and HTTP status, and its constructors.
-// Anything thrown that is not a JobQueueError is an internal fault and is never shown to clients.
+// errors.ts: every error class the queue throws or hands to a handler, and the constructors of the
+// one error that carries an API code and HTTP status. Callers tell errors apart with instanceof,
+// never by their name. Anything thrown that is not a JobQueueError or a store fault is an internal
+// fault and is never shown to clients.
 
 export class JobQueueError extends Error {
   constructor(
     readonly code: string,
     message: string,
-    readonly status: 400 | 401 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 503,
     readonly headers: Record<string, string> = {},
   ) {
     super(message);
@@ -23,6 +25,79 @@ export const unsupportedMediaType = () =>
   new JobQueueError("unsupported_media_type", "content-type must be application/json", 415);
 export const unavailable = (message: string) =>
   new JobQueueError("unavailable", message, 503, { "retry-after": "1" });
+
+// ---- store faults ------------------------------------------------------------------------------
+// Each store turns its driver's errors into one of these three at its boundary, so everything above
+// it (the HTTP app, the batchers, the worker pool) decides by class what a failure means.
+
+/** A store call that did not take effect because the database could not do any work: unreachable,
+ * refusing connections, out of disk, or the store is closing. Retrying later is safe. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StoreUnavailableError";
+  }
+}
+
+/** A store call whose statement was sent but whose answer never came (the connection dropped, the
+ * deadline passed): it may or may not have taken effect. A retry must be idempotent to be safe. */
+export class StoreOutcomeUnknownError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StoreOutcomeUnknownError";
+  }
+}
+
+/** The database refused a statement for the data it carried (a value it cannot store, a broken
+ * constraint): nothing took effect, and sending the same data again fails again. */
+export class StoreRejectedError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StoreRejectedError";
+  }
+}
+
+/** Whether a failed call may be retried in parts: it left nothing behind and may be one member's
+ * fault (not an outage that fails everything, nor an outcome nobody knows). */
+export const mayRetryApart = (err: unknown): boolean =>
+  !(err instanceof StoreUnavailableError || err instanceof StoreOutcomeUnknownError);
+
+// ---- why an attempt ended early --------------------------------------------------------------
+// The reason a handler's AbortSignal carries. Handlers may check them with instanceof too.
+
+/** An operator cancelled the job (DELETE /jobs/:id): the attempt ends in removal, never a retry. */
+export class CancelledError extends Error {
+  constructor() {
+    super("cancelled");
+    this.name = "CancelledError";
+  }
+}
+
+/** The attempt ran past its time limit: a failed attempt, retried with backoff. */
+export class AttemptTimeoutError extends Error {
+  constructor(readonly ms: number) {
+    super(`timed out after ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
+
+/** The job's lease was taken back (the reaper handed it to another run): nothing of this attempt
+ * may be written. */
+export class LeaseLostError extends Error {
+  constructor() {
+    super("lease lost");
+    this.name = "LeaseLostError";
+  }
+}
+
+/** The process is shutting down past its grace period: the job goes back to pending, this attempt
+ * not counted. */
+export class ShutdownError extends Error {
+  constructor() {
+    super("shutting down");
+    this.name = "ShutdownError";
+  }
+}
 
 /** A handler throws this to fail a job without retrying it (it goes straight to dead_jobs). */
 export class PermanentError extends Error {

@@ -98,6 +98,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       startReserved: (jobs) => pool.startReserved(jobs),
       unreserve: (types) => pool.unreserve(types),
     },
+    lost: { recheck: (leased) => pool.recheck(leased) },
     onSubmitted: (jobs) => {
       for (const j of jobs) m.submitted.labels({ type: j.type }).inc();
     },
@@ -182,8 +183,8 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     },
     getJob: (id) => store.get(id, clock()),
     dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
-    cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, logger }).cancel,
-    stats: createStats({ store, clock, completions, logger }).read,
+    cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock }).cancel,
+    stats: createStats({ store, clock, completions }).read,
     notReadyReason,
     accepting: () => state === "running" || state === "starting",
     metricsText: () => metrics.render(),

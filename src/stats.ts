@@ -1,8 +1,7 @@
 // stats.ts: what GET /stats reports: job counts by state and type and the oldest ready job's age
 // (from the store, so they cover every process on the database), and completions in the last
-// minute (this process). No SQL here; store failures become 503 unavailable.
-import { JobQueueError, errorMessage, unavailable } from "./errors.ts";
-import type { Logger } from "./logger.ts";
+// minute (this process). No SQL here; store faults propagate as they are (the HTTP app answers
+// them with 503).
 import type { RateWindow } from "./rate-window.ts";
 import type { Store } from "./store/store.ts";
 
@@ -11,7 +10,6 @@ export interface StatsDeps {
   clock: () => number;
   /** Completions recorded by this process's workers. */
   completions: RateWindow;
-  logger: Logger;
 }
 
 export interface StateCounts {
@@ -36,14 +34,7 @@ export function createStats(deps: StatsDeps) {
   return {
     async read(): Promise<Stats> {
       const now = deps.clock();
-      let raw;
-      try {
-        raw = await deps.store.stats(now);
-      } catch (err) {
-        if (err instanceof JobQueueError) throw err;
-        deps.logger.warn("stats failed: store unavailable", { err: errorMessage(err) });
-        throw unavailable("the job store is unavailable; retry later");
-      }
+      const raw = await deps.store.stats(now);
       const jobs: StateCounts = { pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 0 };
       const types: Record<string, StateCounts> = {};
       for (const { type, ...counts } of raw.types) {

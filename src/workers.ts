@@ -3,7 +3,9 @@
 // It never decides order (the scheduler does) and never writes SQL (the store does).
 import { backoffMs, type BackoffPolicy } from "./backoff.ts";
 import { createBatcher } from "./batcher.ts";
-import { PermanentError, errorMessage } from "./errors.ts";
+import {
+  AttemptTimeoutError, CancelledError, LeaseLostError, PermanentError, ShutdownError, StoreOutcomeUnknownError, errorMessage,
+} from "./errors.ts";
 import { jobContext, type HandlerRegistry } from "./handlers/handler.ts";
 import type { Logger } from "./logger.ts";
 import type { Scheduler } from "./scheduler.ts";
@@ -45,13 +47,16 @@ interface Running {
   controller: AbortController;
   /** Ends the attempt early: aborts the handler's signal and frees its slot even if it ignores it. */
   interrupt?: (reason: Error) => void;
-  /** false once the handler returned and only the store move is left. */
-  active: boolean;
-  /** Cancelled by an operator: the attempt ends in removal, whatever the handler did. */
-  cancelled?: boolean;
+  /**
+   * Set the moment the attempt ends, by its handler or by an interrupt, whichever comes first; the
+   * other is then ignored. From here only its store move is left: an ended attempt is never
+   * interrupted, so a result that exists is always settled.
+   */
+  ended: boolean;
 }
 
-type Outcome = { ok: true; result: string | null } | { ok: false; error: string; permanent: boolean };
+/** How an attempt ended. A failure keeps what ended it (an interrupt's reason is one of errors.ts's classes). */
+type Outcome = { ok: true; result: string | null } | { ok: false; error: string; permanent: boolean; cause: unknown };
 
 /** Bytes of a handler's result (a string it resolved with) kept with a completed record. */
 export const RESULT_LIMIT = 4096;
@@ -62,21 +67,6 @@ function resultOf(value: unknown): string | null {
   const bytes = Buffer.from(value);
   const text = bytes.length > RESULT_LIMIT ? bytes.subarray(0, RESULT_LIMIT).toString() : value;
   return text.replaceAll("\u0000", "\uFFFD");
-}
-
-/** The abort reason a handler sees when an operator cancels its job. */
-export class CancelledError extends Error {
-  constructor() {
-    super("cancelled");
-    this.name = "CancelledError";
-  }
-}
-
-class TimeoutError extends Error {
-  constructor(ms: number) {
-    super(`timed out after ${ms} ms`);
-    this.name = "TimeoutError";
-  }
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -110,7 +100,7 @@ class TimeoutGroup {
     if (this.members.size === 0) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      for (const entry of [...this.members]) entry.interrupt?.(new TimeoutError(this.ms));
+      for (const entry of [...this.members]) entry.interrupt?.(new AttemptTimeoutError(this.ms));
     }, this.ms);
   }
 }
@@ -119,6 +109,8 @@ class TimeoutGroup {
 const MAX_CLAIM_BATCH = 1000;
 /** Longest pause between retries of a store move that keeps failing. */
 const STORE_RETRY_CAP_MS = 2000;
+/** How long past the shutdown grace the moves of finished attempts keep trying a failing store. */
+const SETTLE_AFTER_GRACE_MS = 5000;
 
 export function createWorkerPool(deps: WorkerPoolDeps) {
   const { store, scheduler, registry, clock, owner, leaseMs, events, logger } = deps;
@@ -156,18 +148,72 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   let pullWanted = false;
   /** A short pull was capped by a type's limit: pull again when a limited type frees a slot. */
   let pullAfterRoom = false;
+  /**
+   * A claim or leased insert whose answer was lost may have leased rows to this node that nobody
+   * runs. Until they are handed back (sweepStrays), claims and direct starts wait, so the sweep never
+   * meets a row on its way to a worker; the rows keep their attempt uncounted (none of it ran).
+   */
+  let strayWanted = false;
+  let sweeping = false;
+  /** Ids of lost claims already put back in the heap: the sweep does not push them a second time. */
+  const requeued = new Set<number>();
 
   function freeSlots(): number {
     return deps.concurrency - activeCount - claiming;
   }
 
+  /** Claims (from the heap or the store) may go out: running, not stopping, not backing off, no strays to sweep. */
+  function mayClaim(): boolean {
+    return started && !stopping && !claimRetryTimer && !strayWanted && !sweeping && freeSlots() > 0;
+  }
+
   function canClaim(): boolean {
-    return started && !stopping && !claimRetryTimer && freeSlots() > 0 && claimableReady();
+    return mayClaim() && claimableReady();
   }
 
   /** Only an otherwise idle node pulls: its own heap (what it may run of it) always comes first. */
   function canPull(): boolean {
-    return pullWanted && started && !stopping && !claimRetryTimer && freeSlots() > 0 && !claimableReady();
+    return pullWanted && mayClaim() && !claimableReady();
+  }
+
+  /** Set the sweep of stray leases going once no claim or leased insert is out. */
+  function maybeSweep(): void {
+    if (!strayWanted || sweeping || claimsOut.size > 0 || claiming > 0 || !started) return;
+    void sweepStrays();
+  }
+
+  async function sweepStrays(): Promise<void> {
+    strayWanted = false;
+    sweeping = true;
+    const requeuedNow = new Set(requeued);
+    try {
+      const back = await store.releaseStrays(owner, [...running.keys()], clock());
+      const now = clock();
+      for (const e of back) if (!requeuedNow.has(e.id)) scheduler.add(e.id, e.priority, e.runAt, now, e.type);
+      for (const id of requeuedNow) requeued.delete(id);
+      if (back.length > 0) logger.info("handed back jobs leased by a claim or insert whose answer was lost", { count: back.length });
+      claimFailures = 0;
+    } catch (err) {
+      strayWanted = true;
+      backOff("handing back stray leases failed", err);
+    } finally {
+      sweeping = false;
+    }
+    notifyIdle();
+    pump();
+  }
+
+  /** Pause claims after a store failure, longer each time in a row; pump() again when it ends. */
+  function backOff(what: string, err: unknown): void {
+    claimFailures++;
+    const delay = Math.min(STORE_RETRY_CAP_MS, 50 * 2 ** Math.min(claimFailures, 10));
+    logger.warn(`${what}; backing off`, { err: errorMessage(err), delayMs: delay });
+    if (claimRetryTimer || stopping) return;
+    claimRetryTimer = setTimeout(() => {
+      claimRetryTimer = null;
+      maybeSweep();
+      pump();
+    }, delay);
   }
 
   function occupy(type: string, delta: number): void {
@@ -269,6 +315,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       claimsOut.delete(seq);
       logger.warn("pulling work from the store failed", { err: errorMessage(err) });
       pullWanted = false; // the next maintenance tick or hint tries again
+      if (err instanceof StoreOutcomeUnknownError) strayWanted = true;
       notifyIdle();
       return false;
     }
@@ -294,22 +341,17 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     } catch (err) {
       claiming -= ids.length;
       claimsOut.delete(seq);
-      // The rows are still pending (or, if the commit's reply was lost, leased to us and the
-      // reaper returns them): put the ids back and try again after a pause.
+      // The rows are still pending or, when the answer was lost, perhaps leased to this node: put
+      // the ids back, hand back any stray leases before the next claim, and pause.
+      const lost = err instanceof StoreOutcomeUnknownError;
+      if (lost) strayWanted = true;
       const now = clock();
       ids.forEach((id, i) => {
         occupy(types[i]!, -1);
+        if (lost) requeued.add(id);
         scheduler.add(id, priorities[i]!, readyAts[i]!, now, types[i]!);
       });
-      claimFailures++;
-      const delay = Math.min(STORE_RETRY_CAP_MS, 50 * 2 ** Math.min(claimFailures, 10));
-      logger.warn("claim failed; backing off", { err: errorMessage(err), delayMs: delay });
-      if (!claimRetryTimer && !stopping) {
-        claimRetryTimer = setTimeout(() => {
-          claimRetryTimer = null;
-          pump();
-        }, delay);
-      }
+      backOff("claim failed", err);
       notifyIdle();
       return false;
     }
@@ -336,7 +378,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       if (stopping) {
         // Shutdown began while the claim was in flight: give it straight back.
         occupy(job.type, -1);
-        running.set(job.id, { job, controller: new AbortController(), active: false });
+        running.set(job.id, { job, controller: new AbortController(), ended: true });
         void releaseNow([job]);
         continue;
       }
@@ -355,42 +397,42 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
 
   async function run(job: ClaimedJob, type: ReturnType<HandlerRegistry["get"]>, group: TimeoutGroup | undefined): Promise<void> {
     const controller = new AbortController();
-    const entry: Running = { job, controller, active: true };
+    const entry: Running = { job, controller, ended: false };
     running.set(job.id, entry);
     activeCount++;
     const started = clock();
     let outcome: Outcome;
     if (!type || !group) {
-      outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: true };
+      entry.ended = true;
+      outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: true, cause: null };
     } else {
       outcome = await runHandler(job, type.handler, entry, group);
     }
-    entry.active = false;
     activeCount--;
     occupy(job.type, -1);
     const runMs = clock() - started;
     pump();
-    if (controller.signal.aborted && (controller.signal.reason as Error | undefined)?.name === "LeaseLostError") {
+    const cause = outcome.ok ? null : outcome.cause;
+    if (cause instanceof LeaseLostError) {
       // The reaper already handed this attempt back; any move we made would be fenced off.
       running.delete(job.id);
       events.fenced("lease");
       notifyIdle();
       return;
     }
-    if (entry.cancelled) {
+    if (cause instanceof CancelledError) {
       await removeCancelled(job);
       return;
     }
-    if (stopping && controller.signal.aborted && (controller.signal.reason as Error | undefined)?.name === "ShutdownError") {
-      return; // shutdown() releases it
-    }
+    if (cause instanceof ShutdownError) return; // stop() hands it back
     await settle(job, outcome, runMs);
     running.delete(job.id);
     notifyIdle();
   }
 
-  /** Abort a running attempt from inside the pool (timeout, lost lease, cancel, shutdown). */
+  /** End a running attempt from inside the pool (timeout, lost lease, cancel, shutdown); an ended one is left alone. */
   function interrupt(r: Running, reason: Error): void {
+    if (r.ended) return;
     if (r.interrupt) r.interrupt(reason);
     else r.controller.abort(reason);
   }
@@ -410,15 +452,17 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       const finish = (outcome: Outcome) => {
         if (!open) return;
         open = false;
+        entry.ended = true;
         group.leave(entry);
         resolve(outcome);
       };
-      const failed = (err: unknown) => finish({ ok: false, error: errorMessage(err), permanent: err instanceof PermanentError });
+      const failed = (err: unknown) => finish({ ok: false, error: errorMessage(err), permanent: err instanceof PermanentError, cause: err });
       const done = (value: unknown) => finish({ ok: true, result: deps.keepCompleted ? resultOf(value) : null });
-      // Every abort comes from this pool, so it ends the attempt here instead of through a listener.
+      // Every abort comes from this pool, so it ends the attempt here instead of through a listener:
+      // the outcome is decided first, then the handler's signal fires.
       entry.interrupt = (reason) => {
-        entry.controller.abort(reason);
         failed(reason);
+        entry.controller.abort(reason);
       };
       group.join(entry);
       // Handlers start after the whole batch is registered (slots counted), never inside
@@ -444,7 +488,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     const ref = { id: job.id, attempt: job.attempts };
     if (outcome.ok) {
       const move = outcome.result === null ? ref : { ...ref, result: outcome.result };
-      if (await untilStored("complete", () => completes.add(move))) events.completed(job.type, runMs);
+      if ((await untilStored("complete", () => completes.add(move))) !== "fenced") events.completed(job.type, runMs);
       return;
     }
     const dead = outcome.permanent || job.attempts >= job.maxAttempts;
@@ -456,29 +500,38 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     const own = registry.get(job.type)?.backoff;
     const policy = own === undefined ? deps.backoff : { ...deps.backoff, ...own };
     const runAt = clock() + backoffMs(job.attempts, policy, deps.random);
-    if (await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }))) {
+    // "unsure": a try whose answer was lost may have moved it; a stale heap entry costs one empty claim.
+    if ((await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }))) !== "fenced") {
       scheduler.add(job.id, job.priority, runAt, clock(), job.type);
     }
   }
 
   /** The end of a cancelled attempt: its row goes, fenced by the claim, and is never retried. */
   async function removeCancelled(job: ClaimedJob): Promise<void> {
-    if (await untilStored("cancel", () => removals.add({ id: job.id, attempt: job.attempts }))) events.cancelled?.(job.type);
+    if ((await untilStored("cancel", () => removals.add({ id: job.id, attempt: job.attempts }))) !== "fenced") events.cancelled?.(job.type);
     running.delete(job.id);
     notifyIdle();
   }
 
-  /** Retry a fenced move until the store answers; resolves with whether it took effect. */
-  async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<boolean> {
+  /**
+   * Retry a fenced move until the store answers. "took": it took effect; "fenced": the claim was gone
+   * (the reaper or a cancel got there first); "unsure": it reported no effect after an earlier try's
+   * answer was lost, which may have been the try that took effect. Past the shutdown grace, a move
+   * keeps trying for SETTLE_AFTER_GRACE_MS more and is then left to the lease (the job runs again).
+   */
+  async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<"took" | "fenced" | "unsure"> {
+    let lost = false;
     for (let failures = 0; ; failures++) {
       try {
-        const took = await attempt();
-        if (!took) events.fenced(move);
-        return took;
+        if (await attempt()) return "took";
+        if (lost) return "unsure";
+        events.fenced(move);
+        return "fenced";
       } catch (err) {
-        if (stopping && hardStop) {
-          logger.warn(`${move} abandoned at shutdown; the lease returns the job`, { err: errorMessage(err) });
-          return false;
+        if (err instanceof StoreOutcomeUnknownError) lost = true;
+        if (hardStopAt !== null && clock() - hardStopAt > SETTLE_AFTER_GRACE_MS) {
+          logger.warn(`${move} abandoned at shutdown: the store did not answer; the lease returns the job`, { err: errorMessage(err) });
+          return "fenced";
         }
         const delay = Math.min(STORE_RETRY_CAP_MS, 50 * 2 ** Math.min(failures, 10));
         logger.warn(`${move} failed; retrying`, { err: errorMessage(err), delayMs: delay });
@@ -495,11 +548,9 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       refs.forEach((ref, i) => {
         if (ok[i]) return;
         const r = running.get(ref.id);
-        if (r && r.job.attempts === ref.attempt && r.active) {
+        if (r && r.job.attempts === ref.attempt && !r.ended) {
           logger.warn("lease lost; aborting the attempt", { id: ref.id, attempt: ref.attempt });
-          const e = new Error("lease lost");
-          e.name = "LeaseLostError";
-          interrupt(r, e);
+          interrupt(r, new LeaseLostError());
         }
       });
     } catch (err) {
@@ -519,6 +570,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   }
 
   function notifyIdle(): void {
+    maybeSweep();
     if (running.size === 0 && claiming === 0) for (const f of idleWaiters.splice(0)) f();
     for (let i = settledWaiters.length - 1; i >= 0; i--) {
       const w = settledWaiters[i]!;
@@ -537,7 +589,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   function holds(id: number, upTo: number): boolean {
     for (const seq of claimsOut) if (seq <= upTo) return true;
     const r = running.get(id);
-    return r !== undefined && !r.active;
+    return r !== undefined && r.ended;
   }
 
   function whenIdle(): Promise<void> {
@@ -545,7 +597,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     return new Promise((resolve) => idleWaiters.push(resolve));
   }
 
-  let hardStop = false;
+  /** When the shutdown grace ran out (moves then stop retrying after SETTLE_AFTER_GRACE_MS), or null. */
+  let hardStopAt: number | null = null;
 
   return {
     pump,
@@ -559,7 +612,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
      */
     reserve(types: string[]): boolean[] {
       const granted = types.map(() => false);
-      if (!started || stopping || claimRetryTimer || pullWanted || claimableReady()) return granted;
+      if (!mayClaim() || pullWanted || claimableReady()) return granted;
       for (let i = 0; i < types.length && freeSlots() > 0; i++) {
         const room = roomFor(types[i]!);
         if (room !== undefined && room <= 0) continue;
@@ -589,8 +642,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
      */
     cancel(id: number): boolean {
       const r = running.get(id);
-      if (!r?.active) return false;
-      r.cancelled = true;
+      if (r === undefined || r.ended) return false;
       interrupt(r, new CancelledError());
       return true;
     },
@@ -606,6 +658,16 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
      */
     pull(): void {
       pullWanted = true;
+      pump();
+    },
+    /**
+     * An insert's answer was lost: its rows may be pending without a heap entry here (pull them), or,
+     * when it leased them to this node, inflight with nobody running them (hand them back first).
+     */
+    recheck(leased: boolean): void {
+      pullWanted = true;
+      if (leased) strayWanted = true;
+      maybeSweep();
       pump();
     },
     start() {
@@ -628,18 +690,17 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       clearTimeout(graceTimer);
       let released = 0;
       if (how === "grace") {
-        hardStop = true;
-        const stuck = [...running.values()].filter((r) => r.active);
-        for (const r of stuck) {
-          const e = new Error("shutting down");
-          e.name = "ShutdownError";
-          interrupt(r, e);
-        }
+        hardStopAt = clock();
+        // Attempts whose handler already returned keep their result and are settled; the rest end now.
+        const stuck = [...running.values()].filter((r) => !r.ended);
+        for (const r of stuck) interrupt(r, new ShutdownError());
         released = stuck.length;
         await releaseNow(stuck.map((r) => r.job));
         // Moves of attempts that already ended are retried until the store answers or gives up.
         await whenIdle();
       }
+      // Leases a lost answer may have left here go back now, not after a restart that would count them.
+      if (strayWanted && !sweeping) await sweepStrays();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
       await Promise.all([completes.drain(), retries.drain(), burials.drain(), removals.drain()]);

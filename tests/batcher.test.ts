@@ -2,6 +2,7 @@
 // one, each caller gets its own result, failures reach exactly the callers of that flush.
 import { expect, test } from "bun:test";
 import { createBatcher } from "../src/batcher.ts";
+import { StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError } from "../src/errors.ts";
 
 function gatedRunner() {
   const flushes: number[][] = [];
@@ -70,4 +71,42 @@ test("maxInFlight lets that many flushes overlap, and drain waits for all of the
   expect(await Promise.all([c, d])).toEqual([20, 30]);
   await draining;
   expect(drained).toBe(true);
+});
+
+test("a flush that fails for one member's data is retried in halves: only that member gets the error", async () => {
+  const flushes: number[][] = [];
+  const b = createBatcher<number, number>({
+    maxBatch: 100,
+    defer: (fn) => void setImmediate(fn),
+    run: async (items) => {
+      flushes.push(items);
+      if (items.includes(13)) throw new StoreRejectedError("13 is refused");
+      return items.map((x) => x * 10);
+    },
+  });
+  const items = Array.from({ length: 16 }, (_, i) => i + 1);
+  const results = await Promise.allSettled(items.map((x) => b.add(x)));
+  expect(results.filter((r) => r.status === "rejected").length).toBe(1);
+  expect((results[12] as PromiseRejectedResult).reason).toBeInstanceOf(StoreRejectedError);
+  for (const [i, r] of results.entries()) if (i !== 12) expect((r as PromiseFulfilledResult<number>).value).toBe((i + 1) * 10);
+  // One failing member among 16: the whole, then one failing half per level down to it (log2 16 = 4).
+  expect(flushes[0]).toHaveLength(16);
+  expect(flushes.filter((f) => f.includes(13)).map((f) => f.length)).toEqual([16, 8, 4, 2, 1]);
+});
+
+test("a flush that fails because the store is down or did not answer is not retried: every member gets the error", async () => {
+  for (const err of [new StoreUnavailableError("down"), new StoreOutcomeUnknownError("no answer")]) {
+    let calls = 0;
+    const b = createBatcher<number, number>({
+      maxBatch: 100,
+      defer: (fn) => void setImmediate(fn),
+      run: async () => {
+        calls++;
+        throw err;
+      },
+    });
+    const results = await Promise.allSettled([1, 2, 3, 4].map((x) => b.add(x)));
+    expect(results.every((r) => r.status === "rejected" && r.reason === err)).toBe(true);
+    expect(calls).toBe(1);
+  }
 });

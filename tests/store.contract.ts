@@ -204,6 +204,28 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.complete([{ id: id!, attempt: 1 }]);
     });
 
+    test("releaseStrays hands back the owner's rows it does not keep, the attempt not counted, due as before", async () => {
+      const lease = { owner: "stray-me", until: T0 + LEASE };
+      const [claimed, running, born, theirs] = await store.insert([job({ priority: 3 }), job(), job({ type: "b" }), job()], T0);
+      const [bornLeased] = await store.insert([job({ type: "b", lease })], T0 + 5);
+      await store.claim([claimed!, running!], "stray-me", T0 + 1, LEASE);
+      await store.claim([theirs!], "someone", T0 + 1, LEASE);
+      const back = await store.releaseStrays("stray-me", [running!], T0 + 20);
+      expect(back.sort((a, b) => a.id - b.id)).toEqual([
+        { id: claimed!, type: "t", priority: 3, runAt: T0, createdAt: T0 },
+        { id: bornLeased!, type: "b", priority: 0, runAt: T0, createdAt: T0 + 5 },
+      ]);
+      expect(await store.get(claimed!, T0 + 20)).toMatchObject({ state: "pending", attempts: 0 });
+      expect(await store.get(bornLeased!, T0 + 20)).toMatchObject({ state: "pending", attempts: 0 });
+      expect(await store.get(running!, T0 + 20)).toMatchObject({ state: "inflight", attempts: 1, owner: "stray-me" });
+      expect(await store.get(theirs!, T0 + 20)).toMatchObject({ state: "inflight", owner: "someone" });
+      expect((await store.get(born!, T0 + 20))!.state).toBe("pending");
+      expect(await store.releaseStrays("stray-me", [running!], T0 + 20)).toEqual([]);
+      const again = await store.claim([claimed!, bornLeased!, born!], "stray-me", T0 + 20, LEASE);
+      expect(again.map((j) => j.attempts)).toEqual([1, 1, 1]);
+      await store.complete([...again.map((j) => ({ id: j.id, attempt: 1 })), { id: running!, attempt: 1 }, { id: theirs!, attempt: 1 }]);
+    });
+
     test("recoverOwner returns only that owner's inflight rows, attempts kept", async () => {
       const [mine, theirs] = await store.insert([job(), job()], T0);
       await store.claim([mine!], "old-me", T0, LEASE);

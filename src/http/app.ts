@@ -7,7 +7,10 @@ import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
-import { JobQueueError, badRequest, methodNotAllowed, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
+import {
+  JobQueueError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, badRequest, errorMessage, methodNotAllowed,
+  notFound, payloadTooLarge, unsupportedMediaType,
+} from "../errors.ts";
 import type { CancelResult } from "../cancellation.ts";
 import type { DeadLetters } from "../dead-letters.ts";
 import type { Stats } from "../stats.ts";
@@ -299,9 +302,33 @@ interface PublicError {
   headers: Record<string, string>;
 }
 
-/** JobQueueError and HTTPException as they are; anything else is logged and becomes a bare 500. */
+/** Seconds a client is told to wait after a store fault. */
+const STORE_RETRY_AFTER_S = "1";
+
+/**
+ * JobQueueError and HTTPException as they are; a store fault as a 503 (or, for data the database
+ * refused, a 400) that says whether anything took effect; anything else is logged and becomes a bare 500.
+ */
 function toPublicError(err: unknown, c: Context, logger: Logger): PublicError {
   if (err instanceof JobQueueError) return err;
+  const retry = { "retry-after": STORE_RETRY_AFTER_S };
+  const reading = c.req.method === "GET" || c.req.method === "HEAD";
+  if (err instanceof StoreUnavailableError || (reading && err instanceof StoreOutcomeUnknownError)) {
+    logger.warn("request failed: store unavailable", { method: c.req.method, path: c.req.path, err: errorMessage(err) });
+    const message = reading ? "the job store is unavailable; retry later" : "the job store is unavailable; nothing was changed, retry later";
+    return { status: 503, code: "unavailable", message, headers: retry };
+  }
+  if (err instanceof StoreOutcomeUnknownError) {
+    logger.warn("request outcome unknown: the store did not answer", { method: c.req.method, path: c.req.path, err: errorMessage(err) });
+    return {
+      status: 503, code: "outcome_unknown", headers: retry,
+      message: "the job store did not confirm the change: it may or may not have taken effect. Retry; a submit with an idempotencyKey is safe to retry",
+    };
+  }
+  if (err instanceof StoreRejectedError) {
+    logger.warn("request refused by the store", { method: c.req.method, path: c.req.path, err: errorMessage(err) });
+    return { status: 400, code: "invalid_request", message: "the job store refused the request's data; nothing was changed", headers: {} };
+  }
   if (err instanceof HTTPException) {
     const code = CODE_FOR_STATUS[err.status] ?? (err.status >= 500 ? "internal" : "bad_request");
     return { status: err.status, code, message: err.message || code.replaceAll("_", " "), headers: {} };

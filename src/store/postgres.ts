@@ -7,6 +7,7 @@ import init003 from "../../sql/postgres/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "text" };
 import init011 from "../../sql/postgres/011_completed_jobs.sql" with { type: "text" };
 import init012 from "../../sql/postgres/012_inflight_pk_only.sql" with { type: "text" };
+import { StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../errors.ts";
 import { redactUrl } from "../logger.ts";
 import type {
   BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StoreStats, StatsRow, TypeCap,
@@ -113,11 +114,33 @@ function tookEffect(refs: ReadonlyArray<{ id: number }>, rows: ReadonlyArray<{ i
  */
 const STATEMENT_DEADLINE_MS = 15_000;
 
-export class StoreTimeoutError extends Error {
-  constructor(what: string) {
-    super(`${what} got no answer from PostgreSQL within ${STATEMENT_DEADLINE_MS} ms; the connection pool was replaced`);
-    this.name = "StoreTimeoutError";
+/** Driver error codes raised before a statement left this process: nothing reached the database. */
+const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "CONNECT_TIMEOUT", "CONNECTION_ENDED"]);
+/** Driver error codes of a connection lost while a statement may have been out. */
+const LOST = new Set(["CONNECTION_CLOSED", "CONNECTION_DESTROYED", "ECONNRESET", "EPIPE", "ETIMEDOUT"]);
+
+/**
+ * A failed call's error as one of the store fault classes (errors.ts). The server's own error
+ * answers (SQLSTATE) roll their transaction back, so nothing took effect: the data classes (22 data
+ * exception, 23 integrity, 54 program limit) are the request's fault, the rest (out of disk, too many
+ * connections, starting up, serialization) the database's. A connection lost with a statement out,
+ * or a statement past its deadline, leaves the outcome unknown. Anything else (a fault in this code)
+ * is returned as it is.
+ */
+export function storeFault(err: unknown, what: string): unknown {
+  if (err instanceof StoreUnavailableError || err instanceof StoreOutcomeUnknownError || err instanceof StoreRejectedError) return err;
+  const message = `${what}: ${errorMessage(err, 300)}`;
+  if (err instanceof postgres.PostgresError) {
+    const state = err.code;
+    // Terminated by an operator or a crash: the statement may have been committing.
+    if (state === "57P01" || state === "57P02") return new StoreOutcomeUnknownError(message, { cause: err });
+    if (/^(22|23|54)/.test(state)) return new StoreRejectedError(`${message} (SQLSTATE ${state})`, { cause: err });
+    return new StoreUnavailableError(`${message} (SQLSTATE ${state})`, { cause: err });
   }
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && NOT_SENT.has(code)) return new StoreUnavailableError(message, { cause: err });
+  if (typeof code === "string" && LOST.has(code)) return new StoreOutcomeUnknownError(message, { cause: err });
+  return err;
 }
 
 /**
@@ -167,7 +190,10 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     old.end({ timeout: 0 }).catch(() => {});
   }
 
-  /** Runs one store call under the deadline; a call that overruns it fails and replaces the pool. */
+  /**
+   * Runs one store call under the deadline, with the driver's errors turned into store faults. A call
+   * that overruns the deadline fails with an unknown outcome and replaces the pool.
+   */
   function guarded<A extends unknown[], R>(what: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
     return (...args) => {
       const pool = sql;
@@ -175,10 +201,14 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       const deadline = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           if (sql === pool) replacePool();
-          reject(new StoreTimeoutError(what));
+          reject(new StoreOutcomeUnknownError(`${what} got no answer from PostgreSQL within ${STATEMENT_DEADLINE_MS} ms; the connection pool was replaced`));
         }, STATEMENT_DEADLINE_MS);
       });
-      return Promise.race([fn(...args), deadline]).finally(() => clearTimeout(timer));
+      return Promise.race([fn(...args), deadline])
+        .catch((err: unknown) => {
+          throw storeFault(err, what);
+        })
+        .finally(() => clearTimeout(timer));
     };
   }
 
@@ -400,6 +430,16 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
           RETURNING j.*)
         ${HAND_BACK("to_timestamp($1::float8 / 1000)", "'lease expired'", "to_timestamp($1::float8 / 1000)")}`,
         [now, limit] as never[], { prepare: true });
+      return rows.map(toEntry);
+    },
+
+    async releaseStrays(owner: string, keep: number[], _now: number) {
+      const rows = await sql.unsafe<EntryRow[]>(`
+        WITH moved AS (DELETE FROM inflight_jobs WHERE owner = $1 AND id <> ALL($2::bigint[]) RETURNING *)
+        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
+        SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, run_at, created_at, last_error
+        FROM moved
+        RETURNING ${ENTRY_COLS}`, [owner, keep] as never[], { prepare: true });
       return rows.map(toEntry);
     },
 
@@ -651,7 +691,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   };
   // Every call but migrate (which may wait for another process's migration lock), the start-up
   // stream and close runs under the deadline.
-  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "reapExpired", "recoverOwner", "claimNext", "heartbeatNode", "removeNode", "get", "counts", "ping"] as const) {
+  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "releaseStrays", "reapExpired", "recoverOwner", "claimNext", "heartbeatNode", "removeNode", "get", "counts", "ping"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending", "insertKeyed", "stats", "pruneCompleted"] as const) {

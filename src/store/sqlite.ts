@@ -4,6 +4,7 @@
 import { Database, SQLiteError, type SQLQueryBindings } from "bun:sqlite";
 import { accessSync, constants, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { StoreRejectedError, StoreUnavailableError, errorMessage } from "../errors.ts";
 import init001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
 import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
 import init003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
@@ -94,6 +95,12 @@ function prepareStatements(db: Database) {
     expiredIds: p<{ id: number }, [now: number, limit: number]>(
       "SELECT id FROM inflight_jobs WHERE lease_until < ? ORDER BY lease_until LIMIT ?"),
     ownerIds: p<{ id: number }, [owner: string]>("SELECT id FROM inflight_jobs WHERE owner = ? ORDER BY id"),
+    // A row leased by a claim or insert whose answer was lost: back as it was, no attempt counted.
+    releaseStray: p<PendingEntry, [id: number]>(`
+      INSERT INTO pending_jobs (${COPY_COLS})
+      SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, run_at, created_at, last_error
+      FROM inflight_jobs WHERE id = ?
+      RETURNING ${ENTRY_COLS}`),
     dueWindow: p<PendingEntry, [now: number, limit: number]>(
       `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE run_at <= ? ORDER BY run_at LIMIT ?`),
     // A hand-back without a verdict (lease expired, restart) keeps the attempt counted, so a job
@@ -192,6 +199,20 @@ function openLocked(path: string, synchronous: "FULL" | "NORMAL"): Database {
     if (err instanceof SQLiteError && err.code?.startsWith("SQLITE_BUSY")) throw new StoreLockedError(path, { cause: err });
     throw err;
   }
+}
+
+/** SQLite result codes of a statement refused for the data it carried (the rest are the file's or the disk's). */
+const DATA_CODES = /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/;
+
+/**
+ * A failed call's error as a store fault (errors.ts). Every move is one synchronous transaction that
+ * SQLite rolls back when it fails, so the outcome is always known: nothing took effect. Errors that
+ * are not SQLite's (a fault in this code) are returned as they are.
+ */
+function storeFault(err: unknown, what: string): unknown {
+  if (!(err instanceof SQLiteError)) return err;
+  const message = `${what}: ${errorMessage(err, 300)} (${err.code ?? "SQLITE_ERROR"})`;
+  return DATA_CODES.test(err.code ?? "") ? new StoreRejectedError(message, { cause: err }) : new StoreUnavailableError(message, { cause: err });
 }
 
 /** Refuse a read-only data directory at start with a clear message (SQLite only says "disk I/O error"). */
@@ -362,6 +383,19 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     }
     return back;
   };
+  const releaseStraysTx = db.transaction((owner: string, keep: number[]) => {
+    const s = q();
+    const kept = new Set(keep);
+    const back: PendingEntry[] = [];
+    for (const { id } of s.ownerIds.all(owner)) {
+      if (kept.has(id)) continue;
+      const entry = s.releaseStray.get(id);
+      if (!entry) continue;
+      s.deleteInflight.run(id);
+      back.push(entry);
+    }
+    return back;
+  });
   const reapTx = db.transaction((now: number, limit: number) =>
     handBack(q().expiredIds.all(now, limit).map((r) => r.id), now, "lease expired", now));
   const recoverTx = db.transaction((owner: string, now: number) =>
@@ -395,7 +429,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
 
   let closed = false;
 
-  return {
+  const store: Store = {
     kind: "sqlite",
     location,
     blocking: true,
@@ -448,6 +482,10 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     async release(refs: ClaimRef[], owner: string, now: number) {
       if (refs.length === 0) return [];
       return releaseTx.immediate(refs, owner, now);
+    },
+
+    async releaseStrays(owner: string, keep: number[]) {
+      return releaseStraysTx.immediate(owner, keep);
     },
 
     async reapExpired(now: number, limit: number) {
@@ -543,7 +581,6 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     },
 
     async ping() {
-      if (closed) throw new Error(`the database ${location} is closed`);
       q().ping.get();
     },
 
@@ -555,4 +592,18 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
       db.close(true);
     },
   };
+  // Every call fails as a store fault, and a call on a closed store as unavailable (the driver only
+  // says "Database has closed"). streamPending is the start-up stream, run before anything can close.
+  for (const [name, fn] of Object.entries(store)) {
+    if (typeof fn !== "function" || name === "close" || name === "streamPending") continue;
+    (store as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
+      if (closed) throw new StoreUnavailableError(`${name}: the embedded store ${location} is closed`);
+      try {
+        return await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
+      } catch (err) {
+        throw storeFault(err, name);
+      }
+    };
+  }
+  return store;
 }

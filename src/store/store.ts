@@ -212,6 +212,12 @@ export interface Store {
    * kept; rows on their final attempt go to dead instead). Returns the rows now pending.
    */
   reapExpired(now: number, limit: number): Promise<PendingEntry[]>;
+  /**
+   * Hand back every inflight row of `owner` but those in `keep` (the attempts this process is running)
+   * to pending at once, the attempt not counted, due at their old run time: rows a claim or leased
+   * insert wrote for this process whose answer never came, so none of their attempts ran.
+   */
+  releaseStrays(owner: string, keep: number[], now: number): Promise<PendingEntry[]>;
   /** Start-up: the same hand-back for every inflight row of `owner` (this node's previous run). */
   recoverOwner(owner: string, now: number): Promise<PendingEntry[]>;
   /**
