@@ -19,6 +19,8 @@ export interface CancellationDeps {
   pool: { cancel(id: number): boolean; settled(id: number): Promise<void> };
   /** This process's owner name on claims. */
   nodeId: string;
+  /** A pending or scheduled job was deleted: drop it from this node's heaps. */
+  onRemoved: (id: number) => void;
   clock: () => number;
 }
 
@@ -33,7 +35,10 @@ export function createCancellation(deps: CancellationDeps) {
     // A claim in flight or a store move of this job on its way: let it land first.
     await pool.settled(id);
     if (pool.cancel(id)) return "cancelling";
-    if ((await store.cancelPending([id]))[0]) return "removed";
+    if ((await store.cancelPending([id]))[0]) {
+      deps.onRemoved(id);
+      return "removed";
+    }
     const view = await store.get(id, deps.clock());
     if (view === null) return "not_found";
     if (view.state === "dead") return "dead";

@@ -137,6 +137,28 @@ export class PriorityHeap {
     return topId;
   }
 
+  /**
+   * Removes the entry with this id (an O(n) scan, for rare removals such as a cancel); false when no
+   * entry has it. The removed slot's ancestors each move one level down, which keeps every path
+   * ordered, and the root is left a hole exactly as pop() leaves it.
+   */
+  remove(id: number): boolean {
+    if (this.hole) this.fill();
+    const keys = this.keys, ids = this.ids, prios = this.prios, tags = this.tags;
+    let pos = ids.subarray(0, this.n).indexOf(id);
+    if (pos === -1) return false;
+    while (pos > 0) {
+      const parent = (pos - 1) >> 1;
+      keys[pos] = keys[parent]!;
+      ids[pos] = ids[parent]!;
+      prios[pos] = prios[parent]!;
+      tags[pos] = tags[parent]!;
+      pos = parent;
+    }
+    this.hole = true;
+    return true;
+  }
+
   /** Fills the root hole pop() left with the last entry, making the heap valid again (an eager pop's second half). */
   private fill(): void {
     this.hole = false;

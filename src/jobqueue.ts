@@ -183,7 +183,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     },
     getJob: (id) => store.get(id, clock()),
     dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
-    cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock }).cancel,
+    cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, onRemoved: (id) => scheduler.remove(id) }).cancel,
     stats: createStats({ store, clock, completions }).read,
     notReadyReason,
     accepting: () => state === "running" || state === "starting",

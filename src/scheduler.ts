@@ -135,6 +135,22 @@ export function createScheduler(deps: SchedulerDeps) {
       }
       return n;
     },
+    /**
+     * Forget a job that left pending_jobs without being popped (a cancel committed), so it neither
+     * counts toward the gauges and --max-queued nor costs a claim. An O(n) scan of the heaps, for rare
+     * removals; false when this node does not hold the job.
+     */
+    remove(id: number): boolean {
+      for (const heap of ready) {
+        if (heap.remove(id)) {
+          readyTotal--;
+          return true;
+        }
+      }
+      if (!scheduled.remove(id)) return false;
+      arm();
+      return true;
+    },
     /** The type a code from popReady stands for. */
     typeName(code: number): string {
       return names[code] ?? "";

@@ -33,6 +33,22 @@ for (const kind of STORE_KINDS) {
       await q.shutdown(1000);
     });
 
+    test("cancelled jobs leave this node's heaps at once: they stop counting toward --max-queued and the gauges", async () => {
+      const q = await startQueue(site.open(), { later: () => {} }, { maxQueued: 5 });
+      try {
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i++) ids.push((await call(q, "POST", "/submit", { type: "later", delayMs: 3_600_000 })).body.id);
+        expect((await call(q, "POST", "/submit", { type: "later", delayMs: 3_600_000 })).status).toBe(429);
+        for (const id of ids) expect((await call(q, "DELETE", `/jobs/${id}`)).status).toBe(204);
+        expect(q.scheduler.scheduledCount + q.scheduler.readyCount).toBe(0);
+        const metrics = await (await q.app.request("/metrics")).text();
+        expect(metrics).toMatch(/^jobqueue_jobs_scheduled 0$/m);
+        expect((await call(q, "POST", "/submit", { type: "later", delayMs: 3_600_000 })).status).toBe(202);
+      } finally {
+        await q.shutdown(1000);
+      }
+    });
+
     test("a running job sees its signal fire with a cancelled reason, answers 202, and is removed, not retried", async () => {
       const reasons: string[] = [];
       let runs = 0;

@@ -115,8 +115,8 @@ describe("PriorityHeap", () => {
     expect(h.pop()).toBe(9);
   });
 
-  // pop() leaves a hole at the root that the next push() fills; every other operation must see a
-  // valid heap. Random interleavings of every method, weighted towards pop-then-push and
+  // pop() and remove() leave a hole at the root that the next push() fills; every other operation
+  // must see a valid heap. Random interleavings of every method, weighted towards pop-then-push and
   // pop-then-peek, against a sorted-array oracle.
   for (const seed of [11, 12, 13, 14, 15, 16]) {
     test(`random interleavings of every method match a sorted-array oracle (seed ${seed})`, () => {
@@ -171,8 +171,17 @@ describe("PriorityHeap", () => {
         else if (r < 0.85) {
           pop();
           pop();
-        } else if (r < 0.97) {
+        } else if (r < 0.92) {
           expect(h.size).toBe(live.length);
+        } else if (r < 0.97) {
+          // Remove a random entry (sometimes right after a pop, with the hole pending) or a missing id.
+          if (rand() < 0.3) pop();
+          if (live.length === 0 || rand() < 0.1) expect(h.remove(nextId + 1)).toBe(false);
+          else {
+            const i = Math.floor(rand() * live.length);
+            expect(h.remove(live[i]!.id)).toBe(true);
+            live.splice(i, 1);
+          }
         } else if (r < 0.9995) {
           if (rand() < 0.5) pop(); // visit with a hole pending, too
           const seen: [number, number, number][] = [];

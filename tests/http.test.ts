@@ -117,7 +117,7 @@ describe("POST /submit", () => {
     const h = harness();
     const res = await post(h, {
       jobs: [
-        { type: "noop", priority: 0, maxAttempts: 1, runAt: "2031-06-01T12:00:00+02:00", timeoutMs: 5000 },
+        { type: "noop", priority: 0, maxAttempts: 1, runAt: "2030-06-01T12:00:00+02:00", timeoutMs: 5000 },
         { type: "email.send", priority: 100, maxAttempts: 100, delayMs: 1500 },
         { type: "noop" },
       ],
@@ -126,7 +126,7 @@ describe("POST /submit", () => {
     expect(await res.json()).toEqual({ ids: ["1", "2", "3"] });
     expect(h.submitted).toEqual([
       [
-        { type: "noop", payload: "null", priority: 0, maxAttempts: 1, runAt: Date.parse("2031-06-01T10:00:00Z"), timeoutMs: 5000 },
+        { type: "noop", payload: "null", priority: 0, maxAttempts: 1, runAt: Date.parse("2030-06-01T10:00:00Z"), timeoutMs: 5000 },
         { type: "email.send", payload: "null", priority: 100, maxAttempts: 100, runAt: NOW + 1500, timeoutMs: null },
         { type: "noop", payload: "null", priority: 10, maxAttempts: 5, runAt: NOW, timeoutMs: null },
       ],
@@ -264,6 +264,12 @@ describe("POST /submit", () => {
       const message = await expectRejected(h, await post(h, { type: "noop", ...job }), 400, "invalid_request");
       expect(message).toStartWith(`${Object.keys(job)[0]}: expected an integer from`);
     }
+  });
+
+  test("a runAt more than 365 days ahead is refused, like such a delayMs", async () => {
+    const h = harness();
+    const res = await post(h, { jobs: [{ type: "noop" }, { type: "noop", runAt: "9999-12-31T23:59:59Z" }] });
+    expect(await expectRejected(h, res, 400, "invalid_request")).toContain("jobs[1].runAt: must be at most 365 days from now");
   });
 
   test("runAt and delayMs together are refused", async () => {

@@ -22,7 +22,7 @@ import {
 } from "./api-schema.ts";
 import { dashboardPage } from "./dashboard.ts";
 import { openApiDocument } from "./openapi.ts";
-import { describeIssues, formatPath, parseSubmitBody, readableIssue, toNewJob, type SubmitBody } from "./submit-schema.ts";
+import { MAX_DELAY_MS, describeIssues, formatPath, parseSubmitBody, readableIssue, toNewJob, type SubmitBody } from "./submit-schema.ts";
 
 export interface AppDeps {
   /**
@@ -248,6 +248,10 @@ function toNewJobs({ jobs, batch }: SubmitBody, deps: AppDeps): NewJob[] {
     if (defaults === undefined) {
       const path = formatPath(batch ? ["jobs", i, "type"] : ["type"]);
       throw badRequest(`${path}: unknown job type "${job.type}"`, "invalid_request");
+    }
+    if (job.runAt !== undefined && Date.parse(job.runAt) > now + MAX_DELAY_MS) {
+      const path = formatPath(batch ? ["jobs", i, "runAt"] : ["runAt"]);
+      throw badRequest(`${path}: must be at most 365 days from now (as delayMs)`, "invalid_request");
     }
     return toNewJob(job, now, defaults);
   });

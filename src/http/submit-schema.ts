@@ -9,7 +9,8 @@ export const MAX_BATCH_JOBS = 1000;
 export const MAX_PAYLOAD_BYTES = 262_144;
 /** Deeper than any real document, far below where JSON.stringify would overflow the stack. */
 export const MAX_PAYLOAD_DEPTH = 128;
-const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000;
+/** Furthest a job may be scheduled ahead, by delayMs or by runAt. */
+export const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000;
 const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 export const MAX_IDEMPOTENCY_KEY = 200;
 /** How many issues (or unknown field names) one 400 message lists before summarising the rest. */
