@@ -107,7 +107,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   const pool = createWorkerPool({
     store, scheduler, registry, clock, logger, leaseMs,
     agingMs: opts.agingMs ?? 1000,
-    keepCompleted: (opts.keepCompletedMs ?? 0) > 0,
+    keepCompletedMs: opts.keepCompletedMs ?? 0,
     owner: opts.nodeId,
     concurrency: opts.workers ?? 32,
     backoff: opts.backoff ?? { baseMs: 1000, capMs: 3_600_000 },

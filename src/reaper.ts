@@ -1,6 +1,6 @@
 // reaper.ts: the maintenance loop. Hands inflight rows whose lease expired back to pending and to
-// this process's scheduler, so a dead worker's jobs run again without a restart; prunes completed
-// records past --keep-completed in short batches; then calls `afterTick` (the queue uses it to look
+// this process's scheduler, so a dead worker's jobs run again without a restart; prunes expired
+// completed records in short batches; then calls `afterTick` (the queue uses it to look
 // for work its heap does not hold). No SQL here.
 import { errorMessage } from "./errors.ts";
 import type { Logger } from "./logger.ts";
@@ -13,7 +13,10 @@ export interface ReaperDeps {
   /** Rows moved per statement; a tick repeats while full batches come back. */
   batchSize?: number;
   onRecovered: (entries: PendingEntry[]) => void;
-  /** Completed records older than this are pruned, in batches of batchSize (0 or unset: none kept). */
+  /**
+   * Completed records are pruned when they expire, in batches of batchSize; records written before
+   * records carried an expiry expire this long after they finished (0 or unset: at once).
+   */
   keepCompletedMs?: number;
   /** Runs after every tick, whatever it found. */
   afterTick?: () => void | Promise<void>;
@@ -35,16 +38,15 @@ export function createReaper(deps: ReaperDeps) {
       if (back.length < batch) break;
     }
     if (recovered > 0) deps.logger.info("reaped expired leases", { recovered });
-    // One short transaction per batch, so pruning a big backlog never holds locks for long.
+    // Completed records expire on their own time, whatever --keep-completed says now; one short
+    // transaction per batch, so pruning a big backlog never holds locks for long.
     let pruned = 0;
-    if ((deps.keepCompletedMs ?? 0) > 0) {
-      for (;;) {
-        const n = await deps.store.pruneCompleted(now - deps.keepCompletedMs!, batch);
-        pruned += n;
-        if (n < batch) break;
-      }
-      if (pruned > 0) deps.logger.debug("pruned completed records", { pruned });
+    for (;;) {
+      const n = await deps.store.pruneCompleted(now, batch, deps.keepCompletedMs ?? 0);
+      pruned += n;
+      if (n < batch) break;
     }
+    if (pruned > 0) deps.logger.debug("pruned completed records", { pruned });
     await deps.afterTick?.();
     return { recovered, pruned };
   }

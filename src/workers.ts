@@ -32,8 +32,8 @@ export interface WorkerPoolDeps {
   owner: string;
   concurrency: number;
   leaseMs: number;
-  /** Completed jobs leave a record (with the handler's string result) instead of vanishing. */
-  keepCompleted?: boolean;
+  /** Completed jobs leave a record (with the handler's string result) that expires this long after; 0: none. */
+  keepCompletedMs?: number;
   /** The scheduler's aging, so jobs pulled from the store are picked by the same key. */
   agingMs: number;
   backoff: BackoffPolicy;
@@ -114,6 +114,7 @@ const SETTLE_AFTER_GRACE_MS = 5000;
 
 export function createWorkerPool(deps: WorkerPoolDeps) {
   const { store, scheduler, registry, clock, owner, leaseMs, events, logger } = deps;
+  const keepMs = deps.keepCompletedMs ?? 0;
   const running = new Map<number, Running>();
   let activeCount = 0;
   let claiming = 0;
@@ -137,7 +138,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   const defer = store.blocking ? (fn: () => void) => void setImmediate(fn) : queueMicrotask;
   const maxInFlight = store.blocking ? 1 : 4;
   const completes = createBatcher<CompleteMove, boolean>({
-    run: (moves) => store.complete(moves, deps.keepCompleted ? { finishedAt: clock() } : undefined), maxBatch: 1000, defer, maxInFlight,
+    run: (moves) => store.complete(moves, keepMs > 0 ? { finishedAt: clock(), expiresAt: clock() + keepMs } : undefined),
+    maxBatch: 1000, defer, maxInFlight,
   });
   const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
   const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
@@ -457,7 +459,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         resolve(outcome);
       };
       const failed = (err: unknown) => finish({ ok: false, error: errorMessage(err), permanent: err instanceof PermanentError, cause: err });
-      const done = (value: unknown) => finish({ ok: true, result: deps.keepCompleted ? resultOf(value) : null });
+      const done = (value: unknown) => finish({ ok: true, result: keepMs > 0 ? resultOf(value) : null });
       // Every abort comes from this pool, so it ends the attempt here instead of through a listener:
       // the outcome is decided first, then the handler's signal fires.
       entry.interrupt = (reason) => {

@@ -47,6 +47,26 @@ for (const kind of STORE_KINDS) {
       await q.shutdown(1000);
     });
 
+    test("a kept record expires on its own time after the setting is turned off, and frees its key", async () => {
+      let now = Date.now();
+      const kept = await startQueue(site.open(), { once: () => "done" }, { clock: () => now, keepCompletedMs: KEEP_MS });
+      const a = await call(kept, "POST", "/submit", { type: "once", idempotencyKey: "key-of-a-kept-record" });
+      await waitFor(async () => (await call(kept, "GET", `/jobs/${a.body.id}`)).body.state === "completed", { what: "a completed" });
+      await kept.shutdown(1000);
+      // Restarted without --keep-completed: the record stays until its own expiry, then goes.
+      const plain = await startQueue(site.open(), { once: () => "done" }, { clock: () => now, keepCompletedMs: 0, reapIntervalMs: 50 });
+      try {
+        expect((await call(plain, "GET", `/jobs/${a.body.id}`)).body.state).toBe("completed");
+        now += KEEP_MS + 1;
+        await waitFor(async () => (await call(plain, "GET", `/jobs/${a.body.id}`)).status === 404, { what: "the record pruned" });
+        const again = await call(plain, "POST", "/submit", { type: "once", idempotencyKey: "key-of-a-kept-record" });
+        expect(again.status).toBe(202);
+        expect(again.body.id).not.toBe(a.body.id);
+      } finally {
+        await plain.shutdown(1000);
+      }
+    });
+
     test("without --keep-completed a completed job is gone at once", async () => {
       const q = await startQueue(site.open(), { quick: () => "ignored" });
       const { body: { id } } = await call(q, "POST", "/submit", { type: "quick" });

@@ -437,8 +437,8 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
     test("complete with keep leaves a completed record with its result and key until it is pruned", async () => {
       const [a, b] = await store.insert([job({ type: "kc", priority: 3, idempotencyKey: "k-kept" }), job({ type: "kc" })], T0);
       await store.claim([a!, b!], "n", T0, LEASE);
-      expect(await store.complete([{ id: a!, attempt: 2, result: "no" }], { finishedAt: T0 + 10 })).toEqual([false]);
-      expect(await store.complete([{ id: a!, attempt: 1, result: "made 3 thumbnails" }, { id: b!, attempt: 1 }], { finishedAt: T0 + 10 })).toEqual([true, true]);
+      expect(await store.complete([{ id: a!, attempt: 2, result: "no" }], { finishedAt: T0 + 10, expiresAt: T0 + 40 })).toEqual([false]);
+      expect(await store.complete([{ id: a!, attempt: 1, result: "made 3 thumbnails" }, { id: b!, attempt: 1 }], { finishedAt: T0 + 10, expiresAt: T0 + 40 })).toEqual([true, true]);
       expect(await store.get(a!, T0 + 20)).toMatchObject({
         id: a!, type: "kc", state: "completed", priority: 3, attempts: 1, maxAttempts: 3, runAt: T0, createdAt: T0,
         finishedAt: T0 + 10, result: "made 3 thumbnails", payload: "null", lastError: null,
@@ -447,11 +447,12 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect((await store.stats(T0)).types.find((t) => t.type === "kc")).toEqual({ type: "kc", pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 2 });
       // The key is held by the record.
       expect(await store.insertKeyed([job({ idempotencyKey: "k-kept" })], T0)).toEqual([{ id: a!, duplicate: true }]);
-      expect(await store.complete([{ id: a!, attempt: 1 }], { finishedAt: T0 })).toEqual([false]);
-      // Pruning takes records finished before the cutoff, at most `limit`, and frees their keys.
-      expect(await store.pruneCompleted(T0 + 10, 100)).toBe(0);
-      expect(await store.pruneCompleted(T0 + 11, 1)).toBe(1);
-      expect(await store.pruneCompleted(T0 + 11, 100)).toBe(1);
+      expect(await store.complete([{ id: a!, attempt: 1 }], { finishedAt: T0, expiresAt: T0 + 40 })).toEqual([false]);
+      // Pruning takes records expired by `now`, at most `limit`, and frees their keys; how long the
+      // server keeps new records today (the last argument) does not shorten or stretch them.
+      expect(await store.pruneCompleted(T0 + 39, 100, 0)).toBe(0);
+      expect(await store.pruneCompleted(T0 + 40, 1, 365 * 86_400_000)).toBe(1);
+      expect(await store.pruneCompleted(T0 + 40, 100, 365 * 86_400_000)).toBe(1);
       expect(await store.get(a!, T0 + 20)).toBeNull();
       expect(await store.get(b!, T0 + 20)).toBeNull();
       const [again] = await store.insertKeyed([job({ idempotencyKey: "k-kept" })], T0);

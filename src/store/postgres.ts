@@ -7,6 +7,7 @@ import init003 from "../../sql/postgres/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "text" };
 import init011 from "../../sql/postgres/011_completed_jobs.sql" with { type: "text" };
 import init012 from "../../sql/postgres/012_inflight_pk_only.sql" with { type: "text" };
+import init013 from "../../sql/postgres/013_completed_expiry.sql" with { type: "text" };
 import { StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../errors.ts";
 import { redactUrl } from "../logger.ts";
 import type {
@@ -21,6 +22,7 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
   { version: 10, name: "010_idempotency_keys", sql: init010 },
   { version: 11, name: "011_completed_jobs", sql: init011 },
   { version: 12, name: "012_inflight_pk_only", sql: init012 },
+  { version: 13, name: "013_completed_expiry", sql: init013 },
 ];
 
 export interface PostgresStoreOptions {
@@ -332,7 +334,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       return rows.map(toClaimed);
     },
 
-    async complete(refs: CompleteMove[], keep?: { finishedAt: number }) {
+    async complete(refs: CompleteMove[], keep?: { finishedAt: number; expiresAt: number }) {
       if (refs.length === 0) return [];
       if (keep !== undefined) {
         // The job leaves a small record behind and keeps its idempotency key until it is pruned.
@@ -343,8 +345,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
             WHERE j.id = f.id AND j.attempts = f.attempts
             RETURNING j.*, f.result AS result),
           kept AS (
-            INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, result)
-            SELECT id, type, priority, attempts, max_attempts, run_at, created_at, to_timestamp(${keep.finishedAt}::float8 / 1000), result
+            INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, expires_at, result)
+            SELECT id, type, priority, attempts, max_attempts, run_at, created_at, to_timestamp(${keep.finishedAt}::float8 / 1000),
+                   to_timestamp(${keep.expiresAt}::float8 / 1000), result
             FROM done)
           SELECT id FROM done`;
         return tookEffect(refs, kept);
@@ -554,12 +557,17 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
 
     // ---- completed records ----
 
-    async pruneCompleted(before: number, limit: number) {
+    async pruneCompleted(now: number, limit: number, legacyKeepMs: number) {
       const rows = await sql<{ id: number }[]>`
-        WITH done AS (
-          DELETE FROM completed_jobs WHERE id IN (
-            SELECT id FROM completed_jobs WHERE finished_at < to_timestamp(${before}::float8 / 1000)
-            ORDER BY finished_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+        WITH expired AS (
+          SELECT id FROM completed_jobs WHERE expires_at <= to_timestamp(${now}::float8 / 1000)
+          ORDER BY expires_at LIMIT ${limit} FOR UPDATE SKIP LOCKED),
+        legacy AS (
+          SELECT id FROM completed_jobs
+          WHERE expires_at IS NULL AND finished_at <= to_timestamp(${now - legacyKeepMs}::float8 / 1000)
+          ORDER BY finished_at LIMIT ${limit} FOR UPDATE SKIP LOCKED),
+        done AS (
+          DELETE FROM completed_jobs WHERE id IN (SELECT id FROM expired UNION ALL SELECT id FROM legacy LIMIT ${limit})
           RETURNING id),
         released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
         SELECT id FROM done`;

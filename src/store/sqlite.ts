@@ -11,6 +11,7 @@ import init003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
 import init010 from "../../sql/sqlite/010_idempotency_keys.sql" with { type: "text" };
 import init011 from "../../sql/sqlite/011_completed_jobs.sql" with { type: "text" };
 import init012 from "../../sql/sqlite/012_inflight_pk_only.sql" with { type: "text" };
+import init013 from "../../sql/sqlite/013_completed_expiry.sql" with { type: "text" };
 import type {
   BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StatsRow, TypeCap,
 } from "./store.ts";
@@ -23,6 +24,7 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
   { version: 10, name: "010_idempotency_keys", sql: init010 },
   { version: 11, name: "011_completed_jobs", sql: init011 },
   { version: 12, name: "012_inflight_pk_only", sql: init012 },
+  { version: 13, name: "013_completed_expiry", sql: init013 },
 ];
 
 /** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
@@ -141,12 +143,14 @@ function prepareStatements(db: Database) {
       UNION ALL SELECT 'dead', type, count(*), 0, NULL FROM dead_jobs GROUP BY type
       UNION ALL SELECT 'completed', type, count(*), 0, NULL FROM completed_jobs GROUP BY type`),
     // Completed records (--keep-completed).
-    keepCompleted: p<never, [finishedAt: number, result: string | null, id: number, attempt: number]>(`
-      INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, result)
-      SELECT id, type, priority, attempts, max_attempts, run_at, created_at, ?, ?
+    keepCompleted: p<never, [finishedAt: number, expiresAt: number, result: string | null, id: number, attempt: number]>(`
+      INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, expires_at, result)
+      SELECT id, type, priority, attempts, max_attempts, run_at, created_at, ?, ?, ?
       FROM inflight_jobs WHERE id = ? AND attempts = ?`),
-    oldCompleted: p<{ id: number }, [before: number, limit: number]>(
-      "SELECT id FROM completed_jobs WHERE finished_at < ? ORDER BY finished_at LIMIT ?"),
+    expiredCompleted: p<{ id: number }, [now: number, limit: number]>(
+      "SELECT id FROM completed_jobs WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"),
+    legacyCompleted: p<{ id: number }, [before: number, limit: number]>(
+      "SELECT id FROM completed_jobs WHERE expires_at IS NULL AND finished_at <= ? ORDER BY finished_at LIMIT ?"),
     deleteCompleted: p<never, [id: number]>("DELETE FROM completed_jobs WHERE id = ?"),
     // Idempotency keys.
     keyHolder: p<{ job_id: number }, [key: string]>("SELECT job_id FROM idempotency_keys WHERE key = ?"),
@@ -348,11 +352,13 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
 
   const completeTx = db.transaction((refs: ClaimRef[]) => refs.map((r) => removed(q().completeFenced.run(r.id, r.attempt).changes, r.id)));
   // Kept: a completed record replaces the row, and the idempotency key stays until it is pruned.
-  const completeKeptTx = db.transaction((refs: CompleteMove[], finishedAt: number) =>
-    refs.map((r) => movedOut(q().keepCompleted.run(finishedAt, r.result ?? null, r.id, r.attempt).changes, r.id)));
-  const pruneCompletedTx = db.transaction((before: number, limit: number) => {
-    const ids = q().oldCompleted.all(before, limit).map((r) => r.id);
-    for (const id of ids) removed(q().deleteCompleted.run(id).changes, id);
+  const completeKeptTx = db.transaction((refs: CompleteMove[], finishedAt: number, expiresAt: number) =>
+    refs.map((r) => movedOut(q().keepCompleted.run(finishedAt, expiresAt, r.result ?? null, r.id, r.attempt).changes, r.id)));
+  const pruneCompletedTx = db.transaction((now: number, limit: number, legacyKeepMs: number) => {
+    const s = q();
+    const ids = s.expiredCompleted.all(now, limit).map((r) => r.id);
+    if (ids.length < limit) ids.push(...s.legacyCompleted.all(now - legacyKeepMs, limit - ids.length).map((r) => r.id));
+    for (const id of ids) removed(s.deleteCompleted.run(id).changes, id);
     return ids.length;
   });
 
@@ -455,13 +461,13 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
       return claimTx.immediate(ids, owner, now, leaseMs);
     },
 
-    async complete(refs: CompleteMove[], keep?: { finishedAt: number }) {
+    async complete(refs: CompleteMove[], keep?: { finishedAt: number; expiresAt: number }) {
       if (refs.length === 0) return [];
-      return keep === undefined ? completeTx.immediate(refs) : completeKeptTx.immediate(refs, keep.finishedAt);
+      return keep === undefined ? completeTx.immediate(refs) : completeKeptTx.immediate(refs, keep.finishedAt, keep.expiresAt);
     },
 
-    async pruneCompleted(before: number, limit: number) {
-      return pruneCompletedTx.immediate(before, limit);
+    async pruneCompleted(now: number, limit: number, legacyKeepMs: number) {
+      return pruneCompletedTx.immediate(now, limit, legacyKeepMs);
     },
 
     async retry(moves: RetryMove[]) {

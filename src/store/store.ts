@@ -183,12 +183,15 @@ export interface Store {
   claim(ids: number[], owner: string, now: number, leaseMs: number): Promise<ClaimedJob[]>;
   /**
    * Fenced delete of finished attempts; result[i] says whether refs[i] took effect. With `keep`, each
-   * job leaves a completed record (finished at keep.finishedAt, with its result) and keeps its
-   * idempotency key until the record is pruned; without, the key is released.
+   * job leaves a completed record (finished at keep.finishedAt, with its result) that keeps its
+   * idempotency key until it expires at keep.expiresAt and is pruned; without, the key is released.
    */
-  complete(refs: CompleteMove[], keep?: { finishedAt: number }): Promise<boolean[]>;
-  /** Delete up to `limit` completed records finished before `before` (oldest first) and release their keys; returns how many. */
-  pruneCompleted(before: number, limit: number): Promise<number>;
+  complete(refs: CompleteMove[], keep?: { finishedAt: number; expiresAt: number }): Promise<boolean[]>;
+  /**
+   * Delete up to `limit` completed records expired by `now` (soonest first) and release their keys;
+   * returns how many. Records written before expiries existed expire `legacyKeepMs` after they finished.
+   */
+  pruneCompleted(now: number, limit: number, legacyKeepMs: number): Promise<number>;
   /** Fenced move inflight → pending with a new run_at and the error. */
   retry(moves: RetryMove[]): Promise<boolean[]>;
   /**
