@@ -54,7 +54,7 @@ const COMMANDS = {
 
 // ---- the option table ----------------------------------------------------------------------
 
-type Ctx = { hostname: string; config: Partial<Config> };
+type Ctx = { hostname: string; instance: string; config: Partial<Config> };
 
 /** Thrown by a parser with what it accepts; loadConfig turns it into a ConfigError. */
 class Expected extends Error {}
@@ -184,10 +184,10 @@ const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
     flag: "--node-id",
     env: "JOBQUEUE_NODE_ID",
     arg: "<id>",
-    meaning: "owner name on claimed jobs; must be unique among processes sharing a database and stable across restarts",
+    meaning: "owner name on claimed jobs, held by one live process at a time (a second one with the same id is refused at start); stable across restarts, so a restart after a crash takes its jobs back at once",
     accepts: "1-200 characters",
-    defaultText: "<hostname>:<port>",
-    default: (ctx) => `${ctx.hostname}:${ctx.config.port}`,
+    defaultText: "<hostname>:<port>, or <hostname>:0-<pid>.<random> with --port 0",
+    default: (ctx) => (ctx.config.port === 0 ? `${ctx.hostname}:0-${ctx.instance}` : `${ctx.hostname}:${ctx.config.port}`),
     parse: (raw) => {
       if (raw.length < 1 || raw.length > 200) throw new Expected("1 to 200 characters");
       return raw;
@@ -311,11 +311,19 @@ const isVersion = (a: string) => a === "--version" || a === "-v";
 /**
  * Reads argv (the arguments after the executable) and env into a command and a checked config.
  * --help and --version win over everything else and come with the defaults, so a bad setting
- * never hides the help text. Throws ConfigError on any bad flag, argument or value.
+ * never hides the help text. Throws ConfigError on any bad flag, argument or value. `instance`
+ * makes the default node id unique per process when the port is 0 (main.ts passes its pid and a
+ * random suffix); it is the only input not read from env and argv.
  */
-export function loadConfig(env: Record<string, string | undefined>, argv: string[], hostname: string): LoadResult {
-  if (argv.some(isHelp)) return { command: "help", config: resolve({}, new Map(), hostname) };
-  if (argv.some(isVersion)) return { command: "version", config: resolve({}, new Map(), hostname) };
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  argv: string[],
+  hostname: string,
+  instance: string = crypto.randomUUID().slice(0, 8),
+): LoadResult {
+  const host = { hostname, instance };
+  if (argv.some(isHelp)) return { command: "help", config: resolve({}, new Map(), host) };
+  if (argv.some(isVersion)) return { command: "version", config: resolve({}, new Map(), host) };
 
   const byFlag = new Map(KEYS.map((key) => [OPTIONS[key].flag, key]));
   const flags = new Map<keyof Config, string>();
@@ -354,12 +362,12 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
     flags.set(key, value);
   }
 
-  return { command: command ?? "serve", config: resolve(env, flags, hostname) };
+  return { command: command ?? "serve", config: resolve(env, flags, host) };
 }
 
-function resolve(env: Record<string, string | undefined>, flags: Map<keyof Config, string>, hostname: string): Config {
+function resolve(env: Record<string, string | undefined>, flags: Map<keyof Config, string>, host: Omit<Ctx, "config">): Config {
   const config: Partial<Config> = {};
-  const ctx: Ctx = { hostname, config };
+  const ctx: Ctx = { ...host, config };
   const out = config as Record<string, unknown>;
   for (const key of KEYS) {
     const spec = specOf(key);

@@ -62,6 +62,14 @@ export class StoreRejectedError extends Error {
 export const mayRetryApart = (err: unknown): boolean =>
   !(err instanceof StoreUnavailableError || err instanceof StoreOutcomeUnknownError);
 
+/** Another live process holds this node id: starting a second one would run its jobs twice. */
+export class NodeIdInUseError extends Error {
+  constructor(readonly nodeId: string, detail = "") {
+    super(`node id ${JSON.stringify(nodeId)} is held by another live jobqueue process${detail}: give this one its own --node-id (JOBQUEUE_NODE_ID), or stop the other`);
+    this.name = "NodeIdInUseError";
+  }
+}
+
 // ---- why an attempt ended early --------------------------------------------------------------
 // The reason a handler's AbortSignal carries. Handlers may check them with instanceof too.
 

@@ -6,7 +6,7 @@ import type { BackoffPolicy } from "./backoff.ts";
 import { createCancellation } from "./cancellation.ts";
 import { createDeadLetters } from "./dead-letters.ts";
 import { createDispatcher } from "./dispatcher.ts";
-import { errorMessage } from "./errors.ts";
+import { NodeIdInUseError, errorMessage } from "./errors.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
 import { createApp } from "./http/app.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -36,6 +36,11 @@ export interface JobQueueOptions {
   /** LISTEN for other nodes' new-job hints (PostgreSQL); false behind PgBouncer transaction pooling. */
   listen?: boolean;
   clock?: () => number;
+  /**
+   * Called when the node can no longer run safely (another process took its node id while its
+   * database session was lost); the caller should stop it. Default: log the error.
+   */
+  onFatal?: (err: Error) => void;
   /** Randomness for backoff jitter (tests pass a fixed one). */
   random?: () => number;
   logger?: Logger;
@@ -143,7 +148,13 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     afterTick: async () => {
       // Polling backstop for work this heap does not hold (see pool.pull), then node liveness.
       pool.pull();
-      liveNodes = await store.heartbeatNode(opts.nodeId, clock(), clock() - 3 * reapIntervalMs);
+      try {
+        liveNodes = await store.heartbeatNode(opts.nodeId, clock(), clock() - 3 * reapIntervalMs);
+      } catch (err) {
+        if (!(err instanceof NodeIdInUseError)) throw err;
+        logger.error("this node's id was taken by another process while its database session was lost: stopping", { node: opts.nodeId });
+        (opts.onFatal ?? (() => {}))(err);
+      }
     },
   });
 
@@ -208,6 +219,8 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       state = "starting";
       const t0 = clock();
       await store.migrate();
+      // Only once the id is ours alone may its rows be taken back: a live holder is still running them.
+      await store.holdNodeId(opts.nodeId);
       const orphans = await store.recoverOwner(opts.nodeId, clock());
       if (orphans.length > 0) {
         m.recovered.labels({ reason: "restart" }).inc(orphans.length);

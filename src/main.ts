@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import pkg from "../package.json" with { type: "json" };
 import { CLIENT_HELP, isClientCommand, runClientCommand } from "./cli.ts";
 import { ConfigError, helpText, loadConfig } from "./config.ts";
+import { NodeIdInUseError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 import { openStore, startServer } from "./server.ts";
 
@@ -19,7 +20,7 @@ async function main(): Promise<number> {
   }
   let loaded;
   try {
-    loaded = loadConfig(process.env, process.argv.slice(2), hostname());
+    loaded = loadConfig(process.env, process.argv.slice(2), hostname(), `${process.pid}.${crypto.randomUUID().slice(0, 4)}`);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`jobqueue: ${err.message}\n`);
@@ -71,12 +72,19 @@ async function main(): Promise<number> {
     process.on("SIGINT", () => onSignal("SIGINT"));
   });
 
+  let fatal = false;
   const graceful = (async () => {
-    const server = await startServer({ config, logger, env: process.env });
+    const server = await startServer({
+      config, logger, env: process.env,
+      onFatal: () => {
+        fatal = true;
+        stopRequested("fatal");
+      },
+    });
     const sig = await requested;
-    logger.info("signal received: shutting down", { signal: sig, graceMs: config.shutdownGraceMs });
+    logger.info(fatal ? "stopping after a fatal error" : "signal received: shutting down", { signal: sig, graceMs: config.shutdownGraceMs });
     await server.stop(config.shutdownGraceMs);
-    return 0;
+    return fatal ? 1 : 0;
   })();
   return await Promise.race([graceful, exitNow]);
 }
@@ -84,8 +92,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    const message = err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
+    const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "fatal", err: message })}\n`);
-    process.exit(err instanceof ConfigError ? 2 : 1);
+    // A setting the operator must change (a bad option, a node id another process holds): 2.
+    process.exit(err instanceof ConfigError || err instanceof NodeIdInUseError ? 2 : 1);
   },
 );

@@ -103,6 +103,8 @@ export async function startServer(opts: {
   store?: Store;
   /** Where the types file's secret_env names are looked up; main.ts passes process.env. */
   env?: Record<string, string | undefined>;
+  /** The node can no longer run safely and must stop (see JobQueueOptions.onFatal). */
+  onFatal?: (err: Error) => void;
 }): Promise<RunningServer> {
   const { config, logger } = opts;
   const token = await loadToken(config);
@@ -124,6 +126,7 @@ export async function startServer(opts: {
     listen: !config.noListen,
     maxQueued: config.maxQueued,
     keepCompletedMs: config.keepCompletedMs,
+    ...(opts.onFatal !== undefined && { onFatal: opts.onFatal }),
   });
   try {
     await queue.start();

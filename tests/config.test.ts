@@ -94,6 +94,15 @@ describe("loadConfig", () => {
     expect(loadConfig({ JOBQUEUE_NODE_ID: "n1" }, [], HOST).config.nodeId).toBe("n1");
   });
 
+  test("with --port 0 the default node id is unique per process, never hostname:0", () => {
+    expect(loadConfig({}, ["--port", "0"], HOST, "4242.ab12").config.nodeId).toBe("box:0-4242.ab12");
+    const a = loadConfig({}, ["--port", "0"], HOST).config.nodeId;
+    const b = loadConfig({}, ["--port", "0"], HOST).config.nodeId;
+    expect(a).toStartWith("box:0-");
+    expect(a).not.toBe(b);
+    expect(loadConfig({}, ["--port", "0", "--node-id", "fixed"], HOST).config.nodeId).toBe("fixed");
+  });
+
   test("every env var name is read", () => {
     const env = {
       PORT: "0",

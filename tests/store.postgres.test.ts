@@ -3,7 +3,9 @@ import { existsSync } from "node:fs";
 import postgres from "postgres";
 import { createPostgresStore, socketOf } from "../src/store/postgres.ts";
 import { expect, test } from "bun:test";
+import { NodeIdInUseError } from "../src/errors.ts";
 import { runStoreContract } from "./store.contract.ts";
+import { waitFor } from "./support/wait.ts";
 import { createTestDatabase } from "./support/pg.ts";
 
 runStoreContract("postgres", () => {
@@ -86,6 +88,49 @@ test.skipIf(!existsSync(`${SOCKET_DIR}/.s.PGSQL.5432`))("the store works over th
     }
   } finally {
     await store.close();
+    await db.drop();
+  }
+});
+
+test("a node id is held by one store at a time, taken again after its session was cut, and lost to whoever took it meanwhile", async () => {
+  const db = await createTestDatabase("jq_nodelock");
+  const admin = postgres(db.url, { max: 1, onnotice: () => {} });
+  const a = createPostgresStore({ url: db.url });
+  const b = createPostgresStore({ url: db.url });
+  const lockHolders = async () =>
+    (await admin<{ pid: number }[]>`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted`).map((r) => r.pid);
+  try {
+    await a.migrate();
+    await a.holdNodeId("n1");
+    await expect(b.holdNodeId("n1")).rejects.toBeInstanceOf(NodeIdInUseError);
+    await b.holdNodeId("n2"); // other ids are free
+    // Cut a's lock session: its next heartbeat takes the id again on a new session.
+    const [before] = await admin<{ pid: number }[]>`
+      SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+      AND (l.classid::bigint << 32) | l.objid::bigint = hashtextextended('jobqueue.node:n1', 0)`;
+    await admin`SELECT pg_terminate_backend(${before!.pid})`;
+    await waitFor(async () => !(await lockHolders()).includes(before!.pid), { what: "the old session gone" });
+    expect(await a.heartbeatNode("n1", Date.now(), 0)).toBeGreaterThanOrEqual(1);
+    await expect(b.holdNodeId("n1")).rejects.toBeInstanceOf(NodeIdInUseError);
+    // Cut it again, and let another store take the id first: a's heartbeat then reports it lost.
+    const [again] = await admin<{ pid: number }[]>`
+      SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+      AND (l.classid::bigint << 32) | l.objid::bigint = hashtextextended('jobqueue.node:n1', 0)`;
+    await admin`SELECT pg_terminate_backend(${again!.pid})`;
+    await waitFor(async () => !(await lockHolders()).includes(again!.pid), { what: "the second session gone" });
+    const c = createPostgresStore({ url: db.url });
+    await c.holdNodeId("n1");
+    await expect(a.heartbeatNode("n1", Date.now(), 0)).rejects.toBeInstanceOf(NodeIdInUseError);
+    await c.close();
+    // A closed store lets go of its id at once.
+    await b.close();
+    const d = createPostgresStore({ url: db.url });
+    await d.holdNodeId("n2");
+    await d.close();
+  } finally {
+    await a.close();
+    await b.close().catch(() => {});
+    await admin.end();
     await db.drop();
   }
 });

@@ -8,7 +8,7 @@ import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "
 import init011 from "../../sql/postgres/011_completed_jobs.sql" with { type: "text" };
 import init012 from "../../sql/postgres/012_inflight_pk_only.sql" with { type: "text" };
 import init013 from "../../sql/postgres/013_completed_expiry.sql" with { type: "text" };
-import { StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../errors.ts";
+import { NodeIdInUseError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../errors.ts";
 import { redactUrl } from "../logger.ts";
 import type {
   BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StoreStats, StatsRow, TypeCap,
@@ -184,6 +184,27 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   const instance = crypto.randomUUID();
   let announcing = false;
   let lastAnnounce = -Infinity;
+
+  /**
+   * The node id this process holds: a session advisory lock on a connection of its own (never
+   * replaced with the pool), and that session's backend pid, which changes when the connection was
+   * lost and reopened (the lock went with the old session).
+   */
+  let node: { id: string; conn: Sql; pid: number } | null = null;
+
+  /** Take (or take again) the node id's lock on `conn`; NodeIdInUseError names the holder when known. */
+  async function lockNodeId(id: string, conn: Sql): Promise<number> {
+    const key = `jobqueue.node:${id}`;
+    const [row] = await conn<{ held: boolean; pid: number }[]>`
+      SELECT pg_try_advisory_lock(hashtextextended(${key}, 0)) AS held, pg_backend_pid() AS pid`;
+    if (row?.held) return row.pid;
+    const holder = await conn<{ addr: string | null; since: Date | null }[]>`
+      SELECT host(a.client_addr) AS addr, a.backend_start AS since FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND (l.classid::bigint << 32) | l.objid::bigint = hashtextextended(${key}, 0)`.catch(() => []);
+    const h = holder[0];
+    throw new NodeIdInUseError(id, h ? ` (its database session ${h.addr ? `from ${h.addr} ` : ""}started ${h.since?.toISOString() ?? "earlier"})` : "");
+  }
 
   /** Drop a pool that stopped answering; the next statement opens fresh connections. */
   function replacePool(): void {
@@ -495,6 +516,16 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       };
     },
 
+    async holdNodeId(id: string) {
+      const conn = open(1);
+      try {
+        node = { id, conn, pid: await lockNodeId(id, conn) };
+      } catch (err) {
+        await conn.end({ timeout: 1 }).catch(() => {});
+        throw err;
+      }
+    },
+
     async heartbeatNode(id: string, now: number, aliveSince: number) {
       const [row] = await sql<{ alive: number }[]>`
         WITH up AS (
@@ -503,6 +534,11 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
           ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at)
         SELECT 1 + count(*)::int AS alive FROM jobqueue_nodes
         WHERE id <> ${id} AND heartbeat_at >= to_timestamp(${aliveSince}::float8 / 1000)`;
+      // The id's lock lives in its connection's session: if that connection was replaced, take it again.
+      if (node !== null && node.id === id) {
+        const [session] = await node.conn<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+        if (session && session.pid !== node.pid) node.pid = await lockNodeId(id, node.conn);
+      }
       return row?.alive ?? 1;
     },
 
@@ -695,6 +731,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       // Callers drain their own work first. After an outage postgres.js (3.4.9 on Bun) can keep a
       // dead connection that makes end() wait out its whole timeout, so keep the timeout short.
       await sql.end({ timeout: 1 });
+      // Ending the node id's session releases its lock.
+      await node?.conn.end({ timeout: 1 });
+      node = null;
     },
   };
   // Every call but migrate (which may wait for another process's migration lock), the start-up

@@ -513,6 +513,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
       return async () => {};
     },
 
+    // The file lock (openLocked) already makes this process the only one on the store.
+    async holdNodeId() {},
+
     async heartbeatNode(id: string, now: number, aliveSince: number) {
       db.run(`INSERT INTO jobqueue_nodes (id, started_at, heartbeat_at) VALUES (?, ?, ?)
               ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`, [id, now, now]);

@@ -221,6 +221,13 @@ export interface Store {
    * insert wrote for this process whose answer never came, so none of their attempts ran.
    */
   releaseStrays(owner: string, keep: number[], now: number): Promise<PendingEntry[]>;
+  /**
+   * Take `id` for this process, exclusively, until close(): throws NodeIdInUseError while another
+   * live process holds it. PostgreSQL holds a session advisory lock on a connection of its own, taken
+   * again by heartbeatNode() if that connection was replaced (and NodeIdInUseError if someone else
+   * took it meanwhile); the embedded store's file lock already makes its process the only one.
+   */
+  holdNodeId(id: string): Promise<void>;
   /** Start-up: the same hand-back for every inflight row of `owner` (this node's previous run). */
   recoverOwner(owner: string, now: number): Promise<PendingEntry[]>;
   /**
@@ -234,7 +241,7 @@ export interface Store {
   /** Hear other processes' announcements; resolves with a function that stops listening. */
   listen(onHint: () => void): Promise<() => Promise<void>>;
   /**
-   * Node liveness: upsert this node's heartbeat (started_at kept from its first call) and return
+   * Node liveness (and, on PostgreSQL, a check that this process still holds its node id): upsert this node's heartbeat (started_at kept from its first call) and return
    * how many nodes have beaten since `aliveSince`, this one included.
    */
   heartbeatNode(id: string, now: number, aliveSince: number): Promise<number>;
