@@ -68,7 +68,8 @@ const LARGE_LOAD = 100_000;
 const READY_PING_TIMEOUT_MS = 2000;
 
 export function createJobQueue(opts: JobQueueOptions): JobQueue {
-  const clock = opts.clock ?? Date.now;
+  // The store's clock: on PostgreSQL the server's, so due times and leases agree across nodes.
+  const clock = opts.clock ?? opts.store.clock;
   const logger = opts.logger ?? createLogger("info");
   const leaseMs = opts.leaseMs ?? 30_000;
   const { store, registry } = opts;

@@ -32,6 +32,8 @@ export interface PostgresStoreOptions {
   /** Seconds to wait for a connection before failing (kept short: see DESIGN pitfalls). */
   connectTimeoutS?: number;
   onNotice?: (notice: unknown) => void;
+  /** This process's own clock (epoch ms); store.clock corrects it by its offset from the server's. */
+  localClock?: () => number;
 }
 
 type Sql = postgres.Sql<{ bigint: number }>;
@@ -42,6 +44,8 @@ const NOTIFY_CHANNEL = "jobqueue_jobs";
 const ANNOUNCE_EVERY_MS = 20;
 /** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
 const CLAIM_NEXT_WINDOW = 10;
+/** A clock reading whose round trip took longer than this is too vague to keep (ms). */
+const MAX_CLOCK_READING_RTT_MS = 50;
 /** Longest pause between reconnect attempts (seconds). */
 const RECONNECT_CAP_S = 0.5;
 
@@ -180,6 +184,20 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, RECONNECT_CAP_S),
   }) as unknown as Sql;
   let sql = open();
+  const localClock = opts.localClock ?? Date.now;
+  /** The server's clock minus this process's, from the last good measurement (measureClock). */
+  let clockOffsetMs = 0;
+  /**
+   * One reading of the server's clock against ours: its reading is taken as of the midpoint of the
+   * round trip, so the error is at most half the round trip. Readings over a slow round trip are
+   * not kept (the previous offset stays).
+   */
+  async function measureClock(q: Sql): Promise<void> {
+    const before = localClock();
+    const [row] = await q<{ now: number }[]>`SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS now`;
+    const after = localClock();
+    if (row && after - before <= MAX_CLOCK_READING_RTT_MS) clockOffsetMs = row.now - (before + after) / 2;
+  }
   /** Tags this store's own NOTIFYs so its listener can ignore them. */
   const instance = crypto.randomUUID();
   let announcing = false;
@@ -307,6 +325,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     kind: "postgres",
     location: redactUrl(opts.url),
     blocking: false,
+    clock: () => localClock() + clockOffsetMs,
 
     async migrate() {
       await sql.begin(async (tx) => {
@@ -321,6 +340,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
           await tx`INSERT INTO jobqueue_migrations (version, name) VALUES (${m.version}, ${m.name})`;
         }
       });
+      await measureClock(sql);
     },
 
     async insert(jobs: NewJob[], now: number) {
@@ -444,13 +464,15 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     async reapExpired(now: number, limit: number) {
       // SKIP LOCKED: a row whose completion or heartbeat holds the lock is not expired work;
       // the outer lease check re-reads the newest row version, so a fresh lease is never reaped.
+      // A lease must have ended by the server's own clock too, so no node whose clock (or clock
+      // correction) runs ahead can ever take another node's live job.
       const rows = await sql.unsafe<EntryRow[]>(`
         WITH expired AS (
-          SELECT id FROM inflight_jobs WHERE lease_until < to_timestamp($1::float8 / 1000)
+          SELECT id FROM inflight_jobs WHERE lease_until < least(to_timestamp($1::float8 / 1000), clock_timestamp())
           ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED),
         moved AS (
           DELETE FROM inflight_jobs j USING expired e
-          WHERE j.id = e.id AND j.lease_until < to_timestamp($1::float8 / 1000)
+          WHERE j.id = e.id AND j.lease_until < least(to_timestamp($1::float8 / 1000), clock_timestamp())
           RETURNING j.*)
         ${HAND_BACK("to_timestamp($1::float8 / 1000)", "'lease expired'", "to_timestamp($1::float8 / 1000)")}`,
         [now, limit] as never[], { prepare: true });
@@ -534,11 +556,13 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
           ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at)
         SELECT 1 + count(*)::int AS alive FROM jobqueue_nodes
         WHERE id <> ${id} AND heartbeat_at >= to_timestamp(${aliveSince}::float8 / 1000)`;
-      // The id's lock lives in its connection's session: if that connection was replaced, take it again.
+      // The id's lock lives in its connection's session: if that connection was replaced, take it
+      // again. That idle connection also gives the quickest reading of the server's clock.
       if (node !== null && node.id === id) {
         const [session] = await node.conn<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
         if (session && session.pid !== node.pid) node.pid = await lockNodeId(id, node.conn);
-      }
+        await measureClock(node.conn);
+      } else await measureClock(sql);
       return row?.alive ?? 1;
     },
 

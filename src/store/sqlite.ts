@@ -439,6 +439,8 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     kind: "sqlite",
     location,
     blocking: true,
+    // One process per file: its clock is the only one.
+    clock: Date.now,
 
     async migrate() {
       migrateTx.immediate();
@@ -602,9 +604,10 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     },
   };
   // Every call fails as a store fault, and a call on a closed store as unavailable (the driver only
-  // says "Database has closed"). streamPending is the start-up stream, run before anything can close.
+  // says "Database has closed"). streamPending is the start-up stream, run before anything can close;
+  // clock reads no file.
   for (const [name, fn] of Object.entries(store)) {
-    if (typeof fn !== "function" || name === "close" || name === "streamPending") continue;
+    if (typeof fn !== "function" || name === "close" || name === "streamPending" || name === "clock") continue;
     (store as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
       if (closed) throw new StoreUnavailableError(`${name}: the embedded store ${location} is closed`);
       try {

@@ -163,6 +163,12 @@ export interface Store {
    * gather a whole event-loop turn of work into one call instead of relying on overlap.
    */
   readonly blocking: boolean;
+  /**
+   * Now, in epoch ms, as the store's database sees it: on PostgreSQL this process's clock corrected
+   * by its measured offset from the server's (every node then computes due times and leases on one
+   * clock, whatever its own says); on the embedded store the local clock.
+   */
+  readonly clock: () => number;
   /** Apply numbered migrations; safe when several processes start at once. */
   migrate(): Promise<void>;
   /**
