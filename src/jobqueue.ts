@@ -84,6 +84,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     dead: metrics.counter("jobqueue_jobs_dead_total", "Jobs moved to the dead-letter table.", ["type"]),
     recovered: metrics.counter("jobqueue_jobs_recovered_total", "Jobs handed back to pending after an expired lease or a restart.", ["reason"]),
     pulled: metrics.counter("jobqueue_jobs_pulled_total", "Jobs an idle node claimed straight from the store (another node's backlog, or rows its heap missed)."),
+    adopted: metrics.counter("jobqueue_jobs_adopted_total", "Due jobs this node took into its heap from the store because they were more urgent than all of its own."),
     fenced: metrics.counter("jobqueue_fenced_moves_total", "Moves that found their claim already gone (reaped or superseded).", ["move"]),
     wait: metrics.histogram("jobqueue_job_wait_seconds", "Time from ready to start.", LATENCY_BUCKETS_SECONDS, ["type"]),
     run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
@@ -132,6 +133,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       },
       fenced: (move) => m.fenced.labels({ move }).inc(),
       pulled: (count) => m.pulled.inc({}, count),
+      adopted: (count) => m.adopted.inc({}, count),
     },
   });
 
@@ -147,7 +149,9 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       pushEntries(entries);
     },
     afterTick: async () => {
-      // Polling backstop for work this heap does not hold (see pool.pull), then node liveness.
+      // Work this heap does not hold: more urgent rows than its own (pool.adopt), and, when idle,
+      // any due rows (pool.pull; hints make that quicker); then node liveness.
+      await pool.adopt().catch((err) => logger.warn("looking for more urgent jobs in the store failed", { err: errorMessage(err) }));
       pool.pull();
       try {
         liveNodes = await store.heartbeatNode(opts.nodeId, clock(), clock() - 3 * reapIntervalMs);

@@ -159,6 +159,12 @@ export function createScheduler(deps: SchedulerDeps) {
     get typeCount(): number {
       return names.length;
     },
+    /** The smallest key among ready jobs (readyAt − priority × agingMs), or Infinity when none is ready. */
+    topReadyKey(): number {
+      let top = Infinity;
+      for (const heap of ready) if (heap.size > 0) top = Math.min(top, heap.peekKey());
+      return top;
+    },
     /** Ready jobs of one type. */
     readyOf(type: string): number {
       const code = codes.get(type);

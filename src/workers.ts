@@ -22,6 +22,8 @@ export interface WorkerEvents {
   cancelled?(type: string): void;
   /** Jobs claimed straight from the store by pull(), not from this node's heap. */
   pulled(count: number): void;
+  /** Due jobs taken into this node's heap from the store because they were more urgent than its own. */
+  adopted?(count: number): void;
 }
 
 export interface WorkerPoolDeps {
@@ -105,6 +107,10 @@ class TimeoutGroup {
   }
 }
 
+/** Most store rows one adopt() looks at: this many times the pool's size, within the bounds below. */
+const ADOPT_PER_WORKER = 4;
+const ADOPT_MIN = 100;
+const ADOPT_MAX = 1000;
 /** Most jobs moved by one claim statement. */
 const MAX_CLAIM_BATCH = 1000;
 /** Longest pause between retries of a store move that keeps failing. */
@@ -661,6 +667,33 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     pull(): void {
       pullWanted = true;
       pump();
+    },
+    /**
+     * Cluster-wide aging: take into this node's heap the store's due rows that are more urgent (by
+     * the aging key) than anything it holds: another node's backlog, a dead node's, rows whose insert
+     * answer was lost. They are claimed by id like any other entry, so one that another node takes
+     * first is dropped. Run every maintenance tick, this bounds any due job's wait behind the node
+     * it was submitted to by one tick. Nothing the heap holds is taken twice: its jobs are all at
+     * least as urgent as its top, and only rows strictly more urgent are taken.
+     */
+    async adopt(): Promise<number> {
+      if (!started || stopping) return 0;
+      const now = clock();
+      scheduler.promoteDue(now); // due jobs still in the scheduled heap count as held
+      const top = scheduler.topReadyKey();
+      const limit = Math.min(ADOPT_MAX, Math.max(ADOPT_MIN, ADOPT_PER_WORKER * deps.concurrency));
+      const rows = await store.peekUrgent(now, deps.agingMs, limit);
+      let adopted = 0;
+      for (const e of rows) {
+        if (e.runAt - e.priority * deps.agingMs >= top) break; // most urgent first: the rest are not either
+        scheduler.add(e.id, e.priority, e.runAt, now, e.type);
+        adopted++;
+      }
+      if (adopted > 0) {
+        events.adopted?.(adopted);
+        pump();
+      }
+      return adopted;
     },
     /**
      * An insert's answer was lost: its rows may be pending without a heap entry here (pull them), or,

@@ -217,7 +217,8 @@ describe("a queue node on PostgreSQL", () => {
     const [id] = await other.insert([{ type: "unseen", payload: "null", priority: 0, maxAttempts: 3, runAt: Date.now(), timeoutMs: null }], Date.now());
     await other.close();
     await waitFor(() => seen.includes(id!), { what: "the unseen row runs" });
-    expect(q.metrics.counterValue("jobqueue_jobs_pulled_total")).toBeGreaterThanOrEqual(1);
+    // Found in the table by this idle node: claimed straight from it, or taken into its heap first.
+    expect(q.metrics.counterValue("jobqueue_jobs_pulled_total") + q.metrics.counterValue("jobqueue_jobs_adopted_total")).toBeGreaterThanOrEqual(1);
     await q.shutdown(1000);
   });
 

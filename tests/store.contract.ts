@@ -280,6 +280,39 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.complete([urgent!, old!, future!, taken!].map((id) => ({ id, attempt: 1 })));
     });
 
+    test("peekUrgent and claimNext find exactly the most urgent due rows by aging key, against a sorted oracle", async () => {
+      const late = T0 + 15_000_000;
+      for (;;) {
+        const left = await store.claimNext(1000, "sweeper", late + 100_000, LEASE, 0);
+        if (left.length === 0) break;
+        await store.complete(left.map((j) => ({ id: j.id, attempt: j.attempts })));
+      }
+      // Many priorities and run times, ties on both, some not yet due.
+      let seed = 7;
+      const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+      const jobs = Array.from({ length: 400 }, () => job({ type: "urg", priority: rand(4) * 33, runAt: late + rand(40) * 250 }));
+      const ids = await store.insert(jobs, T0);
+      const now = late + 8000;
+      for (const agingMs of [0, 1, 100, 1000]) {
+        const oracle = ids
+          .map((id, i) => ({ id, key: jobs[i]!.runAt - jobs[i]!.priority * agingMs, due: jobs[i]!.runAt <= now }))
+          .filter((e) => e.due)
+          .sort((a, b) => a.key - b.key || a.id - b.id);
+        for (const limit of [1, 7, 50]) {
+          const peeked = await store.peekUrgent(now, agingMs, limit);
+          expect({ agingMs, limit, ids: peeked.map((e) => e.id) }).toEqual({ agingMs, limit, ids: oracle.slice(0, limit).map((e) => e.id) });
+        }
+      }
+      // A claim takes the same rows, and the next peek starts after them.
+      const agingMs = 100;
+      const order = (await store.peekUrgent(now, agingMs, 1000)).map((e) => e.id);
+      const claimed = await store.claimNext(20, "me", now, LEASE, agingMs);
+      expect(claimed.map((j) => j.id).sort((a, b) => a - b)).toEqual(order.slice(0, 20).sort((a, b) => a - b));
+      expect((await store.peekUrgent(now, agingMs, 5)).map((e) => e.id)).toEqual(order.slice(20, 25));
+      await store.complete(claimed.map((j) => ({ id: j.id, attempt: 1 })));
+      await store.cancelPending(ids);
+    });
+
     test("claimNext with caps takes at most each capped type's room, none of a full type, and any number of the rest", async () => {
       const late = T0 + 20_000_000;
       for (;;) {

@@ -8,6 +8,7 @@ import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "
 import init011 from "../../sql/postgres/011_completed_jobs.sql" with { type: "text" };
 import init012 from "../../sql/postgres/012_inflight_pk_only.sql" with { type: "text" };
 import init013 from "../../sql/postgres/013_completed_expiry.sql" with { type: "text" };
+import init014 from "../../sql/postgres/014_pending_priority_run_at.sql" with { type: "text" };
 import { NodeIdInUseError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../errors.ts";
 import { redactUrl } from "../logger.ts";
 import type {
@@ -23,6 +24,7 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
   { version: 11, name: "011_completed_jobs", sql: init011 },
   { version: 12, name: "012_inflight_pk_only", sql: init012 },
   { version: 13, name: "013_completed_expiry", sql: init013 },
+  { version: 14, name: "014_pending_priority_run_at", sql: init014 },
 ];
 
 export interface PostgresStoreOptions {
@@ -42,8 +44,6 @@ type Sql = postgres.Sql<{ bigint: number }>;
 const NOTIFY_CHANNEL = "jobqueue_jobs";
 /** At most one hint per this many ms from one process. */
 const ANNOUNCE_EVERY_MS = 20;
-/** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
-const CLAIM_NEXT_WINDOW = 10;
 /** A clock reading whose round trip took longer than this is too vague to keep (ms). */
 const MAX_CLOCK_READING_RTT_MS = 50;
 /** Longest pause between reconnect attempts (seconds). */
@@ -90,6 +90,22 @@ const FROM_DEAD = (runAt: string) => `
   SELECT id, type, payload, priority, 0, max_attempts, timeout_ms, ${runAt}, created_at, last_error
   FROM moved
   RETURNING ${ENTRY_COLS}`;
+
+/**
+ * The most urgent due pending rows by aging key: the `limit` oldest of each priority (one probe of
+ * pending_jobs_priority_run_at_idx per priority), which hold the `limit` most urgent overall, with
+ * their `key` (run_at − priority × aging, in ms). `claiming` locks them FOR UPDATE SKIP LOCKED, so
+ * idle nodes never fight over one backlog, and leaves out the types in `$full` (SQL expressions).
+ */
+const URGENT = (now: string, limit: string, agingMs: string, claiming?: { full: string }) => `
+  SELECT c.*, extract(epoch from c.run_at) * 1000 - c.priority * ${agingMs}::float8 AS key
+  FROM generate_series(0, 100) AS p(priority)
+  CROSS JOIN LATERAL (
+    SELECT id, type, priority, run_at, created_at FROM pending_jobs
+    WHERE priority = p.priority AND run_at <= to_timestamp(${now}::float8 / 1000)
+      ${claiming ? `AND type <> ALL(${claiming.full})` : ""}
+    ORDER BY run_at, id LIMIT ${limit}
+    ${claiming ? "FOR UPDATE SKIP LOCKED" : ""}) c`;
 
 interface JobRow {
   id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;
@@ -286,29 +302,6 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     return got.map((r) => r.id);
   }
 
-  /**
-   * claimNext with per-type caps (types at their concurrency limit in the caller): full types are
-   * left out of the window, and of each capped type at most its room is taken, most urgent first.
-   */
-  async function claimNextCapped(limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[]) {
-    const full = caps.filter((c) => c.room <= 0).map((c) => c.type);
-    const open = caps.filter((c) => c.room > 0);
-    const rows = await sql.unsafe<JobRow[]>(`
-      WITH caps AS (SELECT * FROM unnest($6::text[], $7::int4[]) AS c(type, room)),
-      window_ AS (
-        SELECT id, type, priority, run_at FROM pending_jobs
-        WHERE run_at <= to_timestamp($1::float8 / 1000) AND type <> ALL($8::text[])
-        ORDER BY run_at LIMIT $2 * ${CLAIM_NEXT_WINDOW} FOR UPDATE SKIP LOCKED),
-      ranked AS (
-        SELECT w.id, extract(epoch from w.run_at) * 1000 - w.priority * $3::float8 AS key, c.room,
-               row_number() OVER (PARTITION BY w.type ORDER BY extract(epoch from w.run_at) * 1000 - w.priority * $3::float8, w.id) AS rn
-        FROM window_ w LEFT JOIN caps c ON c.type = w.type),
-      chosen AS (SELECT id FROM ranked WHERE room IS NULL OR rn <= room ORDER BY key, id LIMIT $2),
-      moved AS (DELETE FROM pending_jobs WHERE id IN (SELECT id FROM chosen) RETURNING *)
-      ${CLAIM_INTO_INFLIGHT("$1", "$4", "$5")}`,
-      [now, limit, agingMs, now + leaseMs, owner, open.map((c) => c.type), open.map((c) => c.room), full] as never[], { prepare: true });
-    return rows.map(toClaimed);
-  }
   const attempts = (refs: ReadonlyArray<ClaimRef>) => refs.map((r) => r.attempt);
 
   /** Delete rows by id and release their idempotency keys, in one statement; result[i] per id. */
@@ -499,20 +492,29 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
 
     async claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[] = []) {
       if (limit <= 0) return [];
-      if (caps.length > 0) return claimNextCapped(limit, owner, now, leaseMs, agingMs, caps);
-      // Take the oldest due rows nobody else is claiming (SKIP LOCKED: idle nodes do not fight over
-      // one backlog), and of those the most urgent by aging key. The window bounds how far aging
-      // can reach into another node's backlog: see README "Several processes".
+      // The most urgent due rows nobody else is claiming; types at their limit in the caller are
+      // left out, and of each capped type at most its room is taken, most urgent first.
+      const full = caps.filter((c) => c.room <= 0).map((c) => c.type);
+      const open = caps.filter((c) => c.room > 0);
       const rows = await sql.unsafe<JobRow[]>(`
-        WITH window_ AS (
-          SELECT id, priority, run_at FROM pending_jobs WHERE run_at <= to_timestamp($1::float8 / 1000)
-          ORDER BY run_at LIMIT $2 * ${CLAIM_NEXT_WINDOW} FOR UPDATE SKIP LOCKED),
-        chosen AS (
-          SELECT id FROM window_
-          ORDER BY extract(epoch from run_at) * 1000 - priority * $3::float8, id LIMIT $2),
+        WITH cand AS (${URGENT("$1", "$2", "$3", { full: "$8::text[]" })}),
+        caps AS (SELECT * FROM unnest($6::text[], $7::int4[]) AS c(type, room)),
+        ranked AS (
+          SELECT cand.id, cand.key, c.room, row_number() OVER (PARTITION BY cand.type ORDER BY cand.key, cand.id) AS rn
+          FROM cand LEFT JOIN caps c ON c.type = cand.type),
+        chosen AS (SELECT id FROM ranked WHERE room IS NULL OR rn <= room ORDER BY key, id LIMIT $2),
         moved AS (DELETE FROM pending_jobs WHERE id IN (SELECT id FROM chosen) RETURNING *)
-        ${CLAIM_INTO_INFLIGHT("$1", "$4", "$5")}`, [now, limit, agingMs, now + leaseMs, owner] as never[], { prepare: true });
+        ${CLAIM_INTO_INFLIGHT("$1", "$4", "$5")}`,
+        [now, limit, agingMs, now + leaseMs, owner, open.map((c) => c.type), open.map((c) => c.room), full] as never[], { prepare: true });
       return rows.map(toClaimed);
+    },
+
+    async peekUrgent(now: number, agingMs: number, limit: number) {
+      if (limit <= 0) return [];
+      const rows = await sql.unsafe<EntryRow[]>(`
+        SELECT id, type, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at
+        FROM (${URGENT("$1", "$2", "$3")}) u ORDER BY key, id LIMIT $2`, [now, limit, agingMs] as never[], { prepare: true });
+      return rows.map(toEntry);
     },
 
     async announce(now: number) {
@@ -762,7 +764,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   };
   // Every call but migrate (which may wait for another process's migration lock), the start-up
   // stream and close runs under the deadline.
-  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "releaseStrays", "reapExpired", "recoverOwner", "claimNext", "heartbeatNode", "removeNode", "get", "counts", "ping"] as const) {
+  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "releaseStrays", "reapExpired", "recoverOwner", "claimNext", "peekUrgent", "heartbeatNode", "removeNode", "get", "counts", "ping"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending", "insertKeyed", "stats", "pruneCompleted"] as const) {

@@ -12,6 +12,7 @@ import init010 from "../../sql/sqlite/010_idempotency_keys.sql" with { type: "te
 import init011 from "../../sql/sqlite/011_completed_jobs.sql" with { type: "text" };
 import init012 from "../../sql/sqlite/012_inflight_pk_only.sql" with { type: "text" };
 import init013 from "../../sql/sqlite/013_completed_expiry.sql" with { type: "text" };
+import init014 from "../../sql/sqlite/014_pending_priority_run_at.sql" with { type: "text" };
 import type {
   BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StatsRow, TypeCap,
 } from "./store.ts";
@@ -25,10 +26,11 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
   { version: 11, name: "011_completed_jobs", sql: init011 },
   { version: 12, name: "012_inflight_pk_only", sql: init012 },
   { version: 13, name: "013_completed_expiry", sql: init013 },
+  { version: 14, name: "014_pending_priority_run_at", sql: init014 },
 ];
 
-/** claimNext looks at this many times `limit` of the oldest due rows to pick the most urgent. */
-const CLAIM_NEXT_WINDOW = 10;
+/** Priorities run from 0 to this; the most urgent due rows are found with one probe per priority. */
+const MAX_PRIORITY = 100;
 
 export interface SqliteStoreOptions {
   /** The database file; created, with its directory, when missing. */
@@ -103,8 +105,10 @@ function prepareStatements(db: Database) {
       SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, run_at, created_at, last_error
       FROM inflight_jobs WHERE id = ?
       RETURNING ${ENTRY_COLS}`),
-    dueWindow: p<PendingEntry, [now: number, limit: number]>(
-      `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE run_at <= ? ORDER BY run_at LIMIT ?`),
+    // The oldest due rows of one priority, leaving out some types (a JSON array) (pending_jobs_priority_run_at_idx).
+    dueOfPriority: p<PendingEntry, [priority: number, now: number, skipTypes: string, limit: number]>(
+      `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE priority = ? AND run_at <= ?
+         AND type NOT IN (SELECT value FROM json_each(?)) ORDER BY run_at, id LIMIT ?`),
     // A hand-back without a verdict (lease expired, restart) keeps the attempt counted, so a job
     // that kills its process on every run is dead-lettered after max_attempts runs, not looped.
     handBackDead: p<never, [error: string, failedAt: number, id: number]>(`
@@ -320,14 +324,24 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     return claimed;
   });
 
-  // The oldest due rows, then the most urgent of them by aging key (the same window as PostgreSQL).
+  /**
+   * The most urgent due pending rows by aging key (run_at − priority × agingMs, then id), most urgent
+   * first: the `limit` oldest of each priority hold the `limit` most urgent overall.
+   */
+  const urgent = (now: number, agingMs: number, limit: number, skipTypes: string[] = []) => {
+    const s = q();
+    const skip = JSON.stringify(skipTypes);
+    const rows: PendingEntry[] = [];
+    for (let priority = 0; priority <= MAX_PRIORITY; priority++) rows.push(...s.dueOfPriority.all(priority, now, skip, limit));
+    const key = (e: PendingEntry) => e.runAt - e.priority * agingMs;
+    return rows.sort((a, b) => key(a) - key(b) || a.id - b.id);
+  };
+
   const claimNextTx = db.transaction((limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[]) => {
-    // Per-type caps: full types are left out of the window, capped ones taken up to their room.
+    // Per-type caps: full types are left out, capped ones taken up to their room, most urgent first.
     const room = new Map(caps.map((c) => [c.type, c.room]));
-    const window = q().dueWindow.all(now, limit * CLAIM_NEXT_WINDOW).filter((e) => (room.get(e.type) ?? 1) > 0);
-    window.sort((a, b) => a.runAt - a.priority * agingMs - (b.runAt - b.priority * agingMs) || a.id - b.id);
     const chosen: number[] = [];
-    for (const e of window) {
+    for (const e of urgent(now, agingMs, limit, caps.filter((c) => c.room <= 0).map((c) => c.type))) {
       if (chosen.length === limit) break;
       const left = room.get(e.type);
       if (left !== undefined) {
@@ -507,6 +521,11 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     async claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[] = []) {
       if (limit <= 0) return [];
       return claimNextTx.immediate(limit, owner, now, leaseMs, agingMs, caps);
+    },
+
+    async peekUrgent(now: number, agingMs: number, limit: number) {
+      if (limit <= 0) return [];
+      return urgent(now, agingMs, limit).slice(0, limit);
     },
 
     // One process per file: there is nobody to hint or hear.

@@ -238,10 +238,15 @@ export interface Store {
   recoverOwner(owner: string, now: number): Promise<PendingEntry[]>;
   /**
    * Claim up to `limit` due pending rows this process's heap may not hold (another node's backlog;
-   * a commit whose reply was lost): of the oldest due rows not being claimed by anyone else, the
-   * most urgent by aging key. Same effect per row as claim().
+   * a commit whose reply was lost): the most urgent by aging key (run_at − priority × agingMs, then
+   * id) among those no one else is claiming. Same effect per row as claim().
    */
   claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps?: TypeCap[]): Promise<ClaimedJob[]>;
+  /**
+   * The `limit` most urgent due pending rows by aging key (run_at − priority × agingMs, then id),
+   * most urgent first, without claiming them: a node compares them with its own heap's top.
+   */
+  peekUrgent(now: number, agingMs: number, limit: number): Promise<PendingEntry[]>;
   /** Tell other processes on this database that jobs arrived (a coalesced hint; no-op when alone). */
   announce(now: number): Promise<void>;
   /** Hear other processes' announcements; resolves with a function that stops listening. */
