@@ -35,6 +35,7 @@ export type Config = {
   defaultMaxAttempts: number;
   bodyLimitBytes: number;
   maxQueued: number;
+  maxPendingBytes: number;
   keepCompletedMs: number;
   idleTimeoutS: number;
   token: string | undefined;
@@ -229,6 +230,7 @@ const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
   defaultMaxAttempts: int({ flag: "--max-attempts", env: "JOBQUEUE_MAX_ATTEMPTS", min: 1, max: 100, default: 5, meaning: "runs before a job is dead-lettered, for job types that set none" }),
   bodyLimitBytes: int({ flag: "--body-limit-bytes", env: "JOBQUEUE_BODY_LIMIT_BYTES", min: 1024, max: 104_857_600, default: 1_048_576, meaning: "largest accepted request body" }),
   maxQueued: int({ flag: "--max-queued", env: "JOBQUEUE_MAX_QUEUED", min: 0, max: 1_000_000_000, default: 1_000_000, meaning: "submits that would queue more jobs than this (ready + scheduled on this node) get 429 queue_full; 0: no limit" }),
+  maxPendingBytes: int({ flag: "--max-pending-bytes", env: "JOBQUEUE_MAX_PENDING_BYTES", min: 0, max: 17_179_869_184, default: 67_108_864, meaning: "most bytes of submitted jobs held while they wait for the store to commit them (a stalled database); submits beyond get 503 overloaded; 0: no limit" }),
   keepCompletedMs: {
     flag: "--keep-completed",
     env: "JOBQUEUE_KEEP_COMPLETED",

@@ -3,7 +3,7 @@
 // fails gets the store's fault as it is (errors.ts): unavailable (nothing stored), outcome unknown,
 // or its own data refused (the batcher retries the others apart).
 import { createBatcher } from "./batcher.ts";
-import { StoreOutcomeUnknownError, errorMessage } from "./errors.ts";
+import { JobQueueError, StoreOutcomeUnknownError, errorMessage } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { ClaimedJob, InsertResult, NewJob, Store } from "./store/store.ts";
@@ -36,6 +36,12 @@ export interface DispatcherDeps {
   /** Most jobs per insert statement. */
   maxBatch?: number;
   /**
+   * Most bytes of submitted jobs (payload text, plus JOB_OVERHEAD_BYTES each) held while they wait
+   * for the store to commit them; a submit beyond it is refused with 503 overloaded, so a stalled
+   * store cannot make submits pile up in memory. 0: no limit.
+   */
+  maxPendingBytes?: number;
+  /**
    * When given, due jobs submitted while this node has idle slots and nothing queued are inserted
    * already claimed (one commit instead of an insert and a claim) and start at once.
    */
@@ -43,8 +49,21 @@ export interface DispatcherDeps {
   lost?: LostInserts;
 }
 
+/** What one job costs in memory besides its payload text, for the pending-bytes bound. */
+export const JOB_OVERHEAD_BYTES = 256;
+
+/** The bytes a submit holds until its commit: its payloads' text and a fixed overhead per job. */
+export function pendingBytesOf(jobs: readonly NewJob[]): number {
+  let bytes = 0;
+  for (const j of jobs) bytes += j.payload.length + (j.idempotencyKey?.length ?? 0) + JOB_OVERHEAD_BYTES;
+  return bytes;
+}
+
 export function createDispatcher(deps: DispatcherDeps) {
   const { store, scheduler, clock } = deps;
+  const maxPendingBytes = deps.maxPendingBytes ?? 0;
+  /** Bytes of the submits waiting for their commit now (see maxPendingBytes). */
+  let pendingBytes = 0;
   // One request's jobs travel together, so a request stays all-or-nothing inside a shared commit.
   const inserts = createBatcher<NewJob[], { ids: InsertResult[]; now: number }>({
     maxBatch: deps.maxBatch ?? 5000,
@@ -94,6 +113,16 @@ export function createDispatcher(deps: DispatcherDeps) {
      * names, which is scheduled already); throws the store's fault (errors.ts) when it fails.
      */
     async submit(jobs: NewJob[]): Promise<InsertResult[]> {
+      const bytes = pendingBytesOf(jobs);
+      if (maxPendingBytes > 0 && pendingBytes > 0 && pendingBytes + bytes > maxPendingBytes) {
+        throw new JobQueueError(
+          "overloaded",
+          `${pendingBytes} bytes of submits are waiting for the job store to commit them (at most ${maxPendingBytes}): retry later`,
+          503,
+          { "retry-after": "1" },
+        );
+      }
+      pendingBytes += bytes;
       const { rows, leased } = leaseIdle(jobs, clock());
       let ids: InsertResult[];
       let insertedAt: number;
@@ -105,6 +134,8 @@ export function createDispatcher(deps: DispatcherDeps) {
         if (err instanceof StoreOutcomeUnknownError) deps.lost?.recheck(leasedTypes.length > 0);
         deps.logger.warn("submit failed", { err: errorMessage(err), jobs: jobs.length });
         throw err;
+      } finally {
+        pendingBytes -= bytes;
       }
       const now = clock();
       const started: ClaimedJob[] = [];
@@ -132,6 +163,10 @@ export function createDispatcher(deps: DispatcherDeps) {
       return ids;
     },
     drain: () => inserts.drain(),
+    /** Bytes of submits waiting for their commit (see maxPendingBytes). */
+    get pendingBytes() {
+      return pendingBytes;
+    },
   };
 }
 

@@ -31,6 +31,8 @@ export interface JobQueueOptions {
   bodyLimitBytes?: number;
   /** Submits that would queue more jobs than this on this node get 429 queue_full; 0 = no limit. */
   maxQueued?: number;
+  /** Most bytes of submits waiting for their commit; beyond it, 503 overloaded (0 = no limit; default 64 MiB). */
+  maxPendingBytes?: number;
   /** Keep a small record of each completed job this long (GET /jobs/:id answers "completed"); 0 = none. */
   keepCompletedMs?: number;
   /** LISTEN for other nodes' new-job hints (PostgreSQL); false behind PgBouncer transaction pooling. */
@@ -99,6 +101,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
 
   const dispatcher = createDispatcher({
     store, scheduler, clock, logger,
+    maxPendingBytes: opts.maxPendingBytes ?? 64 * 1024 * 1024,
     direct: {
       owner: opts.nodeId, leaseMs,
       reserve: (types) => pool.reserve(types),

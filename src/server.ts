@@ -125,6 +125,7 @@ export async function startServer(opts: {
     bodyLimitBytes: config.bodyLimitBytes,
     listen: !config.noListen,
     maxQueued: config.maxQueued,
+    maxPendingBytes: config.maxPendingBytes,
     keepCompletedMs: config.keepCompletedMs,
     ...(opts.onFatal !== undefined && { onFatal: opts.onFatal }),
   });

@@ -91,6 +91,42 @@ for (const kind of STORE_KINDS) {
   });
 }
 
+for (const kind of STORE_KINDS) {
+  test(`${kind}: submits waiting for a stalled store hold at most --max-pending-bytes; beyond it 503 overloaded`, async () => {
+    const site = await storeSite(kind);
+    const real = site.open();
+    let unstall: () => void = () => {};
+    const stalled = new Promise<void>((r) => (unstall = r));
+    const store: Store = {
+      ...real,
+      insertKeyed: async (...args) => {
+        await stalled;
+        return real.insertKeyed(...args);
+      },
+    };
+    const q = await startQueue(store, { t: () => {} }, { maxPendingBytes: 20_000 });
+    try {
+      const payload = { text: "x".repeat(2000) };
+      const settled: Array<{ status: number; body: any }> = [];
+      const answers = Array.from({ length: 50 }, () => call(q, "POST", "/submit", { type: "t", payload }).then((r) => (settled.push(r), r)));
+      // Each held submit is ~2.3 kB: about eight fit in 20,000 bytes; every other one is refused at once.
+      await waitFor(() => settled.length >= 41, { what: "the submits beyond the bound refused" });
+      for (const r of settled) expect({ status: r.status, code: r.body.error.code }).toEqual({ status: 503, code: "overloaded" });
+      unstall();
+      const results = await Promise.all(answers);
+      const held = results.filter((r) => r.status === 202).length;
+      expect(held).toBeGreaterThanOrEqual(7);
+      expect(held).toBeLessThanOrEqual(9);
+      expect(results.filter((r) => r.status === 503 && r.body.error.code === "overloaded")).toHaveLength(50 - held);
+      expect((await call(q, "POST", "/submit", { type: "t", payload })).status).toBe(202);
+    } finally {
+      unstall();
+      await q.shutdown(1000);
+      await site.drop();
+    }
+  });
+}
+
 describe("a closing embedded store", () => {
   test("reads and writes answer 503 unavailable with a JSON error, never 500", async () => {
     const site = await storeSite("sqlite");
