@@ -1,9 +1,11 @@
 // fuzz.test.ts: 10,000 seeded random requests (methods, paths, headers, and bodies mutated from
-// valid submits) against a real server on 127.0.0.1 with an embedded store in a temp file. Asserts
-// no 5xx, the server still serves, and the store holds exactly the jobs the 202 answers named.
+// valid submits) against a real server on 127.0.0.1, once on an embedded store in a temp file and
+// once on a fresh PostgreSQL database. Asserts no 5xx, the server still serves, and the store holds
+// exactly the jobs the 202 answers named.
 // Slow, so gated: runs only with JOBQUEUE_FUZZ=1 (make test-faults sets it). JOBQUEUE_FUZZ_SEED
 // and JOBQUEUE_FUZZ_COUNT replay or resize a run.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { STORE_KINDS } from "./support/queues.ts";
 import { startTestServer, type TestServer } from "./support/test-server.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -147,10 +149,10 @@ function generator(random: () => number) {
   };
 }
 
-describe.skipIf(!ENABLED)("fuzzing a real server", () => {
+describe.skipIf(!ENABLED).each(STORE_KINDS)("fuzzing a real server on %s", (kind) => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await startTestServer({ env: { JOBQUEUE_TOKEN: TOKEN } });
+    s = await startTestServer({ store: kind, env: { JOBQUEUE_TOKEN: TOKEN } });
   });
   afterAll(async () => s?.stop());
 
@@ -193,7 +195,7 @@ describe.skipIf(!ENABLED)("fuzzing a real server", () => {
     });
     await Promise.all(lanes);
 
-    console.log(`fuzz seed ${SEED}: ${sent} requests, statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${acceptedJobs} jobs accepted, ${cancelledJobs} cancelled`);
+    console.log(`fuzz on ${kind}, seed ${SEED}: ${sent} requests, statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${acceptedJobs} jobs accepted, ${cancelledJobs} cancelled`);
     expect(sent).toBe(COUNT);
     expect(serverErrors).toEqual([]);
     expect(transportErrors).toEqual([]);

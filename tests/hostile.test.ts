@@ -1,9 +1,10 @@
-// hostile.test.ts: a table of bad requests against a real server (startServer on an embedded store
-// in a temp file): through app.request() and, for what that cannot express, raw bytes over TCP to
-// 127.0.0.1. Every row checks the status, the JSON error code, that the store holds no new row,
-// and that the server then still accepts a good submit.
+// hostile.test.ts: a table of bad requests against a real server (startServer), once on an embedded
+// store in a temp file and once on a fresh PostgreSQL database: through app.request() and, for what
+// that cannot express, raw bytes over TCP to 127.0.0.1. Every row checks the status, the JSON error
+// code, that the store holds no new row, and that the server then still accepts a good submit.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rawRequest } from "./support/raw-http.ts";
+import { STORE_KINDS } from "./support/queues.ts";
 import { startTestServer, type TestServer } from "./support/test-server.ts";
 
 const TOKEN = "hostile_0123456789abcdefXYZ";
@@ -26,12 +27,8 @@ interface Row {
   code?: string;
 }
 
+/** The server of the store block running now (the rows below send to it). */
 let s: TestServer;
-beforeAll(async () => {
-  // A short idle timeout so the row that promises more body than it sends ends quickly.
-  s = await startTestServer({ env: { JOBQUEUE_TOKEN: TOKEN }, args: ["--idle-timeout-s", "1"] });
-});
-afterAll(async () => s.stop());
 
 async function viaApp(path: string, init: RequestInit = {}): Promise<Answer> {
   const res = await s.server.queue.app.request(path, init);
@@ -194,56 +191,66 @@ async function goodSubmit(): Promise<number> {
   return res.status;
 }
 
-describe("hostile requests", () => {
-  test("the table has at least 40 rows, some of them over real TCP", () => {
-    expect(rows.length).toBeGreaterThanOrEqual(40);
-    expect(rows.filter((r) => r.name.includes("(TCP")).length).toBeGreaterThanOrEqual(10);
+for (const kind of STORE_KINDS) {
+describe(`on ${kind}`, () => {
+  beforeAll(async () => {
+    // A short idle timeout so the row that promises more body than it sends ends quickly.
+    s = await startTestServer({ store: kind, env: { JOBQUEUE_TOKEN: TOKEN }, args: ["--idle-timeout-s", "1"] });
+  });
+  afterAll(async () => s.stop());
+
+  describe("hostile requests", () => {
+    test("the table has at least 40 rows, some of them over real TCP", () => {
+      expect(rows.length).toBeGreaterThanOrEqual(40);
+      expect(rows.filter((r) => r.name.includes("(TCP")).length).toBeGreaterThanOrEqual(10);
+    });
+
+    for (const row of rows) {
+      const outcome = row.status === 0 ? "is cut off" : `gets ${row.status}${row.code ? ` ${row.code}` : ""}`;
+      test(`${row.name} ${outcome}, stores nothing, and the server then takes a good submit`, async () => {
+        const before = await s.rows();
+        const answer = await row.send();
+        expect(answer.status).toBe(row.status);
+        if (row.status === 0) expect(answer.closed).toBe(true);
+        if (row.code !== undefined) {
+          expect(answer.contentType).toContain("application/json");
+          const body = JSON.parse(answer.body) as { error: { code: string; message: string } };
+          expect(body.error.code).toBe(row.code);
+          expect(typeof body.error.message).toBe("string");
+        }
+        expect(await s.rows()).toBe(before);
+        expect(await goodSubmit()).toBe(202);
+        expect(await s.rows()).toBe(before + 1);
+      }, 60_000);
+    }
+
+    test("no request polluted Object.prototype", () => {
+      const probe = {} as Record<string, unknown>;
+      expect(probe.polluted).toBeUndefined();
+      expect(probe.priority).toBeUndefined();
+    });
   });
 
-  for (const row of rows) {
-    const outcome = row.status === 0 ? "is cut off" : `gets ${row.status}${row.code ? ` ${row.code}` : ""}`;
-    test(`${row.name} ${outcome}, stores nothing, and the server then takes a good submit`, async () => {
-      const before = await s.rows();
-      const answer = await row.send();
-      expect(answer.status).toBe(row.status);
-      if (row.status === 0) expect(answer.closed).toBe(true);
-      if (row.code !== undefined) {
-        expect(answer.contentType).toContain("application/json");
-        const body = JSON.parse(answer.body) as { error: { code: string; message: string } };
-        expect(body.error.code).toBe(row.code);
-        expect(typeof body.error.message).toBe("string");
-      }
-      expect(await s.rows()).toBe(before);
-      expect(await goodSubmit()).toBe(202);
-      expect(await s.rows()).toBe(before + 1);
-    }, 60_000);
-  }
+  describe("hostile payloads that are still valid JSON data", () => {
+    test("__proto__ and constructor keys inside a payload are stored and shown as plain data", async () => {
+      const payload = '{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"a":1}';
+      const res = await s.server.queue.app.request("/submit", { method: "POST", headers: json, body: `{"type":"noop","payload":${payload}}` });
+      expect(res.status).toBe(202);
+      const { id } = (await res.json()) as { id: string };
+      const job = await s.server.queue.app.request(`/jobs/${id}`);
+      const text = await job.text();
+      expect(text).toContain(`"payload":${payload}`);
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    });
 
-  test("no request polluted Object.prototype", () => {
-    const probe = {} as Record<string, unknown>;
-    expect(probe.polluted).toBeUndefined();
-    expect(probe.priority).toBeUndefined();
+    test("lone surrogates, NUL characters and huge numbers in a payload round-trip as JSON", async () => {
+      const payload = '{"s":"\\ud800","z":"a\\u0000b","n":1e308,"big":9007199254740993}';
+      const res = await s.server.queue.app.request("/submit", { method: "POST", headers: json, body: `{"type":"noop","payload":${payload}}` });
+      expect(res.status).toBe(202);
+      const { id } = (await res.json()) as { id: string };
+      const job = (await (await s.server.queue.app.request(`/jobs/${id}`)).json()) as { payload: Record<string, unknown> };
+      expect(job.payload).toEqual({ s: "\ud800", z: "a\u0000b", n: 1e308, big: 9007199254740992 });
+    });
   });
 });
-
-describe("hostile payloads that are still valid JSON data", () => {
-  test("__proto__ and constructor keys inside a payload are stored and shown as plain data", async () => {
-    const payload = '{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"a":1}';
-    const res = await s.server.queue.app.request("/submit", { method: "POST", headers: json, body: `{"type":"noop","payload":${payload}}` });
-    expect(res.status).toBe(202);
-    const { id } = (await res.json()) as { id: string };
-    const job = await s.server.queue.app.request(`/jobs/${id}`);
-    const text = await job.text();
-    expect(text).toContain(`"payload":${payload}`);
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-  });
-
-  test("lone surrogates, NUL characters and huge numbers in a payload round-trip as JSON", async () => {
-    const payload = '{"s":"\\ud800","z":"a\\u0000b","n":1e308,"big":9007199254740993}';
-    const res = await s.server.queue.app.request("/submit", { method: "POST", headers: json, body: `{"type":"noop","payload":${payload}}` });
-    expect(res.status).toBe(202);
-    const { id } = (await res.json()) as { id: string };
-    const job = (await (await s.server.queue.app.request(`/jobs/${id}`)).json()) as { payload: Record<string, unknown> };
-    expect(job.payload).toEqual({ s: "\ud800", z: "a\u0000b", n: 1e308, big: 9007199254740992 });
-  });
-});
+}
