@@ -6,6 +6,7 @@ import { ConfigError, type Config } from "./config.ts";
 import { registryFromTypes } from "./handlers/from-config.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
 import { bearerGate, isValidToken, TOKEN_RULE, type FetchHandler } from "./http/auth.ts";
+import { edgeGate } from "./http/edge.ts";
 import { createJobQueue, type JobQueue } from "./jobqueue.ts";
 import type { Logger } from "./logger.ts";
 import { createPostgresStore } from "./store/postgres.ts";
@@ -17,7 +18,7 @@ export interface RunningServer {
   queue: JobQueue;
   url: string;
   port: number;
-  /** What the port serves: the app behind the token gate (for in-process requests in tests). */
+  /** What the port serves: the app behind the edge and token gates (for in-process requests in tests). */
   fetch: FetchHandler;
   /** Graceful stop: the queue first (submits get 503 meanwhile), then the port. */
   stop(graceMs: number): Promise<void>;
@@ -131,7 +132,10 @@ export async function startServer(opts: {
     await store.close().catch(() => {});
     throw err;
   }
-  const fetch = bearerGate({ token, metricsPublic: config.metricsPublic, fetch: queue.app.fetch });
+  const fetch = edgeGate({
+    bodyLimitBytes: config.bodyLimitBytes,
+    fetch: bearerGate({ token, metricsPublic: config.metricsPublic, fetch: queue.app.fetch }),
+  });
   const server = Bun.serve({
     hostname: config.host,
     port: config.port,
@@ -141,8 +145,11 @@ export async function startServer(opts: {
       logger.error("request failed outside the app", { err });
       return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
     },
-    // Hono enforces the body limit; Bun's own cap sits just above it as a backstop.
-    maxRequestBodySize: config.bodyLimitBytes + 1024,
+    // The app enforces the body limit (a declared length at the edge, streamed bytes in /submit)
+    // and answers with its JSON error; a cap of Bun's own would answer first with a bare 413. Bun
+    // buffers no body the app does not read (it stops reading the socket), and drains a refused
+    // one so the connection serves the next request, so no cap is needed.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     // Closes connections idle this long and requests whose body trickles in slower (Bun also
     // closes a connection whose request headers are not complete within about 10 s).
     idleTimeout: config.idleTimeoutS,

@@ -3,7 +3,7 @@
 // that cannot express, raw bytes over TCP to 127.0.0.1. Every row checks the status, the JSON error
 // code, that the store holds no new row, and that the server then still accepts a good submit.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rawRequest } from "./support/raw-http.ts";
+import { rawExchange, rawRequest } from "./support/raw-http.ts";
 import { STORE_KINDS } from "./support/queues.ts";
 import { startTestServer, type TestServer } from "./support/test-server.ts";
 
@@ -165,20 +165,32 @@ const rows: Row[] = [
   { name: "a content-length shorter than the body (TCP)", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: 5\r\n\r\n{"type":"noop"}`), status: 400, code: "invalid_json" },
   { name: "a content-length just over the limit (TCP)", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: ${BODY_LIMIT + 1}\r\n\r\n{}`), status: 413, code: "payload_too_large" },
   { name: "a chunked body that grows past the limit (TCP)", send: tcp(chunked([...Array<number>(16).fill(0xffff), 516])), status: 413, code: "payload_too_large" },
-  { name: "a chunked body that grows past Bun's backstop (TCP, refused by the parser)", send: tcp(chunked(Array<number>(17).fill(0xffff))), status: 413 },
+  { name: "a chunked body of 4 MiB (TCP)", send: tcp(chunked(Array<number>(64).fill(0x10000))), status: 413, code: "payload_too_large" },
   { name: "a submit without the token (TCP)", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"type":"noop"}`), status: 401, code: "unauthorized" },
   { name: "a submit with the token in the query string (TCP)", send: tcp(`POST /submit?access_token=${TOKEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"type":"noop"}`), status: 401, code: "unauthorized" },
   { name: "an absolute-form target naming another host (TCP)", send: tcp(`GET http://169.254.169.254/jobs/424242 HTTP/1.1\r\nHost: x\r\n${AUTH}\r\n`), status: 404, code: "not_found" },
   { name: "a CONNECT tunnel request (TCP)", send: tcp(`CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n${AUTH}\r\n`), status: 404, code: "not_found" },
-  { name: "an HTTP/1.0 submit without a Host header (TCP)", send: tcp(`POST /submit HTTP/1.0\r\n${AUTH}Content-Type: application/json\r\nContent-Length: 15\r\n\r\n{"type":"noop"}`), status: 404, code: "not_found" },
+  { name: "an HTTP/1.0 request without a Host header is routed by its own path (TCP)", send: tcp(`GET /ab/health HTTP/1.0\r\n${AUTH}\r\n`), status: 404, code: "not_found" },
+  { name: "a Host header that is not a host name (TCP)", send: tcp(Buffer.from(`GET /jobs/1e3 HTTP/1.1\r\nHost: \xe9vil\r\n${AUTH}\r\n`, "latin1")), status: 400, code: "invalid_id" },
   { name: "a content-length longer than the body (TCP): the server stops waiting", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"type":"noop"}`, 30_000), status: 0 },
-  { name: "a content-length beyond Bun's backstop (TCP, refused by the parser)", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: ${BODY_LIMIT * 4}\r\n\r\n{}`), status: 413 },
+  { name: "a content-length of 4 MiB (TCP)", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: ${BODY_LIMIT * 4}\r\n\r\n{}`), status: 413, code: "payload_too_large" },
+  { name: "a content-length of 10 GB, and no body sent (TCP)", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n`), status: 413, code: "payload_too_large" },
+  { name: "a content-length over the limit on a route that reads no body (TCP)", send: tcp(`POST /dead/retry?type=noop HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: ${BODY_LIMIT + 1}\r\n\r\n{}`), status: 413, code: "payload_too_large" },
+  { name: "a content-length over the limit on GET /health (TCP)", send: tcp(`GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: ${BODY_LIMIT * 2}\r\n\r\n`), status: 413, code: "payload_too_large" },
+  // Bun's HTTP parser answers these itself, before any JavaScript runs, with a bare status line
+  // (no body, no content type) and closes the connection; nothing in Bun.serve can shape them:
+  // malformed request lines and headers (400), a content-length that overflows 64 bits (400), an
+  // unknown transfer-encoding (400), request headers or URL over Bun's 16 KiB header limit (431),
+  // and HTTP versions other than 1.0 and 1.1 (505).
   { name: "both content-length and transfer-encoding (TCP, request smuggling)", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\nf\r\n{"type":"noop"}\r\n0\r\n\r\n`), status: 400 },
   { name: "two different content-lengths (TCP)", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: 15\r\nContent-Length: 2\r\n\r\n{"type":"noop"}`), status: 400 },
   { name: "a malformed chunk size (TCP)", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{"type":"noop"}\r\n0\r\n\r\n`), status: 400 },
   { name: "a request line that is not HTTP (TCP)", send: tcp("HELLO\r\n\r\n"), status: 400 },
   { name: "a header line without a colon (TCP)", send: tcp(`GET /health HTTP/1.1\r\nHost: x\r\nBroken\r\n\r\n`), status: 400 },
   { name: "a 200 KB header (TCP)", send: tcp(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(200_000)}\r\n\r\n`), status: 431 },
+  { name: "a 20 KB URL (TCP)", send: tcp(`GET /${"a".repeat(20_000)} HTTP/1.1\r\nHost: x\r\n${AUTH}\r\n`), status: 431 },
+  { name: "a content-length of 20 digits (TCP)", send: tcp(`POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: 99999999999999999999\r\n\r\n`), status: 400 },
+  { name: "an HTTP/2.0 request line (TCP)", send: tcp(`GET /health HTTP/2.0\r\nHost: x\r\n\r\n`), status: 505 },
 ];
 
 async function goodSubmit(): Promise<number> {
@@ -223,6 +235,21 @@ describe(`on ${kind}`, () => {
         expect(await s.rows()).toBe(before + 1);
       }, 60_000);
     }
+
+    test("a body refused for its size leaves the connection serving the next request", async () => {
+      const before = await s.rows();
+      const next = `GET /health HTTP/1.1\r\nHost: x\r\n\r\n`;
+      const big = "a".repeat(BODY_LIMIT + 1);
+      const declared = `POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: ${big.length}\r\n\r\n${big}`;
+      const elsewhere = `POST /dead/retry?type=noop HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: ${big.length}\r\n\r\n${big}`;
+      for (const refused of [declared, elsewhere, chunked(Array<number>(20).fill(0x10000))]) {
+        const { responses } = await rawExchange(s.server.port, refused + next, 2);
+        expect(responses.map((r) => r.status)).toEqual([413, 200]);
+        expect(JSON.parse(responses[0]!.body)).toMatchObject({ error: { code: "payload_too_large" } });
+        expect(JSON.parse(responses[1]!.body)).toEqual({ status: "ok" });
+      }
+      expect(await s.rows()).toBe(before);
+    }, 60_000);
 
     test("no request polluted Object.prototype", () => {
       const probe = {} as Record<string, unknown>;
