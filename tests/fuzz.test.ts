@@ -44,8 +44,8 @@ function generator(random: () => number) {
 
   const STRINGS = ["", "noop", "nope", "NaN", "Infinity", "-0", "1e400", "\u0000", "\ud800", "é", "💥", "../../etc/passwd", "' OR 1=1 --", "%00", "<script>", "a".repeat(300)];
   const NUMBERS = [0, -1, 1, 1.5, 100, 101, 2 ** 53 + 1, -(2 ** 53), 1e308, -1e308, 5e-324, 86_400_001];
-  const FIELDS = ["type", "payload", "priority", "maxAttempts", "runAt", "delayMs", "timeoutMs"];
-  const ODD_KEYS = ["__proto__", "constructor", "prototype", "jobs", "url", "id", "", "type "];
+  const FIELDS = ["type", "payload", "priority", "maxAttempts", "runAt", "delayMs", "timeoutMs", "idempotencyKey"];
+  const ODD_KEYS = ["__proto__", "constructor", "prototype", "jobs", "url", "id", "", "type ", "\udc00", "k\ud83d\ude80"];
 
   function value(depth = 0): unknown {
     switch (int(depth > 3 ? 4 : 7)) {
@@ -67,6 +67,7 @@ function generator(random: () => number) {
     if (chance(0.2)) job.delayMs = int(1e6);
     else if (chance(0.1)) job.runAt = new Date(Date.now() + int(1e9)).toISOString();
     if (chance(0.1)) job.timeoutMs = 1 + int(86_400_000);
+    if (chance(0.1)) job.idempotencyKey = pick(["a", "b", "k\ud800", "k\udc00", "💥"]);
     return job;
   }
 
@@ -181,8 +182,10 @@ describe.skipIf(!ENABLED).each(STORE_KINDS)("fuzzing a real server on %s", (kind
         // DELETE /jobs/:id cancels: 204 removed a waiting job, 202 removes a running one shortly.
         if (res.status === 204 || res.status === 202) cancelledJobs++;
       } else if (res.status === 202) {
-        const answer = JSON.parse(text) as { id?: string; ids?: string[] };
-        acceptedJobs += answer.ids?.length ?? (answer.id !== undefined ? 1 : 0);
+        // Only the jobs made new: a job whose idempotency key was held names the holder.
+        const answer = JSON.parse(text) as { id?: string; duplicate?: boolean; ids?: string[]; duplicates?: boolean[] };
+        if (answer.ids !== undefined) acceptedJobs += answer.ids.filter((_, i) => answer.duplicates?.[i] !== true).length;
+        else if (answer.id !== undefined && answer.duplicate !== true) acceptedJobs++;
       }
     }
 

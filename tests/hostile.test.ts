@@ -97,6 +97,20 @@ const rows: Row[] = [
   { name: "a runAt past the end of JavaScript time", send: postJob({ type: "noop", runAt: "+275760-09-13T00:00:00.001Z" }), status: 400, code: "invalid_request" },
   { name: "a runAt given as epoch milliseconds", send: postJob({ type: "noop", runAt: 1893456000000 }), status: 400, code: "invalid_request" },
 
+  // ---- strings that are not well-formed Unicode (a lone UTF-16 surrogate, sent as a JSON escape)
+  { name: "an idempotency key with a lone high surrogate", send: postJob({ type: "noop", idempotencyKey: "k\ud800" }), status: 400, code: "invalid_request" },
+  { name: "an idempotency key with a lone low surrogate", send: postJob({ type: "noop", idempotencyKey: "k\udc00" }), status: 400, code: "invalid_request" },
+  { name: "an idempotency key with its surrogates swapped", send: postJob({ type: "noop", idempotencyKey: "k\ude80\ud83d" }), status: 400, code: "invalid_request" },
+  { name: "a type with a lone surrogate", send: postJob({ type: "noop\ud800" }), status: 400, code: "invalid_request" },
+  { name: "a payload that is a lone surrogate", send: postJob({ type: "noop", payload: "\ud800" }), status: 400, code: "invalid_request" },
+  { name: "a lone surrogate deep in a payload", send: postJob({ type: "noop", payload: { a: [1, { b: ["x", "y\udfff"] }] } }), status: 400, code: "invalid_request" },
+  { name: "a lone surrogate in a payload's member name", send: postJob({ type: "noop", payload: { ok: 1, ["k\ud800"]: 2 } }), status: 400, code: "invalid_request" },
+  { name: "a lone surrogate in one payload of a batch", send: postJob({ jobs: [{ type: "noop" }, { type: "noop", payload: ["\ud800"] }] }), status: 400, code: "invalid_request" },
+  { name: "a lone surrogate in one idempotency key of a batch", send: postJob({ jobs: [{ type: "noop", idempotencyKey: "a" }, { type: "noop", idempotencyKey: "\udbff" }] }), status: 400, code: "invalid_request" },
+  { name: "GET /dead?type= with a lone surrogate (percent-encoded UTF-8 of U+D800)", send: get("/dead?type=%ED%A0%80"), status: 400, code: "invalid_request" },
+  { name: "GET /dead?after= with a lone surrogate", send: get("/dead?after=1%ED%A0%80"), status: 400, code: "invalid_request" },
+  { name: "POST /dead/retry?type= with a lone surrogate", send: get("/dead/retry?type=noop%ED%B0%80", "POST"), status: 400, code: "invalid_request" },
+
   // ---- unknown, duplicate and prototype-polluting keys
   { name: "an unknown field", send: postJob({ type: "noop", url: "http://169.254.169.254/" }), status: 400, code: "invalid_request" },
   { name: "a __proto__ key in the body", send: post('{"type":"noop","__proto__":{"priority":100,"polluted":true}}'), status: 400, code: "invalid_request" },
@@ -270,13 +284,47 @@ describe(`on ${kind}`, () => {
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     });
 
-    test("lone surrogates, NUL characters and huge numbers in a payload round-trip as JSON", async () => {
-      const payload = '{"s":"\\ud800","z":"a\\u0000b","n":1e308,"big":9007199254740993}';
+    test("NUL characters, escaped surrogate pairs and huge numbers in a payload round-trip as JSON", async () => {
+      const payload = '{"z":"a\\u0000b","pair":"\\ud83d\\ude80","n":1e308,"big":9007199254740993}';
       const res = await s.server.queue.app.request("/submit", { method: "POST", headers: json, body: `{"type":"noop","payload":${payload}}` });
       expect(res.status).toBe(202);
       const { id } = (await res.json()) as { id: string };
       const job = (await (await s.server.queue.app.request(`/jobs/${id}`)).json()) as { payload: Record<string, unknown> };
-      expect(job.payload).toEqual({ s: "\ud800", z: "a\u0000b", n: 1e308, big: 9007199254740992 });
+      expect(job.payload).toEqual({ z: "a\u0000b", pair: "🚀", n: 1e308, big: 9007199254740992 });
+    });
+  });
+
+  describe("strings that are not well-formed Unicode", () => {
+    async function refusal(body: string): Promise<string> {
+      const res = await fetch(`${s.server.url}/submit`, { method: "POST", headers: { ...json, authorization: `Bearer ${TOKEN}` }, body });
+      expect(res.status).toBe(400);
+      const answer = (await res.json()) as { error: { code: string; message: string } };
+      expect(answer.error.code).toBe("invalid_request");
+      return answer.error.message;
+    }
+
+    test("a 400 names the field, and inside a payload the JSON path, of the lone surrogate", async () => {
+      const before = await s.rows();
+      expect(await refusal('{"type":"noop","idempotencyKey":"k\\ud800"}')).toBe("idempotencyKey: contains a lone UTF-16 surrogate");
+      expect(await refusal('{"type":"noop","payload":{"a":[1,2,3,"x\\udc00"]}}')).toBe("payload: contains a lone UTF-16 surrogate (at $.a[3])");
+      expect(await refusal('{"type":"noop","payload":{"a b":{"k\\ud800":1}}}')).toBe('payload: contains a lone UTF-16 surrogate in a member name (at $["a b"]["k\\ud800"])');
+      expect(await refusal('{"jobs":[{"type":"noop"},{"type":"noop"},{"type":"noop","payload":"\\ud800"}]}')).toBe("jobs[2].payload: contains a lone UTF-16 surrogate");
+      expect(await refusal('{"jobs":[{"type":"noop","idempotencyKey":"ok"},{"type":"noop","idempotencyKey":"\\udfffx"}]}')).toBe("jobs[1].idempotencyKey: contains a lone UTF-16 surrogate");
+      expect(await s.rows()).toBe(before);
+    });
+
+    test("two keys that differ only in their lone surrogate are both refused, never taken for one", async () => {
+      const before = await s.rows();
+      await refusal('{"type":"noop","idempotencyKey":"k\\ud800"}');
+      await refusal('{"type":"noop","idempotencyKey":"k\\udc00"}');
+      expect(await s.rows()).toBe(before);
+      // A well-formed key with the same look (U+FFFD, what SQLite made of the surrogate) is its own key.
+      const first = await fetch(`${s.server.url}/submit`, { method: "POST", headers: { ...json, authorization: `Bearer ${TOKEN}` }, body: '{"type":"noop","idempotencyKey":"k\uFFFD"}' });
+      expect(first.status).toBe(202);
+      const again = await fetch(`${s.server.url}/submit`, { method: "POST", headers: { ...json, authorization: `Bearer ${TOKEN}` }, body: '{"type":"noop","idempotencyKey":"k\\ufffd"}' });
+      expect(again.status).toBe(200);
+      expect((await again.json()) as unknown).toEqual({ id: ((await first.json()) as { id: string }).id, duplicate: true });
+      expect(await s.rows()).toBe(before + 1);
     });
   });
 });

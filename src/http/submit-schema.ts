@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { badRequest } from "../errors.ts";
 import type { NewJob } from "../store/store.ts";
+import { payloadFault } from "./payload-rules.ts";
 
 export const MAX_BATCH_JOBS = 1000;
 export const MAX_PAYLOAD_BYTES = 262_144;
@@ -21,21 +22,6 @@ function intIn(min: number, max: number) {
   return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
 }
 
-/**
- * Whether a parsed JSON value nests containers deeper than `limit`. Iterative, so it cannot overflow
- * the stack itself; it guards JSON.stringify, which is very slow to fail on a deep enough value.
- */
-function nestsDeeperThan(value: unknown, limit: number): boolean {
-  const pending: [unknown, number][] = [[value, 0]];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const [node, depth] = next;
-    if (typeof node !== "object" || node === null) continue;
-    if (depth >= limit) return true;
-    for (const child of Object.values(node)) pending.push([child, depth + 1]);
-  }
-  return false;
-}
-
 export const jobSchema = z
   .strictObject({
     type: z
@@ -45,9 +31,12 @@ export const jobSchema = z
       .regex(/^[A-Za-z0-9_.:-]+$/, { error: "may contain only letters, digits and _ . : -" }),
     payload: z
       .unknown()
-      .refine((p) => !nestsDeeperThan(p, MAX_PAYLOAD_DEPTH), {
-        error: `must not nest arrays and objects more than ${MAX_PAYLOAD_DEPTH} deep`,
-        abort: true,
+      .superRefine((p, ctx) => {
+        // The depth check also guards JSON.stringify below, which is very slow to fail on a deep value.
+        const fault = payloadFault(p, MAX_PAYLOAD_DEPTH);
+        if (fault === null) return;
+        const where = fault.at === null || fault.at === "$" ? "" : ` (at ${fault.at})`;
+        ctx.addIssue({ code: "custom", message: fault.message + where, continue: false });
       })
       .refine((p) => Buffer.byteLength(JSON.stringify(p)) <= MAX_PAYLOAD_BYTES, {
         error: `must serialise to at most ${MAX_PAYLOAD_BYTES} bytes of JSON`,
@@ -65,6 +54,7 @@ export const jobSchema = z
       .min(1, { error: `expected 1 to ${MAX_IDEMPOTENCY_KEY} characters` })
       .max(MAX_IDEMPOTENCY_KEY, { error: `expected 1 to ${MAX_IDEMPOTENCY_KEY} characters` })
       .regex(/^[^\u0000-\u001f\u007f]*$/, { error: "must not contain control characters" })
+      .refine((key) => key.isWellFormed(), { error: "contains a lone UTF-16 surrogate" })
       .optional(),
   })
   .refine((job) => job.runAt === undefined || job.delayMs === undefined, {
