@@ -119,12 +119,19 @@ const rows: Row[] = [
   { name: "a __proto__ key beside a batch", send: post('{"jobs":[{"type":"noop"}],"__proto__":{"polluted":true}}'), status: 400, code: "invalid_request" },
   { name: "a duplicate type key whose last value is unknown", send: post('{"type":"noop","type":"nope"}'), status: 400, code: "invalid_request" },
   { name: "a duplicate priority key whose last value is out of range", send: post('{"type":"noop","priority":1,"priority":1000}'), status: 400, code: "invalid_request" },
+  { name: "a duplicate priority key whose values are both good", send: post('{"type":"noop","priority":1,"priority":2}'), status: 400, code: "invalid_request" },
+  { name: "a payload given twice", send: post('{"type":"noop","payload":{"a":1},"payload":2}'), status: 400, code: "invalid_request" },
+  { name: "a payload that repeats a member name", send: post('{"type":"noop","payload":{"to":"a@b.c","to":"x@evil.example"}}'), status: 400, code: "invalid_request" },
+  { name: "a payload that repeats a member name spelt with an escape", send: post('{"type":"noop","payload":{"a":[{"b":1,"\\u0062":2}]}}'), status: 400, code: "invalid_request" },
+  { name: "a batch job's payload that repeats a member name", send: post('{"jobs":[{"type":"noop"},{"type":"noop","payload":{"k":1,"k":1}}]}'), status: 400, code: "invalid_request" },
 
   // ---- depth and size
   { name: "a payload nested 200,000 levels deep", send: post(`{"type":"noop","payload":${deep(200_000, "[", "]")}}`), status: 400, code: "invalid_request" },
   { name: "a body that is arrays nested 200,000 levels deep", send: post(deep(200_000, "[", "]")), status: 400, code: "invalid_request" },
   { name: "a body that is objects nested 100,000 levels deep", send: post(deep(100_000, '{"a":', "}", "1")), status: 400, code: "invalid_request" },
   { name: "a payload over 256 KiB", send: postJob({ type: "noop", payload: "x".repeat(262_144) }), status: 400, code: "invalid_request" },
+  { name: "a payload over 256 KiB only by the spaces in its text", send: post(`{"type":"noop","payload":[${" ".repeat(262_143)}]}`), status: 400, code: "invalid_request" },
+  { name: "a payload over 256 KiB only by its UTF-8 bytes", send: postJob({ type: "noop", payload: "é".repeat(131_072) }), status: 400, code: "invalid_request" },
   { name: "a body over the limit with an honest content-length", send: post(tooBig, { ...json, "content-length": String(tooBig.length) }), status: 413, code: "payload_too_large" },
   { name: "a body over the limit behind a lying content-length", send: post(tooBig, { ...json, "content-length": "10" }), status: 413, code: "payload_too_large" },
 
@@ -291,6 +298,37 @@ describe(`on ${kind}`, () => {
       const { id } = (await res.json()) as { id: string };
       const job = (await (await s.server.queue.app.request(`/jobs/${id}`)).json()) as { payload: Record<string, unknown> };
       expect(job.payload).toEqual({ z: "a\u0000b", pair: "🚀", n: 1e308, big: 9007199254740992 });
+    });
+  });
+
+  describe("payload size and repeated member names, judged on the text as sent", () => {
+    const send = (body: string) => fetch(`${s.server.url}/submit`, { method: "POST", headers: { ...json, authorization: `Bearer ${TOKEN}` }, body });
+    async function message(body: string): Promise<string> {
+      const res = await send(body);
+      expect(res.status).toBe(400);
+      return ((await res.json()) as { error: { message: string } }).error.message;
+    }
+
+    test("a 400 names the field, and inside a payload the path, of a repeated member name", async () => {
+      const before = await s.rows();
+      expect(await message('{"type":"noop","type":"noop"}')).toBe('body: has the member "type" twice');
+      expect(await message('{"jobs":[{"type":"noop"},{"type":"noop","delayMs":1,"delayMs":2}]}')).toBe('jobs[1]: has the member "delayMs" twice');
+      expect(await message('{"type":"noop","payload":{"a":[0,{"x":1,"y":2,"x":3}]}}')).toBe('payload: has the member "x" twice (at $.a[1])');
+      expect(await message('{"jobs":[{"type":"noop","payload":{"k":1,"k":1}}]}')).toBe('jobs[0].payload: has the member "k" twice');
+      expect(await s.rows()).toBe(before);
+    });
+
+    test("a payload of exactly 256 KiB as sent is taken, spaces and all, and one byte more is not", async () => {
+      const before = await s.rows();
+      const fits = `[${" ".repeat(262_142)}]`;
+      expect(fits.length).toBe(262_144);
+      expect(await message(`{"type":"noop","payload":[ ${fits.slice(1)}}`)).toBe("payload: must be at most 262144 bytes of JSON as sent");
+      const res = await send(`{"type":"noop","payload":  ${fits}  }`);
+      expect(res.status).toBe(202);
+      const { id } = (await res.json()) as { id: string };
+      const view = await (await fetch(`${s.server.url}/jobs/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+      expect(view.endsWith(`,"payload":${fits}}`)).toBe(true);
+      expect(await s.rows()).toBe(before + 1);
     });
   });
 

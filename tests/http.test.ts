@@ -286,7 +286,7 @@ describe("POST /submit", () => {
     expect((await post(h, { type: "noop", payload: fits })).status).toBe(202);
     const h2 = harness();
     const message = await expectRejected(h2, await post(h2, { type: "noop", payload: fits + "x" }), 400, "invalid_request");
-    expect(message).toBe("payload: must serialise to at most 262144 bytes of JSON");
+    expect(message).toBe("payload: must be at most 262144 bytes of JSON as sent");
   });
 
   test("a payload nested 128 deep is accepted and one level more is refused", async () => {

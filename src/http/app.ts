@@ -79,7 +79,7 @@ export function createApp(deps: AppDeps): Hono {
   app.get("/jobs/:id", zValidator("param", jobIdParam, rejectBadId), async (c) => {
     const job = await deps.getJob(c.req.valid("param").id);
     if (job === null) throw notFound("no such job");
-    return c.json(jobJson(job));
+    return jsonText(c, jobText(job));
   });
   app.delete("/jobs/:id", zValidator("param", jobIdParam, rejectBadId), async (c) => {
     const id = c.req.valid("param").id;
@@ -104,7 +104,7 @@ export function createApp(deps: AppDeps): Hono {
     const rows = await deps.dead.list({ afterId: q.after ?? 0, limit: limit + 1, ...(q.type !== undefined && { type: q.type }) });
     const page = rows.slice(0, limit);
     const next = rows.length > limit ? String(page[page.length - 1]!.id) : null;
-    return c.json({ jobs: page.map(jobJson), next });
+    return jsonText(c, `{"jobs":[${page.map(jobText).join(",")}],"next":${JSON.stringify(next)}}`);
   });
   app.post("/dead/retry", async (c) => c.json({ count: await deps.dead.retryType(parseQuery(bulkTypeQuery, c).type) }));
   app.delete("/dead", async (c) => c.json({ count: await deps.dead.purgeType(parseQuery(bulkTypeQuery, c).type) }));
@@ -149,8 +149,8 @@ async function submit(c: Context, deps: AppDeps, cap: { committing: number }): P
   }
   requireJson(c.req.header("content-type"));
   checkRoom(deps, cap, 1); // a full queue refuses before reading the body
-  const body = parseJson(await readBody(c.req.raw, deps.bodyLimitBytes));
-  const parsed = parseSubmitBody(body);
+  const { text, value } = parseJson(await readBody(c.req.raw, deps.bodyLimitBytes));
+  const parsed = parseSubmitBody(value, text);
   const jobs = toNewJobs(parsed, deps);
   checkRoom(deps, cap, jobs.length);
   cap.committing += jobs.length;
@@ -224,7 +224,7 @@ async function readBody(req: Request, limit: number): Promise<Uint8Array> {
 }
 
 /** Strict UTF-8 (no silent U+FFFD replacement), then JSON; either failure is the client's. */
-function parseJson(bytes: Uint8Array): unknown {
+function parseJson(bytes: Uint8Array): { text: string; value: unknown } {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -232,7 +232,7 @@ function parseJson(bytes: Uint8Array): unknown {
     throw badRequest("request body is not valid UTF-8", "invalid_json");
   }
   try {
-    return JSON.parse(text);
+    return { text, value: JSON.parse(text) };
   } catch {
     throw badRequest("request body is not valid JSON", "invalid_json");
   }
@@ -264,8 +264,17 @@ function parseQuery<S extends z.ZodType>(schema: S, c: Context): z.output<S> {
   return result.data;
 }
 
-function jobJson(job: JobView): JobViewJson {
-  return {
+/** A body that is JSON text already (it holds a payload as stored), sent as c.json would send it. */
+function jsonText(c: Context, text: string): Response {
+  return c.body(text, 200, { "content-type": "application/json" });
+}
+
+/**
+ * A job as GET /jobs/:id and GET /dead show it, as JSON text: the payload is spliced in as stored,
+ * so it reads exactly as the producer sent it (never parsed and written out again).
+ */
+function jobText(job: JobView): string {
+  const view: Omit<JobViewJson, "payload"> = {
     id: String(job.id),
     type: job.type,
     state: job.state,
@@ -275,10 +284,11 @@ function jobJson(job: JobView): JobViewJson {
     runAt: new Date(job.runAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
     lastError: job.lastError,
-    payload: JSON.parse(job.payload) as unknown,
     ...(job.failedAt !== null && { failedAt: new Date(job.failedAt).toISOString() }),
     ...(job.finishedAt !== undefined && { finishedAt: new Date(job.finishedAt).toISOString(), result: job.result ?? null }),
   };
+  const fields = JSON.stringify(view);
+  return `${fields.slice(0, -1)},"payload":${job.payload}}`;
 }
 
 const CODE_FOR_STATUS: Record<number, string> = {
