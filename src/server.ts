@@ -1,5 +1,5 @@
 // server.ts: starts a whole node from a Config: reads the token, picks the store, loads the job
-// types, starts the queue, then opens the HTTP port behind the token gate. Returns handles to stop
+// types, starts the queue, then opens the HTTP port behind the edge, origin and token gates. Returns handles to stop
 // it. Installs no signal handlers, and never logs a token, a secret or a database password.
 import { readFile } from "node:fs/promises";
 import { ConfigError, type Config } from "./config.ts";
@@ -7,6 +7,7 @@ import { registryFromTypes } from "./handlers/from-config.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
 import { bearerGate, isValidToken, TOKEN_RULE, type FetchHandler } from "./http/auth.ts";
 import { edgeGate } from "./http/edge.ts";
+import { isLoopbackHost, originGate } from "./http/origin.ts";
 import { createJobQueue, type JobQueue } from "./jobqueue.ts";
 import type { Logger } from "./logger.ts";
 import { createPostgresStore } from "./store/postgres.ts";
@@ -18,7 +19,7 @@ export interface RunningServer {
   queue: JobQueue;
   url: string;
   port: number;
-  /** What the port serves: the app behind the edge and token gates (for in-process requests in tests). */
+  /** What the port serves: the app behind the edge, origin and token gates (for in-process requests in tests). */
   fetch: FetchHandler;
   /** Graceful stop: the queue first (submits get 503 meanwhile), then the port. */
   stop(graceMs: number): Promise<void>;
@@ -85,18 +86,6 @@ export async function loadToken(config: Config): Promise<string | undefined> {
   return token;
 }
 
-/** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
-  return (
-    h === "localhost" ||
-    h.endsWith(".localhost") ||
-    /^127(\.\d{1,3}){3}$/.test(h) ||
-    /^::ffff:127(\.\d{1,3}){3}$/.test(h) ||
-    /^(0{0,4}:){2,7}0{0,3}1$/.test(h) // ::1 and its longer spellings
-  );
-}
-
 export async function startServer(opts: {
   config: Config;
   logger: Logger;
@@ -132,9 +121,14 @@ export async function startServer(opts: {
     await store.close().catch(() => {});
     throw err;
   }
+  // Outside in: the edge (a readable URL, the body limit), the token (who), the origin (from where).
   const fetch = edgeGate({
     bodyLimitBytes: config.bodyLimitBytes,
-    fetch: bearerGate({ token, metricsPublic: config.metricsPublic, fetch: queue.app.fetch }),
+    fetch: bearerGate({
+      token,
+      metricsPublic: config.metricsPublic,
+      fetch: originGate({ token, allowedHosts: config.allowedHosts, fetch: queue.app.fetch }),
+    }),
   });
   const server = Bun.serve({
     hostname: config.host,
