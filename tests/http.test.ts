@@ -1,11 +1,16 @@
 // http.test.ts: the HTTP surface through app.request(), against recording in-memory AppDeps.
 // Checks routes, status codes, the JSON error envelope, and that no rejected request reaches submit().
-import { describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { HTTPException } from "hono/http-exception";
 import { createApp, type AppDeps } from "../src/http/app.ts";
 import { JobQueueError, unavailable } from "../src/errors.ts";
 import type { Logger } from "../src/logger.ts";
-import type { JobView, NewJob } from "../src/store/store.ts";
+import type { JobView, NewJob, Store } from "../src/store/store.ts";
+import { DEAD_PAGE_MAX_BYTES } from "../src/http/api-schema.ts";
+import { PermanentError } from "../src/errors.ts";
+import type { JobQueue } from "../src/jobqueue.ts";
+import { STORE_KINDS, startQueue, storeSite } from "./support/queues.ts";
+import { waitFor } from "./support/wait.ts";
 
 const NOW = Date.parse("2030-01-01T00:00:00.000Z");
 const DEFAULTS = { priority: 10, maxAttempts: 5 };
@@ -692,4 +697,52 @@ describe("routing and errors", () => {
     expect(res.status).toBe(409);
     expect(res.headers.get("x-why")).toBe("because");
   });
+});
+
+describe.each(STORE_KINDS)("GET /dead on %s holds at most about 4 MiB of payload per page", (kind) => {
+  const SIZE = 240_000;
+  let site: Awaited<ReturnType<typeof storeSite>>;
+  let store: Store;
+  let q: JobQueue;
+  beforeAll(async () => {
+    site = await storeSite(kind);
+    store = site.open();
+    q = await startQueue(store, { big: () => { throw new PermanentError("no"); } });
+  });
+  afterAll(async () => {
+    await q.shutdown(1000);
+    await site.drop();
+  });
+
+  test("a page of large payloads stops at the byte bound, and `next` pages on from the last job shown", async () => {
+    // 20 dead jobs of 240,002 payload bytes each: 17 fit in 4 MiB, 18 do not.
+    const payloads = Array.from({ length: 20 }, (_, i) => JSON.stringify(String.fromCharCode(97 + i).repeat(SIZE)));
+    const ids: string[] = [];
+    for (let i = 0; i < payloads.length; i += 4) {
+      const body = `{"jobs":[${payloads.slice(i, i + 4).map((p) => `{"type":"big","payload":${p}}`).join(",")}]}`;
+      const res = await q.app.request("/submit", { method: "POST", headers: { "content-type": "application/json" }, body });
+      expect(res.status).toBe(202);
+      ids.push(...((await res.json()) as { ids: string[] }).ids);
+    }
+    await waitFor(async () => (await store.counts()).dead === 20, { what: "20 dead jobs" });
+
+    const get = async (path: string) => {
+      const res = await q.app.request(path);
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      return { bytes: Buffer.byteLength(text), page: JSON.parse(text) as { jobs: { id: string; payload: string }[]; next: string | null } };
+    };
+    const first = await get("/dead");
+    expect(first.page.jobs.map((j) => j.id)).toEqual(ids.slice(0, 17));
+    expect(first.page.next).toBe(ids[16]!);
+    expect(first.bytes).toBeLessThan(DEAD_PAGE_MAX_BYTES + 17 * 1000);
+    const second = await get(`/dead?after=${first.page.next}`);
+    expect(second.page.jobs.map((j) => j.id)).toEqual(ids.slice(17));
+    expect(second.page.next).toBeNull();
+    expect([...first.page.jobs, ...second.page.jobs].map((j) => JSON.stringify(j.payload))).toEqual(payloads);
+    // The count limit still applies below the byte bound.
+    const few = await get("/dead?type=big&limit=5");
+    expect(few.page.jobs.map((j) => j.id)).toEqual(ids.slice(0, 5));
+    expect(few.page.next).toBe(ids[4]!);
+  }, 60_000);
 });

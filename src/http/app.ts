@@ -14,7 +14,7 @@ import type { Stats } from "../stats.ts";
 import type { Logger } from "../logger.ts";
 import type { InsertResult, JobView, NewJob } from "../store/store.ts";
 import {
-  DEAD_PAGE_DEFAULT, bulkTypeQuery, deadListQuery, jobIdParam,
+  DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, bulkTypeQuery, deadListQuery, jobIdParam,
   type JobViewJson, type cancelReply, type submitBatchReply, type submitReply,
 } from "./api-schema.ts";
 import { dashboardPage } from "./dashboard.ts";
@@ -100,10 +100,12 @@ export function createApp(deps: AppDeps): Hono {
   app.get("/dead", async (c) => {
     const q = parseQuery(deadListQuery, c);
     const limit = q.limit ?? DEAD_PAGE_DEFAULT;
-    // One row more than the page says whether there is a next page.
-    const rows = await deps.dead.list({ afterId: q.after ?? 0, limit: limit + 1, ...(q.type !== undefined && { type: q.type }) });
-    const page = rows.slice(0, limit);
-    const next = rows.length > limit ? String(page[page.length - 1]!.id) : null;
+    // One row more than the page (by count or by bytes) says whether there is a next page.
+    const rows = await deps.dead.list({
+      afterId: q.after ?? 0, limit: limit + 1, maxBytes: DEAD_PAGE_MAX_BYTES, ...(q.type !== undefined && { type: q.type }),
+    });
+    const { page, more } = deadPage(rows, limit, DEAD_PAGE_MAX_BYTES);
+    const next = more ? String(page[page.length - 1]!.id) : null;
     return jsonText(c, `{"jobs":[${page.map(jobText).join(",")}],"next":${JSON.stringify(next)}}`);
   });
   app.post("/dead/retry", async (c) => c.json({ count: await deps.dead.retryType(parseQuery(bulkTypeQuery, c).type) }));
@@ -172,6 +174,23 @@ async function submit(c: Context, deps: AppDeps, cap: { committing: number }): P
   const keyed = jobs.some((j) => j.idempotencyKey !== undefined);
   const reply: z.infer<typeof submitBatchReply> = keyed ? { ids, duplicates: results.map((r) => r.duplicate) } : { ids };
   return c.json(reply, status);
+}
+
+/**
+ * The longest run of `rows` (at least one) within `limit` jobs and `maxBytes` of payload, and
+ * whether more rows follow it. `rows` came from a listing asked for limit + 1 rows and the same
+ * budget, so a row past the page means more; a lone row over the budget by itself cannot tell,
+ * and says more (the next page may then be empty).
+ */
+function deadPage(rows: JobView[], limit: number, maxBytes: number): { page: JobView[]; more: boolean } {
+  let bytes = 0;
+  let n = 0;
+  for (; n < rows.length && n < limit; n++) {
+    const size = Buffer.byteLength(rows[n]!.payload);
+    if (n > 0 && bytes + size > maxBytes) break;
+    bytes += size;
+  }
+  return { page: rows.slice(0, n), more: rows.length > n || bytes > maxBytes };
 }
 
 /** Throws 429 queue_full when `adding` more jobs would take the queue past deps.maxQueued. */
