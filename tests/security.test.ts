@@ -9,7 +9,7 @@ import { ConfigError, loadConfig } from "../src/config.ts";
 import { PermanentError } from "../src/errors.ts";
 import { registryFromTypes } from "../src/handlers/from-config.ts";
 import { jobContext } from "../src/handlers/handler.ts";
-import { createWebhookHandler } from "../src/handlers/webhook.ts";
+import { createWebhookHandler, ERROR_BODY_LIMIT } from "../src/handlers/webhook.ts";
 import { bearerGate, isValidToken } from "../src/http/auth.ts";
 import { createLogger } from "../src/logger.ts";
 import { isLoopbackHost } from "../src/http/origin.ts";
@@ -124,6 +124,66 @@ describe("webhook signatures", () => {
     await registry.get("global")!.handler(job, new AbortController().signal);
     expect(verifySignature(SECRET, sent[0]!.headers.get(SIGNATURE_HEADER), sent[0]!.body, NOW_S)).toBe(true);
     expect(verifySignature(global, sent[1]!.headers.get(SIGNATURE_HEADER), sent[1]!.body, NOW_S)).toBe(true);
+  });
+});
+
+describe("a failing webhook's answer", () => {
+  /** A receiver over real HTTP whose 500 answers are `body` and then, with `endless`, never end. */
+  function receiverOf(first: string, endless: boolean) {
+    const state = { cancelled: false };
+    const filler = new Uint8Array(64 * 1024).fill(0x78);
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => new Response(new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(first));
+          if (!endless) c.close();
+        },
+        pull(c) {
+          c.enqueue(filler);
+        },
+        cancel() {
+          state.cancelled = true;
+        },
+      }), { status: 500 }),
+    });
+    return { url: `http://127.0.0.1:${server.port}/h`, state, stop: () => server.stop(true) };
+  }
+  const job = jobContext({ id: 9, type: "t", payloadText: "{}", attempt: 1, maxAttempts: 1, priority: 0, createdAt: 0 });
+  async function failure(url: string): Promise<string> {
+    // A generous deadline, so a handler that read on without end would fail here rather than hang.
+    const err = await Promise.resolve(createWebhookHandler({ url })(job, AbortSignal.timeout(20_000))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    return (err as Error).message;
+  }
+
+  test("an answer that never ends is read only as far as it is kept, then cancelled", async () => {
+    const r = receiverOf("overloaded: ", true);
+    try {
+      expect(await failure(r.url)).toBe(`webhook answered 500: overloaded: ${"x".repeat(ERROR_BODY_LIMIT - "overloaded: ".length)}`);
+      // The handler returned while the answer was still streaming: it stopped reading and hung up.
+      await waitFor(() => r.state.cancelled, { what: "the receiver's stream cancelled" });
+    } finally {
+      r.stop();
+    }
+  }, 30_000);
+
+  test("the first 500 bytes are kept, without a character cut in half", async () => {
+    const r = receiverOf(`${"é".repeat(300)}`, false);
+    try {
+      // 500 bytes are 250 two-byte characters.
+      expect(await failure(r.url)).toBe(`webhook answered 500: ${"é".repeat(250)}`);
+    } finally {
+      r.stop();
+    }
+    const odd = receiverOf(`a${"é".repeat(300)}`, false);
+    try {
+      // 1 + 249 × 2 = 499 bytes: the 250th é would straddle the limit and is left out.
+      expect(await failure(odd.url)).toBe(`webhook answered 500: a${"é".repeat(249)}`);
+    } finally {
+      odd.stop();
+    }
   });
 });
 
