@@ -7,7 +7,9 @@ import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
-import { JobQueueError, badRequest, methodNotAllowed, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
+import {
+  JobQueueError, badRequest, errorMessage, methodNotAllowed, notFound, payloadTooLarge, unavailable, unsupportedMediaType,
+} from "../errors.ts";
 import type { CancelResult } from "../cancellation.ts";
 import type { DeadLetters } from "../dead-letters.ts";
 import type { Stats } from "../stats.ts";
@@ -29,6 +31,7 @@ export interface AppDeps {
   submit(jobs: NewJob[]): Promise<InsertResult[]>;
   /** Defaults for a known type, or undefined for an unknown one. */
   typeDefaults(type: string): { priority: number; maxAttempts: number } | undefined;
+  /** A failure that is not a JobQueueError is logged and answered 503 unavailable, like the store's other reads. */
   getJob(id: number): Promise<JobView | null>;
   /** Operator actions on dead jobs. */
   dead: DeadLetters;
@@ -77,7 +80,9 @@ export function createApp(deps: AppDeps): Hono {
 
   app.post("/submit", (c) => submit(c, deps, cap));
   app.get("/jobs/:id", zValidator("param", jobIdParam, rejectBadId), async (c) => {
-    const job = await deps.getJob(c.req.valid("param").id);
+    const job = await deps.getJob(c.req.valid("param").id).catch((err: unknown) => {
+      throw storeFailure(err, "reading a job", deps.logger);
+    });
     if (job === null) throw notFound("no such job");
     return jsonText(c, jobText(job));
   });
@@ -191,6 +196,13 @@ function deadPage(rows: JobView[], limit: number, maxBytes: number): { page: Job
     bytes += size;
   }
   return { page: rows.slice(0, n), more: rows.length > n || bytes > maxBytes };
+}
+
+/** A store read that failed: a 503 the client may retry (the cause is logged, never shown). */
+function storeFailure(err: unknown, what: string, logger: Logger): JobQueueError {
+  if (err instanceof JobQueueError) return err;
+  logger.warn(`${what} failed: store unavailable`, { err: errorMessage(err) });
+  return unavailable("the job store is unavailable; retry later");
 }
 
 /** Throws 429 queue_full when `adding` more jobs would take the queue past deps.maxQueued. */
