@@ -3,6 +3,7 @@
 // that cannot express, raw bytes over TCP to 127.0.0.1. Every row checks the status, the JSON error
 // code, that the store holds no new row, and that the server then still accepts a good submit.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createLogger } from "../src/logger.ts";
 import { rawExchange, rawRequest } from "./support/raw-http.ts";
 import { STORE_KINDS } from "./support/queues.ts";
 import { startTestServer, type TestServer } from "./support/test-server.ts";
@@ -226,9 +227,12 @@ async function goodSubmit(): Promise<number> {
 
 for (const kind of STORE_KINDS) {
 describe(`on ${kind}`, () => {
+  /** What the server logged at error level: reserved for its own faults, never for what a client sent. */
+  const errors: string[] = [];
   beforeAll(async () => {
     // A short idle timeout so the row that promises more body than it sends ends quickly.
-    s = await startTestServer({ store: kind, env: { JOBQUEUE_TOKEN: TOKEN }, args: ["--idle-timeout-s", "1"] });
+    const logger = createLogger("error", (line) => void errors.push(line));
+    s = await startTestServer({ store: kind, env: { JOBQUEUE_TOKEN: TOKEN }, args: ["--idle-timeout-s", "1"], logger });
   });
   afterAll(async () => s.stop());
 
@@ -271,6 +275,24 @@ describe(`on ${kind}`, () => {
       }
       expect(await s.rows()).toBe(before);
     }, 60_000);
+
+    test("a client that hangs up in the middle of a body is no fault of the server's", async () => {
+      const before = await s.rows();
+      for (const partial of [
+        `POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"type":`,
+        `POST /submit HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"typ`,
+      ]) {
+        // The request reaches the app (its headers are whole), then the client is gone.
+        const answer = await rawRequest(s.server.port, partial, { timeoutMs: 300 });
+        expect(answer.status).toBe(0);
+      }
+      expect(await goodSubmit()).toBe(202);
+      expect(await s.rows()).toBe(before + 1);
+    });
+
+    test("no request in this file made the server log an error", () => {
+      expect(errors).toEqual([]);
+    });
 
     test("no request polluted Object.prototype", () => {
       const probe = {} as Record<string, unknown>;

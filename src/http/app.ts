@@ -235,7 +235,7 @@ async function readBody(req: Request, limit: number): Promise<Uint8Array> {
     // Fast path (the stream reader below costs half the request rate): over HTTP/1.1 the declared
     // length frames the body, so this reads at most `limit` bytes; a body handed over in-process
     // with a length that lied is still caught here.
-    const bytes = new Uint8Array(await req.arrayBuffer());
+    const bytes = new Uint8Array(await req.arrayBuffer().catch(cutOff));
     if (bytes.byteLength > limit) throw payloadTooLarge(limit);
     return bytes;
   }
@@ -243,7 +243,7 @@ async function readBody(req: Request, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch(cutOff);
     if (done) return Buffer.concat(chunks, size);
     size += value.byteLength;
     if (size > limit) {
@@ -252,6 +252,14 @@ async function readBody(req: Request, limit: number): Promise<Uint8Array> {
     }
     chunks.push(value);
   }
+}
+
+/**
+ * A body that stopped arriving (the client hung up, or idled past --idle-timeout-s) is the client's
+ * doing: a 400 nobody may hear, and not an internal fault to log.
+ */
+function cutOff(): never {
+  throw badRequest("the request body ended before it was complete", "incomplete_body");
 }
 
 /** Strict UTF-8 (no silent U+FFFD replacement), then JSON; either failure is the client's. */
