@@ -139,6 +139,7 @@ function generator(random: () => number) {
       : pick(["text/plain", "application/x-www-form-urlencoded", "application/jsonx", "multipart/form-data; boundary=z", ""]);
     if (chance(0.1)) h["x-fuzz"] = Array.from({ length: int(200) }, () => String.fromCharCode(0x20 + int(95))).join("");
     if (chance(0.05)) h["content-encoding"] = pick(["gzip", "br", "identity"]);
+    if (chance(0.05)) h.origin = pick(["null", "http://evil.example", "http://127.0.0.1", "file://", "%%%"]);
     return h;
   }
 
