@@ -9,7 +9,8 @@ function main(): void {
   const defaults = { priority: 0, maxAttempts: 5 };
   const app = new Hono();
   app.post("/submit", async (c) => {
-    const parsed = parseSubmitBody(await c.req.json());
+    const text = await c.req.text();
+    const parsed = parseSubmitBody(JSON.parse(text), text);
     const now = Date.now();
     const jobs = parsed.jobs.map((j) => toNewJob(j, now, defaults));
     const ids = jobs.map(() => String(++nextId));

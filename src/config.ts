@@ -3,6 +3,7 @@
 
 import { DURATION_UNITS, durationMs } from "./duration.ts";
 import { TOKEN_RULE, isValidToken } from "./http/auth.ts";
+import { ALLOWED_HOST_RULE, isAllowedHostPattern } from "./http/origin.ts";
 import { LOG_LEVELS, type LogLevel } from "./logger.ts";
 import { SECRET_RULE, isValidSecret } from "./signing.ts";
 
@@ -41,6 +42,7 @@ export type Config = {
   token: string | undefined;
   tokenFile: string | undefined;
   metricsPublic: boolean;
+  allowedHosts: string[];
   noListen: boolean;
   webhookSecret: string | undefined;
 };
@@ -266,6 +268,21 @@ const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
     accepts: "a file path",
     defaultText: "(unset)",
     parse: nonEmpty,
+  },
+  allowedHosts: {
+    flag: "--allowed-hosts",
+    env: "JOBQUEUE_ALLOWED_HOSTS",
+    arg: "<hosts>",
+    meaning: "without a token, requests are served only when their Host is a loopback name (localhost, *.localhost, 127.0.0.0/8, [::1]) or one of these; /health and /ready answer any Host",
+    accepts: `comma-separated ${ALLOWED_HOST_RULE}`,
+    defaultText: "(none)",
+    default: "",
+    parse: (raw) => {
+      const hosts = raw.split(",").map((h) => h.trim()).filter((h) => h !== "");
+      const bad = hosts.find((h) => !isAllowedHostPattern(h));
+      if (bad !== undefined) throw new Expected(`comma-separated ${ALLOWED_HOST_RULE}; ${JSON.stringify(bad)} is none of these`);
+      return hosts.map((h) => h.toLowerCase());
+    },
   },
   noListen: {
     flag: "--no-listen",

@@ -1,11 +1,13 @@
 // server.ts: starts a whole node from a Config: reads the token, picks the store, loads the job
-// types, starts the queue, then opens the HTTP port behind the token gate. Returns handles to stop
+// types, starts the queue, then opens the HTTP port behind the edge, origin and token gates. Returns handles to stop
 // it. Installs no signal handlers, and never logs a token, a secret or a database password.
 import { readFile } from "node:fs/promises";
 import { ConfigError, type Config } from "./config.ts";
 import { registryFromTypes } from "./handlers/from-config.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
 import { bearerGate, isValidToken, TOKEN_RULE, type FetchHandler } from "./http/auth.ts";
+import { edgeGate } from "./http/edge.ts";
+import { isLoopbackHost, originGate } from "./http/origin.ts";
 import { createJobQueue, type JobQueue } from "./jobqueue.ts";
 import type { Logger } from "./logger.ts";
 import { createPostgresStore } from "./store/postgres.ts";
@@ -17,7 +19,7 @@ export interface RunningServer {
   queue: JobQueue;
   url: string;
   port: number;
-  /** What the port serves: the app behind the token gate (for in-process requests in tests). */
+  /** What the port serves: the app behind the edge, origin and token gates (for in-process requests in tests). */
   fetch: FetchHandler;
   /** Graceful stop: the queue first (submits get 503 meanwhile), then the port. */
   stop(graceMs: number): Promise<void>;
@@ -84,18 +86,6 @@ export async function loadToken(config: Config): Promise<string | undefined> {
   return token;
 }
 
-/** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
-  return (
-    h === "localhost" ||
-    h.endsWith(".localhost") ||
-    /^127(\.\d{1,3}){3}$/.test(h) ||
-    /^::ffff:127(\.\d{1,3}){3}$/.test(h) ||
-    /^(0{0,4}:){2,7}0{0,3}1$/.test(h) // ::1 and its longer spellings
-  );
-}
-
 export async function startServer(opts: {
   config: Config;
   logger: Logger;
@@ -135,7 +125,15 @@ export async function startServer(opts: {
     await store.close().catch(() => {});
     throw err;
   }
-  const fetch = bearerGate({ token, metricsPublic: config.metricsPublic, fetch: queue.app.fetch });
+  // Outside in: the edge (a readable URL, the body limit), the token (who), the origin (from where).
+  const fetch = edgeGate({
+    bodyLimitBytes: config.bodyLimitBytes,
+    fetch: bearerGate({
+      token,
+      metricsPublic: config.metricsPublic,
+      fetch: originGate({ token, allowedHosts: config.allowedHosts, fetch: queue.app.fetch }),
+    }),
+  });
   const server = Bun.serve({
     hostname: config.host,
     port: config.port,
@@ -145,8 +143,11 @@ export async function startServer(opts: {
       logger.error("request failed outside the app", { err });
       return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
     },
-    // Hono enforces the body limit; Bun's own cap sits just above it as a backstop.
-    maxRequestBodySize: config.bodyLimitBytes + 1024,
+    // The app enforces the body limit (a declared length at the edge, streamed bytes in /submit)
+    // and answers with its JSON error; a cap of Bun's own would answer first with a bare 413. Bun
+    // buffers no body the app does not read (it stops reading the socket), and drains a refused
+    // one so the connection serves the next request, so no cap is needed.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     // Closes connections idle this long and requests whose body trickles in slower (Bun also
     // closes a connection whose request headers are not complete within about 10 s).
     idleTimeout: config.idleTimeoutS,

@@ -50,6 +50,7 @@ describe("loadConfig", () => {
         token: undefined,
         tokenFile: undefined,
         metricsPublic: false,
+        allowedHosts: [],
         noListen: false,
         webhookSecret: undefined,
       },
@@ -130,6 +131,7 @@ describe("loadConfig", () => {
       JOBQUEUE_KEEP_COMPLETED: "7d",
       JOBQUEUE_TOKEN_FILE: "/run/secrets/token",
       JOBQUEUE_METRICS_PUBLIC: "TRUE",
+      JOBQUEUE_ALLOWED_HOSTS: "Jobs.Example.com, *.internal.example ,10.0.0.7,[fd00::1]",
       JOBQUEUE_NO_LISTEN: "true",
       JOBQUEUE_WEBHOOK_SECRET: "whsec_0123456789abcdef",
     };
@@ -159,6 +161,7 @@ describe("loadConfig", () => {
       token: undefined,
       tokenFile: "/run/secrets/token",
       metricsPublic: true,
+      allowedHosts: ["jobs.example.com", "*.internal.example", "10.0.0.7", "[fd00::1]"],
       noListen: true,
       webhookSecret: "whsec_0123456789abcdef",
     });
@@ -290,6 +293,17 @@ describe("loadConfig", () => {
     expect(configError(() => loadConfig({}, ["serve", "migrate"], HOST)).message).toContain('"migrate"');
   });
 
+  test("--allowed-hosts takes host names, *.suffix patterns and addresses, and names a bad entry", () => {
+    const hosts = (raw: string) => loadConfig({}, ["--allowed-hosts", raw], HOST).config.allowedHosts;
+    expect(hosts("jobs.example.com")).toEqual(["jobs.example.com"]);
+    expect(hosts(" a.b , *.C.d,,")).toEqual(["a.b", "*.c.d"]);
+    for (const bad of ["http://a.b", "a.b:8080", "*", "*.", "a..b", "a b", "*.*.b", "a/b", "-a.b", "[not-v6]"]) {
+      const message = configError(() => loadConfig({}, ["--allowed-hosts", `ok.example,${bad}`], HOST)).message;
+      expect(message).toContain("--allowed-hosts / JOBQUEUE_ALLOWED_HOSTS");
+      expect(message).toContain(JSON.stringify(bad.trim()));
+    }
+  });
+
   test("a flag without a value is rejected", () => {
     expect(configError(() => loadConfig({}, ["--port"], HOST)).message).toContain("--port");
     expect(configError(() => loadConfig({}, ["--db", "--port", "1"], HOST)).message).toContain("--db");
@@ -301,14 +315,14 @@ describe("loadConfig", () => {
       "--port", "--host", "--database-url", "--db", "--config", "--workers", "--lease-ms", "--aging-ms",
       "--shutdown-grace-ms", "--node-id", "--log-level", "--reap-interval-ms", "--backoff-base-ms",
       "--backoff-cap-ms", "--timeout-ms", "--max-attempts", "--body-limit-bytes", "--max-queued",
-      "--idle-timeout-s", "--token", "--token-file", "--metrics-public", "--webhook-secret", "--help", "--version",
+      "--idle-timeout-s", "--token", "--token-file", "--metrics-public", "--allowed-hosts", "--webhook-secret", "--help", "--version",
     ];
     const envs = [
       "PORT", "HOST", "DATABASE_URL", "JOBQUEUE_DB", "JOBQUEUE_CONFIG", "JOBQUEUE_WORKERS", "JOBQUEUE_LEASE_MS",
       "JOBQUEUE_AGING_MS", "JOBQUEUE_SHUTDOWN_GRACE_MS", "JOBQUEUE_NODE_ID", "JOBQUEUE_LOG_LEVEL",
       "JOBQUEUE_REAP_INTERVAL_MS", "JOBQUEUE_BACKOFF_BASE_MS", "JOBQUEUE_BACKOFF_CAP_MS", "JOBQUEUE_TIMEOUT_MS",
       "JOBQUEUE_MAX_ATTEMPTS", "JOBQUEUE_BODY_LIMIT_BYTES", "JOBQUEUE_MAX_QUEUED", "JOBQUEUE_IDLE_TIMEOUT_S",
-      "JOBQUEUE_TOKEN", "JOBQUEUE_TOKEN_FILE", "JOBQUEUE_METRICS_PUBLIC", "JOBQUEUE_WEBHOOK_SECRET",
+      "JOBQUEUE_TOKEN", "JOBQUEUE_TOKEN_FILE", "JOBQUEUE_METRICS_PUBLIC", "JOBQUEUE_ALLOWED_HOSTS", "JOBQUEUE_WEBHOOK_SECRET",
     ];
     for (const name of [...flags, ...envs]) expect(text).toMatch(new RegExp(`(^|\\s)${name}\\s`, "m"));
     expect(text).toContain("default 8080");

@@ -1,9 +1,11 @@
 // fuzz.test.ts: 10,000 seeded random requests (methods, paths, headers, and bodies mutated from
-// valid submits) against a real server on 127.0.0.1 with an embedded store in a temp file. Asserts
-// no 5xx, the server still serves, and the store holds exactly the jobs the 202 answers named.
+// valid submits) against a real server on 127.0.0.1, once on an embedded store in a temp file and
+// once on a fresh PostgreSQL database. Asserts no 5xx, the server still serves, and the store holds
+// exactly the jobs the 202 answers named.
 // Slow, so gated: runs only with JOBQUEUE_FUZZ=1 (make test-faults sets it). JOBQUEUE_FUZZ_SEED
 // and JOBQUEUE_FUZZ_COUNT replay or resize a run.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { STORE_KINDS } from "./support/queues.ts";
 import { startTestServer, type TestServer } from "./support/test-server.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -42,8 +44,8 @@ function generator(random: () => number) {
 
   const STRINGS = ["", "noop", "nope", "NaN", "Infinity", "-0", "1e400", "\u0000", "\ud800", "é", "💥", "../../etc/passwd", "' OR 1=1 --", "%00", "<script>", "a".repeat(300)];
   const NUMBERS = [0, -1, 1, 1.5, 100, 101, 2 ** 53 + 1, -(2 ** 53), 1e308, -1e308, 5e-324, 86_400_001];
-  const FIELDS = ["type", "payload", "priority", "maxAttempts", "runAt", "delayMs", "timeoutMs"];
-  const ODD_KEYS = ["__proto__", "constructor", "prototype", "jobs", "url", "id", "", "type "];
+  const FIELDS = ["type", "payload", "priority", "maxAttempts", "runAt", "delayMs", "timeoutMs", "idempotencyKey"];
+  const ODD_KEYS = ["__proto__", "constructor", "prototype", "jobs", "url", "id", "", "type ", "\udc00", "k\ud83d\ude80"];
 
   function value(depth = 0): unknown {
     switch (int(depth > 3 ? 4 : 7)) {
@@ -65,6 +67,7 @@ function generator(random: () => number) {
     if (chance(0.2)) job.delayMs = int(1e6);
     else if (chance(0.1)) job.runAt = new Date(Date.now() + int(1e9)).toISOString();
     if (chance(0.1)) job.timeoutMs = 1 + int(86_400_000);
+    if (chance(0.1)) job.idempotencyKey = pick(["a", "b", "k\ud800", "k\udc00", "💥"]);
     return job;
   }
 
@@ -136,6 +139,7 @@ function generator(random: () => number) {
       : pick(["text/plain", "application/x-www-form-urlencoded", "application/jsonx", "multipart/form-data; boundary=z", ""]);
     if (chance(0.1)) h["x-fuzz"] = Array.from({ length: int(200) }, () => String.fromCharCode(0x20 + int(95))).join("");
     if (chance(0.05)) h["content-encoding"] = pick(["gzip", "br", "identity"]);
+    if (chance(0.05)) h.origin = pick(["null", "http://evil.example", "http://127.0.0.1", "file://", "%%%"]);
     return h;
   }
 
@@ -147,10 +151,10 @@ function generator(random: () => number) {
   };
 }
 
-describe.skipIf(!ENABLED)("fuzzing a real server", () => {
+describe.skipIf(!ENABLED).each(STORE_KINDS)("fuzzing a real server on %s", (kind) => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await startTestServer({ env: { JOBQUEUE_TOKEN: TOKEN } });
+    s = await startTestServer({ store: kind, env: { JOBQUEUE_TOKEN: TOKEN } });
   });
   afterAll(async () => s?.stop());
 
@@ -179,8 +183,10 @@ describe.skipIf(!ENABLED)("fuzzing a real server", () => {
         // DELETE /jobs/:id cancels: 204 removed a waiting job, 202 removes a running one shortly.
         if (res.status === 204 || res.status === 202) cancelledJobs++;
       } else if (res.status === 202) {
-        const answer = JSON.parse(text) as { id?: string; ids?: string[] };
-        acceptedJobs += answer.ids?.length ?? (answer.id !== undefined ? 1 : 0);
+        // Only the jobs made new: a job whose idempotency key was held names the holder.
+        const answer = JSON.parse(text) as { id?: string; duplicate?: boolean; ids?: string[]; duplicates?: boolean[] };
+        if (answer.ids !== undefined) acceptedJobs += answer.ids.filter((_, i) => answer.duplicates?.[i] !== true).length;
+        else if (answer.id !== undefined && answer.duplicate !== true) acceptedJobs++;
       }
     }
 
@@ -193,7 +199,7 @@ describe.skipIf(!ENABLED)("fuzzing a real server", () => {
     });
     await Promise.all(lanes);
 
-    console.log(`fuzz seed ${SEED}: ${sent} requests, statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${acceptedJobs} jobs accepted, ${cancelledJobs} cancelled`);
+    console.log(`fuzz on ${kind}, seed ${SEED}: ${sent} requests, statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${acceptedJobs} jobs accepted, ${cancelledJobs} cancelled`);
     expect(sent).toBe(COUNT);
     expect(serverErrors).toEqual([]);
     expect(transportErrors).toEqual([]);

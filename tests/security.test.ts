@@ -6,12 +6,14 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../src/config.ts";
+import { PermanentError } from "../src/errors.ts";
 import { registryFromTypes } from "../src/handlers/from-config.ts";
 import { jobContext } from "../src/handlers/handler.ts";
-import { createWebhookHandler } from "../src/handlers/webhook.ts";
+import { createWebhookHandler, ERROR_BODY_LIMIT } from "../src/handlers/webhook.ts";
 import { bearerGate, isValidToken } from "../src/http/auth.ts";
 import { createLogger } from "../src/logger.ts";
-import { isLoopbackHost, loadToken, startServer } from "../src/server.ts";
+import { isLoopbackHost } from "../src/http/origin.ts";
+import { loadToken, startServer } from "../src/server.ts";
 import { SIGNATURE_HEADER, signatureHeader, verifySignature } from "../src/signing.ts";
 import { createTestDatabase } from "./support/pg.ts";
 import { rawRequest, trickle } from "./support/raw-http.ts";
@@ -122,6 +124,66 @@ describe("webhook signatures", () => {
     await registry.get("global")!.handler(job, new AbortController().signal);
     expect(verifySignature(SECRET, sent[0]!.headers.get(SIGNATURE_HEADER), sent[0]!.body, NOW_S)).toBe(true);
     expect(verifySignature(global, sent[1]!.headers.get(SIGNATURE_HEADER), sent[1]!.body, NOW_S)).toBe(true);
+  });
+});
+
+describe("a failing webhook's answer", () => {
+  /** A receiver over real HTTP whose 500 answers are `body` and then, with `endless`, never end. */
+  function receiverOf(first: string, endless: boolean) {
+    const state = { cancelled: false };
+    const filler = new Uint8Array(64 * 1024).fill(0x78);
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => new Response(new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(first));
+          if (!endless) c.close();
+        },
+        pull(c) {
+          c.enqueue(filler);
+        },
+        cancel() {
+          state.cancelled = true;
+        },
+      }), { status: 500 }),
+    });
+    return { url: `http://127.0.0.1:${server.port}/h`, state, stop: () => server.stop(true) };
+  }
+  const job = jobContext({ id: 9, type: "t", payloadText: "{}", attempt: 1, maxAttempts: 1, priority: 0, createdAt: 0 });
+  async function failure(url: string): Promise<string> {
+    // A generous deadline, so a handler that read on without end would fail here rather than hang.
+    const err = await Promise.resolve(createWebhookHandler({ url })(job, AbortSignal.timeout(20_000))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    return (err as Error).message;
+  }
+
+  test("an answer that never ends is read only as far as it is kept, then cancelled", async () => {
+    const r = receiverOf("overloaded: ", true);
+    try {
+      expect(await failure(r.url)).toBe(`webhook answered 500: overloaded: ${"x".repeat(ERROR_BODY_LIMIT - "overloaded: ".length)}`);
+      // The handler returned while the answer was still streaming: it stopped reading and hung up.
+      await waitFor(() => r.state.cancelled, { what: "the receiver's stream cancelled" });
+    } finally {
+      r.stop();
+    }
+  }, 30_000);
+
+  test("the first 500 bytes are kept, without a character cut in half", async () => {
+    const r = receiverOf(`${"é".repeat(300)}`, false);
+    try {
+      // 500 bytes are 250 two-byte characters.
+      expect(await failure(r.url)).toBe(`webhook answered 500: ${"é".repeat(250)}`);
+    } finally {
+      r.stop();
+    }
+    const odd = receiverOf(`a${"é".repeat(300)}`, false);
+    try {
+      // 1 + 249 × 2 = 499 bytes: the 250th é would straddle the limit and is left out.
+      expect(await failure(odd.url)).toBe(`webhook answered 500: a${"é".repeat(249)}`);
+    } finally {
+      odd.stop();
+    }
   });
 });
 
@@ -264,8 +326,149 @@ describe("a real server with a token", () => {
   test("a path that the server normalises is gated by where it lands", async () => {
     const res = await rawRequest(s.server.port, "GET /health/../submit HTTP/1.1\r\nHost: x\r\n\r\n");
     expect(res.status).toBe(401);
+    // No Host (HTTP/1.0 allows that; some health checkers send none): routed by its own path.
     const http10 = await rawRequest(s.server.port, "GET /health HTTP/1.0\r\n\r\n");
-    expect([200, 401]).toContain(http10.status); // no Host: the request URL has no origin; never a 5xx
+    expect(http10.status).toBe(200);
+    expect(JSON.parse(http10.body)).toEqual({ status: "ok" });
+    expect((await rawRequest(s.server.port, "GET /jobs/1 HTTP/1.0\r\n\r\n")).status).toBe(401);
+  });
+});
+
+describe("other web pages: Origin, body types and, without a token, the Host", () => {
+  let open: TestServer;
+  let allowing: TestServer;
+  let tokened: TestServer;
+  /** A type whose jobs die at once, so each server holds dead jobs a forged request could retry. */
+  const doomed = () => {
+    throw new PermanentError("doomed");
+  };
+  beforeAll(async () => {
+    open = await startTestServer({ handlers: { doomed } });
+    allowing = await startTestServer({ args: ["--allowed-hosts", "jobs.example.com,*.corp.example"] });
+    tokened = await startTestServer({ env: { JOBQUEUE_TOKEN: TOKEN }, handlers: { doomed } });
+    for (const s of [open, tokened]) {
+      const res = await fetch(`${s.server.url}/submit`, {
+        method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: '{"type":"doomed"}',
+      });
+      expect(res.status).toBe(202);
+      await waitFor(async () => (await deadCount(s)) === 1, { what: "a dead job" });
+    }
+  });
+  afterAll(async () => {
+    for (const s of [open, allowing, tokened]) await s.stop();
+  });
+
+  /** One request over raw TCP, so Host and Origin are exactly what a browser (or an attacker) would send. */
+  const send = (s: TestServer, head: string, body = "") =>
+    rawRequest(s.server.port, `${head}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const deadCount = async (s: TestServer) =>
+    ((await (await s.server.queue.app.request("/stats")).json()) as { jobs: { dead: number } }).jobs.dead;
+  function expectError(res: { status: number; headers: Record<string, string>; body: string }, status: number, code: string): string {
+    expect(res.status).toBe(status);
+    expect(res.headers["content-type"]).toContain("application/json");
+    const { error } = JSON.parse(res.body) as { error: { code: string; message: string } };
+    expect(error.code).toBe(code);
+    return error.message;
+  }
+
+  test("without a token, loopback names with any port serve the API", async () => {
+    const port = open.server.port;
+    for (const host of [`127.0.0.1:${port}`, "127.0.0.1", `localhost:${port}`, "LOCALHOST", "localhost.", "app.localhost:3000", "127.9.8.7", `[::1]:${port}`, "[::1]"]) {
+      const res = await send(open, `GET /stats HTTP/1.1\r\nHost: ${host}`);
+      expect(res.status, host).toBe(200);
+    }
+  });
+
+  test("without a token, any other Host is refused with 403 forbidden_host, and nothing is stored", async () => {
+    const before = await open.rows();
+    for (const host of ["evil.example", `evil.example:${open.server.port}`, "127.0.0.1.evil.example", "localhost.evil.example", "evil-localhost", "10.0.0.1", "[::2]", "0.0.0.0", "[::ffff:10.0.0.1]"]) {
+      const message = expectError(await send(open, `GET /stats HTTP/1.1\r\nHost: ${host}`), 403, "forbidden_host");
+      expect(message).toContain("--allowed-hosts");
+      expect(message).toContain("JOBQUEUE_TOKEN");
+      expectError(await send(open, `POST /submit HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json`, '{"type":"noop"}'), 403, "forbidden_host");
+      expectError(await send(open, `POST /dead/retry?type=doomed HTTP/1.1\r\nHost: ${host}`), 403, "forbidden_host");
+    }
+    // No Host at all (HTTP/1.0), and one that is not a host name.
+    expectError(await rawRequest(open.server.port, "GET /stats HTTP/1.0\r\n\r\n"), 403, "forbidden_host");
+    expectError(await rawRequest(open.server.port, Buffer.from("GET /stats HTTP/1.1\r\nHost: \xe9vil\r\n\r\n", "latin1")), 403, "forbidden_host");
+    expect(await open.rows()).toBe(before);
+    expect(await deadCount(open)).toBe(1);
+  });
+
+  test("the refusal quotes a Host only when it is printable ASCII", async () => {
+    expect(expectError(await send(open, "GET /stats HTTP/1.1\r\nHost: evil.example:81"), 403, "forbidden_host")).toContain('"evil.example:81"');
+    const odd = expectError(await rawRequest(open.server.port, Buffer.from("GET /stats HTTP/1.1\r\nHost: \xe9vil\r\n\r\n", "latin1")), 403, "forbidden_host");
+    expect(odd).toStartWith("requests for host are refused");
+  });
+
+  test("/health and /ready answer whatever the Host, for probes by pod IP", async () => {
+    for (const path of ["/health", "/ready"]) {
+      expect((await send(open, `GET ${path} HTTP/1.1\r\nHost: 10.1.2.3:8080`)).status).toBe(200);
+      expect((await rawRequest(open.server.port, `GET ${path} HTTP/1.0\r\n\r\n`)).status).toBe(200);
+    }
+  });
+
+  test("--allowed-hosts adds exact names and *.suffix subdomains, in any case and with any port", async () => {
+    for (const host of ["jobs.example.com", "JOBS.example.COM:8080", "a.corp.example", "a.b.corp.example:1"]) {
+      expect((await send(allowing, `GET /stats HTTP/1.1\r\nHost: ${host}`)).status, host).toBe(200);
+    }
+    for (const host of ["corp.example", "xcorp.example", "example.com", "jobs.example.com.evil", "evil.jobs.example.com"]) {
+      expectError(await send(allowing, `GET /stats HTTP/1.1\r\nHost: ${host}`), 403, "forbidden_host");
+    }
+  });
+
+  test("with a token the Host is not checked: the token is what a web page cannot have", async () => {
+    const res = await send(tokened, `GET /stats HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer ${TOKEN}`);
+    expect(res.status).toBe(200);
+  });
+
+  test("a state-changing request with a foreign Origin is refused with 403 forbidden_origin, token or not", async () => {
+    const host = `127.0.0.1:${open.server.port}`;
+    for (const origin of ["http://evil.example", `http://localhost:${open.server.port}`, `http://127.0.0.1:${open.server.port + 1}`, "http://127.0.0.1", "null", "file://", "chrome-extension://abc", "not a url"]) {
+      for (const [method, path] of [["POST", "/dead/retry?type=doomed"], ["DELETE", "/dead?type=doomed"], ["DELETE", "/jobs/1"], ["PUT", "/submit"], ["PATCH", "/jobs/1"]]) {
+        expectError(await send(open, `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nOrigin: ${origin}`), 403, "forbidden_origin");
+      }
+      expectError(await send(open, `POST /submit HTTP/1.1\r\nHost: ${host}\r\nOrigin: ${origin}\r\nContent-Type: application/json`, '{"type":"noop"}'), 403, "forbidden_origin");
+      const authed = await send(tokened, `POST /dead/retry?type=doomed HTTP/1.1\r\nHost: ${host}\r\nOrigin: ${origin}\r\nAuthorization: Bearer ${TOKEN}`);
+      expectError(authed, 403, "forbidden_origin");
+    }
+    expect(await deadCount(open)).toBe(1);
+    expect(await deadCount(tokened)).toBe(1);
+    expect(await open.rows()).toBe(1);
+  });
+
+  test("reads with a foreign Origin are answered, without CORS headers, so the page cannot read them", async () => {
+    const res = await send(open, `GET /stats HTTP/1.1\r\nHost: 127.0.0.1:${open.server.port}\r\nOrigin: http://evil.example`);
+    expect(res.status).toBe(200);
+    expect(Object.keys(res.headers).filter((h) => h.startsWith("access-control-"))).toEqual([]);
+  });
+
+  test("a body other than JSON on a state-changing request is refused with 415, whatever the route", async () => {
+    const host = `Host: 127.0.0.1:${open.server.port}`;
+    for (const [contentType, body] of [["text/plain", "x"], ["text/plain;charset=UTF-8", ""], ["application/x-www-form-urlencoded", ""], ["application/x-www-form-urlencoded", "a=1"], ["multipart/form-data; boundary=z", "--z--"], [null, "x"]] as const) {
+      const ct = contentType === null ? "" : `\r\nContent-Type: ${contentType}`;
+      for (const [method, path] of [["POST", "/dead/retry?type=doomed"], ["DELETE", "/dead?type=doomed"], ["POST", "/submit"]]) {
+        const message = expectError(await send(open, `${method} ${path} HTTP/1.1\r\n${host}${ct}`, body), 415, "unsupported_media_type");
+        expect(message).toContain("application/json");
+      }
+    }
+    // Chunked, without a length.
+    const chunked = await rawRequest(open.server.port, `POST /dead/retry?type=doomed HTTP/1.1\r\n${host}\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n`);
+    expectError(chunked, 415, "unsupported_media_type");
+    expect(await deadCount(open)).toBe(1);
+  });
+
+  test("same-origin requests, and programs that send no Origin, still change state", async () => {
+    const host = `127.0.0.1:${open.server.port}`;
+    // The dashboard's own fetches: same Origin, no body.
+    const retried = await send(open, `POST /dead/retry?type=doomed HTTP/1.1\r\nHost: ${host}\r\nOrigin: http://${host}`);
+    expect(retried.status).toBe(200);
+    expect(JSON.parse(retried.body)).toEqual({ count: 1 });
+    await waitFor(async () => (await deadCount(open)) === 1, { what: "the retried job dead again" });
+    // curl -XPOST: no Origin, no body; a JSON body with its content type.
+    expect((await send(open, `POST /dead/retry?type=doomed HTTP/1.1\r\nHost: ${host}`)).status).toBe(200);
+    const submitted = await send(open, `POST /submit HTTP/1.1\r\nHost: localhost:${open.server.port}\r\nOrigin: http://localhost:${open.server.port}\r\nContent-Type: application/json`, '{"type":"noop"}');
+    expect(submitted.status).toBe(202);
   });
 });
 
@@ -305,10 +508,11 @@ describe("slow clients", () => {
 
   test("a body that trickles in a byte at a time is cut off before it is complete, and nothing is stored", async () => {
     const body = JSON.stringify({ type: "noop", payload: "x".repeat(200) });
-    const head = `POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const head = `POST /submit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
     // Headers at once, then the body at 4 bytes a second: a whole minute if the server let it.
     const result = await trickle(s.server.port, body, 250, { prefix: head });
     expect(result.closedByServer).toBe(true);
+    expect(result.received).toBe(""); // cut off, not answered (an answer would mean the body was never awaited)
     expect(result.sent).toBeLessThan(body.length);
     expect(await s.rows()).toBe(0);
   }, 60_000);

@@ -537,6 +537,28 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.deleteDeadOfType("dl.b", 100);
     });
 
+    test("listDead with a byte budget stops after the row whose payload takes the total past it", async () => {
+      // Each payload is 100 bytes of UTF-8 but 51 characters: the budget counts bytes.
+      const payload = JSON.stringify("é".repeat(49));
+      expect(Buffer.byteLength(payload)).toBe(100);
+      const ids = await store.insert(Array.from({ length: 5 }, () => job({ type: "dl.bytes", payload })), T0);
+      await store.claim(ids, "n", T0, LEASE);
+      await store.bury(ids.map((id) => ({ id, attempt: 1, error: "e" })), T0);
+      const page = async (maxBytes: number | undefined, limit = 10, afterId = 0) =>
+        (await store.listDead({ type: "dl.bytes", afterId, limit, ...(maxBytes !== undefined && { maxBytes }) })).map((j) => j.id);
+      // Rows start at 0, 100, 200, 300 and 400 bytes into the page.
+      expect(await page(250)).toEqual(ids.slice(0, 3));
+      expect(await page(200)).toEqual(ids.slice(0, 3));
+      expect(await page(199)).toEqual(ids.slice(0, 2));
+      expect(await page(0)).toEqual(ids.slice(0, 1)); // always at least one row
+      expect(await page(10_000)).toEqual(ids);
+      expect(await page(undefined)).toEqual(ids);
+      expect(await page(250, 2)).toEqual(ids.slice(0, 2)); // the row limit still holds
+      expect(await page(150, 10, ids[2]!)).toEqual(ids.slice(3, 5)); // the budget counts from the cursor
+      expect((await store.listDead({ type: "dl.bytes", afterId: 0, limit: 1, maxBytes: 1 }))[0]).toMatchObject({ payload, state: "dead" });
+      await store.deleteDeadOfType("dl.bytes", 100);
+    });
+
     test("retryDead moves dead jobs back to pending due now with attempts reset, and skips ids that are not dead", async () => {
       const [dead] = await buried("rd", 1);
       const [live] = await store.insert([job({ type: "rd" })], T0);

@@ -15,7 +15,7 @@ export interface WebhookOptions {
 }
 
 /** Bytes of a failed response body kept in last_error. */
-const ERROR_BODY_LIMIT = 500;
+export const ERROR_BODY_LIMIT = 500;
 
 export function createWebhookHandler(opts: WebhookOptions): Handler {
   const doFetch = opts.fetch ?? fetch;
@@ -38,7 +38,32 @@ export function createWebhookHandler(opts: WebhookOptions): Handler {
     }
     // The receiver's bytes end up in last_error: NUL is not storable in PostgreSQL text (the move
     // would fail on every try), so it and other control characters become U+FFFD.
-    const text = (await res.text().catch(() => "")).slice(0, ERROR_BODY_LIMIT).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, "\ufffd");
+    const text = (await readStart(res.body, ERROR_BODY_LIMIT)).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, "\ufffd");
     throw new Error(`webhook answered ${res.status}${text ? `: ${text}` : ""}`);
   };
+}
+
+/**
+ * The first `limit` bytes of a body as text (a character cut at the end is dropped), reading no
+ * more than the chunk that passes the limit, then cancelling the rest: an answer of any size, or
+ * one that never ends, costs one chunk. A body that fails midway keeps what arrived.
+ */
+async function readStart(body: ReadableStream<Uint8Array> | null, limit: number): Promise<string> {
+  if (body === null) return "";
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    // Cut off (the attempt's signal, a reset): what arrived is the answer.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks, size).subarray(0, limit), { stream: true });
 }

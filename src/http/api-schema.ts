@@ -6,6 +6,8 @@ import { z } from "zod";
 export const MAX_JOB_ID = Number.MAX_SAFE_INTEGER;
 export const DEAD_PAGE_DEFAULT = 100;
 export const DEAD_PAGE_MAX = 500;
+/** Payload bytes one page of GET /dead holds at most (plus at most one payload, when a single job is larger). */
+export const DEAD_PAGE_MAX_BYTES = 4 * 1024 * 1024;
 
 /** A job id in a path or query: digits, 1 to 2^53 − 1. */
 export const idText = z

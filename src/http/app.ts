@@ -17,7 +17,7 @@ import type { Stats } from "../stats.ts";
 import type { Logger } from "../logger.ts";
 import type { InsertResult, JobView, NewJob } from "../store/store.ts";
 import {
-  DEAD_PAGE_DEFAULT, bulkTypeQuery, deadListQuery, jobIdParam,
+  DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, bulkTypeQuery, deadListQuery, jobIdParam,
   type JobViewJson, type cancelReply, type submitBatchReply, type submitReply,
 } from "./api-schema.ts";
 import { dashboardPage } from "./dashboard.ts";
@@ -82,7 +82,7 @@ export function createApp(deps: AppDeps): Hono {
   app.get("/jobs/:id", zValidator("param", jobIdParam, rejectBadId), async (c) => {
     const job = await deps.getJob(c.req.valid("param").id);
     if (job === null) throw notFound("no such job");
-    return c.json(jobJson(job));
+    return jsonText(c, jobText(job));
   });
   app.delete("/jobs/:id", zValidator("param", jobIdParam, rejectBadId), async (c) => {
     const id = c.req.valid("param").id;
@@ -103,11 +103,13 @@ export function createApp(deps: AppDeps): Hono {
   app.get("/dead", async (c) => {
     const q = parseQuery(deadListQuery, c);
     const limit = q.limit ?? DEAD_PAGE_DEFAULT;
-    // One row more than the page says whether there is a next page.
-    const rows = await deps.dead.list({ afterId: q.after ?? 0, limit: limit + 1, ...(q.type !== undefined && { type: q.type }) });
-    const page = rows.slice(0, limit);
-    const next = rows.length > limit ? String(page[page.length - 1]!.id) : null;
-    return c.json({ jobs: page.map(jobJson), next });
+    // One row more than the page (by count or by bytes) says whether there is a next page.
+    const rows = await deps.dead.list({
+      afterId: q.after ?? 0, limit: limit + 1, maxBytes: DEAD_PAGE_MAX_BYTES, ...(q.type !== undefined && { type: q.type }),
+    });
+    const { page, more } = deadPage(rows, limit, DEAD_PAGE_MAX_BYTES);
+    const next = more ? String(page[page.length - 1]!.id) : null;
+    return jsonText(c, `{"jobs":[${page.map(jobText).join(",")}],"next":${JSON.stringify(next)}}`);
   });
   app.post("/dead/retry", async (c) => c.json({ count: await deps.dead.retryType(parseQuery(bulkTypeQuery, c).type) }));
   app.delete("/dead", async (c) => c.json({ count: await deps.dead.purgeType(parseQuery(bulkTypeQuery, c).type) }));
@@ -152,8 +154,8 @@ async function submit(c: Context, deps: AppDeps, cap: { committing: number }): P
   }
   requireJson(c.req.header("content-type"));
   checkRoom(deps, cap, 1); // a full queue refuses before reading the body
-  const body = parseJson(await readBody(c.req.raw, deps.bodyLimitBytes));
-  const parsed = parseSubmitBody(body);
+  const { text, value } = parseJson(await readBody(c.req.raw, deps.bodyLimitBytes));
+  const parsed = parseSubmitBody(value, text);
   const jobs = toNewJobs(parsed, deps);
   checkRoom(deps, cap, jobs.length);
   cap.committing += jobs.length;
@@ -175,6 +177,23 @@ async function submit(c: Context, deps: AppDeps, cap: { committing: number }): P
   const keyed = jobs.some((j) => j.idempotencyKey !== undefined);
   const reply: z.infer<typeof submitBatchReply> = keyed ? { ids, duplicates: results.map((r) => r.duplicate) } : { ids };
   return c.json(reply, status);
+}
+
+/**
+ * The longest run of `rows` (at least one) within `limit` jobs and `maxBytes` of payload, and
+ * whether more rows follow it. `rows` came from a listing asked for limit + 1 rows and the same
+ * budget, so a row past the page means more; a lone row over the budget by itself cannot tell,
+ * and says more (the next page may then be empty).
+ */
+function deadPage(rows: JobView[], limit: number, maxBytes: number): { page: JobView[]; more: boolean } {
+  let bytes = 0;
+  let n = 0;
+  for (; n < rows.length && n < limit; n++) {
+    const size = Buffer.byteLength(rows[n]!.payload);
+    if (n > 0 && bytes + size > maxBytes) break;
+    bytes += size;
+  }
+  return { page: rows.slice(0, n), more: rows.length > n || bytes > maxBytes };
 }
 
 /** Throws 429 queue_full when `adding` more jobs would take the queue past deps.maxQueued. */
@@ -204,9 +223,10 @@ async function readBody(req: Request, limit: number): Promise<Uint8Array> {
   if (Number(declared) > limit) throw payloadTooLarge(limit);
   if (req.body === null) return new Uint8Array(0);
   if (declared !== null) {
-    // Fast path (the stream reader below costs half the request rate): the server caps the body
-    // near the limit, and a length that lied is still caught here.
-    const bytes = new Uint8Array(await req.arrayBuffer());
+    // Fast path (the stream reader below costs half the request rate): over HTTP/1.1 the declared
+    // length frames the body, so this reads at most `limit` bytes; a body handed over in-process
+    // with a length that lied is still caught here.
+    const bytes = new Uint8Array(await req.arrayBuffer().catch(cutOff));
     if (bytes.byteLength > limit) throw payloadTooLarge(limit);
     return bytes;
   }
@@ -214,7 +234,7 @@ async function readBody(req: Request, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch(cutOff);
     if (done) return Buffer.concat(chunks, size);
     size += value.byteLength;
     if (size > limit) {
@@ -225,8 +245,16 @@ async function readBody(req: Request, limit: number): Promise<Uint8Array> {
   }
 }
 
+/**
+ * A body that stopped arriving (the client hung up, or idled past --idle-timeout-s) is the client's
+ * doing: a 400 nobody may hear, and not an internal fault to log.
+ */
+function cutOff(): never {
+  throw badRequest("the request body ended before it was complete", "incomplete_body");
+}
+
 /** Strict UTF-8 (no silent U+FFFD replacement), then JSON; either failure is the client's. */
-function parseJson(bytes: Uint8Array): unknown {
+function parseJson(bytes: Uint8Array): { text: string; value: unknown } {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -234,7 +262,7 @@ function parseJson(bytes: Uint8Array): unknown {
     throw badRequest("request body is not valid UTF-8", "invalid_json");
   }
   try {
-    return JSON.parse(text);
+    return { text, value: JSON.parse(text) };
   } catch {
     throw badRequest("request body is not valid JSON", "invalid_json");
   }
@@ -270,8 +298,17 @@ function parseQuery<S extends z.ZodType>(schema: S, c: Context): z.output<S> {
   return result.data;
 }
 
-function jobJson(job: JobView): JobViewJson {
-  return {
+/** A body that is JSON text already (it holds a payload as stored), sent as c.json would send it. */
+function jsonText(c: Context, text: string): Response {
+  return c.body(text, 200, { "content-type": "application/json" });
+}
+
+/**
+ * A job as GET /jobs/:id and GET /dead show it, as JSON text: the payload is spliced in as stored,
+ * so it reads exactly as the producer sent it (never parsed and written out again).
+ */
+function jobText(job: JobView): string {
+  const view: Omit<JobViewJson, "payload"> = {
     id: String(job.id),
     type: job.type,
     state: job.state,
@@ -281,10 +318,11 @@ function jobJson(job: JobView): JobViewJson {
     runAt: new Date(job.runAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
     lastError: job.lastError,
-    payload: JSON.parse(job.payload) as unknown,
     ...(job.failedAt !== null && { failedAt: new Date(job.failedAt).toISOString() }),
     ...(job.finishedAt !== undefined && { finishedAt: new Date(job.finishedAt).toISOString(), result: job.result ?? null }),
   };
+  const fields = JSON.stringify(view);
+  return `${fields.slice(0, -1)},"payload":${job.payload}}`;
 }
 
 const CODE_FOR_STATUS: Record<number, string> = {

@@ -2,6 +2,7 @@
 // open, the constant-time check and the 401 answer. Never logs, never echoes a token back.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { getPath } from "hono/utils/url";
+import { jsonError } from "./json-error.ts";
 
 /** RFC 6750 b64token characters (base64, base64url and hex tokens all fit), 16 to 4096 of them. */
 export const TOKEN_RULE = "16 to 4096 characters from A-Z a-z 0-9 - . _ ~ + / (then = padding)";
@@ -59,9 +60,7 @@ function carriesToken(header: string | null, expected: Buffer): boolean {
 }
 
 function unauthorized(): Response {
-  const body = { error: { code: "unauthorized", message: "a valid bearer token is required (Authorization: Bearer <token>)" } };
-  return new Response(JSON.stringify(body), {
-    status: 401,
-    headers: { "content-type": "application/json", "www-authenticate": 'Bearer realm="jobqueue"' },
+  return jsonError(401, "unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)", {
+    "www-authenticate": 'Bearer realm="jobqueue"',
   });
 }

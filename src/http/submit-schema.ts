@@ -1,13 +1,16 @@
 // submit-schema.ts: what a producer may send to POST /submit (one job or {"jobs": [...]}), the
-// readable 400 messages for what it may not, and the step from a validated job to a NewJob.
-// Knows no routes and no job types (app.ts checks those), and of the store only the NewJob shape.
+// readable 400 messages for what it may not, and the step from a validated job to a NewJob, whose
+// payload is the text the producer sent. Knows no routes and no job types (app.ts checks those),
+// and of the store only the NewJob shape.
 import { z } from "zod";
 import { badRequest } from "../errors.ts";
 import type { NewJob } from "../store/store.ts";
+import { jsonPath, payloadFault } from "./payload-rules.ts";
+import { scanBody, type BodySpans } from "./payload-spans.ts";
 
 export const MAX_BATCH_JOBS = 1000;
 export const MAX_PAYLOAD_BYTES = 262_144;
-/** Deeper than any real document, far below where JSON.stringify would overflow the stack. */
+/** Deeper than any real document, far below where JSON.parse or a consumer's parser would overflow its stack. */
 export const MAX_PAYLOAD_DEPTH = 128;
 /** Furthest a job may be scheduled ahead, by delayMs or by runAt. */
 export const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000;
@@ -22,21 +25,6 @@ function intIn(min: number, max: number) {
   return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
 }
 
-/**
- * Whether a parsed JSON value nests containers deeper than `limit`. Iterative, so it cannot overflow
- * the stack itself; it guards JSON.stringify, which is very slow to fail on a deep enough value.
- */
-function nestsDeeperThan(value: unknown, limit: number): boolean {
-  const pending: [unknown, number][] = [[value, 0]];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const [node, depth] = next;
-    if (typeof node !== "object" || node === null) continue;
-    if (depth >= limit) return true;
-    for (const child of Object.values(node)) pending.push([child, depth + 1]);
-  }
-  return false;
-}
-
 export const jobSchema = z
   .strictObject({
     type: z
@@ -46,14 +34,13 @@ export const jobSchema = z
       .regex(/^[A-Za-z0-9_.:-]+$/, { error: "may contain only letters, digits and _ . : -" }),
     payload: z
       .unknown()
-      .refine((p) => !nestsDeeperThan(p, MAX_PAYLOAD_DEPTH), {
-        error: `must not nest arrays and objects more than ${MAX_PAYLOAD_DEPTH} deep`,
-        abort: true,
+      .superRefine((p, ctx) => {
+        const fault = payloadFault(p, MAX_PAYLOAD_DEPTH);
+        if (fault !== null) ctx.addIssue({ code: "custom", message: fault.message + where(fault.at), continue: false });
       })
-      .refine((p) => Buffer.byteLength(JSON.stringify(p)) <= MAX_PAYLOAD_BYTES, {
-        error: `must serialise to at most ${MAX_PAYLOAD_BYTES} bytes of JSON`,
-      })
-      .default(null),
+      // Its size is that of the text as sent, checked once the text is found (parseSubmitBody).
+      .default(null)
+      .meta({ description: `any JSON, stored and delivered exactly as sent; at most ${MAX_PAYLOAD_BYTES} bytes (UTF-8) and ${MAX_PAYLOAD_DEPTH} levels of nesting` }),
     priority: intIn(0, 100).optional(),
     maxAttempts: intIn(1, 100).optional(),
     runAt: z.iso
@@ -66,6 +53,7 @@ export const jobSchema = z
       .min(1, { error: `expected 1 to ${MAX_IDEMPOTENCY_KEY} characters` })
       .max(MAX_IDEMPOTENCY_KEY, { error: `expected 1 to ${MAX_IDEMPOTENCY_KEY} characters` })
       .regex(/^[^\u0000-\u001f\u007f]*$/, { error: "must not contain control characters" })
+      .refine((key) => key.isWellFormed(), { error: "contains a lone UTF-16 surrogate" })
       .optional(),
   })
   .refine((job) => job.runAt === undefined || job.delayMs === undefined, {
@@ -82,7 +70,8 @@ export const batchSchema = z
   })
   .meta({ id: "SubmitBatch", description: "1 to 1000 jobs, committed all or nothing." });
 
-export type SubmittedJob = z.output<typeof jobSchema>;
+/** A validated job, and its payload's JSON text exactly as sent ("null" when it had none). */
+export type SubmittedJob = z.output<typeof jobSchema> & { payloadText: string };
 
 export interface SubmitBody {
   jobs: SubmittedJob[];
@@ -126,16 +115,43 @@ function isBatchBody(body: unknown): boolean {
   return typeof body === "object" && body !== null && !Array.isArray(body) && Object.hasOwn(body, "jobs");
 }
 
-/** Validate a parsed JSON body; throws JobQueueError 400 "invalid_request" naming the field paths. */
-export function parseSubmitBody(body: unknown): SubmitBody {
-  if (isBatchBody(body)) {
-    const result = batchSchema.safeParse(body, { error: readableIssue });
-    if (!result.success) throw badRequest(describeIssues(result.error.issues), "invalid_request");
-    return { jobs: result.data.jobs, batch: true };
-  }
-  const result = jobSchema.safeParse(body, { error: readableIssue });
+/** ` (at $.a[3])` for a place inside a payload; nothing for the payload itself or no place. */
+function where(at: string | null): string {
+  return at === null || at === "$" ? "" : ` (at ${at})`;
+}
+
+/**
+ * Validate a body: `body` is JSON.parse(text). Throws JobQueueError 400 "invalid_request" naming the
+ * field paths. Each job's payload is then taken from `text` verbatim, so a member name repeated
+ * anywhere is refused: parsers disagree on which of two values wins (JSON.parse keeps the last,
+ * others the first or fail), and the payload we checked must be the payload every consumer reads.
+ */
+export function parseSubmitBody(body: unknown, text: string): SubmitBody {
+  const batch = isBatchBody(body);
+  const result = batch
+    ? batchSchema.safeParse(body, { error: readableIssue })
+    : jobSchema.safeParse(body, { error: readableIssue });
   if (!result.success) throw badRequest(describeIssues(result.error.issues), "invalid_request");
-  return { jobs: [result.data], batch: false };
+  const spans = scanBody(text);
+  if (spans.duplicate !== null) throw badRequest(describeDuplicate(spans.duplicate), "invalid_request");
+  const jobs = "jobs" in result.data ? result.data.jobs : [result.data];
+  return { jobs: jobs.map((job, i) => withPayloadText(job, text, batch ? spans.jobs[i] : spans.payload, batch ? ["jobs", i, "payload"] : ["payload"])), batch };
+}
+
+function withPayloadText(job: z.output<typeof jobSchema>, text: string, span: BodySpans["payload"], path: (string | number)[]): SubmittedJob {
+  const payloadText = span === undefined ? "null" : text.slice(span.start, span.end);
+  if (Buffer.byteLength(payloadText) > MAX_PAYLOAD_BYTES) {
+    throw badRequest(`${formatPath(path)}: must be at most ${MAX_PAYLOAD_BYTES} bytes of JSON as sent`, "invalid_request");
+  }
+  return { ...job, payloadText };
+}
+
+/** `jobs[1].payload: has the member "x" twice (at $.a)`, or `body: has the member "type" twice`. */
+function describeDuplicate({ name, path }: { name: string; path: (string | number)[] }): string {
+  const inPayload = path[0] === "payload" ? 1 : path[0] === "jobs" && path[2] === "payload" ? 3 : 0;
+  const field = inPayload === 0 ? path : path.slice(0, inPayload);
+  const at = inPayload === 0 ? null : jsonPath(path.slice(inPayload));
+  return `${formatPath(field)}: has the member ${JSON.stringify(name)} twice${where(at)}`;
 }
 
 /** A validated job with the type's defaults applied and its first run time fixed against `now`. */
@@ -146,7 +162,7 @@ export function toNewJob(
 ): NewJob {
   return {
     type: job.type,
-    payload: JSON.stringify(job.payload),
+    payload: job.payloadText,
     priority: job.priority ?? typeDefaults.priority,
     maxAttempts: job.maxAttempts ?? typeDefaults.maxAttempts,
     // A runAt in the past means "now": waiting earns priority only from submission on, so a

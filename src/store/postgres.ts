@@ -703,10 +703,14 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     // ---- dead letters (operator actions) ----
 
     async listDead(query: DeadQuery) {
+      // The page first (LIMIT), then a running total of its payload bytes, kept while it starts within the budget.
       const rows = await sql.unsafe<(JobRow & { failed_at: number })[]>(`
-        SELECT ${JOB_COLS}, ${ms("failed_at")} AS failed_at FROM dead_jobs
-        WHERE id > $1 AND ($2::text IS NULL OR type = $2) ORDER BY id LIMIT $3`,
-        [query.afterId, query.type ?? null, query.limit] as never[], { prepare: true });
+        SELECT ${JOB_COLS}, ${ms("failed_at")} AS failed_at FROM (
+          SELECT *, sum(bytes) OVER (ORDER BY id) - bytes AS bytes_before FROM (
+            SELECT *, octet_length(payload::text) AS bytes FROM dead_jobs
+            WHERE id > $1 AND ($2::text IS NULL OR type = $2) ORDER BY id LIMIT $3) page) sized
+        WHERE $4::bigint IS NULL OR bytes_before <= $4 ORDER BY id`,
+        [query.afterId, query.type ?? null, query.limit, query.maxBytes ?? null] as never[], { prepare: true });
       return rows.map((r): JobView => ({ ...toClaimed(r), state: "dead", owner: null, leaseUntil: null, failedAt: r.failed_at }));
     },
 

@@ -164,9 +164,13 @@ function prepareStatements(db: Database) {
     // Cancel (operator actions).
     cancelPending: p<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?"),
     // Dead letters (operator actions).
-    deadPage: p<Omit<JobView, "state" | "finishedAt" | "result">, [afterId: number, type: string | null, type: string | null, limit: number]>(`
-      SELECT ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, failed_at AS failedAt FROM dead_jobs
-      WHERE id > ? AND (? IS NULL OR type = ?) ORDER BY id LIMIT ?`),
+    // The page first (LIMIT), then a running total of its payload bytes, kept while it starts within the budget.
+    deadPage: p<Omit<JobView, "state" | "finishedAt" | "result">, [afterId: number, type: string | null, type: string | null, limit: number, maxBytes: number | null, maxBytes: number | null]>(`
+      SELECT ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, failed_at AS failedAt FROM (
+        SELECT *, sum(bytes) OVER (ORDER BY id) - bytes AS bytes_before FROM (
+          SELECT *, length(CAST(payload AS BLOB)) AS bytes FROM dead_jobs
+          WHERE id > ? AND (? IS NULL OR type = ?) ORDER BY id LIMIT ?))
+      WHERE ? IS NULL OR bytes_before <= ? ORDER BY id`),
     deadIdsOfType: p<{ id: number }, [type: string, failedBy: number, limit: number]>(
       "SELECT id FROM dead_jobs WHERE type = ? AND failed_at <= ? ORDER BY id LIMIT ?"),
     deadIdsOfTypeAll: p<{ id: number }, [type: string, limit: number]>(
@@ -581,7 +585,8 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
 
     async listDead(query: DeadQuery) {
       const type = query.type ?? null;
-      return q().deadPage.all(query.afterId, type, type, query.limit).map((r): JobView => ({ ...r, state: "dead" }));
+      const maxBytes = query.maxBytes ?? null;
+      return q().deadPage.all(query.afterId, type, type, query.limit, maxBytes, maxBytes).map((r): JobView => ({ ...r, state: "dead" }));
     },
 
     async retryDead(ids: number[], now: number) {

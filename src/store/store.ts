@@ -109,6 +109,12 @@ export interface DeadQuery {
   type?: string;
   afterId: number;
   limit: number;
+  /**
+   * A budget of payload bytes (UTF-8): the listing stops after the row whose payload takes the
+   * total past it. Every row returned starts within the budget (the first always does), so the
+   * caller holds at most maxBytes plus one payload, and a last row past the budget says more follow.
+   */
+  maxBytes?: number;
 }
 
 /** Jobs of one type in each state (scheduled: pending but not yet due). */

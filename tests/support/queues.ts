@@ -14,11 +14,14 @@ import { createTestDatabase } from "./pg.ts";
 export type StoreKind = "sqlite" | "postgres";
 export const STORE_KINDS: StoreKind[] = ["sqlite", "postgres"];
 
-/** A place for stores of one kind: open() as often as needed (one SQLite store at a time). */
-export async function storeSite(kind: StoreKind): Promise<{ open(): Store; drop(): Promise<void> }> {
+/**
+ * A place for stores of one kind: open() as often as needed (one SQLite store at a time). `url` is
+ * the PostgreSQL database's, for a test's own connection.
+ */
+export async function storeSite(kind: StoreKind): Promise<{ open(): Store; drop(): Promise<void>; url?: string }> {
   if (kind === "postgres") {
     const db = await createTestDatabase("jq_ops");
-    return { open: () => createPostgresStore({ url: db.url }), drop: db.drop };
+    return { open: () => createPostgresStore({ url: db.url }), drop: db.drop, url: db.url };
   }
   const dir = mkdtempSync(join(tmpdir(), "jq-ops-"));
   return {

@@ -61,6 +61,51 @@ export function rawRequest(
   });
 }
 
+/** Every complete response in `raw`, in order (content-length bodies only); interim 1xx skipped. */
+export function parseRawResponses(raw: string): RawResponse[] {
+  const out: RawResponse[] = [];
+  while (raw.length > 0) {
+    const r = parseRawResponse(raw, false);
+    if (r.status === 0 || !isComplete(r.raw)) break;
+    const end = r.raw.indexOf("\r\n\r\n") + 4 + Number(r.headers["content-length"] ?? 0);
+    out.push({ ...r, raw: r.raw.slice(0, end) });
+    raw = r.raw.slice(end);
+  }
+  return out;
+}
+
+/**
+ * Sends `bytes` on one connection (several pipelined requests, say) and collects the answers until
+ * `count` responses are complete, the server closes, or `timeoutMs` passes.
+ */
+export function rawExchange(
+  port: number,
+  bytes: string | Uint8Array,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<{ responses: RawResponse[]; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let raw = "";
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ responses: parseRawResponses(raw), closed });
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    socket.on("data", (chunk) => {
+      raw += chunk.toString("latin1");
+      if (parseRawResponses(raw).length >= count) finish(false);
+    });
+    socket.on("close", () => finish(true));
+    socket.on("error", () => finish(true));
+    socket.write(typeof bytes === "string" ? Buffer.from(bytes, "latin1") : bytes);
+  });
+}
+
 function isComplete(raw: string): boolean {
   const r = parseRawResponse(raw, false);
   if (r.status === 0) return false;

@@ -1,9 +1,12 @@
-// receiver.ts (test support): a webhook receiver that records every delivery by job id and
-// answers as the job's payload asks: {"mode":"ok"} 200, "flaky" 500 until attempt 3, "fail" 500.
+// receiver.ts (test support): a webhook receiver that records every delivery by job id (and, when
+// asked, each request body exactly as its bytes arrived) and answers as the job's payload asks:
+// {"mode":"ok"} 200, "flaky" 500 until attempt 3, "fail" 500.
 export type Mode = "ok" | "flaky" | "fail" | "slow";
 
 export interface Delivery {
   attempts: number[];
+  /** Each attempt's request body as received (UTF-8), with `keepBodies` only. */
+  bodies: string[];
   succeeded: boolean;
   mode: Mode;
 }
@@ -21,7 +24,7 @@ export interface Receiver {
   stop(): void;
 }
 
-export function startReceiver(opts: { slowMs?: number; delayMs?: number } = {}): Receiver {
+export function startReceiver(opts: { slowMs?: number; delayMs?: number; keepBodies?: boolean } = {}): Receiver {
   const deliveries = new Map<string, Delivery>();
   let count = 0;
   let slowMs = opts.slowMs ?? 5000;
@@ -31,14 +34,16 @@ export function startReceiver(opts: { slowMs?: number; delayMs?: number } = {}):
     hostname: "127.0.0.1",
     idleTimeout: 60,
     async fetch(req) {
-      const body = (await req.json()) as { id: string; payload: { mode: Mode }; attempt: number };
+      const text = new TextDecoder("utf-8", { fatal: true }).decode(await req.arrayBuffer());
+      const body = JSON.parse(text) as { id: string; payload: { mode: Mode }; attempt: number };
       if (req.headers.get("x-job-id") !== body.id || Number(req.headers.get("x-job-attempt")) !== body.attempt) {
         return new Response("headers do not match the body", { status: 400 });
       }
       const mode = body.payload?.mode ?? "ok";
-      const d = deliveries.get(body.id) ?? { attempts: [], succeeded: false, mode };
+      const d = deliveries.get(body.id) ?? { attempts: [], bodies: [], succeeded: false, mode };
       deliveries.set(body.id, d);
       d.attempts.push(body.attempt);
+      if (opts.keepBodies) d.bodies.push(text);
       count++;
       if (mode === "slow") {
         slowInProgress++;
