@@ -85,6 +85,20 @@ export function createDispatcher(deps: DispatcherDeps) {
   });
 
   /**
+   * Throws 503 overloaded when `bytes` more would take the submits waiting for their commit past
+   * maxPendingBytes (one submit alone is always let through, however large).
+   */
+  function admit(bytes: number): void {
+    if (maxPendingBytes <= 0 || pendingBytes === 0 || pendingBytes + bytes <= maxPendingBytes) return;
+    throw new JobQueueError(
+      "overloaded",
+      `${pendingBytes} bytes of submits are waiting for the job store to commit them (at most ${maxPendingBytes}): retry later`,
+      503,
+      { "retry-after": "1" },
+    );
+  }
+
+  /**
    * Lease the due jobs the pool has idle slots for, most urgent first (highest priority, then
    * input order, as the heap would pop them). Returns the jobs to insert and which were leased.
    */
@@ -114,14 +128,7 @@ export function createDispatcher(deps: DispatcherDeps) {
      */
     async submit(jobs: NewJob[]): Promise<InsertResult[]> {
       const bytes = pendingBytesOf(jobs);
-      if (maxPendingBytes > 0 && pendingBytes > 0 && pendingBytes + bytes > maxPendingBytes) {
-        throw new JobQueueError(
-          "overloaded",
-          `${pendingBytes} bytes of submits are waiting for the job store to commit them (at most ${maxPendingBytes}): retry later`,
-          503,
-          { "retry-after": "1" },
-        );
-      }
+      admit(bytes);
       pendingBytes += bytes;
       const { rows, leased } = leaseIdle(jobs, clock());
       let ids: InsertResult[];
@@ -163,6 +170,8 @@ export function createDispatcher(deps: DispatcherDeps) {
       return ids;
     },
     drain: () => inserts.drain(),
+    /** Refuse a submit of about `bytes` before its body is read, as submit() would after (see admit). */
+    admit,
     /** Bytes of submits waiting for their commit (see maxPendingBytes). */
     get pendingBytes() {
       return pendingBytes;

@@ -18,7 +18,7 @@ export class JobQueueError extends Error {
 export const badRequest = (message: string, code = "bad_request") => new JobQueueError(code, message, 400);
 export const notFound = (message = "not found") => new JobQueueError("not_found", message, 404);
 export const methodNotAllowed = (method: string, path: string, allow: string[]) =>
-  new JobQueueError("method_not_allowed", `${method} is not allowed on ${path}`, 405, { allow: allow.join(", ") });
+  new JobQueueError("method_not_allowed", `${method} is not allowed on ${path.length > 200 ? `${path.slice(0, 200)}…` : path}`, 405, { allow: allow.join(", ") });
 export const payloadTooLarge = (limit: number) =>
   new JobQueueError("payload_too_large", `request body exceeds ${limit} bytes`, 413);
 export const unsupportedMediaType = () =>

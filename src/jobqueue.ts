@@ -6,7 +6,7 @@ import type { BackoffPolicy } from "./backoff.ts";
 import { createCancellation } from "./cancellation.ts";
 import { createDeadLetters } from "./dead-letters.ts";
 import { createDispatcher } from "./dispatcher.ts";
-import { NodeIdInUseError, errorMessage } from "./errors.ts";
+import { NodeIdInUseError, badRequest, errorMessage } from "./errors.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
 import { createApp } from "./http/app.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -60,6 +60,22 @@ export interface JobQueue {
   /** Graceful stop: refuse submits, finish or hand back running jobs, close the store. */
   shutdown(graceMs: number): Promise<{ finished: number; released: number }>;
   readonly state: "new" | "starting" | "running" | "stopping" | "stopped";
+}
+
+/**
+ * What the HTTP layer checks of a submitted job that a library caller could still get wrong: the
+ * payload is stored and delivered as it is, so it must be JSON text, and an idempotency key must be
+ * well-formed (a lone surrogate would reach the store as U+FFFD and merge different keys).
+ */
+function checkLibraryJob(job: NewJob, i: number): void {
+  try {
+    JSON.parse(job.payload);
+  } catch {
+    throw badRequest(`jobs[${i}].payload: is not JSON text`, "invalid_request");
+  }
+  if (job.idempotencyKey !== undefined && !job.idempotencyKey.isWellFormed()) {
+    throw badRequest(`jobs[${i}].idempotencyKey: contains a lone UTF-16 surrogate`, "invalid_request");
+  }
 }
 
 /** Rows per batch when streaming pending jobs into the heaps at start-up. */
@@ -196,6 +212,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
 
   const app = createApp({
     submit: (jobs) => dispatcher.submit(jobs),
+    admit: (bytes) => dispatcher.admit(bytes),
     typeDefaults: (type) => {
       const t = registry.get(type);
       return t && { priority: t.priority, maxAttempts: t.maxAttempts };
@@ -220,7 +237,10 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     get state() {
       return state;
     },
-    submit: async (jobs) => (await dispatcher.submit(jobs)).map((r) => r.id),
+    async submit(jobs) {
+      jobs.forEach(checkLibraryJob);
+      return (await dispatcher.submit(jobs)).map((r) => r.id);
+    },
 
     async start() {
       if (state !== "new") throw new Error(`cannot start a queue that is ${state}`);

@@ -58,6 +58,19 @@ for (const kind of STORE_KINDS) {
       }
     });
 
+    test("the library's submit refuses payload text that is not JSON and malformed keys before they reach the store", async () => {
+      const store = site.open();
+      const q = await startQueue(store, { t: () => {} });
+      try {
+        const before = await store.stats(Date.now());
+        await expect(q.submit([newJob(), newJob({ payload: '{"open":' })])).rejects.toThrow("jobs[1].payload: is not JSON text");
+        await expect(q.submit([newJob({ idempotencyKey: "k\ud800" })])).rejects.toThrow("jobs[0].idempotencyKey: contains a lone UTF-16 surrogate");
+        expect(await store.stats(Date.now())).toEqual(before);
+      } finally {
+        await q.shutdown(1000);
+      }
+    });
+
     test("a claim whose answer was lost costs no attempt: the job runs as its first attempt", async () => {
       const attempts: number[] = [];
       const store = losingFirstAnswer(site.open(), "claim");

@@ -30,6 +30,8 @@ export interface AppDeps {
    * idempotency key is held) names the job holding the key. May throw JobQueueError (e.g. unavailable 503).
    */
   submit(jobs: NewJob[]): Promise<InsertResult[]>;
+  /** Throws (503 overloaded) when a submit of this many bytes would not be let in now; called before its body is read. */
+  admit(bytes: number): void;
   /** Defaults for a known type, or undefined for an unknown one. */
   typeDefaults(type: string): { priority: number; maxAttempts: number } | undefined;
   getJob(id: number): Promise<JobView | null>;
@@ -154,6 +156,7 @@ async function submit(c: Context, deps: AppDeps, cap: { committing: number }): P
   }
   requireJson(c.req.header("content-type"));
   checkRoom(deps, cap, 1); // a full queue refuses before reading the body
+  deps.admit(Number(c.req.header("content-length")) || 0); // and so does a stalled store holding its byte bound
   const { text, value } = parseJson(await readBody(c.req.raw, deps.bodyLimitBytes));
   const parsed = parseSubmitBody(value, text);
   const jobs = toNewJobs(parsed, deps);
