@@ -100,8 +100,8 @@ export async function play(target: ModelTarget, seq: Step[], rules: Rules, tally
         await runStep(target, m, seq[i]!, trace, count, rules);
         await checkEverything(target.store(i % 2 === 0 ? 0 : 1), m);
       } catch (err) {
-        if (!(err instanceof Mismatch)) throw err;
-        throw new Error(`step ${i} ${JSON.stringify(seq[i])} on ${target.name}: ${err.message}\n  calls (time since start):\n    ${trace.join("\n    ")}`);
+        const what = err instanceof Mismatch ? err.message : `the store threw: ${err instanceof Error ? err.stack ?? err.message : String(err)}`;
+        throw new Error(`step ${i} ${JSON.stringify(seq[i])} on ${target.name}: ${what}\n  calls (time since start):\n    ${trace.join("\n    ")}`, { cause: err });
       }
     }
     count("sequences");
@@ -119,10 +119,11 @@ async function checkEverything(store: Store, m: JobModel): Promise<void> {
   same("counts()", await store.counts(), m.counts());
   same(`stats(now)`, await store.stats(m.now), m.stats());
   const dead = m.inState("dead");
-  same("listDead ids", sortedIds(await store.listDead({ afterId: 0, limit: 1_000 })), dead.map((j) => j.id));
+  // In id order, as listed (not sorted here).
+  same("listDead ids", (await store.listDead({ afterId: 0, limit: 1_000 })).map((v) => v.id), dead.map((j) => j.id));
   const deadB = dead.filter((j) => j.type === "b");
   const afterId = deadB[0]?.id ?? 0;
-  same(`listDead type b after ${afterId}`, sortedIds(await store.listDead({ type: "b", afterId, limit: 1_000 })),
+  same(`listDead type b after ${afterId}`, (await store.listDead({ type: "b", afterId, limit: 1_000 })).map((v) => v.id),
     deadB.filter((j) => j.id > afterId).map((j) => j.id));
 }
 
