@@ -32,6 +32,9 @@ tests/store.model.test.ts:
 (pass) the sqlite store against the model > every step of random sequences leaves each job where the model says [2898.26ms]
 (todo) the sqlite store against the model > claimNext with caps leaves types at their limit out of the window (known bug)
 
+1 tests todo:
+(todo) the sqlite store against the model > claimNext with caps leaves types at their limit out of the window (known bug)
+
  3 pass
  1 todo
  0 fail
@@ -56,18 +59,19 @@ test("the counts of both runs add up into one closing line, and a clean run pass
   const r = summarise(quick, faults);
   expect(r.code).toBe(0);
   expect(r.out.trimEnd().split("\n").at(-1)).toBe("tests: 6 passed, 0 failed");
-  expect(r.out).toContain("(todo) the sqlite store against the model > claimNext with caps");
+  // Named once, though bun repeats it in its recap.
+  expect(r.out.split("(todo) the sqlite store against the model > claimNext with caps")).toHaveLength(2);
   expect(r.out).not.toContain("skipped");
 });
 
 test("a skipped test fails the run and is named", () => {
   const skipped = faults
     .replace("(pass) a full disk gets 503 and recovers [469.48ms]", "disk.fault.ts: skipped: cannot mount a tmpfs here (needs root)\n(skip) a full disk gets 503 and recovers")
-    .replace(" 3 pass\n", " 2 pass\n 1 skip\n");
+    .replace("\n 3 pass\n", "\n1 tests skipped:\n(skip) a full disk gets 503 and recovers\n\n 2 pass\n 1 skip\n");
   const r = summarise(quick, skipped);
   expect(r.code).toBe(1);
   expect(r.out).toContain("skipped: 1 test(s)");
-  expect(r.out).toContain("  (skip) a full disk gets 503 and recovers");
+  expect(r.out.split("  (skip) a full disk gets 503 and recovers")).toHaveLength(2);
   expect(r.out.trimEnd().split("\n").at(-1)).toBe("tests: 5 passed, 0 failed");
 });
 
