@@ -45,8 +45,8 @@ check: deps ## typecheck
 clean: ## remove build output
 	rm -rf dist
 
-test-faults: deps pg build ## slow suites: kill -9 loops, PostgreSQL restarts, SIGTERM under load, races, disk faults, fuzz
-	JOBQUEUE_FUZZ=1 bun test --timeout 600000 ./tests/faults/*.fault.ts tests/fuzz.test.ts
+test-faults: deps pg build ## slow suites: kill -9 loops, PostgreSQL restarts, SIGTERM under load, races, disk faults, fuzz, store model
+	bun test --timeout 600000 ./tests/faults/*.fault.ts
 
 soak: deps build ## endurance: 10 minutes of steady load, prints RSS, latency and throughput per window
 	bun bench/soak.ts --minutes $${MINUTES:-10} --rate $${RATE:-500} --store $${STORE:-postgres}

@@ -1,15 +1,14 @@
-// fuzz.test.ts: 10,000 seeded random requests (methods, paths, headers, and bodies mutated from
+// fuzz.fault.ts: 10,000 seeded random requests (methods, paths, headers, and bodies mutated from
 // valid submits) against a real server on 127.0.0.1, once on an embedded store in a temp file and
 // once on a fresh PostgreSQL database. Asserts no 5xx, the server still serves, and the store holds
 // exactly the jobs the 202 answers named.
-// Slow, so gated: runs only with JOBQUEUE_FUZZ=1 (make test-faults sets it). JOBQUEUE_FUZZ_SEED
-// and JOBQUEUE_FUZZ_COUNT replay or resize a run.
+// Slow, so a fault suite: make test-faults runs it, the quick run does not collect it.
+// JOBQUEUE_FUZZ_SEED and JOBQUEUE_FUZZ_COUNT replay or resize a run.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { STORE_KINDS } from "./support/queues.ts";
-import { startTestServer, type TestServer } from "./support/test-server.ts";
-import { waitFor } from "./support/wait.ts";
+import { STORE_KINDS } from "../support/queues.ts";
+import { startTestServer, type TestServer } from "../support/test-server.ts";
+import { waitFor } from "../support/wait.ts";
 
-const ENABLED = process.env.JOBQUEUE_FUZZ === "1";
 const SEED = Number(process.env.JOBQUEUE_FUZZ_SEED ?? 20_261_127);
 const COUNT = Number(process.env.JOBQUEUE_FUZZ_COUNT ?? 10_000);
 /** Requests in flight at once (keep-alive connections). */
@@ -151,7 +150,7 @@ function generator(random: () => number) {
   };
 }
 
-describe.skipIf(!ENABLED).each(STORE_KINDS)("fuzzing a real server on %s", (kind) => {
+describe.each(STORE_KINDS)("fuzzing a real server on %s", (kind) => {
   let s: TestServer;
   beforeAll(async () => {
     s = await startTestServer({ store: kind, env: { JOBQUEUE_TOKEN: TOKEN } });

@@ -1,0 +1,386 @@
+// job-model.ts (test support): the reference model of the job state machine that the model-based
+// store test holds a real Store to. Plain records and one short rule per store move; no store and
+// no I/O here. Each move applies itself and returns what the store must answer.
+import type { ClaimRef, ClaimedJob, InsertResult, JobState, NewJob, PendingEntry, StoreCounts, StoreStats, TypeCounts } from "../../src/store/store.ts";
+
+export const T0 = 1_700_000_000_000;
+
+/** Where a job is. "gone": it left for good (completed without a record, cancelled, deleted, pruned). */
+export type ModelState = "pending" | "inflight" | "dead" | "completed" | "gone";
+
+export interface ModelJob {
+  id: number;
+  type: string;
+  payload: string;
+  priority: number;
+  maxAttempts: number;
+  timeoutMs: number | null;
+  key: string | null;
+  createdAt: number;
+  state: ModelState;
+  attempts: number;
+  runAt: number;
+  /** The last error, and whether the model knows its text (the reaper and a restart write their own). */
+  lastError: string | null;
+  lastErrorExact: boolean;
+  owner: string | null;
+  leaseUntil: number | null;
+  failedAt: number | null;
+  finishedAt: number | null;
+  result: string | null;
+}
+
+/** A claim as it was handed out: the pool's handle on one attempt. */
+export interface IssuedRef extends ClaimRef {
+  owner: string;
+}
+
+/** What `get` must show for a job (lastError compared apart: see lastErrorExact). */
+export interface ExpectedView {
+  id: number; type: string; state: JobState; priority: number; attempts: number; maxAttempts: number;
+  runAt: number; createdAt: number; payload: string; owner: string | null; leaseUntil: number | null;
+  failedAt: number | null; finishedAt: number | null; result: string | null;
+}
+
+/** claimNext's answer when the model can name it, or the bounds it must keep when it cannot. */
+export type ClaimNextPrediction =
+  | { exact: number[] }
+  | { among: Set<number>; limit: number; room: Map<string, number> };
+
+/**
+ * What `ORDER BY key LIMIT limit` may take from `sorted` (ascending by `key`): all of `sure`, and
+ * `more` of `tied`, the rows whose key equals the last taken one when the limit cuts through them
+ * (the database may break that tie either way).
+ */
+export function cutAt<T>(sorted: T[], key: (x: T) => number, limit: number): { sure: T[]; tied: T[]; more: number } {
+  if (limit >= sorted.length) return { sure: sorted, tied: [], more: 0 };
+  if (limit <= 0) return { sure: [], tied: [], more: 0 };
+  const last = key(sorted[limit - 1]!);
+  if (key(sorted[limit]!) !== last) return { sure: sorted.slice(0, limit), tied: [], more: 0 };
+  const sure = sorted.filter((x) => key(x) < last);
+  return { sure, tied: sorted.filter((x) => key(x) === last), more: limit - sure.length };
+}
+
+const byId = (a: { id: number }, b: { id: number }) => a.id - b.id;
+
+export class JobModel {
+  now = T0;
+  readonly jobs = new Map<number, ModelJob>();
+  /** Idempotency key → the job holding it. */
+  readonly keys = new Map<string, number>();
+  /** Every claim ever handed out, in order (stale ones stay: late moves name them). */
+  readonly issued: IssuedRef[] = [];
+  private lastId = 0;
+
+  inState(state: ModelState): ModelJob[] {
+    return [...this.jobs.values()].filter((j) => j.state === state).sort(byId);
+  }
+
+  /** The claim each running attempt holds now. */
+  liveRefs(): IssuedRef[] {
+    return this.inState("inflight").map((j) => ({ id: j.id, attempt: j.attempts, owner: j.owner! }));
+  }
+
+  /** insert/insertKeyed: checks the store's answer (it alone knows new ids) and applies it. */
+  insert(jobs: NewJob[], answer: InsertResult[]): string | null {
+    if (answer.length !== jobs.length) return `answered ${answer.length} results for ${jobs.length} jobs`;
+    for (let i = 0; i < jobs.length; i++) {
+      const j = jobs[i]!;
+      const got = answer[i]!;
+      const holder = j.idempotencyKey === undefined ? undefined : this.keys.get(j.idempotencyKey);
+      if (holder !== undefined) {
+        if (got.id !== holder || !got.duplicate) return `job ${i} (key ${j.idempotencyKey}, held by ${holder}) got ${JSON.stringify(got)}`;
+        continue;
+      }
+      if (got.duplicate) return `job ${i} (key ${j.idempotencyKey ?? "none"}, not held) reported as a duplicate of ${got.id}`;
+      if (!(got.id > this.lastId)) return `job ${i} got id ${got.id}, not above the last id handed out (${this.lastId})`;
+      this.lastId = got.id;
+      const job: ModelJob = {
+        id: got.id, type: j.type, payload: j.payload, priority: j.priority, maxAttempts: j.maxAttempts, timeoutMs: j.timeoutMs,
+        key: j.idempotencyKey ?? null, createdAt: this.now, state: "pending", attempts: 0, runAt: j.runAt,
+        lastError: null, lastErrorExact: true, owner: null, leaseUntil: null, failedAt: null, finishedAt: null, result: null,
+      };
+      this.jobs.set(job.id, job);
+      if (j.idempotencyKey !== undefined) this.keys.set(j.idempotencyKey, job.id);
+      if (j.lease !== undefined) this.startAttempt(job, j.lease.owner, j.lease.until);
+    }
+    return null;
+  }
+
+  /** claim(ids): each due pending job named, once; returns the ids claimed, ascending. */
+  claim(ids: number[], owner: string, leaseMs: number): number[] {
+    const taken: number[] = [];
+    for (const id of ids) {
+      const j = this.jobs.get(id);
+      if (j?.state === "pending" && j.runAt <= this.now) {
+        this.startAttempt(j, owner, this.now + leaseMs);
+        taken.push(id);
+      }
+    }
+    return taken.sort((a, b) => a - b);
+  }
+
+  /**
+   * claimNext: of the due pending jobs whose type has room, the oldest `limit × window` by run time,
+   * then the most urgent by (runAt − priority × agingMs, id), each capped type up to its room.
+   * When more jobs are eligible than the window holds, which rows it holds depends on ties the
+   * store may break either way: the model then gives bounds only. `fullTypesInWindow` (a known
+   * SQLite bug) gives bounds only as soon as all due rows, full types included, overflow the window.
+   */
+  predictClaimNext(limit: number, agingMs: number, caps: Map<string, number>, window: number, fullTypesInWindow = false): ClaimNextPrediction {
+    if (limit <= 0) return { exact: [] };
+    const due = this.inState("pending").filter((j) => j.runAt <= this.now);
+    const eligible = due.filter((j) => (caps.get(j.type) ?? 1) > 0);
+    if ((fullTypesInWindow ? due : eligible).length > limit * window) return { among: new Set(eligible.map((j) => j.id)), limit, room: caps };
+    eligible.sort((a, b) => a.runAt - a.priority * agingMs - (b.runAt - b.priority * agingMs) || a.id - b.id);
+    const room = new Map(caps);
+    const chosen: number[] = [];
+    for (const j of eligible) {
+      if (chosen.length === limit) break;
+      const left = room.get(j.type);
+      if (left !== undefined) {
+        if (left <= 0) continue;
+        room.set(j.type, left - 1);
+      }
+      chosen.push(j.id);
+    }
+    return { exact: chosen.sort((a, b) => a - b) };
+  }
+
+  /** The job as a successful claim hands it to a worker. */
+  claimed(id: number): ClaimedJob {
+    const j = this.jobs.get(id)!;
+    return {
+      id, type: j.type, payload: j.payload, priority: j.priority, attempts: j.attempts, maxAttempts: j.maxAttempts,
+      timeoutMs: j.timeoutMs, runAt: j.runAt, createdAt: j.createdAt, lastError: j.lastError,
+    };
+  }
+
+  /** Fenced moves out of inflight take effect only for the attempt running now; one at a time, in order. */
+  private fenced(ref: ClaimRef, owner?: string): ModelJob | null {
+    const j = this.jobs.get(ref.id);
+    if (j?.state !== "inflight" || j.attempts !== ref.attempt) return null;
+    if (owner !== undefined && j.owner !== owner) return null;
+    return j;
+  }
+
+  complete(refs: ClaimRef[], keep: boolean, results: (string | null)[]): boolean[] {
+    return refs.map((r, i) => {
+      const j = this.fenced(r);
+      if (!j) return false;
+      this.stopAttempt(j);
+      if (keep) {
+        j.state = "completed";
+        j.finishedAt = this.now;
+        j.result = results[i] ?? null;
+      } else this.leave(j);
+      return true;
+    });
+  }
+
+  /** A cancelled running attempt: removed like a completion, never kept. */
+  completeCancelled(refs: ClaimRef[]): boolean[] {
+    return this.complete(refs, false, []);
+  }
+
+  retry(moves: { id: number; attempt: number; runAt: number; error: string }[]): boolean[] {
+    return moves.map((m) => {
+      const j = this.fenced(m);
+      if (!j) return false;
+      this.stopAttempt(j);
+      j.state = "pending";
+      j.runAt = m.runAt;
+      this.setError(j, m.error);
+      return true;
+    });
+  }
+
+  bury(moves: { id: number; attempt: number; error: string }[]): boolean[] {
+    return moves.map((m) => {
+      const j = this.fenced(m);
+      if (!j) return false;
+      this.stopAttempt(j);
+      j.state = "dead";
+      j.failedAt = this.now;
+      this.setError(j, m.error);
+      return true;
+    });
+  }
+
+  extendLeases(refs: ClaimRef[], owner: string, until: number): boolean[] {
+    return refs.map((r) => {
+      const j = this.fenced(r, owner);
+      if (!j) return false;
+      j.leaseUntil = until;
+      return true;
+    });
+  }
+
+  /** Shutdown hand-back: pending at once, the aborted attempt not counted. */
+  release(refs: ClaimRef[], owner: string): PendingEntry[] {
+    const back: PendingEntry[] = [];
+    for (const r of refs) {
+      const j = this.fenced(r, owner);
+      if (!j) continue;
+      this.stopAttempt(j);
+      j.state = "pending";
+      j.attempts -= 1;
+      j.runAt = this.now;
+      back.push(this.entry(j));
+    }
+    return back.sort(byId);
+  }
+
+  cancelPending(ids: number[]): boolean[] {
+    return ids.map((id) => {
+      const j = this.jobs.get(id);
+      if (j?.state !== "pending") return false;
+      this.leave(j);
+      return true;
+    });
+  }
+
+  /** Inflight jobs whose lease ended before now, by lease end: what the reaper takes first. */
+  expired(): ModelJob[] {
+    return this.inState("inflight").filter((j) => j.leaseUntil! < this.now).sort((a, b) => a.leaseUntil! - b.leaseUntil!);
+  }
+
+  /** reapExpired took these (see cutAt): back to pending, due now, or dead after the final attempt. */
+  reap(ids: number[]): PendingEntry[] {
+    return this.handBack(ids.map((id) => this.jobs.get(id)!), true);
+  }
+
+  /** recoverOwner: every attempt of `owner` handed back, run time kept. */
+  recoverOwner(owner: string): PendingEntry[] {
+    return this.handBack(this.inState("inflight").filter((j) => j.owner === owner), false);
+  }
+
+  /** A hand-back without a verdict keeps the attempt counted: the final one goes to dead. */
+  private handBack(jobs: ModelJob[], dueNow: boolean): PendingEntry[] {
+    const back: PendingEntry[] = [];
+    for (const j of jobs) {
+      this.stopAttempt(j);
+      if (j.attempts >= j.maxAttempts) {
+        j.state = "dead";
+        j.failedAt = this.now;
+        j.lastErrorExact = false;
+        continue;
+      }
+      j.state = "pending";
+      if (dueNow) j.runAt = this.now;
+      if (j.lastError === null && j.lastErrorExact) j.lastErrorExact = false;
+      back.push(this.entry(j));
+    }
+    return back.sort(byId);
+  }
+
+  /** Dead → pending, attempts reset, due at `at` (the operator's clock). */
+  retryDead(ids: number[], at = this.now): PendingEntry[] {
+    const back: PendingEntry[] = [];
+    for (const id of new Set(ids)) {
+      const j = this.jobs.get(id);
+      if (j?.state !== "dead") continue;
+      j.state = "pending";
+      j.attempts = 0;
+      j.runAt = at;
+      j.failedAt = null;
+      back.push(this.entry(j));
+    }
+    return back.sort(byId);
+  }
+
+  /** Of one type, those that failed at or before `at`, lowest ids first. */
+  retryDeadOfType(type: string, limit: number, at: number): PendingEntry[] {
+    const ids = this.inState("dead").filter((j) => j.type === type && j.failedAt! <= at).slice(0, limit).map((j) => j.id);
+    return this.retryDead(ids, at);
+  }
+
+  deleteDead(ids: number[]): boolean[] {
+    return ids.map((id) => {
+      const j = this.jobs.get(id);
+      if (j?.state !== "dead") return false;
+      this.leave(j);
+      return true;
+    });
+  }
+
+  deleteDeadOfType(type: string, limit: number): number {
+    const jobs = this.inState("dead").filter((j) => j.type === type).slice(0, limit);
+    for (const j of jobs) this.leave(j);
+    return jobs.length;
+  }
+
+  /** Completed records finished before `before`, oldest first: what pruning takes first. */
+  prunable(before: number): ModelJob[] {
+    return this.inState("completed").filter((j) => j.finishedAt! < before).sort((a, b) => a.finishedAt! - b.finishedAt!);
+  }
+
+  /** pruneCompleted took these records (see cutAt). */
+  prune(ids: number[]): void {
+    for (const id of ids) this.leave(this.jobs.get(id)!);
+  }
+
+  view(id: number): ExpectedView | null {
+    const j = this.jobs.get(id)!;
+    if (j.state === "gone") return null;
+    const state: JobState = j.state === "pending" && j.runAt > this.now ? "scheduled" : j.state;
+    return {
+      id, type: j.type, state, priority: j.priority, attempts: j.attempts, maxAttempts: j.maxAttempts, runAt: j.runAt,
+      createdAt: j.createdAt, payload: j.state === "completed" ? "null" : j.payload, owner: j.owner, leaseUntil: j.leaseUntil,
+      failedAt: j.failedAt, finishedAt: j.finishedAt, result: j.result,
+    };
+  }
+
+  counts(): StoreCounts {
+    return { pending: this.inState("pending").length, inflight: this.inState("inflight").length, dead: this.inState("dead").length };
+  }
+
+  stats(): StoreStats {
+    const types = new Map<string, TypeCounts>();
+    let oldestDueAt: number | null = null;
+    for (const j of [...this.jobs.values()].sort(byId)) {
+      if (j.state === "gone") continue;
+      let t = types.get(j.type);
+      if (!t) types.set(j.type, (t = { type: j.type, pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 0 }));
+      if (j.state !== "pending") t[j.state]++;
+      else if (j.runAt > this.now) t.scheduled++;
+      else {
+        t.pending++;
+        if (oldestDueAt === null || j.runAt < oldestDueAt) oldestDueAt = j.runAt;
+      }
+    }
+    return { types: [...types.values()].sort((a, b) => (a.type < b.type ? -1 : 1)), oldestDueAt };
+  }
+
+  entries(): PendingEntry[] {
+    return this.inState("pending").map((j) => this.entry(j));
+  }
+
+  private entry(j: ModelJob): PendingEntry {
+    return { id: j.id, type: j.type, priority: j.priority, runAt: j.runAt, createdAt: j.createdAt };
+  }
+
+  private startAttempt(j: ModelJob, owner: string, until: number): void {
+    j.state = "inflight";
+    j.attempts += 1;
+    j.owner = owner;
+    j.leaseUntil = until;
+    this.issued.push({ id: j.id, attempt: j.attempts, owner });
+  }
+
+  private stopAttempt(j: ModelJob): void {
+    j.owner = null;
+    j.leaseUntil = null;
+  }
+
+  private setError(j: ModelJob, error: string): void {
+    j.lastError = error;
+    j.lastErrorExact = true;
+  }
+
+  /** The job leaves the system for good and releases its idempotency key. */
+  private leave(j: ModelJob): void {
+    j.state = "gone";
+    if (j.key !== null && this.keys.get(j.key) === j.id) this.keys.delete(j.key);
+  }
+}

@@ -1,0 +1,90 @@
+// model-targets.ts (test support): the real stores a model-based run drives, one fresh empty store
+// per sequence: SQLite in a new temp file, PostgreSQL in one throwaway database emptied between
+// sequences. Two nodes: on PostgreSQL two Store instances on the database, on SQLite (one process
+// per file) two owner names on the one store. Nothing here decides what a store should answer.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { createPostgresStore } from "../../src/store/postgres.ts";
+import { createSqliteStore } from "../../src/store/sqlite.ts";
+import type { Store } from "../../src/store/store.ts";
+import { createTestDatabase } from "./pg.ts";
+
+export interface ModelTarget {
+  readonly name: string;
+  /** The window claimNext looks at, in multiples of its limit (CLAIM_NEXT_WINDOW in both stores). */
+  readonly claimNextWindow: number;
+  /** Fresh, migrated, empty store(s) for one sequence. */
+  begin(): Promise<void>;
+  /** The store node `node` talks to. */
+  store(node: number): Store;
+  /** Close that node's store and open it again on the same file or database (a process restart). */
+  restart(node: number): Promise<Store>;
+  /** After a sequence (passed or not). */
+  end(): Promise<void>;
+  /** After every sequence. */
+  dispose(): Promise<void>;
+}
+
+export function sqliteTarget(): ModelTarget {
+  const dir = mkdtempSync(join(tmpdir(), "jq-model-"));
+  let run = 0;
+  let path = "";
+  let store: Store | null = null;
+  const open = async () => {
+    const s = createSqliteStore({ path });
+    await s.migrate();
+    return (store = s);
+  };
+  return {
+    name: "sqlite",
+    claimNextWindow: 10,
+    async begin() {
+      path = join(dir, `run-${++run}.db`);
+      await open();
+    },
+    store: () => store!,
+    async restart() {
+      await store!.close();
+      return await open();
+    },
+    async end() {
+      await store?.close();
+      store = null;
+      for (const suffix of ["", "-wal", "-shm", "-journal"]) rmSync(path + suffix, { force: true });
+    },
+    async dispose() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function postgresTarget(): Promise<ModelTarget> {
+  const db = await createTestDatabase("jq_model");
+  const admin = postgres(db.url, { max: 1, onnotice: () => {} });
+  const open = async () => {
+    const s = createPostgresStore({ url: db.url, max: 4 });
+    await s.migrate();
+    return s;
+  };
+  const stores: Store[] = [await open(), await open()];
+  return {
+    name: "postgres",
+    claimNextWindow: 10,
+    async begin() {
+      await admin`TRUNCATE pending_jobs, inflight_jobs, dead_jobs, completed_jobs, idempotency_keys, jobqueue_nodes`;
+    },
+    store: (node) => stores[node]!,
+    async restart(node) {
+      await stores[node]!.close();
+      return (stores[node] = await open());
+    },
+    async end() {},
+    async dispose() {
+      for (const s of stores) await s.close();
+      await admin.end();
+      await db.drop();
+    },
+  };
+}
