@@ -131,6 +131,20 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(await store.retry([{ id: ids[1]!, attempt: 1, runAt: T0, error: "e" }, { id: ids[0]!, attempt: 1, runAt: T0, error: "e" }])).toEqual([true, false]);
     });
 
+    test("a batch naming a stale attempt beside the running one of the same job reports each claim's own fate", async () => {
+      const [a, b, c, d] = await store.insert([job({ maxAttempts: 5 }), job({ maxAttempts: 5 }), job({ maxAttempts: 5 }), job({ maxAttempts: 5 })], T0);
+      await store.claim([a!, b!, c!, d!], "n", T0, LEASE);
+      const stale = (id: number) => ({ id, attempt: 2 });
+      const live = (id: number) => ({ id, attempt: 1 });
+      expect(await store.extendLeases([stale(a!), live(a!)], "n", T0 + 60_000)).toEqual([false, true]);
+      expect(await store.complete([live(a!), stale(a!)])).toEqual([true, false]);
+      expect(await store.retry([{ ...stale(b!), runAt: T0, error: "x" }, { ...live(b!), runAt: T0, error: "e" }])).toEqual([false, true]);
+      expect(await store.bury([{ ...live(c!), error: "e" }, { ...stale(c!), error: "x" }], T0)).toEqual([true, false]);
+      expect(await store.completeCancelled([stale(d!), live(d!)])).toEqual([false, true]);
+      await store.deleteDead([c!]);
+      await store.cancelPending([b!]);
+    });
+
     test("extendLeases is fenced by attempt and owner", async () => {
       const [id] = await store.insert([job()], T0);
       await store.claim([id!], "me", T0, LEASE);

@@ -123,10 +123,19 @@ function toClaimed(r: JobRow): ClaimedJob {
 const toEntry = (r: EntryRow): PendingEntry => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at, createdAt: r.created_at });
 
 
-/** result[i] = whether refs[i].id came back from the statement. */
-function tookEffect(refs: ReadonlyArray<{ id: number }>, rows: ReadonlyArray<{ id: number }>): boolean[] {
+/** result[i] = whether ids[i] came back from the statement. */
+function idsTookEffect(ids: readonly number[], rows: ReadonlyArray<{ id: number }>): boolean[] {
   const done = new Set(rows.map((r) => r.id));
-  return refs.map((r) => done.has(r.id));
+  return ids.map((id) => done.has(id));
+}
+
+/**
+ * result[i] = whether refs[i]'s claim (id and attempt) came back from a fenced statement. By the pair,
+ * not the id: a batch may name a stale attempt beside the running one of the same job.
+ */
+function tookEffect(refs: ReadonlyArray<ClaimRef>, rows: ReadonlyArray<{ id: number; attempts: number }>): boolean[] {
+  const done = new Set(rows.map((r) => `${r.id}:${r.attempts}`));
+  return refs.map((r) => done.has(`${r.id}:${r.attempt}`));
 }
 
 /**
@@ -311,7 +320,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       WITH done AS (DELETE FROM ${sql(table)} WHERE id = ANY(${idList}::bigint[]) RETURNING id),
       released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
       SELECT id FROM done`;
-    return tookEffect(idList.map((id) => ({ id })), rows);
+    return idsTookEffect(idList, rows);
   }
 
   const store: Store = {
@@ -372,7 +381,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       if (refs.length === 0) return [];
       if (keep !== undefined) {
         // The job leaves a small record behind and keeps its idempotency key until it is pruned.
-        const kept = await sql<{ id: number }[]>`
+        const kept = await sql<{ id: number; attempts: number }[]>`
           WITH done AS (
             DELETE FROM inflight_jobs j
             USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[], ${refs.map((r) => r.result ?? null) as string[]}::text[]) AS f(id, attempts, result)
@@ -383,22 +392,22 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
             SELECT id, type, priority, attempts, max_attempts, run_at, created_at, to_timestamp(${keep.finishedAt}::float8 / 1000),
                    to_timestamp(${keep.expiresAt}::float8 / 1000), result
             FROM done)
-          SELECT id FROM done`;
+          SELECT id, attempts FROM done`;
         return tookEffect(refs, kept);
       }
-      const rows = await sql<{ id: number }[]>`
+      const rows = await sql<{ id: number; attempts: number }[]>`
         WITH done AS (
           DELETE FROM inflight_jobs j USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
           WHERE j.id = f.id AND j.attempts = f.attempts
-          RETURNING j.id),
+          RETURNING j.id, j.attempts),
         released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
-        SELECT id FROM done`;
+        SELECT id, attempts FROM done`;
       return tookEffect(refs, rows);
     },
 
     async retry(moves: RetryMove[]) {
       if (moves.length === 0) return [];
-      const rows = await sql<{ id: number }[]>`
+      const rows = await sql<{ id: number; attempts: number }[]>`
         WITH f AS (SELECT * FROM unnest(${ids(moves)}::bigint[], ${attempts(moves)}::int4[],
                                         ${moves.map((m) => m.runAt)}::float8[], ${moves.map((m) => m.error)}::text[])
                    AS f(id, attempts, run_at, error)),
@@ -409,13 +418,13 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
         SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, to_timestamp(next_run_at / 1000),
                created_at, error
         FROM moved
-        RETURNING id`;
+        RETURNING id, attempts`;
       return tookEffect(moves, rows);
     },
 
     async bury(moves: BuryMove[], now: number) {
       if (moves.length === 0) return [];
-      const rows = await sql<{ id: number }[]>`
+      const rows = await sql<{ id: number; attempts: number }[]>`
         WITH f AS (SELECT * FROM unnest(${ids(moves)}::bigint[], ${attempts(moves)}::int4[], ${moves.map((m) => m.error)}::text[])
                    AS f(id, attempts, error)),
         moved AS (
@@ -425,17 +434,17 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
         SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, error,
                to_timestamp(${now}::float8 / 1000)
         FROM moved
-        RETURNING id`;
+        RETURNING id, attempts`;
       return tookEffect(moves, rows);
     },
 
     async extendLeases(refs: ClaimRef[], owner: string, leaseUntil: number) {
       if (refs.length === 0) return [];
-      const rows = await sql<{ id: number }[]>`
+      const rows = await sql<{ id: number; attempts: number }[]>`
         UPDATE inflight_jobs j SET lease_until = to_timestamp(${leaseUntil}::float8 / 1000)
         FROM unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
         WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = ${owner}
-        RETURNING j.id`;
+        RETURNING j.id, j.attempts`;
       return tookEffect(refs, rows);
     },
 
