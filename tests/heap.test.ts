@@ -1,17 +1,8 @@
 // heap.test.ts: PriorityHeap against a sort oracle on random data, with ties and growth.
 import { describe, expect, test } from "bun:test";
 import { PriorityHeap } from "../src/heap.ts";
+import { prng } from "./support/prng.ts";
 
-/** mulberry32: a seeded PRNG so a failure reproduces. */
-function rng(seed: number) {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Entry = { id: number; key: number; prio: number };
 const order = (a: Entry, b: Entry) => a.key - b.key || a.prio - b.prio || a.id - b.id;
@@ -27,7 +18,7 @@ describe("PriorityHeap", () => {
 
   for (const seed of [1, 2, 3, 42, 1234]) {
     test(`pops in oracle order with many ties and growth past several doublings (seed ${seed})`, () => {
-      const rand = rng(seed);
+      const rand = prng(seed);
       const h = new PriorityHeap(2);
       const entries: Entry[] = [];
       for (let i = 0; i < 5000; i++) {
@@ -49,7 +40,7 @@ describe("PriorityHeap", () => {
   }
 
   test("interleaved pushes and pops always return the current minimum", () => {
-    const rand = rng(7);
+    const rand = prng(7);
     const h = new PriorityHeap(4);
     const live: Entry[] = [];
     let nextId = 1;
@@ -70,7 +61,7 @@ describe("PriorityHeap", () => {
   });
 
   test("distinct float keys come out sorted from a heap grown from capacity 1", () => {
-    const rand = rng(99);
+    const rand = prng(99);
     const h = new PriorityHeap(1);
     const entries: Entry[] = [];
     for (let i = 0; i < 20_000; i++) {
@@ -120,7 +111,7 @@ describe("PriorityHeap", () => {
   // pop-then-peek, against a sorted-array oracle.
   for (const seed of [11, 12, 13, 14, 15, 16]) {
     test(`random interleavings of every method match a sorted-array oracle (seed ${seed})`, () => {
-      const rand = rng(seed);
+      const rand = prng(seed);
       const h = new PriorityHeap(1 + Math.floor(rand() * 4));
       type Tagged = Entry & { tag: number };
       let live: Tagged[] = []; // kept sorted by order

@@ -3,6 +3,7 @@
 // whose payload text is known because the test wrote it there.
 import { describe, expect, test } from "bun:test";
 import { scanBody, type Span } from "../src/http/payload-spans.ts";
+import { prng } from "./support/prng.ts";
 
 const slice = (text: string, span: Span | undefined) => (span === undefined ? undefined : text.slice(span.start, span.end));
 
@@ -87,17 +88,6 @@ describe("repeated member names", () => {
 });
 
 describe("random bodies whose payload text the test placed itself", () => {
-  /** mulberry32, so a failure can be replayed. */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
 
   test("2,000 random bodies: every payload is found exactly as written", () => {
     const random = prng(20_261_202);

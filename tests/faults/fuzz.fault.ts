@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { STORE_KINDS } from "../support/queues.ts";
 import { startTestServer, type TestServer } from "../support/test-server.ts";
 import { waitFor } from "../support/wait.ts";
+import { prng } from "../support/prng.ts";
 
 const SEED = Number(process.env.JOBQUEUE_FUZZ_SEED ?? 20_261_127);
 const COUNT = Number(process.env.JOBQUEUE_FUZZ_COUNT ?? 10_000);
@@ -17,17 +18,6 @@ const CONCURRENCY = 8;
 const TIME_BUDGET_MS = 240_000;
 const TOKEN = "fuzz_0123456789abcdefGHIJ";
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FuzzRequest {
   method: string;
