@@ -62,7 +62,8 @@ test("fast and immediate stops and terminated connections: 503 meanwhile, work r
     // While the database is gone: submits are refused with 503 and /ready says why; the process lives.
     const refused = await fetch(`${node.url}/submit`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "hook", payload: { mode: "ok", i: -1 } }) });
     expect(refused.status).toBe(503);
-    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("unavailable");
+    // A submit sent on a connection the outage had just cut cannot know whether it arrived.
+    expect(["unavailable", "outcome_unknown"]).toContain(((await refused.json()) as { error: { code: string } }).error.code);
     const ready = await fetch(`${node.url}/ready`);
     expect(ready.status).toBe(503);
     expect((await fetch(`${node.url}/health`)).status).toBe(200);
