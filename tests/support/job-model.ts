@@ -27,6 +27,8 @@ export interface ModelJob {
   leaseUntil: number | null;
   failedAt: number | null;
   finishedAt: number | null;
+  /** A completed record's expiry: pruning takes it from then on. */
+  expiresAt: number | null;
   result: string | null;
 }
 
@@ -98,7 +100,7 @@ export class JobModel {
       const job: ModelJob = {
         id: got.id, type: j.type, payload: j.payload, priority: j.priority, maxAttempts: j.maxAttempts, timeoutMs: j.timeoutMs,
         key: j.idempotencyKey ?? null, createdAt: this.now, state: "pending", attempts: 0, runAt: j.runAt,
-        lastError: null, lastErrorExact: true, owner: null, leaseUntil: null, failedAt: null, finishedAt: null, result: null,
+        lastError: null, lastErrorExact: true, owner: null, leaseUntil: null, failedAt: null, finishedAt: null, expiresAt: null, result: null,
       };
       this.jobs.set(job.id, job);
       if (j.idempotencyKey !== undefined) this.keys.set(j.idempotencyKey, job.id);
@@ -164,14 +166,16 @@ export class JobModel {
     return j;
   }
 
-  complete(refs: ClaimRef[], keep: boolean, results: (string | null)[]): boolean[] {
+  /** With `keep`, each job leaves a completed record (holding its key) that expires at keep.expiresAt. */
+  complete(refs: ClaimRef[], keep: { finishedAt: number; expiresAt: number } | undefined, results: (string | null)[]): boolean[] {
     return refs.map((r, i) => {
       const j = this.fenced(r);
       if (!j) return false;
       this.stopAttempt(j);
-      if (keep) {
+      if (keep !== undefined) {
         j.state = "completed";
-        j.finishedAt = this.now;
+        j.finishedAt = keep.finishedAt;
+        j.expiresAt = keep.expiresAt;
         j.result = results[i] ?? null;
       } else this.leave(j);
       return true;
@@ -180,7 +184,7 @@ export class JobModel {
 
   /** A cancelled running attempt: removed like a completion, never kept. */
   completeCancelled(refs: ClaimRef[]): boolean[] {
-    return this.complete(refs, false, []);
+    return this.complete(refs, undefined, []);
   }
 
   retry(moves: { id: number; attempt: number; runAt: number; error: string }[]): boolean[] {
@@ -310,9 +314,9 @@ export class JobModel {
     return jobs.length;
   }
 
-  /** Completed records finished before `before`, oldest first: what pruning takes first. */
-  prunable(before: number): ModelJob[] {
-    return this.inState("completed").filter((j) => j.finishedAt! < before).sort((a, b) => a.finishedAt! - b.finishedAt!);
+  /** Completed records expired by `at`, soonest expiry first: what pruning takes first. */
+  prunable(at: number): ModelJob[] {
+    return this.inState("completed").filter((j) => j.expiresAt! <= at).sort((a, b) => a.expiresAt! - b.expiresAt!);
   }
 
   /** pruneCompleted took these records (see cutAt). */

@@ -49,7 +49,7 @@ export const EXPECTED_OUTCOMES = [
   "completeKeep:true", "completeKeep:false", "completeCancelled:true", "completeCancelled:false", "retry:true", "retry:false",
   "bury:true", "bury:false", "extend:true", "extend:false", "cancelPending:true", "cancelPending:false", "deleteDead:true",
   "deleteDead:false", "reap:pending", "reap:dead", "recover:pending", "recover:dead", "release:back", "retryDead:back",
-  "prune:removed", "restart",
+  "prune:removed", "prune:unexpired", "restart",
 ];
 
 /** The outcomes of EXPECTED_OUTCOMES a run never met. */
@@ -229,10 +229,11 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
     case "complete": {
       const refs = pickRefs(m, s.picks, rules.sameJobTwice);
       const moves = refs.map((r) => ({ id: r.id, attempt: r.attempt, result: s.result }));
-      const res = await target.store(0).complete(moves, s.keep ? { finishedAt: m.now } : undefined);
-      log(`complete(${JSON.stringify(refs)}${s.keep ? ", keep" : ""})`, res);
-      same("complete results", res, m.complete(refs, s.keep, moves.map((x) => x.result)));
-      tallyFenced(s.keep ? "completeKeep" : "complete", res);
+      const keep = s.keepMs === null ? undefined : { finishedAt: m.now, expiresAt: m.now + s.keepMs };
+      const res = await target.store(0).complete(moves, keep);
+      log(`complete(${JSON.stringify(refs)}${keep ? `, keep until @${keep.expiresAt - T0}` : ""})`, res);
+      same("complete results", res, m.complete(refs, keep, moves.map((x) => x.result)));
+      tallyFenced(keep ? "completeKeep" : "complete", res);
       return;
     }
     case "fail": {
@@ -340,14 +341,16 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
       return;
     }
     case "prune": {
-      const before = m.now + s.beforeOffsetMs;
-      const cut = cutAt(m.prunable(before), (j) => j.finishedAt!, s.limit);
-      const n = await target.store(0).pruneCompleted(before, s.limit);
-      log(`pruneCompleted(@${before - T0}, ${s.limit})`, n);
+      const at = m.now + s.atOffsetMs;
+      const cut = cutAt(m.prunable(at), (j) => j.expiresAt!, s.limit);
+      const n = await target.store(0).pruneCompleted(at, s.limit, s.legacyKeepMs);
+      log(`pruneCompleted(@${at - T0}, ${s.limit}, legacy ${s.legacyKeepMs})`, n);
       const ids = [...cut.sure, ...(await tiesTaken(target.store(0), m, cut, (v) => v === null))].map((j) => j.id);
       same("pruneCompleted count", n, ids.length);
       m.prune(ids);
       count("prune:removed", n);
+      // Records not yet expired at `at` stayed (checkEverything reads each back).
+      count("prune:unexpired", m.inState("completed").length);
       if (cut.tied.length > 0) count("prune:tie");
       return;
     }

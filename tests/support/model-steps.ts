@@ -38,7 +38,8 @@ export type Step =
   | { op: "submit"; node: number; keyed: boolean; jobs: JobSpec[] }
   | { op: "claim"; node: number; picks: JobPick[]; leaseMs: number }
   | { op: "claimNext"; node: number; limit: number; agingMs: number; caps: { a: number | null; b: number | null } | null }
-  | { op: "complete"; picks: RefPick[]; keep: boolean; result: string | null }
+  /** keepMs: null completes without a record; else the record expires keepMs after it finished. */
+  | { op: "complete"; picks: RefPick[]; keepMs: number | null; result: string | null }
   | { op: "fail"; picks: RefPick[]; delayMs: number; permanent: boolean }
   | { op: "cancelPending"; picks: JobPick[] }
   | { op: "cancelRunning"; picks: RefPick[] }
@@ -50,7 +51,8 @@ export type Step =
   | { op: "retryDeadOfType"; type: (typeof TYPES)[number]; limit: number; asOfOffsetMs: number }
   | { op: "deleteDead"; picks: JobPick[] }
   | { op: "deleteDeadOfType"; type: (typeof TYPES)[number]; limit: number }
-  | { op: "prune"; beforeOffsetMs: number; limit: number }
+  /** Prune as of the model's clock shifted by atOffsetMs; legacyKeepMs only concerns records without an expiry (none here). */
+  | { op: "prune"; atOffsetMs: number; limit: number; legacyKeepMs: number }
   | { op: "restart"; node: number };
 
 /** The lease a claim takes; ticks are sized around it so leases expire now and then. */
@@ -89,7 +91,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
       caps: fc.option(fc.record({ a: fc.option(fc.nat(2)), b: fc.option(fc.nat(2)) }), { freq: 3 }),
     }),
   },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant("complete" as const), picks: picks(refPick, 3), keep: fc.boolean(), result: fc.constantFrom(null, "ok") }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant("complete" as const), picks: picks(refPick, 3), keepMs: fc.constantFrom(null, null, null, 0, 1_000, 3_600_000), result: fc.constantFrom(null, "ok") }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("fail" as const), picks: picks(refPick, 3), delayMs: fc.constantFrom(0, 1_000, 20_000), permanent: fc.constantFrom(false, false, true) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("cancelPending" as const), picks: picks(jobPick, 3) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("cancelRunning" as const), picks: picks(refPick, 2) }) },
@@ -101,7 +103,12 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant("retryDeadOfType" as const), type, limit, asOfOffsetMs: fc.constantFrom(0, -1_000) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("deleteDead" as const), picks: picks(jobPick, 3) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("deleteDeadOfType" as const), type, limit }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant("prune" as const), beforeOffsetMs: fc.constantFrom(1, 0, -10_000), limit }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("prune" as const), atOffsetMs: fc.constantFrom(0, -1, 1_000, 3_600_000), limit, legacyKeepMs: fc.constantFrom(0, 1_000, 86_400_000),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("restart" as const), node }) },
 );
 
