@@ -44,11 +44,6 @@ export interface ExpectedView {
   failedAt: number | null; finishedAt: number | null; result: string | null;
 }
 
-/** claimNext's answer when the model can name it, or the bounds it must keep when it cannot. */
-export type ClaimNextPrediction =
-  | { exact: number[] }
-  | { among: Set<number>; limit: number; room: Map<string, number> };
-
 /**
  * What `ORDER BY key LIMIT limit` may take from `sorted` (ascending by `key`): all of `sure`, and
  * `more` of `tied`, the rows whose key equals the last taken one when the limit cuts through them
@@ -122,23 +117,21 @@ export class JobModel {
     return taken.sort((a, b) => a - b);
   }
 
+  /** Due pending jobs, most urgent first: by aging key (runAt − priority × agingMs), then id. */
+  urgent(agingMs: number): ModelJob[] {
+    const key = (j: ModelJob) => j.runAt - j.priority * agingMs;
+    return this.inState("pending").filter((j) => j.runAt <= this.now).sort((a, b) => key(a) - key(b) || a.id - b.id);
+  }
+
   /**
-   * claimNext: of the due pending jobs whose type has room, the oldest `limit × window` by run time,
-   * then the most urgent by (runAt − priority × agingMs, id), each capped type up to its room.
-   * When more jobs are eligible than the window holds, which rows it holds depends on ties the
-   * store may break either way: the model then gives bounds only. `fullTypesInWindow` (a known
-   * SQLite bug) gives bounds only as soon as all due rows, full types included, overflow the window.
+   * claimNext's choice (ids ascending; the caller then claims them): the most urgent due jobs, up to
+   * `limit`, none of a type whose room is 0 or less and at most `room` of each capped type.
    */
-  predictClaimNext(limit: number, agingMs: number, caps: Map<string, number>, window: number, fullTypesInWindow = false): ClaimNextPrediction {
-    if (limit <= 0) return { exact: [] };
-    const due = this.inState("pending").filter((j) => j.runAt <= this.now);
-    const eligible = due.filter((j) => (caps.get(j.type) ?? 1) > 0);
-    if ((fullTypesInWindow ? due : eligible).length > limit * window) return { among: new Set(eligible.map((j) => j.id)), limit, room: caps };
-    eligible.sort((a, b) => a.runAt - a.priority * agingMs - (b.runAt - b.priority * agingMs) || a.id - b.id);
+  claimNextIds(limit: number, agingMs: number, caps: Map<string, number>): number[] {
     const room = new Map(caps);
     const chosen: number[] = [];
-    for (const j of eligible) {
-      if (chosen.length === limit) break;
+    for (const j of this.urgent(agingMs)) {
+      if (chosen.length >= limit) break;
       const left = room.get(j.type);
       if (left !== undefined) {
         if (left <= 0) continue;
@@ -146,7 +139,7 @@ export class JobModel {
       }
       chosen.push(j.id);
     }
-    return { exact: chosen.sort((a, b) => a - b) };
+    return chosen.sort((a, b) => a - b);
   }
 
   /** The job as a successful claim hands it to a worker. */

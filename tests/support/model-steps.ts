@@ -78,16 +78,18 @@ const refPick: fc.Arbitrary<RefPick> = fc.record({
 });
 const picks = <T>(arb: fc.Arbitrary<T>, max: number) => fc.array(arb, { minLength: 1, maxLength: max });
 const limit = fc.constantFrom(100, 1, 2);
+// 60 s of aging per priority step outweighs the 20 s delays; 0 orders by run time alone.
+const agingMs = fc.constantFrom(1_000, 0, 60_000);
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant("submit" as const), node, keyed: fc.boolean(), jobs: picks(jobSpec, 4) }) },
-  // Now and then a burst, so claimNext sees more due rows than its window.
+  // Now and then a burst: long queues for claimNext to cut, more rows of a capped type than its room.
   { weight: 1, arbitrary: fc.record({ op: fc.constant("submit" as const), node, keyed: fc.boolean(), jobs: fc.array(jobSpec, { minLength: 8, maxLength: 30 }) }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("claim" as const), node, picks: picks(jobPick, 4), leaseMs: fc.constantFrom(LEASE_MS, 1_000) }) },
   {
     weight: 3,
     arbitrary: fc.record({
-      op: fc.constant("claimNext" as const), node, limit: fc.constantFrom(1, 2, 3, 0), agingMs: fc.constantFrom(1_000, 0),
+      op: fc.constant("claimNext" as const), node, limit: fc.constantFrom(1, 2, 3, 0), agingMs,
       caps: fc.option(fc.record({ a: fc.option(fc.nat(2)), b: fc.option(fc.nat(2)) }), { freq: 3 }),
     }),
   },

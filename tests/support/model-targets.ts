@@ -13,8 +13,6 @@ import { createTestDatabase } from "./pg.ts";
 
 export interface ModelTarget {
   readonly name: string;
-  /** The window claimNext looks at, in multiples of its limit (CLAIM_NEXT_WINDOW in both stores). */
-  readonly claimNextWindow: number;
   /** Fresh, migrated, empty store(s) for one sequence. */
   begin(): Promise<void>;
   /** The store node `node` talks to. */
@@ -39,7 +37,6 @@ export function sqliteTarget(): ModelTarget {
   };
   return {
     name: "sqlite",
-    claimNextWindow: 10,
     async begin() {
       path = join(dir, `run-${++run}.db`);
       await open();
@@ -71,7 +68,6 @@ export async function postgresTarget(): Promise<ModelTarget> {
   const stores: Store[] = [await open(), await open()];
   return {
     name: "postgres",
-    claimNextWindow: 10,
     async begin() {
       await admin`TRUNCATE pending_jobs, inflight_jobs, dead_jobs, completed_jobs, idempotency_keys, jobqueue_nodes`;
     },
