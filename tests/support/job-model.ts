@@ -123,6 +123,11 @@ export class JobModel {
     return this.inState("pending").filter((j) => j.runAt <= this.now).sort((a, b) => key(a) - key(b) || a.id - b.id);
   }
 
+  /** peekUrgent: the `limit` most urgent due jobs, most urgent first; nothing changes. */
+  peekUrgent(agingMs: number, limit: number): PendingEntry[] {
+    return this.urgent(agingMs).slice(0, Math.max(limit, 0)).map((j) => this.entry(j));
+  }
+
   /**
    * claimNext's choice (ids ascending; the caller then claims them): the most urgent due jobs, up to
    * `limit`, none of a type whose room is 0 or less and at most `room` of each capped type.

@@ -47,7 +47,8 @@ export type Tally = Map<string, number>;
 
 /** Outcomes every run of a few dozen sequences must have met, or it did not test what it says. */
 export const EXPECTED_OUTCOMES = [
-  "submit:new", "submit:duplicate", "claim:taken", "claim:skipped", "claimNext:exact", "claimNext:taken", "complete:true", "complete:false",
+  "submit:new", "submit:duplicate", "claim:taken", "claim:skipped", "claimNext:exact", "claimNext:taken", "peekUrgent:rows",
+  "peekUrgent:cut", "complete:true", "complete:false",
   "completeKeep:true", "completeKeep:false", "completeCancelled:true", "completeCancelled:false", "retry:true", "retry:false",
   "bury:true", "bury:false", "extend:true", "extend:false", "cancelPending:true", "cancelPending:false", "deleteDead:true",
   "deleteDead:false", "reap:pending", "reap:dead", "recover:pending", "recover:dead", "release:back", "retryDead:back",
@@ -228,6 +229,15 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
       count("claimNext:taken", ids.length);
       m.claim(ids, owner, LEASE_MS);
       checkClaimed("claimNext", got, m);
+      return;
+    }
+    case "peekUrgent": {
+      const got = await target.store(s.node).peekUrgent(m.now, s.agingMs, s.limit);
+      log(`peekUrgent(aging ${s.agingMs}, ${s.limit})`, got.map((e) => e.id));
+      // Most urgent first, as returned (not sorted here); checkEverything then finds nothing changed.
+      same("peekUrgent entries", got.map(entryOf), m.peekUrgent(s.agingMs, s.limit));
+      count("peekUrgent:rows", got.length);
+      if (m.urgent(s.agingMs).length > s.limit) count("peekUrgent:cut");
       return;
     }
     case "complete": {

@@ -38,6 +38,7 @@ export type Step =
   | { op: "submit"; node: number; keyed: boolean; jobs: JobSpec[] }
   | { op: "claim"; node: number; picks: JobPick[]; leaseMs: number }
   | { op: "claimNext"; node: number; limit: number; agingMs: number; caps: { a: number | null; b: number | null } | null }
+  | { op: "peekUrgent"; node: number; limit: number; agingMs: number }
   /** keepMs: null completes without a record; else the record expires keepMs after it finished. */
   | { op: "complete"; picks: RefPick[]; keepMs: number | null; result: string | null }
   | { op: "fail"; picks: RefPick[]; delayMs: number; permanent: boolean }
@@ -83,7 +84,7 @@ const agingMs = fc.constantFrom(1_000, 0, 60_000);
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant("submit" as const), node, keyed: fc.boolean(), jobs: picks(jobSpec, 4) }) },
-  // Now and then a burst: long queues for claimNext to cut, more rows of a capped type than its room.
+  // Now and then a burst: long queues for claimNext and peekUrgent to cut, more rows of a capped type than its room.
   { weight: 1, arbitrary: fc.record({ op: fc.constant("submit" as const), node, keyed: fc.boolean(), jobs: fc.array(jobSpec, { minLength: 8, maxLength: 30 }) }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("claim" as const), node, picks: picks(jobPick, 4), leaseMs: fc.constantFrom(LEASE_MS, 1_000) }) },
   {
@@ -93,6 +94,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
       caps: fc.option(fc.record({ a: fc.option(fc.nat(2)), b: fc.option(fc.nat(2)) }), { freq: 3 }),
     }),
   },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("peekUrgent" as const), node, limit: fc.constantFrom(1, 2, 3, 0, 100), agingMs }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant("complete" as const), picks: picks(refPick, 3), keepMs: fc.constantFrom(null, null, null, 0, 1_000, 3_600_000), result: fc.constantFrom(null, "ok") }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("fail" as const), picks: picks(refPick, 3), delayMs: fc.constantFrom(0, 1_000, 20_000), permanent: fc.constantFrom(false, false, true) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("cancelPending" as const), picks: picks(jobPick, 3) }) },
