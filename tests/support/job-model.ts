@@ -242,6 +242,22 @@ export class JobModel {
     });
   }
 
+  /**
+   * releaseStrays: every running attempt of `owner` but those of the jobs in `keep` back to pending
+   * at once, the attempt not counted, run time and last error as they were.
+   */
+  releaseStrays(owner: string, keep: number[]): PendingEntry[] {
+    const back: PendingEntry[] = [];
+    for (const j of this.inState("inflight")) {
+      if (j.owner !== owner || keep.includes(j.id)) continue;
+      this.stopAttempt(j);
+      j.state = "pending";
+      j.attempts -= 1;
+      back.push(this.entry(j));
+    }
+    return back;
+  }
+
   /** Inflight jobs whose lease ended before now, by lease end: what the reaper takes first. */
   expired(): ModelJob[] {
     return this.inState("inflight").filter((j) => j.leaseUntil! < this.now).sort((a, b) => a.leaseUntil! - b.leaseUntil!);

@@ -51,7 +51,7 @@ export const EXPECTED_OUTCOMES = [
   "peekUrgent:cut", "complete:true", "complete:false",
   "completeKeep:true", "completeKeep:false", "completeCancelled:true", "completeCancelled:false", "retry:true", "retry:false",
   "bury:true", "bury:false", "extend:true", "extend:false", "cancelPending:true", "cancelPending:false", "deleteDead:true",
-  "deleteDead:false", "reap:pending", "reap:dead", "recover:pending", "recover:dead", "release:back", "retryDead:back",
+  "deleteDead:false", "reap:pending", "reap:dead", "recover:pending", "recover:dead", "release:back", "releaseStrays:back", "releaseStrays:kept", "retryDead:back",
   "prune:removed", "prune:unexpired", "restart",
 ];
 
@@ -322,6 +322,17 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
       count("release:back", got.length);
       return;
     }
+    case "releaseStrays": {
+      const owner = NODES[s.node]!;
+      const keep = [...new Set(pickJobs(m, s.keep, "inflight", owner))];
+      const running = m.inState("inflight").filter((j) => j.owner === owner).length;
+      const got = await target.store(s.node).releaseStrays(owner, keep, m.now);
+      log(`releaseStrays(${owner}, keep ${JSON.stringify(keep)})`, sortedIds(got));
+      same("releaseStrays entries", byId(got).map(entryOf), m.releaseStrays(owner, keep));
+      count("releaseStrays:back", got.length);
+      count("releaseStrays:kept", running - got.length);
+      return;
+    }
     case "retryDead": {
       const ids = pickJobs(m, s.picks, "dead");
       const got = await target.store(1).retryDead(ids, m.now);
@@ -398,9 +409,9 @@ async function tiesTaken(store: Store, m: JobModel, cut: { tied: ModelJob[]; mor
   return chosen;
 }
 
-/** Job ids by position among jobs in `state`, or among every job ever submitted; none when there are none. */
-function pickJobs(m: JobModel, picks: JobPick[], state: "pending" | "dead"): number[] {
-  const inState = m.inState(state).map((j) => j.id);
+/** Job ids by position among jobs in `state` (of `owner`, if named), or among every job ever submitted; none when there are none. */
+function pickJobs(m: JobModel, picks: JobPick[], state: "pending" | "inflight" | "dead", owner?: string): number[] {
+  const inState = m.inState(state).filter((j) => owner === undefined || j.owner === owner).map((j) => j.id);
   const all = [...m.jobs.keys()].sort((a, b) => a - b);
   return picks.flatMap((p) => {
     const pool = p.any ? all : inState;

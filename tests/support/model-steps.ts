@@ -48,6 +48,8 @@ export type Step =
   | { op: "tick"; ms: number }
   | { op: "reap"; limit: number }
   | { op: "release"; node: number; picks: RefPick[] }
+  /** keep: jobs by position among the node's running attempts (or, `any`, among every job). */
+  | { op: "releaseStrays"; node: number; keep: JobPick[] }
   | { op: "retryDead"; picks: JobPick[] }
   | { op: "retryDeadOfType"; type: (typeof TYPES)[number]; limit: number; asOfOffsetMs: number }
   | { op: "deleteDead"; picks: JobPick[] }
@@ -103,6 +105,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant("tick" as const), ms: fc.constantFrom(1_000, 1, LEASE_MS, 30_000) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("reap" as const), limit }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("release" as const), node, picks: picks(refPick, 3) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("releaseStrays" as const), node, keep: fc.array(jobPick, { maxLength: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("retryDead" as const), picks: picks(jobPick, 3) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("retryDeadOfType" as const), type, limit, asOfOffsetMs: fc.constantFrom(0, -1_000) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("deleteDead" as const), picks: picks(jobPick, 3) }) },
