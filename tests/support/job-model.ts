@@ -3,6 +3,11 @@
 // no I/O here. Each move applies itself and returns what the store must answer.
 import type { ClaimRef, ClaimedJob, InsertResult, JobState, NewJob, PendingEntry, StoreCounts, StoreStats, TypeCounts } from "../../src/store/store.ts";
 
+/**
+ * The model's clock starts here (November 2023) and only moves forward by ticks: it must stay in
+ * the past of real time, as PostgreSQL's reapExpired also requires a lease to have ended by the
+ * server's own clock (clock_timestamp()); a T0 in the future would leave every lease unreaped.
+ */
 export const T0 = 1_700_000_000_000;
 
 /** Where a job is. "gone": it left for good (completed without a record, cancelled, deleted, pruned). */

@@ -3,6 +3,7 @@
 // list. A disagreement throws with the concrete calls that led to it; fast-check then shrinks the
 // sequence and prints its seed and path.
 import fc from "fast-check";
+import { NodeIdInUseError, StoreUnavailableError } from "../../src/errors.ts";
 import type { ClaimRef, ClaimedJob, InsertResult, JobView, NewJob, PendingEntry, Store, TypeCap } from "../../src/store/store.ts";
 import { JobModel, T0, cutAt, type IssuedRef, type ModelJob } from "./job-model.ts";
 import { LEASE_MS, NODES, TYPES, steps, type JobPick, type RefPick, type Step } from "./model-steps.ts";
@@ -381,9 +382,21 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
     }
     case "restart": {
       const owner = NODES[s.node]!;
+      const old = target.store(s.node);
       const store = await target.restart(s.node);
+      // A late write through the closed store fails as unavailable, and (the full check after the step) leaves nothing.
+      const late = await old.insert([{ type: "a", payload: "{}", priority: 0, maxAttempts: 1, runAt: m.now, timeoutMs: null }], m.now)
+        .then((ids) => `ids ${ids}`, (err: unknown) => err);
+      check(`insert through the closed store: expected a StoreUnavailableError, got ${String(late)}`, late instanceof StoreUnavailableError);
+      if (target.separateNodes) {
+        // The other node's process holds its id: this one is refused it.
+        const other = NODES[1 - s.node]!;
+        const refused = await store.holdNodeId(other).then(() => "held", (err: unknown) => err);
+        check(`holdNodeId(${other}) while node ${other} holds it: expected a NodeIdInUseError, got ${String(refused)}`, refused instanceof NodeIdInUseError);
+        count("restart:nodeIdRefused");
+      }
       const got = await store.recoverOwner(owner, m.now);
-      log(`restart ${owner}; recoverOwner(${owner})`, sortedIds(got));
+      log(`restart ${owner} (holdNodeId(${owner}); a late insert on the closed store refused); recoverOwner(${owner})`, sortedIds(got));
       const running = m.inState("inflight").filter((j) => j.owner === owner).length;
       same("recoverOwner entries", byId(got).map(entryOf), m.recoverOwner(owner));
       count("recover:pending", got.length);
