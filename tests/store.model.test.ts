@@ -1,6 +1,7 @@
 // store.model.test.ts: random sequences of every store move (submits with and without idempotency
-// keys, born-leased jobs, claims by id and claimNext, completions, failures, cancels, lease
-// extensions, the reaper, releases, dead-letter actions, pruning, restarts and a second node) against
+// keys, born-leased jobs, claims by id and claimNext, peekUrgent, completions with records that
+// expire, failures, cancels, lease extensions, the reaper, releases and stray releases, dead-letter
+// actions, pruning, restarts that hold the node id again, and a second node) against
 // a real SQLite file and a real PostgreSQL database, each step checked against a small reference
 // model (tests/support/job-model.ts). A fixed seed here; JOBQUEUE_MODEL_SEED, JOBQUEUE_MODEL_RUNS and
 // JOBQUEUE_MODEL_PATH replay or resize a run; tests/faults/model.fault.ts is the long run.
