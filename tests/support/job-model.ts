@@ -3,6 +3,11 @@
 // no I/O here. Each move applies itself and returns what the store must answer.
 import type { ClaimRef, ClaimedJob, InsertResult, JobState, NewJob, PendingEntry, StoreCounts, StoreStats, TypeCounts } from "../../src/store/store.ts";
 
+/**
+ * The model's clock starts here (November 2023) and only moves forward by ticks: it must stay in
+ * the past of real time, as PostgreSQL's reapExpired also requires a lease to have ended by the
+ * server's own clock (clock_timestamp()); a T0 in the future would leave every lease unreaped.
+ */
 export const T0 = 1_700_000_000_000;
 
 /** Where a job is. "gone": it left for good (completed without a record, cancelled, deleted, pruned). */
@@ -27,6 +32,8 @@ export interface ModelJob {
   leaseUntil: number | null;
   failedAt: number | null;
   finishedAt: number | null;
+  /** A completed record's expiry: pruning takes it from then on. */
+  expiresAt: number | null;
   result: string | null;
 }
 
@@ -41,11 +48,6 @@ export interface ExpectedView {
   runAt: number; createdAt: number; payload: string; owner: string | null; leaseUntil: number | null;
   failedAt: number | null; finishedAt: number | null; result: string | null;
 }
-
-/** claimNext's answer when the model can name it, or the bounds it must keep when it cannot. */
-export type ClaimNextPrediction =
-  | { exact: number[] }
-  | { among: Set<number>; limit: number; room: Map<string, number> };
 
 /**
  * What `ORDER BY key LIMIT limit` may take from `sorted` (ascending by `key`): all of `sure`, and
@@ -98,7 +100,7 @@ export class JobModel {
       const job: ModelJob = {
         id: got.id, type: j.type, payload: j.payload, priority: j.priority, maxAttempts: j.maxAttempts, timeoutMs: j.timeoutMs,
         key: j.idempotencyKey ?? null, createdAt: this.now, state: "pending", attempts: 0, runAt: j.runAt,
-        lastError: null, lastErrorExact: true, owner: null, leaseUntil: null, failedAt: null, finishedAt: null, result: null,
+        lastError: null, lastErrorExact: true, owner: null, leaseUntil: null, failedAt: null, finishedAt: null, expiresAt: null, result: null,
       };
       this.jobs.set(job.id, job);
       if (j.idempotencyKey !== undefined) this.keys.set(j.idempotencyKey, job.id);
@@ -120,23 +122,26 @@ export class JobModel {
     return taken.sort((a, b) => a - b);
   }
 
+  /** Due pending jobs, most urgent first: by aging key (runAt − priority × agingMs), then id. */
+  urgent(agingMs: number): ModelJob[] {
+    const key = (j: ModelJob) => j.runAt - j.priority * agingMs;
+    return this.inState("pending").filter((j) => j.runAt <= this.now).sort((a, b) => key(a) - key(b) || a.id - b.id);
+  }
+
+  /** peekUrgent: the `limit` most urgent due jobs, most urgent first; nothing changes. */
+  peekUrgent(agingMs: number, limit: number): PendingEntry[] {
+    return this.urgent(agingMs).slice(0, Math.max(limit, 0)).map((j) => this.entry(j));
+  }
+
   /**
-   * claimNext: of the due pending jobs whose type has room, the oldest `limit × window` by run time,
-   * then the most urgent by (runAt − priority × agingMs, id), each capped type up to its room.
-   * When more jobs are eligible than the window holds, which rows it holds depends on ties the
-   * store may break either way: the model then gives bounds only. `fullTypesInWindow` (a known
-   * SQLite bug) gives bounds only as soon as all due rows, full types included, overflow the window.
+   * claimNext's choice (ids ascending; the caller then claims them): the most urgent due jobs, up to
+   * `limit`, none of a type whose room is 0 or less and at most `room` of each capped type.
    */
-  predictClaimNext(limit: number, agingMs: number, caps: Map<string, number>, window: number, fullTypesInWindow = false): ClaimNextPrediction {
-    if (limit <= 0) return { exact: [] };
-    const due = this.inState("pending").filter((j) => j.runAt <= this.now);
-    const eligible = due.filter((j) => (caps.get(j.type) ?? 1) > 0);
-    if ((fullTypesInWindow ? due : eligible).length > limit * window) return { among: new Set(eligible.map((j) => j.id)), limit, room: caps };
-    eligible.sort((a, b) => a.runAt - a.priority * agingMs - (b.runAt - b.priority * agingMs) || a.id - b.id);
+  claimNextIds(limit: number, agingMs: number, caps: Map<string, number>): number[] {
     const room = new Map(caps);
     const chosen: number[] = [];
-    for (const j of eligible) {
-      if (chosen.length === limit) break;
+    for (const j of this.urgent(agingMs)) {
+      if (chosen.length >= limit) break;
       const left = room.get(j.type);
       if (left !== undefined) {
         if (left <= 0) continue;
@@ -144,7 +149,7 @@ export class JobModel {
       }
       chosen.push(j.id);
     }
-    return { exact: chosen.sort((a, b) => a - b) };
+    return chosen.sort((a, b) => a - b);
   }
 
   /** The job as a successful claim hands it to a worker. */
@@ -164,14 +169,16 @@ export class JobModel {
     return j;
   }
 
-  complete(refs: ClaimRef[], keep: boolean, results: (string | null)[]): boolean[] {
+  /** With `keep`, each job leaves a completed record (holding its key) that expires at keep.expiresAt. */
+  complete(refs: ClaimRef[], keep: { finishedAt: number; expiresAt: number } | undefined, results: (string | null)[]): boolean[] {
     return refs.map((r, i) => {
       const j = this.fenced(r);
       if (!j) return false;
       this.stopAttempt(j);
-      if (keep) {
+      if (keep !== undefined) {
         j.state = "completed";
-        j.finishedAt = this.now;
+        j.finishedAt = keep.finishedAt;
+        j.expiresAt = keep.expiresAt;
         j.result = results[i] ?? null;
       } else this.leave(j);
       return true;
@@ -180,7 +187,7 @@ export class JobModel {
 
   /** A cancelled running attempt: removed like a completion, never kept. */
   completeCancelled(refs: ClaimRef[]): boolean[] {
-    return this.complete(refs, false, []);
+    return this.complete(refs, undefined, []);
   }
 
   retry(moves: { id: number; attempt: number; runAt: number; error: string }[]): boolean[] {
@@ -238,6 +245,22 @@ export class JobModel {
       this.leave(j);
       return true;
     });
+  }
+
+  /**
+   * releaseStrays: every running attempt of `owner` but those of the jobs in `keep` back to pending
+   * at once, the attempt not counted, run time and last error as they were.
+   */
+  releaseStrays(owner: string, keep: number[]): PendingEntry[] {
+    const back: PendingEntry[] = [];
+    for (const j of this.inState("inflight")) {
+      if (j.owner !== owner || keep.includes(j.id)) continue;
+      this.stopAttempt(j);
+      j.state = "pending";
+      j.attempts -= 1;
+      back.push(this.entry(j));
+    }
+    return back;
   }
 
   /** Inflight jobs whose lease ended before now, by lease end: what the reaper takes first. */
@@ -310,9 +333,9 @@ export class JobModel {
     return jobs.length;
   }
 
-  /** Completed records finished before `before`, oldest first: what pruning takes first. */
-  prunable(before: number): ModelJob[] {
-    return this.inState("completed").filter((j) => j.finishedAt! < before).sort((a, b) => a.finishedAt! - b.finishedAt!);
+  /** Completed records expired by `at`, soonest expiry first: what pruning takes first. */
+  prunable(at: number): ModelJob[] {
+    return this.inState("completed").filter((j) => j.expiresAt! <= at).sort((a, b) => a.expiresAt! - b.expiresAt!);
   }
 
   /** pruneCompleted took these records (see cutAt). */

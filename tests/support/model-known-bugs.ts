@@ -6,7 +6,7 @@ import type { Rules } from "./model-run.ts";
 import type { JobSpec, Step } from "./model-steps.ts";
 
 /** What the store contract says, with nothing excused. */
-export const STRICT: Rules = { sameJobTwice: true, fullTypesInWindow: false };
+export const STRICT: Rules = { sameJobTwice: true, looseCapsBelowLimit: false };
 
 export interface KnownBug {
   what: string;
@@ -18,25 +18,26 @@ export interface KnownBug {
 
 const plainJob: JobSpec = { type: "a", priority: 0, maxAttempts: 1, delayMs: 0, timeoutMs: null, key: null, leased: false };
 
+// Found at seed 20261127 (the 154th run of the quick run, SQLite; shrunk by hand: fast-check kept a
+// burst of eight jobs), on both stores: claimNext takes the `limit` most urgent rows of each
+// priority (URGENT in src/store/postgres.ts, urgent() in src/store/sqlite.ts) before it applies
+// the caps, so more rows of a capped type than its room crowd other types' due rows out of the probe.
+const capsCrowdOut: KnownBug = {
+  what: "claimNext with a capped type takes up to its room of it and fills the rest of the limit with other types' due jobs",
+  excuse: { looseCapsBelowLimit: true },
+  shrunk: [
+    { op: "submit", node: 0, keyed: false, jobs: [{ ...plainJob, type: "b" }, { ...plainJob, type: "b" }, plainJob] },
+    { op: "claimNext", node: 0, limit: 2, agingMs: 1_000, caps: { a: null, b: 1 } },
+  ],
+};
+
 export const KNOWN_BUGS: Record<"sqlite" | "postgres", KnownBug[]> = {
-  // Found at seed 3 (1,500 runs): SQLite's claimNext takes its window of the oldest due rows
-  // before it leaves out the types at their limit, so 10 × limit older jobs of a full type hide
-  // every other type's due jobs (claimNextTx in src/store/sqlite.ts; PostgreSQL filters first).
-  sqlite: [{
-    what: "claimNext with caps leaves types at their limit out of the window, so they cannot hide other types' due jobs",
-    excuse: { fullTypesInWindow: true },
-    shrunk: [
-      { op: "submit", node: 0, keyed: false, jobs: Array.from({ length: 10 }, () => plainJob) },
-      { op: "tick", ms: 1_000 },
-      { op: "submit", node: 0, keyed: false, jobs: [{ ...plainJob, type: "b" }] },
-      { op: "claimNext", node: 0, limit: 1, agingMs: 1_000, caps: { a: 0, b: null } },
-    ],
-  }],
+  sqlite: [capsCrowdOut],
   // Found at seed 20261127 (the 8th run): PostgreSQL's fenced batch moves tell which refs took
   // effect by job id alone (tookEffect in src/store/postgres.ts), so a stale attempt named beside
   // the running attempt of the same job reports true too: extendLeases, complete,
   // completeCancelled, retry and bury all do.
-  postgres: [{
+  postgres: [capsCrowdOut, {
     what: "a batch naming a stale attempt beside the running attempt of the same job reports each claim's own fate",
     excuse: { sameJobTwice: false },
     shrunk: [
@@ -47,7 +48,7 @@ export const KNOWN_BUGS: Record<"sqlite" | "postgres", KnownBug[]> = {
   }],
 };
 
-/** The rules a regular run of `store` plays by: strict, but for its known bugs. */
-export function rulesFor(store: "sqlite" | "postgres"): Rules {
-  return Object.assign({ ...STRICT }, ...KNOWN_BUGS[store].map((b) => b.excuse));
+/** The rules a regular run of `store` plays by: strict, but for its known bugs (`but` one of them, to replay it). */
+export function rulesFor(store: "sqlite" | "postgres", but?: KnownBug): Rules {
+  return Object.assign({ ...STRICT }, ...KNOWN_BUGS[store].filter((b) => b !== but).map((b) => b.excuse));
 }

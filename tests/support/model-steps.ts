@@ -38,7 +38,9 @@ export type Step =
   | { op: "submit"; node: number; keyed: boolean; jobs: JobSpec[] }
   | { op: "claim"; node: number; picks: JobPick[]; leaseMs: number }
   | { op: "claimNext"; node: number; limit: number; agingMs: number; caps: { a: number | null; b: number | null } | null }
-  | { op: "complete"; picks: RefPick[]; keep: boolean; result: string | null }
+  | { op: "peekUrgent"; node: number; limit: number; agingMs: number }
+  /** keepMs: null completes without a record; else the record expires keepMs after it finished. */
+  | { op: "complete"; picks: RefPick[]; keepMs: number | null; result: string | null }
   | { op: "fail"; picks: RefPick[]; delayMs: number; permanent: boolean }
   | { op: "cancelPending"; picks: JobPick[] }
   | { op: "cancelRunning"; picks: RefPick[] }
@@ -46,11 +48,14 @@ export type Step =
   | { op: "tick"; ms: number }
   | { op: "reap"; limit: number }
   | { op: "release"; node: number; picks: RefPick[] }
+  /** keep: jobs by position among the node's running attempts (or, `any`, among every job). */
+  | { op: "releaseStrays"; node: number; keep: JobPick[] }
   | { op: "retryDead"; picks: JobPick[] }
   | { op: "retryDeadOfType"; type: (typeof TYPES)[number]; limit: number; asOfOffsetMs: number }
   | { op: "deleteDead"; picks: JobPick[] }
   | { op: "deleteDeadOfType"; type: (typeof TYPES)[number]; limit: number }
-  | { op: "prune"; beforeOffsetMs: number; limit: number }
+  /** Prune as of the model's clock shifted by atOffsetMs; legacyKeepMs only concerns records without an expiry (none here). */
+  | { op: "prune"; atOffsetMs: number; limit: number; legacyKeepMs: number }
   | { op: "restart"; node: number };
 
 /** The lease a claim takes; ticks are sized around it so leases expire now and then. */
@@ -76,20 +81,23 @@ const refPick: fc.Arbitrary<RefPick> = fc.record({
 });
 const picks = <T>(arb: fc.Arbitrary<T>, max: number) => fc.array(arb, { minLength: 1, maxLength: max });
 const limit = fc.constantFrom(100, 1, 2);
+// 60 s of aging per priority step outweighs the 20 s delays; 0 orders by run time alone.
+const agingMs = fc.constantFrom(1_000, 0, 60_000);
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant("submit" as const), node, keyed: fc.boolean(), jobs: picks(jobSpec, 4) }) },
-  // Now and then a burst, so claimNext sees more due rows than its window.
+  // Now and then a burst: long queues for claimNext and peekUrgent to cut, more rows of a capped type than its room.
   { weight: 1, arbitrary: fc.record({ op: fc.constant("submit" as const), node, keyed: fc.boolean(), jobs: fc.array(jobSpec, { minLength: 8, maxLength: 30 }) }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("claim" as const), node, picks: picks(jobPick, 4), leaseMs: fc.constantFrom(LEASE_MS, 1_000) }) },
   {
     weight: 3,
     arbitrary: fc.record({
-      op: fc.constant("claimNext" as const), node, limit: fc.constantFrom(1, 2, 3, 0), agingMs: fc.constantFrom(1_000, 0),
+      op: fc.constant("claimNext" as const), node, limit: fc.constantFrom(1, 2, 3, 0), agingMs,
       caps: fc.option(fc.record({ a: fc.option(fc.nat(2)), b: fc.option(fc.nat(2)) }), { freq: 3 }),
     }),
   },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant("complete" as const), picks: picks(refPick, 3), keep: fc.boolean(), result: fc.constantFrom(null, "ok") }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("peekUrgent" as const), node, limit: fc.constantFrom(1, 2, 3, 0, 100), agingMs }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant("complete" as const), picks: picks(refPick, 3), keepMs: fc.constantFrom(null, null, null, 0, 1_000, 3_600_000), result: fc.constantFrom(null, "ok") }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("fail" as const), picks: picks(refPick, 3), delayMs: fc.constantFrom(0, 1_000, 20_000), permanent: fc.constantFrom(false, false, true) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("cancelPending" as const), picks: picks(jobPick, 3) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("cancelRunning" as const), picks: picks(refPick, 2) }) },
@@ -97,11 +105,17 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant("tick" as const), ms: fc.constantFrom(1_000, 1, LEASE_MS, 30_000) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("reap" as const), limit }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("release" as const), node, picks: picks(refPick, 3) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("releaseStrays" as const), node, keep: fc.array(jobPick, { maxLength: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("retryDead" as const), picks: picks(jobPick, 3) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("retryDeadOfType" as const), type, limit, asOfOffsetMs: fc.constantFrom(0, -1_000) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("deleteDead" as const), picks: picks(jobPick, 3) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("deleteDeadOfType" as const), type, limit }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant("prune" as const), beforeOffsetMs: fc.constantFrom(1, 0, -10_000), limit }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("prune" as const), atOffsetMs: fc.constantFrom(0, -1, 1_000, 3_600_000), limit, legacyKeepMs: fc.constantFrom(0, 1_000, 86_400_000),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("restart" as const), node }) },
 );
 

@@ -1,7 +1,9 @@
 // model-targets.ts (test support): the real stores a model-based run drives, one fresh empty store
 // per sequence: SQLite in a new temp file, PostgreSQL in one throwaway database emptied between
-// sequences. Two nodes: on PostgreSQL two Store instances on the database, on SQLite (one process
-// per file) two owner names on the one store. Nothing here decides what a store should answer.
+// sequences. Two nodes, node-a and node-b: on PostgreSQL two Store instances on the database, each
+// holding its own node id as a process does at start (holdNodeId, taken again after a restart), on
+// SQLite (one process per file) two owner names on the one store. Nothing here decides what a
+// store should answer.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,17 +11,21 @@ import postgres from "postgres";
 import { createPostgresStore } from "../../src/store/postgres.ts";
 import { createSqliteStore } from "../../src/store/sqlite.ts";
 import type { Store } from "../../src/store/store.ts";
+import { NODES } from "./model-steps.ts";
 import { createTestDatabase } from "./pg.ts";
 
 export interface ModelTarget {
   readonly name: string;
-  /** The window claimNext looks at, in multiples of its limit (CLAIM_NEXT_WINDOW in both stores). */
-  readonly claimNextWindow: number;
+  /** Whether each node is a store instance of its own (PostgreSQL), so node ids are held apart. */
+  readonly separateNodes: boolean;
   /** Fresh, migrated, empty store(s) for one sequence. */
   begin(): Promise<void>;
   /** The store node `node` talks to. */
   store(node: number): Store;
-  /** Close that node's store and open it again on the same file or database (a process restart). */
+  /**
+   * Close that node's store and open it again on the same file or database, holding its node id
+   * again (a process restart: close must have let the id go).
+   */
   restart(node: number): Promise<Store>;
   /** After a sequence (passed or not). */
   end(): Promise<void>;
@@ -32,22 +38,23 @@ export function sqliteTarget(): ModelTarget {
   let run = 0;
   let path = "";
   let store: Store | null = null;
-  const open = async () => {
+  const open = async (node: number) => {
     const s = createSqliteStore({ path });
     await s.migrate();
+    await s.holdNodeId(NODES[node]!);
     return (store = s);
   };
   return {
     name: "sqlite",
-    claimNextWindow: 10,
+    separateNodes: false,
     async begin() {
       path = join(dir, `run-${++run}.db`);
-      await open();
+      await open(0);
     },
     store: () => store!,
-    async restart() {
+    async restart(node) {
       await store!.close();
-      return await open();
+      return await open(node);
     },
     async end() {
       await store?.close();
@@ -63,22 +70,23 @@ export function sqliteTarget(): ModelTarget {
 export async function postgresTarget(): Promise<ModelTarget> {
   const db = await createTestDatabase("jq_model");
   const admin = postgres(db.url, { max: 1, onnotice: () => {} });
-  const open = async () => {
+  const open = async (node: number) => {
     const s = createPostgresStore({ url: db.url, max: 4 });
     await s.migrate();
+    await s.holdNodeId(NODES[node]!);
     return s;
   };
-  const stores: Store[] = [await open(), await open()];
+  const stores: Store[] = [await open(0), await open(1)];
   return {
     name: "postgres",
-    claimNextWindow: 10,
+    separateNodes: true,
     async begin() {
       await admin`TRUNCATE pending_jobs, inflight_jobs, dead_jobs, completed_jobs, idempotency_keys, jobqueue_nodes`;
     },
     store: (node) => stores[node]!,
     async restart(node) {
       await stores[node]!.close();
-      return (stores[node] = await open());
+      return (stores[node] = await open(node));
     },
     async end() {},
     async dispose() {
