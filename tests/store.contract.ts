@@ -344,6 +344,21 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.complete([...got, ...rest].map((j) => ({ id: j.id, attempt: 1 })));
     });
 
+    test("claimNext with a capped type older than the rest still fills its limit with other types' due jobs", async () => {
+      const late = T0 + 25_000_000;
+      for (;;) {
+        const left = await store.claimNext(1000, "sweeper", late - 1, LEASE, 0);
+        if (left.length === 0) break;
+        await store.complete(left.map((j) => ({ id: j.id, attempt: j.attempts })));
+      }
+      const capped = await store.insert(Array.from({ length: 20 }, (_, i) => job({ type: "crowd", runAt: late + i })), T0);
+      const [other] = await store.insert([job({ type: "other", runAt: late + 100 })], T0);
+      const got = await store.claimNext(2, "me", late + 1000, LEASE, 0, [{ type: "crowd", room: 1 }]);
+      expect(got.map((j) => j.id)).toEqual([capped[0]!, other!]);
+      await store.complete(got.map((j) => ({ id: j.id, attempt: 1 })));
+      await store.cancelPending(capped);
+    });
+
     test("node heartbeats count the nodes alive since a moment, and a clean stop removes one", async () => {
       expect(await store.heartbeatNode("node-a", T0, T0 - 1000)).toBe(1);
       expect(await store.heartbeatNode("node-b", T0 + 100, T0 - 1000)).toBe(2);

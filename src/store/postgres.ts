@@ -92,20 +92,32 @@ const FROM_DEAD = (runAt: string) => `
   RETURNING ${ENTRY_COLS}`;
 
 /**
- * The most urgent due pending rows by aging key: the `limit` oldest of each priority (one probe of
- * pending_jobs_priority_run_at_idx per priority), which hold the `limit` most urgent overall, with
- * their `key` (run_at − priority × aging, in ms). `claiming` locks them FOR UPDATE SKIP LOCKED, so
- * idle nodes never fight over one backlog, and leaves out the types in `$full` (SQL expressions).
+ * The most urgent due pending rows by aging key, with their `key` (run_at − priority × aging, in
+ * ms): the `limit` oldest of each priority (one probe of pending_jobs_priority_run_at_idx per
+ * priority), which hold the `limit` most urgent overall. `claiming` locks them FOR UPDATE SKIP
+ * LOCKED, so idle nodes never fight over one backlog, and applies per-type caps (SQL expressions):
+ * types in `$capped` are left out of that probe and get probes of their own, `room` rows of each
+ * per priority, so a capped type's backlog cannot crowd the others out (types with no room are
+ * passed with room 0 and so contribute nothing).
  */
-const URGENT = (now: string, limit: string, agingMs: string, claiming?: { full: string }) => `
+const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTypes: string; capRooms: string }) => `
   SELECT c.*, extract(epoch from c.run_at) * 1000 - c.priority * ${agingMs}::float8 AS key
   FROM generate_series(0, 100) AS p(priority)
   CROSS JOIN LATERAL (
     SELECT id, type, priority, run_at, created_at FROM pending_jobs
     WHERE priority = p.priority AND run_at <= to_timestamp(${now}::float8 / 1000)
-      ${claiming ? `AND type <> ALL(${claiming.full})` : ""}
+      ${claiming ? `AND type <> ALL(${claiming.capTypes})` : ""}
     ORDER BY run_at, id LIMIT ${limit}
-    ${claiming ? "FOR UPDATE SKIP LOCKED" : ""}) c`;
+    ${claiming ? "FOR UPDATE SKIP LOCKED" : ""}) c
+  ${claiming ? `UNION ALL
+  SELECT c.*, extract(epoch from c.run_at) * 1000 - c.priority * ${agingMs}::float8
+  FROM generate_series(0, 100) AS p(priority)
+  CROSS JOIN unnest(${claiming.capTypes}, ${claiming.capRooms}) AS k(type, room)
+  CROSS JOIN LATERAL (
+    SELECT id, type, priority, run_at, created_at FROM pending_jobs
+    WHERE priority = p.priority AND type = k.type AND run_at <= to_timestamp(${now}::float8 / 1000)
+    ORDER BY run_at, id LIMIT least(k.room, ${limit})
+    FOR UPDATE SKIP LOCKED) c` : ""}`;
 
 interface JobRow {
   id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;
@@ -503,10 +515,8 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       if (limit <= 0) return [];
       // The most urgent due rows nobody else is claiming; types at their limit in the caller are
       // left out, and of each capped type at most its room is taken, most urgent first.
-      const full = caps.filter((c) => c.room <= 0).map((c) => c.type);
-      const open = caps.filter((c) => c.room > 0);
       const rows = await sql.unsafe<JobRow[]>(`
-        WITH cand AS (${URGENT("$1", "$2", "$3", { full: "$8::text[]" })}),
+        WITH cand AS (${URGENT("$1", "$2", "$3", { capTypes: "$6::text[]", capRooms: "$7::int4[]" })}),
         caps AS (SELECT * FROM unnest($6::text[], $7::int4[]) AS c(type, room)),
         ranked AS (
           SELECT cand.id, cand.key, c.room, row_number() OVER (PARTITION BY cand.type ORDER BY cand.key, cand.id) AS rn
@@ -514,7 +524,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
         chosen AS (SELECT id FROM ranked WHERE room IS NULL OR rn <= room ORDER BY key, id LIMIT $2),
         moved AS (DELETE FROM pending_jobs WHERE id IN (SELECT id FROM chosen) RETURNING *)
         ${CLAIM_INTO_INFLIGHT("$1", "$4", "$5")}`,
-        [now, limit, agingMs, now + leaseMs, owner, open.map((c) => c.type), open.map((c) => c.room), full] as never[], { prepare: true });
+        [now, limit, agingMs, now + leaseMs, owner, caps.map((c) => c.type), caps.map((c) => Math.max(0, c.room))] as never[], { prepare: true });
       return rows.map(toClaimed);
     },
 

@@ -109,6 +109,8 @@ function prepareStatements(db: Database) {
     dueOfPriority: p<PendingEntry, [priority: number, now: number, skipTypes: string, limit: number]>(
       `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE priority = ? AND run_at <= ?
          AND type NOT IN (SELECT value FROM json_each(?)) ORDER BY run_at, id LIMIT ?`),
+    dueOfPriorityType: p<PendingEntry, [priority: number, type: string, now: number, limit: number]>(
+      `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE priority = ? AND type = ? AND run_at <= ? ORDER BY run_at, id LIMIT ?`),
     // A hand-back without a verdict (lease expired, restart) keeps the attempt counted, so a job
     // that kills its process on every run is dead-lettered after max_attempts runs, not looped.
     handBackDead: p<never, [error: string, failedAt: number, id: number]>(`
@@ -330,13 +332,18 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
 
   /**
    * The most urgent due pending rows by aging key (run_at − priority × agingMs, then id), most urgent
-   * first: the `limit` oldest of each priority hold the `limit` most urgent overall.
+   * first: the `limit` oldest of each priority hold the `limit` most urgent overall. Capped types are
+   * left out of those probes and get their own, at most `room` rows per priority, so a capped type's
+   * backlog cannot crowd the others out (room 0: none).
    */
-  const urgent = (now: number, agingMs: number, limit: number, skipTypes: string[] = []) => {
+  const urgent = (now: number, agingMs: number, limit: number, caps: TypeCap[] = []) => {
     const s = q();
-    const skip = JSON.stringify(skipTypes);
+    const skip = JSON.stringify(caps.map((c) => c.type));
     const rows: PendingEntry[] = [];
-    for (let priority = 0; priority <= MAX_PRIORITY; priority++) rows.push(...s.dueOfPriority.all(priority, now, skip, limit));
+    for (let priority = 0; priority <= MAX_PRIORITY; priority++) {
+      rows.push(...s.dueOfPriority.all(priority, now, skip, limit));
+      for (const c of caps) if (c.room > 0) rows.push(...s.dueOfPriorityType.all(priority, c.type, now, Math.min(c.room, limit)));
+    }
     const key = (e: PendingEntry) => e.runAt - e.priority * agingMs;
     return rows.sort((a, b) => key(a) - key(b) || a.id - b.id);
   };
@@ -345,7 +352,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     // Per-type caps: full types are left out, capped ones taken up to their room, most urgent first.
     const room = new Map(caps.map((c) => [c.type, c.room]));
     const chosen: number[] = [];
-    for (const e of urgent(now, agingMs, limit, caps.filter((c) => c.room <= 0).map((c) => c.type))) {
+    for (const e of urgent(now, agingMs, limit, caps)) {
       if (chosen.length === limit) break;
       const left = room.get(e.type);
       if (left !== undefined) {
