@@ -184,9 +184,12 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     return pullWanted && mayClaim() && !claimableReady();
   }
 
-  /** Set the sweep of stray leases going once no claim or leased insert is out. */
+  /**
+   * Set the sweep of stray leases going once no claim or leased insert is out and no back-off is
+   * pending (a failed sweep is retried when its back-off ends). stop() makes the last one itself.
+   */
   function maybeSweep(): void {
-    if (!strayWanted || sweeping || claimsOut.size > 0 || claiming > 0 || !started) return;
+    if (!strayWanted || sweeping || stopping || claimRetryTimer || claimsOut.size > 0 || claiming > 0 || !started) return;
     void sweepStrays();
   }
 

@@ -199,6 +199,28 @@ describe("PostgreSQL out of reach", () => {
     }
   });
 
+  test("a claim whose answer was lost, then an outage: the node retries handing back its stray leases calmly and still shuts down", async () => {
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (msg: string) => void warnings.push(msg), error: (msg: string) => void warnings.push(msg) };
+    const q = await startQueue(createPostgresStore({ url: proxy.via(db.url), connectTimeoutS: 1 }), { t: () => {} }, { logger });
+    try {
+      // Due shortly, so the pool claims it from its heap: the claim's answer is the one lost.
+      const lost = proxy.loseAnswerTo("DELETE FROM pending_jobs WHERE id = ANY");
+      await q.submit([newJob({ runAt: Date.now() + 50 })]);
+      await lost;
+      proxy.down();
+      await waitFor(() => warnings.some((w) => w.startsWith("handing back stray leases failed")), { what: "a failed hand-back" });
+      await Bun.sleep(300); // long enough for a retry loop without a pause to run thousands of times
+      const tries = warnings.filter((w) => w.startsWith("handing back stray leases failed")).length;
+      expect(tries).toBeLessThanOrEqual(5);
+      await q.shutdown(100);
+      expect(q.state).toBe("stopped");
+    } finally {
+      proxy.up();
+      if (q.state !== "stopped") await q.shutdown(100);
+    }
+  });
+
   test("a submit whose commit answer was lost says outcome_unknown, and its retry with the same key makes no second job", async () => {
     const store = createPostgresStore({ url: proxy.via(db.url) });
     const q = await startQueue(store, { t: () => new Promise(() => {}) }, { workers: 1 });
