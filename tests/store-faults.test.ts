@@ -224,6 +224,15 @@ describe("PostgreSQL out of reach", () => {
   test("a submit whose commit answer was lost says outcome_unknown, and its retry with the same key makes no second job", async () => {
     const store = createPostgresStore({ url: proxy.via(db.url) });
     const q = await startQueue(store, { t: () => new Promise(() => {}) }, { workers: 1 });
+    const live = async () => {
+      const check = createPostgresStore({ url: db.url });
+      try {
+        return (await check.stats(Date.now())).types.reduce((n, t) => n + t.pending + t.scheduled + t.inflight, 0);
+      } finally {
+        await check.close();
+      }
+    };
+    const before = await live();
     try {
       // Keep the one worker busy so the keyed submit below is a plain insert, not a direct start.
       expect((await call(q, "POST", "/submit", { type: "t" })).status).toBe(202);
@@ -241,10 +250,10 @@ describe("PostgreSQL out of reach", () => {
       try {
         const view = await check.get(Number(again.body.id), Date.now());
         expect(view?.type).toBe("t");
-        expect((await check.stats(Date.now())).types.reduce((n, t) => n + t.pending + t.scheduled + t.inflight, 0)).toBe(2);
       } finally {
         await check.close();
       }
+      expect(await live()).toBe(before + 2); // the busy job and the keyed one, once
     } finally {
       await q.shutdown(100);
     }

@@ -8,8 +8,8 @@ interface Pair {
   upstream: Socket<unknown> | null;
   /** Client bytes that arrived before the upstream connection was open. */
   pending: Buffer[];
-  /** Cut after forwarding client bytes that contain this text. */
-  cutOn: string | null;
+  /** Set once the answer to what was just forwarded must never reach the client. */
+  muted: boolean;
 }
 
 export interface TcpProxy {
@@ -45,7 +45,8 @@ export function startTcpProxy(target: { host: string; port: number }): TcpProxy 
     if (armed && data.includes(armed.marker)) {
       const { done } = armed;
       armed = null;
-      // The database has the statement; close before its reply can travel back.
+      // The database has the statement; drop whatever it answers from now on, then close.
+      pair.muted = true;
       setTimeout(() => {
         cut(pair);
         done();
@@ -59,7 +60,7 @@ export function startTcpProxy(target: { host: string; port: number }): TcpProxy 
       port,
       socket: {
         open(client) {
-          const pair: Pair = { client, upstream: null, pending: [], cutOn: null };
+          const pair: Pair = { client, upstream: null, pending: [], muted: false };
           client.data = pair;
           pairs.add(pair);
           Bun.connect({
@@ -71,7 +72,7 @@ export function startTcpProxy(target: { host: string; port: number }): TcpProxy 
                 for (const chunk of pair.pending.splice(0)) forward(pair, chunk);
               },
               data(_upstream, data) {
-                if (pairs.has(pair)) pair.client.write(data);
+                if (pairs.has(pair) && !pair.muted) pair.client.write(data);
               },
               close() {
                 if (pairs.has(pair)) cut(pair);
