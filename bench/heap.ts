@@ -1,7 +1,7 @@
-// heap.ts (bench): PriorityHeap (src/heap.ts) against npm flatqueue on the same random keys (row 7):
+// heap.ts (bench): PriorityHeap (src/queue/heap.ts) against npm flatqueue on the same random keys (row 7):
 // push-heavy (push 1M, pop all) and pop-heavy (a steady 100k heap, pop+push interleaved). Runs the
 // subjects alternately, several rounds, and reports the median. Pure CPU: no database.
-import { PriorityHeap } from "../src/heap.ts";
+import { PriorityHeap } from "../src/queue/heap.ts";
 import { type Result, emit, fmtInt, log, median } from "./lib.ts";
 
 interface FlatQueueLike {

@@ -1,11 +1,11 @@
 // index.ts: the library API. Register TypeScript handlers, start a queue in-process, and serve it.
-export { createJobQueue, type JobQueue, type JobQueueOptions } from "./jobqueue.ts";
+export { createJobQueue, type JobQueue, type JobQueueOptions } from "./queue/jobqueue.ts";
 export { startServer, type RunningServer } from "./server.ts";
-export { loadConfig, helpText, ConfigError, type Config } from "./config.ts";
+export { loadConfig, helpText, ConfigError, type Config } from "./config/config.ts";
 export { createHandlerRegistry, type Handler, type HandlerRegistry, type JobContext, type TypePolicy } from "./handlers/handler.ts";
 export { createWebhookHandler } from "./handlers/webhook.ts";
 export { createPostgresStore } from "./store/postgres.ts";
 export type { Store, NewJob, JobView, JobState } from "./store/store.ts";
 export { PermanentError, JobQueueError } from "./errors.ts";
 export { createLogger, type Logger } from "./logger.ts";
-export { createClient, JobQueueClientError, type JobQueueClient, type ClientOptions, type SubmitJob, type Job } from "./client.ts";
+export { createClient, JobQueueClientError, type JobQueueClient, type ClientOptions, type SubmitJob, type Job } from "./client/client.ts";

@@ -3,8 +3,8 @@
 // --help, --version), and owns process concerns: signals, exit codes, last-resort error logs.
 import { hostname } from "node:os";
 import pkg from "../package.json" with { type: "json" };
-import { CLIENT_HELP, isClientCommand, runClientCommand } from "./cli.ts";
-import { ConfigError, helpText, loadConfig } from "./config.ts";
+import { CLIENT_HELP, isClientCommand, runClientCommand } from "./client/cli.ts";
+import { ConfigError, helpText, loadConfig } from "./config/config.ts";
 import { NodeIdInUseError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 import { openStore, startServer } from "./server.ts";

@@ -2,18 +2,18 @@
 // types, starts the queue, then opens the HTTP port behind the edge, origin and token gates. Returns handles to stop
 // it. Installs no signal handlers, and never logs a token, a secret or a database password.
 import { readFile } from "node:fs/promises";
-import { ConfigError, type Config } from "./config.ts";
+import { ConfigError, type Config } from "./config/config.ts";
 import { registryFromTypes } from "./handlers/from-config.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
 import { bearerGate, isValidToken, TOKEN_RULE, type FetchHandler } from "./http/auth.ts";
 import { edgeGate } from "./http/edge.ts";
 import { isLoopbackHost, originGate } from "./http/origin.ts";
-import { createJobQueue, type JobQueue } from "./jobqueue.ts";
+import { createJobQueue, type JobQueue } from "./queue/jobqueue.ts";
 import type { Logger } from "./logger.ts";
 import { createPostgresStore } from "./store/postgres.ts";
 import { createSqliteStore } from "./store/sqlite.ts";
 import type { Store } from "./store/store.ts";
-import { loadTypesFile } from "./types-config.ts";
+import { loadTypesFile } from "./config/types-file.ts";
 
 export interface RunningServer {
   queue: JobQueue;

@@ -1,6 +1,6 @@
 // backoff.test.ts: exponential back-off with full jitter stays inside its bounds.
 import { expect, test } from "bun:test";
-import { backoffMs } from "../src/backoff.ts";
+import { backoffMs } from "../src/queue/backoff.ts";
 
 const policy = { baseMs: 1000, capMs: 3_600_000 };
 

@@ -1,7 +1,7 @@
 // batcher.test.ts: group commit: what arrives while a flush is out leaves together in the next
 // one, each caller gets its own result, failures reach exactly the callers of that flush.
 import { expect, test } from "bun:test";
-import { createBatcher } from "../src/batcher.ts";
+import { createBatcher } from "../src/queue/batcher.ts";
 import { StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError } from "../src/errors.ts";
 
 function gatedRunner() {

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseClientArgs } from "../src/cli.ts";
-import { ConfigError } from "../src/config.ts";
+import { parseClientArgs } from "../src/client/cli.ts";
+import { ConfigError } from "../src/config/config.ts";
 import { ensureBinary, startBinary, type RunningBinary } from "./support/binary.ts";
 import { waitFor } from "./support/wait.ts";
 

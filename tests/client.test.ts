@@ -1,12 +1,12 @@
-// client.test.ts: the typed client (src/client.ts) against a real server (Bun.serve on a free port,
+// client.test.ts: the typed client (src/client/client.ts) against a real server (Bun.serve on a free port,
 // behind a bearer token): submit with and without idempotency keys, read, cancel, dead letters
 // one by one, page by page and in bulk, stats, and errors with their status and code.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { JobQueueClientError, createClient } from "../src/client.ts";
-import { loadConfig } from "../src/config.ts";
+import { JobQueueClientError, createClient } from "../src/client/client.ts";
+import { loadConfig } from "../src/config/config.ts";
 import { createHandlerRegistry } from "../src/handlers/handler.ts";
 import { createLogger } from "../src/logger.ts";
 import { startServer, type RunningServer } from "../src/server.ts";

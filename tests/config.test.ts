@@ -4,8 +4,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, helpText, loadConfig } from "../src/config.ts";
-import { loadTypesFile, parseDurationMs, parseTypesConfig } from "../src/types-config.ts";
+import { ConfigError, helpText, loadConfig } from "../src/config/config.ts";
+import { loadTypesFile, parseDurationMs, parseTypesConfig } from "../src/config/types-file.ts";
 
 const HOST = "box";
 

@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { createExecHandler, RESULT_LIMIT } from "../src/handlers/exec.ts";
 import { jobContext } from "../src/handlers/handler.ts";
 import { registryFromTypes } from "../src/handlers/from-config.ts";
-import { createJobQueue } from "../src/jobqueue.ts";
+import { createJobQueue } from "../src/queue/jobqueue.ts";
 import { createLogger } from "../src/logger.ts";
 import { createSqliteStore } from "../src/store/sqlite.ts";
-import { loadTypesFile, parseTypesConfig } from "../src/types-config.ts";
+import { loadTypesFile, parseTypesConfig } from "../src/config/types-file.ts";
 import { call } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";
 

@@ -1,6 +1,6 @@
 // heap.test.ts: PriorityHeap against a sort oracle on random data, with ties and growth.
 import { describe, expect, test } from "bun:test";
-import { PriorityHeap } from "../src/heap.ts";
+import { PriorityHeap } from "../src/queue/heap.ts";
 import { prng } from "./support/prng.ts";
 
 

@@ -8,7 +8,7 @@ import postgres from "postgres";
 import { PermanentError } from "../src/errors.ts";
 import type { Handler } from "../src/handlers/handler.ts";
 import { DEAD_PAGE_MAX_BYTES } from "../src/http/api-schema.ts";
-import type { JobQueue, JobQueueOptions } from "../src/jobqueue.ts";
+import type { JobQueue, JobQueueOptions } from "../src/queue/jobqueue.ts";
 import type { Store } from "../src/store/store.ts";
 import { STORE_KINDS, startQueue, storeSite, type StoreKind } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";

@@ -5,7 +5,7 @@ import postgres from "postgres";
 import { createHandlerRegistry, type Handler } from "../src/handlers/handler.ts";
 import { createWebhookHandler } from "../src/handlers/webhook.ts";
 import { PermanentError } from "../src/errors.ts";
-import { createJobQueue, type JobQueue } from "../src/jobqueue.ts";
+import { createJobQueue, type JobQueue } from "../src/queue/jobqueue.ts";
 import { createLogger } from "../src/logger.ts";
 import { createPostgresStore } from "../src/store/postgres.ts";
 import { createTestDatabase, PG_ADMIN_URL } from "./support/pg.ts";

@@ -1,6 +1,6 @@
 // rate-window.test.ts: the per-second ring behind "completions in the last minute", on a fake clock.
 import { expect, test } from "bun:test";
-import { RateWindow } from "../src/rate-window.ts";
+import { RateWindow } from "../src/queue/rate-window.ts";
 
 test("events count for exactly the last 60 seconds, this one included", () => {
   const w = new RateWindow(60);

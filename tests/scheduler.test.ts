@@ -1,6 +1,6 @@
 // scheduler.test.ts: aging order, ties, scheduled jobs and the timer, on a fake clock.
 import { describe, expect, test } from "bun:test";
-import { createScheduler } from "../src/scheduler.ts";
+import { createScheduler } from "../src/queue/scheduler.ts";
 
 function popAll(s: ReturnType<typeof createScheduler>) {
   const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };

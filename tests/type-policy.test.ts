@@ -3,7 +3,7 @@
 // pulled from the store respect the limit too.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { registryFromTypes } from "../src/handlers/from-config.ts";
-import { parseTypesConfig } from "../src/types-config.ts";
+import { parseTypesConfig } from "../src/config/types-file.ts";
 import { STORE_KINDS, call, startQueue, storeSite } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";
 

@@ -7,10 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHandlerRegistry } from "../src/handlers/handler.ts";
 import { createLogger } from "../src/logger.ts";
-import { createScheduler } from "../src/scheduler.ts";
+import { createScheduler } from "../src/queue/scheduler.ts";
 import { createSqliteStore } from "../src/store/sqlite.ts";
 import type { Store } from "../src/store/store.ts";
-import { createWorkerPool } from "../src/workers.ts";
+import { createWorkerPool } from "../src/pool/pool.ts";
 import { job } from "./store.contract.ts";
 import { waitFor } from "./support/wait.ts";
 

@@ -1,6 +1,6 @@
 // from-config.ts: builds the handler registry of the shipped binary from the job types file
 // (webhook, command and built-in handlers). Library users register their own functions instead.
-import type { TypeConfig } from "../types-config.ts";
+import type { TypeConfig } from "../config/types-file.ts";
 import { createHandlerRegistry, type HandlerRegistry, type TypePolicy } from "./handler.ts";
 import { createExecHandler } from "./exec.ts";
 import { createWebhookHandler } from "./webhook.ts";

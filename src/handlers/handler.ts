@@ -1,6 +1,6 @@
 // handler.ts: what a job handler is, and the registry that maps job types to handlers and
 // their per-type policy. The registry runs nothing itself.
-import type { BackoffPolicy } from "../backoff.ts";
+import type { BackoffPolicy } from "../queue/backoff.ts";
 
 export interface JobContext {
   id: number;

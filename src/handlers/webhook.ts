@@ -1,7 +1,7 @@
 // webhook.ts: the built-in webhook handler: POST the job to a URL taken from config (never from
 // the job), signed when a secret is set; 2xx = done. Any other status, a connection error or the
 // abort signal = failed attempt. Never puts the secret or the configured headers in an error.
-import { SIGNATURE_HEADER, signatureHeader } from "../signing.ts";
+import { SIGNATURE_HEADER, signatureHeader } from "./signing.ts";
 import type { Handler } from "./handler.ts";
 
 export interface WebhookOptions {

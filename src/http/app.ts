@@ -11,9 +11,9 @@ import {
   JobQueueError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, badRequest, errorMessage, methodNotAllowed,
   notFound, payloadTooLarge, unsupportedMediaType,
 } from "../errors.ts";
-import type { CancelResult } from "../cancellation.ts";
-import type { DeadLetters } from "../dead-letters.ts";
-import type { Stats } from "../stats.ts";
+import type { CancelResult } from "../ops/cancellation.ts";
+import type { DeadLetters } from "../ops/dead-letters.ts";
+import type { Stats } from "../ops/stats.ts";
 import type { Logger } from "../logger.ts";
 import type { InsertResult, JobView, NewJob } from "../store/store.ts";
 import {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHandlerRegistry, type Handler, type TypePolicy } from "../../src/handlers/handler.ts";
-import { createJobQueue, type JobQueue, type JobQueueOptions } from "../../src/jobqueue.ts";
+import { createJobQueue, type JobQueue, type JobQueueOptions } from "../../src/queue/jobqueue.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createPostgresStore } from "../../src/store/postgres.ts";
 import { createSqliteStore } from "../../src/store/sqlite.ts";

@@ -2,8 +2,8 @@
 // (from the store, so they cover every process on the database), and completions in the last
 // minute (this process). No SQL here; store faults propagate as they are (the HTTP app answers
 // them with 503).
-import type { RateWindow } from "./rate-window.ts";
-import type { Store } from "./store/store.ts";
+import type { RateWindow } from "../queue/rate-window.ts";
+import type { Store } from "../store/store.ts";
 
 export interface StatsDeps {
   store: Store;

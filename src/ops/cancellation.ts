@@ -1,8 +1,8 @@
 // cancellation.ts: cancelling one job wherever it is. A pending or scheduled row is deleted; a job
 // running in this process has its signal fired and its row removed when the handler returns. No
 // SQL here; store faults propagate as they are (the HTTP app answers them with 503).
-import { JobQueueError } from "./errors.ts";
-import type { Store } from "./store/store.ts";
+import { JobQueueError } from "../errors.ts";
+import type { Store } from "../store/store.ts";
 
 /**
  * - removed: it was pending or scheduled and is gone.

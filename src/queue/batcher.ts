@@ -2,7 +2,7 @@
 // (one transaction); each caller is answered only when its flush resolves. A flush that fails for
 // something one member may have caused is retried in halves, so one caller's fault is never another
 // caller's answer. No SQL here.
-import { mayRetryApart } from "./errors.ts";
+import { mayRetryApart } from "../errors.ts";
 
 export interface Batcher<I, O> {
   /** Queue one item; resolves with its result after the flush that carried it committed. */

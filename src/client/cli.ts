@@ -4,8 +4,8 @@
 // code. Reads no process state itself: main.ts hands in argv, env and the output streams.
 import { readFile } from "node:fs/promises";
 import { JobQueueClientError, createClient, type JobQueueClient, type SubmitJob } from "./client.ts";
-import { ConfigError } from "./config.ts";
-import { TOKEN_RULE, isValidToken } from "./http/auth.ts";
+import { ConfigError } from "../config/config.ts";
+import { TOKEN_RULE, isValidToken } from "../http/auth.ts";
 
 export const CLIENT_COMMANDS = ["submit", "stats", "dead"] as const;
 

@@ -2,9 +2,9 @@
 // this process's scheduler, so a dead worker's jobs run again without a restart; prunes expired
 // completed records in short batches; then calls `afterTick` (the queue uses it to look
 // for work its heap does not hold). No SQL here.
-import { errorMessage } from "./errors.ts";
-import type { Logger } from "./logger.ts";
-import type { PendingEntry, Store } from "./store/store.ts";
+import { errorMessage } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { PendingEntry, Store } from "../store/store.ts";
 
 export interface ReaperDeps {
   store: Store;

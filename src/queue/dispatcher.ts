@@ -3,10 +3,10 @@
 // fails gets the store's fault as it is (errors.ts): unavailable (nothing stored), outcome unknown,
 // or its own data refused (the batcher retries the others apart).
 import { createBatcher } from "./batcher.ts";
-import { JobQueueError, StoreOutcomeUnknownError, errorMessage } from "./errors.ts";
-import type { Logger } from "./logger.ts";
+import { JobQueueError, StoreOutcomeUnknownError, errorMessage } from "../errors.ts";
+import type { Logger } from "../logger.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { ClaimedJob, InsertResult, NewJob, Store } from "./store/store.ts";
+import type { ClaimedJob, InsertResult, NewJob, Store } from "../store/store.ts";
 
 /** The worker pool's side of starting a job in its insert's own transaction. */
 export interface DirectStart {

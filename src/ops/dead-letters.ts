@@ -1,8 +1,8 @@
 // dead-letters.ts: operator actions on dead jobs (list, retry, delete, one at a time or a whole
 // type in bounded chunks). Retried jobs are handed to `onRetried` for the scheduler. No SQL here;
 // store faults propagate as they are (the HTTP app answers them with 503).
-import type { Logger } from "./logger.ts";
-import type { DeadQuery, JobView, PendingEntry, Store } from "./store/store.ts";
+import type { Logger } from "../logger.ts";
+import type { DeadQuery, JobView, PendingEntry, Store } from "../store/store.ts";
 
 export interface DeadLettersDeps {
   store: Store;

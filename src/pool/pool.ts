@@ -1,15 +1,15 @@
-// workers.ts: the worker pool. Claims batches sized to free slots, runs handlers with a timeout
+// pool.ts: the worker pool. Claims batches sized to free slots, runs handlers with a timeout
 // and an AbortSignal, heartbeats leases, and settles each attempt with one fenced store move.
 // It never decides order (the scheduler does) and never writes SQL (the store does).
-import { backoffMs, type BackoffPolicy } from "./backoff.ts";
-import { createBatcher } from "./batcher.ts";
+import { backoffMs, type BackoffPolicy } from "../queue/backoff.ts";
+import { createBatcher } from "../queue/batcher.ts";
 import {
   AttemptTimeoutError, CancelledError, LeaseLostError, PermanentError, ShutdownError, StoreOutcomeUnknownError, errorMessage,
-} from "./errors.ts";
-import { jobContext, type HandlerRegistry } from "./handlers/handler.ts";
-import type { Logger } from "./logger.ts";
-import type { Scheduler } from "./scheduler.ts";
-import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, Store, TypeCap } from "./store/store.ts";
+} from "../errors.ts";
+import { jobContext, type HandlerRegistry } from "../handlers/handler.ts";
+import type { Logger } from "../logger.ts";
+import type { Scheduler } from "../queue/scheduler.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, Store, TypeCap } from "../store/store.ts";
 
 export interface WorkerEvents {
   started(type: string, waitMs: number): void;

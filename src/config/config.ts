@@ -2,10 +2,10 @@
 // which also writes --help. Pure: never reads process.env or process.argv, never exits or prints.
 
 import { DURATION_UNITS, durationMs } from "./duration.ts";
-import { TOKEN_RULE, isValidToken } from "./http/auth.ts";
-import { ALLOWED_HOST_RULE, isAllowedHostPattern } from "./http/origin.ts";
-import { LOG_LEVELS, type LogLevel } from "./logger.ts";
-import { SECRET_RULE, isValidSecret } from "./signing.ts";
+import { TOKEN_RULE, isValidToken } from "../http/auth.ts";
+import { ALLOWED_HOST_RULE, isAllowedHostPattern } from "../http/origin.ts";
+import { LOG_LEVELS, type LogLevel } from "../logger.ts";
+import { SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
 
 /** A bad setting; its message is one line naming what is wrong and what is accepted. */
 export class ConfigError extends Error {

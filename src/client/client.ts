@@ -4,8 +4,8 @@
 import type { z } from "zod";
 import type {
   countReply, deadPage, jobView, statsReply, submitBatchReply, submitReply,
-} from "./http/api-schema.ts";
-import type { jobSchema } from "./http/submit-schema.ts";
+} from "../http/api-schema.ts";
+import type { jobSchema } from "../http/submit-schema.ts";
 
 /** One job as a producer sends it. */
 export type SubmitJob = z.input<typeof jobSchema>;

@@ -3,20 +3,20 @@
 // reads no environment: main.ts and library users hand it real resources.
 import type { Hono } from "hono";
 import type { BackoffPolicy } from "./backoff.ts";
-import { createCancellation } from "./cancellation.ts";
-import { createDeadLetters } from "./dead-letters.ts";
+import { createCancellation } from "../ops/cancellation.ts";
+import { createDeadLetters } from "../ops/dead-letters.ts";
 import { createDispatcher } from "./dispatcher.ts";
-import { NodeIdInUseError, badRequest, errorMessage } from "./errors.ts";
-import type { HandlerRegistry } from "./handlers/handler.ts";
-import { createApp } from "./http/app.ts";
-import { createLogger, type Logger } from "./logger.ts";
-import { createMetrics, LATENCY_BUCKETS_SECONDS, type Metrics } from "./metrics.ts";
+import { NodeIdInUseError, badRequest, errorMessage } from "../errors.ts";
+import type { HandlerRegistry } from "../handlers/handler.ts";
+import { createApp } from "../http/app.ts";
+import { createLogger, type Logger } from "../logger.ts";
+import { createMetrics, LATENCY_BUCKETS_SECONDS, type Metrics } from "../metrics.ts";
 import { createReaper } from "./reaper.ts";
 import { RateWindow } from "./rate-window.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
-import { createStats } from "./stats.ts";
-import type { NewJob, PendingEntry, Store } from "./store/store.ts";
-import { createWorkerPool, type WorkerPool } from "./workers.ts";
+import { createStats } from "../ops/stats.ts";
+import type { NewJob, PendingEntry, Store } from "../store/store.ts";
+import { createWorkerPool, type WorkerPool } from "../pool/pool.ts";
 
 export interface JobQueueOptions {
   store: Store;

@@ -1,4 +1,4 @@
-// types-config.ts: reads and checks the job types file (TOML or JSON) into one TypeConfig per type,
+// types-file.ts: reads and checks the job types file (TOML or JSON) into one TypeConfig per type,
 // resolving secret_env from the env it is handed. Says what each type runs (webhook, command or
 // builtin); builds no handlers, sends no requests, runs nothing, and never puts a secret or header
 // value in an error message.
@@ -8,7 +8,7 @@ import { dirname, extname, resolve as resolvePath } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "./config.ts";
 import { DURATION_UNITS, durationMs } from "./duration.ts";
-import { SECRET_RULE, isValidSecret } from "./signing.ts";
+import { SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
 
 /** Per-type policy beyond timeout and attempts; each field only present when the file sets it. */
 export interface TypeExtras {
