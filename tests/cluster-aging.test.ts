@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import type { JobContext } from "../src/handlers/handler.ts";
 import { createPostgresStore } from "../src/store/postgres.ts";
-import type { NewJob } from "../src/store/store.ts";
+import type { NewJob } from "../src/store/rows.ts";
 import { createTestDatabase } from "./support/pg.ts";
 import { startQueue } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";

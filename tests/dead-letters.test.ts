@@ -1,7 +1,10 @@
 // dead-letters.test.ts: dead-letter operations on a whole queue node, on both stores: listing with
 // a cursor, retrying one job so it runs again, deleting, and bulk actions across many chunks.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Store } from "../src/store/store.ts";
+import type { Store, StoreTestHooks } from "../src/store/store.ts";
+
+/** A store with the hooks only tests use (insert by ids, table counts). */
+type TestStore = Store & StoreTestHooks;
 import { STORE_KINDS, call, startQueue, storeSite } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -84,6 +87,6 @@ for (const kind of STORE_KINDS) {
 }
 
 /** The embedded store allows one open store per file: close the seeding one before the queue opens its own. */
-async function closeIfSqlite(kind: string, store: Store): Promise<void> {
+async function closeIfSqlite(kind: string, store: TestStore): Promise<void> {
   if (kind === "sqlite") await store.close();
 }

@@ -9,7 +9,10 @@ import { PermanentError } from "../src/errors.ts";
 import type { Handler } from "../src/handlers/handler.ts";
 import { DEAD_PAGE_MAX_BYTES } from "../src/http/api-schema.ts";
 import type { JobQueue, JobQueueOptions } from "../src/queue/jobqueue.ts";
-import type { Store } from "../src/store/store.ts";
+import type { Store, StoreTestHooks } from "../src/store/store.ts";
+
+/** A store with the hooks only tests use (insert by ids, table counts). */
+type TestStore = Store & StoreTestHooks;
 import { STORE_KINDS, startQueue, storeSite, type StoreKind } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -27,7 +30,7 @@ const HANDLERS = {
 
 interface Node {
   q: JobQueue;
-  store: Store;
+  store: TestStore;
   /** Rows in pending, inflight and dead. */
   rows(): Promise<number>;
 }

@@ -5,7 +5,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { StoreOutcomeUnknownError, StoreRejectedError } from "../src/errors.ts";
 import type { JobContext } from "../src/handlers/handler.ts";
-import type { NewJob, Store } from "../src/store/store.ts";
+import type { Store, StoreTestHooks } from "../src/store/store.ts";
+
+/** A store with the hooks only tests use (insert by ids, table counts). */
+type TestStore = Store & StoreTestHooks;
+import type { NewJob } from "../src/store/rows.ts";
 import { createPostgresStore } from "../src/store/postgres.ts";
 import { createTestDatabase } from "./support/pg.ts";
 import { STORE_KINDS, call, startQueue, storeSite } from "./support/queues.ts";
@@ -17,7 +21,7 @@ const newJob = (over: Partial<NewJob> = {}): NewJob => ({
 });
 
 /** The real store, except that the first call of `method` takes effect and then loses its answer. */
-function losingFirstAnswer<K extends "claim" | "insertKeyed">(store: Store, method: K): Store {
+function losingFirstAnswer<K extends "claim" | "add">(store: TestStore, method: K): TestStore {
   let lost = false;
   const real = store[method].bind(store) as (...a: unknown[]) => Promise<unknown>;
   return {
@@ -88,7 +92,7 @@ for (const kind of STORE_KINDS) {
 
     test("an insert that leased its job to this node and lost its answer costs no attempt either", async () => {
       const attempts: number[] = [];
-      const store = losingFirstAnswer(site.open(), "insertKeyed");
+      const store = losingFirstAnswer(site.open(), "add");
       const q = await startQueue(store, { t: (job: JobContext) => void attempts.push(job.attempt) }, { leaseMs: 60_000 });
       try {
         // An idle node starts a due job in its insert's own commit: the lost answer leaves it leased here.
@@ -110,11 +114,11 @@ for (const kind of STORE_KINDS) {
     const real = site.open();
     let unstall: () => void = () => {};
     const stalled = new Promise<void>((r) => (unstall = r));
-    const store: Store = {
+    const store: TestStore = {
       ...real,
-      insertKeyed: async (...args) => {
+      add: async (...args) => {
         await stalled;
-        return real.insertKeyed(...args);
+        return real.add(...args);
       },
     };
     const q = await startQueue(store, { t: () => {} }, { maxPendingBytes: 20_000 });

@@ -1,11 +1,15 @@
 // store.contract.ts: the one conformance suite every Store implementation must pass
 // (run by store.postgres.test.ts and, for the embedded store, store.sqlite.test.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { NewJob, Store } from "../src/store/store.ts";
+import type { Store, StoreTestHooks } from "../src/store/store.ts";
+
+/** A store with the hooks only tests use (insert by ids, table counts). */
+type TestStore = Store & StoreTestHooks;
+import type { NewJob } from "../src/store/rows.ts";
 
 export interface StoreHarness {
   /** A fresh, migrated, empty store. */
-  open(): Promise<Store>;
+  open(): Promise<TestStore>;
   /** Drops whatever open() created. */
   cleanup(): Promise<void>;
 }
@@ -20,7 +24,7 @@ export function job(over: Partial<NewJob> = {}): NewJob {
 export function runStoreContract(name: string, harness: () => StoreHarness) {
   describe(`Store contract: ${name}`, () => {
     let h: StoreHarness;
-    let store: Store;
+    let store: TestStore;
     beforeAll(async () => {
       h = harness();
       store = await h.open();
@@ -87,9 +91,9 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(back.map((e) => e.id)).toContain(id!);
       expect(await store.get(id!, T0 + 11)).toMatchObject({ state: "pending", attempts: 1 });
       // An idempotency key taken with a leased insert is held like any other, and a duplicate starts nothing.
-      const [k1] = await store.insertKeyed([job({ idempotencyKey: "lease-k", lease: { owner: "n", until: T0 + LEASE } })], T0);
+      const [k1] = await store.add([job({ idempotencyKey: "lease-k", lease: { owner: "n", until: T0 + LEASE } })], T0);
       expect(await store.get(k1!.id, T0)).toMatchObject({ state: "inflight", attempts: 1, owner: "n" });
-      const [k2] = await store.insertKeyed([job({ idempotencyKey: "lease-k", lease: { owner: "m", until: T0 + LEASE } })], T0);
+      const [k2] = await store.add([job({ idempotencyKey: "lease-k", lease: { owner: "m", until: T0 + LEASE } })], T0);
       expect(k2).toEqual({ id: k1!.id, duplicate: true });
       expect(await store.get(k1!.id, T0)).toMatchObject({ owner: "n" });
     });
@@ -399,10 +403,10 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
     });
 
     test("a second insert with a held idempotency key inserts nothing and names the holder", async () => {
-      const [first] = await store.insertKeyed([job({ idempotencyKey: "k-basic" })], T0);
+      const [first] = await store.add([job({ idempotencyKey: "k-basic" })], T0);
       expect(first).toEqual({ id: expect.any(Number), duplicate: false });
       const before = await store.counts();
-      const again = await store.insertKeyed([job({ idempotencyKey: "k-basic", type: "other" })], T0 + 1);
+      const again = await store.add([job({ idempotencyKey: "k-basic", type: "other" })], T0 + 1);
       expect(again).toEqual([{ id: first!.id, duplicate: true }]);
       expect(await store.counts()).toEqual(before);
       expect((await store.get(first!.id, T0))!.type).toBe("t");
@@ -412,7 +416,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
     });
 
     test("within one call a repeated key maps to its first job, and jobs without keys always insert in order", async () => {
-      const res = await store.insertKeyed([
+      const res = await store.add([
         job(), job({ idempotencyKey: "k-same" }), job(), job({ idempotencyKey: "k-same" }), job({ idempotencyKey: "k-other" }),
       ], T0);
       expect(res.map((r) => r.duplicate)).toEqual([false, false, false, true, false]);
@@ -424,9 +428,9 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
     });
 
     test("a key is held while its job is pending, running, retried or dead, and released when it leaves for good", async () => {
-      const holds = async (key: string, id: number) => (await store.insertKeyed([job({ idempotencyKey: key })], T0))[0]!.id === id;
+      const holds = async (key: string, id: number) => (await store.add([job({ idempotencyKey: key })], T0))[0]!.id === id;
       // Completed: released.
-      const [a] = await store.insertKeyed([job({ idempotencyKey: "k-life" })], T0);
+      const [a] = await store.add([job({ idempotencyKey: "k-life" })], T0);
       await store.claim([a!.id], "n", T0, LEASE);
       expect(await holds("k-life", a!.id)).toBe(true);
       await store.retry([{ id: a!.id, attempt: 1, runAt: T0, error: "e" }]);
@@ -437,31 +441,31 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.retryDead([a!.id], T0);
       await store.claim([a!.id], "n", T0, LEASE);
       expect(await store.complete([{ id: a!.id, attempt: 1 }])).toEqual([true]);
-      const [b] = await store.insertKeyed([job({ idempotencyKey: "k-life" })], T0);
+      const [b] = await store.add([job({ idempotencyKey: "k-life" })], T0);
       expect(b!.duplicate).toBe(false);
       expect(b!.id).not.toBe(a!.id);
       // Cancelled while pending, cancelled while running, and deleted while dead: released each time.
       await store.cancelPending([b!.id]);
-      const [c] = await store.insertKeyed([job({ idempotencyKey: "k-life" })], T0);
+      const [c] = await store.add([job({ idempotencyKey: "k-life" })], T0);
       expect(c!.duplicate).toBe(false);
       await store.claim([c!.id], "n", T0, LEASE);
       await store.completeCancelled([{ id: c!.id, attempt: 1 }]);
-      const [d] = await store.insertKeyed([job({ idempotencyKey: "k-life" })], T0);
+      const [d] = await store.add([job({ idempotencyKey: "k-life" })], T0);
       expect(d!.duplicate).toBe(false);
       await store.claim([d!.id], "n", T0, LEASE);
       await store.bury([{ id: d!.id, attempt: 1, error: "x" }], T0);
       await store.deleteDead([d!.id]);
-      const [e] = await store.insertKeyed([job({ idempotencyKey: "k-life", type: "k.bulk" })], T0);
+      const [e] = await store.add([job({ idempotencyKey: "k-life", type: "k.bulk" })], T0);
       expect(e!.duplicate).toBe(false);
       await store.claim([e!.id], "n", T0, LEASE);
       await store.bury([{ id: e!.id, attempt: 1, error: "x" }], T0);
       await store.deleteDeadOfType("k.bulk", 10);
-      expect((await store.insertKeyed([job({ idempotencyKey: "k-life" })], T0))[0]!.duplicate).toBe(false);
+      expect((await store.add([job({ idempotencyKey: "k-life" })], T0))[0]!.duplicate).toBe(false);
     });
 
     test("concurrent inserts of one key agree on exactly one job", async () => {
       const results = await Promise.all(Array.from({ length: 12 }, (_, i) =>
-        store.insertKeyed([job({ idempotencyKey: "k-race", payload: String(i) }), job({ idempotencyKey: `k-race-${i % 3}` })], T0)));
+        store.add([job({ idempotencyKey: "k-race", payload: String(i) }), job({ idempotencyKey: `k-race-${i % 3}` })], T0)));
       const firsts = results.map((r) => r[0]!);
       expect(firsts.filter((r) => !r.duplicate)).toHaveLength(1);
       expect(new Set(firsts.map((r) => r.id)).size).toBe(1);
@@ -508,7 +512,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(await store.get(b!, T0 + 20)).toMatchObject({ state: "completed", result: null });
       expect((await store.stats(T0)).types.find((t) => t.type === "kc")).toEqual({ type: "kc", pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 2 });
       // The key is held by the record.
-      expect(await store.insertKeyed([job({ idempotencyKey: "k-kept" })], T0)).toEqual([{ id: a!, duplicate: true }]);
+      expect(await store.add([job({ idempotencyKey: "k-kept" })], T0)).toEqual([{ id: a!, duplicate: true }]);
       expect(await store.complete([{ id: a!, attempt: 1 }], { finishedAt: T0, expiresAt: T0 + 40 })).toEqual([false]);
       // Pruning takes records expired by `now`, at most `limit`, and frees their keys; how long the
       // server keeps new records today (the last argument) does not shorten or stretch them.
@@ -517,7 +521,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(await store.pruneCompleted(T0 + 40, 100, 365 * 86_400_000)).toBe(1);
       expect(await store.get(a!, T0 + 20)).toBeNull();
       expect(await store.get(b!, T0 + 20)).toBeNull();
-      const [again] = await store.insertKeyed([job({ idempotencyKey: "k-kept" })], T0);
+      const [again] = await store.add([job({ idempotencyKey: "k-kept" })], T0);
       expect(again!.duplicate).toBe(false);
       await store.cancelPending([again!.id]);
     });

@@ -15,7 +15,7 @@ import type { CancelResult } from "../ops/cancellation.ts";
 import type { DeadLetters } from "../ops/dead-letters.ts";
 import type { Stats } from "../ops/stats.ts";
 import type { Logger } from "../logger.ts";
-import type { InsertResult, JobView, NewJob } from "../store/store.ts";
+import type { InsertResult, JobView, NewJob } from "../store/rows.ts";
 import {
   DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, bulkTypeQuery, deadListQuery, jobIdParam,
   type JobViewJson, type cancelReply, type submitBatchReply, type submitReply,

@@ -4,7 +4,7 @@
 // and of the store only the NewJob shape.
 import { z } from "zod";
 import { badRequest } from "../errors.ts";
-import type { NewJob } from "../store/store.ts";
+import type { NewJob } from "../store/rows.ts";
 import { jsonPath, payloadFault } from "./payload-rules.ts";
 import { scanBody, type BodySpans } from "./payload-spans.ts";
 

@@ -2,7 +2,8 @@
 // type in bounded chunks). Retried jobs are handed to `onRetried` for the scheduler. No SQL here;
 // store faults propagate as they are (the HTTP app answers them with 503).
 import type { Logger } from "../logger.ts";
-import type { DeadQuery, JobView, PendingEntry, Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
+import type { DeadQuery, JobView, PendingEntry } from "../store/rows.ts";
 
 export interface DeadLettersDeps {
   store: Store;

@@ -9,7 +9,8 @@ import {
 import { jobContext, type HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
 import type { Scheduler } from "../queue/scheduler.ts";
-import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, Store, TypeCap } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, TypeCap } from "../store/rows.ts";
 
 export interface WorkerEvents {
   started(type: string, waitMs: number): void;

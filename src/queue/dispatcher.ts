@@ -6,7 +6,8 @@ import { createBatcher } from "./batcher.ts";
 import { JobQueueError, StoreOutcomeUnknownError, errorMessage } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { ClaimedJob, InsertResult, NewJob, Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
+import type { ClaimedJob, InsertResult, NewJob } from "../store/rows.ts";
 
 /** The worker pool's side of starting a job in its insert's own transaction. */
 export interface DirectStart {
@@ -73,7 +74,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     maxInFlight: store.blocking ? 1 : 4,
     run: async (requests) => {
       const now = clock();
-      const ids = await store.insertKeyed(requests.flat(), now);
+      const ids = await store.add(requests.flat(), now);
       const out: Array<{ ids: InsertResult[]; now: number }> = [];
       let at = 0;
       for (const r of requests) {

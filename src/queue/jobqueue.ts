@@ -15,7 +15,8 @@ import { createReaper } from "./reaper.ts";
 import { RateWindow } from "./rate-window.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
 import { createStats } from "../ops/stats.ts";
-import type { NewJob, PendingEntry, Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
+import type { NewJob, PendingEntry } from "../store/rows.ts";
 import { createWorkerPool, type WorkerPool } from "../pool/pool.ts";
 
 export interface JobQueueOptions {

@@ -4,7 +4,8 @@
 // for work its heap does not hold). No SQL here.
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import type { PendingEntry, Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
+import type { PendingEntry } from "../store/rows.ts";
 
 export interface ReaperDeps {
   store: Store;

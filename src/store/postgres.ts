@@ -1,31 +1,12 @@
 // postgres.ts: the PostgreSQL Store. Every state move is one statement or one sql.begin, every
 // move out of inflight is fenced by (id, attempts). No scheduling decisions here.
 import postgres from "postgres";
-import init001 from "../../sql/postgres/001_init.sql" with { type: "text" };
-import init002 from "../../sql/postgres/002_pending_run_at.sql" with { type: "text" };
-import init003 from "../../sql/postgres/003_nodes.sql" with { type: "text" };
-import init010 from "../../sql/postgres/010_idempotency_keys.sql" with { type: "text" };
-import init011 from "../../sql/postgres/011_completed_jobs.sql" with { type: "text" };
-import init012 from "../../sql/postgres/012_inflight_pk_only.sql" with { type: "text" };
-import init013 from "../../sql/postgres/013_completed_expiry.sql" with { type: "text" };
-import init014 from "../../sql/postgres/014_pending_priority_run_at.sql" with { type: "text" };
 import { NodeIdInUseError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../errors.ts";
 import { redactUrl } from "../logger.ts";
-import type {
-  BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StoreStats, StatsRow, TypeCap,
-} from "./store.ts";
-import { statsFromRows } from "./store.ts";
-
-const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
-  { version: 1, name: "001_init", sql: init001 },
-  { version: 2, name: "002_pending_run_at", sql: init002 },
-  { version: 3, name: "003_nodes", sql: init003 },
-  { version: 10, name: "010_idempotency_keys", sql: init010 },
-  { version: 11, name: "011_completed_jobs", sql: init011 },
-  { version: 12, name: "012_inflight_pk_only", sql: init012 },
-  { version: 13, name: "013_completed_expiry", sql: init013 },
-  { version: 14, name: "014_pending_priority_run_at", sql: init014 },
-];
+import { APPLIED_VERSIONS, MIGRATIONS_TABLE, RECORD_MIGRATION, toApply } from "./migrate.ts";
+import type { Store, StoreTestHooks } from "./store.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, StoreCounts, StoreStats, StatsRow, TypeCap } from "./rows.ts";
+import { statsFromRows } from "./rows.ts";
 
 export interface PostgresStoreOptions {
   url: string;
@@ -204,7 +185,7 @@ export function socketOf(url: string): { url: string; path?: string } {
   return { url: u.toString(), path: `${host.replace(/\/+$/, "")}/.s.PGSQL.${u.port || "5432"}` };
 }
 
-export function createPostgresStore(opts: PostgresStoreOptions): Store {
+export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTestHooks {
   const target = socketOf(opts.url);
   const open = (max = opts.max ?? 10): Sql => postgres(target.url, {
     ...(target.path !== undefined && { path: target.path }),
@@ -335,7 +316,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
     return idsTookEffect(idList, rows);
   }
 
-  const store: Store = {
+  const store: Store & StoreTestHooks = {
     kind: "postgres",
     location: redactUrl(opts.url),
     blocking: false,
@@ -345,13 +326,11 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
       await sql.begin(async (tx) => {
         // Serialise concurrent start-ups: the second waits, then finds everything applied.
         await tx`SELECT pg_advisory_xact_lock(hashtext('jobqueue.migrate'))`;
-        await tx`CREATE TABLE IF NOT EXISTS jobqueue_migrations (
-          version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
-        const done = new Set((await tx<{ version: number }[]>`SELECT version FROM jobqueue_migrations`).map((r) => r.version));
-        for (const m of MIGRATIONS) {
-          if (done.has(m.version)) continue;
+        await tx.unsafe(MIGRATIONS_TABLE.postgres);
+        const applied = new Set((await tx.unsafe<{ version: number }[]>(APPLIED_VERSIONS)).map((r) => r.version));
+        for (const m of toApply("postgres", applied)) {
           await tx.unsafe(m.sql);
-          await tx`INSERT INTO jobqueue_migrations (version, name) VALUES (${m.version}, ${m.name})`;
+          await tx.unsafe(RECORD_MIGRATION.postgres, [m.version, m.name] as never[]);
         }
       });
       await measureClock(sql);
@@ -359,7 +338,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
 
     async insert(jobs: NewJob[], now: number) {
       if (jobs.length === 0) return [];
-      if (jobs.some((j) => j.idempotencyKey !== undefined)) return (await store.insertKeyed(jobs, now)).map((r) => r.id);
+      if (jobs.some((j) => j.idempotencyKey !== undefined)) return (await store.add(jobs, now)).map((r) => r.id);
       if (jobs.some((j) => j.lease !== undefined)) return (await insertSplit(sql, jobs, now, null)).sort((a, b) => a - b);
       const rows = await sql<{ id: number }[]>`
         INSERT INTO pending_jobs (type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
@@ -657,7 +636,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
 
     // ---- idempotency keys ----
 
-    async insertKeyed(jobs: NewJob[], now: number) {
+    async add(jobs: NewJob[], now: number) {
       if (jobs.length === 0) return [];
       if (jobs.every((j) => j.idempotencyKey === undefined)) {
         return (await store.insert(jobs, now)).map((id): InsertResult => ({ id, duplicate: false }));
@@ -790,7 +769,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store {
   for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "releaseStrays", "reapExpired", "recoverOwner", "claimNext", "peekUrgent", "heartbeatNode", "removeNode", "get", "counts", "ping"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
-  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending", "insertKeyed", "stats", "pruneCompleted"] as const) {
+  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending", "add", "stats", "pruneCompleted"] as const) {
     (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
   }
   return store;

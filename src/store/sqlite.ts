@@ -5,29 +5,10 @@ import { Database, SQLiteError, type SQLQueryBindings } from "bun:sqlite";
 import { accessSync, constants, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { StoreRejectedError, StoreUnavailableError, errorMessage } from "../errors.ts";
-import init001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
-import init002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
-import init003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
-import init010 from "../../sql/sqlite/010_idempotency_keys.sql" with { type: "text" };
-import init011 from "../../sql/sqlite/011_completed_jobs.sql" with { type: "text" };
-import init012 from "../../sql/sqlite/012_inflight_pk_only.sql" with { type: "text" };
-import init013 from "../../sql/sqlite/013_completed_expiry.sql" with { type: "text" };
-import init014 from "../../sql/sqlite/014_pending_priority_run_at.sql" with { type: "text" };
-import type {
-  BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, Store, StoreCounts, StatsRow, TypeCap,
-} from "./store.ts";
-import { statsFromRows } from "./store.ts";
-
-const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
-  { version: 1, name: "001_init", sql: init001 },
-  { version: 2, name: "002_pending_run_at", sql: init002 },
-  { version: 3, name: "003_nodes", sql: init003 },
-  { version: 10, name: "010_idempotency_keys", sql: init010 },
-  { version: 11, name: "011_completed_jobs", sql: init011 },
-  { version: 12, name: "012_inflight_pk_only", sql: init012 },
-  { version: 13, name: "013_completed_expiry", sql: init013 },
-  { version: 14, name: "014_pending_priority_run_at", sql: init014 },
-];
+import { APPLIED_VERSIONS, MIGRATIONS_TABLE, RECORD_MIGRATION, toApply } from "./migrate.ts";
+import type { Store, StoreTestHooks } from "./store.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, StoreCounts, StatsRow, TypeCap } from "./rows.ts";
+import { statsFromRows } from "./rows.ts";
 
 /** Priorities run from 0 to this; the most urgent due rows are found with one probe per priority. */
 const MAX_PRIORITY = 100;
@@ -240,7 +221,7 @@ function assertWritable(dir: string): void {
   }
 }
 
-export function createSqliteStore(opts: SqliteStoreOptions): Store {
+export function createSqliteStore(opts: SqliteStoreOptions): Store & StoreTestHooks {
   const location = resolve(opts.path);
   mkdirSync(dirname(location), { recursive: true });
   assertWritable(dirname(location));
@@ -249,14 +230,11 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
   const q = () => (prepared ??= prepareStatements(db));
 
   const migrateTx = db.transaction(() => {
-    db.run(`CREATE TABLE IF NOT EXISTS jobqueue_migrations (
-      version INTEGER PRIMARY KEY, name TEXT NOT NULL,
-      applied_at INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)))`);
-    const done = new Set(db.query<{ version: number }, []>("SELECT version FROM jobqueue_migrations").all().map((r) => r.version));
-    for (const m of MIGRATIONS) {
-      if (done.has(m.version)) continue;
+    db.run(MIGRATIONS_TABLE.sqlite);
+    const applied = new Set(db.query<{ version: number }, []>(APPLIED_VERSIONS).all().map((r) => r.version));
+    for (const m of toApply("sqlite", applied)) {
       db.run(m.sql);
-      db.run("INSERT INTO jobqueue_migrations (version, name) VALUES (?, ?)", [m.version, m.name]);
+      db.run(RECORD_MIGRATION.sqlite, [m.version, m.name]);
     }
   });
 
@@ -283,7 +261,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
     return true;
   };
 
-  const insertKeyedTx = db.transaction((jobs: NewJob[], now: number) => {
+  const addTx = db.transaction((jobs: NewJob[], now: number) => {
     const s = q();
     // Who holds each key: a job from before this call, or the first of this call to name it.
     const holders = new Map<string, InsertResult>();
@@ -460,7 +438,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
 
   let closed = false;
 
-  const store: Store = {
+  const store: Store & StoreTestHooks = {
     kind: "sqlite",
     location,
     blocking: true,
@@ -474,13 +452,13 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store {
 
     async insert(jobs: NewJob[], now: number) {
       if (jobs.length === 0) return [];
-      if (jobs.some((j) => j.idempotencyKey !== undefined)) return insertKeyedTx.immediate(jobs, now).map((r) => r.id);
+      if (jobs.some((j) => j.idempotencyKey !== undefined)) return addTx.immediate(jobs, now).map((r) => r.id);
       return insertTx.immediate(jobs, now);
     },
 
-    async insertKeyed(jobs: NewJob[], now: number) {
+    async add(jobs: NewJob[], now: number) {
       if (jobs.length === 0) return [];
-      return insertKeyedTx.immediate(jobs, now);
+      return addTx.immediate(jobs, now);
     },
 
     async claim(ids: number[], owner: string, now: number, leaseMs: number) {

@@ -6,7 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPostgresStore } from "../../src/store/postgres.ts";
 import { createSqliteStore } from "../../src/store/sqlite.ts";
-import type { Store } from "../../src/store/store.ts";
+import type { Store, StoreTestHooks } from "../../src/store/store.ts";
+
+/** A store with the hooks only tests use (insert by ids, table counts). */
+type TestStore = Store & StoreTestHooks;
 import { job } from "../store.contract.ts";
 import { createTestDatabase } from "../support/pg.ts";
 
@@ -18,7 +21,7 @@ afterAll(async () => {
   for (const c of cleanups) await c();
 });
 
-const stores: Array<[string, () => Promise<Store[]>]> = [
+const stores: Array<[string, () => Promise<TestStore[]>]> = [
   ["postgres", async () => {
     const db = await createTestDatabase("jq_races");
     const stores = [createPostgresStore({ url: db.url }), createPostgresStore({ url: db.url })];

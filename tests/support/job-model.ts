@@ -1,7 +1,7 @@
 // job-model.ts (test support): the reference model of the job state machine that the model-based
 // store test holds a real Store to. Plain records and one short rule per store move; no store and
 // no I/O here. Each move applies itself and returns what the store must answer.
-import type { ClaimRef, ClaimedJob, InsertResult, JobState, NewJob, PendingEntry, StoreCounts, StoreStats, TypeCounts } from "../../src/store/store.ts";
+import type { ClaimRef, ClaimedJob, InsertResult, JobState, NewJob, PendingEntry, StoreCounts, StoreStats, TypeCounts } from "../../src/store/rows.ts";
 
 /**
  * The model's clock starts here (November 2023) and only moves forward by ticks: it must stay in
@@ -83,7 +83,7 @@ export class JobModel {
     return this.inState("inflight").map((j) => ({ id: j.id, attempt: j.attempts, owner: j.owner! }));
   }
 
-  /** insert/insertKeyed: checks the store's answer (it alone knows new ids) and applies it. */
+  /** insert/add: checks the store's answer (it alone knows new ids) and applies it. */
   insert(jobs: NewJob[], answer: InsertResult[]): string | null {
     if (answer.length !== jobs.length) return `answered ${answer.length} results for ${jobs.length} jobs`;
     for (let i = 0; i < jobs.length; i++) {

@@ -4,7 +4,11 @@
 // sequence and prints its seed and path.
 import fc from "fast-check";
 import { NodeIdInUseError, StoreUnavailableError } from "../../src/errors.ts";
-import type { ClaimRef, ClaimedJob, InsertResult, JobView, NewJob, PendingEntry, Store, TypeCap } from "../../src/store/store.ts";
+import type { Store, StoreTestHooks } from "../../src/store/store.ts";
+
+/** A store with the hooks only tests use (insert by ids, table counts). */
+type TestStore = Store & StoreTestHooks;
+import type { ClaimRef, ClaimedJob, InsertResult, JobView, NewJob, PendingEntry, TypeCap } from "../../src/store/rows.ts";
 import { JobModel, T0, cutAt, type IssuedRef, type ModelJob } from "./job-model.ts";
 import { LEASE_MS, NODES, TYPES, steps, type JobPick, type RefPick, type Step } from "./model-steps.ts";
 import type { ModelTarget } from "./model-targets.ts";
@@ -116,7 +120,7 @@ export async function play(target: ModelTarget, seq: Step[], rules: Rules, tally
 }
 
 /** Every known job as `get` shows it, then the counts, the stats and the dead-letter list. */
-async function checkEverything(store: Store, m: JobModel): Promise<void> {
+async function checkEverything(store: TestStore, m: JobModel): Promise<void> {
   const ids = [...m.jobs.keys()].sort((a, b) => a - b);
   const views = await Promise.all(ids.map((id) => store.get(id, m.now)));
   ids.forEach((id, i) => checkView(id, views[i]!, m));
@@ -180,14 +184,14 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
         ...(spec.leased && { lease: { owner: NODES[s.node]!, until: m.now + LEASE_MS } }),
       }));
       let answer: InsertResult[];
-      if (s.keyed) answer = await store.insertKeyed(jobs, m.now);
+      if (s.keyed) answer = await store.add(jobs, m.now);
       else {
         // insert() answers ids only: a duplicate is an id handed out before (or earlier in this call).
         const ids = await store.insert(jobs, m.now);
         answer = ids.map((id, i) => ({ id, duplicate: m.jobs.has(id) || ids.indexOf(id) < i }));
       }
       // The answer as ids, a duplicate marked with a *.
-      trace.push(`${at()} ${s.keyed ? "insertKeyed" : "insert"}([${jobs.map((j) => describeJob(j, m.now)).join(", ")}]) -> ${answer.map((a) => `${a.id}${a.duplicate ? "*" : ""}`).join(" ")}`);
+      trace.push(`${at()} ${s.keyed ? "add" : "insert"}([${jobs.map((j) => describeJob(j, m.now)).join(", ")}]) -> ${answer.map((a) => `${a.id}${a.duplicate ? "*" : ""}`).join(" ")}`);
       const wrong = m.insert(jobs, answer);
       if (wrong !== null) throw new Mismatch(`submit: ${wrong}`);
       count("submit:duplicate", answer.filter((a) => a.duplicate).length);
@@ -414,7 +418,7 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
  * Which of the tied rows at a LIMIT's cut the store took, read back from the store (`taken` says
  * from a job's view): any `more` of them is a legal answer, and every other row must be untouched.
  */
-async function tiesTaken(store: Store, m: JobModel, cut: { tied: ModelJob[]; more: number }, taken: (v: JobView | null) => boolean): Promise<ModelJob[]> {
+async function tiesTaken(store: TestStore, m: JobModel, cut: { tied: ModelJob[]; more: number }, taken: (v: JobView | null) => boolean): Promise<ModelJob[]> {
   if (cut.tied.length === 0) return [];
   const views = await Promise.all(cut.tied.map((j) => store.get(j.id, m.now)));
   const chosen = cut.tied.filter((_, i) => taken(views[i]!));

@@ -10,7 +10,10 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { createPostgresStore } from "../../src/store/postgres.ts";
 import { createSqliteStore } from "../../src/store/sqlite.ts";
-import type { Store } from "../../src/store/store.ts";
+import type { Store, StoreTestHooks } from "../../src/store/store.ts";
+
+/** A store with the hooks only tests use (insert by ids, table counts). */
+type TestStore = Store & StoreTestHooks;
 import { NODES } from "./model-steps.ts";
 import { createTestDatabase } from "./pg.ts";
 
@@ -21,12 +24,12 @@ export interface ModelTarget {
   /** Fresh, migrated, empty store(s) for one sequence. */
   begin(): Promise<void>;
   /** The store node `node` talks to. */
-  store(node: number): Store;
+  store(node: number): TestStore;
   /**
    * Close that node's store and open it again on the same file or database, holding its node id
    * again (a process restart: close must have let the id go).
    */
-  restart(node: number): Promise<Store>;
+  restart(node: number): Promise<TestStore>;
   /** After a sequence (passed or not). */
   end(): Promise<void>;
   /** After every sequence. */
@@ -37,7 +40,7 @@ export function sqliteTarget(): ModelTarget {
   const dir = mkdtempSync(join(tmpdir(), "jq-model-"));
   let run = 0;
   let path = "";
-  let store: Store | null = null;
+  let store: TestStore | null = null;
   const open = async (node: number) => {
     const s = createSqliteStore({ path });
     await s.migrate();
@@ -76,7 +79,7 @@ export async function postgresTarget(): Promise<ModelTarget> {
     await s.holdNodeId(NODES[node]!);
     return s;
   };
-  const stores: Store[] = [await open(0), await open(1)];
+  const stores: TestStore[] = [await open(0), await open(1)];
   return {
     name: "postgres",
     separateNodes: true,

@@ -8,7 +8,10 @@ import { createJobQueue, type JobQueue, type JobQueueOptions } from "../../src/q
 import { createLogger } from "../../src/logger.ts";
 import { createPostgresStore } from "../../src/store/postgres.ts";
 import { createSqliteStore } from "../../src/store/sqlite.ts";
-import type { Store } from "../../src/store/store.ts";
+import type { Store, StoreTestHooks } from "../../src/store/store.ts";
+
+/** A store with the hooks only tests use (insert by ids, table counts). */
+type TestStore = Store & StoreTestHooks;
 import { createTestDatabase } from "./pg.ts";
 
 export type StoreKind = "sqlite" | "postgres";
@@ -18,7 +21,7 @@ export const STORE_KINDS: StoreKind[] = ["sqlite", "postgres"];
  * A place for stores of one kind: open() as often as needed (one SQLite store at a time). `url` is
  * the PostgreSQL database's, for a test's own connection.
  */
-export async function storeSite(kind: StoreKind): Promise<{ open(): Store; drop(): Promise<void>; url?: string }> {
+export async function storeSite(kind: StoreKind): Promise<{ open(): TestStore; drop(): Promise<void>; url?: string }> {
   if (kind === "postgres") {
     const db = await createTestDatabase("jq_ops");
     return { open: () => createPostgresStore({ url: db.url }), drop: db.drop, url: db.url };

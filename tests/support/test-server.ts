@@ -10,7 +10,10 @@ import { createLogger, type Logger } from "../../src/logger.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
 import { createPostgresStore } from "../../src/store/postgres.ts";
 import { createSqliteStore } from "../../src/store/sqlite.ts";
-import type { Store } from "../../src/store/store.ts";
+import type { Store, StoreTestHooks } from "../../src/store/store.ts";
+
+/** A store with the hooks only tests use (insert by ids, table counts). */
+type TestStore = Store & StoreTestHooks;
 import { createTestDatabase } from "./pg.ts";
 import type { StoreKind } from "./queues.ts";
 
@@ -28,7 +31,7 @@ export interface TestServer {
 }
 
 /** A store of `kind` in a fresh place, and how to remove that place once the store is closed. */
-async function freshStore(kind: StoreKind): Promise<{ store: Store; drop: () => Promise<void> }> {
+async function freshStore(kind: StoreKind): Promise<{ store: TestStore; drop: () => Promise<void> }> {
   if (kind === "postgres") {
     const db = await createTestDatabase("jq_srv");
     return { store: createPostgresStore({ url: db.url }), drop: db.drop };

@@ -1,0 +1,162 @@
+// rows.ts: the shapes that cross the store's interfaces (jobs in, claimed jobs and views out, the
+// moves that settle an attempt) and the one fold of grouped stats rows both backends share. Times
+// are epoch milliseconds.
+
+/** A job as the producer asked for it, validated and defaulted, before it has an id. */
+export interface NewJob {
+  type: string;
+  /** The payload already serialised as JSON text (stored and delivered verbatim). */
+  payload: string;
+  priority: number;
+  maxAttempts: number;
+  /** When the job may first run (ms). */
+  runAt: number;
+  /** Per-attempt timeout (ms); null = the type's default. */
+  timeoutMs: number | null;
+  /**
+   * At most one job in the system holds a key: a job submitted with a key another job holds is
+   * not inserted, and its submit answers with that job's id. The key is released when its job
+   * leaves the system for good (completed and not kept, cancelled, or deleted).
+   */
+  idempotencyKey?: string;
+  /**
+   * Start at once: the job is inserted straight into inflight as its first attempt (attempts 1,
+   * leased to `owner` until `until`), in the same transaction as the rest of the insert. Submit and
+   * claim then share one commit; a crash leaves the row leased, and the reaper hands it back.
+   */
+  lease?: { owner: string; until: number };
+}
+
+/** One submitted job's fate: its new id, or (duplicate) the id of the job already holding its key. */
+export interface InsertResult {
+  id: number;
+  duplicate: boolean;
+}
+
+/** What the scheduler needs to place a pending job in its heaps: no payload. */
+export interface PendingEntry {
+  id: number;
+  /** The job type (the scheduler keeps one ready heap per type, for per-type concurrency). */
+  type: string;
+  priority: number;
+  runAt: number;
+  createdAt: number;
+}
+
+/** The claim a running attempt belongs to: every move out of inflight names it (fencing). */
+export interface ClaimRef {
+  id: number;
+  attempt: number;
+}
+
+/** A job handed to a worker by a successful claim. `attempts` already counts this attempt. */
+export interface ClaimedJob {
+  id: number;
+  type: string;
+  payload: string;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  timeoutMs: number | null;
+  runAt: number;
+  createdAt: number;
+  lastError: string | null;
+}
+
+/** A finished attempt; `result` (a short summary, e.g. a command's stdout) is kept with a completed record. */
+export interface CompleteMove extends ClaimRef {
+  result?: string | null;
+}
+
+export interface RetryMove extends ClaimRef {
+  runAt: number;
+  error: string;
+}
+
+export interface BuryMove extends ClaimRef {
+  error: string;
+}
+
+export type JobState = "pending" | "scheduled" | "inflight" | "dead" | "completed";
+
+/** A job as `GET /jobs/:id` shows it. */
+export interface JobView {
+  id: number;
+  type: string;
+  state: JobState;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  runAt: number;
+  createdAt: number;
+  lastError: string | null;
+  payload: string;
+  owner: string | null;
+  leaseUntil: number | null;
+  failedAt: number | null;
+  /** Completed records only (kept with --keep-completed; they have no payload: "null"). */
+  finishedAt?: number;
+  result?: string | null;
+}
+
+/** claimNext takes at most `room` jobs of `type` (a type at its concurrency limit has room 0). */
+export interface TypeCap {
+  type: string;
+  room: number;
+}
+
+/** Which dead jobs a listing shows: ids above `afterId` (keyset pagination), optionally one type. */
+export interface DeadQuery {
+  type?: string;
+  afterId: number;
+  limit: number;
+  /**
+   * A budget of payload bytes (UTF-8): the listing stops after the row whose payload takes the
+   * total past it. Every row returned starts within the budget (the first always does), so the
+   * caller holds at most maxBytes plus one payload, and a last row past the budget says more follow.
+   */
+  maxBytes?: number;
+}
+
+/** Jobs of one type in each state (scheduled: pending but not yet due). */
+export interface TypeCounts {
+  type: string;
+  pending: number;
+  scheduled: number;
+  inflight: number;
+  dead: number;
+  /** Completed records still kept (--keep-completed). */
+  completed: number;
+}
+
+/** One grouped count (a table and a type), as both stores query them for stats(). */
+export interface StatsRow { state: "pending" | "inflight" | "dead" | "completed"; type: string; n: number; later: number; oldest: number | null }
+
+/** Grouped counts (one row per table and type) folded into one entry per type. */
+export function statsFromRows(rows: StatsRow[]): StoreStats {
+  const byType = new Map<string, TypeCounts>();
+  let oldestDueAt: number | null = null;
+  for (const r of rows) {
+    let t = byType.get(r.type);
+    if (!t) byType.set(r.type, (t = { type: r.type, pending: 0, scheduled: 0, inflight: 0, dead: 0, completed: 0 }));
+    if (r.state === "pending") {
+      t.pending += r.n;
+      t.scheduled += r.later;
+      if (r.oldest !== null && (oldestDueAt === null || r.oldest < oldestDueAt)) oldestDueAt = r.oldest;
+    } else t[r.state] += r.n;
+  }
+  return { types: [...byType.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0)), oldestDueAt };
+}
+
+export interface StoreStats {
+  /** Every type with at least one job, by name. */
+  types: TypeCounts[];
+  /** The earliest run time among due pending jobs (how long the oldest ready job has waited), or null. */
+  oldestDueAt: number | null;
+}
+
+export interface StoreCounts {
+  pending: number;
+  inflight: number;
+  dead: number;
+}
