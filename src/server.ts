@@ -1,13 +1,13 @@
 // server.ts: starts a whole node from a Config: reads the token, picks the store, loads the job
 // types, starts the queue, then opens the HTTP port behind the edge, origin and token gates. Returns handles to stop
 // it. Installs no signal handlers, and never logs a token, a secret or a database password.
-import { readFile } from "node:fs/promises";
+import { isLoopbackHost, loadToken } from "./config/access.ts";
 import { ConfigError, type Config } from "./config/config.ts";
 import { registryFromTypes } from "./handlers/from-config.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
-import { bearerGate, isValidToken, TOKEN_RULE, type FetchHandler } from "./http/auth.ts";
+import { bearerGate, type FetchHandler } from "./http/auth.ts";
 import { edgeGate } from "./http/edge.ts";
-import { isLoopbackHost, originGate } from "./http/origin.ts";
+import { originGate } from "./http/origin.ts";
 import { createJobQueue, type JobQueue } from "./queue/jobqueue.ts";
 import type { Logger } from "./logger.ts";
 import { createPostgresStore } from "./store/postgres.ts";
@@ -69,21 +69,6 @@ export async function loadRegistry(
   }
   const types = await loadTypesFile(config.configPath, defaults, env);
   return registryFromTypes(types, defaults, webhook);
-}
-
-/** The bearer token: --token, or the trimmed content of --token-file; undefined when neither is set. */
-export async function loadToken(config: Config): Promise<string | undefined> {
-  if (config.tokenFile === undefined) return config.token;
-  const where = `--token-file / JOBQUEUE_TOKEN_FILE ${JSON.stringify(config.tokenFile)}`;
-  let text: string;
-  try {
-    text = await readFile(config.tokenFile, "utf8");
-  } catch (err) {
-    throw new ConfigError(`${where}: cannot read it (${(err as NodeJS.ErrnoException).code ?? "error"})`);
-  }
-  const token = text.trim();
-  if (!isValidToken(token)) throw new ConfigError(`${where}: expected the file to hold one token of ${TOKEN_RULE}`);
-  return token;
 }
 
 export async function startServer(opts: {

@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { JobQueueClientError, createClient, type JobQueueClient, type SubmitJob } from "./client.ts";
 import { ConfigError } from "../config/config.ts";
-import { TOKEN_RULE, isValidToken } from "../http/auth.ts";
+import { TOKEN_RULE, isValidToken } from "../config/access.ts";
 
 export const CLIENT_COMMANDS = ["submit", "stats", "dead"] as const;
 

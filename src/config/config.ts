@@ -2,8 +2,7 @@
 // which also writes --help. Pure: never reads process.env or process.argv, never exits or prints.
 
 import { DURATION_UNITS, durationMs } from "./duration.ts";
-import { TOKEN_RULE, isValidToken } from "../http/auth.ts";
-import { ALLOWED_HOST_RULE, isAllowedHostPattern } from "../http/origin.ts";
+import { ALLOWED_HOST_RULE, TOKEN_RULE, isAllowedHostPattern, isValidToken } from "./access.ts";
 import { LOG_LEVELS, type LogLevel } from "../logger.ts";
 import { SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
 

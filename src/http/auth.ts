@@ -1,15 +1,8 @@
-// auth.ts: the bearer-token gate in front of the HTTP app: what a token looks like, which paths are
-// open, the constant-time check and the 401 answer. Never logs, never echoes a token back.
+// auth.ts: the bearer-token gate in front of the HTTP app: which paths are open, the constant-time
+// check and the 401 answer (what a token may look like is config/access.ts's). Never logs or echoes a token.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { getPath } from "hono/utils/url";
 import { jsonError } from "./json-error.ts";
-
-/** RFC 6750 b64token characters (base64, base64url and hex tokens all fit), 16 to 4096 of them. */
-export const TOKEN_RULE = "16 to 4096 characters from A-Z a-z 0-9 - . _ ~ + / (then = padding)";
-
-export function isValidToken(token: string): boolean {
-  return token.length >= 16 && token.length <= 4096 && /^[A-Za-z0-9\-._~+/]+=*$/.test(token);
-}
 
 /**
  * Probes stay open so orchestrators need no secret, and so does the dashboard page (/ui), which

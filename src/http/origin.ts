@@ -4,31 +4,13 @@
 // or one of --allowed-hosts (else a DNS-rebinding name reaches the API); /health and /ready stay
 // open for probes. Never echoes a header it could not show safely.
 import { getPath } from "hono/utils/url";
+import { isLoopbackHost } from "../config/access.ts";
 import type { FetchHandler } from "./auth.ts";
 import { jsonError } from "./json-error.ts";
 
 const STATE_CHANGING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 /** Orchestrators probe by pod IP or any name: these answer whatever the Host. */
 const ANY_HOST = new Set(["/health", "/ready"]);
-
-/** 127.0.0.0/8, ::1 and localhost (with its subdomains): names only this machine can reach. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
-  return (
-    h === "localhost" ||
-    h.endsWith(".localhost") ||
-    /^127(\.\d{1,3}){3}$/.test(h) ||
-    /^::ffff:127(\.\d{1,3}){3}$/.test(h) ||
-    /^(0{0,4}:){2,7}0{0,3}1$/.test(h) // ::1 and its longer spellings
-  );
-}
-
-/** An --allowed-hosts entry: a host name, an IPv4 address or a [bracketed] IPv6 one; `*.` covers subdomains. */
-export const ALLOWED_HOST_RULE = "host names such as jobs.example.com or *.example.com (its subdomains), IP addresses, [IPv6]";
-
-export function isAllowedHostPattern(entry: string): boolean {
-  return /^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(entry) || /^\[[0-9a-f:.]+\]$/i.test(entry);
-}
 
 /** A Host header split into its name (lower case, no brackets, no trailing dot) and port; null when malformed. */
 function parseHost(header: string): { name: string; port: number | null } | null {
