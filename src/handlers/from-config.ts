@@ -4,12 +4,13 @@ import type { TypeConfig } from "../config/types-file.ts";
 import { createHandlerRegistry, type HandlerRegistry, type TypePolicy } from "./handler.ts";
 import { createExecHandler } from "./exec.ts";
 import { createWebhookHandler } from "./webhook.ts";
+import type { Clock } from "../clock.ts";
 
 export interface WebhookDefaults {
   /** Signs deliveries of webhook types that set no secret of their own. */
   webhookSecret?: string;
   /** Epoch ms, for signature timestamps. */
-  clock?: () => number;
+  clock?: Clock;
   fetch?: typeof fetch;
   /** The whole environment of command types' programs (the server's own may hold secrets). */
   commandEnv?: Record<string, string>;

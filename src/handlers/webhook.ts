@@ -3,6 +3,7 @@
 // abort signal = failed attempt. Never puts the secret or the configured headers in an error.
 import { SIGNATURE_HEADER, signatureHeader } from "./signing.ts";
 import type { Handler } from "./handler.ts";
+import type { Clock } from "../clock.ts";
 
 export interface WebhookOptions {
   url: string;
@@ -10,7 +11,7 @@ export interface WebhookOptions {
   /** Signs every delivery (x-jobqueue-signature) with HMAC-SHA256 when set. */
   secret?: string;
   /** Epoch ms; the signature's timestamp. */
-  clock?: () => number;
+  clock?: Clock;
   fetch?: typeof fetch;
 }
 

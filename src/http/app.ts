@@ -23,6 +23,7 @@ import {
 import { dashboardPage } from "./dashboard.ts";
 import { openApiDocument } from "./openapi.ts";
 import { MAX_DELAY_MS, describeIssues, formatPath, parseSubmitBody, readableIssue, toNewJob, type SubmitBody } from "./submit-schema.ts";
+import type { Clock } from "../clock.ts";
 
 export interface AppDeps {
   /**
@@ -52,7 +53,7 @@ export interface AppDeps {
   queuedCount(): number;
   /** A submit that would take queuedCount() past this gets 429 queue_full; 0 = no limit. */
   maxQueued: number;
-  clock: () => number;
+  clock: Clock;
   logger: Logger;
 }
 

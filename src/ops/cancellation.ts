@@ -3,6 +3,7 @@
 // SQL here; store faults propagate as they are (the HTTP app answers them with 503).
 import { JobQueueError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
+import type { Clock } from "../clock.ts";
 
 /**
  * - removed: it was pending or scheduled and is gone.
@@ -21,7 +22,7 @@ export interface CancellationDeps {
   nodeId: string;
   /** A pending or scheduled job was deleted: drop it from this node's heaps. */
   onRemoved: (id: number) => void;
-  clock: () => number;
+  clock: Clock;
 }
 
 /** Rounds of "delete if pending, else look where it is" before giving up on a job that keeps moving. */

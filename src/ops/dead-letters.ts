@@ -4,10 +4,11 @@
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import type { DeadQuery, JobView, PendingEntry } from "../store/rows.ts";
+import type { Clock } from "../clock.ts";
 
 export interface DeadLettersDeps {
   store: Store;
-  clock: () => number;
+  clock: Clock;
   /** Jobs just moved back to pending: push them into the scheduler. */
   onRetried: (entries: PendingEntry[]) => void;
   logger: Logger;

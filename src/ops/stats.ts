@@ -4,10 +4,11 @@
 // them with 503).
 import type { RateWindow } from "../queue/rate-window.ts";
 import type { Store } from "../store/store.ts";
+import type { Clock } from "../clock.ts";
 
 export interface StatsDeps {
   store: Store;
-  clock: () => number;
+  clock: Clock;
   /** Completions recorded by this process's workers. */
   completions: RateWindow;
 }

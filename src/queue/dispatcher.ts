@@ -8,6 +8,7 @@ import type { Logger } from "../logger.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { Store } from "../store/store.ts";
 import type { ClaimedJob, InsertResult, NewJob } from "../store/rows.ts";
+import type { Clock } from "../clock.ts";
 
 /** The worker pool's side of starting a job in its insert's own transaction. */
 export interface DirectStart {
@@ -31,7 +32,7 @@ export interface LostInserts {
 export interface DispatcherDeps {
   store: Store;
   scheduler: Scheduler;
-  clock: () => number;
+  clock: Clock;
   logger: Logger;
   onSubmitted: (jobs: NewJob[]) => void;
   /** Most jobs per insert statement. */

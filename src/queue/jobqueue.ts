@@ -18,6 +18,7 @@ import { createStats } from "../ops/stats.ts";
 import type { Store } from "../store/store.ts";
 import type { NewJob, PendingEntry } from "../store/rows.ts";
 import { createWorkerPool, type WorkerPool } from "../pool/pool.ts";
+import type { Clock } from "../clock.ts";
 
 export interface JobQueueOptions {
   store: Store;
@@ -38,7 +39,7 @@ export interface JobQueueOptions {
   keepCompletedMs?: number;
   /** LISTEN for other nodes' new-job hints (PostgreSQL); false behind PgBouncer transaction pooling. */
   listen?: boolean;
-  clock?: () => number;
+  clock?: Clock;
   /**
    * Called when the node can no longer run safely (another process took its node id while its
    * database session was lost); the caller should stop it. Default: log the error.

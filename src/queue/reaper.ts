@@ -6,10 +6,11 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import type { PendingEntry } from "../store/rows.ts";
+import type { Clock } from "../clock.ts";
 
 export interface ReaperDeps {
   store: Store;
-  clock: () => number;
+  clock: Clock;
   intervalMs: number;
   /** Rows moved per statement; a tick repeats while full batches come back. */
   batchSize?: number;

@@ -3,10 +3,11 @@
 // without scanning its backlog, and a scheduled heap keyed by runAt, moved over by one timer.
 // A cache of pending_jobs: it never touches the store.
 import { PriorityHeap } from "./heap.ts";
+import type { Clock } from "../clock.ts";
 
 export interface SchedulerDeps {
   agingMs: number;
-  clock: () => number;
+  clock: Clock;
   /** Called when jobs became ready (submit, retry due, timer). */
   onReady?: () => void;
 }

@@ -7,6 +7,7 @@ import type {
   BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
   StoreStats, TypeCap,
 } from "./rows.ts";
+import type { Clock } from "../clock.ts";
 
 /** What every backend says about itself. */
 export interface StoreInfo {
@@ -23,7 +24,7 @@ export interface StoreInfo {
    * by its measured offset from the server's (every node then computes due times and leases on one
    * clock, whatever its own says); on the embedded store the local clock.
    */
-  readonly clock: () => number;
+  readonly clock: Clock;
 }
 
 /** The moves of the job state machine that the dispatcher (submit) and the worker pool make. */
