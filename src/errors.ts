@@ -107,6 +107,14 @@ export class ShutdownError extends Error {
   }
 }
 
+/** A bad setting; its message is one line naming what is wrong and what is accepted. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
 /** A handler throws this to fail a job without retrying it (it goes straight to dead_jobs). */
 export class PermanentError extends Error {
   constructor(message: string) {

@@ -4,8 +4,8 @@
 import { hostname } from "node:os";
 import pkg from "../package.json" with { type: "json" };
 import { CLIENT_HELP, isClientCommand, runClientCommand } from "./client/cli.ts";
-import { ConfigError, helpText, loadConfig } from "./config/config.ts";
-import { NodeIdInUseError } from "./errors.ts";
+import { helpText, loadConfig } from "./config/config.ts";
+import { ConfigError, NodeIdInUseError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 import { openStore, startServer } from "./server.ts";
 

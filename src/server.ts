@@ -2,7 +2,8 @@
 // types, starts the queue, then opens the HTTP port behind the edge, origin and token gates. Returns handles to stop
 // it. Installs no signal handlers, and never logs a token, a secret or a database password.
 import { isLoopbackHost, loadToken } from "./config/access.ts";
-import { ConfigError, type Config } from "./config/config.ts";
+import type { Config } from "./config/config.ts";
+import { ConfigError } from "./errors.ts";
 import { registryFromTypes } from "./handlers/from-config.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
 import { bearerGate, type FetchHandler } from "./http/auth.ts";

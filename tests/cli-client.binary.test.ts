@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseClientArgs } from "../src/client/cli.ts";
-import { ConfigError } from "../src/config/config.ts";
+import { ConfigError } from "../src/errors.ts";
 import { ensureBinary, startBinary, type RunningBinary } from "./support/binary.ts";
 import { waitFor } from "./support/wait.ts";
 

@@ -4,7 +4,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, helpText, loadConfig } from "../src/config/config.ts";
+import { helpText, loadConfig } from "../src/config/config.ts";
+import { ConfigError } from "../src/errors.ts";
 import { loadTypesFile, parseDurationMs, parseTypesConfig } from "../src/config/types-file.ts";
 
 const HOST = "box";

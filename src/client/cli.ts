@@ -4,7 +4,7 @@
 // code. Reads no process state itself: main.ts hands in argv, env and the output streams.
 import { readFile } from "node:fs/promises";
 import { JobQueueClientError, createClient, type JobQueueClient, type SubmitJob } from "./client.ts";
-import { ConfigError } from "../config/config.ts";
+import { ConfigError } from "../errors.ts";
 import { TOKEN_RULE, isValidToken } from "../config/access.ts";
 
 export const CLIENT_COMMANDS = ["submit", "stats", "dead"] as const;

@@ -2,7 +2,8 @@
 // that holds it), --allowed-hosts patterns, and which host names only this machine can reach.
 // Checking requests against them is the HTTP layer's (http/auth.ts, http/origin.ts), not this file's.
 import { readFile } from "node:fs/promises";
-import { ConfigError, type Config } from "./config.ts";
+import { ConfigError } from "../errors.ts";
+import type { Config } from "./config.ts";
 
 /** RFC 6750 b64token characters (base64, base64url and hex tokens all fit), 16 to 4096 of them. */
 export const TOKEN_RULE = "16 to 4096 characters from A-Z a-z 0-9 - . _ ~ + / (then = padding)";

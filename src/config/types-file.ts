@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, extname, resolve as resolvePath } from "node:path";
 import { z } from "zod";
-import { ConfigError } from "./config.ts";
+import { ConfigError } from "../errors.ts";
 import { DURATION_UNITS, durationMs } from "./duration.ts";
 import { SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
 
