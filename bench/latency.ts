@@ -1,7 +1,7 @@
 // latency.ts (bench): add→start latency at a steady 1,000 jobs/s (row 5; row 9 on the embedded
 // store), per job from the start of its submit to the start of its handler, both read on this
 // process's clock. Also exports the paced harness the peers use (bench/peers/*.ts).
-import { createHandlerRegistry, createJobQueue, createLogger, createPostgresStore } from "../src/index.ts";
+import { createHandlerRegistry, createJobQueue, createLogger, createPostgresStore, defaultConfig, queueSettings } from "../src/index.ts";
 import {
   type Result, createDb, emit, fmtInt, fmtMs, log, newStoreTarget, paced, percentile, startJobqueue, typesFile,
 } from "./lib.ts";
@@ -142,7 +142,7 @@ export async function libraryLatency(): Promise<LatencyStats> {
     const registry = createHandlerRegistry({ timeoutMs: 30_000, maxAttempts: 5, priority: 0 });
     registry.register("lat", (job) => arriveRef(String(job.id)));
     const queue = createJobQueue({
-      store: createPostgresStore({ url: db.url }), registry, nodeId: "bench-lib", logger: createLogger("warn"),
+      ...queueSettings(defaultConfig()), store: createPostgresStore({ url: db.url }), registry, nodeId: "bench-lib", logger: createLogger("warn"),
     });
     await queue.start();
     try {

@@ -2,7 +2,9 @@
 // types, starts the queue, then opens the HTTP port behind the edge, origin and token gates. Returns handles to stop
 // it. Installs no signal handlers, and never logs a token, a secret or a database password.
 import { isLoopbackHost, loadToken } from "./config/access.ts";
-import type { Config } from "./config/config.ts";
+import { httpSettings, queueSettings, type Config } from "./config/config.ts";
+import type { Hono } from "hono";
+import { createApp } from "./http/app.ts";
 import { ConfigError } from "./errors.ts";
 import { registryFromTypes } from "./handlers/from-config.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
@@ -18,6 +20,8 @@ import { loadTypesFile } from "./config/types-file.ts";
 
 export interface RunningServer {
   queue: JobQueue;
+  /** The HTTP API over the queue, without the gates in front of it (for in-process requests). */
+  app: Hono;
   url: string;
   port: number;
   /** What the port serves: the app behind the edge, origin and token gates (for in-process requests in tests). */
@@ -91,18 +95,7 @@ export async function startServer(opts: {
   const store = opts.store ?? openStore(config, logger);
   logger.info("store selected", { store: store.kind, location: store.location });
   const queue = createJobQueue({
-    store, registry, logger,
-    nodeId: config.nodeId,
-    workers: config.workers,
-    leaseMs: config.leaseMs,
-    agingMs: config.agingMs,
-    reapIntervalMs: config.reapIntervalMs,
-    backoff: { baseMs: config.backoffBaseMs, capMs: config.backoffCapMs },
-    bodyLimitBytes: config.bodyLimitBytes,
-    listen: !config.noListen,
-    maxQueued: config.maxQueued,
-    maxPendingBytes: config.maxPendingBytes,
-    keepCompletedMs: config.keepCompletedMs,
+    ...queueSettings(config), store, registry, logger,
     ...(opts.onFatal !== undefined && { onFatal: opts.onFatal }),
   });
   try {
@@ -111,13 +104,14 @@ export async function startServer(opts: {
     await store.close().catch(() => {});
     throw err;
   }
+  const app = createApp(queue.api, httpSettings(config));
   // Outside in: the edge (a readable URL, the body limit), the token (who), the origin (from where).
   const fetch = edgeGate({
     bodyLimitBytes: config.bodyLimitBytes,
     fetch: bearerGate({
       token,
       metricsPublic: config.metricsPublic,
-      fetch: originGate({ token, allowedHosts: config.allowedHosts, fetch: queue.app.fetch }),
+      fetch: originGate({ token, allowedHosts: config.allowedHosts, fetch: app.fetch }),
     }),
   });
   const server = Bun.serve({
@@ -145,6 +139,7 @@ export async function startServer(opts: {
   });
   return {
     queue,
+    app,
     url,
     fetch,
     port: server.port ?? config.port,

@@ -47,7 +47,7 @@ describe.skipIf(!existsSync(CHROMIUM))("another web page in the operator's brows
   let browser: Browser;
   let page: Page;
   const deadCount = async () =>
-    ((await (await node.server.queue.app.request("/stats")).json()) as { jobs: { dead: number } }).jobs.dead;
+    ((await (await node.server.app.request("/stats")).json()) as { jobs: { dead: number } }).jobs.dead;
 
   beforeAll(async () => {
     node = await startTestServer({ handlers: { doomed: failOnce() } });

@@ -9,11 +9,9 @@ import { join } from "node:path";
 import { createExecHandler, RESULT_LIMIT } from "../src/handlers/exec.ts";
 import { jobContext } from "../src/handlers/handler.ts";
 import { registryFromTypes } from "../src/handlers/from-config.ts";
-import { createJobQueue } from "../src/queue/jobqueue.ts";
-import { createLogger } from "../src/logger.ts";
 import { createSqliteStore } from "../src/store/sqlite.ts";
 import { loadTypesFile, parseTypesConfig } from "../src/config/types-file.ts";
-import { call } from "./support/queues.ts";
+import { call, startQueueWith } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";
 
 let dir: string;
@@ -136,11 +134,9 @@ timeout = "300ms"
 max_attempts = 2
 `, "toml", { timeoutMs: 30_000, maxAttempts: 5 });
     const registry = registryFromTypes(types, { timeoutMs: 30_000, maxAttempts: 5, priority: 0 }, { commandEnv: { PATH: process.env.PATH ?? "" } });
-    const q = createJobQueue({
-      store: createSqliteStore({ path: join(dir, "q.db"), synchronous: "NORMAL" }), registry, logger: createLogger("silent"),
-      nodeId: "exec-test", workers: 4, backoff: { baseMs: 1, capMs: 1 }, keepCompletedMs: 60_000,
+    const q = await startQueueWith(createSqliteStore({ path: join(dir, "q.db"), synchronous: "NORMAL" }), registry, {
+      nodeId: "exec-test", backoff: { baseMs: 1, capMs: 1 }, keepCompletedMs: 60_000,
     });
-    await q.start();
     const ok = await call(q, "POST", "/submit", { type: "ok", payload: { n: 1 } });
     const bad = await call(q, "POST", "/submit", { type: "bad" });
     const slow = await call(q, "POST", "/submit", { type: "slow" });

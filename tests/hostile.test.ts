@@ -32,7 +32,7 @@ interface Row {
 let s: TestServer;
 
 async function viaApp(path: string, init: RequestInit = {}): Promise<Answer> {
-  const res = await s.server.queue.app.request(path, init);
+  const res = await s.server.app.request(path, init);
   return { status: res.status, contentType: res.headers.get("content-type") ?? "", body: await res.text() };
 }
 
@@ -304,10 +304,10 @@ describe(`on ${kind}`, () => {
   describe("hostile payloads that are still valid JSON data", () => {
     test("__proto__ and constructor keys inside a payload are stored and shown as plain data", async () => {
       const payload = '{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"a":1}';
-      const res = await s.server.queue.app.request("/submit", { method: "POST", headers: json, body: `{"type":"noop","payload":${payload}}` });
+      const res = await s.server.app.request("/submit", { method: "POST", headers: json, body: `{"type":"noop","payload":${payload}}` });
       expect(res.status).toBe(202);
       const { id } = (await res.json()) as { id: string };
-      const job = await s.server.queue.app.request(`/jobs/${id}`);
+      const job = await s.server.app.request(`/jobs/${id}`);
       const text = await job.text();
       expect(text).toContain(`"payload":${payload}`);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -315,10 +315,10 @@ describe(`on ${kind}`, () => {
 
     test("NUL characters, escaped surrogate pairs and huge numbers in a payload round-trip as JSON", async () => {
       const payload = '{"z":"a\\u0000b","pair":"\\ud83d\\ude80","n":1e308,"big":9007199254740993}';
-      const res = await s.server.queue.app.request("/submit", { method: "POST", headers: json, body: `{"type":"noop","payload":${payload}}` });
+      const res = await s.server.app.request("/submit", { method: "POST", headers: json, body: `{"type":"noop","payload":${payload}}` });
       expect(res.status).toBe(202);
       const { id } = (await res.json()) as { id: string };
-      const job = (await (await s.server.queue.app.request(`/jobs/${id}`)).json()) as { payload: Record<string, unknown> };
+      const job = (await (await s.server.app.request(`/jobs/${id}`)).json()) as { payload: Record<string, unknown> };
       expect(job.payload).toEqual({ z: "a\u0000b", pair: "🚀", n: 1e308, big: 9007199254740992 });
     });
   });

@@ -8,12 +8,11 @@ import postgres from "postgres";
 import { PermanentError } from "../src/errors.ts";
 import type { Handler } from "../src/handlers/handler.ts";
 import { DEAD_PAGE_MAX_BYTES } from "../src/http/api-schema.ts";
-import type { JobQueue, JobQueueOptions } from "../src/queue/jobqueue.ts";
 import type { Store, StoreTestHooks } from "../src/store/store.ts";
 
 /** A store with the hooks only tests use (insert by ids, table counts). */
 type TestStore = Store & StoreTestHooks;
-import { STORE_KINDS, startQueue, storeSite, type StoreKind } from "./support/queues.ts";
+import { STORE_KINDS, startQueue, storeSite, type StoreKind, type TestQueue } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";
 
 /** Holds its worker until the queue shuts down, so every job submitted stays countable. */
@@ -29,7 +28,7 @@ const HANDLERS = {
 };
 
 interface Node {
-  q: JobQueue;
+  q: TestQueue;
   store: TestStore;
   /** Rows in pending, inflight and dead. */
   rows(): Promise<number>;
@@ -37,14 +36,14 @@ interface Node {
 
 /** Queues made by a describe block, each on a store of its own, all stopped after it. */
 function nodes(kind: StoreKind) {
-  const made: { q: JobQueue; drop: () => Promise<void> }[] = [];
+  const made: { q: TestQueue; drop: () => Promise<void> }[] = [];
   afterAll(async () => {
     for (const { q, drop } of made) {
       await q.shutdown(0).catch(() => {});
       await drop();
     }
   });
-  return async (over: Partial<JobQueueOptions> = {}): Promise<Node & { url?: string }> => {
+  return async (over: Parameters<typeof startQueue>[2] = {}): Promise<Node & { url?: string }> => {
     const site = await storeSite(kind);
     const store = site.open();
     const q = await startQueue(store, HANDLERS, over);

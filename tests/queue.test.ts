@@ -2,13 +2,12 @@
 // app.request(), handlers, retries, dead letters, timeouts, aging, the reaper and shutdown.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { createHandlerRegistry, type Handler } from "../src/handlers/handler.ts";
+import type { Handler } from "../src/handlers/handler.ts";
 import { createWebhookHandler } from "../src/handlers/webhook.ts";
 import { PermanentError } from "../src/errors.ts";
-import { createJobQueue, type JobQueue } from "../src/queue/jobqueue.ts";
-import { createLogger } from "../src/logger.ts";
 import { createPostgresStore } from "../src/store/postgres.ts";
 import { createTestDatabase, PG_ADMIN_URL } from "./support/pg.ts";
+import { startQueue as startTestQueue, type TestQueue } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";
 
 let db: { url: string; drop: () => Promise<void> };
@@ -19,28 +18,19 @@ afterAll(async () => {
   await db.drop();
 });
 
-const logger = createLogger("silent");
 
-async function startQueue(handlers: Record<string, Handler>, over: Partial<Parameters<typeof createJobQueue>[0]> = {}) {
-  const registry = createHandlerRegistry({ timeoutMs: 5000, maxAttempts: 3, priority: 0 });
-  for (const [type, h] of Object.entries(handlers)) registry.register(type, h);
-  const store = over.store ?? createPostgresStore({ url: db.url });
-  const q = createJobQueue({
-    store, registry, logger, nodeId: `test-${Math.random()}`, workers: 4, leaseMs: 3000,
-    reapIntervalMs: 200, backoff: { baseMs: 5, capMs: 20 }, ...over,
-  });
-  await q.start();
-  return q;
+function startQueue(handlers: Record<string, Handler>, over: Parameters<typeof startTestQueue>[2] = {}) {
+  return startTestQueue(over.store ?? createPostgresStore({ url: db.url }), handlers, over);
 }
 
-async function post(q: JobQueue, body: unknown) {
+async function post(q: TestQueue, body: unknown) {
   const res = await q.app.request("/submit", {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as any };
 }
 
-async function getJob(q: JobQueue, id: string) {
+async function getJob(q: TestQueue, id: string) {
   const res = await q.app.request(`/jobs/${id}`);
   return { status: res.status, body: (await res.json()) as any };
 }
@@ -280,11 +270,10 @@ describe("when PostgreSQL goes away", () => {
     const name = new URL(own.url).pathname.slice(1);
     const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => {} });
     const ran: string[] = [];
-    const registry = createHandlerRegistry({ timeoutMs: 5000, maxAttempts: 3, priority: 0 });
-    registry.register("j", (job) => void ran.push(String(job.id)));
-    const q = createJobQueue({ store: createPostgresStore({ url: own.url, connectTimeoutS: 2 }), registry, logger, nodeId: "outage", workers: 2, reapIntervalMs: 200 });
+    const q = await startTestQueue(createPostgresStore({ url: own.url, connectTimeoutS: 2 }), { j: (job) => void ran.push(String(job.id)) }, {
+      nodeId: "outage", workers: 2,
+    });
     try {
-      await q.start();
       const before = await post(q, { type: "j" });
       expect(before.status).toBe(202);
       await waitFor(() => ran.length === 1);

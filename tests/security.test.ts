@@ -363,7 +363,7 @@ describe("other web pages: Origin, body types and, without a token, the Host", (
   const send = (s: TestServer, head: string, body = "") =>
     rawRequest(s.server.port, `${head}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   const deadCount = async (s: TestServer) =>
-    ((await (await s.server.queue.app.request("/stats")).json()) as { jobs: { dead: number } }).jobs.dead;
+    ((await (await s.server.app.request("/stats")).json()) as { jobs: { dead: number } }).jobs.dead;
   function expectError(res: { status: number; headers: Record<string, string>; body: string }, status: number, code: string): string {
     expect(res.status).toBe(status);
     expect(res.headers["content-type"]).toContain("application/json");

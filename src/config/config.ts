@@ -3,6 +3,8 @@
 
 import { ConfigError } from "../errors.ts";
 import type { LogLevel } from "../logger.ts";
+import type { HttpSettings } from "../http/app.ts";
+import type { QueueSettings } from "../queue/jobqueue.ts";
 import { BOOLEAN_WORDS, Expected, KEYS, OPTIONS, specOf, type Ctx } from "./options.ts";
 
 
@@ -167,4 +169,31 @@ export function helpText(): string {
   lines.push("  -h, --help                    print this help and exit");
   lines.push("  -v, --version                 print the version and exit");
   return lines.join("\n") + "\n";
+}
+
+// ---- what the parts take -------------------------------------------------------------------
+
+/** Every option at its default: the settings a library user starts from (see queueSettings). */
+export function defaultConfig(hostname = "localhost"): Config {
+  return loadConfig({}, [], hostname, "library").config;
+}
+
+/** The queue's settings from a Config (createJobQueue takes them resolved, so defaults live only in the option table). */
+export function queueSettings(config: Config): QueueSettings {
+  return {
+    nodeId: config.nodeId,
+    workers: config.workers,
+    leaseMs: config.leaseMs,
+    agingMs: config.agingMs,
+    reapIntervalMs: config.reapIntervalMs,
+    backoff: { baseMs: config.backoffBaseMs, capMs: config.backoffCapMs },
+    maxPendingBytes: config.maxPendingBytes,
+    keepCompletedMs: config.keepCompletedMs,
+    listen: !config.noListen,
+  };
+}
+
+/** The HTTP app's settings from a Config. */
+export function httpSettings(config: Config): HttpSettings {
+  return { bodyLimitBytes: config.bodyLimitBytes, maxQueued: config.maxQueued };
 }

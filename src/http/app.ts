@@ -1,6 +1,6 @@
 // app.ts: the HTTP surface (Hono): routes, request-body limits and parsing, the queue-full cap, and
-// the one JSON error envelope {"error":{"code","message"}}. No SQL: every effect goes through AppDeps,
-// and a 202 is sent only after deps.submit has committed. Internal faults never reach the client.
+// the one JSON error envelope {"error":{"code","message"}}. No SQL: every effect goes through the
+// queue's QueueApi, and a 202 is sent only after its submit has committed. Internal faults never reach the client.
 // Authentication is not here: http/auth.ts gates the whole app in front of it.
 import { zValidator } from "@hono/zod-validator";
 import { Hono, type Context } from "hono";
@@ -11,10 +11,8 @@ import {
   JobQueueError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, badRequest, errorMessage, methodNotAllowed,
   notFound, payloadTooLarge, unsupportedMediaType,
 } from "../errors.ts";
-import type { CancelResult } from "../ops/cancellation.ts";
-import type { DeadLetters } from "../ops/dead-letters.ts";
-import type { Stats } from "../ops/stats.ts";
 import type { Logger } from "../logger.ts";
+import type { QueueApi } from "../queue/api.ts";
 import type { InsertResult, JobView, NewJob } from "../store/rows.ts";
 import {
   DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, bulkTypeQuery, deadListQuery, jobIdParam,
@@ -23,39 +21,15 @@ import {
 import { dashboardPage } from "./dashboard.ts";
 import { openApiDocument } from "./openapi.ts";
 import { MAX_DELAY_MS, describeIssues, formatPath, parseSubmitBody, readableIssue, toNewJob, type SubmitBody } from "./submit-schema.ts";
-import type { Clock } from "../clock.ts";
 
-export interface AppDeps {
-  /**
-   * Commits jobs (all or nothing) and resolves with their ids only after commit; a duplicate (its
-   * idempotency key is held) names the job holding the key. May throw JobQueueError (e.g. unavailable 503).
-   */
-  submit(jobs: NewJob[]): Promise<InsertResult[]>;
-  /** Throws (503 overloaded) when a submit of this many bytes would not be let in now; called before its body is read. */
-  admit(bytes: number): void;
-  /** Defaults for a known type, or undefined for an unknown one. */
-  typeDefaults(type: string): { priority: number; maxAttempts: number } | undefined;
-  getJob(id: number): Promise<JobView | null>;
-  /** Operator actions on dead jobs. */
-  dead: DeadLetters;
-  /** Counts by state and type, the oldest ready job's age, recent completions. */
-  stats(): Promise<Stats>;
-  /** Cancel a pending, scheduled or (in this process) running job. */
-  cancel(id: number): Promise<CancelResult>;
-  /** null when ready, else the reason it is not. */
-  notReadyReason(): Promise<string | null>;
-  /** Accepting submits? false while shutting down. */
-  accepting(): boolean;
-  metricsText(): Promise<string> | string;
-  metricsContentType: string;
+/** The HTTP settings of the app: the body size limit and the queue-full cap. */
+export interface HttpSettings {
   bodyLimitBytes: number;
-  /** Jobs waiting on this node (ready + scheduled), read on every submit. */
-  queuedCount(): number;
-  /** A submit that would take queuedCount() past this gets 429 queue_full; 0 = no limit. */
+  /** A submit that would take the queue's queuedCount() past this gets 429 queue_full; 0 = no limit. */
   maxQueued: number;
-  clock: Clock;
-  logger: Logger;
 }
+
+type AppDeps = QueueApi & HttpSettings;
 
 /** Every route and the methods it allows; any other method on these paths is a 405. */
 const ROUTES: Record<string, string[]> = {
@@ -76,7 +50,9 @@ const ROUTES: Record<string, string[]> = {
 /** What a full queue tells a producer to wait before trying again, in seconds. */
 const QUEUE_FULL_RETRY_AFTER_S = 1;
 
-export function createApp(deps: AppDeps): Hono {
+/** The HTTP API over a queue: what its routes ask of `api`, within `settings`. */
+export function createApp(api: QueueApi, settings: HttpSettings): Hono {
+  const deps: AppDeps = { ...api, ...settings };
   const app = new Hono();
   // Jobs of submits still waiting for their commit: not yet in queuedCount(), but they will be.
   const cap = { committing: 0 };

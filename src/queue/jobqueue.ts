@@ -1,14 +1,15 @@
-// jobqueue.ts: wires one queue node from its parts (store, scheduler, dispatcher, workers,
-// reaper, metrics, HTTP app) and owns its start-up and shutdown order. It opens no port and
-// reads no environment: main.ts and library users hand it real resources.
-import type { Hono } from "hono";
+// jobqueue.ts: wires one queue node from its parts (store, scheduler, dispatcher, worker pool,
+// reaper, operator services, metrics) and owns its start-up and shutdown order. It offers front ends
+// a QueueApi and knows no HTTP; it opens no port and reads no environment: main.ts, server.ts and
+// library users hand it real resources and resolved settings.
 import type { BackoffPolicy } from "./backoff.ts";
+import type { Clock } from "../clock.ts";
+import type { QueueApi } from "./api.ts";
 import { createCancellation } from "../ops/cancellation.ts";
 import { createDeadLetters } from "../ops/dead-letters.ts";
 import { createDispatcher } from "./dispatcher.ts";
 import { NodeIdInUseError, badRequest, errorMessage } from "../errors.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
-import { createApp } from "../http/app.ts";
 import { createLogger, type Logger } from "../logger.ts";
 import { createMetrics, LATENCY_BUCKETS_SECONDS, type Metrics } from "../metrics.ts";
 import { createReaper } from "./reaper.ts";
@@ -18,27 +19,33 @@ import { createStats } from "../ops/stats.ts";
 import type { Store } from "../store/store.ts";
 import type { NewJob, PendingEntry } from "../store/rows.ts";
 import { createWorkerPool, type WorkerPool } from "../pool/pool.ts";
-import type { Clock } from "../clock.ts";
 
-export interface JobQueueOptions {
+/**
+ * How a node runs, every value resolved: the option table (config/options.ts) states the defaults
+ * once, and config/config.ts's queueSettings() turns a Config into these.
+ */
+export interface QueueSettings {
+  /** Names this process in leases; held by one live process; a restart with it recovers its orphans at once. */
+  nodeId: string;
+  /** Jobs run at once. */
+  workers: number;
+  leaseMs: number;
+  /** Waiting this long is worth one priority level (0: first ready runs first). */
+  agingMs: number;
+  reapIntervalMs: number;
+  backoff: BackoffPolicy;
+  /** Most bytes of submits waiting for their commit; beyond it, 503 overloaded (0 = no limit). */
+  maxPendingBytes: number;
+  /** Keep a small record of each completed job this long (GET /jobs/:id answers "completed"); 0 = none. */
+  keepCompletedMs: number;
+  /** LISTEN for other nodes' new-job hints (PostgreSQL); false behind PgBouncer transaction pooling. */
+  listen: boolean;
+}
+
+export interface JobQueueOptions extends QueueSettings {
   store: Store;
   registry: HandlerRegistry;
-  /** Names this process in leases; a restart with the same id recovers its orphans at once. */
-  nodeId: string;
-  workers?: number;
-  leaseMs?: number;
-  agingMs?: number;
-  reapIntervalMs?: number;
-  backoff?: BackoffPolicy;
-  bodyLimitBytes?: number;
-  /** Submits that would queue more jobs than this on this node get 429 queue_full; 0 = no limit. */
-  maxQueued?: number;
-  /** Most bytes of submits waiting for their commit; beyond it, 503 overloaded (0 = no limit; default 64 MiB). */
-  maxPendingBytes?: number;
-  /** Keep a small record of each completed job this long (GET /jobs/:id answers "completed"); 0 = none. */
-  keepCompletedMs?: number;
-  /** LISTEN for other nodes' new-job hints (PostgreSQL); false behind PgBouncer transaction pooling. */
-  listen?: boolean;
+  /** Default: the store's clock (on PostgreSQL the database server's). */
   clock?: Clock;
   /**
    * Called when the node can no longer run safely (another process took its node id while its
@@ -51,7 +58,8 @@ export interface JobQueueOptions {
 }
 
 export interface JobQueue {
-  readonly app: Hono;
+  /** What front ends may ask of it (the HTTP app is built on this: http/app.ts createApp). */
+  readonly api: QueueApi;
   readonly metrics: Metrics;
   readonly scheduler: Scheduler;
   readonly pool: WorkerPool;
@@ -91,7 +99,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   // The store's clock: on PostgreSQL the server's, so due times and leases agree across nodes.
   const clock = opts.clock ?? opts.store.clock;
   const logger = opts.logger ?? createLogger("info");
-  const leaseMs = opts.leaseMs ?? 30_000;
+  const { leaseMs, reapIntervalMs } = opts;
   const { store, registry } = opts;
   let state: JobQueue["state"] = "new";
 
@@ -111,7 +119,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   };
 
   const completions = new RateWindow(60);
-  const scheduler = createScheduler({ agingMs: opts.agingMs ?? 1000, clock, onReady: () => pool.pump() });
+  const scheduler = createScheduler({ agingMs: opts.agingMs, clock, onReady: () => pool.pump() });
   const pushEntries = (entries: PendingEntry[]) => {
     const now = clock();
     for (const e of entries) scheduler.add(e.id, e.priority, e.runAt, now, e.type);
@@ -119,7 +127,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
 
   const dispatcher = createDispatcher({
     store, scheduler, clock, logger,
-    maxPendingBytes: opts.maxPendingBytes ?? 64 * 1024 * 1024,
+    maxPendingBytes: opts.maxPendingBytes,
     direct: {
       owner: opts.nodeId, leaseMs,
       reserve: (types) => pool.reserve(types),
@@ -134,11 +142,11 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
 
   const pool = createWorkerPool({
     store, scheduler, registry, clock, logger, leaseMs,
-    agingMs: opts.agingMs ?? 1000,
-    keepCompletedMs: opts.keepCompletedMs ?? 0,
+    agingMs: opts.agingMs,
+    keepCompletedMs: opts.keepCompletedMs,
     owner: opts.nodeId,
-    concurrency: opts.workers ?? 32,
-    backoff: opts.backoff ?? { baseMs: 1000, capMs: 3_600_000 },
+    concurrency: opts.workers,
+    backoff: opts.backoff,
     ...(opts.random !== undefined && { random: opts.random }),
     events: {
       started: (type, waitMs) => m.wait.labels({ type }).observe(waitMs / 1000),
@@ -158,13 +166,12 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     },
   });
 
-  const reapIntervalMs = opts.reapIntervalMs ?? 2000;
   let liveNodes = 1;
   let stopListening: () => Promise<void> = async () => {};
   const reaper = createReaper({
     store, clock, logger,
     intervalMs: reapIntervalMs,
-    keepCompletedMs: opts.keepCompletedMs ?? 0,
+    keepCompletedMs: opts.keepCompletedMs,
     onRecovered: (entries) => {
       m.recovered.labels({ reason: "lease_expired" }).inc(entries.length);
       pushEntries(entries);
@@ -189,7 +196,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   metrics.gauge("jobqueue_jobs_inflight", "Jobs claimed by this node and not yet settled.", () => pool.inflight);
   metrics.gauge("jobqueue_nodes", "Processes sharing this database whose heartbeat is recent (this one included).", () => liveNodes);
   metrics.gauge("jobqueue_workers_busy", "Worker slots running a handler.", () => pool.busy);
-  metrics.gauge("jobqueue_workers", "Worker slots in the pool.", () => opts.workers ?? 32);
+  metrics.gauge("jobqueue_workers", "Worker slots in the pool.", () => opts.workers);
   metrics.gauge("jobqueue_oldest_ready_age_seconds", "Age of the longest-waiting ready job.", () => {
     const oldest = scheduler.oldestReadyAt();
     return oldest === null ? 0 : Math.max(0, clock() - oldest) / 1000;
@@ -212,7 +219,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     }
   }
 
-  const app = createApp({
+  const api: QueueApi = {
     submit: (jobs) => dispatcher.submit(jobs),
     admit: (bytes) => dispatcher.admit(bytes),
     typeDefaults: (type) => {
@@ -227,15 +234,13 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     accepting: () => state === "running" || state === "starting",
     metricsText: () => metrics.render(),
     metricsContentType: metrics.contentType,
-    bodyLimitBytes: opts.bodyLimitBytes ?? 1024 * 1024,
     queuedCount: () => scheduler.readyCount + scheduler.scheduledCount,
-    maxQueued: opts.maxQueued ?? 1_000_000,
     clock,
     logger,
-  });
+  };
 
   return {
-    app, metrics, scheduler, pool,
+    api, metrics, scheduler, pool,
     get state() {
       return state;
     },
@@ -265,7 +270,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       // so the process starts serving at the size of what it keeps (the heaps), not at its peak.
       if (loaded >= LARGE_LOAD) Bun.gc(true);
       liveNodes = await store.heartbeatNode(opts.nodeId, clock(), clock() - 3 * reapIntervalMs);
-      if (opts.listen ?? true) {
+      if (opts.listen) {
         try {
           stopListening = await store.listen(() => pool.pull());
         } catch (err) {

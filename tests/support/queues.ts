@@ -3,7 +3,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createHandlerRegistry, type Handler, type TypePolicy } from "../../src/handlers/handler.ts";
+import { createHandlerRegistry, type Handler, type HandlerRegistry, type TypePolicy } from "../../src/handlers/handler.ts";
+import type { Hono } from "hono";
+import { defaultConfig, queueSettings } from "../../src/config/config.ts";
+import { createApp, type HttpSettings } from "../../src/http/app.ts";
 import { createJobQueue, type JobQueue, type JobQueueOptions } from "../../src/queue/jobqueue.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createPostgresStore } from "../../src/store/postgres.ts";
@@ -35,26 +38,44 @@ export async function storeSite(kind: StoreKind): Promise<{ open(): TestStore; d
 
 export type HandlerSpec = Handler | { handler: Handler; policy: Partial<TypePolicy> };
 
+/** A queue with its HTTP app, for app.request() in tests. */
+export type TestQueue = JobQueue & { app: Hono };
+
+/**
+ * A started queue on `store` with these handlers: the option table's defaults, quickened for tests
+ * (4 workers, 3 s leases, a 200 ms maintenance tick, 5-20 ms backoff), then `over`.
+ */
 export async function startQueue(
   store: Store,
   handlers: Record<string, HandlerSpec>,
-  over: Partial<JobQueueOptions> = {},
-): Promise<JobQueue> {
+  over: Partial<JobQueueOptions & HttpSettings> = {},
+): Promise<TestQueue> {
   const registry = createHandlerRegistry({ timeoutMs: 5000, maxAttempts: 3, priority: 0 });
   for (const [type, h] of Object.entries(handlers)) {
     if (typeof h === "function") registry.register(type, h);
     else registry.register(type, h.handler, h.policy);
   }
+  return startQueueWith(store, registry, over);
+}
+
+/** startQueue with a registry of its own (from a types file, say). */
+export async function startQueueWith(
+  store: Store,
+  registry: HandlerRegistry,
+  over: Partial<JobQueueOptions & HttpSettings> = {},
+): Promise<TestQueue> {
+  const defaults = defaultConfig();
+  const { bodyLimitBytes = defaults.bodyLimitBytes, maxQueued = defaults.maxQueued, ...options } = over;
   const q = createJobQueue({
-    store, registry, logger: createLogger("silent"), nodeId: `test-${Math.random()}`, workers: 4, leaseMs: 3000,
-    reapIntervalMs: 200, backoff: { baseMs: 5, capMs: 20 }, ...over,
+    ...queueSettings(defaults), store, registry, logger: createLogger("silent"), nodeId: `test-${Math.random()}`, workers: 4,
+    leaseMs: 3000, reapIntervalMs: 200, backoff: { baseMs: 5, capMs: 20 }, ...options,
   });
   await q.start();
-  return q;
+  return Object.assign(q, { app: createApp(q.api, { bodyLimitBytes, maxQueued }) });
 }
 
 /** A request to the queue's app with an optional JSON body; the answer with its body parsed. */
-export async function call(q: JobQueue, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+export async function call(q: TestQueue, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const init: RequestInit = { method };
   if (body !== undefined) {
     init.headers = { "content-type": "application/json" };

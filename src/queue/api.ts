@@ -1,0 +1,39 @@
+// api.ts: what a front end (the HTTP app, a library user's own server) may ask of a running queue:
+// submit, read, cancel, dead letters, stats, readiness and metrics. The queue implements it; front
+// ends depend on this shape, never on the queue's parts.
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../logger.ts";
+import type { CancelResult } from "../ops/cancellation.ts";
+import type { DeadLetters } from "../ops/dead-letters.ts";
+import type { Stats } from "../ops/stats.ts";
+import type { InsertResult, JobView, NewJob } from "../store/rows.ts";
+
+export interface QueueApi {
+  /**
+   * Commits jobs (all or nothing) and resolves with their ids only after commit; a duplicate (its
+   * idempotency key is held) names the job holding the key. Throws a store fault (errors.ts) or a
+   * JobQueueError (e.g. 503 overloaded) when it cannot.
+   */
+  submit(jobs: NewJob[]): Promise<InsertResult[]>;
+  /** Throws (503 overloaded) when a submit of this many bytes would not be let in now; called before its body is read. */
+  admit(bytes: number): void;
+  /** Defaults for a known type, or undefined for an unknown one. */
+  typeDefaults(type: string): { priority: number; maxAttempts: number } | undefined;
+  getJob(id: number): Promise<JobView | null>;
+  /** Operator actions on dead jobs. */
+  dead: DeadLetters;
+  /** Counts by state and type, the oldest ready job's age, recent completions. */
+  stats(): Promise<Stats>;
+  /** Cancel a pending, scheduled or (in this process) running job. */
+  cancel(id: number): Promise<CancelResult>;
+  /** null when ready, else the reason it is not. */
+  notReadyReason(): Promise<string | null>;
+  /** Accepting submits? false while shutting down. */
+  accepting(): boolean;
+  metricsText(): Promise<string> | string;
+  metricsContentType: string;
+  /** Jobs waiting on this node (ready + scheduled). */
+  queuedCount(): number;
+  clock: Clock;
+  logger: Logger;
+}
