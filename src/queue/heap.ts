@@ -47,8 +47,8 @@ export class PriorityHeap {
   push(id: number, key: number, priority: number, tag = 0): void {
     if (this.hole) {
       // Into the root hole: walk it down along the smaller child while that child goes before the
-      // new entry. Top-down, not fill()'s bottom-up, because the entry usually stops well above
-      // the leaves (pop-heavy bench: ~3.6 levels here against ~15 + ~12 for pop + push).
+      // new entry. Top-down, not fill()'s bottom-up, because the entry usually stops a few levels
+      // below the root, where an eager pop and push each walk the whole height.
       this.hole = false;
       const keys = this.keys, ids = this.ids, prios = this.prios, tags = this.tags;
       const n = this.n;
@@ -114,8 +114,8 @@ export class PriorityHeap {
     }
     // A hole is pending, so the minimum is the root's smaller child. Take that one and fill its
     // place from the last entry as an eager pop would (walk down, sift up, but not above it),
-    // and the root stays the hole. fill() and then taking the root measured 6-8 % slower on
-    // pop after pop (bench/heap.ts push-heavy's drain): it moves one entry more.
+    // and the root stays the hole. fill() and then taking the root would move one entry more on
+    // every pop after a pop (bench/heap.ts measures both).
     const n = this.n;
     if (n === 1) {
       this.n = 0;
@@ -192,8 +192,8 @@ export class PriorityHeap {
       pos = child;
       child = (pos << 1) + 1;
     }
-    // The same sift-up as push(), written out again on purpose: a shared sift-up method measured
-    // slower on pop-heavy work (0.98× flatqueue against 1.16× inline, commit 7bd542d).
+    // The same sift-up as push(), written out again on purpose: a shared sift-up method was slower
+    // on pop-heavy work in bench/heap.ts (the figures are in commit 7bd542d).
     const key = keys[last]!, id = ids[last]!, priority = prios[last]!, tag = tags[last]!;
     while (pos > start) {
       const parent = (pos - 1) >> 1;
