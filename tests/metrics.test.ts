@@ -1,7 +1,7 @@
 // metrics.test.ts: the registry's exposition text, read back by a small strict parser, and, where
 // promtool is installed, checked by Prometheus's own parser and linter.
 import { describe, expect, test } from "bun:test";
-import { createMetrics, LATENCY_BUCKETS_SECONDS, type Labels } from "../src/metrics.ts";
+import { createMetrics, LATENCY_BUCKETS_SECONDS, type Labels } from "../src/metrics/registry.ts";
 
 interface Sample {
   name: string;

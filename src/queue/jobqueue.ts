@@ -11,9 +11,9 @@ import { createDispatcher } from "./dispatcher.ts";
 import { NodeIdInUseError, badRequest, errorMessage } from "../errors.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
 import { createLogger, type Logger } from "../logger.ts";
-import { createMetrics, LATENCY_BUCKETS_SECONDS, type Metrics } from "../metrics.ts";
+import type { Metrics } from "../metrics/registry.ts";
+import { createQueueMetrics } from "./queue-metrics.ts";
 import { createReaper } from "./reaper.ts";
-import { RateWindow } from "./rate-window.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
 import { createStats } from "../ops/stats.ts";
 import type { Store } from "../store/store.ts";
@@ -103,22 +103,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   const { store, registry } = opts;
   let state: JobQueue["state"] = "new";
 
-  const metrics = createMetrics({ onReadError: (name, err) => logger.warn("gauge read failed", { name, err: errorMessage(err) }) });
-  const m = {
-    submitted: metrics.counter("jobqueue_jobs_submitted_total", "Jobs committed by submit.", ["type"]),
-    completed: metrics.counter("jobqueue_jobs_completed_total", "Jobs completed successfully.", ["type"]),
-    failed: metrics.counter("jobqueue_jobs_failed_total", "Failed attempts (errors and timeouts).", ["type"]),
-    retried: metrics.counter("jobqueue_jobs_retried_total", "Failed attempts scheduled to run again.", ["type"]),
-    dead: metrics.counter("jobqueue_jobs_dead_total", "Jobs moved to the dead-letter table.", ["type"]),
-    recovered: metrics.counter("jobqueue_jobs_recovered_total", "Jobs handed back to pending after an expired lease or a restart.", ["reason"]),
-    pulled: metrics.counter("jobqueue_jobs_pulled_total", "Jobs an idle node claimed straight from the store (another node's backlog, or rows its heap missed)."),
-    adopted: metrics.counter("jobqueue_jobs_adopted_total", "Due jobs this node took into its heap from the store because they were more urgent than all of its own."),
-    fenced: metrics.counter("jobqueue_fenced_moves_total", "Moves that found their claim already gone (reaped or superseded).", ["move"]),
-    wait: metrics.histogram("jobqueue_job_wait_seconds", "Time from ready to start.", LATENCY_BUCKETS_SECONDS, ["type"]),
-    run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
-  };
-
-  const completions = new RateWindow(60);
+  const { metrics, counters: m, completions, poolEvents, gauges } = createQueueMetrics({ clock, logger });
   const scheduler = createScheduler({ agingMs: opts.agingMs, clock, onReady: () => pool.pump() });
   const pushEntries = (entries: PendingEntry[]) => {
     const now = clock();
@@ -148,22 +133,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     concurrency: opts.workers,
     backoff: opts.backoff,
     ...(opts.random !== undefined && { random: opts.random }),
-    events: {
-      started: (type, waitMs) => m.wait.labels({ type }).observe(waitMs / 1000),
-      completed: (type, runMs) => {
-        m.completed.labels({ type }).inc();
-        completions.add(clock());
-        m.run.labels({ type }).observe(runMs / 1000);
-      },
-      failed: (type, runMs, next) => {
-        m.failed.labels({ type }).inc();
-        m.run.labels({ type }).observe(runMs / 1000);
-        (next === "dead" ? m.dead : m.retried).labels({ type }).inc();
-      },
-      fenced: (move) => m.fenced.labels({ move }).inc(),
-      pulled: (count) => m.pulled.inc({}, count),
-      adopted: (count) => m.adopted.inc({}, count),
-    },
+    events: poolEvents,
   });
 
   let liveNodes = 1;
@@ -191,15 +161,14 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     },
   });
 
-  metrics.gauge("jobqueue_jobs_ready", "Jobs due and waiting for a worker (this node's heap).", () => scheduler.readyCount);
-  metrics.gauge("jobqueue_jobs_scheduled", "Jobs waiting for their run time (this node's heap).", () => scheduler.scheduledCount);
-  metrics.gauge("jobqueue_jobs_inflight", "Jobs claimed by this node and not yet settled.", () => pool.inflight);
-  metrics.gauge("jobqueue_nodes", "Processes sharing this database whose heartbeat is recent (this one included).", () => liveNodes);
-  metrics.gauge("jobqueue_workers_busy", "Worker slots running a handler.", () => pool.busy);
-  metrics.gauge("jobqueue_workers", "Worker slots in the pool.", () => opts.workers);
-  metrics.gauge("jobqueue_oldest_ready_age_seconds", "Age of the longest-waiting ready job.", () => {
-    const oldest = scheduler.oldestReadyAt();
-    return oldest === null ? 0 : Math.max(0, clock() - oldest) / 1000;
+  gauges({
+    readyCount: () => scheduler.readyCount,
+    scheduledCount: () => scheduler.scheduledCount,
+    oldestReadyAt: () => scheduler.oldestReadyAt(),
+    inflight: () => pool.inflight,
+    busy: () => pool.busy,
+    workers: opts.workers,
+    liveNodes: () => liveNodes,
   });
 
   async function notReadyReason(): Promise<string | null> {

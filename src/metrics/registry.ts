@@ -1,5 +1,6 @@
-// metrics.ts: an in-process Prometheus registry (counters, scrape-time gauges, histograms) and its
+// registry.ts (metrics): an in-process Prometheus registry (counters, scrape-time gauges, histograms) and its
 // text exposition format 0.0.4. Knows nothing of jobs, HTTP or the store: callers name the metrics.
+import { checkBuckets, checkLabelNames, checkLabels, checkName, escapeHelp, formatNumber, gaugeLines, matches, renderLabels } from "./format.ts";
 
 export type Labels = Record<string, string>;
 
@@ -40,8 +41,6 @@ export const LATENCY_BUCKETS_SECONDS: readonly number[] = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
 ];
 
-const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** One counter series: the hot data structure behind `inc`. */
 export class CounterSeries {
@@ -234,82 +233,3 @@ function createSeriesTable<S>(
   };
 }
 
-function checkLabels(metric: string, labelNames: readonly string[], labels: Labels | undefined): string[] {
-  const want = labelNames.join(", ");
-  if (labels === undefined) throw new Error(`${metric} needs labels ${want}`);
-  const keys = Object.keys(labels);
-  const values = labelNames.map((n) => labels[n]);
-  if (keys.length !== labelNames.length || values.some((v) => typeof v !== "string")) {
-    throw new Error(`${metric} needs labels ${want} (string values), got ${keys.join(", ") || "none"}`);
-  }
-  return values as string[];
-}
-
-function matches(labelNames: readonly string[], values: readonly string[], filter: Labels | undefined): boolean {
-  if (filter === undefined) return true;
-  for (const key in filter) {
-    const i = labelNames.indexOf(key);
-    if (i < 0 || values[i] !== filter[key]) return false;
-  }
-  return true;
-}
-
-function gaugeLines(name: string, reading: GaugeReading): string[] {
-  if (typeof reading === "number") return [`${name} ${formatGauge(reading)}`];
-  if (!Array.isArray(reading)) throw new TypeError(`gauge ${name} read a ${typeof reading}, not a number or array`);
-  return reading.map(({ labels, value }) => {
-    if (typeof value !== "number") throw new TypeError(`gauge ${name} read a ${typeof value} value`);
-    const names = Object.keys(labels);
-    checkLabelNames(name, names);
-    const values = names.map((n) => labels[n]);
-    if (values.some((v) => typeof v !== "string")) throw new TypeError(`gauge ${name} read a non-string label value`);
-    return `${name}${renderLabels(names, values as string[])} ${formatGauge(value)}`;
-  });
-}
-
-/** Gauges here count things, so a negative reading (a race between two counts) prints as 0. */
-function formatGauge(value: number): string {
-  return formatNumber(value < 0 ? 0 : value);
-}
-
-function renderLabels(names: readonly string[], values: readonly string[]): string {
-  if (names.length === 0) return "";
-  return `{${names.map((n, i) => `${n}="${escapeLabelValue(values[i]!)}"`).join(",")}}`;
-}
-
-/** A sample value as Prometheus parses it: plain integers, JS exponent form, NaN, +Inf, -Inf. */
-function formatNumber(value: number): string {
-  if (value === Infinity) return "+Inf";
-  if (value === -Infinity) return "-Inf";
-  return String(value); // NaN prints "NaN"; -0 prints "0"
-}
-
-function escapeLabelValue(value: string): string {
-  return value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`));
-}
-
-function escapeHelp(help: string): string {
-  return help.replace(/[\\\n]/g, (c) => (c === "\n" ? "\\n" : "\\\\"));
-}
-
-function checkName(name: string): void {
-  if (!METRIC_NAME.test(name)) throw new Error(`invalid metric name ${JSON.stringify(name)}`);
-}
-
-function checkLabelNames(metric: string, labelNames: readonly string[]): void {
-  for (const n of labelNames) {
-    if (!LABEL_NAME.test(n) || n.startsWith("__")) throw new Error(`${metric}: invalid label name ${JSON.stringify(n)}`);
-  }
-  if (new Set(labelNames).size !== labelNames.length) throw new Error(`${metric}: repeated label name`);
-}
-
-function checkBuckets(name: string, buckets: readonly number[]): Float64Array {
-  const bounds = buckets.at(-1) === Infinity ? buckets.slice(0, -1) : buckets;
-  for (let i = 0; i < bounds.length; i++) {
-    const b = bounds[i]!;
-    if (!Number.isFinite(b) || (i > 0 && !(b > bounds[i - 1]!))) {
-      throw new Error(`histogram ${name}: buckets must be finite and strictly increasing`);
-    }
-  }
-  return Float64Array.from(bounds);
-}

@@ -1,0 +1,74 @@
+// queue-metrics.ts: the metrics one queue node exposes on /metrics: what its parts count (submits,
+// outcomes, recoveries, adoptions, fenced moves, wait and run times) and the gauges read from its
+// heaps and pool at scrape time. Names, help texts and labels live here; the registry is metrics/.
+import type { Clock } from "../clock.ts";
+import { errorMessage } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { createMetrics, LATENCY_BUCKETS_SECONDS } from "../metrics/registry.ts";
+import type { WorkerEvents } from "../pool/pool.ts";
+import { RateWindow } from "./rate-window.ts";
+
+/** What the gauges read at scrape time. */
+export interface GaugeSources {
+  readyCount(): number;
+  scheduledCount(): number;
+  oldestReadyAt(): number | null;
+  inflight(): number;
+  busy(): number;
+  workers: number;
+  liveNodes(): number;
+}
+
+export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
+  const { clock } = deps;
+  const metrics = createMetrics({ onReadError: (name, err) => deps.logger.warn("gauge read failed", { name, err: errorMessage(err) }) });
+  const m = {
+    submitted: metrics.counter("jobqueue_jobs_submitted_total", "Jobs committed by submit.", ["type"]),
+    completed: metrics.counter("jobqueue_jobs_completed_total", "Jobs completed successfully.", ["type"]),
+    failed: metrics.counter("jobqueue_jobs_failed_total", "Failed attempts (errors and timeouts).", ["type"]),
+    retried: metrics.counter("jobqueue_jobs_retried_total", "Failed attempts scheduled to run again.", ["type"]),
+    dead: metrics.counter("jobqueue_jobs_dead_total", "Jobs moved to the dead-letter table.", ["type"]),
+    recovered: metrics.counter("jobqueue_jobs_recovered_total", "Jobs handed back to pending after an expired lease or a restart.", ["reason"]),
+    pulled: metrics.counter("jobqueue_jobs_pulled_total", "Jobs an idle node claimed straight from the store (another node's backlog, or rows its heap missed)."),
+    adopted: metrics.counter("jobqueue_jobs_adopted_total", "Due jobs this node took into its heap from the store because they were more urgent than all of its own."),
+    fenced: metrics.counter("jobqueue_fenced_moves_total", "Moves that found their claim already gone (reaped or superseded).", ["move"]),
+    wait: metrics.histogram("jobqueue_job_wait_seconds", "Time from ready to start.", LATENCY_BUCKETS_SECONDS, ["type"]),
+    run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
+  };
+  /** Completions in the last minute (GET /stats). */
+  const completions = new RateWindow(60);
+
+  /** What the worker pool reports, counted. */
+  const poolEvents: WorkerEvents = {
+    started: (type, waitMs) => m.wait.labels({ type }).observe(waitMs / 1000),
+    completed: (type, runMs) => {
+      m.completed.labels({ type }).inc();
+      completions.add(clock());
+      m.run.labels({ type }).observe(runMs / 1000);
+    },
+    failed: (type, runMs, next) => {
+      m.failed.labels({ type }).inc();
+      m.run.labels({ type }).observe(runMs / 1000);
+      (next === "dead" ? m.dead : m.retried).labels({ type }).inc();
+    },
+    fenced: (move) => m.fenced.labels({ move }).inc(),
+    pulled: (count) => m.pulled.inc({}, count),
+    adopted: (count) => m.adopted.inc({}, count),
+  };
+
+  /** Registers the gauges, read from `src` at every scrape. */
+  function gauges(src: GaugeSources): void {
+    metrics.gauge("jobqueue_jobs_ready", "Jobs due and waiting for a worker (this node's heap).", src.readyCount);
+    metrics.gauge("jobqueue_jobs_scheduled", "Jobs waiting for their run time (this node's heap).", src.scheduledCount);
+    metrics.gauge("jobqueue_jobs_inflight", "Jobs claimed by this node and not yet settled.", src.inflight);
+    metrics.gauge("jobqueue_nodes", "Processes sharing this database whose heartbeat is recent (this one included).", src.liveNodes);
+    metrics.gauge("jobqueue_workers_busy", "Worker slots running a handler.", src.busy);
+    metrics.gauge("jobqueue_workers", "Worker slots in the pool.", () => src.workers);
+    metrics.gauge("jobqueue_oldest_ready_age_seconds", "Age of the longest-waiting ready job.", () => {
+      const oldest = src.oldestReadyAt();
+      return oldest === null ? 0 : Math.max(0, clock() - oldest) / 1000;
+    });
+  }
+
+  return { metrics, counters: m, completions, poolEvents, gauges };
+}
