@@ -11,7 +11,7 @@ import { jobContext } from "../src/handlers/handler.ts";
 import { registryFromTypes } from "../src/handlers/from-config.ts";
 import { createJobQueue } from "../src/queue/jobqueue.ts";
 import { createLogger } from "../src/logger.ts";
-import { createSqliteStore } from "../src/store/sqlite.ts";
+import { createSqliteStore } from "../src/store/sqlite/index.ts";
 import { loadTypesFile, parseTypesConfig } from "../src/config/types-file.ts";
 import { call } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";

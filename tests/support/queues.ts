@@ -7,7 +7,7 @@ import { createHandlerRegistry, type Handler, type TypePolicy } from "../../src/
 import { createJobQueue, type JobQueue, type JobQueueOptions } from "../../src/queue/jobqueue.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createPostgresStore } from "../../src/store/postgres.ts";
-import { createSqliteStore } from "../../src/store/sqlite.ts";
+import { createSqliteStore } from "../../src/store/sqlite/index.ts";
 import type { Store, StoreTestHooks } from "../../src/store/store.ts";
 
 /** A store with the hooks only tests use (insert by ids, table counts). */

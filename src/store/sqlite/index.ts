@@ -1,14 +1,14 @@
-// sqlite.ts: the embedded SQLite Store (bun:sqlite) for one process. Every state move is one
+// index.ts: the embedded SQLite Store (bun:sqlite) for one process. Every state move is one
 // immediate transaction, every move out of inflight is fenced by (id, attempts), and the database
 // file is locked to this process while open. No scheduling decisions here.
 import { Database, SQLiteError, type SQLQueryBindings } from "bun:sqlite";
 import { accessSync, constants, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { StoreRejectedError, StoreUnavailableError, errorMessage } from "../errors.ts";
-import { APPLIED_VERSIONS, MIGRATIONS_TABLE, RECORD_MIGRATION, toApply } from "./migrate.ts";
-import type { Store, StoreTestHooks } from "./store.ts";
-import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, StoreCounts, StatsRow, TypeCap } from "./rows.ts";
-import { statsFromRows } from "./rows.ts";
+import { StoreRejectedError, StoreUnavailableError, errorMessage } from "../../errors.ts";
+import { APPLIED_VERSIONS, MIGRATIONS_TABLE, RECORD_MIGRATION, toApply } from "../migrate.ts";
+import type { Store, StoreTestHooks } from "../store.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, StoreCounts, StatsRow, TypeCap } from "../rows.ts";
+import { statsFromRows } from "../rows.ts";
 
 /** Priorities run from 0 to this; the most urgent due rows are found with one probe per priority. */
 const MAX_PRIORITY = 100;
