@@ -231,7 +231,7 @@ async function main(): Promise<number> {
   if (!sqlite && (ran.has("submit") || ran.has("e2e") || ran.has("latency"))) {
     results.push({
       row: "9", bench: "Embedded store: rows 1, 4, 5 on SQLite", subject: "jobqueue (--db, no DATABASE_URL)",
-      result: "n/a (embedded store not built yet: src/store/sqlite.ts is missing)",
+      result: "n/a (embedded store not built yet: src/store/sqlite/index.ts is missing)",
       notes: "runs by itself once that file exists and dist/jobqueue is rebuilt; force with --sqlite",
     });
   }

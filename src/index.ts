@@ -9,7 +9,7 @@ export { defaultConfig, helpText, httpSettings, loadConfig, queueSettings, type 
 export { createHandlerRegistry, type Handler, type HandlerRegistry, type JobContext, type TypePolicy } from "./handlers/handler.ts";
 export { createWebhookHandler } from "./handlers/webhook.ts";
 export { createPostgresStore, type PostgresStoreOptions } from "./store/postgres.ts";
-export { createSqliteStore, type SqliteStoreOptions } from "./store/sqlite.ts";
+export { createSqliteStore, type SqliteStoreOptions } from "./store/sqlite/index.ts";
 export type { Store } from "./store/store.ts";
 export type { NewJob, JobView, JobState } from "./store/rows.ts";
 export {

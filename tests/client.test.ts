@@ -10,7 +10,7 @@ import { loadConfig } from "../src/config/config.ts";
 import { createHandlerRegistry } from "../src/handlers/handler.ts";
 import { createLogger } from "../src/logger.ts";
 import { startServer, type RunningServer } from "../src/server.ts";
-import { createSqliteStore } from "../src/store/sqlite.ts";
+import { createSqliteStore } from "../src/store/sqlite/index.ts";
 import { waitFor } from "./support/wait.ts";
 
 const TOKEN = "client-test-token-0123456789";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { createExecHandler, RESULT_LIMIT } from "../src/handlers/exec.ts";
 import { jobContext } from "../src/handlers/handler.ts";
 import { registryFromTypes } from "../src/handlers/from-config.ts";
-import { createSqliteStore } from "../src/store/sqlite.ts";
+import { createSqliteStore } from "../src/store/sqlite/index.ts";
 import { loadTypesFile, parseTypesConfig } from "../src/config/types-file.ts";
 import { call, startQueueWith } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createSqliteStore, StoreLockedError } from "../src/store/sqlite.ts";
+import { createSqliteStore, StoreLockedError } from "../src/store/sqlite/index.ts";
 import { job } from "./store.contract.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "jq-sqlite-lock-"));
@@ -12,7 +12,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 const freshPath = () => join(dir, `jobs-${++files}.db`);
 
-const STORE_MODULE = resolve(import.meta.dir, "../src/store/sqlite.ts");
+const STORE_MODULE = resolve(import.meta.dir, "../src/store/sqlite/index.ts");
 
 // Opens the store in a child process and prints "locked" or "opened". With hold, it also inserts
 // one job, prints "opened <id>" and keeps the store open until killed.

@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createSqliteStore } from "../src/store/sqlite.ts";
+import { createSqliteStore } from "../src/store/sqlite/index.ts";
 import { runStoreContract } from "./store.contract.ts";
 
 for (const synchronous of ["FULL", "NORMAL"] as const) {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createHandlerRegistry } from "../src/handlers/handler.ts";
 import { createLogger } from "../src/logger.ts";
 import { createScheduler } from "../src/queue/scheduler.ts";
-import { createSqliteStore } from "../src/store/sqlite.ts";
+import { createSqliteStore } from "../src/store/sqlite/index.ts";
 import type { Store } from "../src/store/store.ts";
 import { createWorkerPool } from "../src/pool/pool.ts";
 import { job } from "./store.contract.ts";

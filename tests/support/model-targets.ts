@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { createPostgresStore } from "../../src/store/postgres.ts";
-import { createSqliteStore } from "../../src/store/sqlite.ts";
+import { createSqliteStore } from "../../src/store/sqlite/index.ts";
 import type { Store, StoreTestHooks } from "../../src/store/store.ts";
 
 /** A store with the hooks only tests use (insert by ids, table counts). */

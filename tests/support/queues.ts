@@ -10,7 +10,7 @@ import { createApp, type HttpSettings } from "../../src/http/app.ts";
 import { createJobQueue, type JobQueue, type JobQueueOptions } from "../../src/queue/jobqueue.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createPostgresStore } from "../../src/store/postgres.ts";
-import { createSqliteStore } from "../../src/store/sqlite.ts";
+import { createSqliteStore } from "../../src/store/sqlite/index.ts";
 import type { Store, StoreTestHooks } from "../../src/store/store.ts";
 
 /** A store with the hooks only tests use (insert by ids, table counts). */

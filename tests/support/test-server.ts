@@ -9,7 +9,7 @@ import { createHandlerRegistry, type Handler } from "../../src/handlers/handler.
 import { createLogger, type Logger } from "../../src/logger.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
 import { createPostgresStore } from "../../src/store/postgres.ts";
-import { createSqliteStore } from "../../src/store/sqlite.ts";
+import { createSqliteStore } from "../../src/store/sqlite/index.ts";
 import type { Store, StoreTestHooks } from "../../src/store/store.ts";
 
 /** A store with the hooks only tests use (insert by ids, table counts). */

@@ -1,0 +1,71 @@
+// claim.ts: the embedded store's claims (pending → inflight, attempts + 1, leased) by id and by aging
+// key, and the look at the most urgent due rows that decides them. Settling a claim lives elsewhere.
+import type { ClaimedJob, PendingEntry, TypeCap } from "../rows.ts";
+import type { Connection, Part } from "./connection.ts";
+import { COPY_COLS, ENTRY_COLS, JOB_COLS, moveEach } from "./tables.ts";
+
+/** Priorities run from 0 to this; the most urgent due rows are found with one probe per priority. */
+const MAX_PRIORITY = 100;
+
+/** A pending row's aging key (store.ts): the smaller, the more urgent; equal keys go by the lower id. */
+const agingKey = (e: PendingEntry, agingMs: number) => e.runAt - e.priority * agingMs;
+
+export function createClaims({ conn }: { conn: Connection }): Part<"claim" | "claimNext" | "peekUrgent"> {
+  const { db, op, prepare } = conn;
+
+  // ---- claim: the given ids, each if it is still pending and due ----
+  const claimDue = prepare<ClaimedJob, [now: number, leaseUntil: number, owner: string, id: number, now: number]>(`
+    INSERT INTO inflight_jobs (${COPY_COLS}, picked_at, lease_until, owner)
+    SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error, ?, ?, ?
+    FROM pending_jobs WHERE id = ? AND run_at <= ?
+    RETURNING ${JOB_COLS}`);
+  const deletePending = prepare<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?");
+  const claimTx = db.transaction((ids: number[], owner: string, now: number, leaseMs: number) =>
+    moveEach(ids, (id) => claimDue().get(now, now + leaseMs, owner, id, now), deletePending));
+  const claim = op("claim", (ids, owner, now, leaseMs) => (ids.length === 0 ? [] : claimTx.immediate(ids, owner, now, leaseMs)));
+
+  // ---- the most urgent due rows (peekUrgent, claimNext) ----
+  // The oldest due rows of one priority, leaving out some types (a JSON array) (pending_jobs_priority_run_at_idx).
+  const dueOfPriority = prepare<PendingEntry, [priority: number, now: number, skipTypes: string, limit: number]>(
+    `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE priority = ? AND run_at <= ?
+       AND type NOT IN (SELECT value FROM json_each(?)) ORDER BY run_at, id LIMIT ?`);
+  const dueOfPriorityType = prepare<PendingEntry, [priority: number, type: string, now: number, limit: number]>(
+    `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE priority = ? AND type = ? AND run_at <= ? ORDER BY run_at, id LIMIT ?`);
+  /**
+   * The most urgent due pending rows by aging key, most urgent first: the `limit` oldest of each
+   * priority hold the `limit` most urgent overall. Capped types are left out of those probes and get
+   * their own, at most `room` rows per priority, so a capped type's backlog cannot crowd the others
+   * out (room 0: none).
+   */
+  const urgent = (now: number, agingMs: number, limit: number, caps: TypeCap[] = []) => {
+    const skip = JSON.stringify(caps.map((c) => c.type));
+    const rows: PendingEntry[] = [];
+    for (let priority = 0; priority <= MAX_PRIORITY; priority++) {
+      rows.push(...dueOfPriority().all(priority, now, skip, limit));
+      for (const c of caps) if (c.room > 0) rows.push(...dueOfPriorityType().all(priority, c.type, now, Math.min(c.room, limit)));
+    }
+    return rows.sort((a, b) => agingKey(a, agingMs) - agingKey(b, agingMs) || a.id - b.id);
+  };
+  const peekUrgent = op("peekUrgent", (now, agingMs, limit) => (limit <= 0 ? [] : urgent(now, agingMs, limit).slice(0, limit)));
+
+  // ---- claimNext: the most urgent due rows, whoever submitted them ----
+  const claimNextTx = db.transaction((limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[]) => {
+    // Per-type caps: full types are left out, capped ones taken up to their room, most urgent first.
+    const room = new Map(caps.map((c) => [c.type, c.room]));
+    const chosen: number[] = [];
+    for (const e of urgent(now, agingMs, limit, caps)) {
+      if (chosen.length === limit) break;
+      const left = room.get(e.type);
+      if (left !== undefined) {
+        if (left <= 0) continue;
+        room.set(e.type, left - 1);
+      }
+      chosen.push(e.id);
+    }
+    return claimTx(chosen, owner, now, leaseMs);
+  });
+  const claimNext = op("claimNext", (limit, owner, now, leaseMs, agingMs, caps = []) =>
+    (limit <= 0 ? [] : claimNextTx.immediate(limit, owner, now, leaseMs, agingMs, caps)));
+
+  return { claim, claimNext, peekUrgent };
+}

@@ -1,0 +1,47 @@
+// tables.ts: the job tables as every part of the embedded store sees them: the column lists that read
+// rows straight into the shapes of rows.ts, and the steps that finish a move in several parts. No
+// transactions and no store methods here.
+import type { Connection, Prepared } from "./connection.ts";
+
+// Columns aliased to the shapes that cross the Store interface, so rows need no mapping.
+export const JOB_COLS = `id, type, payload, priority, attempts, max_attempts AS maxAttempts, timeout_ms AS timeoutMs,
+  run_at AS runAt, created_at AS createdAt, last_error AS lastError`;
+export const ENTRY_COLS = "id, type, priority, run_at AS runAt, created_at AS createdAt";
+/** The columns a move copies from one job table to another. */
+export const COPY_COLS = "id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error";
+
+/** The steps several parts end their moves with. */
+export interface TableSteps {
+  /** After a job left the system for good (changes > 0), release its idempotency key; says whether it left. */
+  removed(changes: number, id: number): boolean;
+  /** Delete an inflight row once a move has copied it elsewhere. */
+  deleteInflight: Prepared<never, [id: number]>;
+}
+
+export function createTableSteps(conn: Connection): TableSteps {
+  const releaseKey = conn.prepare<never, [jobId: number]>("DELETE FROM idempotency_keys WHERE job_id = ?");
+  return {
+    removed(changes, id) {
+      if (changes === 0) return false;
+      releaseKey().run(id);
+      return true;
+    },
+    deleteInflight: conn.prepare("DELETE FROM inflight_jobs WHERE id = ?"),
+  };
+}
+
+/**
+ * A move, row by row: `copy` writes a row's copy into its new table and returns it (null when the row
+ * was not there or its fence did not hold), then `remove` deletes the original. SQLite cannot insert
+ * what a DELETE returns, so every move that answers rows is this pair. Returns the copies, in order.
+ */
+export function moveEach<I, T extends { id: number }>(items: Iterable<I>, copy: (item: I) => T | null, remove: Prepared<never, [id: number]>): T[] {
+  const moved: T[] = [];
+  for (const item of items) {
+    const row = copy(item);
+    if (!row) continue;
+    remove().run(row.id);
+    moved.push(row);
+  }
+  return moved;
+}
