@@ -62,6 +62,14 @@ export class StoreRejectedError extends Error {
 export const mayRetryApart = (err: unknown): boolean =>
   !(err instanceof StoreUnavailableError || err instanceof StoreOutcomeUnknownError);
 
+/** The embedded store's file is open in another process (or another store in this one). */
+export class StoreLockedError extends Error {
+  constructor(readonly path: string, options?: { cause?: unknown }) {
+    super(`the database ${path} is in use by another jobqueue process (lock held)`, options);
+    this.name = "StoreLockedError";
+  }
+}
+
 /** Another live process holds this node id: starting a second one would run its jobs twice. */
 export class NodeIdInUseError extends Error {
   constructor(readonly nodeId: string, detail = "") {
@@ -131,4 +139,20 @@ export function errorMessage(err: unknown, max = 2000): string {
   const raw = err instanceof Error ? err.message || err.name : String(err);
   const text = raw.replaceAll("\u0000", "\uFFFD");
   return text.length > max ? text.slice(0, max) + "…" : text;
+}
+
+// ---- the typed client (src/client/) --------------------------------------------------------
+
+/** A non-2xx answer: its HTTP status and the server's error code and message. */
+export class JobQueueClientError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** Seconds the server asked to wait (429, 503), when it said. */
+    readonly retryAfterS: number | null,
+  ) {
+    super(message);
+    this.name = "JobQueueClientError";
+  }
 }

@@ -4,7 +4,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createSqliteStore, StoreLockedError } from "../src/store/sqlite/index.ts";
+import { StoreLockedError } from "../src/errors.ts";
+import { createSqliteStore } from "../src/store/sqlite/index.ts";
 import { job } from "./store.contract.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "jq-sqlite-lock-"));
@@ -13,11 +14,13 @@ let files = 0;
 const freshPath = () => join(dir, `jobs-${++files}.db`);
 
 const STORE_MODULE = resolve(import.meta.dir, "../src/store/sqlite/index.ts");
+const ERRORS_MODULE = resolve(import.meta.dir, "../src/errors.ts");
 
 // Opens the store in a child process and prints "locked" or "opened". With hold, it also inserts
 // one job, prints "opened <id>" and keeps the store open until killed.
 const CHILD = `
-import { createSqliteStore, StoreLockedError } from ${JSON.stringify(STORE_MODULE)};
+import { createSqliteStore } from ${JSON.stringify(STORE_MODULE)};
+import { StoreLockedError } from ${JSON.stringify(ERRORS_MODULE)};
 try {
   const store = createSqliteStore({ path: process.env.JQ_DB });
   if (process.env.JQ_HOLD) {

@@ -6,6 +6,9 @@ import type {
   countReply, deadPage, jobView, statsReply, submitBatchReply, submitReply,
 } from "../http/api-schema.ts";
 import type { jobSchema } from "../http/submit-schema.ts";
+import { JobQueueClientError } from "../errors.ts";
+
+export { JobQueueClientError };
 
 /** One job as a producer sends it. */
 export type SubmitJob = z.input<typeof jobSchema>;
@@ -20,20 +23,6 @@ export interface ClientOptions {
   /** Sent as Authorization: Bearer <token> when set. */
   token?: string;
   fetch?: typeof fetch;
-}
-
-/** A non-2xx answer: its HTTP status and the server's error code and message. */
-export class JobQueueClientError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    /** Seconds the server asked to wait (429, 503), when it said. */
-    readonly retryAfterS: number | null,
-  ) {
-    super(message);
-    this.name = "JobQueueClientError";
-  }
 }
 
 export function createClient(opts: ClientOptions) {

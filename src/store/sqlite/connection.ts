@@ -4,7 +4,7 @@
 import { Database, SQLiteError, type SQLQueryBindings, type Statement } from "bun:sqlite";
 import { accessSync, constants, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { StoreRejectedError, StoreUnavailableError, errorMessage } from "../../errors.ts";
+import { StoreLockedError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../../errors.ts";
 import { APPLIED_VERSIONS, MIGRATIONS_TABLE, RECORD_MIGRATION, toApply } from "../migrate.ts";
 import type { Lifecycle, Store, StoreTestHooks } from "../store.ts";
 
@@ -13,14 +13,6 @@ export interface SqliteStoreOptions {
   path: string;
   /** FULL (default) syncs the WAL on every commit; NORMAL may lose the last commits on power loss. */
   synchronous?: "FULL" | "NORMAL";
-}
-
-/** Another process (or another store in this one) has the database file open. */
-export class StoreLockedError extends Error {
-  constructor(readonly path: string, options?: { cause?: unknown }) {
-    super(`the database ${path} is in use by another jobqueue process (lock held)`, options);
-    this.name = "StoreLockedError";
-  }
 }
 
 /** Every method a part of the store defines: the Store's roles and the test hooks. */

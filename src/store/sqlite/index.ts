@@ -11,7 +11,7 @@ import { createSettle } from "./settle.ts";
 import { createSubmit } from "./submit.ts";
 import { createTableSteps } from "./tables.ts";
 
-export { StoreLockedError, type SqliteStoreOptions } from "./connection.ts";
+export type { SqliteStoreOptions } from "./connection.ts";
 
 export function createSqliteStore(opts: SqliteStoreOptions): Store & StoreTestHooks {
   const { conn, lifecycle, location } = openConnection(opts);
