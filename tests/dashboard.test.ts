@@ -109,7 +109,7 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in a browser", () => {
     expect(await page.textContent("#job-error")).toContain("the payload asked to fail");
 
     mkdirSync("docs", { recursive: true });
-    // The README's picture is refreshed only on request, so a test run leaves the tree clean.
+    // The picture in docs/operations.md is refreshed only on request, so a test run leaves the tree clean.
     const shot = process.env.JOBQUEUE_SCREENSHOT ? "docs/dashboard.png" : join(tmpdir(), `jq-dashboard-${process.pid}.png`);
     await page.screenshot({ path: shot, fullPage: true });
     expect(statSync(shot).size).toBeGreaterThan(1000);

@@ -124,7 +124,7 @@ export const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
     flag: "--config",
     env: "JOBQUEUE_CONFIG",
     arg: "<path>",
-    meaning: "job types file (.toml or .json) mapping each type to a webhook or builtin",
+    meaning: "job types file (.toml or .json) mapping each type to a webhook, a command or a builtin",
     accepts: "a file path",
     defaultText: "(unset)",
     parse: nonEmpty,
@@ -160,7 +160,7 @@ export const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
     },
   },
   reapIntervalMs: int({ flag: "--reap-interval-ms", env: "JOBQUEUE_REAP_INTERVAL_MS", min: 100, max: 600_000, default: 2000, meaning: "how often expired leases are looked for" }),
-  backoffBaseMs: int({ flag: "--backoff-base-ms", env: "JOBQUEUE_BACKOFF_BASE_MS", min: 1, max: DAY_MS, default: 1000, meaning: "delay before the first retry; doubles with each attempt" }),
+  backoffBaseMs: int({ flag: "--backoff-base-ms", env: "JOBQUEUE_BACKOFF_BASE_MS", min: 1, max: DAY_MS, default: 1000, meaning: "ceiling of the random delay before the first retry (full jitter); doubles with each attempt up to --backoff-cap-ms" }),
   backoffCapMs: {
     flag: "--backoff-cap-ms",
     env: "JOBQUEUE_BACKOFF_CAP_MS",
