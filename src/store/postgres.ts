@@ -21,6 +21,30 @@ export interface PostgresStoreOptions {
 
 type Sql = postgres.Sql<{ bigint: number }>;
 
+/** Statements on the pool, a transaction or a connection of its own. */
+interface Queries {
+  /** One statement with $n parameters, sent prepared (PREPARED). */
+  query<R>(text: string, params?: readonly unknown[]): Promise<R[]>;
+}
+
+/** A transaction's statements, which may also run a schema script. */
+interface Transaction extends Queries {
+  /** SQL text that may hold several statements and takes no parameters (migrate.ts): the simple protocol. */
+  script(text: string): Promise<unknown>;
+}
+
+/**
+ * Every statement of this store is `unsafe` text with $n parameters, named and prepared on each
+ * connection. `simple: false` keeps one without parameters prepared too (postgres.js would send it
+ * over the simple protocol, unprepared).
+ */
+const PREPARED = { prepare: true, simple: false };
+
+const on = (q: Pick<Sql, "unsafe">): Transaction => ({
+  query: <R>(text: string, params: readonly unknown[] = []) => q.unsafe<R[]>(text, params as never[], PREPARED) as unknown as Promise<R[]>,
+  script: (text: string) => q.unsafe(text),
+});
+
 /** The channel nodes use to hint that jobs arrived. */
 const NOTIFY_CHANNEL = "jobqueue_jobs";
 /** At most one hint per this many ms from one process. */
@@ -202,6 +226,11 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, RECONNECT_CAP_S),
   }) as unknown as Sql;
   let sql = open();
+  /** Statements on the pool as it is when each one runs (replacePool swaps it). */
+  const db = {
+    query: <R>(text: string, params?: readonly unknown[]) => on(sql).query<R>(text, params),
+    begin: <T>(fn: (tx: Transaction) => Promise<T>) => sql.begin((tx) => fn(on(tx))) as Promise<T>,
+  };
   const localClock = opts.localClock ?? Date.now;
   /** The server's clock minus this process's, from the last good measurement (measureClock). */
   let clockOffsetMs = 0;
@@ -210,9 +239,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
    * round trip, so the error is at most half the round trip. Readings over a slow round trip are
    * not kept (the previous offset stays).
    */
-  async function measureClock(q: Sql): Promise<void> {
+  async function measureClock(q: Queries): Promise<void> {
     const before = localClock();
-    const [row] = await q<{ now: number }[]>`SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS now`;
+    const [row] = await q.query<{ now: number }>("SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS now");
     const after = localClock();
     if (row && after - before <= MAX_CLOCK_READING_RTT_MS) clockOffsetMs = row.now - (before + after) / 2;
   }
@@ -231,13 +260,13 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
   /** Take (or take again) the node id's lock on `conn`; NodeIdInUseError names the holder when known. */
   async function lockNodeId(id: string, conn: Sql): Promise<number> {
     const key = `jobqueue.node:${id}`;
-    const [row] = await conn<{ held: boolean; pid: number }[]>`
-      SELECT pg_try_advisory_lock(hashtextextended(${key}, 0)) AS held, pg_backend_pid() AS pid`;
+    const [row] = await on(conn).query<{ held: boolean; pid: number }>(`
+      SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS held, pg_backend_pid() AS pid`, [key]);
     if (row?.held) return row.pid;
-    const holder = await conn<{ addr: string | null; since: Date | null }[]>`
+    const holder = await on(conn).query<{ addr: string | null; since: Date | null }>(`
       SELECT host(a.client_addr) AS addr, a.backend_start AS since FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-        AND (l.classid::bigint << 32) | l.objid::bigint = hashtextextended(${key}, 0)`.catch(() => []);
+        AND (l.classid::bigint << 32) | l.objid::bigint = hashtextextended($1, 0)`, [key]).catch(() => []);
     const h = holder[0];
     throw new NodeIdInUseError(id, h ? ` (its database session ${h.addr ? `from ${h.addr} ` : ""}started ${h.since?.toISOString() ?? "earlier"})` : "");
   }
@@ -278,29 +307,28 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
    * to inflight_jobs as their first attempt. `rowIds` gives the ids (keyed inserts draw them first);
    * null draws them from the sequence in input order. Returns the ids in input order.
    */
-  async function insertSplit(q: Sql, rows: NewJob[], now: number, rowIds: number[] | null): Promise<number[]> {
-    const got = await q<{ id: number }[]>`
+  async function insertSplit(q: Queries, rows: NewJob[], now: number, rowIds: number[] | null): Promise<number[]> {
+    const got = await q.query<{ id: number }>(`
       WITH t AS MATERIALIZED (
         SELECT coalesce(t.given_id, nextval('jobs_id_seq')) AS id, t.*
-        FROM unnest(${(rowIds ?? rows.map(() => null)) as unknown as number[]}::bigint[], ${rows.map((j) => j.type)}::text[],
-                    ${rows.map((j) => j.payload)}::text[], ${rows.map((j) => j.priority)}::int2[],
-                    ${rows.map((j) => j.maxAttempts)}::int4[], ${rows.map((j) => j.timeoutMs) as number[]}::int4[],
-                    ${rows.map((j) => j.runAt)}::float8[], ${rows.map((j) => j.lease?.owner ?? null) as string[]}::text[],
-                    ${rows.map((j) => j.lease?.until ?? null) as number[]}::float8[])
+        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int2[], $5::int4[], $6::int4[], $7::float8[], $8::text[], $9::float8[])
              WITH ORDINALITY AS t(given_id, type, payload, priority, max_attempts, timeout_ms, run_at, owner, lease_until, ord)
         ORDER BY t.ord),
       queued AS (
         INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
         SELECT id, type, payload::json, priority, max_attempts, timeout_ms, to_timestamp(run_at / 1000),
-               to_timestamp(${now}::float8 / 1000)
+               to_timestamp($10::float8 / 1000)
         FROM t WHERE owner IS NULL),
       started AS (
         INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
                                    picked_at, lease_until, owner)
         SELECT id, type, payload::json, priority, 1, max_attempts, timeout_ms, to_timestamp(run_at / 1000),
-               to_timestamp(${now}::float8 / 1000), to_timestamp(${now}::float8 / 1000), to_timestamp(lease_until / 1000), owner
+               to_timestamp($10::float8 / 1000), to_timestamp($10::float8 / 1000), to_timestamp(lease_until / 1000), owner
         FROM t WHERE owner IS NOT NULL)
-      SELECT id FROM t ORDER BY ord`;
+      SELECT id FROM t ORDER BY ord`,
+      [rowIds ?? rows.map(() => null), rows.map((j) => j.type), rows.map((j) => j.payload), rows.map((j) => j.priority),
+       rows.map((j) => j.maxAttempts), rows.map((j) => j.timeoutMs), rows.map((j) => j.runAt),
+       rows.map((j) => j.lease?.owner ?? null), rows.map((j) => j.lease?.until ?? null), now]);
     return got.map((r) => r.id);
   }
 
@@ -309,10 +337,10 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
   /** Delete rows by id and release their idempotency keys, in one statement; result[i] per id. */
   async function deleteReleasingKeys(table: "pending_jobs" | "dead_jobs", idList: number[]): Promise<boolean[]> {
     if (idList.length === 0) return [];
-    const rows = await sql<{ id: number }[]>`
-      WITH done AS (DELETE FROM ${sql(table)} WHERE id = ANY(${idList}::bigint[]) RETURNING id),
+    const rows = await db.query<{ id: number }>(`
+      WITH done AS (DELETE FROM ${table} WHERE id = ANY($1::bigint[]) RETURNING id),
       released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
-      SELECT id FROM done`;
+      SELECT id FROM done`, [idList]);
     return idsTookEffect(idList, rows);
   }
 
@@ -323,33 +351,33 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     clock: () => localClock() + clockOffsetMs,
 
     async migrate() {
-      await sql.begin(async (tx) => {
+      await db.begin(async (tx) => {
         // Serialise concurrent start-ups: the second waits, then finds everything applied.
-        await tx`SELECT pg_advisory_xact_lock(hashtext('jobqueue.migrate'))`;
-        await tx.unsafe(MIGRATIONS_TABLE.postgres);
-        const applied = new Set((await tx.unsafe<{ version: number }[]>(APPLIED_VERSIONS)).map((r) => r.version));
+        await tx.query("SELECT pg_advisory_xact_lock(hashtext('jobqueue.migrate'))");
+        await tx.script(MIGRATIONS_TABLE.postgres);
+        const applied = new Set((await tx.query<{ version: number }>(APPLIED_VERSIONS)).map((r) => r.version));
         for (const m of toApply("postgres", applied)) {
-          await tx.unsafe(m.sql);
-          await tx.unsafe(RECORD_MIGRATION.postgres, [m.version, m.name] as never[]);
+          await tx.script(m.sql);
+          await tx.query(RECORD_MIGRATION.postgres, [m.version, m.name]);
         }
       });
-      await measureClock(sql);
+      await measureClock(on(sql));
     },
 
     async insert(jobs: NewJob[], now: number) {
       if (jobs.length === 0) return [];
       if (jobs.some((j) => j.idempotencyKey !== undefined)) return (await store.add(jobs, now)).map((r) => r.id);
-      if (jobs.some((j) => j.lease !== undefined)) return (await insertSplit(sql, jobs, now, null)).sort((a, b) => a - b);
-      const rows = await sql<{ id: number }[]>`
+      if (jobs.some((j) => j.lease !== undefined)) return (await insertSplit(db, jobs, now, null)).sort((a, b) => a - b);
+      const rows = await db.query<{ id: number }>(`
         INSERT INTO pending_jobs (type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
         SELECT t.type, t.payload::json, t.priority, t.max_attempts, t.timeout_ms,
-               to_timestamp(t.run_at / 1000), to_timestamp(${now}::float8 / 1000)
-        FROM unnest(${jobs.map((j) => j.type)}::text[], ${jobs.map((j) => j.payload)}::text[],
-                    ${jobs.map((j) => j.priority)}::int2[], ${jobs.map((j) => j.maxAttempts)}::int4[],
-                    ${jobs.map((j) => j.timeoutMs) as number[]}::int4[], ${jobs.map((j) => j.runAt)}::float8[])
+               to_timestamp(t.run_at / 1000), to_timestamp($1::float8 / 1000)
+        FROM unnest($2::text[], $3::text[], $4::int2[], $5::int4[], $6::int4[], $7::float8[])
              WITH ORDINALITY AS t(type, payload, priority, max_attempts, timeout_ms, run_at, ord)
         ORDER BY t.ord
-        RETURNING id`;
+        RETURNING id`,
+        [now, jobs.map((j) => j.type), jobs.map((j) => j.payload), jobs.map((j) => j.priority), jobs.map((j) => j.maxAttempts),
+         jobs.map((j) => j.timeoutMs), jobs.map((j) => j.runAt)]);
       // INSERT … SELECT … ORDER BY assigns nextval in that order, and RETURNING follows it.
       return rows.map((r) => r.id).sort((a, b) => a - b);
     },
@@ -360,11 +388,11 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       // is the primary key. Written as run_at <= …, a generic plan made while pending_jobs was
       // small (its row count stale while submits pour in) took pending_jobs_run_at_idx instead
       // and filtered every due row: 30 ms per 32-job claim at 100k pending (auto_explain).
-      const rows = await sql.unsafe<JobRow[]>(`
+      const rows = await db.query<JobRow>(`
         WITH moved AS (
           DELETE FROM pending_jobs WHERE id = ANY($1::bigint[]) AND ${ms("run_at")} <= $2::float8
           RETURNING *)
-        ${CLAIM_INTO_INFLIGHT("$2", "$3", "$4")}`, [claimIds, now, now + leaseMs, owner] as never[], { prepare: true });
+        ${CLAIM_INTO_INFLIGHT("$2", "$3", "$4")}`, [claimIds, now, now + leaseMs, owner]);
       return rows.map(toClaimed);
     },
 
@@ -372,36 +400,35 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       if (refs.length === 0) return [];
       if (keep !== undefined) {
         // The job leaves a small record behind and keeps its idempotency key until it is pruned.
-        const kept = await sql<{ id: number; attempts: number }[]>`
+        const kept = await db.query<{ id: number; attempts: number }>(`
           WITH done AS (
             DELETE FROM inflight_jobs j
-            USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[], ${refs.map((r) => r.result ?? null) as string[]}::text[]) AS f(id, attempts, result)
+            USING unnest($1::bigint[], $2::int4[], $3::text[]) AS f(id, attempts, result)
             WHERE j.id = f.id AND j.attempts = f.attempts
             RETURNING j.*, f.result AS result),
           kept AS (
             INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, expires_at, result)
-            SELECT id, type, priority, attempts, max_attempts, run_at, created_at, to_timestamp(${keep.finishedAt}::float8 / 1000),
-                   to_timestamp(${keep.expiresAt}::float8 / 1000), result
+            SELECT id, type, priority, attempts, max_attempts, run_at, created_at, to_timestamp($4::float8 / 1000),
+                   to_timestamp($5::float8 / 1000), result
             FROM done)
-          SELECT id, attempts FROM done`;
+          SELECT id, attempts FROM done`,
+          [ids(refs), attempts(refs), refs.map((r) => r.result ?? null), keep.finishedAt, keep.expiresAt]);
         return tookEffect(refs, kept);
       }
-      const rows = await sql<{ id: number; attempts: number }[]>`
+      const rows = await db.query<{ id: number; attempts: number }>(`
         WITH done AS (
-          DELETE FROM inflight_jobs j USING unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
+          DELETE FROM inflight_jobs j USING unnest($1::bigint[], $2::int4[]) AS f(id, attempts)
           WHERE j.id = f.id AND j.attempts = f.attempts
           RETURNING j.id, j.attempts),
         released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
-        SELECT id, attempts FROM done`;
+        SELECT id, attempts FROM done`, [ids(refs), attempts(refs)]);
       return tookEffect(refs, rows);
     },
 
     async retry(moves: RetryMove[]) {
       if (moves.length === 0) return [];
-      const rows = await sql<{ id: number; attempts: number }[]>`
-        WITH f AS (SELECT * FROM unnest(${ids(moves)}::bigint[], ${attempts(moves)}::int4[],
-                                        ${moves.map((m) => m.runAt)}::float8[], ${moves.map((m) => m.error)}::text[])
-                   AS f(id, attempts, run_at, error)),
+      const rows = await db.query<{ id: number; attempts: number }>(`
+        WITH f AS (SELECT * FROM unnest($1::bigint[], $2::int4[], $3::float8[], $4::text[]) AS f(id, attempts, run_at, error)),
         moved AS (
           DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
           RETURNING j.*, f.run_at AS next_run_at, f.error AS error)
@@ -409,39 +436,38 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, to_timestamp(next_run_at / 1000),
                created_at, error
         FROM moved
-        RETURNING id, attempts`;
+        RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error)]);
       return tookEffect(moves, rows);
     },
 
     async bury(moves: BuryMove[], now: number) {
       if (moves.length === 0) return [];
-      const rows = await sql<{ id: number; attempts: number }[]>`
-        WITH f AS (SELECT * FROM unnest(${ids(moves)}::bigint[], ${attempts(moves)}::int4[], ${moves.map((m) => m.error)}::text[])
-                   AS f(id, attempts, error)),
+      const rows = await db.query<{ id: number; attempts: number }>(`
+        WITH f AS (SELECT * FROM unnest($1::bigint[], $2::int4[], $3::text[]) AS f(id, attempts, error)),
         moved AS (
           DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
           RETURNING j.*, f.error AS error)
         INSERT INTO dead_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, failed_at)
         SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, error,
-               to_timestamp(${now}::float8 / 1000)
+               to_timestamp($4::float8 / 1000)
         FROM moved
-        RETURNING id, attempts`;
+        RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.error), now]);
       return tookEffect(moves, rows);
     },
 
     async extendLeases(refs: ClaimRef[], owner: string, leaseUntil: number) {
       if (refs.length === 0) return [];
-      const rows = await sql<{ id: number; attempts: number }[]>`
-        UPDATE inflight_jobs j SET lease_until = to_timestamp(${leaseUntil}::float8 / 1000)
-        FROM unnest(${ids(refs)}::bigint[], ${attempts(refs)}::int4[]) AS f(id, attempts)
-        WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = ${owner}
-        RETURNING j.id, j.attempts`;
+      const rows = await db.query<{ id: number; attempts: number }>(`
+        UPDATE inflight_jobs j SET lease_until = to_timestamp($1::float8 / 1000)
+        FROM unnest($2::bigint[], $3::int4[]) AS f(id, attempts)
+        WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = $4
+        RETURNING j.id, j.attempts`, [leaseUntil, ids(refs), attempts(refs), owner]);
       return tookEffect(refs, rows);
     },
 
     async release(refs: ClaimRef[], owner: string, now: number) {
       if (refs.length === 0) return [];
-      const rows = await sql.unsafe<EntryRow[]>(`
+      const rows = await db.query<EntryRow>(`
         WITH moved AS (
           DELETE FROM inflight_jobs j USING unnest($1::bigint[], $2::int4[]) AS f(id, attempts)
           WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = $3
@@ -450,7 +476,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, to_timestamp($4::float8 / 1000),
                created_at, last_error
         FROM moved
-        RETURNING ${ENTRY_COLS}`, [ids(refs), attempts(refs), owner, now] as never[], { prepare: true });
+        RETURNING ${ENTRY_COLS}`, [ids(refs), attempts(refs), owner, now]);
       return rows.map(toEntry);
     },
 
@@ -459,7 +485,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       // the outer lease check re-reads the newest row version, so a fresh lease is never reaped.
       // A lease must have ended by the server's own clock too, so no node whose clock (or clock
       // correction) runs ahead can ever take another node's live job.
-      const rows = await sql.unsafe<EntryRow[]>(`
+      const rows = await db.query<EntryRow>(`
         WITH expired AS (
           SELECT id FROM inflight_jobs WHERE lease_until < least(to_timestamp($1::float8 / 1000), clock_timestamp())
           ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED),
@@ -468,25 +494,25 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
           WHERE j.id = e.id AND j.lease_until < least(to_timestamp($1::float8 / 1000), clock_timestamp())
           RETURNING j.*)
         ${HAND_BACK("to_timestamp($1::float8 / 1000)", "'lease expired'", "to_timestamp($1::float8 / 1000)")}`,
-        [now, limit] as never[], { prepare: true });
+        [now, limit]);
       return rows.map(toEntry);
     },
 
     async releaseStrays(owner: string, keep: number[], _now: number) {
-      const rows = await sql.unsafe<EntryRow[]>(`
+      const rows = await db.query<EntryRow>(`
         WITH moved AS (DELETE FROM inflight_jobs WHERE owner = $1 AND id <> ALL($2::bigint[]) RETURNING *)
         INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
         SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, run_at, created_at, last_error
         FROM moved
-        RETURNING ${ENTRY_COLS}`, [owner, keep] as never[], { prepare: true });
+        RETURNING ${ENTRY_COLS}`, [owner, keep]);
       return rows.map(toEntry);
     },
 
     async recoverOwner(owner: string, now: number) {
-      const rows = await sql.unsafe<EntryRow[]>(`
+      const rows = await db.query<EntryRow>(`
         WITH moved AS (DELETE FROM inflight_jobs WHERE owner = $1 RETURNING *)
         ${HAND_BACK("run_at", "'interrupted by a restart'", "to_timestamp($2::float8 / 1000)")}`,
-        [owner, now] as never[], { prepare: true });
+        [owner, now]);
       return rows.map(toEntry);
     },
 
@@ -494,7 +520,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       if (limit <= 0) return [];
       // The most urgent due rows nobody else is claiming; types at their limit in the caller are
       // left out, and of each capped type at most its room is taken, most urgent first.
-      const rows = await sql.unsafe<JobRow[]>(`
+      const rows = await db.query<JobRow>(`
         WITH cand AS (${URGENT("$1", "$2", "$3", { capTypes: "$6::text[]", capRooms: "$7::int4[]" })}),
         caps AS (SELECT * FROM unnest($6::text[], $7::int4[]) AS c(type, room)),
         ranked AS (
@@ -503,15 +529,15 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         chosen AS (SELECT id FROM ranked WHERE room IS NULL OR rn <= room ORDER BY key, id LIMIT $2),
         moved AS (DELETE FROM pending_jobs WHERE id IN (SELECT id FROM chosen) RETURNING *)
         ${CLAIM_INTO_INFLIGHT("$1", "$4", "$5")}`,
-        [now, limit, agingMs, now + leaseMs, owner, caps.map((c) => c.type), caps.map((c) => Math.max(0, c.room))] as never[], { prepare: true });
+        [now, limit, agingMs, now + leaseMs, owner, caps.map((c) => c.type), caps.map((c) => Math.max(0, c.room))]);
       return rows.map(toClaimed);
     },
 
     async peekUrgent(now: number, agingMs: number, limit: number) {
       if (limit <= 0) return [];
-      const rows = await sql.unsafe<EntryRow[]>(`
+      const rows = await db.query<EntryRow>(`
         SELECT id, type, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at
-        FROM (${URGENT("$1", "$2", "$3")}) u ORDER BY key, id LIMIT $2`, [now, limit, agingMs] as never[], { prepare: true });
+        FROM (${URGENT("$1", "$2", "$3")}) u ORDER BY key, id LIMIT $2`, [now, limit, agingMs]);
       return rows.map(toEntry);
     },
 
@@ -521,7 +547,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       announcing = true;
       lastAnnounce = now;
       try {
-        await sql`SELECT pg_notify(${NOTIFY_CHANNEL}, ${instance})`;
+        await db.query("SELECT pg_notify($1, $2)", [NOTIFY_CHANNEL, instance]);
       } finally {
         announcing = false;
       }
@@ -549,25 +575,25 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     },
 
     async heartbeatNode(id: string, now: number, aliveSince: number) {
-      const [row] = await sql<{ alive: number }[]>`
+      const [row] = await db.query<{ alive: number }>(`
         WITH up AS (
           INSERT INTO jobqueue_nodes (id, started_at, heartbeat_at)
-          VALUES (${id}, to_timestamp(${now}::float8 / 1000), to_timestamp(${now}::float8 / 1000))
+          VALUES ($1, to_timestamp($2::float8 / 1000), to_timestamp($2::float8 / 1000))
           ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at)
         SELECT 1 + count(*)::int AS alive FROM jobqueue_nodes
-        WHERE id <> ${id} AND heartbeat_at >= to_timestamp(${aliveSince}::float8 / 1000)`;
+        WHERE id <> $1 AND heartbeat_at >= to_timestamp($3::float8 / 1000)`, [id, now, aliveSince]);
       // The id's lock lives in its connection's session: if that connection was replaced, take it
       // again. That idle connection also gives the quickest reading of the server's clock.
       if (node !== null && node.id === id) {
-        const [session] = await node.conn<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+        const [session] = await on(node.conn).query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
         if (session && session.pid !== node.pid) node.pid = await lockNodeId(id, node.conn);
-        await measureClock(node.conn);
-      } else await measureClock(sql);
+        await measureClock(on(node.conn));
+      } else await measureClock(on(sql));
       return row?.alive ?? 1;
     },
 
     async removeNode(id: string) {
-      await sql`DELETE FROM jobqueue_nodes WHERE id = ${id}`;
+      await db.query("DELETE FROM jobqueue_nodes WHERE id = $1", [id]);
     },
 
     async *streamPending(batchSize: number) {
@@ -576,9 +602,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     },
 
     async get(id: number, now: number) {
-      const rows = await sql.unsafe<(JobRow & {
+      const rows = await db.query<JobRow & {
         state: string; owner: string | null; lease_until: number | null; failed_at: number | null; finished_at: number | null; result: string | null;
-      })[]>(`
+      }>(`
         SELECT 'pending' AS state, ${JOB_COLS}, NULL::text AS owner, NULL::float8 AS lease_until, NULL::float8 AS failed_at,
                NULL::float8 AS finished_at, NULL::text AS result
           FROM pending_jobs WHERE id = $1
@@ -589,7 +615,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         UNION ALL
         SELECT 'completed', id, type, 'null', priority, attempts, max_attempts, NULL, ${ms("run_at")}, ${ms("created_at")}, NULL,
                NULL, NULL, NULL, ${ms("finished_at")}, result
-          FROM completed_jobs WHERE id = $1`, [id] as never[], { prepare: true });
+          FROM completed_jobs WHERE id = $1`, [id]);
       const r = rows[0];
       if (!r) return null;
       const state = (r.state === "pending" && r.run_at > now ? "scheduled" : r.state) as JobState;
@@ -603,7 +629,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     // ---- stats ----
 
     async stats(now: number) {
-      const rows = await sql.unsafe<StatsRow[]>(`
+      const rows = await db.query<StatsRow>(`
         SELECT 'pending' AS state, type, count(*) FILTER (WHERE run_at <= to_timestamp($1::float8 / 1000))::int AS n,
                count(*) FILTER (WHERE run_at > to_timestamp($1::float8 / 1000))::int AS later,
                min(${ms("run_at")}) FILTER (WHERE run_at <= to_timestamp($1::float8 / 1000)) AS oldest
@@ -611,26 +637,26 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         UNION ALL SELECT 'inflight', type, count(*)::int, 0, NULL FROM inflight_jobs GROUP BY type
         UNION ALL SELECT 'dead', type, count(*)::int, 0, NULL FROM dead_jobs GROUP BY type
         UNION ALL SELECT 'completed', type, count(*)::int, 0, NULL FROM completed_jobs GROUP BY type`,
-        [now] as never[], { prepare: true });
+        [now]);
       return statsFromRows(rows);
     },
 
     // ---- completed records ----
 
     async pruneCompleted(now: number, limit: number, legacyKeepMs: number) {
-      const rows = await sql<{ id: number }[]>`
+      const rows = await db.query<{ id: number }>(`
         WITH expired AS (
-          SELECT id FROM completed_jobs WHERE expires_at <= to_timestamp(${now}::float8 / 1000)
-          ORDER BY expires_at LIMIT ${limit} FOR UPDATE SKIP LOCKED),
+          SELECT id FROM completed_jobs WHERE expires_at <= to_timestamp($1::float8 / 1000)
+          ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED),
         legacy AS (
           SELECT id FROM completed_jobs
-          WHERE expires_at IS NULL AND finished_at <= to_timestamp(${now - legacyKeepMs}::float8 / 1000)
-          ORDER BY finished_at LIMIT ${limit} FOR UPDATE SKIP LOCKED),
+          WHERE expires_at IS NULL AND finished_at <= to_timestamp($3::float8 / 1000)
+          ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED),
         done AS (
-          DELETE FROM completed_jobs WHERE id IN (SELECT id FROM expired UNION ALL SELECT id FROM legacy LIMIT ${limit})
+          DELETE FROM completed_jobs WHERE id IN (SELECT id FROM expired UNION ALL SELECT id FROM legacy LIMIT $2)
           RETURNING id),
         released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
-        SELECT id FROM done`;
+        SELECT id FROM done`, [now, limit, now - legacyKeepMs]);
       return rows.length;
     },
 
@@ -641,7 +667,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       if (jobs.every((j) => j.idempotencyKey === undefined)) {
         return (await store.insert(jobs, now)).map((id): InsertResult => ({ id, duplicate: false }));
       }
-      return await sql.begin(async (tx) => {
+      return await db.begin(async (tx) => {
         // A key's first job in this call is its candidate; later ones map to whoever holds it.
         const firstOf = new Map<string, number>();
         const fresh: number[] = [];
@@ -653,26 +679,26 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
           }
         });
         // Ids for every candidate up front, increasing in input order; a losing key's id is a gap.
-        const drawn = (await tx<{ id: number }[]>`
-          SELECT nextval('jobs_id_seq') AS id FROM generate_series(1, ${fresh.length})`).map((r) => r.id).sort((a, b) => a - b);
+        const drawn = (await tx.query<{ id: number }>("SELECT nextval('jobs_id_seq') AS id FROM generate_series(1, $1)", [fresh.length]))
+          .map((r) => r.id).sort((a, b) => a - b);
         const idOf = new Map<number, number>(fresh.map((i, n) => [i, drawn[n]!]));
         // Claim the keys in key order (two submits with the same keys then lock them in one order).
         const holder = new Map<string, { id: number; duplicate: boolean }>();
         let open = [...firstOf.keys()].sort();
         for (let round = 0; open.length > 0; round++) {
           if (round === 3) throw new Error("idempotency keys kept changing hands while inserting");
-          const won = await tx<{ key: string }[]>`
+          const won = await tx.query<{ key: string }>(`
             INSERT INTO idempotency_keys (key, job_id, created_at)
-            SELECT t.key, t.job_id, to_timestamp(${now}::float8 / 1000)
-            FROM unnest(${open}::text[], ${open.map((k) => idOf.get(firstOf.get(k)!)!)}::bigint[]) AS t(key, job_id)
+            SELECT t.key, t.job_id, to_timestamp($1::float8 / 1000)
+            FROM unnest($2::text[], $3::bigint[]) AS t(key, job_id)
             ORDER BY t.key
             ON CONFLICT (key) DO NOTHING
-            RETURNING key`;
+            RETURNING key`, [now, open, open.map((k) => idOf.get(firstOf.get(k)!)!)]);
           for (const { key } of won) holder.set(key, { id: idOf.get(firstOf.get(key)!)!, duplicate: false });
           const lost = open.filter((k) => !holder.has(k));
           if (lost.length === 0) break;
-          const held = await tx<{ key: string; job_id: number }[]>`
-            SELECT key, job_id FROM idempotency_keys WHERE key = ANY(${lost}::text[])`;
+          const held = await tx.query<{ key: string; job_id: number }>(
+            "SELECT key, job_id FROM idempotency_keys WHERE key = ANY($1::text[])", [lost]);
           for (const r of held) holder.set(r.key, { id: r.job_id, duplicate: true });
           // A holder that left the system between the two statements released its key: try again.
           open = lost.filter((k) => !holder.has(k));
@@ -684,7 +710,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         });
         const rows = jobs.filter((_, i) => !results[i]!.duplicate);
         const rowIds = results.filter((r) => !r.duplicate).map((r) => r.id);
-        if (rows.length > 0) await insertSplit(tx as unknown as Sql, rows, now, rowIds);
+        if (rows.length > 0) await insertSplit(tx, rows, now, rowIds);
         return results;
       });
     },
@@ -702,57 +728,57 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
 
     async listDead(query: DeadQuery) {
       // The page first (LIMIT), then a running total of its payload bytes, kept while it starts within the budget.
-      const rows = await sql.unsafe<(JobRow & { failed_at: number })[]>(`
+      const rows = await db.query<JobRow & { failed_at: number }>(`
         SELECT ${JOB_COLS}, ${ms("failed_at")} AS failed_at FROM (
           SELECT *, sum(bytes) OVER (ORDER BY id) - bytes AS bytes_before FROM (
             SELECT *, octet_length(payload::text) AS bytes FROM dead_jobs
             WHERE id > $1 AND ($2::text IS NULL OR type = $2) ORDER BY id LIMIT $3) page) sized
         WHERE $4::bigint IS NULL OR bytes_before <= $4 ORDER BY id`,
-        [query.afterId, query.type ?? null, query.limit, query.maxBytes ?? null] as never[], { prepare: true });
+        [query.afterId, query.type ?? null, query.limit, query.maxBytes ?? null]);
       return rows.map((r): JobView => ({ ...toClaimed(r), state: "dead", owner: null, leaseUntil: null, failedAt: r.failed_at }));
     },
 
     async retryDead(deadIds: number[], now: number) {
       if (deadIds.length === 0) return [];
-      const rows = await sql.unsafe<EntryRow[]>(`
+      const rows = await db.query<EntryRow>(`
         WITH moved AS (DELETE FROM dead_jobs WHERE id = ANY($1::bigint[]) RETURNING *)
-        ${FROM_DEAD("to_timestamp($2::float8 / 1000)")}`, [deadIds, now] as never[], { prepare: true });
+        ${FROM_DEAD("to_timestamp($2::float8 / 1000)")}`, [deadIds, now]);
       return rows.map(toEntry);
     },
 
     async retryDeadOfType(type: string, now: number, limit: number) {
       // SKIP LOCKED: two operators retrying one type at once split the rows instead of queueing.
-      const rows = await sql.unsafe<EntryRow[]>(`
+      const rows = await db.query<EntryRow>(`
         WITH picked AS (
           SELECT id FROM dead_jobs WHERE type = $1 AND failed_at <= to_timestamp($2::float8 / 1000)
           ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),
         moved AS (DELETE FROM dead_jobs d USING picked p WHERE d.id = p.id RETURNING d.*)
-        ${FROM_DEAD("to_timestamp($2::float8 / 1000)")}`, [type, now, limit] as never[], { prepare: true });
+        ${FROM_DEAD("to_timestamp($2::float8 / 1000)")}`, [type, now, limit]);
       return rows.map(toEntry);
     },
 
     deleteDead: (deadIds: number[]) => deleteReleasingKeys("dead_jobs", deadIds),
 
     async deleteDeadOfType(type: string, limit: number) {
-      const rows = await sql<{ id: number }[]>`
+      const rows = await db.query<{ id: number }>(`
         WITH done AS (
           DELETE FROM dead_jobs WHERE id IN (
-            SELECT id FROM dead_jobs WHERE type = ${type} ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+            SELECT id FROM dead_jobs WHERE type = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
           RETURNING id),
         released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
-        SELECT id FROM done`;
+        SELECT id FROM done`, [type, limit]);
       return rows.length;
     },
 
     async counts(): Promise<StoreCounts> {
-      const [r] = await sql<{ pending: number; inflight: number; dead: number }[]>`
+      const [r] = await db.query<{ pending: number; inflight: number; dead: number }>(`
         SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
-               (SELECT count(*) FROM dead_jobs) AS dead`;
+               (SELECT count(*) FROM dead_jobs) AS dead`);
       return r ?? { pending: 0, inflight: 0, dead: 0 };
     },
 
     async ping() {
-      await sql`SELECT 1`;
+      await db.query("SELECT 1");
     },
 
     async close() {
