@@ -55,7 +55,10 @@ const MAX_CLOCK_READING_RTT_MS = 50;
 const RECONNECT_CAP_S = 0.5;
 
 // Columns selected for a claimed or viewed job; times as epoch ms (float8), ids as numbers.
+/** A timestamptz expression as epoch ms (float8), as every time leaves this store. */
 const ms = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
+/** Epoch ms (a float8 parameter or column) as timestamptz, as every time enters this store. */
+const at = (msExpr: string) => `to_timestamp(${msExpr}::float8 / 1000)`;
 const JOB_COLS = `id, type, payload::text AS payload, priority, attempts, max_attempts, timeout_ms,
   ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, last_error`;
 const ENTRY_COLS = `id, type, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at`;
@@ -85,7 +88,7 @@ const CLAIM_INTO_INFLIGHT = (pickedAtMs: string, untilMs: string, owner: string)
   INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
                              created_at, last_error, picked_at, lease_until, owner)
   SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
-         to_timestamp(${pickedAtMs}::float8 / 1000), to_timestamp(${untilMs}::float8 / 1000), ${owner}
+         ${at(pickedAtMs)}, ${at(untilMs)}, ${owner}
   FROM moved
   RETURNING ${JOB_COLS}`;
 
@@ -110,7 +113,7 @@ const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTyp
   FROM generate_series(0, 100) AS p(priority)
   CROSS JOIN LATERAL (
     SELECT id, type, priority, run_at, created_at FROM pending_jobs
-    WHERE priority = p.priority AND run_at <= to_timestamp(${now}::float8 / 1000)
+    WHERE priority = p.priority AND run_at <= ${at(now)}
       ${claiming ? `AND type <> ALL(${claiming.capTypes})` : ""}
     ORDER BY run_at, id LIMIT ${limit}
     ${claiming ? "FOR UPDATE SKIP LOCKED" : ""}) c
@@ -120,7 +123,7 @@ const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTyp
   CROSS JOIN unnest(${claiming.capTypes}, ${claiming.capRooms}) AS k(type, room)
   CROSS JOIN LATERAL (
     SELECT id, type, priority, run_at, created_at FROM pending_jobs
-    WHERE priority = p.priority AND type = k.type AND run_at <= to_timestamp(${now}::float8 / 1000)
+    WHERE priority = p.priority AND type = k.type AND run_at <= ${at(now)}
     ORDER BY run_at, id LIMIT least(k.room, ${limit})
     FOR UPDATE SKIP LOCKED) c` : ""}`;
 
@@ -241,7 +244,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
    */
   async function measureClock(q: Queries): Promise<void> {
     const before = localClock();
-    const [row] = await q.query<{ now: number }>("SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS now");
+    const [row] = await q.query<{ now: number }>(`SELECT ${ms("clock_timestamp()")} AS now`);
     const after = localClock();
     if (row && after - before <= MAX_CLOCK_READING_RTT_MS) clockOffsetMs = row.now - (before + after) / 2;
   }
@@ -316,14 +319,13 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         ORDER BY t.ord),
       queued AS (
         INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
-        SELECT id, type, payload::json, priority, max_attempts, timeout_ms, to_timestamp(run_at / 1000),
-               to_timestamp($10::float8 / 1000)
+        SELECT id, type, payload::json, priority, max_attempts, timeout_ms, ${at("run_at")}, ${at("$10")}
         FROM t WHERE owner IS NULL),
       started AS (
         INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
                                    picked_at, lease_until, owner)
-        SELECT id, type, payload::json, priority, 1, max_attempts, timeout_ms, to_timestamp(run_at / 1000),
-               to_timestamp($10::float8 / 1000), to_timestamp($10::float8 / 1000), to_timestamp(lease_until / 1000), owner
+        SELECT id, type, payload::json, priority, 1, max_attempts, timeout_ms, ${at("run_at")},
+               ${at("$10")}, ${at("$10")}, ${at("lease_until")}, owner
         FROM t WHERE owner IS NOT NULL)
       SELECT id FROM t ORDER BY ord`,
       [rowIds ?? rows.map(() => null), rows.map((j) => j.type), rows.map((j) => j.payload), rows.map((j) => j.priority),
@@ -371,7 +373,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       const rows = await db.query<{ id: number }>(`
         INSERT INTO pending_jobs (type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
         SELECT t.type, t.payload::json, t.priority, t.max_attempts, t.timeout_ms,
-               to_timestamp(t.run_at / 1000), to_timestamp($1::float8 / 1000)
+               ${at("t.run_at")}, ${at("$1")}
         FROM unnest($2::text[], $3::text[], $4::int2[], $5::int4[], $6::int4[], $7::float8[])
              WITH ORDINALITY AS t(type, payload, priority, max_attempts, timeout_ms, run_at, ord)
         ORDER BY t.ord
@@ -408,8 +410,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
             RETURNING j.*, f.result AS result),
           kept AS (
             INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, expires_at, result)
-            SELECT id, type, priority, attempts, max_attempts, run_at, created_at, to_timestamp($4::float8 / 1000),
-                   to_timestamp($5::float8 / 1000), result
+            SELECT id, type, priority, attempts, max_attempts, run_at, created_at, ${at("$4")}, ${at("$5")}, result
             FROM done)
           SELECT id, attempts FROM done`,
           [ids(refs), attempts(refs), refs.map((r) => r.result ?? null), keep.finishedAt, keep.expiresAt]);
@@ -433,7 +434,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
           DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
           RETURNING j.*, f.run_at AS next_run_at, f.error AS error)
         INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
-        SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, to_timestamp(next_run_at / 1000),
+        SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ${at("next_run_at")},
                created_at, error
         FROM moved
         RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error)]);
@@ -449,7 +450,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
           RETURNING j.*, f.error AS error)
         INSERT INTO dead_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, failed_at)
         SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, error,
-               to_timestamp($4::float8 / 1000)
+               ${at("$4")}
         FROM moved
         RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.error), now]);
       return tookEffect(moves, rows);
@@ -458,7 +459,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     async extendLeases(refs: ClaimRef[], owner: string, leaseUntil: number) {
       if (refs.length === 0) return [];
       const rows = await db.query<{ id: number; attempts: number }>(`
-        UPDATE inflight_jobs j SET lease_until = to_timestamp($1::float8 / 1000)
+        UPDATE inflight_jobs j SET lease_until = ${at("$1")}
         FROM unnest($2::bigint[], $3::int4[]) AS f(id, attempts)
         WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = $4
         RETURNING j.id, j.attempts`, [leaseUntil, ids(refs), attempts(refs), owner]);
@@ -473,7 +474,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
           WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = $3
           RETURNING j.*)
         INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
-        SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, to_timestamp($4::float8 / 1000),
+        SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ${at("$4")},
                created_at, last_error
         FROM moved
         RETURNING ${ENTRY_COLS}`, [ids(refs), attempts(refs), owner, now]);
@@ -487,13 +488,13 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       // correction) runs ahead can ever take another node's live job.
       const rows = await db.query<EntryRow>(`
         WITH expired AS (
-          SELECT id FROM inflight_jobs WHERE lease_until < least(to_timestamp($1::float8 / 1000), clock_timestamp())
+          SELECT id FROM inflight_jobs WHERE lease_until < least(${at("$1")}, clock_timestamp())
           ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED),
         moved AS (
           DELETE FROM inflight_jobs j USING expired e
-          WHERE j.id = e.id AND j.lease_until < least(to_timestamp($1::float8 / 1000), clock_timestamp())
+          WHERE j.id = e.id AND j.lease_until < least(${at("$1")}, clock_timestamp())
           RETURNING j.*)
-        ${HAND_BACK("to_timestamp($1::float8 / 1000)", "'lease expired'", "to_timestamp($1::float8 / 1000)")}`,
+        ${HAND_BACK(at("$1"), "'lease expired'", at("$1"))}`,
         [now, limit]);
       return rows.map(toEntry);
     },
@@ -511,7 +512,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     async recoverOwner(owner: string, now: number) {
       const rows = await db.query<EntryRow>(`
         WITH moved AS (DELETE FROM inflight_jobs WHERE owner = $1 RETURNING *)
-        ${HAND_BACK("run_at", "'interrupted by a restart'", "to_timestamp($2::float8 / 1000)")}`,
+        ${HAND_BACK("run_at", "'interrupted by a restart'", at("$2"))}`,
         [owner, now]);
       return rows.map(toEntry);
     },
@@ -578,10 +579,10 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       const [row] = await db.query<{ alive: number }>(`
         WITH up AS (
           INSERT INTO jobqueue_nodes (id, started_at, heartbeat_at)
-          VALUES ($1, to_timestamp($2::float8 / 1000), to_timestamp($2::float8 / 1000))
+          VALUES ($1, ${at("$2")}, ${at("$2")})
           ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at)
         SELECT 1 + count(*)::int AS alive FROM jobqueue_nodes
-        WHERE id <> $1 AND heartbeat_at >= to_timestamp($3::float8 / 1000)`, [id, now, aliveSince]);
+        WHERE id <> $1 AND heartbeat_at >= ${at("$3")}`, [id, now, aliveSince]);
       // The id's lock lives in its connection's session: if that connection was replaced, take it
       // again. That idle connection also gives the quickest reading of the server's clock.
       if (node !== null && node.id === id) {
@@ -630,9 +631,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
 
     async stats(now: number) {
       const rows = await db.query<StatsRow>(`
-        SELECT 'pending' AS state, type, count(*) FILTER (WHERE run_at <= to_timestamp($1::float8 / 1000))::int AS n,
-               count(*) FILTER (WHERE run_at > to_timestamp($1::float8 / 1000))::int AS later,
-               min(${ms("run_at")}) FILTER (WHERE run_at <= to_timestamp($1::float8 / 1000)) AS oldest
+        SELECT 'pending' AS state, type, count(*) FILTER (WHERE run_at <= ${at("$1")})::int AS n,
+               count(*) FILTER (WHERE run_at > ${at("$1")})::int AS later,
+               min(${ms("run_at")}) FILTER (WHERE run_at <= ${at("$1")}) AS oldest
           FROM pending_jobs GROUP BY type
         UNION ALL SELECT 'inflight', type, count(*)::int, 0, NULL FROM inflight_jobs GROUP BY type
         UNION ALL SELECT 'dead', type, count(*)::int, 0, NULL FROM dead_jobs GROUP BY type
@@ -646,11 +647,11 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     async pruneCompleted(now: number, limit: number, legacyKeepMs: number) {
       const rows = await db.query<{ id: number }>(`
         WITH expired AS (
-          SELECT id FROM completed_jobs WHERE expires_at <= to_timestamp($1::float8 / 1000)
+          SELECT id FROM completed_jobs WHERE expires_at <= ${at("$1")}
           ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED),
         legacy AS (
           SELECT id FROM completed_jobs
-          WHERE expires_at IS NULL AND finished_at <= to_timestamp($3::float8 / 1000)
+          WHERE expires_at IS NULL AND finished_at <= ${at("$3")}
           ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED),
         done AS (
           DELETE FROM completed_jobs WHERE id IN (SELECT id FROM expired UNION ALL SELECT id FROM legacy LIMIT $2)
@@ -689,7 +690,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
           if (round === 3) throw new Error("idempotency keys kept changing hands while inserting");
           const won = await tx.query<{ key: string }>(`
             INSERT INTO idempotency_keys (key, job_id, created_at)
-            SELECT t.key, t.job_id, to_timestamp($1::float8 / 1000)
+            SELECT t.key, t.job_id, ${at("$1")}
             FROM unnest($2::text[], $3::bigint[]) AS t(key, job_id)
             ORDER BY t.key
             ON CONFLICT (key) DO NOTHING
@@ -742,7 +743,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       if (deadIds.length === 0) return [];
       const rows = await db.query<EntryRow>(`
         WITH moved AS (DELETE FROM dead_jobs WHERE id = ANY($1::bigint[]) RETURNING *)
-        ${FROM_DEAD("to_timestamp($2::float8 / 1000)")}`, [deadIds, now]);
+        ${FROM_DEAD(at("$2"))}`, [deadIds, now]);
       return rows.map(toEntry);
     },
 
@@ -750,10 +751,10 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       // SKIP LOCKED: two operators retrying one type at once split the rows instead of queueing.
       const rows = await db.query<EntryRow>(`
         WITH picked AS (
-          SELECT id FROM dead_jobs WHERE type = $1 AND failed_at <= to_timestamp($2::float8 / 1000)
+          SELECT id FROM dead_jobs WHERE type = $1 AND failed_at <= ${at("$2")}
           ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),
         moved AS (DELETE FROM dead_jobs d USING picked p WHERE d.id = p.id RETURNING d.*)
-        ${FROM_DEAD("to_timestamp($2::float8 / 1000)")}`, [type, now, limit]);
+        ${FROM_DEAD(at("$2"))}`, [type, now, limit]);
       return rows.map(toEntry);
     },
 
