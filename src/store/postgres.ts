@@ -109,23 +109,22 @@ const FROM_DEAD = (runAt: string) => `
  * passed with room 0 and so contribute nothing).
  */
 const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTypes: string; capRooms: string }) => `
-  SELECT c.*, extract(epoch from c.run_at) * 1000 - c.priority * ${agingMs}::float8 AS key
-  FROM generate_series(0, 100) AS p(priority)
-  CROSS JOIN LATERAL (
-    SELECT id, type, priority, run_at, created_at FROM pending_jobs
-    WHERE priority = p.priority AND run_at <= ${at(now)}
-      ${claiming ? `AND type <> ALL(${claiming.capTypes})` : ""}
-    ORDER BY run_at, id LIMIT ${limit}
-    ${claiming ? "FOR UPDATE SKIP LOCKED" : ""}) c
-  ${claiming ? `UNION ALL
-  SELECT c.*, extract(epoch from c.run_at) * 1000 - c.priority * ${agingMs}::float8
-  FROM generate_series(0, 100) AS p(priority)
-  CROSS JOIN unnest(${claiming.capTypes}, ${claiming.capRooms}) AS k(type, room)
-  CROSS JOIN LATERAL (
-    SELECT id, type, priority, run_at, created_at FROM pending_jobs
-    WHERE priority = p.priority AND type = k.type AND run_at <= ${at(now)}
-    ORDER BY run_at, id LIMIT least(k.room, ${limit})
-    FOR UPDATE SKIP LOCKED) c` : ""}`;
+  SELECT due.*, ${ms("due.run_at")} - due.priority * ${agingMs}::float8 AS key FROM (
+    SELECT c.* FROM generate_series(0, 100) AS p(priority)
+    CROSS JOIN LATERAL (
+      SELECT id, type, priority, run_at, created_at FROM pending_jobs
+      WHERE priority = p.priority AND run_at <= ${at(now)}
+        ${claiming ? `AND type <> ALL(${claiming.capTypes})` : ""}
+      ORDER BY run_at, id LIMIT ${limit}
+      ${claiming ? "FOR UPDATE SKIP LOCKED" : ""}) c
+    ${claiming ? `UNION ALL
+    SELECT c.* FROM generate_series(0, 100) AS p(priority)
+    CROSS JOIN unnest(${claiming.capTypes}, ${claiming.capRooms}) AS k(type, room)
+    CROSS JOIN LATERAL (
+      SELECT id, type, priority, run_at, created_at FROM pending_jobs
+      WHERE priority = p.priority AND type = k.type AND run_at <= ${at(now)}
+      ORDER BY run_at, id LIMIT least(k.room, ${limit})
+      FOR UPDATE SKIP LOCKED) c` : ""}) due`;
 
 interface JobRow {
   id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;
