@@ -4,7 +4,7 @@ import postgres from "postgres";
 import { NodeIdInUseError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../errors.ts";
 import { redactUrl } from "../logger.ts";
 import { APPLIED_VERSIONS, MIGRATIONS_TABLE, RECORD_MIGRATION, toApply } from "./migrate.ts";
-import type { Store, StoreTestHooks } from "./store.ts";
+import type { Store, StoreInfo, StoreTestHooks } from "./store.ts";
 import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobState, JobView, NewJob, PendingEntry, RetryMove, StoreCounts, StoreStats, StatsRow, TypeCap } from "./rows.ts";
 import { statsFromRows } from "./rows.ts";
 
@@ -44,6 +44,11 @@ const on = (q: Pick<Sql, "unsafe">): Transaction => ({
   query: <R>(text: string, params: readonly unknown[] = []) => q.unsafe<R[]>(text, params as never[], PREPARED) as unknown as Promise<R[]>,
   script: (text: string) => q.unsafe(text),
 });
+
+declare const guarded: unique symbol;
+/** A store method made by op() or exempt(): the store's type accepts no other, so none escapes the deadline unsaid. */
+type Guarded<F> = F & { readonly [guarded]: true };
+type Methods<T> = { [K in keyof T]: Guarded<T[K]> };
 
 /** The channel nodes use to hint that jobs arrived. */
 const NOTIFY_CHANNEL = "jobqueue_jobs";
@@ -281,11 +286,11 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
   }
 
   /**
-   * Runs one store call under the deadline, with the driver's errors turned into store faults. A call
-   * that overruns the deadline fails with an unknown outcome and replaces the pool.
+   * A store method that runs under the deadline, with the driver's errors turned into store faults.
+   * A call that overruns the deadline fails with an unknown outcome and replaces the pool.
    */
-  function guarded<A extends unknown[], R>(what: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-    return (...args) => {
+  function op<A extends unknown[], R>(what: string, fn: (...args: A) => Promise<R>): Guarded<(...args: A) => Promise<R>> {
+    const method = (...args: A): Promise<R> => {
       const pool = sql;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<never>((_, reject) => {
@@ -300,6 +305,12 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         })
         .finally(() => clearTimeout(timer));
     };
+    return method as Guarded<typeof method>;
+  }
+
+  /** A store method that runs without the deadline, and its driver's errors as they are, for the reason given. */
+  function exempt<F extends (...args: never[]) => unknown>(_why: string, fn: F): Guarded<F> {
+    return fn as Guarded<F>;
   }
 
   const ids = (refs: ReadonlyArray<{ id: number }>) => refs.map((r) => r.id);
@@ -345,13 +356,13 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     return idsTookEffect(idList, rows);
   }
 
-  const store: Store & StoreTestHooks = {
+  const store: StoreInfo & Methods<Omit<Store, keyof StoreInfo> & StoreTestHooks> = {
     kind: "postgres",
     location: redactUrl(opts.url),
     blocking: false,
     clock: () => localClock() + clockOffsetMs,
 
-    async migrate() {
+    migrate: exempt("may wait as long as another process's migration holds the migration lock", async () => {
       await db.begin(async (tx) => {
         // Serialise concurrent start-ups: the second waits, then finds everything applied.
         await tx.query("SELECT pg_advisory_xact_lock(hashtext('jobqueue.migrate'))");
@@ -363,9 +374,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         }
       });
       await measureClock(on(sql));
-    },
+    }),
 
-    async insert(jobs: NewJob[], now: number) {
+    insert: op("insert", async (jobs: NewJob[], now: number) => {
       if (jobs.length === 0) return [];
       if (jobs.some((j) => j.idempotencyKey !== undefined)) return (await store.add(jobs, now)).map((r) => r.id);
       if (jobs.some((j) => j.lease !== undefined)) return (await insertSplit(db, jobs, now, null)).sort((a, b) => a - b);
@@ -381,9 +392,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
          jobs.map((j) => j.timeoutMs), jobs.map((j) => j.runAt)]);
       // INSERT … SELECT … ORDER BY assigns nextval in that order, and RETURNING follows it.
       return rows.map((r) => r.id).sort((a, b) => a - b);
-    },
+    }),
 
-    async claim(claimIds: number[], owner: string, now: number, leaseMs: number) {
+    claim: op("claim", async (claimIds: number[], owner: string, now: number, leaseMs: number) => {
       if (claimIds.length === 0) return [];
       // The due check compares epoch ms, an expression no index covers, so the only index path
       // is the primary key. Written as run_at <= …, a generic plan made while pending_jobs was
@@ -395,9 +406,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
           RETURNING *)
         ${CLAIM_INTO_INFLIGHT("$2", "$3", "$4")}`, [claimIds, now, now + leaseMs, owner]);
       return rows.map(toClaimed);
-    },
+    }),
 
-    async complete(refs: CompleteMove[], keep?: { finishedAt: number; expiresAt: number }) {
+    complete: op("complete", async (refs: CompleteMove[], keep?: { finishedAt: number; expiresAt: number }) => {
       if (refs.length === 0) return [];
       if (keep !== undefined) {
         // The job leaves a small record behind and keeps its idempotency key until it is pruned.
@@ -423,9 +434,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
         SELECT id, attempts FROM done`, [ids(refs), attempts(refs)]);
       return tookEffect(refs, rows);
-    },
+    }),
 
-    async retry(moves: RetryMove[]) {
+    retry: op("retry", async (moves: RetryMove[]) => {
       if (moves.length === 0) return [];
       const rows = await db.query<{ id: number; attempts: number }>(`
         WITH f AS (SELECT * FROM unnest($1::bigint[], $2::int4[], $3::float8[], $4::text[]) AS f(id, attempts, run_at, error)),
@@ -438,9 +449,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         FROM moved
         RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error)]);
       return tookEffect(moves, rows);
-    },
+    }),
 
-    async bury(moves: BuryMove[], now: number) {
+    bury: op("bury", async (moves: BuryMove[], now: number) => {
       if (moves.length === 0) return [];
       const rows = await db.query<{ id: number; attempts: number }>(`
         WITH f AS (SELECT * FROM unnest($1::bigint[], $2::int4[], $3::text[]) AS f(id, attempts, error)),
@@ -453,9 +464,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         FROM moved
         RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.error), now]);
       return tookEffect(moves, rows);
-    },
+    }),
 
-    async extendLeases(refs: ClaimRef[], owner: string, leaseUntil: number) {
+    extendLeases: op("extendLeases", async (refs: ClaimRef[], owner: string, leaseUntil: number) => {
       if (refs.length === 0) return [];
       const rows = await db.query<{ id: number; attempts: number }>(`
         UPDATE inflight_jobs j SET lease_until = ${at("$1")}
@@ -463,9 +474,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = $4
         RETURNING j.id, j.attempts`, [leaseUntil, ids(refs), attempts(refs), owner]);
       return tookEffect(refs, rows);
-    },
+    }),
 
-    async release(refs: ClaimRef[], owner: string, now: number) {
+    release: op("release", async (refs: ClaimRef[], owner: string, now: number) => {
       if (refs.length === 0) return [];
       const rows = await db.query<EntryRow>(`
         WITH moved AS (
@@ -478,9 +489,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         FROM moved
         RETURNING ${ENTRY_COLS}`, [ids(refs), attempts(refs), owner, now]);
       return rows.map(toEntry);
-    },
+    }),
 
-    async reapExpired(now: number, limit: number) {
+    reapExpired: op("reapExpired", async (now: number, limit: number) => {
       // SKIP LOCKED: a row whose completion or heartbeat holds the lock is not expired work;
       // the outer lease check re-reads the newest row version, so a fresh lease is never reaped.
       // A lease must have ended by the server's own clock too, so no node whose clock (or clock
@@ -496,9 +507,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         ${HAND_BACK(at("$1"), "'lease expired'", at("$1"))}`,
         [now, limit]);
       return rows.map(toEntry);
-    },
+    }),
 
-    async releaseStrays(owner: string, keep: number[], _now: number) {
+    releaseStrays: op("releaseStrays", async (owner: string, keep: number[], _now: number) => {
       const rows = await db.query<EntryRow>(`
         WITH moved AS (DELETE FROM inflight_jobs WHERE owner = $1 AND id <> ALL($2::bigint[]) RETURNING *)
         INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
@@ -506,17 +517,17 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         FROM moved
         RETURNING ${ENTRY_COLS}`, [owner, keep]);
       return rows.map(toEntry);
-    },
+    }),
 
-    async recoverOwner(owner: string, now: number) {
+    recoverOwner: op("recoverOwner", async (owner: string, now: number) => {
       const rows = await db.query<EntryRow>(`
         WITH moved AS (DELETE FROM inflight_jobs WHERE owner = $1 RETURNING *)
         ${HAND_BACK("run_at", "'interrupted by a restart'", at("$2"))}`,
         [owner, now]);
       return rows.map(toEntry);
-    },
+    }),
 
-    async claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[] = []) {
+    claimNext: op("claimNext", async (limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[] = []) => {
       if (limit <= 0) return [];
       // The most urgent due rows nobody else is claiming; types at their limit in the caller are
       // left out, and of each capped type at most its room is taken, most urgent first.
@@ -531,17 +542,17 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         ${CLAIM_INTO_INFLIGHT("$1", "$4", "$5")}`,
         [now, limit, agingMs, now + leaseMs, owner, caps.map((c) => c.type), caps.map((c) => Math.max(0, c.room))]);
       return rows.map(toClaimed);
-    },
+    }),
 
-    async peekUrgent(now: number, agingMs: number, limit: number) {
+    peekUrgent: op("peekUrgent", async (now: number, agingMs: number, limit: number) => {
       if (limit <= 0) return [];
       const rows = await db.query<EntryRow>(`
         SELECT id, type, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at
         FROM (${URGENT("$1", "$2", "$3")}) u ORDER BY key, id LIMIT $2`, [now, limit, agingMs]);
       return rows.map(toEntry);
-    },
+    }),
 
-    async announce(now: number) {
+    announce: exempt("a coalesced hint: its caller does not wait for it and only logs a failure", async (now: number) => {
       // A hint, coalesced: at most one NOTIFY out at a time and one per ANNOUNCE_EVERY_MS.
       if (announcing || now - lastAnnounce < ANNOUNCE_EVERY_MS) return;
       announcing = true;
@@ -551,9 +562,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       } finally {
         announcing = false;
       }
-    },
+    }),
 
-    async listen(onHint: () => void) {
+    listen: exempt("holds a connection of its own, which a replaced pool leaves alone, for as long as it listens", async (onHint: () => void) => {
       // Its own connection: LISTEN holds it, and a replaced pool must not drop the subscription.
       const listener = open(1);
       await listener.listen(NOTIFY_CHANNEL, (from) => {
@@ -562,9 +573,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
       return async () => {
         await listener.end({ timeout: 1 });
       };
-    },
+    }),
 
-    async holdNodeId(id: string) {
+    holdNodeId: exempt("start-up, on a connection of its own, which replacing the pool would not help", async (id: string) => {
       const conn = open(1);
       try {
         node = { id, conn, pid: await lockNodeId(id, conn) };
@@ -572,9 +583,9 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         await conn.end({ timeout: 1 }).catch(() => {});
         throw err;
       }
-    },
+    }),
 
-    async heartbeatNode(id: string, now: number, aliveSince: number) {
+    heartbeatNode: op("heartbeatNode", async (id: string, now: number, aliveSince: number) => {
       const [row] = await db.query<{ alive: number }>(`
         WITH up AS (
           INSERT INTO jobqueue_nodes (id, started_at, heartbeat_at)
@@ -590,18 +601,18 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         await measureClock(on(node.conn));
       } else await measureClock(on(sql));
       return row?.alive ?? 1;
-    },
+    }),
 
-    async removeNode(id: string) {
+    removeNode: op("removeNode", async (id: string) => {
       await db.query("DELETE FROM jobqueue_nodes WHERE id = $1", [id]);
-    },
+    }),
 
-    async *streamPending(batchSize: number) {
+    streamPending: exempt("the start-up stream reads all of pending_jobs, batch after batch, for as long as that takes", async function* (batchSize: number) {
       const cursor = sql.unsafe<EntryRow[]>(`SELECT ${ENTRY_COLS} FROM pending_jobs`).cursor(batchSize);
       for await (const rows of cursor) yield rows.map(toEntry);
-    },
+    }),
 
-    async get(id: number, now: number) {
+    get: op("get", async (id: number, now: number) => {
       const rows = await db.query<JobRow & {
         state: string; owner: string | null; lease_until: number | null; failed_at: number | null; finished_at: number | null; result: string | null;
       }>(`
@@ -624,11 +635,11 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         ...(r.finished_at !== null && { finishedAt: r.finished_at, result: r.result }),
       };
       return view;
-    },
+    }),
 
     // ---- stats ----
 
-    async stats(now: number) {
+    stats: op("stats", async (now: number) => {
       const rows = await db.query<StatsRow>(`
         SELECT 'pending' AS state, type, count(*) FILTER (WHERE run_at <= ${at("$1")})::int AS n,
                count(*) FILTER (WHERE run_at > ${at("$1")})::int AS later,
@@ -639,11 +650,11 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         UNION ALL SELECT 'completed', type, count(*)::int, 0, NULL FROM completed_jobs GROUP BY type`,
         [now]);
       return statsFromRows(rows);
-    },
+    }),
 
     // ---- completed records ----
 
-    async pruneCompleted(now: number, limit: number, legacyKeepMs: number) {
+    pruneCompleted: op("pruneCompleted", async (now: number, limit: number, legacyKeepMs: number) => {
       const rows = await db.query<{ id: number }>(`
         WITH expired AS (
           SELECT id FROM completed_jobs WHERE expires_at <= ${at("$1")}
@@ -658,11 +669,11 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
         SELECT id FROM done`, [now, limit, now - legacyKeepMs]);
       return rows.length;
-    },
+    }),
 
     // ---- idempotency keys ----
 
-    async add(jobs: NewJob[], now: number) {
+    add: op("add", async (jobs: NewJob[], now: number) => {
       if (jobs.length === 0) return [];
       if (jobs.every((j) => j.idempotencyKey === undefined)) {
         return (await store.insert(jobs, now)).map((id): InsertResult => ({ id, duplicate: false }));
@@ -713,20 +724,20 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         if (rows.length > 0) await insertSplit(tx, rows, now, rowIds);
         return results;
       });
-    },
+    }),
 
     // ---- cancel (operator actions) ----
 
-    async completeCancelled(refs: ClaimRef[]) {
+    completeCancelled: op("completeCancelled", async (refs: ClaimRef[]) => {
       // A cancelled attempt leaves no record: the same fenced delete as a plain completion.
       return store.complete(refs);
-    },
+    }),
 
-    cancelPending: (pendingIds: number[]) => deleteReleasingKeys("pending_jobs", pendingIds),
+    cancelPending: op("cancelPending", (pendingIds: number[]) => deleteReleasingKeys("pending_jobs", pendingIds)),
 
     // ---- dead letters (operator actions) ----
 
-    async listDead(query: DeadQuery) {
+    listDead: op("listDead", async (query: DeadQuery) => {
       // The page first (LIMIT), then a running total of its payload bytes, kept while it starts within the budget.
       const rows = await db.query<JobRow & { failed_at: number }>(`
         SELECT ${JOB_COLS}, ${ms("failed_at")} AS failed_at FROM (
@@ -736,17 +747,17 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         WHERE $4::bigint IS NULL OR bytes_before <= $4 ORDER BY id`,
         [query.afterId, query.type ?? null, query.limit, query.maxBytes ?? null]);
       return rows.map((r): JobView => ({ ...toClaimed(r), state: "dead", owner: null, leaseUntil: null, failedAt: r.failed_at }));
-    },
+    }),
 
-    async retryDead(deadIds: number[], now: number) {
+    retryDead: op("retryDead", async (deadIds: number[], now: number) => {
       if (deadIds.length === 0) return [];
       const rows = await db.query<EntryRow>(`
         WITH moved AS (DELETE FROM dead_jobs WHERE id = ANY($1::bigint[]) RETURNING *)
         ${FROM_DEAD(at("$2"))}`, [deadIds, now]);
       return rows.map(toEntry);
-    },
+    }),
 
-    async retryDeadOfType(type: string, now: number, limit: number) {
+    retryDeadOfType: op("retryDeadOfType", async (type: string, now: number, limit: number) => {
       // SKIP LOCKED: two operators retrying one type at once split the rows instead of queueing.
       const rows = await db.query<EntryRow>(`
         WITH picked AS (
@@ -755,11 +766,11 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         moved AS (DELETE FROM dead_jobs d USING picked p WHERE d.id = p.id RETURNING d.*)
         ${FROM_DEAD(at("$2"))}`, [type, now, limit]);
       return rows.map(toEntry);
-    },
+    }),
 
-    deleteDead: (deadIds: number[]) => deleteReleasingKeys("dead_jobs", deadIds),
+    deleteDead: op("deleteDead", (deadIds: number[]) => deleteReleasingKeys("dead_jobs", deadIds)),
 
-    async deleteDeadOfType(type: string, limit: number) {
+    deleteDeadOfType: op("deleteDeadOfType", async (type: string, limit: number) => {
       const rows = await db.query<{ id: number }>(`
         WITH done AS (
           DELETE FROM dead_jobs WHERE id IN (
@@ -768,35 +779,27 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
         released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
         SELECT id FROM done`, [type, limit]);
       return rows.length;
-    },
+    }),
 
-    async counts(): Promise<StoreCounts> {
+    counts: op("counts", async (): Promise<StoreCounts> => {
       const [r] = await db.query<{ pending: number; inflight: number; dead: number }>(`
         SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
                (SELECT count(*) FROM dead_jobs) AS dead`);
       return r ?? { pending: 0, inflight: 0, dead: 0 };
-    },
+    }),
 
-    async ping() {
+    ping: op("ping", async () => {
       await db.query("SELECT 1");
-    },
+    }),
 
-    async close() {
+    close: exempt("ends the connections with a timeout of its own", async () => {
       // Callers drain their own work first. After an outage postgres.js (3.4.9 on Bun) can keep a
       // dead connection that makes end() wait out its whole timeout, so keep the timeout short.
       await sql.end({ timeout: 1 });
       // Ending the node id's session releases its lock.
       await node?.conn.end({ timeout: 1 });
       node = null;
-    },
+    }),
   };
-  // Every call but migrate (which may wait for another process's migration lock), the start-up
-  // stream and close runs under the deadline.
-  for (const name of ["insert", "claim", "complete", "retry", "bury", "extendLeases", "release", "releaseStrays", "reapExpired", "recoverOwner", "claimNext", "peekUrgent", "heartbeatNode", "removeNode", "get", "counts", "ping"] as const) {
-    (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
-  }
-  for (const name of ["listDead", "retryDead", "retryDeadOfType", "deleteDead", "deleteDeadOfType", "completeCancelled", "cancelPending", "add", "stats", "pruneCompleted"] as const) {
-    (store as unknown as Record<string, unknown>)[name] = guarded(name, store[name] as (...a: unknown[]) => Promise<unknown>);
-  }
   return store;
 }
