@@ -7,7 +7,7 @@ import { createWebhookHandler } from "../src/handlers/webhook.ts";
 import { PermanentError } from "../src/errors.ts";
 import { createJobQueue, type JobQueue } from "../src/queue/jobqueue.ts";
 import { createLogger } from "../src/logger.ts";
-import { createPostgresStore } from "../src/store/postgres.ts";
+import { createPostgresStore } from "../src/store/postgres/index.ts";
 import { createTestDatabase, PG_ADMIN_URL } from "./support/pg.ts";
 import { waitFor } from "./support/wait.ts";
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createHandlerRegistry, type Handler, type TypePolicy } from "../../src/handlers/handler.ts";
 import { createJobQueue, type JobQueue, type JobQueueOptions } from "../../src/queue/jobqueue.ts";
 import { createLogger } from "../../src/logger.ts";
-import { createPostgresStore } from "../../src/store/postgres.ts";
+import { createPostgresStore } from "../../src/store/postgres/index.ts";
 import { createSqliteStore } from "../../src/store/sqlite.ts";
 import type { Store, StoreTestHooks } from "../../src/store/store.ts";
 
