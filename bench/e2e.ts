@@ -6,7 +6,7 @@ import {
   startJobqueue, typesFile, waitFor,
 } from "./lib.ts";
 import { cpuMeter, fmtCpu, postgresPids } from "./proc.ts";
-import { createPostgresStore } from "../src/store/postgres.ts";
+import { createPostgresStore } from "../src/store/postgres/index.ts";
 
 export const E2E_JOBS = 50_000;
 const PRELOAD_BATCH = 1000;

@@ -8,7 +8,7 @@ export { createApp, type HttpSettings } from "./http/app.ts";
 export { defaultConfig, helpText, httpSettings, loadConfig, queueSettings, type Config } from "./config/config.ts";
 export { createHandlerRegistry, type Handler, type HandlerRegistry, type JobContext, type TypePolicy } from "./handlers/handler.ts";
 export { createWebhookHandler } from "./handlers/webhook.ts";
-export { createPostgresStore, type PostgresStoreOptions } from "./store/postgres.ts";
+export { createPostgresStore, type PostgresStoreOptions } from "./store/postgres/index.ts";
 export { createSqliteStore, type SqliteStoreOptions } from "./store/sqlite/index.ts";
 export type { Store } from "./store/store.ts";
 export type { NewJob, JobView, JobState } from "./store/rows.ts";

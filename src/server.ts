@@ -13,7 +13,7 @@ import { edgeGate } from "./http/edge.ts";
 import { originGate } from "./http/origin.ts";
 import { createJobQueue, type JobQueue } from "./queue/jobqueue.ts";
 import type { Logger } from "./logger.ts";
-import { createPostgresStore } from "./store/postgres.ts";
+import { createPostgresStore } from "./store/postgres/index.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { Store } from "./store/store.ts";
 import { loadTypesFile } from "./config/types-file.ts";

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
 import type { JobContext } from "../src/handlers/handler.ts";
-import { createPostgresStore } from "../src/store/postgres.ts";
+import { createPostgresStore } from "../src/store/postgres/index.ts";
 import { createTestDatabase } from "./support/pg.ts";
 import { call, startQueue } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";

@@ -4,7 +4,7 @@
 // node holds starts there ahead of its own backlog.
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import type { JobContext } from "../src/handlers/handler.ts";
-import { createPostgresStore } from "../src/store/postgres.ts";
+import { createPostgresStore } from "../src/store/postgres/index.ts";
 import type { NewJob } from "../src/store/rows.ts";
 import { createTestDatabase } from "./support/pg.ts";
 import { startQueue } from "./support/queues.ts";

@@ -3,7 +3,7 @@
 // reaper's and a restart's reads of inflight_jobs (small by construction) scan only that table.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { createPostgresStore } from "../src/store/postgres.ts";
+import { createPostgresStore } from "../src/store/postgres/index.ts";
 import { job } from "./store.contract.ts";
 import { createTestDatabase } from "./support/pg.ts";
 import { waitFor } from "./support/wait.ts";

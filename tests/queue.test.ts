@@ -5,7 +5,7 @@ import postgres from "postgres";
 import type { Handler } from "../src/handlers/handler.ts";
 import { createWebhookHandler } from "../src/handlers/webhook.ts";
 import { PermanentError } from "../src/errors.ts";
-import { createPostgresStore } from "../src/store/postgres.ts";
+import { createPostgresStore } from "../src/store/postgres/index.ts";
 import { createTestDatabase, PG_ADMIN_URL } from "./support/pg.ts";
 import { startQueue as startTestQueue, type TestQueue } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";

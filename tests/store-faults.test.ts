@@ -10,7 +10,7 @@ import type { Store, StoreTestHooks } from "../src/store/store.ts";
 /** A store with the hooks only tests use (insert by ids, table counts). */
 type TestStore = Store & StoreTestHooks;
 import type { NewJob } from "../src/store/rows.ts";
-import { createPostgresStore } from "../src/store/postgres.ts";
+import { createPostgresStore } from "../src/store/postgres/index.ts";
 import { createTestDatabase } from "./support/pg.ts";
 import { STORE_KINDS, call, startQueue, storeSite } from "./support/queues.ts";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";

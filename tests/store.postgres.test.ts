@@ -1,7 +1,7 @@
 // store.postgres.test.ts: the Store contract against a real PostgreSQL (a fresh database).
 import { existsSync } from "node:fs";
 import postgres from "postgres";
-import { createPostgresStore, socketOf } from "../src/store/postgres.ts";
+import { createPostgresStore, socketOf } from "../src/store/postgres/index.ts";
 import { expect, test } from "bun:test";
 import { NodeIdInUseError } from "../src/errors.ts";
 import { runStoreContract } from "./store.contract.ts";

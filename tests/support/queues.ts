@@ -9,7 +9,7 @@ import { defaultConfig, queueSettings } from "../../src/config/config.ts";
 import { createApp, type HttpSettings } from "../../src/http/app.ts";
 import { createJobQueue, type JobQueue, type JobQueueOptions } from "../../src/queue/jobqueue.ts";
 import { createLogger } from "../../src/logger.ts";
-import { createPostgresStore } from "../../src/store/postgres.ts";
+import { createPostgresStore } from "../../src/store/postgres/index.ts";
 import { createSqliteStore } from "../../src/store/sqlite/index.ts";
 import type { Store, StoreTestHooks } from "../../src/store/store.ts";
 

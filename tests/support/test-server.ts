@@ -8,7 +8,7 @@ import { loadConfig } from "../../src/config/config.ts";
 import { createHandlerRegistry, type Handler } from "../../src/handlers/handler.ts";
 import { createLogger, type Logger } from "../../src/logger.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
-import { createPostgresStore } from "../../src/store/postgres.ts";
+import { createPostgresStore } from "../../src/store/postgres/index.ts";
 import { createSqliteStore } from "../../src/store/sqlite/index.ts";
 import type { Store, StoreTestHooks } from "../../src/store/store.ts";
 

@@ -1,0 +1,123 @@
+// admin.ts: the PostgreSQL store's operator reads and actions (a job's view, stats, cancelling pending
+// jobs, listing, retrying and deleting dead letters) and the table counts tests read. Never touches
+// inflight rows: cancelling a running attempt is the pool's fenced completeCancelled (settle.ts).
+import type { Admin, StoreTestHooks } from "../store.ts";
+import type { DeadQuery, JobState, JobView, StoreCounts, StatsRow } from "../rows.ts";
+import { statsFromRows } from "../rows.ts";
+import type { Connection, Methods } from "./connection.ts";
+import { ENTRY_COLS, JOB_COLS, at, ms, toClaimed, toEntry, type EntryRow, type JobRow } from "./sql.ts";
+
+/** The tail of a statement whose CTE `moved` holds dead rows an operator retries: pending, attempts 0, due at `runAt`. */
+const FROM_DEAD = (runAt: string) => `
+  INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
+  SELECT id, type, payload, priority, 0, max_attempts, timeout_ms, ${runAt}, created_at, last_error
+  FROM moved
+  RETURNING ${ENTRY_COLS}`;
+
+type ViewRow = JobRow & {
+  state: string; owner: string | null; lease_until: number | null; failed_at: number | null; finished_at: number | null; result: string | null;
+};
+
+export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks, "counts">> {
+  /** Delete rows by id and release their idempotency keys, in one statement; result[i] says whether ids[i] was there. */
+  async function deleteReleasingKeys(table: "pending_jobs" | "dead_jobs", idList: number[]): Promise<boolean[]> {
+    if (idList.length === 0) return [];
+    const rows = await db.query<{ id: number }>(`
+      WITH done AS (DELETE FROM ${table} WHERE id = ANY($1::bigint[]) RETURNING id),
+      released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+      SELECT id FROM done`, [idList]);
+    const done = new Set(rows.map((r) => r.id));
+    return idList.map((id) => done.has(id));
+  }
+
+  return {
+    get: db.op("get", async (id: number, now: number) => {
+      const rows = await db.query<ViewRow>(`
+        SELECT 'pending' AS state, ${JOB_COLS}, NULL::text AS owner, NULL::float8 AS lease_until, NULL::float8 AS failed_at,
+               NULL::float8 AS finished_at, NULL::text AS result
+          FROM pending_jobs WHERE id = $1
+        UNION ALL
+        SELECT 'inflight', ${JOB_COLS}, owner, ${ms("lease_until")}, NULL, NULL, NULL FROM inflight_jobs WHERE id = $1
+        UNION ALL
+        SELECT 'dead', ${JOB_COLS}, NULL, NULL, ${ms("failed_at")}, NULL, NULL FROM dead_jobs WHERE id = $1
+        UNION ALL
+        SELECT 'completed', id, type, 'null', priority, attempts, max_attempts, NULL, ${ms("run_at")}, ${ms("created_at")}, NULL,
+               NULL, NULL, NULL, ${ms("finished_at")}, result
+          FROM completed_jobs WHERE id = $1`, [id]);
+      const r = rows[0];
+      if (!r) return null;
+      const state = (r.state === "pending" && r.run_at > now ? "scheduled" : r.state) as JobState;
+      const view: JobView = {
+        ...toClaimed(r), state, owner: r.owner, leaseUntil: r.lease_until, failedAt: r.failed_at,
+        ...(r.finished_at !== null && { finishedAt: r.finished_at, result: r.result }),
+      };
+      return view;
+    }),
+
+    stats: db.op("stats", async (now: number) => {
+      const rows = await db.query<StatsRow>(`
+        SELECT 'pending' AS state, type, count(*) FILTER (WHERE run_at <= ${at("$1")})::int AS n,
+               count(*) FILTER (WHERE run_at > ${at("$1")})::int AS later,
+               min(${ms("run_at")}) FILTER (WHERE run_at <= ${at("$1")}) AS oldest
+          FROM pending_jobs GROUP BY type
+        UNION ALL SELECT 'inflight', type, count(*)::int, 0, NULL FROM inflight_jobs GROUP BY type
+        UNION ALL SELECT 'dead', type, count(*)::int, 0, NULL FROM dead_jobs GROUP BY type
+        UNION ALL SELECT 'completed', type, count(*)::int, 0, NULL FROM completed_jobs GROUP BY type`,
+        [now]);
+      return statsFromRows(rows);
+    }),
+
+    cancelPending: db.op("cancelPending", (pendingIds: number[]) => deleteReleasingKeys("pending_jobs", pendingIds)),
+
+    listDead: db.op("listDead", async (query: DeadQuery) => {
+      // The page first (LIMIT), then a running total of its payload bytes, kept while it starts within the budget.
+      const rows = await db.query<JobRow & { failed_at: number }>(`
+        SELECT ${JOB_COLS}, ${ms("failed_at")} AS failed_at FROM (
+          SELECT *, sum(bytes) OVER (ORDER BY id) - bytes AS bytes_before FROM (
+            SELECT *, octet_length(payload::text) AS bytes FROM dead_jobs
+            WHERE id > $1 AND ($2::text IS NULL OR type = $2) ORDER BY id LIMIT $3) page) sized
+        WHERE $4::bigint IS NULL OR bytes_before <= $4 ORDER BY id`,
+        [query.afterId, query.type ?? null, query.limit, query.maxBytes ?? null]);
+      return rows.map((r): JobView => ({ ...toClaimed(r), state: "dead", owner: null, leaseUntil: null, failedAt: r.failed_at }));
+    }),
+
+    retryDead: db.op("retryDead", async (deadIds: number[], now: number) => {
+      if (deadIds.length === 0) return [];
+      const rows = await db.query<EntryRow>(`
+        WITH moved AS (DELETE FROM dead_jobs WHERE id = ANY($1::bigint[]) RETURNING *)
+        ${FROM_DEAD(at("$2"))}`, [deadIds, now]);
+      return rows.map(toEntry);
+    }),
+
+    retryDeadOfType: db.op("retryDeadOfType", async (type: string, now: number, limit: number) => {
+      // SKIP LOCKED: two operators retrying one type at once split the rows instead of queueing.
+      const rows = await db.query<EntryRow>(`
+        WITH picked AS (
+          SELECT id FROM dead_jobs WHERE type = $1 AND failed_at <= ${at("$2")}
+          ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),
+        moved AS (DELETE FROM dead_jobs d USING picked p WHERE d.id = p.id RETURNING d.*)
+        ${FROM_DEAD(at("$2"))}`, [type, now, limit]);
+      return rows.map(toEntry);
+    }),
+
+    deleteDead: db.op("deleteDead", (deadIds: number[]) => deleteReleasingKeys("dead_jobs", deadIds)),
+
+    deleteDeadOfType: db.op("deleteDeadOfType", async (type: string, limit: number) => {
+      const rows = await db.query<{ id: number }>(`
+        WITH done AS (
+          DELETE FROM dead_jobs WHERE id IN (
+            SELECT id FROM dead_jobs WHERE type = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+          RETURNING id),
+        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+        SELECT id FROM done`, [type, limit]);
+      return rows.length;
+    }),
+
+    counts: db.op("counts", async (): Promise<StoreCounts> => {
+      const [r] = await db.query<{ pending: number; inflight: number; dead: number }>(`
+        SELECT (SELECT count(*) FROM pending_jobs) AS pending, (SELECT count(*) FROM inflight_jobs) AS inflight,
+               (SELECT count(*) FROM dead_jobs) AS dead`);
+      return r ?? { pending: 0, inflight: 0, dead: 0 };
+    }),
+  };
+}

@@ -1,0 +1,90 @@
+// claims.ts: the PostgreSQL store's claims, pending → inflight (by the ids the heap holds, or the most
+// urgent due rows in the store) and the read that ranks those rows without claiming them. Settling an
+// attempt is in settle.ts; what to claim is the scheduler's decision, not made here.
+import type { JobMoves } from "../store.ts";
+import type { TypeCap } from "../rows.ts";
+import type { Connection, Methods } from "./connection.ts";
+import { ENTRY_COLS, JOB_COLS, at, ms, toClaimed, toEntry, type EntryRow, type JobRow } from "./sql.ts";
+
+/**
+ * The tail of every claim, whose CTE `moved` holds the pending rows it took: they enter inflight
+ * with this attempt counted, picked at `pickedAtMs` and leased to `owner` until `untilMs` (SQL
+ * expressions for epoch ms and the owner), and come back as claimed jobs.
+ */
+const CLAIM_INTO_INFLIGHT = (pickedAtMs: string, untilMs: string, owner: string) => `
+  INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
+                             created_at, last_error, picked_at, lease_until, owner)
+  SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
+         ${at(pickedAtMs)}, ${at(untilMs)}, ${owner}
+  FROM moved
+  RETURNING ${JOB_COLS}`;
+
+/**
+ * The most urgent due pending rows by aging key, with their `key` (run_at − priority × aging, in
+ * ms): the `limit` oldest of each priority (one probe of pending_jobs_priority_run_at_idx per
+ * priority), which hold the `limit` most urgent overall. `claiming` locks them FOR UPDATE SKIP
+ * LOCKED, so idle nodes never fight over one backlog, and applies per-type caps (SQL expressions):
+ * types in `capTypes` are left out of that probe and get probes of their own, `room` rows of each
+ * per priority, so a capped type's backlog cannot crowd the others out (types with no room are
+ * passed with room 0 and so contribute nothing).
+ */
+const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTypes: string; capRooms: string }) => `
+  SELECT due.*, ${ms("due.run_at")} - due.priority * ${agingMs}::float8 AS key FROM (
+    SELECT c.* FROM generate_series(0, 100) AS p(priority)
+    CROSS JOIN LATERAL (
+      SELECT id, type, priority, run_at, created_at FROM pending_jobs
+      WHERE priority = p.priority AND run_at <= ${at(now)}
+        ${claiming ? `AND type <> ALL(${claiming.capTypes})` : ""}
+      ORDER BY run_at, id LIMIT ${limit}
+      ${claiming ? "FOR UPDATE SKIP LOCKED" : ""}) c
+    ${claiming ? `UNION ALL
+    SELECT c.* FROM generate_series(0, 100) AS p(priority)
+    CROSS JOIN unnest(${claiming.capTypes}, ${claiming.capRooms}) AS k(type, room)
+    CROSS JOIN LATERAL (
+      SELECT id, type, priority, run_at, created_at FROM pending_jobs
+      WHERE priority = p.priority AND type = k.type AND run_at <= ${at(now)}
+      ORDER BY run_at, id LIMIT least(k.room, ${limit})
+      FOR UPDATE SKIP LOCKED) c` : ""}) due`;
+
+export function createClaims(db: Connection): Methods<Pick<JobMoves, "claim" | "claimNext" | "peekUrgent">> {
+  return {
+    claim: db.op("claim", async (claimIds: number[], owner: string, now: number, leaseMs: number) => {
+      if (claimIds.length === 0) return [];
+      // The due check compares epoch ms, an expression no index covers, so the only index path
+      // is the primary key. Written as run_at <= …, a generic plan made while pending_jobs was
+      // small (its row count stale while submits pour in) took pending_jobs_run_at_idx instead
+      // and filtered every due row (tests/postgres-plans.test.ts holds the claim to the key).
+      const rows = await db.query<JobRow>(`
+        WITH moved AS (
+          DELETE FROM pending_jobs WHERE id = ANY($1::bigint[]) AND ${ms("run_at")} <= $2::float8
+          RETURNING *)
+        ${CLAIM_INTO_INFLIGHT("$2", "$3", "$4")}`, [claimIds, now, now + leaseMs, owner]);
+      return rows.map(toClaimed);
+    }),
+
+    claimNext: db.op("claimNext", async (limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[] = []) => {
+      if (limit <= 0) return [];
+      // The most urgent due rows nobody else is claiming; types at their limit in the caller are
+      // left out, and of each capped type at most its room is taken, most urgent first.
+      const rows = await db.query<JobRow>(`
+        WITH cand AS (${URGENT("$1", "$2", "$3", { capTypes: "$6::text[]", capRooms: "$7::int4[]" })}),
+        caps AS (SELECT * FROM unnest($6::text[], $7::int4[]) AS c(type, room)),
+        ranked AS (
+          SELECT cand.id, cand.key, c.room, row_number() OVER (PARTITION BY cand.type ORDER BY cand.key, cand.id) AS rn
+          FROM cand LEFT JOIN caps c ON c.type = cand.type),
+        chosen AS (SELECT id FROM ranked WHERE room IS NULL OR rn <= room ORDER BY key, id LIMIT $2),
+        moved AS (DELETE FROM pending_jobs WHERE id IN (SELECT id FROM chosen) RETURNING *)
+        ${CLAIM_INTO_INFLIGHT("$1", "$4", "$5")}`,
+        [now, limit, agingMs, now + leaseMs, owner, caps.map((c) => c.type), caps.map((c) => Math.max(0, c.room))]);
+      return rows.map(toClaimed);
+    }),
+
+    peekUrgent: db.op("peekUrgent", async (now: number, agingMs: number, limit: number) => {
+      if (limit <= 0) return [];
+      const rows = await db.query<EntryRow>(`
+        SELECT ${ENTRY_COLS}
+        FROM (${URGENT("$1", "$2", "$3")}) u ORDER BY key, id LIMIT $2`, [now, limit, agingMs]);
+      return rows.map(toEntry);
+    }),
+  };
+}

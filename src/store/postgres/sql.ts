@@ -1,0 +1,29 @@
+// sql.ts: what the statements of several parts of the PostgreSQL store share: the epoch-ms conversions,
+// the columns a job or a pending entry is read with, and their row mappers. No statements, no
+// connections: each statement stands beside the method that runs it.
+import type { ClaimedJob, PendingEntry } from "../rows.ts";
+
+/** A timestamptz expression as epoch ms (float8), as every time leaves this store. */
+export const ms = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
+/** Epoch ms (a float8 parameter or column) as timestamptz, as every time enters this store. */
+export const at = (msExpr: string) => `to_timestamp(${msExpr}::float8 / 1000)`;
+
+// Columns selected for a claimed or viewed job; times as epoch ms (float8), ids as numbers.
+export const JOB_COLS = `id, type, payload::text AS payload, priority, attempts, max_attempts, timeout_ms,
+  ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, last_error`;
+export const ENTRY_COLS = `id, type, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at`;
+
+export interface JobRow {
+  id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;
+  timeout_ms: number | null; run_at: number; created_at: number; last_error: string | null;
+}
+export interface EntryRow { id: number; type: string; priority: number; run_at: number; created_at: number }
+
+export function toClaimed(r: JobRow): ClaimedJob {
+  return {
+    id: r.id, type: r.type, payload: r.payload, priority: r.priority, attempts: r.attempts,
+    maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms, runAt: r.run_at, createdAt: r.created_at,
+    lastError: r.last_error,
+  };
+}
+export const toEntry = (r: EntryRow): PendingEntry => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at, createdAt: r.created_at });
