@@ -72,7 +72,9 @@ export function createCluster(db: Connection): Methods<Cluster> & { releaseNode(
       await db.query("DELETE FROM jobqueue_nodes WHERE id = $1", [id]);
     }),
 
-    announce: db.exempt("a coalesced hint: its caller does not wait for it and only logs a failure", async (now: number) => {
+    // Under the deadline like every move: a NOTIFY stuck on a dead connection would otherwise hold
+    // `announcing` forever, and this process would never hint again.
+    announce: db.op("announce", async (now: number) => {
       // At most one NOTIFY out at a time and one per ANNOUNCE_EVERY_MS.
       if (announcing || now - lastAnnounce < ANNOUNCE_EVERY_MS) return;
       announcing = true;
