@@ -1,7 +1,7 @@
 // pool.ts: the worker pool. Claims batches sized to free slots, runs handlers with a timeout
 // and an AbortSignal, heartbeats leases, and settles each attempt with one fenced store move.
 // It never decides order (the scheduler does) and never writes SQL (the store does).
-import { backoffMs, type BackoffPolicy } from "../queue/backoff.ts";
+import { backoffMs, storeRetryMs, type BackoffPolicy } from "../queue/backoff.ts";
 import { createBatcher } from "../queue/batcher.ts";
 import {
   AttemptTimeoutError, CancelledError, LeaseLostError, PermanentError, ShutdownError, StoreOutcomeUnknownError, errorMessage,
@@ -114,8 +114,6 @@ const ADOPT_MIN = 100;
 const ADOPT_MAX = 1000;
 /** Most jobs moved by one claim statement. */
 const MAX_CLAIM_BATCH = 1000;
-/** Longest pause between retries of a store move that keeps failing. */
-const STORE_RETRY_CAP_MS = 2000;
 /** How long past the shutdown grace the moves of finished attempts keep trying a failing store. */
 const SETTLE_AFTER_GRACE_MS = 5000;
 
@@ -218,7 +216,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   /** Pause claims after a store failure, longer each time in a row; pump() again when it ends. */
   function backOff(what: string, err: unknown): void {
     claimFailures++;
-    const delay = Math.min(STORE_RETRY_CAP_MS, 50 * 2 ** Math.min(claimFailures, 10));
+    const delay = storeRetryMs(claimFailures);
     logger.warn(`${what}; backing off`, { err: errorMessage(err), delayMs: delay });
     if (claimRetryTimer || stopping) return;
     claimRetryTimer = setTimeout(() => {
@@ -545,7 +543,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
           logger.warn(`${move} abandoned at shutdown: the store did not answer; the lease returns the job`, { err: errorMessage(err) });
           return "fenced";
         }
-        const delay = Math.min(STORE_RETRY_CAP_MS, 50 * 2 ** Math.min(failures, 10));
+        const delay = storeRetryMs(failures);
         logger.warn(`${move} failed; retrying`, { err: errorMessage(err), delayMs: delay });
         await Bun.sleep(delay);
       }
