@@ -8,7 +8,7 @@ import {
 } from "../errors.ts";
 import { jobContext, type HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
-import type { Scheduler } from "../queue/scheduler.ts";
+import { ReadyBatch, type ReadyEntry, type Scheduler } from "../queue/scheduler.ts";
 import type { Store } from "../store/store.ts";
 import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, TypeCap } from "../store/rows.ts";
 
@@ -134,7 +134,10 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   /** Claim statements out now, by sequence number. */
   const claimsOut = new Set<number>();
   let claimSeq = 0;
-  const popOut = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[], types: [] as number[] };
+  /** The jobs of the claim being made (one at a time), and the same by id once it lands; both refilled claim after claim. */
+  const batch = new ReadyBatch();
+  const batchById = new Map<number, ReadyEntry>();
+  const got = new Set<number>();
   /** Jobs of each type being claimed or running a handler here (for per-type concurrency). */
   const occupied = new Map<string, number>();
 
@@ -293,14 +296,10 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     try {
       for (;;) {
         if (canClaim()) {
-          popOut.ids.length = 0;
-          popOut.readyAts.length = 0;
-          popOut.priorities.length = 0;
-          popOut.types.length = 0;
-          if (scheduler.popReady(Math.min(freeSlots(), MAX_CLAIM_BATCH), popOut, roomByCode()) === 0) break;
-          const types = popOut.types.map((code) => scheduler.typeName(code));
-          for (const type of types) occupy(type, 1);
-          if (!(await claimBatch(popOut.ids.slice(), popOut.readyAts.slice(), popOut.priorities.slice(), types))) break;
+          batch.clear();
+          if (scheduler.popReady(Math.min(freeSlots(), MAX_CLAIM_BATCH), batch, roomByCode()) === 0) break;
+          for (let i = 0; i < batch.length; i++) occupy(batch.entries[i]!.type, 1);
+          if (!(await claimBatch())) break;
         } else if (canPull()) {
           if (!(await pullBatch(Math.min(freeSlots(), MAX_CLAIM_BATCH)))) break;
         } else break;
@@ -339,9 +338,13 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     return true;
   }
 
-  /** One claim statement; false when the store failed (the ids went back to the scheduler). */
-  async function claimBatch(ids: number[], readyAts: number[], priorities: number[], types: string[]): Promise<boolean> {
-    claiming += ids.length;
+  /** One claim statement for the jobs in `batch`; false when the store failed (they went back to the scheduler). */
+  async function claimBatch(): Promise<boolean> {
+    const n = batch.length;
+    const entries = batch.entries;
+    const ids = new Array<number>(n);
+    for (let i = 0; i < n; i++) ids[i] = entries[i]!.id;
+    claiming += n;
     const seq = ++claimSeq;
     claimsOut.add(seq);
     let claimed: ClaimedJob[];
@@ -349,42 +352,45 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       claimed = await store.claim(ids, owner, clock(), leaseMs);
       claimFailures = 0;
     } catch (err) {
-      claiming -= ids.length;
+      claiming -= n;
       claimsOut.delete(seq);
       // The rows are still pending or, when the answer was lost, perhaps leased to this node: put
       // the ids back, hand back any stray leases before the next claim, and pause.
       const lost = err instanceof StoreOutcomeUnknownError;
       if (lost) strayWanted = true;
       const now = clock();
-      ids.forEach((id, i) => {
-        occupy(types[i]!, -1);
-        if (lost) requeued.add(id);
-        scheduler.add(id, priorities[i]!, readyAts[i]!, now, types[i]!);
-      });
+      for (let i = 0; i < n; i++) {
+        const e = entries[i]!;
+        occupy(e.type, -1);
+        if (lost) requeued.add(e.id);
+        scheduler.add(e.id, e.priority, e.readyAt, now, e.type);
+      }
       backOff("claim failed", err);
       notifyIdle();
       return false;
     }
-    claiming -= ids.length;
+    claiming -= n;
     claimsOut.delete(seq);
-    const readyAtById = new Map<number, number>();
-    ids.forEach((id, i) => readyAtById.set(id, readyAts[i]!));
     // Ids the claim did not return were taken elsewhere or cancelled: they hold no slot of their type.
-    const got = new Set(claimed.map((j) => j.id));
-    ids.forEach((id, i) => {
-      if (!got.has(id)) occupy(types[i]!, -1);
-    });
-    startClaimed(claimed, readyAtById);
+    for (const job of claimed) got.add(job.id);
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      batchById.set(e.id, e);
+      if (!got.has(e.id)) occupy(e.type, -1);
+    }
+    got.clear();
+    startClaimed(claimed, batchById);
+    batchById.clear();
     return true;
   }
 
   /** Start handlers for claimed jobs (or hand them straight back if shutdown began meanwhile). */
-  function startClaimed(claimed: ClaimedJob[], readyAtById: Map<number, number> | null): void {
+  function startClaimed(claimed: ClaimedJob[], readyAtById: ReadonlyMap<number, { readyAt: number }> | null): void {
     const now = clock();
     // Jobs started together with the same timeout share one timer (a claim brings many).
     const timers = new Map<number, TimeoutGroup>();
     for (const job of claimed) {
-      events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id) ?? job.runAt)));
+      events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id)?.readyAt ?? job.runAt)));
       if (stopping) {
         // Shutdown began while the claim was in flight: give it straight back.
         occupy(job.type, -1);
