@@ -10,7 +10,8 @@ import { jobContext, type HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
 import { ReadyBatch, type ReadyEntry, type Scheduler } from "../queue/scheduler.ts";
 import type { Store } from "../store/store.ts";
-import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, TypeCap } from "../store/rows.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove } from "../store/rows.ts";
+import { createSlots } from "./slots.ts";
 
 export interface WorkerEvents {
   started(type: string, waitMs: number): void;
@@ -121,8 +122,6 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   const { store, scheduler, registry, clock, owner, leaseMs, events, logger } = deps;
   const keepMs = deps.keepCompletedMs ?? 0;
   const running = new Map<number, Running>();
-  let activeCount = 0;
-  let claiming = 0;
   let stopping = false;
   let started = false;
   let claimFailures = 0;
@@ -138,8 +137,14 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   const batch = new ReadyBatch();
   const batchById = new Map<number, ReadyEntry>();
   const got = new Set<number>();
-  /** Jobs of each type being claimed or running a handler here (for per-type concurrency). */
-  const occupied = new Map<string, number>();
+  const slots = createSlots({
+    concurrency: deps.concurrency, registry, scheduler,
+    // A pull that came back short while some type was capped may have left that type's rows in the
+    // table: pull again once such a type has room.
+    onRoom: () => {
+      pullWanted = true;
+    },
+  });
 
   // Group commit for the three ways an attempt ends. A blocking (embedded) store gathers a whole
   // event-loop turn per flush; an asynchronous one gathers what arrives while a flush is out.
@@ -156,8 +161,6 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   let claimLoops = 0;
   /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
   let pullWanted = false;
-  /** A short pull was capped by a type's limit: pull again when a limited type frees a slot. */
-  let pullAfterRoom = false;
   /**
    * A claim or leased insert whose answer was lost may have leased rows to this node that nobody
    * runs. Until they are handed back (sweepStrays), claims and direct starts wait, so the sweep never
@@ -168,22 +171,18 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   /** Ids of lost claims already put back in the heap: the sweep does not push them a second time. */
   const requeued = new Set<number>();
 
-  function freeSlots(): number {
-    return deps.concurrency - activeCount - claiming;
-  }
-
   /** Claims (from the heap or the store) may go out: running, not stopping, not backing off, no strays to sweep. */
   function mayClaim(): boolean {
-    return started && !stopping && !claimRetryTimer && !strayWanted && !sweeping && freeSlots() > 0;
+    return started && !stopping && !claimRetryTimer && !strayWanted && !sweeping && slots.free > 0;
   }
 
   function canClaim(): boolean {
-    return mayClaim() && claimableReady();
+    return mayClaim() && slots.claimableReady();
   }
 
   /** Only an otherwise idle node pulls: its own heap (what it may run of it) always comes first. */
   function canPull(): boolean {
-    return pullWanted && mayClaim() && !claimableReady();
+    return pullWanted && mayClaim() && !slots.claimableReady();
   }
 
   /**
@@ -191,7 +190,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
    * pending (a failed sweep is retried when its back-off ends). stop() makes the last one itself.
    */
   function maybeSweep(): void {
-    if (!strayWanted || sweeping || stopping || claimRetryTimer || claimsOut.size > 0 || claiming > 0 || !started) return;
+    if (!strayWanted || sweeping || stopping || claimRetryTimer || claimsOut.size > 0 || slots.claiming > 0 || !started) return;
     void sweepStrays();
   }
 
@@ -229,57 +228,6 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     }, delay);
   }
 
-  function occupy(type: string, delta: number): void {
-    const n = (occupied.get(type) ?? 0) + delta;
-    if (n === 0) occupied.delete(type);
-    else occupied.set(type, n);
-    // A pull that came back short while some type was capped may have left that type's rows in
-    // the table: pull again once such a type has room.
-    if (delta < 0 && pullAfterRoom && registry.get(type)?.concurrency !== undefined) {
-      pullAfterRoom = false;
-      pullWanted = true;
-    }
-  }
-
-  /** How many more jobs of `type` may start here, or undefined when the type sets no limit. */
-  function roomFor(type: string): number | undefined {
-    const limit = registry.get(type)?.concurrency;
-    return limit === undefined ? undefined : limit - (occupied.get(type) ?? 0);
-  }
-
-  /** Room per scheduler type code, for popReady (undefined when no type has a limit). */
-  function roomByCode(): number[] | undefined {
-    let room: number[] | undefined;
-    for (let code = 0; code < scheduler.typeCount; code++) {
-      const r = roomFor(scheduler.typeName(code));
-      if (r !== undefined) (room ??= [])[code] = r;
-    }
-    return room;
-  }
-
-  /** Whether the heap holds a ready job of a type that is not at its concurrency limit. */
-  function claimableReady(): boolean {
-    const ready = scheduler.readyCount;
-    if (ready === 0) return false;
-    let blocked = 0;
-    for (let code = 0; code < scheduler.typeCount; code++) {
-      const type = scheduler.typeName(code);
-      const r = roomFor(type);
-      if (r !== undefined && r <= 0) blocked += scheduler.readyOf(type);
-    }
-    return ready > blocked;
-  }
-
-  /** Caps for claimNext: every limited type this process knows, with its room left. */
-  function pullCaps(): TypeCap[] {
-    const caps: TypeCap[] = [];
-    for (const type of registry.types()) {
-      const room = roomFor(type);
-      if (room !== undefined) caps.push({ type, room: Math.max(0, room) });
-    }
-    return caps;
-  }
-
   /**
    * Claim ready jobs into free slots; called whenever either may have grown. One claim is out at
    * a time: jobs that become ready and slots that free up meanwhile leave together in the next
@@ -297,11 +245,11 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       for (;;) {
         if (canClaim()) {
           batch.clear();
-          if (scheduler.popReady(Math.min(freeSlots(), MAX_CLAIM_BATCH), batch, roomByCode()) === 0) break;
-          for (let i = 0; i < batch.length; i++) occupy(batch.entries[i]!.type, 1);
+          if (scheduler.popReady(Math.min(slots.free, MAX_CLAIM_BATCH), batch, slots.roomByCode()) === 0) break;
+          for (let i = 0; i < batch.length; i++) slots.occupy(batch.entries[i]!.type, 1);
           if (!(await claimBatch())) break;
         } else if (canPull()) {
-          if (!(await pullBatch(Math.min(freeSlots(), MAX_CLAIM_BATCH)))) break;
+          if (!(await pullBatch(Math.min(slots.free, MAX_CLAIM_BATCH)))) break;
         } else break;
       }
     } finally {
@@ -311,16 +259,16 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
 
   /** Claim due work straight from the store; false when the store failed. */
   async function pullBatch(limit: number): Promise<boolean> {
-    claiming += limit;
+    slots.hold(limit);
     const seq = ++claimSeq;
     claimsOut.add(seq);
     let claimed: ClaimedJob[];
     try {
-      const caps = pullCaps();
+      const caps = slots.caps();
       claimed = await store.claimNext(limit, owner, clock(), leaseMs, deps.agingMs, caps);
-      if (claimed.length < limit && caps.length > 0) pullAfterRoom = true;
+      if (claimed.length < limit && caps.length > 0) slots.watchRoom();
     } catch (err) {
-      claiming -= limit;
+      slots.unhold(limit);
       claimsOut.delete(seq);
       logger.warn("pulling work from the store failed", { err: errorMessage(err) });
       pullWanted = false; // the next maintenance tick or hint tries again
@@ -328,12 +276,12 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       notifyIdle();
       return false;
     }
-    claiming -= limit;
+    slots.unhold(limit);
     claimsOut.delete(seq);
     // Fewer than asked: nothing more is due out there for now.
     if (claimed.length < limit) pullWanted = false;
     if (claimed.length > 0) events.pulled(claimed.length);
-    for (const job of claimed) occupy(job.type, 1);
+    for (const job of claimed) slots.occupy(job.type, 1);
     startClaimed(claimed, null);
     return true;
   }
@@ -344,7 +292,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     const entries = batch.entries;
     const ids = new Array<number>(n);
     for (let i = 0; i < n; i++) ids[i] = entries[i]!.id;
-    claiming += n;
+    slots.hold(n);
     const seq = ++claimSeq;
     claimsOut.add(seq);
     let claimed: ClaimedJob[];
@@ -352,7 +300,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       claimed = await store.claim(ids, owner, clock(), leaseMs);
       claimFailures = 0;
     } catch (err) {
-      claiming -= n;
+      slots.unhold(n);
       claimsOut.delete(seq);
       // The rows are still pending or, when the answer was lost, perhaps leased to this node: put
       // the ids back, hand back any stray leases before the next claim, and pause.
@@ -361,7 +309,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       const now = clock();
       for (let i = 0; i < n; i++) {
         const e = entries[i]!;
-        occupy(e.type, -1);
+        slots.occupy(e.type, -1);
         if (lost) requeued.add(e.id);
         scheduler.add(e.id, e.priority, e.readyAt, now, e.type);
       }
@@ -369,14 +317,14 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       notifyIdle();
       return false;
     }
-    claiming -= n;
+    slots.unhold(n);
     claimsOut.delete(seq);
     // Ids the claim did not return were taken elsewhere or cancelled: they hold no slot of their type.
     for (const job of claimed) got.add(job.id);
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
       batchById.set(e.id, e);
-      if (!got.has(e.id)) occupy(e.type, -1);
+      if (!got.has(e.id)) slots.occupy(e.type, -1);
     }
     got.clear();
     startClaimed(claimed, batchById);
@@ -393,7 +341,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id)?.readyAt ?? job.runAt)));
       if (stopping) {
         // Shutdown began while the claim was in flight: give it straight back.
-        occupy(job.type, -1);
+        slots.occupy(job.type, -1);
         running.set(job.id, { job, controller: new AbortController(), ended: true });
         void releaseNow([job]);
         continue;
@@ -415,7 +363,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     const controller = new AbortController();
     const entry: Running = { job, controller, ended: false };
     running.set(job.id, entry);
-    activeCount++;
+    slots.begin();
     const started = clock();
     let outcome: Outcome;
     if (!type || !group) {
@@ -424,8 +372,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     } else {
       outcome = await runHandler(job, type.handler, entry, group);
     }
-    activeCount--;
-    occupy(job.type, -1);
+    slots.end(job.type);
     const runMs = clock() - started;
     pump();
     const cause = outcome.ok ? null : outcome.cause;
@@ -587,7 +534,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
 
   function notifyIdle(): void {
     maybeSweep();
-    if (running.size === 0 && claiming === 0) for (const f of idleWaiters.splice(0)) f();
+    if (running.size === 0 && slots.claiming === 0) for (const f of idleWaiters.splice(0)) f();
     for (let i = settledWaiters.length - 1; i >= 0; i--) {
       const w = settledWaiters[i]!;
       if (!holds(w.id, w.upTo)) {
@@ -609,7 +556,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   }
 
   function whenIdle(): Promise<void> {
-    if (running.size === 0 && claiming === 0) return Promise.resolve();
+    if (running.size === 0 && slots.claiming === 0) return Promise.resolve();
     return new Promise((resolve) => idleWaiters.push(resolve));
   }
 
@@ -628,26 +575,19 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
      */
     reserve(types: string[]): boolean[] {
       const granted = types.map(() => false);
-      if (!mayClaim() || pullWanted || claimableReady()) return granted;
-      for (let i = 0; i < types.length && freeSlots() > 0; i++) {
-        const room = roomFor(types[i]!);
-        if (room !== undefined && room <= 0) continue;
-        claiming++;
-        occupy(types[i]!, 1);
-        granted[i] = true;
-      }
+      if (!mayClaim() || pullWanted || slots.claimableReady()) return granted;
+      for (let i = 0; i < types.length && slots.free > 0; i++) granted[i] = slots.reserve(types[i]!);
       return granted;
     },
     /** Run jobs whose insert leased them to this node (their slots were reserved). */
     startReserved(jobs: ClaimedJob[]): void {
-      claiming -= jobs.length;
+      slots.unhold(jobs.length);
       startClaimed(jobs, null);
     },
     /** Give back reserved slots whose jobs were not inserted (duplicates, a failed insert). */
     unreserve(types: string[]): void {
       if (types.length === 0) return;
-      claiming -= types.length;
-      for (const type of types) occupy(type, -1);
+      for (const type of types) slots.unreserve(type);
       notifyIdle();
       pump();
     },
@@ -750,10 +690,10 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       return { finished: before - released, released };
     },
     get busy() {
-      return activeCount;
+      return slots.active;
     },
     get inflight() {
-      return running.size + claiming;
+      return running.size + slots.claiming;
     },
   };
 }
