@@ -1,8 +1,7 @@
 // pool.ts: the worker pool. Claims batches sized to free slots, runs handlers with a timeout
 // and an AbortSignal, heartbeats leases, and settles each attempt with one fenced store move.
 // It never decides order (the scheduler does) and never writes SQL (the store does).
-import { backoffMs, storeRetryMs, type BackoffPolicy } from "../queue/backoff.ts";
-import { createBatcher } from "../queue/batcher.ts";
+import { storeRetryMs, type BackoffPolicy } from "../queue/backoff.ts";
 import {
   AttemptTimeoutError, CancelledError, LeaseLostError, PermanentError, ShutdownError, StoreOutcomeUnknownError, errorMessage,
 } from "../errors.ts";
@@ -10,7 +9,8 @@ import { jobContext, type HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
 import { ReadyBatch, type ReadyEntry, type Scheduler } from "../queue/scheduler.ts";
 import type { Store } from "../store/store.ts";
-import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove } from "../store/rows.ts";
+import type { ClaimedJob } from "../store/rows.ts";
+import { createSettler, type Outcome } from "./settler.ts";
 import { createSlots } from "./slots.ts";
 
 export interface WorkerEvents {
@@ -58,9 +58,6 @@ interface Running {
    */
   ended: boolean;
 }
-
-/** How an attempt ended. A failure keeps what ended it (an interrupt's reason is one of errors.ts's classes). */
-type Outcome = { ok: true; result: string | null } | { ok: false; error: string; permanent: boolean; cause: unknown };
 
 /** Bytes of a handler's result (a string it resolved with) kept with a completed record. */
 export const RESULT_LIMIT = 4096;
@@ -115,8 +112,6 @@ const ADOPT_MIN = 100;
 const ADOPT_MAX = 1000;
 /** Most jobs moved by one claim statement. */
 const MAX_CLAIM_BATCH = 1000;
-/** How long past the shutdown grace the moves of finished attempts keep trying a failing store. */
-const SETTLE_AFTER_GRACE_MS = 5000;
 
 export function createWorkerPool(deps: WorkerPoolDeps) {
   const { store, scheduler, registry, clock, owner, leaseMs, events, logger } = deps;
@@ -146,17 +141,20 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     },
   });
 
-  // Group commit for the three ways an attempt ends. A blocking (embedded) store gathers a whole
-  // event-loop turn per flush; an asynchronous one gathers what arrives while a flush is out.
+  // Group commit, for claims and for the moves that end attempts: a blocking (embedded) store gathers
+  // a whole event-loop turn per flush; an asynchronous one gathers what arrives while a flush is out.
   const defer = store.blocking ? (fn: () => void) => void setImmediate(fn) : queueMicrotask;
-  const maxInFlight = store.blocking ? 1 : 4;
-  const completes = createBatcher<CompleteMove, boolean>({
-    run: (moves) => store.complete(moves, keepMs > 0 ? { finishedAt: clock(), expiresAt: clock() + keepMs } : undefined),
-    maxBatch: 1000, defer, maxInFlight,
+  const settler = createSettler({
+    store, scheduler, registry, clock, owner, keepMs, logger, defer,
+    backoff: deps.backoff,
+    ...(deps.random !== undefined && { random: deps.random }),
+    events,
+    mode: {
+      get hardStopAt() {
+        return hardStopAt;
+      },
+    },
   });
-  const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
-  const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
-  const removals = createBatcher<ClaimRef, boolean>({ run: (refs) => store.completeCancelled(refs), maxBatch: 1000, defer });
   /** Claim loops running (at most one); each has at most one claim out. */
   let claimLoops = 0;
   /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
@@ -383,12 +381,9 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       notifyIdle();
       return;
     }
-    if (cause instanceof CancelledError) {
-      await removeCancelled(job);
-      return;
-    }
     if (cause instanceof ShutdownError) return; // stop() hands it back
-    await settle(job, outcome, runMs);
+    if (cause instanceof CancelledError) await settler.remove(job);
+    else await settler.settle(job, outcome, runMs);
     running.delete(job.id);
     notifyIdle();
   }
@@ -447,62 +442,6 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     });
   }
 
-  async function settle(job: ClaimedJob, outcome: Outcome, runMs: number): Promise<void> {
-    const ref = { id: job.id, attempt: job.attempts };
-    if (outcome.ok) {
-      const move = outcome.result === null ? ref : { ...ref, result: outcome.result };
-      if ((await untilStored("complete", () => completes.add(move))) !== "fenced") events.completed(job.type, runMs);
-      return;
-    }
-    const dead = outcome.permanent || job.attempts >= job.maxAttempts;
-    events.failed(job.type, runMs, dead ? "dead" : "retry");
-    if (dead) {
-      await untilStored("bury", () => burials.add({ ...ref, error: outcome.error }));
-      return;
-    }
-    const own = registry.get(job.type)?.backoff;
-    const policy = own === undefined ? deps.backoff : { ...deps.backoff, ...own };
-    const runAt = clock() + backoffMs(job.attempts, policy, deps.random);
-    // "unsure": a try whose answer was lost may have moved it; a stale heap entry costs one empty claim.
-    if ((await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }))) !== "fenced") {
-      scheduler.add(job.id, job.priority, runAt, clock(), job.type);
-    }
-  }
-
-  /** The end of a cancelled attempt: its row goes, fenced by the claim, and is never retried. */
-  async function removeCancelled(job: ClaimedJob): Promise<void> {
-    if ((await untilStored("cancel", () => removals.add({ id: job.id, attempt: job.attempts }))) !== "fenced") events.cancelled?.(job.type);
-    running.delete(job.id);
-    notifyIdle();
-  }
-
-  /**
-   * Retry a fenced move until the store answers. "took": it took effect; "fenced": the claim was gone
-   * (the reaper or a cancel got there first); "unsure": it reported no effect after an earlier try's
-   * answer was lost, which may have been the try that took effect. Past the shutdown grace, a move
-   * keeps trying for SETTLE_AFTER_GRACE_MS more and is then left to the lease (the job runs again).
-   */
-  async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<"took" | "fenced" | "unsure"> {
-    let lost = false;
-    for (let failures = 0; ; failures++) {
-      try {
-        if (await attempt()) return "took";
-        if (lost) return "unsure";
-        events.fenced(move);
-        return "fenced";
-      } catch (err) {
-        if (err instanceof StoreOutcomeUnknownError) lost = true;
-        if (hardStopAt !== null && clock() - hardStopAt > SETTLE_AFTER_GRACE_MS) {
-          logger.warn(`${move} abandoned at shutdown: the store did not answer; the lease returns the job`, { err: errorMessage(err) });
-          return "fenced";
-        }
-        const delay = storeRetryMs(failures);
-        logger.warn(`${move} failed; retrying`, { err: errorMessage(err), delayMs: delay });
-        await Bun.sleep(delay);
-      }
-    }
-  }
-
   async function heartbeat(): Promise<void> {
     if (running.size === 0) return;
     const refs = [...running.values()].map((r) => ({ id: r.job.id, attempt: r.job.attempts }));
@@ -522,12 +461,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   }
 
   async function releaseNow(jobs: ClaimedJob[]): Promise<void> {
-    const refs = jobs.map((j) => ({ id: j.id, attempt: j.attempts }));
-    try {
-      await store.release(refs, owner, clock());
-    } catch (err) {
-      logger.warn("could not hand jobs back at shutdown; their lease returns them", { err: errorMessage(err), count: refs.length });
-    }
+    await settler.handBack(jobs);
     for (const j of jobs) running.delete(j.id);
     notifyIdle();
   }
@@ -686,7 +620,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       if (strayWanted && !sweeping) await sweepStrays();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
-      await Promise.all([completes.drain(), retries.drain(), burials.drain(), removals.drain()]);
+      await settler.drain();
       return { finished: before - released, released };
     },
     get busy() {
