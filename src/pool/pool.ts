@@ -2,15 +2,14 @@
 // and an AbortSignal, heartbeats leases, and settles each attempt with one fenced store move.
 // It never decides order (the scheduler does) and never writes SQL (the store does).
 import { storeRetryMs, type BackoffPolicy } from "../queue/backoff.ts";
-import {
-  AttemptTimeoutError, CancelledError, LeaseLostError, PermanentError, ShutdownError, StoreOutcomeUnknownError, errorMessage,
-} from "../errors.ts";
-import { jobContext, type HandlerRegistry } from "../handlers/handler.ts";
+import { LeaseLostError, ShutdownError, StoreOutcomeUnknownError, errorMessage } from "../errors.ts";
+import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
 import { ReadyBatch, type ReadyEntry, type Scheduler } from "../queue/scheduler.ts";
 import type { Store } from "../store/store.ts";
 import type { ClaimedJob } from "../store/rows.ts";
-import { createSettler, type Outcome } from "./settler.ts";
+import { createAttempts } from "./attempt.ts";
+import { createSettler } from "./settler.ts";
 import { createSlots } from "./slots.ts";
 
 export interface WorkerEvents {
@@ -46,66 +45,6 @@ export interface WorkerPoolDeps {
   random?: () => number;
 }
 
-interface Running {
-  job: ClaimedJob;
-  controller: AbortController;
-  /** Ends the attempt early: aborts the handler's signal and frees its slot even if it ignores it. */
-  interrupt?: (reason: Error) => void;
-  /**
-   * Set the moment the attempt ends, by its handler or by an interrupt, whichever comes first; the
-   * other is then ignored. From here only its store move is left: an ended attempt is never
-   * interrupted, so a result that exists is always settled.
-   */
-  ended: boolean;
-}
-
-/** Bytes of a handler's result (a string it resolved with) kept with a completed record. */
-export const RESULT_LIMIT = 4096;
-
-/** A handler's return value as a stored result: strings only, at most RESULT_LIMIT bytes, no NUL. */
-function resultOf(value: unknown): string | null {
-  if (typeof value !== "string") return null;
-  const bytes = Buffer.from(value);
-  const text = bytes.length > RESULT_LIMIT ? bytes.subarray(0, RESULT_LIMIT).toString() : value;
-  return text.replaceAll("\u0000", "\uFFFD");
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as PromiseLike<unknown>).then === "function";
-}
-
-/**
- * The timeout of attempts started together with the same limit: one timer for all of them,
- * cleared when the last one ends, interrupting whichever are still running when it fires.
- */
-class TimeoutGroup {
-  private members = new Set<Running>();
-  private timer: ReturnType<typeof setTimeout> | undefined;
-
-  constructor(private readonly ms: number) {}
-
-  join(entry: Running): void {
-    this.members.add(entry);
-  }
-
-  leave(entry: Running): void {
-    this.members.delete(entry);
-    if (this.members.size === 0 && this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-  }
-
-  /** Starts the clock once every member has joined (members that already ended are gone). */
-  arm(): void {
-    if (this.members.size === 0) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      for (const entry of [...this.members]) entry.interrupt?.(new AttemptTimeoutError(this.ms));
-    }, this.ms);
-  }
-}
-
 /** Most store rows one adopt() looks at: this many times the pool's size, within the bounds below. */
 const ADOPT_PER_WORKER = 4;
 const ADOPT_MIN = 100;
@@ -116,7 +55,6 @@ const MAX_CLAIM_BATCH = 1000;
 export function createWorkerPool(deps: WorkerPoolDeps) {
   const { store, scheduler, registry, clock, owner, leaseMs, events, logger } = deps;
   const keepMs = deps.keepCompletedMs ?? 0;
-  const running = new Map<number, Running>();
   let stopping = false;
   let started = false;
   let claimFailures = 0;
@@ -152,6 +90,14 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     mode: {
       get hardStopAt() {
         return hardStopAt;
+      },
+    },
+  });
+  const attempts = createAttempts({
+    registry, clock, keepMs, events, slots, settler, pump, notifyIdle,
+    mode: {
+      get stopping() {
+        return stopping;
       },
     },
   });
@@ -197,7 +143,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     sweeping = true;
     const requeuedNow = new Set(requeued);
     try {
-      const back = await store.releaseStrays(owner, [...running.keys()], clock());
+      const back = await store.releaseStrays(owner, [...attempts.running.keys()], clock());
       const now = clock();
       for (const e of back) if (!requeuedNow.has(e.id)) scheduler.add(e.id, e.priority, e.runAt, now, e.type);
       for (const id of requeuedNow) requeued.delete(id);
@@ -280,7 +226,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     if (claimed.length < limit) pullWanted = false;
     if (claimed.length > 0) events.pulled(claimed.length);
     for (const job of claimed) slots.occupy(job.type, 1);
-    startClaimed(claimed, null);
+    attempts.start(claimed, null);
     return true;
   }
 
@@ -325,134 +271,22 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       if (!got.has(e.id)) slots.occupy(e.type, -1);
     }
     got.clear();
-    startClaimed(claimed, batchById);
+    attempts.start(claimed, batchById);
     batchById.clear();
     return true;
   }
 
-  /** Start handlers for claimed jobs (or hand them straight back if shutdown began meanwhile). */
-  function startClaimed(claimed: ClaimedJob[], readyAtById: ReadonlyMap<number, { readyAt: number }> | null): void {
-    const now = clock();
-    // Jobs started together with the same timeout share one timer (a claim brings many).
-    const timers = new Map<number, TimeoutGroup>();
-    for (const job of claimed) {
-      events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id)?.readyAt ?? job.runAt)));
-      if (stopping) {
-        // Shutdown began while the claim was in flight: give it straight back.
-        slots.occupy(job.type, -1);
-        running.set(job.id, { job, controller: new AbortController(), ended: true });
-        void releaseNow([job]);
-        continue;
-      }
-      const type = registry.get(job.type);
-      let group: TimeoutGroup | undefined;
-      if (type) {
-        const timeoutMs = job.timeoutMs ?? type.timeoutMs;
-        group = timers.get(timeoutMs);
-        if (!group) timers.set(timeoutMs, (group = new TimeoutGroup(timeoutMs)));
-      }
-      void run(job, type, group);
-    }
-    for (const group of timers.values()) group.arm();
-    notifyIdle();
-  }
-
-  async function run(job: ClaimedJob, type: ReturnType<HandlerRegistry["get"]>, group: TimeoutGroup | undefined): Promise<void> {
-    const controller = new AbortController();
-    const entry: Running = { job, controller, ended: false };
-    running.set(job.id, entry);
-    slots.begin();
-    const started = clock();
-    let outcome: Outcome;
-    if (!type || !group) {
-      entry.ended = true;
-      outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: true, cause: null };
-    } else {
-      outcome = await runHandler(job, type.handler, entry, group);
-    }
-    slots.end(job.type);
-    const runMs = clock() - started;
-    pump();
-    const cause = outcome.ok ? null : outcome.cause;
-    if (cause instanceof LeaseLostError) {
-      // The reaper already handed this attempt back; any move we made would be fenced off.
-      running.delete(job.id);
-      events.fenced("lease");
-      notifyIdle();
-      return;
-    }
-    if (cause instanceof ShutdownError) return; // stop() hands it back
-    if (cause instanceof CancelledError) await settler.remove(job);
-    else await settler.settle(job, outcome, runMs);
-    running.delete(job.id);
-    notifyIdle();
-  }
-
-  /** End a running attempt from inside the pool (timeout, lost lease, cancel, shutdown); an ended one is left alone. */
-  function interrupt(r: Running, reason: Error): void {
-    if (r.ended) return;
-    if (r.interrupt) r.interrupt(reason);
-    else r.controller.abort(reason);
-  }
-
-  /**
-   * Runs the handler; resolves with the attempt's outcome when it returns or throws, or as soon as
-   * the pool interrupts it (timeout, lost lease, cancel, shutdown) even if it ignores its signal.
-   */
-  function runHandler(
-    job: ClaimedJob,
-    handler: NonNullable<ReturnType<HandlerRegistry["get"]>>["handler"],
-    entry: Running,
-    group: TimeoutGroup,
-  ): Promise<Outcome> {
-    return new Promise<Outcome>((resolve) => {
-      let open = true;
-      const finish = (outcome: Outcome) => {
-        if (!open) return;
-        open = false;
-        entry.ended = true;
-        group.leave(entry);
-        resolve(outcome);
-      };
-      const failed = (err: unknown) => finish({ ok: false, error: errorMessage(err), permanent: err instanceof PermanentError, cause: err });
-      const done = (value: unknown) => finish({ ok: true, result: keepMs > 0 ? resultOf(value) : null });
-      // Every abort comes from this pool, so it ends the attempt here instead of through a listener:
-      // the outcome is decided first, then the handler's signal fires.
-      entry.interrupt = (reason) => {
-        failed(reason);
-        entry.controller.abort(reason);
-      };
-      group.join(entry);
-      // Handlers start after the whole batch is registered (slots counted), never inside
-      // startClaimed's loop, so a handler that submits or cancels sees the pool as it is.
-      queueMicrotask(() => {
-        if (!open) return; // interrupted before it began
-        try {
-          const ctx = jobContext({
-            id: job.id, type: job.type, payloadText: job.payload, attempt: job.attempts,
-            maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
-          });
-          const value = handler(ctx, entry.controller.signal);
-          if (isThenable(value)) value.then(done, failed);
-          else done(value);
-        } catch (err) {
-          failed(err);
-        }
-      });
-    });
-  }
-
   async function heartbeat(): Promise<void> {
-    if (running.size === 0) return;
-    const refs = [...running.values()].map((r) => ({ id: r.job.id, attempt: r.job.attempts }));
+    if (attempts.running.size === 0) return;
+    const refs = [...attempts.running.values()].map((r) => ({ id: r.job.id, attempt: r.job.attempts }));
     try {
       const ok = await store.extendLeases(refs, owner, clock() + leaseMs);
       refs.forEach((ref, i) => {
         if (ok[i]) return;
-        const r = running.get(ref.id);
+        const r = attempts.running.get(ref.id);
         if (r && r.job.attempts === ref.attempt && !r.ended) {
           logger.warn("lease lost; aborting the attempt", { id: ref.id, attempt: ref.attempt });
-          interrupt(r, new LeaseLostError());
+          attempts.interrupt(r, new LeaseLostError());
         }
       });
     } catch (err) {
@@ -460,15 +294,9 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     }
   }
 
-  async function releaseNow(jobs: ClaimedJob[]): Promise<void> {
-    await settler.handBack(jobs);
-    for (const j of jobs) running.delete(j.id);
-    notifyIdle();
-  }
-
   function notifyIdle(): void {
     maybeSweep();
-    if (running.size === 0 && slots.claiming === 0) for (const f of idleWaiters.splice(0)) f();
+    if (attempts.running.size === 0 && slots.claiming === 0) for (const f of idleWaiters.splice(0)) f();
     for (let i = settledWaiters.length - 1; i >= 0; i--) {
       const w = settledWaiters[i]!;
       if (!holds(w.id, w.upTo)) {
@@ -485,12 +313,11 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
    */
   function holds(id: number, upTo: number): boolean {
     for (const seq of claimsOut) if (seq <= upTo) return true;
-    const r = running.get(id);
-    return r !== undefined && r.ended;
+    return attempts.ending(id);
   }
 
   function whenIdle(): Promise<void> {
-    if (running.size === 0 && slots.claiming === 0) return Promise.resolve();
+    if (attempts.running.size === 0 && slots.claiming === 0) return Promise.resolve();
     return new Promise((resolve) => idleWaiters.push(resolve));
   }
 
@@ -516,7 +343,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     /** Run jobs whose insert leased them to this node (their slots were reserved). */
     startReserved(jobs: ClaimedJob[]): void {
       slots.unhold(jobs.length);
-      startClaimed(jobs, null);
+      attempts.start(jobs, null);
     },
     /** Give back reserved slots whose jobs were not inserted (duplicates, a failed insert). */
     unreserve(types: string[]): void {
@@ -531,10 +358,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
      * the handler is not running here (see settled()).
      */
     cancel(id: number): boolean {
-      const r = running.get(id);
-      if (r === undefined || r.ended) return false;
-      interrupt(r, new CancelledError());
-      return true;
+      return attempts.cancel(id);
     },
     /** Resolves once the claims out now have landed and `id`'s store move (if any) has been made. */
     settled(id: number): Promise<void> {
@@ -600,7 +424,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       stopping = true;
       if (claimRetryTimer) clearTimeout(claimRetryTimer);
       claimRetryTimer = null;
-      const before = running.size;
+      const before = attempts.running.size;
       let graceTimer: ReturnType<typeof setTimeout> | undefined;
       const graceOver = new Promise<"grace">((r) => (graceTimer = setTimeout(() => r("grace"), graceMs)));
       const how = await Promise.race([whenIdle().then(() => "idle" as const), graceOver]);
@@ -609,10 +433,10 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       if (how === "grace") {
         hardStopAt = clock();
         // Attempts whose handler already returned keep their result and are settled; the rest end now.
-        const stuck = [...running.values()].filter((r) => !r.ended);
-        for (const r of stuck) interrupt(r, new ShutdownError());
+        const stuck = [...attempts.running.values()].filter((r) => !r.ended);
+        for (const r of stuck) attempts.interrupt(r, new ShutdownError());
         released = stuck.length;
-        await releaseNow(stuck.map((r) => r.job));
+        await attempts.release(stuck.map((r) => r.job));
         // Moves of attempts that already ended are retried until the store answers or gives up.
         await whenIdle();
       }
@@ -627,7 +451,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       return slots.active;
     },
     get inflight() {
-      return running.size + slots.claiming;
+      return attempts.running.size + slots.claiming;
     },
   };
 }
