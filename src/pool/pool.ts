@@ -1,7 +1,7 @@
 // pool.ts: the worker pool. Claims batches sized to free slots, runs handlers with a timeout
 // and an AbortSignal, heartbeats leases, and settles each attempt with one fenced store move.
 // It never decides order (the scheduler does) and never writes SQL (the store does).
-import { storeRetryMs, type BackoffPolicy } from "../queue/backoff.ts";
+import type { BackoffPolicy } from "../queue/backoff.ts";
 import { LeaseLostError, ShutdownError, StoreOutcomeUnknownError, errorMessage } from "../errors.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
@@ -9,6 +9,7 @@ import { ReadyBatch, type ReadyEntry, type Scheduler } from "../queue/scheduler.
 import type { Store } from "../store/store.ts";
 import type { ClaimedJob } from "../store/rows.ts";
 import { createAttempts } from "./attempt.ts";
+import { createPoolMode } from "./mode.ts";
 import { createSettler } from "./settler.ts";
 import { createSlots } from "./slots.ts";
 
@@ -55,10 +56,13 @@ const MAX_CLAIM_BATCH = 1000;
 export function createWorkerPool(deps: WorkerPoolDeps) {
   const { store, scheduler, registry, clock, owner, leaseMs, events, logger } = deps;
   const keepMs = deps.keepCompletedMs ?? 0;
-  let stopping = false;
-  let started = false;
-  let claimFailures = 0;
-  let claimRetryTimer: ReturnType<typeof setTimeout> | null = null;
+  const mode = createPoolMode({
+    clock, logger,
+    onResume: () => {
+      maybeSweep();
+      pump();
+    },
+  });
   let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   const idleWaiters: Array<() => void> = [];
   /** settled() callers: `id`'s move and every claim that was out when they asked (seq ≤ upTo) must land. */
@@ -87,19 +91,10 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     backoff: deps.backoff,
     ...(deps.random !== undefined && { random: deps.random }),
     events,
-    mode: {
-      get hardStopAt() {
-        return hardStopAt;
-      },
-    },
+    mode,
   });
   const attempts = createAttempts({
-    registry, clock, keepMs, events, slots, settler, pump, notifyIdle,
-    mode: {
-      get stopping() {
-        return stopping;
-      },
-    },
+    registry, clock, keepMs, events, slots, settler, pump, notifyIdle, mode,
   });
   /** Claim loops running (at most one); each has at most one claim out. */
   let claimLoops = 0;
@@ -111,13 +106,14 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
    * meets a row on its way to a worker; the rows keep their attempt uncounted (none of it ran).
    */
   let strayWanted = false;
-  let sweeping = false;
+  /** A sweep's statement is out (in the sweeping mode, or one that stop() began or met). */
+  let sweepOut = false;
   /** Ids of lost claims already put back in the heap: the sweep does not push them a second time. */
   const requeued = new Set<number>();
 
-  /** Claims (from the heap or the store) may go out: running, not stopping, not backing off, no strays to sweep. */
+  /** Claims (from the heap or the store) may go out: running (not backing off, sweeping or stopping), no strays owed. */
   function mayClaim(): boolean {
-    return started && !stopping && !claimRetryTimer && !strayWanted && !sweeping && slots.free > 0;
+    return mode.current === "running" && !strayWanted && slots.free > 0;
   }
 
   function canClaim(): boolean {
@@ -134,13 +130,14 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
    * pending (a failed sweep is retried when its back-off ends). stop() makes the last one itself.
    */
   function maybeSweep(): void {
-    if (!strayWanted || sweeping || stopping || claimRetryTimer || claimsOut.size > 0 || slots.claiming > 0 || !started) return;
+    if (!strayWanted || mode.current !== "running" || claimsOut.size > 0 || slots.claiming > 0) return;
     void sweepStrays();
   }
 
   async function sweepStrays(): Promise<void> {
     strayWanted = false;
-    sweeping = true;
+    sweepOut = true;
+    if (mode.current === "running") mode.enter("sweeping");
     const requeuedNow = new Set(requeued);
     try {
       const back = await store.releaseStrays(owner, [...attempts.running.keys()], clock());
@@ -148,28 +145,16 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       for (const e of back) if (!requeuedNow.has(e.id)) scheduler.add(e.id, e.priority, e.runAt, now, e.type);
       for (const id of requeuedNow) requeued.delete(id);
       if (back.length > 0) logger.info("handed back jobs leased by a claim or insert whose answer was lost", { count: back.length });
-      claimFailures = 0;
+      mode.storeAnswered();
     } catch (err) {
       strayWanted = true;
-      backOff("handing back stray leases failed", err);
+      mode.backOff("handing back stray leases failed", err);
     } finally {
-      sweeping = false;
+      sweepOut = false;
+      if (mode.current === "sweeping") mode.enter("running");
     }
     notifyIdle();
     pump();
-  }
-
-  /** Pause claims after a store failure, longer each time in a row; pump() again when it ends. */
-  function backOff(what: string, err: unknown): void {
-    claimFailures++;
-    const delay = storeRetryMs(claimFailures);
-    logger.warn(`${what}; backing off`, { err: errorMessage(err), delayMs: delay });
-    if (claimRetryTimer || stopping) return;
-    claimRetryTimer = setTimeout(() => {
-      claimRetryTimer = null;
-      maybeSweep();
-      pump();
-    }, delay);
   }
 
   /**
@@ -242,7 +227,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     let claimed: ClaimedJob[];
     try {
       claimed = await store.claim(ids, owner, clock(), leaseMs);
-      claimFailures = 0;
+      mode.storeAnswered();
     } catch (err) {
       slots.unhold(n);
       claimsOut.delete(seq);
@@ -257,7 +242,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         if (lost) requeued.add(e.id);
         scheduler.add(e.id, e.priority, e.readyAt, now, e.type);
       }
-      backOff("claim failed", err);
+      mode.backOff("claim failed", err);
       notifyIdle();
       return false;
     }
@@ -321,8 +306,6 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     return new Promise((resolve) => idleWaiters.push(resolve));
   }
 
-  /** When the shutdown grace ran out (moves then stop retrying after SETTLE_AFTER_GRACE_MS), or null. */
-  let hardStopAt: number | null = null;
 
   return {
     pump,
@@ -383,7 +366,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
      * least as urgent as its top, and only rows strictly more urgent are taken.
      */
     async adopt(): Promise<number> {
-      if (!started || stopping) return 0;
+      if (mode.current === "new" || mode.stopping) return 0;
       const now = clock();
       scheduler.promoteDue(now); // due jobs still in the scheduled heap count as held
       const top = scheduler.topReadyKey();
@@ -412,7 +395,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       pump();
     },
     start() {
-      started = true;
+      mode.enter("running");
       heartbeatTimer = setInterval(() => void heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));
       pump();
     },
@@ -421,9 +404,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
      * and hand their rows straight back to pending. Resolves when nothing is left in flight.
      */
     async stop(graceMs: number): Promise<{ finished: number; released: number }> {
-      stopping = true;
-      if (claimRetryTimer) clearTimeout(claimRetryTimer);
-      claimRetryTimer = null;
+      if (!mode.stopping) mode.enter("stopping"); // ends a back-off's timer
       const before = attempts.running.size;
       let graceTimer: ReturnType<typeof setTimeout> | undefined;
       const graceOver = new Promise<"grace">((r) => (graceTimer = setTimeout(() => r("grace"), graceMs)));
@@ -431,7 +412,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       clearTimeout(graceTimer);
       let released = 0;
       if (how === "grace") {
-        hardStopAt = clock();
+        if (mode.current !== "hardStop") mode.enter("hardStop"); // moves now give up SETTLE_AFTER_GRACE_MS later
         // Attempts whose handler already returned keep their result and are settled; the rest end now.
         const stuck = [...attempts.running.values()].filter((r) => !r.ended);
         for (const r of stuck) attempts.interrupt(r, new ShutdownError());
@@ -441,7 +422,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         await whenIdle();
       }
       // Leases a lost answer may have left here go back now, not after a restart that would count them.
-      if (strayWanted && !sweeping) await sweepStrays();
+      if (strayWanted && !sweepOut) await sweepStrays();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
       await settler.drain();
