@@ -9,50 +9,50 @@
 //   CLAIMING ──row returned──▶ LIVE ──handler returns or throws, or an interrupt──▶ ENDED ──move lands──▶ GONE
 //      └──────────────── row not returned, or the claim failed ─────────────────────────────────────────▲
 //
-// CLAIMING   A slot is held for it (slots.hold, slots.reserve) while a claim by id, a pull or a leased
-//            insert is out; the row may yet be someone else's. The claimer moves it when the store
-//            answers: a returned row goes LIVE (attempts.start); an id not returned gives its slot back;
-//            a failed claim gives its slots back and puts its ids back in the heap (a lost answer also
-//            makes strays owed). A row that comes back after stop() began is born ENDED and handed back.
-// LIVE       In attempts.running with its slot busy (slots.begin); its handler is called on the next
-//            microtask with the job's context and an AbortSignal; the heartbeat extends its lease. It
-//            ends at the first of: the handler resolves (done) or throws (failed; PermanentError: for
-//            good), or the pool interrupts it: its TimeoutGroup fires (AttemptTimeoutError), cancel()
-//            (CancelledError), the heartbeat finds the lease gone (LeaseLostError), stop() runs out of
-//            grace (ShutdownError). An interrupt decides the outcome first, then aborts the signal; the
-//            handler's own ending, when it comes later, is ignored.
-// ENDED      Its slot is free (slots.end); only its store move is left and it is never interrupted
-//            again, so a result that exists is always settled. attempt.ts picks the move by the
-//            outcome's class (instanceof), the settler makes it, fenced by the claim:
-//              done → complete          failed, attempts left → retry (run_at + backoff; back in the heap)
-//              CancelledError → remove  failed for good, out of attempts, or no handler → bury
-//              LeaseLostError → none (the reaper has the row)
-//              ShutdownError → stop() hands it back to pending (release; the attempt uncounted)
-// GONE       Out of attempts.running once its move landed (or was given up after a hard stop); the
-//            waiters (settled(), stop()) are told.
+// CLAIMING  A slot is held for it (slots.hold, slots.reserve) while a claim by id, a pull or a leased
+//           insert is out; the row may yet be someone else's. The claimer moves it when the store
+//           answers: a returned row goes LIVE (attempts.start); an id not returned gives its slot back;
+//           a failed claim gives its slots back and puts its ids back in the heap (a lost answer also
+//           makes strays owed). A row that comes back after stop() began is born ENDED and handed back.
+// LIVE      In attempts.running, `ended` false, its slot busy (slots.begin). Its handler is called on
+//           the next microtask with the job's context and an AbortSignal; the heartbeat extends its
+//           lease. It ends at the first of: the handler resolves (done) or throws (failed; a
+//           PermanentError: for good), or the pool interrupts it: its TimeoutGroup fires
+//           (AttemptTimeoutError), cancel() (CancelledError), the heartbeat finds the lease gone
+//           (LeaseLostError), stop() runs out of grace (ShutdownError). An interrupt decides the
+//           outcome first, then aborts the signal; the handler's own ending, coming later, is ignored.
+// ENDED     `ended` true, its slot free (slots.end); only its store move is left and it is never
+//           interrupted again, so a result that exists is always settled. attempt.ts picks the move
+//           by the outcome's class (instanceof), the settler makes it, fenced by the claim:
+//             done → complete          failed, attempts left → retry (run_at + backoff; back in the heap)
+//             CancelledError → remove  failed for good, out of attempts, or no handler → bury
+//             LeaseLostError → none (the reaper has the row)
+//             ShutdownError → stop() hands it back to pending (release; the attempt uncounted)
+// GONE      Out of attempts.running once its move landed (or was given up after a hard stop); the
+//           waiters (settled(), stop()) are told.
 //
-// ## The pool's modes (mode.ts: only mode.enter() moves them)
+// ## The pool's modes (mode.ts; only mode.enter() moves them, and it refuses any move not drawn here)
 //
-//   NEW ──start()──▶ RUNNING ──claim failed──▶ BACKING_OFF ──timer──▶ RUNNING
-//                    RUNNING ──strays owed, nothing out──▶ SWEEPING ──swept──▶ RUNNING
-//                                                         SWEEPING ──failed──▶ BACKING_OFF
-//   NEW | RUNNING | BACKING_OFF | SWEEPING ──stop()──▶ STOPPING ──grace over──▶ HARD_STOP
+//   new ──start()──▶ running ──claim failed──▶ backingOff ──timer──▶ running
+//                    running ──strays owed, nothing out──▶ sweeping ──swept──▶ running
+//                                                         sweeping ──failed──▶ backingOff
+//   new | running | backingOff | sweeping ──stop()──▶ stopping ──grace over──▶ hardStop
 //
-// NEW          Built, not started: nothing is claimed.
-// RUNNING      Claims from the heap, pulls from the store and slots for leased inserts go out while
-//              slots are free and no stray hand-back is owed.
-// BACKING_OFF  A claim or a sweep failed: nothing is claimed until the timer (50 ms, doubling with each
-//              failure in a row, at most 2 s) moves it back to RUNNING, which sweeps if owed, and claims.
-// SWEEPING     Handing back stray leases (strays.ts): rows a claim, pull or leased insert whose answer
-//              was lost may have leased here. It starts only from RUNNING with nothing out, so it never
-//              meets a row on its way to a worker; nothing is claimed meanwhile.
-// STOPPING     stop() began: nothing is claimed or backed off, no sweep starts by itself; attempts may
-//              finish within the grace; a row whose claim lands now is handed straight back.
-// HARD_STOP    The grace ran out: live attempts are interrupted and handed back; the moves of ended ones
-//              keep retrying a failing store for 5 s more, then leave the job to its lease. stop() makes
-//              the last owed sweep itself.
+// new         Built, not started: nothing is claimed.
+// running     Claims from the heap, pulls from the store and slots for leased inserts go out while
+//             slots are free and no stray hand-back is owed.
+// backingOff  A claim or a sweep failed: nothing is claimed until the timer (50 ms, doubling with each
+//             failure in a row, at most 2 s) moves it back to running, which sweeps if owed, and claims.
+// sweeping    Handing back stray leases (strays.ts): rows a claim, pull or leased insert whose answer
+//             was lost may have leased here. It starts only from running with nothing out, so it never
+//             meets a row on its way to a worker; nothing is claimed meanwhile.
+// stopping    stop() began: nothing is claimed or backed off and no sweep starts by itself; attempts
+//             may finish within the grace; a row whose claim lands now is handed straight back.
+// hardStop    The grace ran out: live attempts are interrupted and handed back; the moves of ended
+//             ones keep retrying a failing store for 5 s more, then leave the job to its lease.
+//             stop() makes the last owed sweep itself, in either stopping mode.
 // Beside the mode, one debt: strays owed (strays.ts), set by a lost answer, cleared when a sweep starts,
-// set again when it fails. adopt() reads the store in every mode but NEW and the two stopping ones.
+// set again when it fails. adopt() reads the store in every mode but new and the two stopping ones.
 import type { BackoffPolicy } from "../queue/backoff.ts";
 import { LeaseLostError, ShutdownError, errorMessage } from "../errors.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
