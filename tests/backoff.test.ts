@@ -1,6 +1,6 @@
 // backoff.test.ts: exponential back-off with full jitter stays inside its bounds.
 import { expect, test } from "bun:test";
-import { backoffMs } from "../src/queue/backoff.ts";
+import { STORE_RETRY_CAP_MS, backoffMs, storeRetryMs } from "../src/queue/backoff.ts";
 
 const policy = { baseMs: 1000, capMs: 3_600_000 };
 
@@ -26,4 +26,10 @@ test("random draws spread over the whole window", () => {
   expect(Math.min(...samples)).toBeLessThan(1000);
   expect(Math.max(...samples)).toBeGreaterThan(7000);
   expect(Math.max(...samples)).toBeLessThanOrEqual(8000);
+});
+
+test("a failing store call is retried after 50 ms, doubling with each failure in a row, never past the cap", () => {
+  expect([0, 1, 2, 3].map(storeRetryMs)).toEqual([50, 100, 200, 400]);
+  expect(storeRetryMs(6)).toBe(STORE_RETRY_CAP_MS);
+  expect(storeRetryMs(1000)).toBe(STORE_RETRY_CAP_MS);
 });

@@ -1,11 +1,22 @@
 // scheduler.test.ts: aging order, ties, scheduled jobs and the timer, on a fake clock.
 import { describe, expect, test } from "bun:test";
-import { createScheduler } from "../src/queue/scheduler.ts";
+import { ReadyBatch, createScheduler } from "../src/queue/scheduler.ts";
+
+/** A batch's entries as columns, to compare with expected lists. */
+function columns(out: ReadyBatch) {
+  const entries = out.entries.slice(0, out.length);
+  return {
+    ids: entries.map((e) => e.id),
+    readyAts: entries.map((e) => e.readyAt),
+    priorities: entries.map((e) => e.priority),
+    types: entries.map((e) => e.type),
+  };
+}
 
 function popAll(s: ReturnType<typeof createScheduler>) {
-  const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };
+  const out = new ReadyBatch();
   s.popReady(Infinity, out);
-  return out;
+  return columns(out);
 }
 
 describe("scheduler", () => {
@@ -101,14 +112,28 @@ describe("scheduler batches and signals", () => {
     const now = 1000;
     const s = createScheduler({ agingMs: 1000, clock: () => now });
     for (let id = 1; id <= 5; id++) s.add(id, id, now, now);
-    const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };
+    const out = new ReadyBatch();
     expect(s.popReady(2, out)).toBe(2);
-    expect(out.ids).toEqual([5, 4]);
+    expect(columns(out).ids).toEqual([5, 4]);
     expect(s.readyCount).toBe(3);
     expect(s.popReady(10, out)).toBe(3);
-    expect(out.ids).toEqual([5, 4, 3, 2, 1]);
-    expect(out.readyAts).toEqual([1000, 1000, 1000, 1000, 1000]);
+    expect(columns(out).ids).toEqual([5, 4, 3, 2, 1]);
+    expect(columns(out).readyAts).toEqual([1000, 1000, 1000, 1000, 1000]);
     expect(s.popReady(10, out)).toBe(0);
+  });
+
+  test("a cleared batch is refilled with the entry objects it already holds", () => {
+    const s = createScheduler({ agingMs: 1000, clock: () => 0 });
+    for (let id = 1; id <= 3; id++) s.add(id, 0, 0, 0, "t");
+    const out = new ReadyBatch();
+    s.popReady(3, out);
+    const held = out.entries.slice();
+    s.add(7, 2, 0, 0, "u");
+    out.clear();
+    expect(s.popReady(10, out)).toBe(1);
+    expect(out.entries[0]).toBe(held[0]!);
+    expect(columns(out)).toEqual({ ids: [7], readyAts: [0], priorities: [2], types: ["u"] });
+    expect(out.entries.length).toBe(3);
   });
 
   test("a job that is due on add signals onReady; a future one waits for promoteDue", () => {
@@ -145,9 +170,9 @@ describe("scheduler batches and signals", () => {
     s.start();
     s.add(2, 0, Date.now() + 20, Date.now());
     await promoted;
-    const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[] };
+    const out = new ReadyBatch();
     s.popReady(10, out);
-    expect(out.ids).toEqual([2]);
+    expect(columns(out).ids).toEqual([2]);
     expect(s.scheduledCount).toBe(1);
     s.stop();
   });
@@ -179,13 +204,14 @@ describe("job types", () => {
     const busy = 0; // codes follow first sight
     const room: number[] = [];
     room[busy] = 1;
-    const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[], types: [] as number[] };
+    const out = new ReadyBatch();
     expect(s.popReady(10, out, room)).toBe(2);
-    expect(out.ids).toEqual([1, 3]);
-    expect(out.types.map((c) => s.typeName(c))).toEqual(["busy", "free"]);
+    expect(columns(out).ids).toEqual([1, 3]);
+    expect(columns(out).types).toEqual(["busy", "free"]);
+    expect(s.typeName(busy)).toBe("busy");
     expect(room[busy]).toBe(0);
     expect(s.readyOf("busy")).toBe(2);
-    expect(s.popReady(10, { ids: [], readyAts: [], priorities: [] }, [0, 0])).toBe(0);
+    expect(s.popReady(10, new ReadyBatch(), [0, 0])).toBe(0);
     expect(popAll(s).ids).toEqual([2, 4]);
     expect(s.readyCount).toBe(0);
   });
@@ -195,10 +221,10 @@ describe("job types", () => {
     const s = createScheduler({ agingMs: 1000, clock: () => now });
     s.add(9, 0, 500, now, "later");
     now = 600;
-    const out = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[], types: [] as number[] };
+    const out = new ReadyBatch();
     s.popReady(5, out);
-    expect(out.ids).toEqual([9]);
-    expect(s.typeName(out.types[0]!)).toBe("later");
+    expect(columns(out).ids).toEqual([9]);
+    expect(columns(out).types).toEqual(["later"]);
     expect(s.typeCount).toBe(1);
   });
 });

@@ -1,16 +1,71 @@
-// pool.ts: the worker pool. Claims batches sized to free slots, runs handlers with a timeout
-// and an AbortSignal, heartbeats leases, and settles each attempt with one fenced store move.
-// It never decides order (the scheduler does) and never writes SQL (the store does).
-import { backoffMs, type BackoffPolicy } from "../queue/backoff.ts";
-import { createBatcher } from "../queue/batcher.ts";
-import {
-  AttemptTimeoutError, CancelledError, LeaseLostError, PermanentError, ShutdownError, StoreOutcomeUnknownError, errorMessage,
-} from "../errors.ts";
-import { jobContext, type HandlerRegistry } from "../handlers/handler.ts";
+// pool.ts: the worker pool, composed of slots.ts (what the slots hold), claimer.ts (filling them),
+// attempt.ts (running handlers), settler.ts (the move that ends each attempt), strays.ts and mode.ts.
+// Here: start, stop, the lease heartbeat. No ordering decisions (the scheduler's), no SQL (the store's).
+//
+// ## An attempt's lifecycle
+//
+// An attempt is one run of one claimed job on this node, always in one of these states:
+//
+//   CLAIMING ──row returned──▶ LIVE ──handler returns or throws, or an interrupt──▶ ENDED ──move lands──▶ GONE
+//      └──────────────── row not returned, or the claim failed ─────────────────────────────────────────▲
+//
+// CLAIMING  A slot is held for it (slots.hold, slots.reserve) while a claim by id, a pull or a leased
+//           insert is out; the row may yet be someone else's. The claimer moves it when the store
+//           answers: a returned row goes LIVE (attempts.start); an id not returned gives its slot back;
+//           a failed claim gives its slots back and puts its ids back in the heap (a lost answer also
+//           makes strays owed). A row that comes back after stop() began is born ENDED and handed back.
+// LIVE      In attempts.running, `ended` false, its slot busy (slots.begin). Its handler is called on
+//           the next microtask with the job's context and an AbortSignal; the heartbeat extends its
+//           lease. It ends at the first of: the handler resolves (done) or throws (failed; a
+//           PermanentError: for good), or the pool interrupts it: its TimeoutGroup fires
+//           (AttemptTimeoutError), cancel() (CancelledError), the heartbeat finds the lease gone
+//           (LeaseLostError), stop() runs out of grace (ShutdownError). An interrupt decides the
+//           outcome first, then aborts the signal; the handler's own ending, coming later, is ignored.
+// ENDED     `ended` true, its slot free (slots.end); only its store move is left and it is never
+//           interrupted again, so a result that exists is always settled. attempt.ts picks the move
+//           by the outcome's class (instanceof), the settler makes it, fenced by the claim:
+//             done → complete          failed, attempts left → retry (run_at + backoff; back in the heap)
+//             CancelledError → remove  failed for good, out of attempts, or no handler → bury
+//             LeaseLostError → none (the reaper has the row)
+//             ShutdownError → stop() hands it back to pending (release; the attempt uncounted)
+// GONE      Out of attempts.running once its move landed (or was given up after a hard stop); the
+//           waiters (settled(), stop()) are told.
+//
+// ## The pool's modes (mode.ts; only mode.enter() moves them, and it refuses any move not drawn here)
+//
+//   new ──start()──▶ running ──claim failed──▶ backingOff ──timer──▶ running
+//                    running ──strays owed, nothing out──▶ sweeping ──swept──▶ running
+//                                                         sweeping ──failed──▶ backingOff
+//   new | running | backingOff | sweeping ──stop()──▶ stopping ──grace over──▶ hardStop
+//
+// new         Built, not started: nothing is claimed.
+// running     Claims from the heap, pulls from the store and slots for leased inserts go out while
+//             slots are free and no stray hand-back is owed.
+// backingOff  A claim or a sweep failed: nothing is claimed until the timer (100 ms, doubling with each
+//             failure in a row, at most 2 s) moves it back to running, which sweeps if owed, and claims.
+// sweeping    Handing back stray leases (strays.ts): rows a claim, pull or leased insert whose answer
+//             was lost may have leased here. It starts only from running with nothing out, so it never
+//             meets a row on its way to a worker; nothing is claimed meanwhile.
+// stopping    stop() began: nothing is claimed or backed off and no sweep starts by itself; attempts
+//             may finish within the grace; a row whose claim lands now is handed straight back.
+// hardStop    The grace ran out: live attempts are interrupted and handed back; the moves of ended
+//             ones keep retrying a failing store for 5 s more, then leave the job to its lease.
+//             stop() makes the last owed sweep itself, in either stopping mode.
+// Beside the mode, one debt: strays owed (strays.ts), set by a lost answer, cleared when a sweep starts,
+// set again when it fails. adopt() reads the store in every mode but new and the two stopping ones.
+import type { BackoffPolicy } from "../queue/backoff.ts";
+import { LeaseLostError, ShutdownError, errorMessage } from "../errors.ts";
+import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
 import type { Scheduler } from "../queue/scheduler.ts";
-import type { Store } from "../store/store.ts";
-import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, TypeCap } from "../store/rows.ts";
+import type { JobMoves, StoreInfo } from "../store/store.ts";
+import { createAttempts } from "./attempt.ts";
+import { createClaimer } from "./claimer.ts";
+import { createPoolMode } from "./mode.ts";
+import { createSettler } from "./settler.ts";
+import { createSlots } from "./slots.ts";
+import { createStrays } from "./strays.ts";
+import { createWaiters } from "./waiters.ts";
 
 export interface WorkerEvents {
   started(type: string, waitMs: number): void;
@@ -27,8 +82,14 @@ export interface WorkerEvents {
   adopted?(count: number): void;
 }
 
+/** The store calls the pool makes: JobMoves but add() (the dispatcher's), and whether calls block. */
+export type PoolStore = Pick<
+  JobMoves,
+  "claim" | "claimNext" | "peekUrgent" | "complete" | "retry" | "bury" | "completeCancelled" | "extendLeases" | "release" | "releaseStrays"
+> & Pick<StoreInfo, "blocking">;
+
 export interface WorkerPoolDeps {
-  store: Store;
+  store: PoolStore;
   scheduler: Scheduler;
   registry: HandlerRegistry;
   clock: () => number;
@@ -45,524 +106,65 @@ export interface WorkerPoolDeps {
   random?: () => number;
 }
 
-interface Running {
-  job: ClaimedJob;
-  controller: AbortController;
-  /** Ends the attempt early: aborts the handler's signal and frees its slot even if it ignores it. */
-  interrupt?: (reason: Error) => void;
-  /**
-   * Set the moment the attempt ends, by its handler or by an interrupt, whichever comes first; the
-   * other is then ignored. From here only its store move is left: an ended attempt is never
-   * interrupted, so a result that exists is always settled.
-   */
-  ended: boolean;
-}
-
-/** How an attempt ended. A failure keeps what ended it (an interrupt's reason is one of errors.ts's classes). */
-type Outcome = { ok: true; result: string | null } | { ok: false; error: string; permanent: boolean; cause: unknown };
-
-/** Bytes of a handler's result (a string it resolved with) kept with a completed record. */
-export const RESULT_LIMIT = 4096;
-
-/** A handler's return value as a stored result: strings only, at most RESULT_LIMIT bytes, no NUL. */
-function resultOf(value: unknown): string | null {
-  if (typeof value !== "string") return null;
-  const bytes = Buffer.from(value);
-  const text = bytes.length > RESULT_LIMIT ? bytes.subarray(0, RESULT_LIMIT).toString() : value;
-  return text.replaceAll("\u0000", "\uFFFD");
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as PromiseLike<unknown>).then === "function";
-}
-
-/**
- * The timeout of attempts started together with the same limit: one timer for all of them,
- * cleared when the last one ends, interrupting whichever are still running when it fires.
- */
-class TimeoutGroup {
-  private members = new Set<Running>();
-  private timer: ReturnType<typeof setTimeout> | undefined;
-
-  constructor(private readonly ms: number) {}
-
-  join(entry: Running): void {
-    this.members.add(entry);
-  }
-
-  leave(entry: Running): void {
-    this.members.delete(entry);
-    if (this.members.size === 0 && this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-  }
-
-  /** Starts the clock once every member has joined (members that already ended are gone). */
-  arm(): void {
-    if (this.members.size === 0) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      for (const entry of [...this.members]) entry.interrupt?.(new AttemptTimeoutError(this.ms));
-    }, this.ms);
-  }
-}
-
-/** Most store rows one adopt() looks at: this many times the pool's size, within the bounds below. */
-const ADOPT_PER_WORKER = 4;
-const ADOPT_MIN = 100;
-const ADOPT_MAX = 1000;
-/** Most jobs moved by one claim statement. */
-const MAX_CLAIM_BATCH = 1000;
-/** Longest pause between retries of a store move that keeps failing. */
-const STORE_RETRY_CAP_MS = 2000;
-/** How long past the shutdown grace the moves of finished attempts keep trying a failing store. */
-const SETTLE_AFTER_GRACE_MS = 5000;
-
 export function createWorkerPool(deps: WorkerPoolDeps) {
   const { store, scheduler, registry, clock, owner, leaseMs, events, logger } = deps;
   const keepMs = deps.keepCompletedMs ?? 0;
-  const running = new Map<number, Running>();
-  let activeCount = 0;
-  let claiming = 0;
-  let stopping = false;
-  let started = false;
-  let claimFailures = 0;
-  let claimRetryTimer: ReturnType<typeof setTimeout> | null = null;
-  let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
-  const idleWaiters: Array<() => void> = [];
-  /** settled() callers: `id`'s move and every claim that was out when they asked (seq ≤ upTo) must land. */
-  const settledWaiters: Array<{ id: number; upTo: number; resolve: () => void }> = [];
-  /** Claim statements out now, by sequence number. */
-  const claimsOut = new Set<number>();
-  let claimSeq = 0;
-  const popOut = { ids: [] as number[], readyAts: [] as number[], priorities: [] as number[], types: [] as number[] };
-  /** Jobs of each type being claimed or running a handler here (for per-type concurrency). */
-  const occupied = new Map<string, number>();
-
-  // Group commit for the three ways an attempt ends. A blocking (embedded) store gathers a whole
-  // event-loop turn per flush; an asynchronous one gathers what arrives while a flush is out.
+  // Group commit, for claims and for the moves that end attempts: a blocking (embedded) store gathers
+  // a whole event-loop turn per flush; an asynchronous one gathers what arrives while a flush is out.
   const defer = store.blocking ? (fn: () => void) => void setImmediate(fn) : queueMicrotask;
-  const maxInFlight = store.blocking ? 1 : 4;
-  const completes = createBatcher<CompleteMove, boolean>({
-    run: (moves) => store.complete(moves, keepMs > 0 ? { finishedAt: clock(), expiresAt: clock() + keepMs } : undefined),
-    maxBatch: 1000, defer, maxInFlight,
+  let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+
+  const mode = createPoolMode({
+    clock, logger,
+    onResume: () => {
+      strays.maybeSweep();
+      claimer.pump();
+    },
   });
-  const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
-  const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
-  const removals = createBatcher<ClaimRef, boolean>({ run: (refs) => store.completeCancelled(refs), maxBatch: 1000, defer });
-  /** Claim loops running (at most one); each has at most one claim out. */
-  let claimLoops = 0;
-  /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
-  let pullWanted = false;
-  /** A short pull was capped by a type's limit: pull again when a limited type frees a slot. */
-  let pullAfterRoom = false;
-  /**
-   * A claim or leased insert whose answer was lost may have leased rows to this node that nobody
-   * runs. Until they are handed back (sweepStrays), claims and direct starts wait, so the sweep never
-   * meets a row on its way to a worker; the rows keep their attempt uncounted (none of it ran).
-   */
-  let strayWanted = false;
-  let sweeping = false;
-  /** Ids of lost claims already put back in the heap: the sweep does not push them a second time. */
-  const requeued = new Set<number>();
-
-  function freeSlots(): number {
-    return deps.concurrency - activeCount - claiming;
-  }
-
-  /** Claims (from the heap or the store) may go out: running, not stopping, not backing off, no strays to sweep. */
-  function mayClaim(): boolean {
-    return started && !stopping && !claimRetryTimer && !strayWanted && !sweeping && freeSlots() > 0;
-  }
-
-  function canClaim(): boolean {
-    return mayClaim() && claimableReady();
-  }
-
-  /** Only an otherwise idle node pulls: its own heap (what it may run of it) always comes first. */
-  function canPull(): boolean {
-    return pullWanted && mayClaim() && !claimableReady();
-  }
-
-  /**
-   * Set the sweep of stray leases going once no claim or leased insert is out and no back-off is
-   * pending (a failed sweep is retried when its back-off ends). stop() makes the last one itself.
-   */
-  function maybeSweep(): void {
-    if (!strayWanted || sweeping || stopping || claimRetryTimer || claimsOut.size > 0 || claiming > 0 || !started) return;
-    void sweepStrays();
-  }
-
-  async function sweepStrays(): Promise<void> {
-    strayWanted = false;
-    sweeping = true;
-    const requeuedNow = new Set(requeued);
-    try {
-      const back = await store.releaseStrays(owner, [...running.keys()], clock());
-      const now = clock();
-      for (const e of back) if (!requeuedNow.has(e.id)) scheduler.add(e.id, e.priority, e.runAt, now, e.type);
-      for (const id of requeuedNow) requeued.delete(id);
-      if (back.length > 0) logger.info("handed back jobs leased by a claim or insert whose answer was lost", { count: back.length });
-      claimFailures = 0;
-    } catch (err) {
-      strayWanted = true;
-      backOff("handing back stray leases failed", err);
-    } finally {
-      sweeping = false;
-    }
-    notifyIdle();
-    pump();
-  }
-
-  /** Pause claims after a store failure, longer each time in a row; pump() again when it ends. */
-  function backOff(what: string, err: unknown): void {
-    claimFailures++;
-    const delay = Math.min(STORE_RETRY_CAP_MS, 50 * 2 ** Math.min(claimFailures, 10));
-    logger.warn(`${what}; backing off`, { err: errorMessage(err), delayMs: delay });
-    if (claimRetryTimer || stopping) return;
-    claimRetryTimer = setTimeout(() => {
-      claimRetryTimer = null;
-      maybeSweep();
-      pump();
-    }, delay);
-  }
-
-  function occupy(type: string, delta: number): void {
-    const n = (occupied.get(type) ?? 0) + delta;
-    if (n === 0) occupied.delete(type);
-    else occupied.set(type, n);
-    // A pull that came back short while some type was capped may have left that type's rows in
-    // the table: pull again once such a type has room.
-    if (delta < 0 && pullAfterRoom && registry.get(type)?.concurrency !== undefined) {
-      pullAfterRoom = false;
-      pullWanted = true;
-    }
-  }
-
-  /** How many more jobs of `type` may start here, or undefined when the type sets no limit. */
-  function roomFor(type: string): number | undefined {
-    const limit = registry.get(type)?.concurrency;
-    return limit === undefined ? undefined : limit - (occupied.get(type) ?? 0);
-  }
-
-  /** Room per scheduler type code, for popReady (undefined when no type has a limit). */
-  function roomByCode(): number[] | undefined {
-    let room: number[] | undefined;
-    for (let code = 0; code < scheduler.typeCount; code++) {
-      const r = roomFor(scheduler.typeName(code));
-      if (r !== undefined) (room ??= [])[code] = r;
-    }
-    return room;
-  }
-
-  /** Whether the heap holds a ready job of a type that is not at its concurrency limit. */
-  function claimableReady(): boolean {
-    const ready = scheduler.readyCount;
-    if (ready === 0) return false;
-    let blocked = 0;
-    for (let code = 0; code < scheduler.typeCount; code++) {
-      const type = scheduler.typeName(code);
-      const r = roomFor(type);
-      if (r !== undefined && r <= 0) blocked += scheduler.readyOf(type);
-    }
-    return ready > blocked;
-  }
-
-  /** Caps for claimNext: every limited type this process knows, with its room left. */
-  function pullCaps(): TypeCap[] {
-    const caps: TypeCap[] = [];
-    for (const type of registry.types()) {
-      const room = roomFor(type);
-      if (room !== undefined) caps.push({ type, room: Math.max(0, room) });
-    }
-    return caps;
-  }
-
-  /**
-   * Claim ready jobs into free slots; called whenever either may have grown. One claim is out at
-   * a time: jobs that become ready and slots that free up meanwhile leave together in the next
-   * claim (group commit). Several claims out at once made each smaller and cut end-to-end
-   * throughput (8.3k vs 6.6k jobs/s at 32 workers, 16.2k vs 9.6k at 256, one bench run each).
-   */
-  function pump(): void {
-    if (claimLoops > 0 || !(canClaim() || canPull())) return;
-    claimLoops++;
-    defer(() => void claimLoop());
-  }
-
-  async function claimLoop(): Promise<void> {
-    try {
-      for (;;) {
-        if (canClaim()) {
-          popOut.ids.length = 0;
-          popOut.readyAts.length = 0;
-          popOut.priorities.length = 0;
-          popOut.types.length = 0;
-          if (scheduler.popReady(Math.min(freeSlots(), MAX_CLAIM_BATCH), popOut, roomByCode()) === 0) break;
-          const types = popOut.types.map((code) => scheduler.typeName(code));
-          for (const type of types) occupy(type, 1);
-          if (!(await claimBatch(popOut.ids.slice(), popOut.readyAts.slice(), popOut.priorities.slice(), types))) break;
-        } else if (canPull()) {
-          if (!(await pullBatch(Math.min(freeSlots(), MAX_CLAIM_BATCH)))) break;
-        } else break;
-      }
-    } finally {
-      claimLoops--;
-    }
-  }
-
-  /** Claim due work straight from the store; false when the store failed. */
-  async function pullBatch(limit: number): Promise<boolean> {
-    claiming += limit;
-    const seq = ++claimSeq;
-    claimsOut.add(seq);
-    let claimed: ClaimedJob[];
-    try {
-      const caps = pullCaps();
-      claimed = await store.claimNext(limit, owner, clock(), leaseMs, deps.agingMs, caps);
-      if (claimed.length < limit && caps.length > 0) pullAfterRoom = true;
-    } catch (err) {
-      claiming -= limit;
-      claimsOut.delete(seq);
-      logger.warn("pulling work from the store failed", { err: errorMessage(err) });
-      pullWanted = false; // the next maintenance tick or hint tries again
-      if (err instanceof StoreOutcomeUnknownError) strayWanted = true;
+  const slots = createSlots({ concurrency: deps.concurrency, registry, scheduler, onRoom: () => claimer.wantPull() });
+  const settler = createSettler({
+    store, scheduler, registry, clock, owner, keepMs, logger, defer, events, mode,
+    backoff: deps.backoff,
+    ...(deps.random !== undefined && { random: deps.random }),
+  });
+  const strays = createStrays({
+    store, scheduler, clock, owner, logger, mode,
+    holding: () => [...attempts.running.keys()],
+    quiet: () => claimer.quiet && slots.claiming === 0,
+    onSwept: () => {
       notifyIdle();
-      return false;
-    }
-    claiming -= limit;
-    claimsOut.delete(seq);
-    // Fewer than asked: nothing more is due out there for now.
-    if (claimed.length < limit) pullWanted = false;
-    if (claimed.length > 0) events.pulled(claimed.length);
-    for (const job of claimed) occupy(job.type, 1);
-    startClaimed(claimed, null);
-    return true;
-  }
+      claimer.pump();
+    },
+  });
+  const claimer = createClaimer({
+    store, scheduler, clock, owner, leaseMs, events, logger, defer, mode, slots, strays, notifyIdle,
+    agingMs: deps.agingMs,
+    concurrency: deps.concurrency,
+    start: (claimed, readyAtById) => attempts.start(claimed, readyAtById),
+  });
+  const attempts = createAttempts({ registry, clock, keepMs, events, slots, settler, mode, notifyIdle, pump: claimer.pump });
+  const waiters = createWaiters({
+    idle: () => attempts.running.size === 0 && slots.claiming === 0,
+    holds: (id, upTo) => claimer.outUpTo(upTo) || attempts.ending(id),
+  });
 
-  /** One claim statement; false when the store failed (the ids went back to the scheduler). */
-  async function claimBatch(ids: number[], readyAts: number[], priorities: number[], types: string[]): Promise<boolean> {
-    claiming += ids.length;
-    const seq = ++claimSeq;
-    claimsOut.add(seq);
-    let claimed: ClaimedJob[];
-    try {
-      claimed = await store.claim(ids, owner, clock(), leaseMs);
-      claimFailures = 0;
-    } catch (err) {
-      claiming -= ids.length;
-      claimsOut.delete(seq);
-      // The rows are still pending or, when the answer was lost, perhaps leased to this node: put
-      // the ids back, hand back any stray leases before the next claim, and pause.
-      const lost = err instanceof StoreOutcomeUnknownError;
-      if (lost) strayWanted = true;
-      const now = clock();
-      ids.forEach((id, i) => {
-        occupy(types[i]!, -1);
-        if (lost) requeued.add(id);
-        scheduler.add(id, priorities[i]!, readyAts[i]!, now, types[i]!);
-      });
-      backOff("claim failed", err);
-      notifyIdle();
-      return false;
-    }
-    claiming -= ids.length;
-    claimsOut.delete(seq);
-    const readyAtById = new Map<number, number>();
-    ids.forEach((id, i) => readyAtById.set(id, readyAts[i]!));
-    // Ids the claim did not return were taken elsewhere or cancelled: they hold no slot of their type.
-    const got = new Set(claimed.map((j) => j.id));
-    ids.forEach((id, i) => {
-      if (!got.has(id)) occupy(types[i]!, -1);
-    });
-    startClaimed(claimed, readyAtById);
-    return true;
-  }
-
-  /** Start handlers for claimed jobs (or hand them straight back if shutdown began meanwhile). */
-  function startClaimed(claimed: ClaimedJob[], readyAtById: Map<number, number> | null): void {
-    const now = clock();
-    // Jobs started together with the same timeout share one timer (a claim brings many).
-    const timers = new Map<number, TimeoutGroup>();
-    for (const job of claimed) {
-      events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id) ?? job.runAt)));
-      if (stopping) {
-        // Shutdown began while the claim was in flight: give it straight back.
-        occupy(job.type, -1);
-        running.set(job.id, { job, controller: new AbortController(), ended: true });
-        void releaseNow([job]);
-        continue;
-      }
-      const type = registry.get(job.type);
-      let group: TimeoutGroup | undefined;
-      if (type) {
-        const timeoutMs = job.timeoutMs ?? type.timeoutMs;
-        group = timers.get(timeoutMs);
-        if (!group) timers.set(timeoutMs, (group = new TimeoutGroup(timeoutMs)));
-      }
-      void run(job, type, group);
-    }
-    for (const group of timers.values()) group.arm();
-    notifyIdle();
-  }
-
-  async function run(job: ClaimedJob, type: ReturnType<HandlerRegistry["get"]>, group: TimeoutGroup | undefined): Promise<void> {
-    const controller = new AbortController();
-    const entry: Running = { job, controller, ended: false };
-    running.set(job.id, entry);
-    activeCount++;
-    const started = clock();
-    let outcome: Outcome;
-    if (!type || !group) {
-      entry.ended = true;
-      outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: true, cause: null };
-    } else {
-      outcome = await runHandler(job, type.handler, entry, group);
-    }
-    activeCount--;
-    occupy(job.type, -1);
-    const runMs = clock() - started;
-    pump();
-    const cause = outcome.ok ? null : outcome.cause;
-    if (cause instanceof LeaseLostError) {
-      // The reaper already handed this attempt back; any move we made would be fenced off.
-      running.delete(job.id);
-      events.fenced("lease");
-      notifyIdle();
-      return;
-    }
-    if (cause instanceof CancelledError) {
-      await removeCancelled(job);
-      return;
-    }
-    if (cause instanceof ShutdownError) return; // stop() hands it back
-    await settle(job, outcome, runMs);
-    running.delete(job.id);
-    notifyIdle();
-  }
-
-  /** End a running attempt from inside the pool (timeout, lost lease, cancel, shutdown); an ended one is left alone. */
-  function interrupt(r: Running, reason: Error): void {
-    if (r.ended) return;
-    if (r.interrupt) r.interrupt(reason);
-    else r.controller.abort(reason);
-  }
-
-  /**
-   * Runs the handler; resolves with the attempt's outcome when it returns or throws, or as soon as
-   * the pool interrupts it (timeout, lost lease, cancel, shutdown) even if it ignores its signal.
-   */
-  function runHandler(
-    job: ClaimedJob,
-    handler: NonNullable<ReturnType<HandlerRegistry["get"]>>["handler"],
-    entry: Running,
-    group: TimeoutGroup,
-  ): Promise<Outcome> {
-    return new Promise<Outcome>((resolve) => {
-      let open = true;
-      const finish = (outcome: Outcome) => {
-        if (!open) return;
-        open = false;
-        entry.ended = true;
-        group.leave(entry);
-        resolve(outcome);
-      };
-      const failed = (err: unknown) => finish({ ok: false, error: errorMessage(err), permanent: err instanceof PermanentError, cause: err });
-      const done = (value: unknown) => finish({ ok: true, result: keepMs > 0 ? resultOf(value) : null });
-      // Every abort comes from this pool, so it ends the attempt here instead of through a listener:
-      // the outcome is decided first, then the handler's signal fires.
-      entry.interrupt = (reason) => {
-        failed(reason);
-        entry.controller.abort(reason);
-      };
-      group.join(entry);
-      // Handlers start after the whole batch is registered (slots counted), never inside
-      // startClaimed's loop, so a handler that submits or cancels sees the pool as it is.
-      queueMicrotask(() => {
-        if (!open) return; // interrupted before it began
-        try {
-          const ctx = jobContext({
-            id: job.id, type: job.type, payloadText: job.payload, attempt: job.attempts,
-            maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
-          });
-          const value = handler(ctx, entry.controller.signal);
-          if (isThenable(value)) value.then(done, failed);
-          else done(value);
-        } catch (err) {
-          failed(err);
-        }
-      });
-    });
-  }
-
-  async function settle(job: ClaimedJob, outcome: Outcome, runMs: number): Promise<void> {
-    const ref = { id: job.id, attempt: job.attempts };
-    if (outcome.ok) {
-      const move = outcome.result === null ? ref : { ...ref, result: outcome.result };
-      if ((await untilStored("complete", () => completes.add(move))) !== "fenced") events.completed(job.type, runMs);
-      return;
-    }
-    const dead = outcome.permanent || job.attempts >= job.maxAttempts;
-    events.failed(job.type, runMs, dead ? "dead" : "retry");
-    if (dead) {
-      await untilStored("bury", () => burials.add({ ...ref, error: outcome.error }));
-      return;
-    }
-    const own = registry.get(job.type)?.backoff;
-    const policy = own === undefined ? deps.backoff : { ...deps.backoff, ...own };
-    const runAt = clock() + backoffMs(job.attempts, policy, deps.random);
-    // "unsure": a try whose answer was lost may have moved it; a stale heap entry costs one empty claim.
-    if ((await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }))) !== "fenced") {
-      scheduler.add(job.id, job.priority, runAt, clock(), job.type);
-    }
-  }
-
-  /** The end of a cancelled attempt: its row goes, fenced by the claim, and is never retried. */
-  async function removeCancelled(job: ClaimedJob): Promise<void> {
-    if ((await untilStored("cancel", () => removals.add({ id: job.id, attempt: job.attempts }))) !== "fenced") events.cancelled?.(job.type);
-    running.delete(job.id);
-    notifyIdle();
-  }
-
-  /**
-   * Retry a fenced move until the store answers. "took": it took effect; "fenced": the claim was gone
-   * (the reaper or a cancel got there first); "unsure": it reported no effect after an earlier try's
-   * answer was lost, which may have been the try that took effect. Past the shutdown grace, a move
-   * keeps trying for SETTLE_AFTER_GRACE_MS more and is then left to the lease (the job runs again).
-   */
-  async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<"took" | "fenced" | "unsure"> {
-    let lost = false;
-    for (let failures = 0; ; failures++) {
-      try {
-        if (await attempt()) return "took";
-        if (lost) return "unsure";
-        events.fenced(move);
-        return "fenced";
-      } catch (err) {
-        if (err instanceof StoreOutcomeUnknownError) lost = true;
-        if (hardStopAt !== null && clock() - hardStopAt > SETTLE_AFTER_GRACE_MS) {
-          logger.warn(`${move} abandoned at shutdown: the store did not answer; the lease returns the job`, { err: errorMessage(err) });
-          return "fenced";
-        }
-        const delay = Math.min(STORE_RETRY_CAP_MS, 50 * 2 ** Math.min(failures, 10));
-        logger.warn(`${move} failed; retrying`, { err: errorMessage(err), delayMs: delay });
-        await Bun.sleep(delay);
-      }
-    }
+  /** A claim landed, an attempt started or went, a slot was given back: a sweep may go, waiters may be answered. */
+  function notifyIdle(): void {
+    strays.maybeSweep();
+    waiters.notify();
   }
 
   async function heartbeat(): Promise<void> {
-    if (running.size === 0) return;
-    const refs = [...running.values()].map((r) => ({ id: r.job.id, attempt: r.job.attempts }));
+    if (attempts.running.size === 0) return;
+    const refs = [...attempts.running.values()].map((r) => ({ id: r.job.id, attempt: r.job.attempts }));
     try {
       const ok = await store.extendLeases(refs, owner, clock() + leaseMs);
       refs.forEach((ref, i) => {
         if (ok[i]) return;
-        const r = running.get(ref.id);
+        const r = attempts.running.get(ref.id);
         if (r && r.job.attempts === ref.attempt && !r.ended) {
           logger.warn("lease lost; aborting the attempt", { id: ref.id, attempt: ref.attempt });
-          interrupt(r, new LeaseLostError());
+          attempts.interrupt(r, new LeaseLostError());
         }
       });
     } catch (err) {
@@ -570,186 +172,62 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     }
   }
 
-  async function releaseNow(jobs: ClaimedJob[]): Promise<void> {
-    const refs = jobs.map((j) => ({ id: j.id, attempt: j.attempts }));
-    try {
-      await store.release(refs, owner, clock());
-    } catch (err) {
-      logger.warn("could not hand jobs back at shutdown; their lease returns them", { err: errorMessage(err), count: refs.length });
-    }
-    for (const j of jobs) running.delete(j.id);
-    notifyIdle();
-  }
-
-  function notifyIdle(): void {
-    maybeSweep();
-    if (running.size === 0 && claiming === 0) for (const f of idleWaiters.splice(0)) f();
-    for (let i = settledWaiters.length - 1; i >= 0; i--) {
-      const w = settledWaiters[i]!;
-      if (!holds(w.id, w.upTo)) {
-        settledWaiters.splice(i, 1);
-        w.resolve();
-      }
-    }
-  }
-
-  /**
-   * Whether a claim numbered up to `upTo` is still out (it may be taking `id`), or `id` was claimed
-   * here and only its store move is left. Claims started later are not waited for, so a busy pool
-   * that always has one out cannot keep a caller waiting.
-   */
-  function holds(id: number, upTo: number): boolean {
-    for (const seq of claimsOut) if (seq <= upTo) return true;
-    const r = running.get(id);
-    return r !== undefined && r.ended;
-  }
-
-  function whenIdle(): Promise<void> {
-    if (running.size === 0 && claiming === 0) return Promise.resolve();
-    return new Promise((resolve) => idleWaiters.push(resolve));
-  }
-
-  /** When the shutdown grace ran out (moves then stop retrying after SETTLE_AFTER_GRACE_MS), or null. */
-  let hardStopAt: number | null = null;
-
   return {
-    pump,
+    pump: claimer.pump,
     heartbeat,
+    reserve: claimer.reserve,
+    startReserved: claimer.startReserved,
+    unreserve: claimer.unreserve,
+    cancel: attempts.cancel,
     /**
-     * Slots for jobs being submitted now that may start the moment their insert commits (the
-     * insert leases them to this node): granted only while nothing claimable waits in the heap,
-     * no pull is wanted and the store is healthy, so such a job never overtakes one already
-     * queued here. result[i] says whether types[i]'s job got a slot; each granted slot must be
-     * settled by startReserved() or unreserve().
+     * Resolves once the claims out now have landed and `id`'s store move (if any) has been made; a
+     * cancel waits for it before it looks at the row.
      */
-    reserve(types: string[]): boolean[] {
-      const granted = types.map(() => false);
-      if (!mayClaim() || pullWanted || claimableReady()) return granted;
-      for (let i = 0; i < types.length && freeSlots() > 0; i++) {
-        const room = roomFor(types[i]!);
-        if (room !== undefined && room <= 0) continue;
-        claiming++;
-        occupy(types[i]!, 1);
-        granted[i] = true;
-      }
-      return granted;
-    },
-    /** Run jobs whose insert leased them to this node (their slots were reserved). */
-    startReserved(jobs: ClaimedJob[]): void {
-      claiming -= jobs.length;
-      startClaimed(jobs, null);
-    },
-    /** Give back reserved slots whose jobs were not inserted (duplicates, a failed insert). */
-    unreserve(types: string[]): void {
-      if (types.length === 0) return;
-      claiming -= types.length;
-      for (const type of types) occupy(type, -1);
-      notifyIdle();
-      pump();
-    },
-    /**
-     * Cancel `id` if this pool is running its handler: the signal fires with a CancelledError and
-     * the row is removed (fenced by the claim, never retried) when the handler returns. false when
-     * the handler is not running here (see settled()).
-     */
-    cancel(id: number): boolean {
-      const r = running.get(id);
-      if (r === undefined || r.ended) return false;
-      interrupt(r, new CancelledError());
-      return true;
-    },
-    /** Resolves once the claims out now have landed and `id`'s store move (if any) has been made. */
     settled(id: number): Promise<void> {
-      const upTo = claimSeq;
-      if (!holds(id, upTo)) return Promise.resolve();
-      return new Promise((resolve) => settledWaiters.push({ id, upTo, resolve }));
+      return waiters.settled(id, claimer.seq);
     },
-    /**
-     * Hint that the store may hold due jobs this heap does not (another node's backlog, a commit
-     * whose reply was lost): once the heap is empty and slots are free, claim from the store.
-     */
-    pull(): void {
-      pullWanted = true;
-      pump();
-    },
-    /**
-     * Cluster-wide aging: take into this node's heap the store's due rows that are more urgent (by
-     * the aging key) than anything it holds: another node's backlog, a dead node's, rows whose insert
-     * answer was lost. They are claimed by id like any other entry, so one that another node takes
-     * first is dropped. Run every maintenance tick, this bounds any due job's wait behind the node
-     * it was submitted to by one tick. Nothing the heap holds is taken twice: its jobs are all at
-     * least as urgent as its top, and only rows strictly more urgent are taken.
-     */
-    async adopt(): Promise<number> {
-      if (!started || stopping) return 0;
-      const now = clock();
-      scheduler.promoteDue(now); // due jobs still in the scheduled heap count as held
-      const top = scheduler.topReadyKey();
-      const limit = Math.min(ADOPT_MAX, Math.max(ADOPT_MIN, ADOPT_PER_WORKER * deps.concurrency));
-      const rows = await store.peekUrgent(now, deps.agingMs, limit);
-      let adopted = 0;
-      for (const e of rows) {
-        if (e.runAt - e.priority * deps.agingMs >= top) break; // most urgent first: the rest are not either
-        scheduler.add(e.id, e.priority, e.runAt, now, e.type);
-        adopted++;
-      }
-      if (adopted > 0) {
-        events.adopted?.(adopted);
-        pump();
-      }
-      return adopted;
-    },
-    /**
-     * An insert's answer was lost: its rows may be pending without a heap entry here (pull them), or,
-     * when it leased them to this node, inflight with nobody running them (hand them back first).
-     */
-    recheck(leased: boolean): void {
-      pullWanted = true;
-      if (leased) strayWanted = true;
-      maybeSweep();
-      pump();
-    },
+    pull: claimer.pull,
+    adopt: claimer.adopt,
+    recheck: claimer.recheck,
     start() {
-      started = true;
+      mode.enter("running");
       heartbeatTimer = setInterval(() => void heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));
-      pump();
+      claimer.pump();
     },
     /**
      * Stop claiming, let running attempts finish until the grace deadline, then abort the rest
      * and hand their rows straight back to pending. Resolves when nothing is left in flight.
      */
     async stop(graceMs: number): Promise<{ finished: number; released: number }> {
-      stopping = true;
-      if (claimRetryTimer) clearTimeout(claimRetryTimer);
-      claimRetryTimer = null;
-      const before = running.size;
+      if (!mode.stopping) mode.enter("stopping"); // ends a back-off's timer
+      const before = attempts.running.size;
       let graceTimer: ReturnType<typeof setTimeout> | undefined;
       const graceOver = new Promise<"grace">((r) => (graceTimer = setTimeout(() => r("grace"), graceMs)));
-      const how = await Promise.race([whenIdle().then(() => "idle" as const), graceOver]);
+      const how = await Promise.race([waiters.whenIdle().then(() => "idle" as const), graceOver]);
       clearTimeout(graceTimer);
       let released = 0;
       if (how === "grace") {
-        hardStopAt = clock();
+        if (mode.current !== "hardStop") mode.enter("hardStop"); // moves now give up SETTLE_AFTER_GRACE_MS later
         // Attempts whose handler already returned keep their result and are settled; the rest end now.
-        const stuck = [...running.values()].filter((r) => !r.ended);
-        for (const r of stuck) interrupt(r, new ShutdownError());
+        const stuck = [...attempts.running.values()].filter((r) => !r.ended);
+        for (const r of stuck) attempts.interrupt(r, new ShutdownError());
         released = stuck.length;
-        await releaseNow(stuck.map((r) => r.job));
+        await attempts.release(stuck.map((r) => r.job));
         // Moves of attempts that already ended are retried until the store answers or gives up.
-        await whenIdle();
+        await waiters.whenIdle();
       }
       // Leases a lost answer may have left here go back now, not after a restart that would count them.
-      if (strayWanted && !sweeping) await sweepStrays();
+      if (strays.owed && !strays.out) await strays.sweep();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
-      await Promise.all([completes.drain(), retries.drain(), burials.drain(), removals.drain()]);
+      await settler.drain();
       return { finished: before - released, released };
     },
     get busy() {
-      return activeCount;
+      return slots.active;
     },
     get inflight() {
-      return running.size + claiming;
+      return attempts.running.size + slots.claiming;
     },
   };
 }

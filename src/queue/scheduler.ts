@@ -12,12 +12,39 @@ export interface SchedulerDeps {
   onReady?: () => void;
 }
 
-export interface PopOut {
-  ids: number[];
-  readyAts: number[];
-  priorities: number[];
-  /** Type codes (see typeName), when the caller wants them. */
-  types?: number[];
+/** A ready job taken off the heap for a claim. */
+export interface ReadyEntry {
+  id: number;
+  type: string;
+  priority: number;
+  /** When it became ready: its run time as it was added. */
+  readyAt: number;
+}
+
+/**
+ * What popReady fills: entries[0 .. length) are the jobs popped since the last clear(). The entry
+ * objects stay and are refilled by later pops, so popping allocates nothing once a batch has grown to
+ * its largest size; a caller must be done with an entry before it clears and pops again.
+ */
+export class ReadyBatch {
+  readonly entries: ReadyEntry[] = [];
+  length = 0;
+
+  clear(): void {
+    this.length = 0;
+  }
+
+  push(id: number, type: string, priority: number, readyAt: number): void {
+    const e = this.entries[this.length];
+    if (e === undefined) this.entries.push({ id, type, priority, readyAt });
+    else {
+      e.id = id;
+      e.type = type;
+      e.priority = priority;
+      e.readyAt = readyAt;
+    }
+    this.length++;
+  }
 }
 
 /** At most this many distinct job types (codes fit the heap's 16-bit tags). */
@@ -109,11 +136,11 @@ export function createScheduler(deps: SchedulerDeps) {
       }
     },
     /**
-     * Pop up to `max` ready ids (most urgent first) into `out`; returns how many. With `room`,
-     * at most room[code] jobs of each type are taken (the counts are used up in place; a missing
-     * entry means no limit), and a type with none left is skipped, its jobs kept in order.
+     * Pop up to `max` ready jobs (most urgent first) onto `out`; returns how many. With `room`, at
+     * most room[code] jobs of each type code (see typeName) are taken (the counts are used up in
+     * place; a missing entry means no limit), and a type with none left is skipped, its jobs kept in order.
      */
-    popReady(max: number, out: PopOut, room?: number[]): number {
+    popReady(max: number, out: ReadyBatch, room?: number[]): number {
       promoteDueQuiet(clock());
       let n = 0;
       while (n < max && readyTotal > 0) {
@@ -128,10 +155,7 @@ export function createScheduler(deps: SchedulerDeps) {
         const id = heap.pop();
         readyTotal--;
         if (room?.[best] !== undefined) room[best] = room[best]! - 1;
-        out.ids.push(id);
-        out.priorities.push(heap.lastPriority);
-        out.readyAts.push(heap.lastKey + heap.lastPriority * agingMs);
-        out.types?.push(best);
+        out.push(id, names[best]!, heap.lastPriority, heap.lastKey + heap.lastPriority * agingMs);
         n++;
       }
       return n;
@@ -152,7 +176,7 @@ export function createScheduler(deps: SchedulerDeps) {
       arm();
       return true;
     },
-    /** The type a code from popReady stands for. */
+    /** The type a code (an index of popReady's room) stands for. */
     typeName(code: number): string {
       return names[code] ?? "";
     },

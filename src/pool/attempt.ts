@@ -1,0 +1,199 @@
+// attempt.ts: runs attempts: one handler call per claimed job, with its job context, its AbortSignal,
+// the timeout shared by the attempts started together, and interrupts (timeout, cancel, lost lease,
+// shutdown) told apart by their errors.ts class. The store move that ends each one is the settler's.
+import { CancelledError, LeaseLostError, PermanentError, ShutdownError, errorMessage } from "../errors.ts";
+import { jobContext, type HandlerRegistry, type RegisteredType } from "../handlers/handler.ts";
+import type { ClaimedJob } from "../store/rows.ts";
+import type { WorkerEvents } from "./pool.ts";
+import type { Outcome, Settler } from "./settler.ts";
+import type { Slots } from "./slots.ts";
+import { TimeoutGroup } from "./timeout-group.ts";
+
+/** An attempt this pool holds, from its start until its store move has landed (see pool.ts). */
+export interface Attempt {
+  job: ClaimedJob;
+  controller: AbortController;
+  /** Ends the attempt early: aborts the handler's signal and frees its slot even if it ignores it. */
+  interrupt?: (reason: Error) => void;
+  /**
+   * Set the moment the attempt ends, by its handler or by an interrupt, whichever comes first; the
+   * other is then ignored. From here only its store move is left: an ended attempt is never
+   * interrupted, so a result that exists is always settled.
+   */
+  ended: boolean;
+}
+
+/** Bytes of a handler's result (a string it resolved with) kept with a completed record. */
+export const RESULT_LIMIT = 4096;
+
+/** A handler's return value as a stored result: strings only, at most RESULT_LIMIT bytes, no NUL. */
+function resultOf(value: unknown): string | null {
+  if (typeof value !== "string") return null;
+  const bytes = Buffer.from(value);
+  const text = bytes.length > RESULT_LIMIT ? bytes.subarray(0, RESULT_LIMIT).toString() : value;
+  return text.replaceAll("\u0000", "\uFFFD");
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as PromiseLike<unknown>).then === "function";
+}
+
+export interface AttemptsDeps {
+  registry: Pick<HandlerRegistry, "get">;
+  clock: () => number;
+  /** Completed jobs keep their handler's result (> 0) or not (0). */
+  keepMs: number;
+  events: Pick<WorkerEvents, "started" | "fenced">;
+  slots: Pick<Slots, "begin" | "end" | "occupy">;
+  settler: Pick<Settler, "settle" | "remove" | "handBack">;
+  /** stop() has begun: a job whose claim lands now is handed straight back. */
+  mode: { readonly stopping: boolean };
+  /** A slot came free: claim more. */
+  pump: () => void;
+  /** Attempts started, or one is gone: tell whoever waits on the pool. */
+  notifyIdle: () => void;
+}
+
+export function createAttempts(deps: AttemptsDeps) {
+  const { registry, clock, events, slots, settler, keepMs, pump, notifyIdle } = deps;
+  const running = new Map<number, Attempt>();
+
+  /** Start handlers for claimed jobs (or hand them straight back if shutdown began meanwhile). */
+  function start(claimed: ClaimedJob[], readyAtById: ReadonlyMap<number, { readyAt: number }> | null): void {
+    const now = clock();
+    // Jobs started together with the same timeout share one timer (a claim brings many).
+    const timers = new Map<number, TimeoutGroup>();
+    for (const job of claimed) {
+      events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id)?.readyAt ?? job.runAt)));
+      if (deps.mode.stopping) {
+        // Shutdown began while the claim was in flight: give it straight back.
+        slots.occupy(job.type, -1);
+        running.set(job.id, { job, controller: new AbortController(), ended: true });
+        void release([job]);
+        continue;
+      }
+      const type = registry.get(job.type);
+      let group: TimeoutGroup | undefined;
+      if (type) {
+        const timeoutMs = job.timeoutMs ?? type.timeoutMs;
+        group = timers.get(timeoutMs);
+        if (!group) timers.set(timeoutMs, (group = new TimeoutGroup(timeoutMs)));
+      }
+      void run(job, type, group);
+    }
+    for (const group of timers.values()) group.arm();
+    notifyIdle();
+  }
+
+  async function run(job: ClaimedJob, type: RegisteredType | undefined, group: TimeoutGroup | undefined): Promise<void> {
+    const controller = new AbortController();
+    const entry: Attempt = { job, controller, ended: false };
+    running.set(job.id, entry);
+    slots.begin();
+    const startedAt = clock();
+    let outcome: Outcome;
+    if (!type || !group) {
+      entry.ended = true;
+      outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: true, cause: null };
+    } else {
+      outcome = await runHandler(job, type.handler, entry, group);
+    }
+    slots.end(job.type);
+    const runMs = clock() - startedAt;
+    pump();
+    const cause = outcome.ok ? null : outcome.cause;
+    if (cause instanceof LeaseLostError) {
+      // The reaper already handed this attempt back; any move we made would be fenced off.
+      running.delete(job.id);
+      events.fenced("lease");
+      notifyIdle();
+      return;
+    }
+    if (cause instanceof ShutdownError) return; // stop() hands it back
+    if (cause instanceof CancelledError) await settler.remove(job);
+    else await settler.settle(job, outcome, runMs);
+    running.delete(job.id);
+    notifyIdle();
+  }
+
+  /**
+   * Runs the handler; resolves with the attempt's outcome when it returns or throws, or as soon as
+   * the pool interrupts it (timeout, lost lease, cancel, shutdown) even if it ignores its signal.
+   */
+  function runHandler(job: ClaimedJob, handler: RegisteredType["handler"], entry: Attempt, group: TimeoutGroup): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      let open = true;
+      const finish = (outcome: Outcome) => {
+        if (!open) return;
+        open = false;
+        entry.ended = true;
+        group.leave(entry);
+        resolve(outcome);
+      };
+      const failed = (err: unknown) => finish({ ok: false, error: errorMessage(err), permanent: err instanceof PermanentError, cause: err });
+      const done = (value: unknown) => finish({ ok: true, result: keepMs > 0 ? resultOf(value) : null });
+      // Every abort comes from this pool, so it ends the attempt here instead of through a listener:
+      // the outcome is decided first, then the handler's signal fires.
+      entry.interrupt = (reason) => {
+        failed(reason);
+        entry.controller.abort(reason);
+      };
+      group.join(entry);
+      // Handlers start after the whole batch is registered (slots counted), never inside
+      // start()'s loop, so a handler that submits or cancels sees the pool as it is.
+      queueMicrotask(() => {
+        if (!open) return; // interrupted before it began
+        try {
+          const ctx = jobContext({
+            id: job.id, type: job.type, payloadText: job.payload, attempt: job.attempts,
+            maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
+          });
+          const value = handler(ctx, entry.controller.signal);
+          if (isThenable(value)) value.then(done, failed);
+          else done(value);
+        } catch (err) {
+          failed(err);
+        }
+      });
+    });
+  }
+
+  /** End a running attempt from inside the pool (timeout, lost lease, cancel, shutdown); an ended one is left alone. */
+  function interrupt(r: Attempt, reason: Error): void {
+    if (r.ended) return;
+    if (r.interrupt) r.interrupt(reason);
+    else r.controller.abort(reason);
+  }
+
+  /** Shutdown: hand attempts this pool ended itself back to pending; they are gone once it answers. */
+  async function release(jobs: ClaimedJob[]): Promise<void> {
+    await settler.handBack(jobs);
+    for (const j of jobs) running.delete(j.id);
+    notifyIdle();
+  }
+
+  return {
+    /** The attempts this pool holds, by job id: running a handler, or ended with their move still out. */
+    running: running as ReadonlyMap<number, Attempt>,
+    start,
+    interrupt,
+    release,
+    /**
+     * Cancel `id` if its handler is running here: the signal fires with a CancelledError and the row
+     * is removed (fenced by the claim, never retried) when the handler returns. false when it is not.
+     */
+    cancel(id: number): boolean {
+      const r = running.get(id);
+      if (r === undefined || r.ended) return false;
+      interrupt(r, new CancelledError());
+      return true;
+    },
+    /** Whether `id` ended here and only its store move is left. */
+    ending(id: number): boolean {
+      const r = running.get(id);
+      return r !== undefined && r.ended;
+    },
+  };
+}
+
+export type Attempts = ReturnType<typeof createAttempts>;

@@ -1,0 +1,271 @@
+// claimer.ts: fills free slots with jobs: claims the heap's most urgent ready jobs by id, pulls due work
+// straight from the store when the heap has nothing it may run, grants slots to leased inserts, and
+// adopts the store's more urgent rows into the heap. It runs no handler and settles nothing.
+import { StoreOutcomeUnknownError, errorMessage } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { ReadyBatch, type ReadyEntry, type Scheduler } from "../queue/scheduler.ts";
+import type { ClaimedJob } from "../store/rows.ts";
+import type { JobMoves } from "../store/store.ts";
+import type { Attempts } from "./attempt.ts";
+import type { PoolModeSwitch } from "./mode.ts";
+import type { WorkerEvents } from "./pool.ts";
+import type { Slots } from "./slots.ts";
+import type { Strays } from "./strays.ts";
+
+export interface ClaimerDeps {
+  store: Pick<JobMoves, "claim" | "claimNext" | "peekUrgent">;
+  scheduler: Pick<Scheduler, "popReady" | "add" | "promoteDue" | "topReadyKey">;
+  clock: () => number;
+  owner: string;
+  leaseMs: number;
+  agingMs: number;
+  /** Slots in the pool (adopt() looks at more rows for a bigger pool). */
+  concurrency: number;
+  events: Pick<WorkerEvents, "pulled" | "adopted">;
+  logger: Logger;
+  /** How the claim loop is scheduled after a pump (see pool.ts). */
+  defer: (fn: () => void) => void;
+  mode: Pick<PoolModeSwitch, "current" | "stopping" | "backOff" | "storeAnswered">;
+  slots: Slots;
+  strays: Pick<Strays, "owed" | "owe" | "requeue" | "maybeSweep">;
+  /** Start attempts for claimed jobs; readyAtById gives heap jobs' ready times (for the wait metric). */
+  start: Attempts["start"];
+  /** A claim landed or failed: tell whoever waits on the pool. */
+  notifyIdle: () => void;
+}
+
+/** Most store rows one adopt() looks at: this many times the pool's size, within the bounds below. */
+const ADOPT_PER_WORKER = 4;
+const ADOPT_MIN = 100;
+const ADOPT_MAX = 1000;
+/** Most jobs moved by one claim statement. */
+const MAX_CLAIM_BATCH = 1000;
+
+export function createClaimer(deps: ClaimerDeps) {
+  const { store, scheduler, clock, owner, leaseMs, events, logger, mode, slots, strays, notifyIdle } = deps;
+  /** Claim loops running (at most one); each has at most one claim out. */
+  let claimLoops = 0;
+  /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
+  let pullWanted = false;
+  /** Claim statements out now, by sequence number (settled() waits for those out when it is called). */
+  const claimsOut = new Set<number>();
+  let claimSeq = 0;
+  /** The jobs of the claim being made (one at a time), and the same by id once it lands; both refilled claim after claim. */
+  const batch = new ReadyBatch();
+  const batchById = new Map<number, ReadyEntry>();
+  const got = new Set<number>();
+
+  /** Claims (from the heap or the store) may go out: running (not backing off, sweeping or stopping), no strays owed. */
+  function mayClaim(): boolean {
+    return mode.current === "running" && !strays.owed && slots.free > 0;
+  }
+
+  function canClaim(): boolean {
+    return mayClaim() && slots.claimableReady();
+  }
+
+  /** Only an otherwise idle node pulls: its own heap (what it may run of it) always comes first. */
+  function canPull(): boolean {
+    return pullWanted && mayClaim() && !slots.claimableReady();
+  }
+
+  /**
+   * Claim ready jobs into free slots; called whenever either may have grown. One claim is out at a
+   * time: jobs that become ready and slots that free up meanwhile leave together in the next claim
+   * (group commit); several out at once made each smaller and cut end-to-end throughput.
+   */
+  function pump(): void {
+    if (claimLoops > 0 || !(canClaim() || canPull())) return;
+    claimLoops++;
+    deps.defer(() => void claimLoop());
+  }
+
+  async function claimLoop(): Promise<void> {
+    try {
+      for (;;) {
+        if (canClaim()) {
+          batch.clear();
+          if (scheduler.popReady(Math.min(slots.free, MAX_CLAIM_BATCH), batch, slots.roomByCode()) === 0) break;
+          for (let i = 0; i < batch.length; i++) slots.occupy(batch.entries[i]!.type, 1);
+          if (!(await claimBatch())) break;
+        } else if (canPull()) {
+          if (!(await pullBatch(Math.min(slots.free, MAX_CLAIM_BATCH)))) break;
+        } else break;
+      }
+    } finally {
+      claimLoops--;
+    }
+  }
+
+  /** Claim due work straight from the store; false when the store failed. */
+  async function pullBatch(limit: number): Promise<boolean> {
+    slots.hold(limit);
+    const seq = ++claimSeq;
+    claimsOut.add(seq);
+    let claimed: ClaimedJob[];
+    try {
+      const caps = slots.caps();
+      claimed = await store.claimNext(limit, owner, clock(), leaseMs, deps.agingMs, caps);
+      // Short while some type was capped: that type's rows may still be there; pull again once it has room.
+      if (claimed.length < limit && caps.length > 0) slots.watchRoom();
+    } catch (err) {
+      slots.unhold(limit);
+      claimsOut.delete(seq);
+      logger.warn("pulling work from the store failed", { err: errorMessage(err) });
+      pullWanted = false; // the next maintenance tick or hint tries again
+      if (err instanceof StoreOutcomeUnknownError) strays.owe();
+      notifyIdle();
+      return false;
+    }
+    slots.unhold(limit);
+    claimsOut.delete(seq);
+    // Fewer than asked: nothing more is due out there for now.
+    if (claimed.length < limit) pullWanted = false;
+    if (claimed.length > 0) events.pulled(claimed.length);
+    for (const job of claimed) slots.occupy(job.type, 1);
+    deps.start(claimed, null);
+    return true;
+  }
+
+  /**
+   * One claim statement for the jobs in `batch`; false when the store failed (they went back to the
+   * scheduler). The batch's entries are only read until this returns: the next pop refills them.
+   */
+  async function claimBatch(): Promise<boolean> {
+    const n = batch.length;
+    const entries = batch.entries;
+    const ids = new Array<number>(n);
+    for (let i = 0; i < n; i++) ids[i] = entries[i]!.id;
+    slots.hold(n);
+    const seq = ++claimSeq;
+    claimsOut.add(seq);
+    let claimed: ClaimedJob[];
+    try {
+      claimed = await store.claim(ids, owner, clock(), leaseMs);
+      mode.storeAnswered();
+    } catch (err) {
+      slots.unhold(n);
+      claimsOut.delete(seq);
+      // The rows are still pending or, when the answer was lost, perhaps leased to this node: put
+      // the ids back, hand back any stray leases before the next claim, and pause.
+      const lost = err instanceof StoreOutcomeUnknownError;
+      if (lost) strays.owe();
+      const now = clock();
+      for (let i = 0; i < n; i++) {
+        const e = entries[i]!;
+        slots.occupy(e.type, -1);
+        if (lost) strays.requeue(e.id);
+        scheduler.add(e.id, e.priority, e.readyAt, now, e.type);
+      }
+      mode.backOff("claim failed", err);
+      notifyIdle();
+      return false;
+    }
+    slots.unhold(n);
+    claimsOut.delete(seq);
+    // Ids the claim did not return were taken elsewhere or cancelled: they hold no slot of their type.
+    for (const job of claimed) got.add(job.id);
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      batchById.set(e.id, e);
+      if (!got.has(e.id)) slots.occupy(e.type, -1);
+    }
+    got.clear();
+    deps.start(claimed, batchById);
+    batchById.clear();
+    return true;
+  }
+
+  return {
+    pump,
+    /** The number of the last claim sent (claims are numbered from 1). */
+    get seq(): number {
+      return claimSeq;
+    },
+    /** Whether a claim numbered up to `upTo` is still out. */
+    outUpTo(upTo: number): boolean {
+      for (const seq of claimsOut) if (seq <= upTo) return true;
+      return false;
+    },
+    /** No claim or pull is out. */
+    get quiet(): boolean {
+      return claimsOut.size === 0;
+    },
+    /** The store may hold due work this heap does not: pull once the heap has nothing runnable (no pump). */
+    wantPull(): void {
+      pullWanted = true;
+    },
+    /**
+     * Hint that the store may hold due jobs this heap does not (another node's backlog, a commit
+     * whose reply was lost): once the heap is empty and slots are free, claim from the store.
+     */
+    pull(): void {
+      pullWanted = true;
+      pump();
+    },
+    /**
+     * An insert's answer was lost: its rows may be pending without a heap entry here (pull them), or,
+     * when it leased them to this node, inflight with nobody running them (hand them back first).
+     */
+    recheck(leased: boolean): void {
+      pullWanted = true;
+      if (leased) strays.owe();
+      strays.maybeSweep();
+      pump();
+    },
+    /**
+     * Slots for jobs being submitted now that may start the moment their insert commits (the
+     * insert leases them to this node): granted only while nothing claimable waits in the heap,
+     * no pull is wanted and the store is healthy, so such a job never overtakes one already
+     * queued here. result[i] says whether types[i]'s job got a slot; each granted slot must be
+     * settled by startReserved() or unreserve().
+     */
+    reserve(types: string[]): boolean[] {
+      const granted = types.map(() => false);
+      if (!mayClaim() || pullWanted || slots.claimableReady()) return granted;
+      for (let i = 0; i < types.length && slots.free > 0; i++) granted[i] = slots.reserve(types[i]!);
+      return granted;
+    },
+    /** Run jobs whose insert leased them to this node (their slots were reserved). */
+    startReserved(jobs: ClaimedJob[]): void {
+      slots.unhold(jobs.length);
+      deps.start(jobs, null);
+    },
+    /** Give back reserved slots whose jobs were not inserted (duplicates, a failed insert). */
+    unreserve(types: string[]): void {
+      if (types.length === 0) return;
+      for (const type of types) slots.unreserve(type);
+      notifyIdle();
+      pump();
+    },
+    /**
+     * Cluster-wide aging: take into this node's heap the store's due rows that are more urgent (by
+     * the aging key) than anything it holds: another node's backlog, a dead node's, rows whose insert
+     * answer was lost. They are claimed by id like any other entry, so one that another node takes
+     * first is dropped. Run every maintenance tick, this bounds any due job's wait behind the node
+     * it was submitted to by one tick. Nothing the heap holds is taken twice: its jobs are all at
+     * least as urgent as its top, and only rows strictly more urgent are taken.
+     */
+    async adopt(): Promise<number> {
+      if (mode.current === "new" || mode.stopping) return 0;
+      const now = clock();
+      scheduler.promoteDue(now); // due jobs still in the scheduled heap count as held
+      const top = scheduler.topReadyKey();
+      const limit = Math.min(ADOPT_MAX, Math.max(ADOPT_MIN, ADOPT_PER_WORKER * deps.concurrency));
+      const rows = await store.peekUrgent(now, deps.agingMs, limit);
+      let adopted = 0;
+      for (const e of rows) {
+        if (e.runAt - e.priority * deps.agingMs >= top) break; // most urgent first: the rest are not either
+        scheduler.add(e.id, e.priority, e.runAt, now, e.type);
+        adopted++;
+      }
+      if (adopted > 0) {
+        events.adopted?.(adopted);
+        pump();
+      }
+      return adopted;
+    },
+  };
+}
+
+export type Claimer = ReturnType<typeof createClaimer>;

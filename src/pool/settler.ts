@@ -1,0 +1,125 @@
+// settler.ts: the store move that ends each attempt, group-committed and fenced by its claim: complete,
+// retry (when backoff.ts says) or bury, a cancelled attempt's removal, the hand-back at shutdown. It
+// retries a failing store until it answers (bounded after a hard stop). It runs no handler and claims nothing.
+import { backoffMs, storeRetryMs, type BackoffPolicy } from "../queue/backoff.ts";
+import { createBatcher } from "../queue/batcher.ts";
+import { StoreOutcomeUnknownError, errorMessage } from "../errors.ts";
+import type { HandlerRegistry } from "../handlers/handler.ts";
+import type { Logger } from "../logger.ts";
+import type { Scheduler } from "../queue/scheduler.ts";
+import type { JobMoves, StoreInfo } from "../store/store.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove } from "../store/rows.ts";
+import type { WorkerEvents } from "./pool.ts";
+
+/** How an attempt ended. A failure keeps what ended it (an interrupt's reason is one of errors.ts's classes). */
+export type Outcome = { ok: true; result: string | null } | { ok: false; error: string; permanent: boolean; cause: unknown };
+
+export interface SettlerDeps {
+  store: Pick<JobMoves, "complete" | "retry" | "bury" | "completeCancelled" | "release"> & Pick<StoreInfo, "blocking">;
+  scheduler: Pick<Scheduler, "add">;
+  registry: Pick<HandlerRegistry, "get">;
+  clock: () => number;
+  owner: string;
+  /** Completed jobs leave a record that expires this long after; 0: none. */
+  keepMs: number;
+  backoff: BackoffPolicy;
+  random?: () => number;
+  events: Pick<WorkerEvents, "completed" | "failed" | "fenced" | "cancelled">;
+  logger: Logger;
+  /** How a flush of moves is scheduled after the first arrives (see pool.ts). */
+  defer: (fn: () => void) => void;
+  /** When the shutdown grace ran out (null before): moves then give up SETTLE_AFTER_GRACE_MS later. */
+  mode: { readonly hardStopAt: number | null };
+}
+
+/** How long past the shutdown grace the moves of finished attempts keep trying a failing store. */
+const SETTLE_AFTER_GRACE_MS = 5000;
+
+export function createSettler(deps: SettlerDeps) {
+  const { store, scheduler, registry, clock, events, logger, keepMs, defer } = deps;
+  // Group commit for the ways an attempt ends: moves that arrive while a flush is out share the next.
+  const maxInFlight = store.blocking ? 1 : 4;
+  const completes = createBatcher<CompleteMove, boolean>({
+    run: (moves) => store.complete(moves, keepMs > 0 ? { finishedAt: clock(), expiresAt: clock() + keepMs } : undefined),
+    maxBatch: 1000, defer, maxInFlight,
+  });
+  const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
+  const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
+  const removals = createBatcher<ClaimRef, boolean>({ run: (refs) => store.completeCancelled(refs), maxBatch: 1000, defer });
+
+  /**
+   * Retry a fenced move until the store answers. "took": it took effect; "fenced": the claim was gone
+   * (the reaper or a cancel got there first); "unsure": it reported no effect after an earlier try's
+   * answer was lost, which may have been the try that took effect. Past the shutdown grace, a move
+   * keeps trying for SETTLE_AFTER_GRACE_MS more and is then left to the lease (the job runs again).
+   */
+  async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<"took" | "fenced" | "unsure"> {
+    let lost = false;
+    for (let failures = 0; ; failures++) {
+      try {
+        if (await attempt()) return "took";
+        if (lost) return "unsure";
+        events.fenced(move);
+        return "fenced";
+      } catch (err) {
+        if (err instanceof StoreOutcomeUnknownError) lost = true;
+        const hardStopAt = deps.mode.hardStopAt;
+        if (hardStopAt !== null && clock() - hardStopAt > SETTLE_AFTER_GRACE_MS) {
+          logger.warn(`${move} abandoned at shutdown: the store did not answer; the lease returns the job`, { err: errorMessage(err) });
+          return "fenced";
+        }
+        const delay = storeRetryMs(failures);
+        logger.warn(`${move} failed; retrying`, { err: errorMessage(err), delayMs: delay });
+        await Bun.sleep(delay);
+      }
+    }
+  }
+
+  return {
+    /**
+     * The move of an attempt that ended by itself or by a timeout: done → complete; failed with
+     * attempts left → retry after backoff.ts's delay (and back into the heap); failed for good or out
+     * of attempts → bury. Resolves when the move has landed (or was given up at a hard stop).
+     */
+    async settle(job: ClaimedJob, outcome: Outcome, runMs: number): Promise<void> {
+      const ref = { id: job.id, attempt: job.attempts };
+      if (outcome.ok) {
+        const move = outcome.result === null ? ref : { ...ref, result: outcome.result };
+        if ((await untilStored("complete", () => completes.add(move))) !== "fenced") events.completed(job.type, runMs);
+        return;
+      }
+      const dead = outcome.permanent || job.attempts >= job.maxAttempts;
+      events.failed(job.type, runMs, dead ? "dead" : "retry");
+      if (dead) {
+        await untilStored("bury", () => burials.add({ ...ref, error: outcome.error }));
+        return;
+      }
+      const own = registry.get(job.type)?.backoff;
+      const policy = own === undefined ? deps.backoff : { ...deps.backoff, ...own };
+      const runAt = clock() + backoffMs(job.attempts, policy, deps.random);
+      // "unsure": a try whose answer was lost may have moved it; a stale heap entry costs one empty claim.
+      if ((await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }))) !== "fenced") {
+        scheduler.add(job.id, job.priority, runAt, clock(), job.type);
+      }
+    },
+    /** The end of a cancelled attempt: its row goes, fenced by the claim, and is never retried. */
+    async remove(job: ClaimedJob): Promise<void> {
+      if ((await untilStored("cancel", () => removals.add({ id: job.id, attempt: job.attempts }))) !== "fenced") events.cancelled?.(job.type);
+    },
+    /** Shutdown: hand attempts this pool ended itself straight back to pending, uncounted; one try, else the lease returns them. */
+    async handBack(jobs: ClaimedJob[]): Promise<void> {
+      const refs = jobs.map((j) => ({ id: j.id, attempt: j.attempts }));
+      try {
+        await store.release(refs, deps.owner, clock());
+      } catch (err) {
+        logger.warn("could not hand jobs back at shutdown; their lease returns them", { err: errorMessage(err), count: refs.length });
+      }
+    },
+    /** Resolves when every move queued so far has been flushed. */
+    async drain(): Promise<void> {
+      await Promise.all([completes.drain(), retries.drain(), burials.drain(), removals.drain()]);
+    },
+  };
+}
+
+export type Settler = ReturnType<typeof createSettler>;

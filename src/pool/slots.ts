@@ -1,0 +1,127 @@
+// slots.ts: what the pool's slots hold: attempts running a handler, jobs being claimed or reserved for
+// a leased insert, and how many of each type against its concurrency limit. It only counts: it never
+// claims, starts or settles a job, and never decides when to.
+import type { HandlerRegistry } from "../handlers/handler.ts";
+import type { Scheduler } from "../queue/scheduler.ts";
+import type { TypeCap } from "../store/rows.ts";
+
+export interface SlotsDeps {
+  /** Slots in the pool. */
+  concurrency: number;
+  registry: Pick<HandlerRegistry, "get" | "types">;
+  scheduler: Pick<Scheduler, "typeCount" | "typeName" | "readyCount" | "readyOf">;
+  /** A type with a concurrency limit gave back a slot after watchRoom() asked to hear of it (once per ask). */
+  onRoom: () => void;
+}
+
+export function createSlots(deps: SlotsDeps) {
+  const { registry, scheduler } = deps;
+  /** Attempts running a handler. */
+  let active = 0;
+  /** Slots held for jobs whose claim, pull or leased insert is out. */
+  let claiming = 0;
+  /** Jobs of each type being claimed or running a handler here (for per-type concurrency). */
+  const occupied = new Map<string, number>();
+  let roomWatched = false;
+
+  function occupy(type: string, delta: number): void {
+    const n = (occupied.get(type) ?? 0) + delta;
+    if (n === 0) occupied.delete(type);
+    else occupied.set(type, n);
+    if (delta < 0 && roomWatched && registry.get(type)?.concurrency !== undefined) {
+      roomWatched = false;
+      deps.onRoom();
+    }
+  }
+
+  /** How many more jobs of `type` may start here, or undefined when the type sets no limit. */
+  function roomFor(type: string): number | undefined {
+    const limit = registry.get(type)?.concurrency;
+    return limit === undefined ? undefined : limit - (occupied.get(type) ?? 0);
+  }
+
+  return {
+    /** Slots neither running a handler nor held for a claim. */
+    get free(): number {
+      return deps.concurrency - active - claiming;
+    },
+    get active(): number {
+      return active;
+    },
+    get claiming(): number {
+      return claiming;
+    },
+    /** Hold `n` slots for a claim or pull going out (their types are occupied by the caller). */
+    hold(n: number): void {
+      claiming += n;
+    },
+    /** Give back `n` held slots: their claim landed (its jobs now run, or hold nothing) or failed. */
+    unhold(n: number): void {
+      claiming -= n;
+    },
+    /** An attempt started running its handler (its type was occupied when it was claimed). */
+    begin(): void {
+      active++;
+    },
+    /** An attempt's handler ended: its slot and its type's slot are free. */
+    end(type: string): void {
+      active--;
+      occupy(type, -1);
+    },
+    /** Count `delta` more (or fewer) jobs of `type` as claimed or running. */
+    occupy,
+    /**
+     * Hold a slot for a job of `type` to be inserted already leased to this node: false when no slot
+     * is free or the type is at its limit. The slot is given back by unreserve() or by the job's start.
+     */
+    reserve(type: string): boolean {
+      if (deps.concurrency - active - claiming <= 0) return false;
+      const room = roomFor(type);
+      if (room !== undefined && room <= 0) return false;
+      claiming++;
+      occupy(type, 1);
+      return true;
+    },
+    /** Give back a reserved slot whose job was not inserted. */
+    unreserve(type: string): void {
+      claiming--;
+      occupy(type, -1);
+    },
+    /** Call onRoom the next time a type with a limit gives back a slot. */
+    watchRoom(): void {
+      roomWatched = true;
+    },
+    /** Room per scheduler type code, for popReady (undefined when no type has a limit). */
+    roomByCode(): number[] | undefined {
+      let room: number[] | undefined;
+      for (let code = 0; code < scheduler.typeCount; code++) {
+        const r = roomFor(scheduler.typeName(code));
+        if (r !== undefined) (room ??= [])[code] = r;
+      }
+      return room;
+    },
+    /** Whether the heap holds a ready job of a type that is not at its concurrency limit. */
+    claimableReady(): boolean {
+      const ready = scheduler.readyCount;
+      if (ready === 0) return false;
+      let blocked = 0;
+      for (let code = 0; code < scheduler.typeCount; code++) {
+        const type = scheduler.typeName(code);
+        const r = roomFor(type);
+        if (r !== undefined && r <= 0) blocked += scheduler.readyOf(type);
+      }
+      return ready > blocked;
+    },
+    /** Caps for claimNext: every limited type this process knows, with its room left. */
+    caps(): TypeCap[] {
+      const caps: TypeCap[] = [];
+      for (const type of registry.types()) {
+        const room = roomFor(type);
+        if (room !== undefined) caps.push({ type, room: Math.max(0, room) });
+      }
+      return caps;
+    },
+  };
+}
+
+export type Slots = ReturnType<typeof createSlots>;

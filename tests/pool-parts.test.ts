@@ -1,0 +1,91 @@
+// pool-parts.test.ts: the pool's mode door (mode.ts) on its own, and a whole pool built on a store
+// double that holds only the moves the pool makes (PoolStore), with a fake clock.
+import { expect, test } from "bun:test";
+import { createHandlerRegistry } from "../src/handlers/handler.ts";
+import { createLogger } from "../src/logger.ts";
+import { createPoolMode } from "../src/pool/mode.ts";
+import { createWorkerPool, type PoolStore } from "../src/pool/pool.ts";
+import { createScheduler } from "../src/queue/scheduler.ts";
+import type { ClaimedJob, CompleteMove } from "../src/store/rows.ts";
+import { waitFor } from "./support/wait.ts";
+
+const silent = createLogger("silent");
+
+test("the pool's mode moves only along the machine's edges", () => {
+  const mode = createPoolMode({ clock: () => 0, logger: silent, onResume: () => {} });
+  expect(mode.current).toBe("new");
+  expect(() => mode.enter("sweeping")).toThrow("no move from new to sweeping");
+  mode.enter("running");
+  expect(() => mode.enter("hardStop")).toThrow("no move from running to hardStop");
+  mode.enter("sweeping");
+  mode.enter("running");
+  mode.enter("stopping");
+  expect(mode.stopping).toBe(true);
+  expect(() => mode.enter("running")).toThrow("no move from stopping to running");
+});
+
+test("a store failure backs off from running and the timer brings the pool back to running", async () => {
+  let resumed: () => void = () => {};
+  const back = new Promise<void>((r) => (resumed = r));
+  const mode = createPoolMode({ clock: () => 0, logger: silent, onResume: () => resumed() });
+  mode.enter("running");
+  mode.backOff("claim failed", new Error("down"));
+  expect(mode.current).toBe("backingOff");
+  await back;
+  expect(mode.current).toBe("running");
+});
+
+test("stopping, a store failure only counts: the pool neither backs off nor leaves its stop", () => {
+  const mode = createPoolMode({ clock: () => 0, logger: silent, onResume: () => {} });
+  mode.enter("running");
+  mode.enter("stopping");
+  mode.backOff("claim failed", new Error("down"));
+  expect(mode.current).toBe("stopping");
+});
+
+test("hardStopAt is unset until the grace runs out, then the moment it did", () => {
+  let now = 100;
+  const mode = createPoolMode({ clock: () => now, logger: silent, onResume: () => {} });
+  mode.enter("running");
+  mode.enter("stopping");
+  expect(mode.hardStopAt).toBeNull();
+  now = 250;
+  mode.enter("hardStop");
+  expect(mode.hardStopAt).toBe(250);
+});
+
+test("a pool given only the store moves it makes claims, runs and completes a job", async () => {
+  const now = 1_000_000;
+  const completed: CompleteMove[] = [];
+  const row: ClaimedJob = {
+    id: 7, type: "t", payload: '{"n":1}', priority: 0, attempts: 1, maxAttempts: 3, timeoutMs: null, runAt: now, createdAt: now, lastError: null,
+  };
+  const unused = () => Promise.reject(new Error("not used by this test"));
+  const store: PoolStore = {
+    blocking: false,
+    claim: async (ids) => (ids.includes(row.id) ? [row] : []),
+    claimNext: async () => [],
+    peekUrgent: async () => [],
+    complete: async (moves) => {
+      completed.push(...moves);
+      return moves.map(() => true);
+    },
+    retry: unused, bury: unused, completeCancelled: unused, extendLeases: unused, release: unused, releaseStrays: unused,
+  };
+  const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
+  const seen: unknown[] = [];
+  registry.register("t", (job) => void seen.push(job.payload));
+  const scheduler = createScheduler({ agingMs: 0, clock: () => now, onReady: () => pool.pump() });
+  const pool = createWorkerPool({
+    store, scheduler, registry, clock: () => now, owner: "me", concurrency: 2, leaseMs: 60_000, agingMs: 0,
+    backoff: { baseMs: 1, capMs: 1 }, logger: silent,
+    events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
+  });
+  pool.start();
+  scheduler.add(row.id, 0, now, now, "t");
+  await waitFor(() => completed.length === 1 && pool.inflight === 0, { what: "the completion landed" });
+  expect(completed).toEqual([{ id: 7, attempt: 1 }]);
+  expect(seen).toEqual([{ n: 1 }]);
+  expect(await pool.stop(0)).toEqual({ finished: 0, released: 0 });
+  expect(pool.inflight).toBe(0);
+});
