@@ -1,12 +1,15 @@
-// pool-parts.test.ts: the pool's mode door (mode.ts) on its own, and a whole pool built on a store
-// double that holds only the moves the pool makes (PoolStore), with a fake clock.
+// pool-parts.test.ts: the pool's mode door (mode.ts) on its own, and a whole pool handed a real
+// store through the narrow PoolStore type (only the moves the pool makes).
 import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createHandlerRegistry } from "../src/handlers/handler.ts";
 import { createLogger } from "../src/logger.ts";
 import { createPoolMode } from "../src/pool/mode.ts";
 import { createWorkerPool, type PoolStore } from "../src/pool/pool.ts";
 import { createScheduler } from "../src/queue/scheduler.ts";
-import type { ClaimedJob, CompleteMove } from "../src/store/rows.ts";
+import { createSqliteStore } from "../src/store/sqlite/index.ts";
 import { waitFor } from "./support/wait.ts";
 
 const silent = createLogger("silent");
@@ -54,38 +57,31 @@ test("hardStopAt is unset until the grace runs out, then the moment it did", () 
   expect(mode.hardStopAt).toBe(250);
 });
 
-test("a pool given only the store moves it makes claims, runs and completes a job", async () => {
-  const now = 1_000_000;
-  const completed: CompleteMove[] = [];
-  const row: ClaimedJob = {
-    id: 7, type: "t", payload: '{"n":1}', priority: 0, attempts: 1, maxAttempts: 3, timeoutMs: null, runAt: now, createdAt: now, lastError: null,
-  };
-  const unused = () => Promise.reject(new Error("not used by this test"));
-  const store: PoolStore = {
-    blocking: false,
-    claim: async (ids) => (ids.includes(row.id) ? [row] : []),
-    claimNext: async () => [],
-    peekUrgent: async () => [],
-    complete: async (moves) => {
-      completed.push(...moves);
-      return moves.map(() => true);
-    },
-    retry: unused, bury: unused, completeCancelled: unused, extendLeases: unused, release: unused, releaseStrays: unused,
-  };
-  const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
-  const seen: unknown[] = [];
-  registry.register("t", (job) => void seen.push(job.payload));
-  const scheduler = createScheduler({ agingMs: 0, clock: () => now, onReady: () => pool.pump() });
-  const pool = createWorkerPool({
-    store, scheduler, registry, clock: () => now, owner: "me", concurrency: 2, leaseMs: 60_000, agingMs: 0,
-    backoff: { baseMs: 1, capMs: 1 }, logger: silent,
-    events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
-  });
-  pool.start();
-  scheduler.add(row.id, 0, now, now, "t");
-  await waitFor(() => completed.length === 1 && pool.inflight === 0, { what: "the completion landed" });
-  expect(completed).toEqual([{ id: 7, attempt: 1 }]);
-  expect(seen).toEqual([{ n: 1 }]);
-  expect(await pool.stop(0)).toEqual({ finished: 0, released: 0 });
-  expect(pool.inflight).toBe(0);
+test("a pool given only the store moves it makes (a real store, typed PoolStore) claims, runs and completes a job", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
+  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
+  try {
+    await real.migrate();
+    const now = Date.now();
+    const [id] = await real.insert([{ type: "t", payload: '{"n":1}', priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null }], now);
+    const store: PoolStore = real; // the pool sees only the moves it makes
+    const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
+    const seen: unknown[] = [];
+    registry.register("t", (job) => void seen.push(job.payload));
+    const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
+    const pool = createWorkerPool({
+      store, scheduler, registry, clock: Date.now, owner: "me", concurrency: 2, leaseMs: 60_000, agingMs: 0,
+      backoff: { baseMs: 1, capMs: 1 }, logger: silent,
+      events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
+    });
+    pool.start();
+    scheduler.add(id!, 0, now, now, "t");
+    await waitFor(async () => (await real.get(id!, Date.now())) === null && pool.inflight === 0, { what: "the job completed in the store" });
+    expect(seen).toEqual([{ n: 1 }]);
+    expect(await pool.stop(0)).toEqual({ finished: 0, released: 0 });
+    expect(await real.counts()).toEqual({ pending: 0, inflight: 0, dead: 0 });
+  } finally {
+    await real.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
