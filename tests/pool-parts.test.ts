@@ -85,3 +85,47 @@ test("a pool given only the store moves it makes (a real store, typed PoolStore)
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("an id the heap holds twice, claimed in one batch, leaves its type's slot free once it ends", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
+  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
+  try {
+    await real.migrate();
+    const now = Date.now();
+    const job = (payload: string) => ({ type: "two", payload, priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null });
+    const [a] = await real.insert([job('"a"')], now);
+    // A type that may run two jobs at a time; the later pair can only finish by running together.
+    let together = 0;
+    let bothIn: () => void = () => {};
+    const pairRunning = new Promise<void>((r) => (bothIn = r));
+    const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
+    const ran: unknown[] = [];
+    registry.register("two", async (j) => {
+      ran.push(j.payload);
+      if (j.payload === "a") return;
+      if (++together === 2) bothIn();
+      await pairRunning;
+    }, { concurrency: 2 });
+    const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
+    const pool = createWorkerPool({
+      store: real, scheduler, registry, clock: Date.now, owner: "me", concurrency: 4, leaseMs: 60_000, agingMs: 0,
+      backoff: { baseMs: 1, capMs: 1 }, logger: silent,
+      events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
+    });
+    // The same id twice (as after a lost claim answer and a reap): both copies leave in one claim.
+    scheduler.add(a!, 0, now, now, "two");
+    scheduler.add(a!, 0, now, now, "two");
+    pool.start();
+    await waitFor(() => ran.includes("a") && pool.inflight === 0, { what: "the first job to run and settle" });
+    const [b, c] = await real.insert([job('"b"'), job('"c"')], now);
+    scheduler.add(b!, 0, now, now, "two");
+    scheduler.add(c!, 0, now, now, "two");
+    await waitFor(() => together === 2, { what: "both slots of the type to run the next pair at once" });
+    await waitFor(() => pool.inflight === 0, { what: "the pair to settle" });
+    expect(ran.sort()).toEqual(["a", "b", "c"]);
+    await pool.stop(0);
+  } finally {
+    await real.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -64,7 +64,6 @@ export function createAttempts(deps: AttemptsDeps) {
     // Jobs started together with the same timeout share one timer (a claim brings many).
     const timers = new Map<number, TimeoutGroup>();
     for (const job of claimed) {
-      events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id)?.readyAt ?? job.runAt)));
       if (deps.mode.stopping) {
         // Shutdown began while the claim was in flight: give it straight back.
         slots.occupy(job.type, -1);
@@ -72,6 +71,7 @@ export function createAttempts(deps: AttemptsDeps) {
         void release([job]);
         continue;
       }
+      events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id)?.readyAt ?? job.runAt)));
       const type = registry.get(job.type);
       let group: TimeoutGroup | undefined;
       if (type) {

@@ -1,8 +1,7 @@
 // claimer.ts: fills free slots with jobs: claims the heap's most urgent ready jobs by id, pulls due work
 // straight from the store when the heap has nothing it may run, grants slots to leased inserts, and
 // adopts the store's more urgent rows into the heap. It runs no handler and settles nothing.
-import { StoreOutcomeUnknownError, errorMessage } from "../errors.ts";
-import type { Logger } from "../logger.ts";
+import { StoreOutcomeUnknownError } from "../errors.ts";
 import { ReadyBatch, type ReadyEntry, type Scheduler } from "../queue/scheduler.ts";
 import type { ClaimedJob } from "../store/rows.ts";
 import type { JobMoves } from "../store/store.ts";
@@ -22,7 +21,6 @@ export interface ClaimerDeps {
   /** Slots in the pool (adopt() looks at more rows for a bigger pool). */
   concurrency: number;
   events: Pick<WorkerEvents, "pulled" | "adopted">;
-  logger: Logger;
   /** How the claim loop is scheduled after a pump (see pool.ts). */
   defer: (fn: () => void) => void;
   mode: Pick<PoolModeSwitch, "current" | "stopping" | "backOff" | "storeAnswered">;
@@ -42,7 +40,7 @@ const ADOPT_MAX = 1000;
 const MAX_CLAIM_BATCH = 1000;
 
 export function createClaimer(deps: ClaimerDeps) {
-  const { store, scheduler, clock, owner, leaseMs, events, logger, mode, slots, strays, notifyIdle } = deps;
+  const { store, scheduler, clock, owner, leaseMs, events, mode, slots, strays, notifyIdle } = deps;
   /** Claim loops running (at most one); each has at most one claim out. */
   let claimLoops = 0;
   /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
@@ -106,14 +104,15 @@ export function createClaimer(deps: ClaimerDeps) {
     try {
       const caps = slots.caps();
       claimed = await store.claimNext(limit, owner, clock(), leaseMs, deps.agingMs, caps);
+      mode.storeAnswered();
       // Short while some type was capped: that type's rows may still be there; pull again once it has room.
       if (claimed.length < limit && caps.length > 0) slots.watchRoom();
     } catch (err) {
       slots.unhold(limit);
       claimsOut.delete(seq);
-      logger.warn("pulling work from the store failed", { err: errorMessage(err) });
       pullWanted = false; // the next maintenance tick or hint tries again
       if (err instanceof StoreOutcomeUnknownError) strays.owe();
+      mode.backOff("pulling work from the store failed", err);
       notifyIdle();
       return false;
     }
@@ -164,11 +163,14 @@ export function createClaimer(deps: ClaimerDeps) {
     slots.unhold(n);
     claimsOut.delete(seq);
     // Ids the claim did not return were taken elsewhere or cancelled: they hold no slot of their type.
+    // Each returned row keeps one entry's slot: a second copy of its id in the batch (the heap can hold
+    // one twice after a lost answer) gives its slot back like any id not returned.
     for (const job of claimed) got.add(job.id);
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
       batchById.set(e.id, e);
-      if (!got.has(e.id)) slots.occupy(e.type, -1);
+      if (got.has(e.id)) got.delete(e.id);
+      else slots.occupy(e.type, -1);
     }
     got.clear();
     deps.start(claimed, batchById);

@@ -64,8 +64,11 @@ export function createPoolMode(deps: PoolModeDeps) {
     backOff(what: string, err: unknown): void {
       failures++;
       const delay = storeRetryMs(failures);
+      if (mode !== "running" && mode !== "sweeping") {
+        deps.logger.warn(what, { err: errorMessage(err), mode });
+        return;
+      }
       deps.logger.warn(`${what}; backing off`, { err: errorMessage(err), delayMs: delay });
-      if (mode !== "running" && mode !== "sweeping") return;
       enter("backingOff");
       timer = setTimeout(() => {
         timer = null;

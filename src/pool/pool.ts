@@ -137,7 +137,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     },
   });
   const claimer = createClaimer({
-    store, scheduler, clock, owner, leaseMs, events, logger, defer, mode, slots, strays, notifyIdle,
+    store, scheduler, clock, owner, leaseMs, events, defer, mode, slots, strays, notifyIdle,
     agingMs: deps.agingMs,
     concurrency: deps.concurrency,
     start: (claimed, readyAtById) => attempts.start(claimed, readyAtById),
@@ -217,7 +217,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
         await waiters.whenIdle();
       }
       // Leases a lost answer may have left here go back now, not after a restart that would count them.
-      if (strays.owed && !strays.out) await strays.sweep();
+      await strays.idle();
+      if (strays.owed) await strays.sweep();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
       await settler.drain();

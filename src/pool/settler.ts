@@ -50,10 +50,11 @@ export function createSettler(deps: SettlerDeps) {
   /**
    * Retry a fenced move until the store answers. "took": it took effect; "fenced": the claim was gone
    * (the reaper or a cancel got there first); "unsure": it reported no effect after an earlier try's
-   * answer was lost, which may have been the try that took effect. Past the shutdown grace, a move
-   * keeps trying for SETTLE_AFTER_GRACE_MS more and is then left to the lease (the job runs again).
+   * answer was lost, which may have been the try that took effect; "abandoned": past the shutdown
+   * grace a move keeps trying for SETTLE_AFTER_GRACE_MS more, then is left to the lease (the job
+   * runs again).
    */
-  async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<"took" | "fenced" | "unsure"> {
+  async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<"took" | "fenced" | "unsure" | "abandoned"> {
     let lost = false;
     for (let failures = 0; ; failures++) {
       try {
@@ -66,7 +67,7 @@ export function createSettler(deps: SettlerDeps) {
         const hardStopAt = deps.mode.hardStopAt;
         if (hardStopAt !== null && clock() - hardStopAt > SETTLE_AFTER_GRACE_MS) {
           logger.warn(`${move} abandoned at shutdown: the store did not answer; the lease returns the job`, { err: errorMessage(err) });
-          return "fenced";
+          return "abandoned";
         }
         const delay = storeRetryMs(failures);
         logger.warn(`${move} failed; retrying`, { err: errorMessage(err), delayMs: delay });
@@ -85,7 +86,8 @@ export function createSettler(deps: SettlerDeps) {
       const ref = { id: job.id, attempt: job.attempts };
       if (outcome.ok) {
         const move = outcome.result === null ? ref : { ...ref, result: outcome.result };
-        if ((await untilStored("complete", () => completes.add(move))) !== "fenced") events.completed(job.type, runMs);
+        const how = await untilStored("complete", () => completes.add(move));
+        if (how === "took" || how === "unsure") events.completed(job.type, runMs);
         return;
       }
       const dead = outcome.permanent || job.attempts >= job.maxAttempts;
@@ -98,13 +100,15 @@ export function createSettler(deps: SettlerDeps) {
       const policy = own === undefined ? deps.backoff : { ...deps.backoff, ...own };
       const runAt = clock() + backoffMs(job.attempts, policy, deps.random);
       // "unsure": a try whose answer was lost may have moved it; a stale heap entry costs one empty claim.
-      if ((await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }))) !== "fenced") {
+      const how = await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }));
+      if (how === "took" || how === "unsure") {
         scheduler.add(job.id, job.priority, runAt, clock(), job.type);
       }
     },
     /** The end of a cancelled attempt: its row goes, fenced by the claim, and is never retried. */
     async remove(job: ClaimedJob): Promise<void> {
-      if ((await untilStored("cancel", () => removals.add({ id: job.id, attempt: job.attempts }))) !== "fenced") events.cancelled?.(job.type);
+      const how = await untilStored("cancel", () => removals.add({ id: job.id, attempt: job.attempts }));
+      if (how === "took" || how === "unsure") events.cancelled?.(job.type);
     },
     /** Shutdown: hand attempts this pool ended itself straight back to pending, uncounted; one try, else the lease returns them. */
     async handBack(jobs: ClaimedJob[]): Promise<void> {

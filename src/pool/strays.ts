@@ -32,9 +32,16 @@ export function createStrays(deps: StraysDeps) {
   let out = false;
   /** Ids of lost claims already put back in the heap: the sweep does not push them a second time. */
   const requeued = new Set<number>();
+  /** The sweep out now, if any (stop() waits for it before making the last one). */
+  let current: Promise<void> | null = null;
 
   /** Hand back every row of this owner that no attempt here holds; on failure the debt stays and the pool backs off. */
-  async function sweep(): Promise<void> {
+  function sweep(): Promise<void> {
+    current = sweepOnce().finally(() => (current = null));
+    return current;
+  }
+
+  async function sweepOnce(): Promise<void> {
     owed = false;
     out = true;
     if (mode.current === "running") mode.enter("sweeping");
@@ -57,6 +64,8 @@ export function createStrays(deps: StraysDeps) {
   }
 
   return {
+    /** Resolves when no sweep is out. */
+    idle: (): Promise<void> => current ?? Promise.resolve(),
     get owed(): boolean {
       return owed;
     },
