@@ -10,6 +10,7 @@ import type { PoolModeSwitch } from "./mode.ts";
 import type { WorkerEvents } from "./pool.ts";
 import type { Slots } from "./slots.ts";
 import type { Strays } from "./strays.ts";
+import { agingKey } from "../aging.ts";
 
 export interface ClaimerDeps {
   store: Pick<JobMoves, "claim" | "claimNext" | "peekUrgent">;
@@ -257,7 +258,7 @@ export function createClaimer(deps: ClaimerDeps) {
       const rows = await store.peekUrgent(now, deps.agingMs, limit);
       let adopted = 0;
       for (const e of rows) {
-        if (e.runAt - e.priority * deps.agingMs >= top) break; // most urgent first: the rest are not either
+        if (agingKey(e.runAt, e.priority, deps.agingMs) >= top) break; // most urgent first: the rest are not either
         scheduler.add(e.id, e.priority, e.runAt, now, e.type);
         adopted++;
       }

@@ -4,6 +4,7 @@
 // A cache of pending_jobs: it never touches the store.
 import { PriorityHeap } from "./heap.ts";
 import type { Clock } from "../clock.ts";
+import { agingKey, readyAtOf } from "../aging.ts";
 
 export interface SchedulerDeps {
   agingMs: number;
@@ -70,7 +71,7 @@ export function createScheduler(deps: SchedulerDeps) {
   // part in the order, so store 0 and let the id break the tie.
   const tieByPriority = agingMs > 0;
   function pushReady(id: number, priority: number, readyAt: number, code: number): void {
-    ready[code]!.push(id, readyAt - priority * agingMs, tieByPriority ? priority : 0);
+    ready[code]!.push(id, agingKey(readyAt, priority, agingMs), tieByPriority ? priority : 0);
     readyTotal++;
   }
 
@@ -155,7 +156,7 @@ export function createScheduler(deps: SchedulerDeps) {
         const id = heap.pop();
         readyTotal--;
         if (room?.[best] !== undefined) room[best] = room[best]! - 1;
-        out.push(id, names[best]!, heap.lastPriority, heap.lastKey + heap.lastPriority * agingMs);
+        out.push(id, names[best]!, heap.lastPriority, readyAtOf(heap.lastKey, heap.lastPriority, agingMs));
         n++;
       }
       return n;
@@ -219,7 +220,7 @@ export function createScheduler(deps: SchedulerDeps) {
       let oldest = Infinity;
       for (const heap of ready) {
         heap.forEachKeyPriority((key, priority) => {
-          const at = key + priority * agingMs;
+          const at = readyAtOf(key, priority, agingMs);
           if (at < oldest) oldest = at;
         });
       }

@@ -5,6 +5,7 @@ import type { JobMoves } from "../store.ts";
 import type { TypeCap } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
 import { ENTRY_COLS, JOB_COLS, at, ms, toClaimed, toEntry, type EntryRow, type JobRow } from "./sql.ts";
+import { agingKeySql } from "../../aging.ts";
 
 /**
  * The tail of every claim, whose CTE `moved` holds the pending rows it took: they enter inflight
@@ -29,7 +30,7 @@ const CLAIM_INTO_INFLIGHT = (pickedAtMs: string, untilMs: string, owner: string)
  * passed with room 0 and so contribute nothing).
  */
 const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTypes: string; capRooms: string }) => `
-  SELECT due.*, ${ms("due.run_at")} - due.priority * ${agingMs}::float8 AS key FROM (
+  SELECT due.*, ${agingKeySql(ms("due.run_at"), "due.priority", `${agingMs}::float8`)} AS key FROM (
     SELECT c.* FROM generate_series(0, 100) AS p(priority)
     CROSS JOIN LATERAL (
       SELECT id, type, priority, run_at, created_at FROM pending_jobs

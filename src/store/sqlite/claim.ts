@@ -3,12 +3,12 @@
 import type { ClaimedJob, PendingEntry, TypeCap } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
 import { COPY_COLS, ENTRY_COLS, JOB_COLS, moveEach } from "./tables.ts";
+import { agingKey } from "../../aging.ts";
 
 /** Priorities run from 0 to this; the most urgent due rows are found with one probe per priority. */
 const MAX_PRIORITY = 100;
 
 /** A pending row's aging key (store.ts): the smaller, the more urgent; equal keys go by the lower id. */
-const agingKey = (e: PendingEntry, agingMs: number) => e.runAt - e.priority * agingMs;
 
 export function createClaims({ conn }: { conn: Connection }): Part<"claim" | "claimNext" | "peekUrgent"> {
   const { db, op, prepare } = conn;
@@ -44,7 +44,7 @@ export function createClaims({ conn }: { conn: Connection }): Part<"claim" | "cl
       rows.push(...dueOfPriority().all(priority, now, skip, limit));
       for (const c of caps) if (c.room > 0) rows.push(...dueOfPriorityType().all(priority, c.type, now, Math.min(c.room, limit)));
     }
-    return rows.sort((a, b) => agingKey(a, agingMs) - agingKey(b, agingMs) || a.id - b.id);
+    return rows.sort((a, b) => agingKey(a.runAt, a.priority, agingMs) - agingKey(b.runAt, b.priority, agingMs) || a.id - b.id);
   };
   const peekUrgent = op("peekUrgent", (now, agingMs, limit) => (limit <= 0 ? [] : urgent(now, agingMs, limit).slice(0, limit)));
 
