@@ -123,6 +123,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** An option parser's refusal, naming what it accepts; loadConfig turns it into a ConfigError naming the option. */
+export class Expected extends Error {}
+
 /** A handler throws this to fail a job without retrying it (it goes straight to dead_jobs). */
 export class PermanentError extends Error {
   constructor(message: string) {

@@ -1,11 +1,11 @@
 // config.ts: turns env + argv into a checked Config (flag > env > default) from one option table,
 // which also writes --help. Pure: never reads process.env or process.argv, never exits or prints.
 
-import { ConfigError } from "../errors.ts";
+import { ConfigError, Expected } from "../errors.ts";
 import type { LogLevel } from "../logger.ts";
 import type { HttpSettings } from "../http/app.ts";
 import type { QueueSettings } from "../queue/jobqueue.ts";
-import { BOOLEAN_WORDS, Expected, KEYS, OPTIONS, specOf, type Ctx } from "./options.ts";
+import { BOOLEAN_WORDS, KEYS, OPTIONS, specOf, type Ctx } from "./options.ts";
 
 
 /** The checked settings. Meanings, ranges and defaults are in OPTIONS below. */

@@ -1,6 +1,7 @@
 // options.ts: the option table: every setting's flag, environment variable, default, accepted
 // values and parser, in one place (loadConfig reads it, --help prints it, nothing else states a
 // default). Pure: no environment, no files.
+import { Expected } from "../errors.ts";
 import type { Config } from "./config.ts";
 import { DURATION_UNITS, durationMs } from "./duration.ts";
 import { ALLOWED_HOST_RULE, TOKEN_RULE, isAllowedHostPattern, isValidToken } from "./access.ts";
@@ -9,8 +10,6 @@ import { SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
 
 export type Ctx = { hostname: string; instance: string; config: Partial<Config> };
 
-/** Thrown by a parser with what it accepts; loadConfig turns it into a ConfigError. */
-export class Expected extends Error {}
 
 export type Spec<T> = {
   flag: string;
