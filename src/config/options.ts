@@ -10,7 +10,6 @@ import { SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
 
 export type Ctx = { hostname: string; instance: string; config: Partial<Config> };
 
-
 export type Spec<T> = {
   flag: string;
   env: string;

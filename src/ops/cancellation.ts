@@ -2,7 +2,7 @@
 // running in this process has its signal fired and its row removed when the handler returns. No
 // SQL here; store faults propagate as they are (the HTTP app answers them with 503).
 import { JobQueueError } from "../errors.ts";
-import type { Store } from "../store/store.ts";
+import type { Admin } from "../store/store.ts";
 import type { Clock } from "../clock.ts";
 
 /**
@@ -15,7 +15,7 @@ import type { Clock } from "../clock.ts";
 export type CancelResult = "removed" | "cancelling" | "dead" | "elsewhere" | "not_found";
 
 export interface CancellationDeps {
-  store: Store;
+  store: Pick<Admin, "cancelPending" | "get">;
   /** The worker pool: cancel() fires a running handler's signal; settled() waits out its claims and moves. */
   pool: { cancel(id: number): boolean; settled(id: number): Promise<void> };
   /** This process's owner name on claims. */

@@ -2,12 +2,12 @@
 // type in bounded chunks). Retried jobs are handed to `onRetried` for the scheduler. No SQL here;
 // store faults propagate as they are (the HTTP app answers them with 503).
 import type { Logger } from "../logger.ts";
-import type { Store } from "../store/store.ts";
+import type { Admin } from "../store/store.ts";
 import type { DeadQuery, JobView, PendingEntry } from "../store/rows.ts";
 import type { Clock } from "../clock.ts";
 
 export interface DeadLettersDeps {
-  store: Store;
+  store: Pick<Admin, "listDead" | "retryDead" | "retryDeadOfType" | "deleteDead" | "deleteDeadOfType">;
   clock: Clock;
   /** Jobs just moved back to pending: push them into the scheduler. */
   onRetried: (entries: PendingEntry[]) => void;

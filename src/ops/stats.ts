@@ -3,11 +3,11 @@
 // minute (this process). No SQL here; store faults propagate as they are (the HTTP app answers
 // them with 503).
 import type { RateWindow } from "../queue/rate-window.ts";
-import type { Store } from "../store/store.ts";
+import type { Admin } from "../store/store.ts";
 import type { Clock } from "../clock.ts";
 
 export interface StatsDeps {
-  store: Store;
+  store: Pick<Admin, "stats">;
   clock: Clock;
   /** Completions recorded by this process's workers. */
   completions: RateWindow;

@@ -6,7 +6,7 @@ import { createBatcher } from "./batcher.ts";
 import { JobQueueError, StoreOutcomeUnknownError, errorMessage } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { Store } from "../store/store.ts";
+import type { Cluster, JobMoves, StoreInfo } from "../store/store.ts";
 import type { ClaimedJob, InsertResult, NewJob } from "../store/rows.ts";
 import type { Clock } from "../clock.ts";
 
@@ -30,7 +30,8 @@ export interface LostInserts {
 }
 
 export interface DispatcherDeps {
-  store: Store;
+  /** The submit move, the hint to other nodes, and whether calls block (see StoreInfo). */
+  store: Pick<JobMoves, "add"> & Pick<Cluster, "announce"> & Pick<StoreInfo, "blocking">;
   scheduler: Scheduler;
   clock: Clock;
   logger: Logger;

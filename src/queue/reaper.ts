@@ -4,12 +4,12 @@
 // for work its heap does not hold). No SQL here.
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import type { Store } from "../store/store.ts";
+import type { Recovery } from "../store/store.ts";
 import type { PendingEntry } from "../store/rows.ts";
 import type { Clock } from "../clock.ts";
 
 export interface ReaperDeps {
-  store: Store;
+  store: Pick<Recovery, "reapExpired" | "pruneCompleted">;
   clock: Clock;
   intervalMs: number;
   /** Rows moved per statement; a tick repeats while full batches come back. */
