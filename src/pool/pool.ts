@@ -33,7 +33,7 @@
 //
 // ## The pool's modes (mode.ts; only mode.enter() moves them, and it refuses any move not drawn here)
 //
-//   new ──start()──▶ running ──claim failed──▶ backingOff ──timer──▶ running
+//   new ──start()──▶ running ──claim or pull failed──▶ backingOff ──timer──▶ running
 //                    running ──strays owed, nothing out──▶ sweeping ──swept──▶ running
 //                                                         sweeping ──failed──▶ backingOff
 //   new | running | backingOff | sweeping ──stop()──▶ stopping ──grace over──▶ hardStop
@@ -41,7 +41,7 @@
 // new         Built, not started: nothing is claimed.
 // running     Claims from the heap, pulls from the store and slots for leased inserts go out while
 //             slots are free and no stray hand-back is owed.
-// backingOff  A claim or a sweep failed: nothing is claimed until the timer (100 ms, doubling with each
+// backingOff  A claim, a pull or a sweep failed: nothing is claimed until the timer (100 ms, doubling with each
 //             failure in a row, at most 2 s) moves it back to running, which sweeps if owed, and claims.
 // sweeping    Handing back stray leases (strays.ts): rows a claim, pull or leased insert whose answer
 //             was lost may have leased here. It starts only from running with nothing out, so it never
