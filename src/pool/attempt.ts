@@ -8,6 +8,7 @@ import type { WorkerEvents } from "./pool.ts";
 import type { Outcome, Settler } from "./settler.ts";
 import type { Slots } from "./slots.ts";
 import { TimeoutGroup } from "./timeout-group.ts";
+import type { Clock } from "../clock.ts";
 
 /** An attempt this pool holds, from its start until its store move has landed (see pool.ts). */
 export interface Attempt {
@@ -40,7 +41,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 export interface AttemptsDeps {
   registry: Pick<HandlerRegistry, "get">;
-  clock: () => number;
+  clock: Clock;
   /** Completed jobs keep their handler's result (> 0) or not (0). */
   keepMs: number;
   events: Pick<WorkerEvents, "started" | "fenced">;

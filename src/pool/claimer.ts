@@ -11,11 +11,12 @@ import type { WorkerEvents } from "./pool.ts";
 import type { Slots } from "./slots.ts";
 import type { Strays } from "./strays.ts";
 import { agingKey } from "../aging.ts";
+import type { Clock } from "../clock.ts";
 
 export interface ClaimerDeps {
   store: Pick<JobMoves, "claim" | "claimNext" | "peekUrgent">;
   scheduler: Pick<Scheduler, "popReady" | "add" | "promoteDue" | "topReadyKey">;
-  clock: () => number;
+  clock: Clock;
   owner: string;
   leaseMs: number;
   agingMs: number;

@@ -4,6 +4,7 @@
 import { storeRetryMs } from "../queue/backoff.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import type { Clock } from "../clock.ts";
 
 export type PoolMode = "new" | "running" | "backingOff" | "sweeping" | "stopping" | "hardStop";
 
@@ -18,7 +19,7 @@ const NEXT: Readonly<Record<PoolMode, readonly PoolMode[]>> = {
 };
 
 export interface PoolModeDeps {
-  clock: () => number;
+  clock: Clock;
   logger: Logger;
   /** A back-off ended (the mode is running again): sweep if owed, claim. */
   onResume: () => void;

@@ -66,6 +66,7 @@ import { createSettler } from "./settler.ts";
 import { createSlots } from "./slots.ts";
 import { createStrays } from "./strays.ts";
 import { createWaiters } from "./waiters.ts";
+import type { Clock } from "../clock.ts";
 
 export interface WorkerEvents {
   started(type: string, waitMs: number): void;
@@ -92,7 +93,7 @@ export interface WorkerPoolDeps {
   store: PoolStore;
   scheduler: Scheduler;
   registry: HandlerRegistry;
-  clock: () => number;
+  clock: Clock;
   owner: string;
   concurrency: number;
   leaseMs: number;

@@ -10,6 +10,7 @@ import type { Scheduler } from "../queue/scheduler.ts";
 import type { JobMoves, StoreInfo } from "../store/store.ts";
 import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove } from "../store/rows.ts";
 import type { WorkerEvents } from "./pool.ts";
+import type { Clock } from "../clock.ts";
 
 /** How an attempt ended. A failure keeps what ended it (an interrupt's reason is one of errors.ts's classes). */
 export type Outcome = { ok: true; result: string | null } | { ok: false; error: string; permanent: boolean; cause: unknown };
@@ -18,7 +19,7 @@ export interface SettlerDeps {
   store: Pick<JobMoves, "complete" | "retry" | "bury" | "completeCancelled" | "release"> & Pick<StoreInfo, "blocking">;
   scheduler: Pick<Scheduler, "add">;
   registry: Pick<HandlerRegistry, "get">;
-  clock: () => number;
+  clock: Clock;
   owner: string;
   /** Completed jobs leave a record that expires this long after; 0: none. */
   keepMs: number;

@@ -5,11 +5,12 @@ import type { Logger } from "../logger.ts";
 import type { Scheduler } from "../queue/scheduler.ts";
 import type { JobMoves } from "../store/store.ts";
 import type { PoolModeSwitch } from "./mode.ts";
+import type { Clock } from "../clock.ts";
 
 export interface StraysDeps {
   store: Pick<JobMoves, "releaseStrays">;
   scheduler: Pick<Scheduler, "add">;
-  clock: () => number;
+  clock: Clock;
   owner: string;
   logger: Logger;
   mode: Pick<PoolModeSwitch, "current" | "enter" | "backOff" | "storeAnswered">;

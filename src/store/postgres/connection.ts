@@ -4,6 +4,7 @@
 import postgres from "postgres";
 import { StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../../errors.ts";
 import { ms } from "./sql.ts";
+import type { Clock } from "../../clock.ts";
 
 export interface PostgresStoreOptions {
   url: string;
@@ -13,7 +14,7 @@ export interface PostgresStoreOptions {
   connectTimeoutS?: number;
   onNotice?: (notice: unknown) => void;
   /** This process's own clock (epoch ms); store.clock corrects it by its offset from the server's. */
-  localClock?: () => number;
+  localClock?: Clock;
 }
 
 export type Sql = postgres.Sql<{ bigint: number }>;
