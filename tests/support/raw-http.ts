@@ -31,14 +31,10 @@ export function parseRawResponse(raw: string, closed: boolean): RawResponse {
 }
 
 /**
- * Sends `bytes` and collects the answer until the server closes the connection, the first
- * response is complete (when `untilResponse`), or `timeoutMs` passes.
+ * Sends `bytes` on one connection and collects what comes back until `enough(raw)` says so, the
+ * server closes, or `timeoutMs` passes; `closed` says whether the server closed it.
  */
-export function rawRequest(
-  port: number,
-  bytes: string | Uint8Array,
-  opts: { timeoutMs?: number; untilResponse?: boolean } = {},
-): Promise<RawResponse> {
+function collect(port: number, bytes: string | Uint8Array, timeoutMs: number, enough: (raw: string) => boolean): Promise<{ raw: string; closed: boolean }> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
     let raw = "";
@@ -48,17 +44,30 @@ export function rawRequest(
       done = true;
       clearTimeout(timer);
       socket.destroy();
-      resolve(parseRawResponse(raw, closed));
+      resolve({ raw, closed });
     };
-    const timer = setTimeout(() => finish(false), opts.timeoutMs ?? 5000);
+    const timer = setTimeout(() => finish(false), timeoutMs);
     socket.on("data", (chunk) => {
       raw += chunk.toString("latin1");
-      if (opts.untilResponse !== false && isComplete(raw)) finish(false);
+      if (enough(raw)) finish(false);
     });
     socket.on("close", () => finish(true));
     socket.on("error", () => finish(true));
     socket.write(typeof bytes === "string" ? Buffer.from(bytes, "latin1") : bytes);
   });
+}
+
+/**
+ * Sends `bytes` and collects the answer until the server closes the connection, the first
+ * response is complete (when `untilResponse`), or `timeoutMs` passes.
+ */
+export async function rawRequest(
+  port: number,
+  bytes: string | Uint8Array,
+  opts: { timeoutMs?: number; untilResponse?: boolean } = {},
+): Promise<RawResponse> {
+  const { raw, closed } = await collect(port, bytes, opts.timeoutMs ?? 5000, (r) => opts.untilResponse !== false && isComplete(r));
+  return parseRawResponse(raw, closed);
 }
 
 /** Every complete response in `raw`, in order (content-length bodies only); interim 1xx skipped. */
@@ -78,32 +87,14 @@ export function parseRawResponses(raw: string): RawResponse[] {
  * Sends `bytes` on one connection (several pipelined requests, say) and collects the answers until
  * `count` responses are complete, the server closes, or `timeoutMs` passes.
  */
-export function rawExchange(
+export async function rawExchange(
   port: number,
   bytes: string | Uint8Array,
   count: number,
   timeoutMs = 10_000,
 ): Promise<{ responses: RawResponse[]; closed: boolean }> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    let raw = "";
-    let done = false;
-    const finish = (closed: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ responses: parseRawResponses(raw), closed });
-    };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    socket.on("data", (chunk) => {
-      raw += chunk.toString("latin1");
-      if (parseRawResponses(raw).length >= count) finish(false);
-    });
-    socket.on("close", () => finish(true));
-    socket.on("error", () => finish(true));
-    socket.write(typeof bytes === "string" ? Buffer.from(bytes, "latin1") : bytes);
-  });
+  const { raw, closed } = await collect(port, bytes, timeoutMs, (r) => parseRawResponses(r).length >= count);
+  return { responses: parseRawResponses(raw), closed };
 }
 
 function isComplete(raw: string): boolean {
