@@ -114,7 +114,7 @@ export async function storeOnly(batch: number): Promise<{ jobsPerS: number; clai
     const t0 = performance.now();
     for (let i = 0; i < ids.length; i += batch) {
       const a = performance.now();
-      const got = await store.claim(ids.slice(i, i + batch), "bench", Date.now(), 30_000);
+      const got = (await store.claim(ids.slice(i, i + batch), "bench", Date.now(), 30_000)).jobs;
       const b = performance.now();
       await store.complete(got.map((j) => ({ id: j.id, attempt: j.attempts })));
       claimMs += b - a;

@@ -98,7 +98,7 @@ for (const kind of STORE_KINDS) {
       // A row leased to another node (inserted and claimed behind this node's back).
       const now = Date.now();
       const [other] = await store.insert([{ type: "theirs", payload: "null", priority: 0, maxAttempts: 1, runAt: now, timeoutMs: null }], now);
-      await store.claim([other!], "another-node", now, 60_000);
+      (await store.claim([other!], "another-node", now, 60_000)).jobs;
       const elsewhere = await call(q, "DELETE", `/jobs/${other}`);
       expect(elsewhere.status).toBe(409);
       expect(elsewhere.body.error.code).toBe("running_elsewhere");

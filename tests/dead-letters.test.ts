@@ -63,7 +63,7 @@ for (const kind of STORE_KINDS) {
       const now = Date.now();
       const bury = async (type: string, n: number) => {
         const ids = await store.insert(Array.from({ length: n }, () => ({ type, payload: "null", priority: 0, maxAttempts: 1, runAt: now, timeoutMs: null })), now);
-        await store.claim(ids, "elsewhere", now, 60_000);
+        (await store.claim(ids, "elsewhere", now, 60_000)).jobs;
         await store.bury(ids.map((id) => ({ id, attempt: 1, error: "x" })), now);
         return ids;
       };

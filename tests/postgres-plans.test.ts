@@ -32,7 +32,7 @@ test("claims, settles and lookups scan no table sequentially; lease upkeep scans
   for (let i = 0; i < 20; i++) await seed.insert(Array.from({ length: 1000 }, () => job()), T0);
   const some = (await seed.insert(Array.from({ length: 40 }, () => job()), T0));
   const inflightSeed = await seed.insert(Array.from({ length: 5000 }, () => job()), T0);
-  await seed.claim(inflightSeed, "other-node", T0, 3_600_000);
+  (await seed.claim(inflightSeed, "other-node", T0, 3_600_000)).jobs;
   await seed.bury(inflightSeed.slice(0, 2000).map((id) => ({ id, attempt: 1, error: "seed" })), T0);
   await seed.close();
 
@@ -41,7 +41,7 @@ test("claims, settles and lookups scan no table sequentially; lease upkeep scans
   const before = await tableStats(sql);
 
   const store = createPostgresStore({ url: db.url });
-  const claimed = await store.claim(some, "me", T0, 30_000);
+  const claimed = (await store.claim(some, "me", T0, 30_000)).jobs;
   expect(claimed).toHaveLength(40);
   const refs = claimed.map((j) => ({ id: j.id, attempt: j.attempts }));
   await store.complete(refs.slice(0, 10));
@@ -98,10 +98,10 @@ test("a claim keeps to the primary key when pending_jobs has grown far past its 
     // One connection claims while the table is small (more than five times, so the prepared
     // claim settles on a generic plan), then again after 40,000 more rows arrived.
     const store = createPostgresStore({ url: stale.url, max: 1 });
-    for (let i = 0; i < 8; i++) expect(await store.claim(early.slice(i * 32, i * 32 + 32), "me", T0 + 1, 30_000)).toHaveLength(32);
+    for (let i = 0; i < 8; i++) expect((await store.claim(early.slice(i * 32, i * 32 + 32), "me", T0 + 1, 30_000)).jobs).toHaveLength(32);
     const late: number[] = [];
     for (let i = 0; i < 40; i++) late.push(...(await seed.insert(Array.from({ length: 1000 }, () => job({ runAt: T0 })), T0)));
-    for (let i = 0; i < 4; i++) expect(await store.claim(late.slice(i * 32, i * 32 + 32), "me", T0 + 1, 30_000)).toHaveLength(32);
+    for (let i = 0; i < 4; i++) expect((await store.claim(late.slice(i * 32, i * 32 + 32), "me", T0 + 1, 30_000)).jobs).toHaveLength(32);
     await store.close();
     await seed.close();
 

@@ -192,7 +192,7 @@ describe("a queue node on PostgreSQL", () => {
     const other = createPostgresStore({ url: db.url });
     const now = Date.now();
     const [id] = await other.insert([{ type: "orphan", payload: "null", priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null }], now);
-    await other.claim([id!], "dead-node", now, -1000); // its lease is already over
+    (await other.claim([id!], "dead-node", now, -1000)).jobs; // its lease is already over
     await other.close();
     await waitFor(() => seen.length === 1, { what: "reaped job runs" });
     expect(seen).toEqual([2]);
@@ -242,7 +242,7 @@ describe("a queue node on PostgreSQL", () => {
     const nodeId = "restarting-node";
     const seed = createPostgresStore({ url: db.url });
     const [id] = await seed.insert([{ type: "again", payload: '{"k":1}', priority: 0, maxAttempts: 3, runAt: Date.now(), timeoutMs: null }], Date.now());
-    await seed.claim([id!], nodeId, Date.now(), 600_000); // a long lease: only recovery can bring it back soon
+    (await seed.claim([id!], nodeId, Date.now(), 600_000)).jobs; // a long lease: only recovery can bring it back soon
     await seed.close();
     const seen: number[] = [];
     const q = await startQueue({ again: (job) => void seen.push(job.attempt) }, { nodeId });

@@ -58,7 +58,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("claim moves due jobs to inflight, counts the attempt, and skips missing or not-due ids", async () => {
       const [a, b, later] = await store.insert([job(), job({ payload: '"x"' }), job({ runAt: T0 + 10_000 })], T0);
-      const claimed = await store.claim([a!, b!, later!, 999_999_999], "node-1", T0 + 1, LEASE);
+      const claimed = (await store.claim([a!, b!, later!, 999_999_999], "node-1", T0 + 1, LEASE)).jobs;
       expect(claimed.map((j) => j.id).sort((x, y) => x - y)).toEqual([a!, b!]);
       expect(claimed.every((j) => j.attempts === 1)).toBe(true);
       expect(claimed.find((j) => j.id === b)!.payload).toBe('"x"');
@@ -66,7 +66,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(view).toMatchObject({ state: "inflight", attempts: 1, owner: "node-1", leaseUntil: T0 + 1 + LEASE });
       expect((await store.get(later!, T0 + 1))!.state).toBe("scheduled");
       // A second claim of the same ids gets nothing: someone else holds them.
-      expect(await store.claim([a!, b!], "node-2", T0 + 2, LEASE)).toEqual([]);
+      expect((await store.claim([a!, b!], "node-2", T0 + 2, LEASE)).jobs).toEqual([]);
     });
 
     test("a job inserted with a lease starts inflight as its first attempt, beside pending ones in the same call", async () => {
@@ -79,7 +79,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect((await store.get(ids[0]!, T0))!.state).toBe("pending");
       expect((await store.get(ids[2]!, T0))!.state).toBe("pending");
       // It is not pending, so no claim can take it a second time; its attempt is fenced like a claim's.
-      expect(await store.claim([ids[1]!], "node-2", T0, LEASE)).toEqual([]);
+      expect((await store.claim([ids[1]!], "node-2", T0, LEASE)).jobs).toEqual([]);
       expect(await store.complete([{ id: ids[1]!, attempt: 0 }])).toEqual([false]);
       expect(await store.complete([{ id: ids[1]!, attempt: 1 }])).toEqual([true]);
       expect(await store.get(ids[1]!, T0)).toBeNull();
@@ -100,7 +100,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("complete removes the job only for the claim it names", async () => {
       const [id] = await store.insert([job()], T0);
-      const [c] = await store.claim([id!], "n", T0, LEASE);
+      const [c] = (await store.claim([id!], "n", T0, LEASE)).jobs;
       expect(await store.complete([{ id: id!, attempt: 99 }])).toEqual([false]);
       expect(await store.complete([{ id: id!, attempt: c!.attempts }])).toEqual([true]);
       expect(await store.get(id!, T0)).toBeNull();
@@ -109,18 +109,18 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("retry hands the job back with its run time and error, attempts kept", async () => {
       const [id] = await store.insert([job()], T0);
-      await store.claim([id!], "n", T0, LEASE);
+      (await store.claim([id!], "n", T0, LEASE)).jobs;
       expect(await store.retry([{ id: id!, attempt: 1, runAt: T0 + 5000, error: "boom" }])).toEqual([true]);
       expect(await store.get(id!, T0)).toMatchObject({ state: "scheduled", attempts: 1, runAt: T0 + 5000, lastError: "boom" });
       expect(await store.retry([{ id: id!, attempt: 1, runAt: T0, error: "again" }])).toEqual([false]);
-      const [again] = await store.claim([id!], "n", T0 + 5000, LEASE);
+      const [again] = (await store.claim([id!], "n", T0 + 5000, LEASE)).jobs;
       expect(again!.attempts).toBe(2);
       expect(again!.lastError).toBe("boom");
     });
 
     test("bury moves the job to dead with its error, fenced", async () => {
       const [id] = await store.insert([job()], T0);
-      await store.claim([id!], "n", T0, LEASE);
+      (await store.claim([id!], "n", T0, LEASE)).jobs;
       expect(await store.bury([{ id: id!, attempt: 2, error: "x" }], T0)).toEqual([false]);
       expect(await store.bury([{ id: id!, attempt: 1, error: "fatal" }], T0 + 7)).toEqual([true]);
       expect(await store.get(id!, T0)).toMatchObject({ state: "dead", lastError: "fatal", failedAt: T0 + 7, attempts: 1 });
@@ -129,7 +129,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("batch moves report per item which took effect", async () => {
       const ids = await store.insert([job(), job(), job()], T0);
-      await store.claim(ids, "n", T0, LEASE);
+      (await store.claim(ids, "n", T0, LEASE)).jobs;
       const res = await store.complete([{ id: ids[0]!, attempt: 1 }, { id: ids[1]!, attempt: 5 }, { id: ids[2]!, attempt: 1 }]);
       expect(res).toEqual([true, false, true]);
       expect(await store.retry([{ id: ids[1]!, attempt: 1, runAt: T0, error: "e" }, { id: ids[0]!, attempt: 1, runAt: T0, error: "e" }])).toEqual([true, false]);
@@ -137,7 +137,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("a batch naming a stale attempt beside the running one of the same job reports each claim's own fate", async () => {
       const [a, b, c, d] = await store.insert([job({ maxAttempts: 5 }), job({ maxAttempts: 5 }), job({ maxAttempts: 5 }), job({ maxAttempts: 5 })], T0);
-      await store.claim([a!, b!, c!, d!], "n", T0, LEASE);
+      (await store.claim([a!, b!, c!, d!], "n", T0, LEASE)).jobs;
       const stale = (id: number) => ({ id, attempt: 2 });
       const live = (id: number) => ({ id, attempt: 1 });
       expect(await store.extendLeases([stale(a!), live(a!)], "n", T0 + 60_000)).toEqual([false, true]);
@@ -151,7 +151,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("extendLeases is fenced by attempt and owner", async () => {
       const [id] = await store.insert([job()], T0);
-      await store.claim([id!], "me", T0, LEASE);
+      (await store.claim([id!], "me", T0, LEASE)).jobs;
       expect(await store.extendLeases([{ id: id!, attempt: 1 }], "other", T0 + 99_000)).toEqual([false]);
       expect(await store.extendLeases([{ id: id!, attempt: 2 }], "me", T0 + 99_000)).toEqual([false]);
       expect(await store.extendLeases([{ id: id!, attempt: 1 }], "me", T0 + 99_000)).toEqual([true]);
@@ -162,13 +162,13 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("the reaper returns expired leases to pending, attempts kept, and a late completion then does nothing", async () => {
       const [id] = await store.insert([job({ priority: 4 })], T0);
-      await store.claim([id!], "n", T0, LEASE);
+      (await store.claim([id!], "n", T0, LEASE)).jobs;
       expect((await store.reapExpired(T0 + LEASE - 1, 100)).map((e) => e.id)).not.toContain(id!);
       const back = await store.reapExpired(T0 + LEASE + 1, 100);
       expect(back.find((e) => e.id === id)).toEqual({ id: id!, type: "t", priority: 4, runAt: T0 + LEASE + 1, createdAt: T0 });
       expect(await store.complete([{ id: id!, attempt: 1 }])).toEqual([false]);
       expect(await store.get(id!, T0 + LEASE + 1)).toMatchObject({ state: "pending", attempts: 1 });
-      const [again] = await store.claim([id!], "n", T0 + LEASE + 2, LEASE);
+      const [again] = (await store.claim([id!], "n", T0 + LEASE + 2, LEASE)).jobs;
       expect(again!.attempts).toBe(2);
       await store.complete([{ id: id!, attempt: 2 }]);
     });
@@ -176,7 +176,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
     test("the reaper never brings back a completed job, and a late completion never undoes a reap (raced)", async () => {
       const rounds = 200;
       const ids = await store.insert(Array.from({ length: rounds }, () => job()), T0);
-      await store.claim(ids, "racer", T0, 1000);
+      (await store.claim(ids, "racer", T0, 1000)).jobs;
       const completions = store.complete(ids.map((id) => ({ id, attempt: 1 })));
       const reaps = Promise.all(Array.from({ length: 8 }, () => store.reapExpired(T0 + 5000, 50)));
       const [done, reaped] = await Promise.all([completions, reaps]);
@@ -189,14 +189,14 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
         if (done[i]) expect(view).toBeNull();
         else expect(view).toMatchObject({ state: "pending", attempts: 1 });
       }
-      await store.claim([...reapedIds], "racer", T0 + 5000, LEASE);
+      (await store.claim([...reapedIds], "racer", T0 + 5000, LEASE)).jobs;
       await store.complete([...reapedIds].map((id) => ({ id, attempt: 2 })));
     });
 
     test("an attempt that never reports back on its final try is dead-lettered, not retried forever", async () => {
       const [byLease, byRestart] = await store.insert([job({ maxAttempts: 1 }), job({ maxAttempts: 1 })], T0);
-      await store.claim([byLease!], "gone", T0, 10);
-      await store.claim([byRestart!], "final-owner", T0, LEASE);
+      (await store.claim([byLease!], "gone", T0, 10)).jobs;
+      (await store.claim([byRestart!], "final-owner", T0, LEASE)).jobs;
       expect((await store.reapExpired(T0 + 20, 100)).map((e) => e.id)).not.toContain(byLease!);
       expect(await store.get(byLease!, T0)).toMatchObject({ state: "dead", attempts: 1, lastError: "lease expired on the final attempt", failedAt: T0 + 20 });
       expect(await store.recoverOwner("final-owner", T0 + 30)).toEqual([]);
@@ -205,7 +205,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("concurrent claims of the same ids hand each job to exactly one claimer", async () => {
       const ids = await store.insert(Array.from({ length: 100 }, () => job()), T0);
-      const results = await Promise.all(Array.from({ length: 5 }, (_, k) => store.claim(ids, `n${k}`, T0, LEASE)));
+      const results = await Promise.all(Array.from({ length: 5 }, (_, k) => store.claim(ids, `n${k}`, T0, LEASE).then((r) => r.jobs)));
       const all = results.flat().map((j) => j.id).sort((a, b) => a - b);
       expect(all).toEqual([...ids].sort((a, b) => a - b));
       await store.complete(all.map((id) => ({ id, attempt: 1 })));
@@ -213,12 +213,12 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("release hands this node's aborted attempts back at once, the attempt not counted", async () => {
       const [id] = await store.insert([job()], T0);
-      await store.claim([id!], "me", T0, LEASE);
+      (await store.claim([id!], "me", T0, LEASE)).jobs;
       expect(await store.release([{ id: id!, attempt: 1 }], "other", T0 + 10)).toEqual([]);
       const back = await store.release([{ id: id!, attempt: 1 }], "me", T0 + 10);
       expect(back).toEqual([{ id: id!, type: "t", priority: 0, runAt: T0 + 10, createdAt: T0 }]);
       expect(await store.get(id!, T0 + 10)).toMatchObject({ state: "pending", attempts: 0 });
-      await store.claim([id!], "me", T0 + 10, LEASE);
+      (await store.claim([id!], "me", T0 + 10, LEASE)).jobs;
       await store.complete([{ id: id!, attempt: 1 }]);
     });
 
@@ -226,8 +226,8 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const lease = { owner: "stray-me", until: T0 + LEASE };
       const [claimed, running, born, theirs] = await store.insert([job({ priority: 3 }), job(), job({ type: "b" }), job()], T0);
       const [bornLeased] = await store.insert([job({ type: "b", lease })], T0 + 5);
-      await store.claim([claimed!, running!], "stray-me", T0 + 1, LEASE);
-      await store.claim([theirs!], "someone", T0 + 1, LEASE);
+      (await store.claim([claimed!, running!], "stray-me", T0 + 1, LEASE)).jobs;
+      (await store.claim([theirs!], "someone", T0 + 1, LEASE)).jobs;
       const back = await store.releaseStrays("stray-me", [running!], T0 + 20);
       expect(back.sort((a, b) => a.id - b.id)).toEqual([
         { id: claimed!, type: "t", priority: 3, runAt: T0, createdAt: T0 },
@@ -239,20 +239,20 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(await store.get(theirs!, T0 + 20)).toMatchObject({ state: "inflight", owner: "someone" });
       expect((await store.get(born!, T0 + 20))!.state).toBe("pending");
       expect(await store.releaseStrays("stray-me", [running!], T0 + 20)).toEqual([]);
-      const again = await store.claim([claimed!, bornLeased!, born!], "stray-me", T0 + 20, LEASE);
+      const again = (await store.claim([claimed!, bornLeased!, born!], "stray-me", T0 + 20, LEASE)).jobs;
       expect(again.map((j) => j.attempts)).toEqual([1, 1, 1]);
       await store.complete([...again.map((j) => ({ id: j.id, attempt: 1 })), { id: running!, attempt: 1 }, { id: theirs!, attempt: 1 }]);
     });
 
     test("recoverOwner returns only that owner's inflight rows, attempts kept", async () => {
       const [mine, theirs] = await store.insert([job(), job()], T0);
-      await store.claim([mine!], "old-me", T0, LEASE);
-      await store.claim([theirs!], "someone", T0, LEASE);
+      (await store.claim([mine!], "old-me", T0, LEASE)).jobs;
+      (await store.claim([theirs!], "someone", T0, LEASE)).jobs;
       const back = await store.recoverOwner("old-me", T0);
       expect(back.map((e) => e.id)).toEqual([mine!]);
       expect(await store.get(mine!, T0)).toMatchObject({ state: "pending", attempts: 1 });
       expect((await store.get(theirs!, T0))!.state).toBe("inflight");
-      await store.claim([mine!], "n", T0, LEASE);
+      (await store.claim([mine!], "n", T0, LEASE)).jobs;
       await store.complete([{ id: mine!, attempt: 2 }, { id: theirs!, attempt: 1 }]);
     });
 
@@ -284,7 +284,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const [old, urgent, future, taken] = await store.insert([
         job({ runAt: late }), job({ runAt: late + 3000, priority: 5 }), job({ runAt: late + 60_000 }), job({ runAt: late }),
       ], T0);
-      await store.claim([taken!], "n", late, LEASE);
+      (await store.claim([taken!], "n", late, LEASE)).jobs;
       // agingMs 1000: urgent's key is late + 3000 − 5000 < old's key late: urgent first.
       const first = await store.claimNext(1, "me", late + 5000, LEASE, 1000);
       expect(first.map((j) => j.id)).toEqual([urgent!]);
@@ -377,7 +377,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
     test("counts reflect the three tables", async () => {
       const c0 = await store.counts();
       const [a, b] = await store.insert([job(), job()], T0);
-      await store.claim([a!, b!], "n", T0, LEASE);
+      (await store.claim([a!, b!], "n", T0, LEASE)).jobs;
       await store.bury([{ id: b!, attempt: 1, error: "x" }], T0);
       const c1 = await store.counts();
       expect(c1).toEqual({ pending: c0.pending, inflight: c0.inflight + 1, dead: c0.dead + 1 });
@@ -386,7 +386,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("empty batches are no-ops", async () => {
       expect(await store.insert([], T0)).toEqual([]);
-      expect(await store.claim([], "n", T0, LEASE)).toEqual([]);
+      expect((await store.claim([], "n", T0, LEASE)).jobs).toEqual([]);
       expect(await store.complete([])).toEqual([]);
       expect(await store.retry([])).toEqual([]);
       expect(await store.bury([], T0)).toEqual([]);
@@ -397,7 +397,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
     test("unicode and large payloads round-trip verbatim", async () => {
       const payload = JSON.stringify({ s: "héllo ✓ \u0000-free 🚀", big: "x".repeat(200_000) });
       const [id] = await store.insert([job({ payload })], T0);
-      const [c] = await store.claim([id!], "n", T0, LEASE);
+      const [c] = (await store.claim([id!], "n", T0, LEASE)).jobs;
       expect(c!.payload).toBe(payload);
       await store.complete([{ id: id!, attempt: 1 }]);
     });
@@ -431,15 +431,15 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const holds = async (key: string, id: number) => (await store.add([job({ idempotencyKey: key })], T0))[0]!.id === id;
       // Completed: released.
       const [a] = await store.add([job({ idempotencyKey: "k-life" })], T0);
-      await store.claim([a!.id], "n", T0, LEASE);
+      (await store.claim([a!.id], "n", T0, LEASE)).jobs;
       expect(await holds("k-life", a!.id)).toBe(true);
       await store.retry([{ id: a!.id, attempt: 1, runAt: T0, error: "e" }]);
       expect(await holds("k-life", a!.id)).toBe(true);
-      await store.claim([a!.id], "n", T0, LEASE);
+      (await store.claim([a!.id], "n", T0, LEASE)).jobs;
       await store.bury([{ id: a!.id, attempt: 2, error: "e" }], T0);
       expect(await holds("k-life", a!.id)).toBe(true);
       await store.retryDead([a!.id], T0);
-      await store.claim([a!.id], "n", T0, LEASE);
+      (await store.claim([a!.id], "n", T0, LEASE)).jobs;
       expect(await store.complete([{ id: a!.id, attempt: 1 }])).toEqual([true]);
       const [b] = await store.add([job({ idempotencyKey: "k-life" })], T0);
       expect(b!.duplicate).toBe(false);
@@ -448,16 +448,16 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.cancelPending([b!.id]);
       const [c] = await store.add([job({ idempotencyKey: "k-life" })], T0);
       expect(c!.duplicate).toBe(false);
-      await store.claim([c!.id], "n", T0, LEASE);
+      (await store.claim([c!.id], "n", T0, LEASE)).jobs;
       await store.completeCancelled([{ id: c!.id, attempt: 1 }]);
       const [d] = await store.add([job({ idempotencyKey: "k-life" })], T0);
       expect(d!.duplicate).toBe(false);
-      await store.claim([d!.id], "n", T0, LEASE);
+      (await store.claim([d!.id], "n", T0, LEASE)).jobs;
       await store.bury([{ id: d!.id, attempt: 1, error: "x" }], T0);
       await store.deleteDead([d!.id]);
       const [e] = await store.add([job({ idempotencyKey: "k-life", type: "k.bulk" })], T0);
       expect(e!.duplicate).toBe(false);
-      await store.claim([e!.id], "n", T0, LEASE);
+      (await store.claim([e!.id], "n", T0, LEASE)).jobs;
       await store.bury([{ id: e!.id, attempt: 1, error: "x" }], T0);
       await store.deleteDeadOfType("k.bulk", 10);
       expect((await store.add([job({ idempotencyKey: "k-life" })], T0))[0]!.duplicate).toBe(false);
@@ -484,7 +484,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const others = (x: typeof base) => x.types.filter((t) => !t.type.startsWith("st."));
       const [a1, a2, a3] = await store.insert([job({ type: "st.a", runAt: T0 - 500 }), job({ type: "st.a", runAt: T0 + 9000 }), job({ type: "st.a" })], T0 - 1000);
       const [b1, b2] = await store.insert([job({ type: "st.b" }), job({ type: "st.b" })], T0 - 1000);
-      await store.claim([a3!, b1!, b2!], "n", T0, LEASE);
+      (await store.claim([a3!, b1!, b2!], "n", T0, LEASE)).jobs;
       await store.bury([{ id: b2!, attempt: 1, error: "x" }], T0);
       const st = await store.stats(T0);
       expect(st.types.filter((t) => t.type.startsWith("st."))).toEqual([
@@ -502,7 +502,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("complete with keep leaves a completed record with its result and key until it is pruned", async () => {
       const [a, b] = await store.insert([job({ type: "kc", priority: 3, idempotencyKey: "k-kept" }), job({ type: "kc" })], T0);
-      await store.claim([a!, b!], "n", T0, LEASE);
+      (await store.claim([a!, b!], "n", T0, LEASE)).jobs;
       expect(await store.complete([{ id: a!, attempt: 2, result: "no" }], { finishedAt: T0 + 10, expiresAt: T0 + 40 })).toEqual([false]);
       expect(await store.complete([{ id: a!, attempt: 1, result: "made 3 thumbnails" }, { id: b!, attempt: 1 }], { finishedAt: T0 + 10, expiresAt: T0 + 40 })).toEqual([true, true]);
       expect(await store.get(a!, T0 + 20)).toMatchObject({
@@ -528,18 +528,18 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
 
     test("cancelPending deletes pending and scheduled jobs only, and says which", async () => {
       const [due, later, running] = await store.insert([job(), job({ runAt: T0 + 60_000 }), job()], T0);
-      await store.claim([running!], "n", T0, LEASE);
+      (await store.claim([running!], "n", T0, LEASE)).jobs;
       expect(await store.cancelPending([due!, later!, running!, 999_999_997])).toEqual([true, true, false, false]);
       expect(await store.get(due!, T0)).toBeNull();
       expect(await store.get(later!, T0)).toBeNull();
-      expect(await store.claim([due!], "n", T0, LEASE)).toEqual([]);
+      expect((await store.claim([due!], "n", T0, LEASE)).jobs).toEqual([]);
       expect(await store.cancelPending([])).toEqual([]);
       await store.complete([{ id: running!, attempt: 1 }]);
     });
 
     test("completeCancelled removes a running attempt only for the claim it names", async () => {
       const [id] = await store.insert([job()], T0);
-      await store.claim([id!], "n", T0, LEASE);
+      (await store.claim([id!], "n", T0, LEASE)).jobs;
       expect(await store.completeCancelled([{ id: id!, attempt: 2 }])).toEqual([false]);
       expect(await store.completeCancelled([{ id: id!, attempt: 1 }])).toEqual([true]);
       expect(await store.get(id!, T0)).toBeNull();
@@ -550,7 +550,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
     /** Jobs of a type of their own, claimed and buried, so dead-letter tests see only their rows. */
     async function buried(type: string, n: number, failedAt = T0): Promise<number[]> {
       const ids = await store.insert(Array.from({ length: n }, (_, i) => job({ type, priority: i % 3 })), T0);
-      await store.claim(ids, "n", T0, LEASE);
+      (await store.claim(ids, "n", T0, LEASE)).jobs;
       await store.bury(ids.map((id) => ({ id, attempt: 1, error: `e${id}` })), failedAt);
       return ids;
     }
@@ -575,7 +575,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const payload = JSON.stringify("é".repeat(49));
       expect(Buffer.byteLength(payload)).toBe(100);
       const ids = await store.insert(Array.from({ length: 5 }, () => job({ type: "dl.bytes", payload })), T0);
-      await store.claim(ids, "n", T0, LEASE);
+      (await store.claim(ids, "n", T0, LEASE)).jobs;
       await store.bury(ids.map((id) => ({ id, attempt: 1, error: "e" })), T0);
       const page = async (maxBytes: number | undefined, limit = 10, afterId = 0) =>
         (await store.listDead({ type: "dl.bytes", afterId, limit, ...(maxBytes !== undefined && { maxBytes }) })).map((j) => j.id);
@@ -599,7 +599,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(back).toEqual([{ id: dead!, type: "rd", priority: 0, runAt: T0 + 50, createdAt: T0 }]);
       expect(await store.get(dead!, T0 + 50)).toMatchObject({ state: "pending", attempts: 0, runAt: T0 + 50, lastError: `e${dead}`, maxAttempts: 3 });
       expect(await store.retryDead([dead!], T0 + 60)).toEqual([]);
-      const [again] = await store.claim([dead!, live!], "n", T0 + 50, LEASE);
+      const [again] = (await store.claim([dead!, live!], "n", T0 + 50, LEASE)).jobs;
       expect(again!.attempts).toBe(1);
       await store.complete([{ id: dead!, attempt: 1 }, { id: live!, attempt: 1 }]);
     });
@@ -615,7 +615,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(await store.retryDeadOfType("rt", T0 + 10, 3)).toEqual([]);
       expect((await store.get(late!, T0))!.state).toBe("dead");
       expect((await store.get(other[0]!, T0))!.state).toBe("dead");
-      await store.claim(ids, "n", T0 + 10, LEASE);
+      (await store.claim(ids, "n", T0 + 10, LEASE)).jobs;
       await store.complete(ids.map((id) => ({ id, attempt: 1 })));
       await store.deleteDead([late!, other[0]!]);
     });
@@ -636,7 +636,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(await store.deleteDead([])).toEqual([]);
       expect(await store.retryDead([], T0)).toEqual([]);
       await store.deleteDead(keep);
-      await store.claim([live!], "n", T0, LEASE);
+      (await store.claim([live!], "n", T0, LEASE)).jobs;
       await store.complete([{ id: live!, attempt: 1 }]);
     });
   });

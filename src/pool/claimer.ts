@@ -3,7 +3,8 @@
 // adopts the store's more urgent rows into the heap. It runs no handler and settles nothing.
 import { StoreOutcomeUnknownError } from "../errors.ts";
 import { ReadyBatch, type ReadyEntry, type Scheduler } from "../queue/scheduler.ts";
-import type { ClaimedJob } from "../store/rows.ts";
+import type { ClaimedJob, HeldJob } from "../store/rows.ts";
+import type { Gate } from "./gate.ts";
 import type { JobMoves } from "../store/store.ts";
 import type { Attempts } from "./attempt.ts";
 import type { PoolModeSwitch } from "./mode.ts";
@@ -27,6 +28,7 @@ export interface ClaimerDeps {
   defer: (fn: () => void) => void;
   mode: Pick<PoolModeSwitch, "current" | "stopping" | "backOff" | "storeAnswered">;
   slots: Slots;
+  gate: Pick<Gate, "held">;
   strays: Pick<Strays, "owed" | "owe" | "requeue" | "maybeSweep">;
   /** Start attempts for claimed jobs; readyAtById gives heap jobs' ready times (for the wait metric). */
   start: Attempts["start"];
@@ -128,6 +130,18 @@ export function createClaimer(deps: ClaimerDeps) {
     return true;
   }
 
+  /** Jobs the store held back go back to the heap as they were, and the gate shuts their types for a while. */
+  function holdBack(held: readonly HeldJob[], entries: readonly ReadyEntry[], n: number): void {
+    const ids = new Set(held.map((h) => h.id));
+    const now = clock();
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      if (!ids.delete(e.id)) continue;
+      scheduler.add(e.id, e.priority, e.readyAt, now, e.type);
+    }
+    deps.gate.held(held);
+  }
+
   /**
    * One claim statement for the jobs in `batch`; false when the store failed (they went back to the
    * scheduler). The batch's entries are only read until this returns: the next pop refills them.
@@ -141,8 +155,9 @@ export function createClaimer(deps: ClaimerDeps) {
     const seq = ++claimSeq;
     claimsOut.add(seq);
     let claimed: ClaimedJob[];
+    let held: HeldJob[];
     try {
-      claimed = await store.claim(ids, owner, clock(), leaseMs);
+      ({ jobs: claimed, held } = await store.claim(ids, owner, clock(), leaseMs));
       mode.storeAnswered();
     } catch (err) {
       slots.unhold(n);
@@ -166,7 +181,9 @@ export function createClaimer(deps: ClaimerDeps) {
     claimsOut.delete(seq);
     // Ids the claim did not return were taken elsewhere or cancelled: they hold no slot of their type.
     // Each returned row keeps one entry's slot: a second copy of its id in the batch (the heap can hold
-    // one twice after a lost answer) gives its slot back like any id not returned.
+    // one twice after a lost answer) gives its slot back like any id not returned. Held jobs go back to
+    // the heap as they were, and the gate shuts their type until they may be tried again.
+    if (held.length > 0) holdBack(held, entries, n);
     for (const job of claimed) got.add(job.id);
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;

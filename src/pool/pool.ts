@@ -61,6 +61,7 @@ import type { Scheduler } from "../queue/scheduler.ts";
 import type { JobMoves, StoreInfo } from "../store/store.ts";
 import { createAttempts } from "./attempt.ts";
 import { createClaimer } from "./claimer.ts";
+import { createGate } from "./gate.ts";
 import { createPoolMode } from "./mode.ts";
 import { createSettler } from "./settler.ts";
 import { createSlots } from "./slots.ts";
@@ -122,7 +123,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       claimer.pump();
     },
   });
-  const slots = createSlots({ concurrency: deps.concurrency, registry, scheduler, onRoom: () => claimer.wantPull() });
+  const gate = createGate({ clock, onOpen: () => claimer.pump() });
+  const slots = createSlots({ concurrency: deps.concurrency, registry, scheduler, gate, onRoom: () => claimer.wantPull() });
   const settler = createSettler({
     store, scheduler, registry, clock, owner, keepMs, logger, defer, events, mode,
     backoff: deps.backoff,
@@ -138,7 +140,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     },
   });
   const claimer = createClaimer({
-    store, scheduler, clock, owner, leaseMs, events, defer, mode, slots, strays, notifyIdle,
+    store, scheduler, clock, owner, leaseMs, events, defer, mode, slots, gate, strays, notifyIdle,
     agingMs: deps.agingMs,
     concurrency: deps.concurrency,
     start: (claimed, readyAtById) => attempts.start(claimed, readyAtById),
@@ -190,6 +192,10 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     pull: claimer.pull,
     adopt: claimer.adopt,
     recheck: claimer.recheck,
+    /** The types paused in the store now: none of their jobs is claimed here (the store refuses them too). */
+    setPaused: gate.setPaused,
+    /** Whether flow control keeps jobs of `type` from starting here now (paused, or held back for a while). */
+    shut: (type: string) => gate.shut(type),
     start() {
       mode.enter("running");
       heartbeatTimer = setInterval(() => void heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));
@@ -222,6 +228,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       if (strays.owed) await strays.sweep();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
+      gate.stop();
       await settler.drain();
       return { finished: before - released, released };
     },

@@ -4,6 +4,7 @@
 import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Scheduler } from "../queue/scheduler.ts";
 import type { TypeCap } from "../store/rows.ts";
+import type { Gate } from "./gate.ts";
 
 export interface SlotsDeps {
   /** Slots in the pool. */
@@ -12,6 +13,8 @@ export interface SlotsDeps {
   scheduler: Pick<Scheduler, "typeCount" | "typeName" | "readyCount" | "readyOf">;
   /** A type with a concurrency limit gave back a slot after watchRoom() asked to hear of it (once per ask). */
   onRoom: () => void;
+  /** Flow control: a type it shuts has no room at all. */
+  gate: Pick<Gate, "shut">;
 }
 
 export function createSlots(deps: SlotsDeps) {
@@ -34,10 +37,18 @@ export function createSlots(deps: SlotsDeps) {
     }
   }
 
-  /** How many more jobs of `type` may start here, or undefined when the type sets no limit. */
+  /** How many more jobs of `type` may start here, or undefined when nothing limits it but the pool. */
   function roomFor(type: string): number | undefined {
+    if (deps.gate.shut(type)) return 0;
     const limit = registry.get(type)?.concurrency;
     return limit === undefined ? undefined : limit - (occupied.get(type) ?? 0);
+  }
+
+  /** Every type the heaps know (a paused type may have jobs but no handler here). */
+  function scheduledTypes(): string[] {
+    const out: string[] = [];
+    for (let code = 0; code < scheduler.typeCount; code++) out.push(scheduler.typeName(code));
+    return out;
   }
 
   return {
@@ -112,10 +123,10 @@ export function createSlots(deps: SlotsDeps) {
       }
       return ready > blocked;
     },
-    /** Caps for claimNext: every limited type this process knows, with its room left. */
+    /** Caps for claimNext: every limited or shut type this process knows, with its room left. */
     caps(): TypeCap[] {
       const caps: TypeCap[] = [];
-      for (const type of registry.types()) {
+      for (const type of new Set([...registry.types(), ...scheduledTypes()])) {
         const room = roomFor(type);
         if (room !== undefined) caps.push({ type, room: Math.max(0, room) });
       }

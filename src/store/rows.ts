@@ -63,6 +63,27 @@ export interface ClaimedJob {
   lastError: string | null;
 }
 
+/** Why a claim left a due pending job where it was: flow control holds it for now. */
+export type HoldReason = "paused" | "rate_limit" | "key_concurrency";
+
+/** A job a claim did not take although it is still pending and due, and when to ask again. */
+export interface HeldJob {
+  id: number;
+  type: string;
+  /** The job's key (see NewJob.key), or null. */
+  key: string | null;
+  reason: HoldReason;
+  /** How long until the store may start it (a rate limit's next token), or null when it cannot tell. */
+  retryInMs: number | null;
+}
+
+/** What a claim by id did: the jobs it moved to inflight, and those flow control held back. */
+export interface ClaimResult {
+  jobs: ClaimedJob[];
+  /** Still pending: not started for now. Ids in neither list were taken elsewhere, cancelled, or are not due. */
+  held: HeldJob[];
+}
+
 /** A finished attempt; `result` (a short summary, e.g. a command's stdout) is kept with a completed record. */
 export interface CompleteMove extends ClaimRef {
   result?: string | null;

@@ -4,7 +4,7 @@
 // embedded SQLite) implement all of them and pass one contract suite (tests/store.contract.ts).
 // Times are epoch milliseconds passed in by the caller.
 import type {
-  BuryMove, ClaimRef, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
+  BuryMove, ClaimRef, ClaimResult, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
   StoreStats, TypeCap,
 } from "./rows.ts";
 import type { Clock } from "../clock.ts";
@@ -37,10 +37,11 @@ export interface JobMoves {
    */
   add(jobs: NewJob[], now: number): Promise<InsertResult[]>;
   /**
-   * Move the given pending ids to inflight in one transaction (attempts + 1, lease, owner).
-   * Ids not returned were claimed elsewhere, cancelled or are not due: the caller drops them.
+   * Move the given pending ids to inflight in one transaction (attempts + 1, lease, owner), except
+   * those flow control holds back for now (`held`: still pending, with why and when to ask again).
+   * Ids in neither list were claimed elsewhere, cancelled or are not due: the caller drops them.
    */
-  claim(ids: number[], owner: string, now: number, leaseMs: number): Promise<ClaimedJob[]>;
+  claim(ids: number[], owner: string, now: number, leaseMs: number): Promise<ClaimResult>;
   /**
    * Claim up to `limit` due pending rows this process's heap may not hold (another node's backlog;
    * a commit whose reply was lost): the most urgent by aging key (run_at − priority × agingMs, then

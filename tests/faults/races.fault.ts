@@ -47,7 +47,7 @@ for (const [name, open] of stores) {
       for (let round = 0; round < ROUNDS; round++) {
         const now = T0 + round * 100_000;
         const ids = await a!.insert(Array.from({ length: PER_ROUND }, () => job({ runAt: now, maxAttempts: 5 })), now);
-        await a!.claim(ids, "racer", now, 1000); // leases end at now + 1000
+        (await a!.claim(ids, "racer", now, 1000)).jobs; // leases end at now + 1000
         const refs = ids.map((id) => ({ id, attempt: 1 }));
         const third = Math.floor(PER_ROUND / 3);
         const moves: Array<() => Promise<unknown>> = [
@@ -84,7 +84,7 @@ for (const [name, open] of stores) {
         extendWins += extended!.filter(Boolean).length;
         reaperWins += reaped.size;
         // Clear the round: everything left is claimed and completed, fenced by its attempt.
-        const left = await a!.claim(ids, "racer", now + 10_000, 1000);
+        const left = (await a!.claim(ids, "racer", now + 10_000, 1000)).jobs;
         await a!.complete(left.map((j) => ({ id: j.id, attempt: j.attempts })));
         const stillInflight = ids.filter((_, i) => i >= 2 * third && !reaped.has(ids[i]!));
         await a!.complete(stillInflight.map((id) => ({ id, attempt: 1 })));

@@ -201,7 +201,8 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
     case "claim": {
       const owner = NODES[s.node]!;
       const ids = pickJobs(m, s.picks, "pending");
-      const got = await target.store(s.node).claim(ids, owner, m.now, s.leaseMs);
+      const { jobs: got, held } = await target.store(s.node).claim(ids, owner, m.now, s.leaseMs);
+      same("claim held", held, []); // no flow control in the model's job types
       log(`claim(${JSON.stringify(ids)}, ${owner}, ${s.leaseMs})`, sortedIds(got));
       same("claim ids", sortedIds(got), m.claim(ids, owner, s.leaseMs));
       checkClaimed("claim", got, m);

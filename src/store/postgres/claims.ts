@@ -50,7 +50,7 @@ const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTyp
 export function createClaims(db: Connection): Methods<Pick<JobMoves, "claim" | "claimNext" | "peekUrgent">> {
   return {
     claim: db.op("claim", async (claimIds: number[], owner: string, now: number, leaseMs: number) => {
-      if (claimIds.length === 0) return [];
+      if (claimIds.length === 0) return { jobs: [], held: [] };
       // The due check compares epoch ms, an expression no index covers, so the only index path
       // is the primary key. Written as run_at <= …, a generic plan made while pending_jobs was
       // small (its row count stale while submits pour in) took pending_jobs_run_at_idx instead
@@ -60,7 +60,7 @@ export function createClaims(db: Connection): Methods<Pick<JobMoves, "claim" | "
           DELETE FROM pending_jobs WHERE id = ANY($1::bigint[]) AND ${ms("run_at")} <= $2::float8
           RETURNING *)
         ${CLAIM_INTO_INFLIGHT("$2", "$3", "$4")}`, [claimIds, now, now + leaseMs, owner]);
-      return rows.map(toClaimed);
+      return { jobs: rows.map(toClaimed), held: [] };
     }),
 
     claimNext: db.op("claimNext", async (limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[] = []) => {

@@ -22,7 +22,7 @@ export function createClaims({ conn }: { conn: Connection }): Part<"claim" | "cl
   const deletePending = prepare<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?");
   const claimTx = db.transaction((ids: number[], owner: string, now: number, leaseMs: number) =>
     moveEach(ids, (id) => claimDue().get(now, now + leaseMs, owner, id, now), deletePending));
-  const claim = op("claim", (ids, owner, now, leaseMs) => (ids.length === 0 ? [] : claimTx.immediate(ids, owner, now, leaseMs)));
+  const claim = op("claim", (ids, owner, now, leaseMs) => ({ jobs: ids.length === 0 ? [] : claimTx.immediate(ids, owner, now, leaseMs), held: [] }));
 
   // ---- the most urgent due rows (peekUrgent, claimNext) ----
   // The oldest due rows of one priority, leaving out some types (a JSON array) (pending_jobs_priority_run_at_idx).
