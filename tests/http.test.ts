@@ -292,6 +292,39 @@ for (const kind of STORE_KINDS) {
       });
     });
 
+    describe("flow-control key and expiry", () => {
+      test("a job's key, deadline and throttle count show in its view; expiresAt and ttlMs fix the same deadline", async () => {
+        const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+        const a = (await (await post(n, { type: "noop", delayMs: 600_000, key: "tenant 🚀 ü", expiresAt })).json()) as { id: string };
+        expect(await view(n, a.id)).toMatchObject({ key: "tenant 🚀 ü", expiresAt, throttles: 0, state: "scheduled" });
+        const before = Date.now();
+        const b = (await (await post(n, { jobs: [{ type: "noop", delayMs: 600_000, ttlMs: 900_000 }] })).json()) as { ids: string[] };
+        const got = await view(n, b.ids[0]!);
+        expect(got.key).toBeNull();
+        const deadline = Date.parse(got.expiresAt as string);
+        expect(deadline - before).toBeGreaterThanOrEqual(900_000);
+        expect(deadline - Date.now()).toBeLessThanOrEqual(900_000);
+        // Without a deadline the field is absent, not null.
+        const c = (await (await post(n, { type: "noop", delayMs: 600_000 })).json()) as { id: string };
+        expect(Object.keys(await view(n, c.id))).not.toContain("expiresAt");
+      });
+
+      test("a bad key or deadline is refused and named, and nothing is stored", async () => {
+        for (const bad of ["", "x".repeat(201), 7, null, "a\u0000b", "k\ud800"]) {
+          expect(await refused(n, () => post(n, { type: "noop", key: bad }), 400, "invalid_request")).toStartWith("key: ");
+        }
+        expect(await refused(n, () => post(n, { type: "noop", ttlMs: 0 }), 400, "invalid_request")).toStartWith("ttlMs: ");
+        expect(await refused(n, () => post(n, { type: "noop", expiresAt: "tomorrow" }), 400, "invalid_request")).toStartWith("expiresAt: ");
+        expect(await refused(n, () => post(n, { type: "noop", ttlMs: 5000, expiresAt: new Date(Date.now() + 60_000).toISOString() }), 400, "invalid_request"))
+          .toContain("give expiresAt or ttlMs, not both");
+        // A deadline before the first run could only ever be dead-lettered.
+        expect(await refused(n, () => post(n, { type: "noop", expiresAt: "2001-01-01T00:00:00Z" }), 400, "invalid_request"))
+          .toStartWith("expiresAt: the job would expire before it may first run");
+        const jobs = [{ type: "noop" }, { type: "noop", delayMs: 60_000, ttlMs: 30_000 }];
+        expect(await refused(n, () => post(n, { jobs }), 400, "invalid_request")).toStartWith("jobs[1].ttlMs: the job would expire");
+      });
+    });
+
     describe("backpressure: --max-queued", () => {
       test("a submit past the cap is refused whole with 429 queue_full and retry-after, before its body is read", async () => {
         const capped = await node({ maxQueued: 3 });

@@ -127,6 +127,30 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(await store.complete([{ id: id!, attempt: 1 }])).toEqual([false]);
     });
 
+    test("a job's key and deadline travel with it through claim, retry, reap, release and burial; a revived dead job keeps only its key", async () => {
+      const key = "tenant-ü-42";
+      const deadline = T0 + 600_000;
+      const [id, born] = await store.insert([job({ key, startBy: deadline }), job({ key, startBy: deadline, lease: { owner: "n", until: T0 + LEASE } })], T0);
+      const fields = { key, startBy: deadline, throttles: 0 };
+      expect(await store.get(id!, T0)).toMatchObject(fields);
+      expect(await store.get(born!, T0)).toMatchObject({ state: "inflight", ...fields });
+      const [c] = (await store.claim([id!], "n", T0, LEASE)).jobs;
+      expect(c).toMatchObject(fields);
+      expect(await store.retry([{ id: id!, attempt: 1, runAt: T0 + 10, error: "e" }])).toEqual([true]);
+      expect(await store.get(id!, T0 + 10)).toMatchObject({ state: "pending", ...fields });
+      expect((await store.claim([id!], "n", T0 + 10, LEASE)).jobs[0]).toMatchObject(fields);
+      expect((await store.release([{ id: born!, attempt: 1 }], "n", T0 + 20)).map((e) => e.id)).toEqual([born!]);
+      expect(await store.get(born!, T0 + 20)).toMatchObject({ state: "pending", ...fields });
+      const reaped = await store.reapExpired(T0 + 10 + LEASE + 1, 100);
+      expect(reaped.find((e) => e.id === id)).toMatchObject({ key });
+      (await store.claim([id!], "n", T0 + LEASE * 2, LEASE)).jobs;
+      expect(await store.bury([{ id: id!, attempt: 3, error: "fatal" }], T0 + LEASE * 2)).toEqual([true]);
+      expect(await store.get(id!, T0 + LEASE * 2)).toMatchObject({ state: "dead", ...fields });
+      const [revived] = await store.retryDead([id!], T0 + LEASE * 3);
+      expect(revived).toMatchObject({ id: id!, key });
+      expect(await store.get(id!, T0 + LEASE * 3)).toMatchObject({ state: "pending", key, startBy: null, throttles: 0 });
+    });
+
     test("batch moves report per item which took effect", async () => {
       const ids = await store.insert([job(), job(), job()], T0);
       (await store.claim(ids, "n", T0, LEASE)).jobs;
@@ -165,7 +189,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       (await store.claim([id!], "n", T0, LEASE)).jobs;
       expect((await store.reapExpired(T0 + LEASE - 1, 100)).map((e) => e.id)).not.toContain(id!);
       const back = await store.reapExpired(T0 + LEASE + 1, 100);
-      expect(back.find((e) => e.id === id)).toEqual({ id: id!, type: "t", priority: 4, runAt: T0 + LEASE + 1, createdAt: T0 });
+      expect(back.find((e) => e.id === id)).toEqual({ id: id!, type: "t", priority: 4, runAt: T0 + LEASE + 1, createdAt: T0, key: null });
       expect(await store.complete([{ id: id!, attempt: 1 }])).toEqual([false]);
       expect(await store.get(id!, T0 + LEASE + 1)).toMatchObject({ state: "pending", attempts: 1 });
       const [again] = (await store.claim([id!], "n", T0 + LEASE + 2, LEASE)).jobs;
@@ -216,7 +240,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       (await store.claim([id!], "me", T0, LEASE)).jobs;
       expect(await store.release([{ id: id!, attempt: 1 }], "other", T0 + 10)).toEqual([]);
       const back = await store.release([{ id: id!, attempt: 1 }], "me", T0 + 10);
-      expect(back).toEqual([{ id: id!, type: "t", priority: 0, runAt: T0 + 10, createdAt: T0 }]);
+      expect(back).toEqual([{ id: id!, type: "t", priority: 0, runAt: T0 + 10, createdAt: T0, key: null }]);
       expect(await store.get(id!, T0 + 10)).toMatchObject({ state: "pending", attempts: 0 });
       (await store.claim([id!], "me", T0 + 10, LEASE)).jobs;
       await store.complete([{ id: id!, attempt: 1 }]);
@@ -230,8 +254,8 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       (await store.claim([theirs!], "someone", T0 + 1, LEASE)).jobs;
       const back = await store.releaseStrays("stray-me", [running!], T0 + 20);
       expect(back.sort((a, b) => a.id - b.id)).toEqual([
-        { id: claimed!, type: "t", priority: 3, runAt: T0, createdAt: T0 },
-        { id: bornLeased!, type: "b", priority: 0, runAt: T0, createdAt: T0 + 5 },
+        { id: claimed!, type: "t", priority: 3, runAt: T0, createdAt: T0, key: null },
+        { id: bornLeased!, type: "b", priority: 0, runAt: T0, createdAt: T0 + 5, key: null },
       ]);
       expect(await store.get(claimed!, T0 + 20)).toMatchObject({ state: "pending", attempts: 0 });
       expect(await store.get(bornLeased!, T0 + 20)).toMatchObject({ state: "pending", attempts: 0 });
@@ -265,7 +289,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
         batches++;
         expect(batch.length).toBeLessThanOrEqual(100);
         for (const e of batch) {
-          expect(Object.keys(e).sort()).toEqual(["createdAt", "id", "priority", "runAt", "type"]);
+          expect(Object.keys(e).sort()).toEqual(["createdAt", "id", "key", "priority", "runAt", "type"]);
           seen.add(e.id);
         }
       }
@@ -596,7 +620,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const [dead] = await buried("rd", 1);
       const [live] = await store.insert([job({ type: "rd" })], T0);
       const back = await store.retryDead([dead!, live!, 999_999_998], T0 + 50);
-      expect(back).toEqual([{ id: dead!, type: "rd", priority: 0, runAt: T0 + 50, createdAt: T0 }]);
+      expect(back).toEqual([{ id: dead!, type: "rd", priority: 0, runAt: T0 + 50, createdAt: T0, key: null }]);
       expect(await store.get(dead!, T0 + 50)).toMatchObject({ state: "pending", attempts: 0, runAt: T0 + 50, lastError: `e${dead}`, maxAttempts: 3 });
       expect(await store.retryDead([dead!], T0 + 60)).toEqual([]);
       const [again] = (await store.claim([dead!, live!], "n", T0 + 50, LEASE)).jobs;

@@ -167,6 +167,9 @@ function jobText(job: JobView): string {
     runAt: new Date(job.runAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
     lastError: job.lastError,
+    key: job.key,
+    throttles: job.throttles,
+    ...(job.startBy !== null && { expiresAt: new Date(job.startBy).toISOString() }),
     ...(job.failedAt !== null && { failedAt: new Date(job.failedAt).toISOString() }),
     ...(job.finishedAt !== undefined && { finishedAt: new Date(job.finishedAt).toISOString(), result: job.result ?? null }),
   };

@@ -16,6 +16,8 @@ export const MAX_PAYLOAD_DEPTH = 128;
 export const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000;
 const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 export const MAX_IDEMPOTENCY_KEY = 200;
+/** Longest flow-control key (a tenant, customer or resource name). */
+export const MAX_FLOW_KEY = 200;
 /** How many issues (or unknown field names) one 400 message lists before summarising the rest. */
 const MAX_LISTED_ISSUES = 5;
 
@@ -55,11 +57,28 @@ export const jobSchema = z
       .regex(/^[^\u0000-\u001f\u007f]*$/, { error: "must not contain control characters" })
       .refine((key) => key.isWellFormed(), { error: "contains a lone UTF-16 surrogate" })
       .optional(),
+    key: z
+      .string({ error: "expected a string" })
+      .min(1, { error: `expected 1 to ${MAX_FLOW_KEY} characters` })
+      .max(MAX_FLOW_KEY, { error: `expected 1 to ${MAX_FLOW_KEY} characters` })
+      .regex(/^[^\u0000-\u001f\u007f]*$/, { error: "must not contain control characters" })
+      .refine((key) => key.isWellFormed(), { error: "contains a lone UTF-16 surrogate" })
+      .optional()
+      .meta({ description: "the job's flow-control key (a tenant, customer or resource): types with key_concurrency or key_rate limit each key, and keys of one type take turns" }),
+    expiresAt: z.iso
+      .datetime({ offset: true, error: "expected an ISO 8601 date-time with a timezone, e.g. 2030-01-01T00:00:00Z" })
+      .optional()
+      .meta({ description: "no attempt starts after this moment: the job is dead-lettered with the error \"expired\" instead" }),
+    ttlMs: intIn(1, MAX_DELAY_MS).optional()
+      .meta({ description: "expiresAt as milliseconds from submission" }),
   })
   .refine((job) => job.runAt === undefined || job.delayMs === undefined, {
     error: "give runAt or delayMs, not both",
   })
-  .meta({ id: "SubmitJob", description: "One job. runAt and delayMs exclude each other; unknown fields are refused." });
+  .refine((job) => job.expiresAt === undefined || job.ttlMs === undefined, {
+    error: "give expiresAt or ttlMs, not both",
+  })
+  .meta({ id: "SubmitJob", description: "One job. runAt and delayMs exclude each other, as do expiresAt and ttlMs; unknown fields are refused." });
 
 export const batchSchema = z
   .strictObject({
@@ -154,21 +173,35 @@ function describeDuplicate({ name, path }: { name: string; path: (string | numbe
   return `${formatPath(field)}: has the member ${JSON.stringify(name)} twice${where(at)}`;
 }
 
-/** A validated job with the type's defaults applied and its first run time fixed against `now`. */
+/**
+ * A validated job with the type's defaults applied and its first run time (and deadline) fixed
+ * against `now`. `index` is its place in a batch (null for a single job), for the error's path.
+ * A deadline that has passed, or that comes before the job's first run, is refused: such a job
+ * could only ever be dead-lettered.
+ */
 export function toNewJob(
   job: SubmittedJob,
   now: number,
   typeDefaults: { priority: number; maxAttempts: number },
+  index: number | null = null,
 ): NewJob {
+  // A runAt in the past means "now": waiting earns priority only from submission on, so a
+  // backdated runAt cannot buy more than the 0-100 priority range allows.
+  const runAt = job.runAt !== undefined ? Math.max(Date.parse(job.runAt), now) : now + (job.delayMs ?? 0);
+  const startBy = job.expiresAt !== undefined ? Date.parse(job.expiresAt) : job.ttlMs !== undefined ? now + job.ttlMs : undefined;
+  if (startBy !== undefined && startBy < runAt) {
+    const field = formatPath(index === null ? [job.expiresAt !== undefined ? "expiresAt" : "ttlMs"] : ["jobs", index, job.expiresAt !== undefined ? "expiresAt" : "ttlMs"]);
+    throw badRequest(`${field}: the job would expire before it may first run (${new Date(runAt).toISOString()})`, "invalid_request");
+  }
   return {
     type: job.type,
     payload: job.payloadText,
     priority: job.priority ?? typeDefaults.priority,
     maxAttempts: job.maxAttempts ?? typeDefaults.maxAttempts,
-    // A runAt in the past means "now": waiting earns priority only from submission on, so a
-    // backdated runAt cannot buy more than the 0-100 priority range allows.
-    runAt: job.runAt !== undefined ? Math.max(Date.parse(job.runAt), now) : now + (job.delayMs ?? 0),
+    runAt,
     timeoutMs: job.timeoutMs ?? null,
     ...(job.idempotencyKey !== undefined && { idempotencyKey: job.idempotencyKey }),
+    ...(job.key !== undefined && { key: job.key }),
+    ...(startBy !== undefined && { startBy }),
   };
 }

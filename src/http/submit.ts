@@ -130,6 +130,6 @@ function toNewJobs({ jobs, batch }: SubmitBody, deps: AppDeps): NewJob[] {
       const path = formatPath(batch ? ["jobs", i, "runAt"] : ["runAt"]);
       throw badRequest(`${path}: must be at most 365 days from now (as delayMs)`, "invalid_request");
     }
-    return toNewJob(job, now, defaults);
+    return toNewJob(job, now, defaults, batch ? i : null);
   });
 }

@@ -11,6 +11,7 @@ import pg011 from "../../sql/postgres/011_completed_jobs.sql" with { type: "text
 import pg012 from "../../sql/postgres/012_inflight_pk_only.sql" with { type: "text" };
 import pg013 from "../../sql/postgres/013_completed_expiry.sql" with { type: "text" };
 import pg014 from "../../sql/postgres/014_pending_priority_run_at.sql" with { type: "text" };
+import pg015 from "../../sql/postgres/015_flow_columns.sql" with { type: "text" };
 import lite001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
 import lite002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
 import lite003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
@@ -19,6 +20,7 @@ import lite011 from "../../sql/sqlite/011_completed_jobs.sql" with { type: "text
 import lite012 from "../../sql/sqlite/012_inflight_pk_only.sql" with { type: "text" };
 import lite013 from "../../sql/sqlite/013_completed_expiry.sql" with { type: "text" };
 import lite014 from "../../sql/sqlite/014_pending_priority_run_at.sql" with { type: "text" };
+import lite015 from "../../sql/sqlite/015_flow_columns.sql" with { type: "text" };
 
 export type Dialect = "postgres" | "sqlite";
 
@@ -37,11 +39,12 @@ const NAMES = [
   "012_inflight_pk_only",
   "013_completed_expiry",
   "014_pending_priority_run_at",
+  "015_flow_columns",
 ] as const;
 
 const SQL: Record<Dialect, readonly string[]> = {
-  postgres: [pg001, pg002, pg003, pg010, pg011, pg012, pg013, pg014],
-  sqlite: [lite001, lite002, lite003, lite010, lite011, lite012, lite013, lite014],
+  postgres: [pg001, pg002, pg003, pg010, pg011, pg012, pg013, pg014, pg015],
+  sqlite: [lite001, lite002, lite003, lite010, lite011, lite012, lite013, lite014, lite015],
 };
 
 /** The table that records what was applied, in each dialect. */

@@ -25,6 +25,10 @@ export interface NewJob {
    * claim then share one commit; a crash leaves the row leased, and the reaper hands it back.
    */
   lease?: { owner: string; until: number };
+  /** The job's flow-control key (a tenant, customer or resource): types may limit and share turns per key. */
+  key?: string;
+  /** The moment (ms) after which no attempt of the job may start: it is dead-lettered as expired instead. */
+  startBy?: number;
 }
 
 /** One submitted job's fate: its new id, or (duplicate) the id of the job already holding its key. */
@@ -41,6 +45,8 @@ export interface PendingEntry {
   priority: number;
   runAt: number;
   createdAt: number;
+  /** The job's flow-control key, or null (keyed types share turns between keys). */
+  key: string | null;
 }
 
 /** The claim a running attempt belongs to: every move out of inflight names it (fencing). */
@@ -61,6 +67,12 @@ export interface ClaimedJob {
   runAt: number;
   createdAt: number;
   lastError: string | null;
+  /** The job's flow-control key, or null. */
+  key: string | null;
+  /** No attempt may start after this moment (ms), or null. */
+  startBy: number | null;
+  /** Times a target pushed back (429/503 with Retry-After) and the job waited without using an attempt. */
+  throttles: number;
 }
 
 /** Why a claim left a due pending job where it was: flow control holds it for now. */
@@ -115,6 +127,12 @@ export interface JobView {
   owner: string | null;
   leaseUntil: number | null;
   failedAt: number | null;
+  /** The job's flow-control key, or null. */
+  key: string | null;
+  /** No attempt starts after this moment (ms), or null. Not kept with completed records. */
+  startBy: number | null;
+  /** Times a target pushed back and the job waited without using an attempt. */
+  throttles: number;
   /** Completed records only (kept with --keep-completed; they have no payload: "null"). */
   finishedAt?: number;
   result?: string | null;

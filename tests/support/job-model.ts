@@ -158,6 +158,7 @@ export class JobModel {
     return {
       id, type: j.type, payload: j.payload, priority: j.priority, attempts: j.attempts, maxAttempts: j.maxAttempts,
       timeoutMs: j.timeoutMs, runAt: j.runAt, createdAt: j.createdAt, lastError: j.lastError,
+      key: null, startBy: null, throttles: 0,
     };
   }
 
@@ -380,7 +381,7 @@ export class JobModel {
   }
 
   private entry(j: ModelJob): PendingEntry {
-    return { id: j.id, type: j.type, priority: j.priority, runAt: j.runAt, createdAt: j.createdAt };
+    return { id: j.id, type: j.type, priority: j.priority, runAt: j.runAt, createdAt: j.createdAt, key: null };
   }
 
   private startAttempt(j: ModelJob, owner: string, until: number): void {

@@ -5,12 +5,12 @@ import type { Admin, StoreTestHooks } from "../store.ts";
 import type { DeadQuery, JobState, JobView, StoreCounts, StatsRow } from "../rows.ts";
 import { statsFromRows } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
-import { ENTRY_COLS, JOB_COLS, at, ms, toClaimed, toEntry, type EntryRow, type JobRow } from "./sql.ts";
+import { CARRY_COLS, REVIVED_CARRY, ENTRY_COLS, JOB_COLS, at, ms, toClaimed, toEntry, type EntryRow, type JobRow } from "./sql.ts";
 
 /** The tail of a statement whose CTE `moved` holds dead rows an operator retries: pending, attempts 0, due at `runAt`. */
 const FROM_DEAD = (runAt: string) => `
-  INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
-  SELECT id, type, payload, priority, 0, max_attempts, timeout_ms, ${runAt}, created_at, last_error
+  INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
+  SELECT id, type, payload, priority, 0, max_attempts, timeout_ms, ${runAt}, created_at, last_error, ${REVIVED_CARRY}
   FROM moved
   RETURNING ${ENTRY_COLS}`;
 
@@ -42,7 +42,7 @@ export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks
         SELECT 'dead', ${JOB_COLS}, NULL, NULL, ${ms("failed_at")}, NULL, NULL FROM dead_jobs WHERE id = $1
         UNION ALL
         SELECT 'completed', id, type, 'null', priority, attempts, max_attempts, NULL, ${ms("run_at")}, ${ms("created_at")}, NULL,
-               NULL, NULL, NULL, ${ms("finished_at")}, result
+               NULL, NULL, 0, NULL, NULL, NULL, ${ms("finished_at")}, result
           FROM completed_jobs WHERE id = $1`, [id]);
       const r = rows[0];
       if (!r) return null;

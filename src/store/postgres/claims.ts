@@ -4,7 +4,7 @@
 import type { JobMoves } from "../store.ts";
 import type { TypeCap } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
-import { ENTRY_COLS, JOB_COLS, at, ms, toClaimed, toEntry, type EntryRow, type JobRow } from "./sql.ts";
+import { CARRY_COLS, ENTRY_COLS, JOB_COLS, at, ms, toClaimed, toEntry, type EntryRow, type JobRow } from "./sql.ts";
 import { agingKeySql } from "../../aging.ts";
 
 /**
@@ -14,14 +14,14 @@ import { agingKeySql } from "../../aging.ts";
  */
 const CLAIM_INTO_INFLIGHT = (pickedAtMs: string, untilMs: string, owner: string) => `
   INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at,
-                             created_at, last_error, picked_at, lease_until, owner)
+                             created_at, last_error, picked_at, lease_until, owner, ${CARRY_COLS})
   SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
-         ${at(pickedAtMs)}, ${at(untilMs)}, ${owner}
+         ${at(pickedAtMs)}, ${at(untilMs)}, ${owner}, ${CARRY_COLS}
   FROM moved
   RETURNING ${JOB_COLS}`;
 
 /**
- * The most urgent due pending rows by aging key, with their `key` (run_at − priority × aging, in
+ * The most urgent due pending rows by aging key, with their `urgency` (run_at − priority × aging, in
  * ms): the `limit` oldest of each priority (one probe of pending_jobs_priority_run_at_idx per
  * priority), which hold the `limit` most urgent overall. `claiming` locks them FOR UPDATE SKIP
  * LOCKED, so idle nodes never fight over one backlog, and applies per-type caps (SQL expressions):
@@ -30,10 +30,10 @@ const CLAIM_INTO_INFLIGHT = (pickedAtMs: string, untilMs: string, owner: string)
  * passed with room 0 and so contribute nothing).
  */
 const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTypes: string; capRooms: string }) => `
-  SELECT due.*, ${agingKeySql(ms("due.run_at"), "due.priority", `${agingMs}::float8`)} AS key FROM (
+  SELECT due.*, ${agingKeySql(ms("due.run_at"), "due.priority", `${agingMs}::float8`)} AS urgency FROM (
     SELECT c.* FROM generate_series(0, 100) AS p(priority)
     CROSS JOIN LATERAL (
-      SELECT id, type, priority, run_at, created_at FROM pending_jobs
+      SELECT id, type, priority, run_at, created_at, key FROM pending_jobs
       WHERE priority = p.priority AND run_at <= ${at(now)}
         ${claiming ? `AND type <> ALL(${claiming.capTypes})` : ""}
       ORDER BY run_at, id LIMIT ${limit}
@@ -42,7 +42,7 @@ const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTyp
     SELECT c.* FROM generate_series(0, 100) AS p(priority)
     CROSS JOIN unnest(${claiming.capTypes}, ${claiming.capRooms}) AS k(type, room)
     CROSS JOIN LATERAL (
-      SELECT id, type, priority, run_at, created_at FROM pending_jobs
+      SELECT id, type, priority, run_at, created_at, key FROM pending_jobs
       WHERE priority = p.priority AND type = k.type AND run_at <= ${at(now)}
       ORDER BY run_at, id LIMIT least(k.room, ${limit})
       FOR UPDATE SKIP LOCKED) c` : ""}) due`;
@@ -71,9 +71,9 @@ export function createClaims(db: Connection): Methods<Pick<JobMoves, "claim" | "
         WITH cand AS (${URGENT("$1", "$2", "$3", { capTypes: "$6::text[]", capRooms: "$7::int4[]" })}),
         caps AS (SELECT * FROM unnest($6::text[], $7::int4[]) AS c(type, room)),
         ranked AS (
-          SELECT cand.id, cand.key, c.room, row_number() OVER (PARTITION BY cand.type ORDER BY cand.key, cand.id) AS rn
+          SELECT cand.id, cand.urgency, c.room, row_number() OVER (PARTITION BY cand.type ORDER BY cand.urgency, cand.id) AS rn
           FROM cand LEFT JOIN caps c ON c.type = cand.type),
-        chosen AS (SELECT id FROM ranked WHERE room IS NULL OR rn <= room ORDER BY key, id LIMIT $2),
+        chosen AS (SELECT id FROM ranked WHERE room IS NULL OR rn <= room ORDER BY urgency, id LIMIT $2),
         moved AS (DELETE FROM pending_jobs WHERE id IN (SELECT id FROM chosen) RETURNING *)
         ${CLAIM_INTO_INFLIGHT("$1", "$4", "$5")}`,
         [now, limit, agingMs, now + leaseMs, owner, caps.map((c) => c.type), caps.map((c) => Math.max(0, c.room))]);
@@ -84,7 +84,7 @@ export function createClaims(db: Connection): Methods<Pick<JobMoves, "claim" | "
       if (limit <= 0) return [];
       const rows = await db.query<EntryRow>(`
         SELECT ${ENTRY_COLS}
-        FROM (${URGENT("$1", "$2", "$3")}) u ORDER BY key, id LIMIT $2`, [now, limit, agingMs]);
+        FROM (${URGENT("$1", "$2", "$3")}) u ORDER BY urgency, id LIMIT $2`, [now, limit, agingMs]);
       return rows.map(toEntry);
     }),
   };

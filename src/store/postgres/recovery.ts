@@ -3,7 +3,7 @@
 // records. It never touches a live lease; when to run any of it is the reaper's and start-up's call.
 import type { Recovery } from "../store.ts";
 import type { Connection, Methods } from "./connection.ts";
-import { ENTRY_COLS, at, toEntry, type EntryRow } from "./sql.ts";
+import { CARRY_COLS, ENTRY_COLS, at, toEntry, type EntryRow } from "./sql.ts";
 
 /**
  * The tail of a statement whose CTE `moved` holds inflight rows taken back without a verdict
@@ -12,12 +12,12 @@ import { ENTRY_COLS, at, toEntry, type EntryRow } from "./sql.ts";
  */
 const HAND_BACK = (runAt: string, error: string, failedAt: string) => `,
   to_dead AS (
-    INSERT INTO dead_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, failed_at)
+    INSERT INTO dead_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, failed_at, ${CARRY_COLS})
     SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
-           ${error} || ' on the final attempt', ${failedAt}
+           ${error} || ' on the final attempt', ${failedAt}, ${CARRY_COLS}
     FROM moved WHERE attempts >= max_attempts)
-  INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
-  SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ${runAt}, created_at, coalesce(last_error, ${error})
+  INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
+  SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ${runAt}, created_at, coalesce(last_error, ${error}), ${CARRY_COLS}
   FROM moved WHERE attempts < max_attempts
   RETURNING ${ENTRY_COLS}`;
 

@@ -4,7 +4,7 @@
 import type { JobMoves } from "../store.ts";
 import type { BuryMove, ClaimRef, CompleteMove, RetryMove } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
-import { ENTRY_COLS, at, toEntry, type EntryRow } from "./sql.ts";
+import { CARRY_COLS, ENTRY_COLS, at, toEntry, type EntryRow } from "./sql.ts";
 
 /** The ids and the attempts of a batch of claims: the two arrays a fenced statement unnests. */
 const ids = (refs: ReadonlyArray<{ id: number }>) => refs.map((r) => r.id);
@@ -62,9 +62,9 @@ export function createSettle(
         moved AS (
           DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
           RETURNING j.*, f.run_at AS next_run_at, f.error AS error)
-        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
+        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
         SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ${at("next_run_at")},
-               created_at, error
+               created_at, error, ${CARRY_COLS}
         FROM moved
         RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error)]);
       return tookEffect(moves, rows);
@@ -77,9 +77,9 @@ export function createSettle(
         moved AS (
           DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
           RETURNING j.*, f.error AS error)
-        INSERT INTO dead_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, failed_at)
+        INSERT INTO dead_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, failed_at, ${CARRY_COLS})
         SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, error,
-               ${at("$4")}
+               ${at("$4")}, ${CARRY_COLS}
         FROM moved
         RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.error), now]);
       return tookEffect(moves, rows);
@@ -105,9 +105,9 @@ export function createSettle(
           DELETE FROM inflight_jobs j USING unnest($1::bigint[], $2::int4[]) AS f(id, attempts)
           WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = $3
           RETURNING j.*)
-        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
+        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
         SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ${at("$4")},
-               created_at, last_error
+               created_at, last_error, ${CARRY_COLS}
         FROM moved
         RETURNING ${ENTRY_COLS}`, [ids(refs), attempts(refs), owner, now]);
       return rows.map(toEntry);
@@ -116,8 +116,8 @@ export function createSettle(
     releaseStrays: db.op("releaseStrays", async (owner: string, keep: number[], _now: number) => {
       const rows = await db.query<EntryRow>(`
         WITH moved AS (DELETE FROM inflight_jobs WHERE owner = $1 AND id <> ALL($2::bigint[]) RETURNING *)
-        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error)
-        SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, run_at, created_at, last_error
+        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
+        SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS}
         FROM moved
         RETURNING ${ENTRY_COLS}`, [owner, keep]);
       return rows.map(toEntry);

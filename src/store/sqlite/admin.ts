@@ -3,7 +3,7 @@
 import type { JobState, JobView, PendingEntry, StatsRow, StoreCounts } from "../rows.ts";
 import { statsFromRows } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
-import { COPY_COLS, ENTRY_COLS, JOB_COLS, moveEach, type TableSteps } from "./tables.ts";
+import { CARRY_COLS, REVIVED_CARRY, COPY_COLS, ENTRY_COLS, JOB_COLS, moveEach, type TableSteps } from "./tables.ts";
 
 type ViewRow = Omit<JobView, "state" | "finishedAt" | "result"> & {
   state: "pending" | "inflight" | "dead" | "completed"; finishedAt: number | null; result: string | null;
@@ -25,7 +25,7 @@ export function createAdmin({ conn, tables }: { conn: Connection; tables: TableS
     SELECT 'dead', ${JOB_COLS}, NULL, NULL, failed_at, NULL, NULL FROM dead_jobs WHERE id = ?
     UNION ALL
     SELECT 'completed', id, type, 'null', priority, attempts, max_attempts, NULL, run_at, created_at, NULL,
-           NULL, NULL, NULL, finished_at, result
+           NULL, NULL, 0, NULL, NULL, NULL, finished_at, result
       FROM completed_jobs WHERE id = ?`);
   const get = op("get", (id, now) => {
     const r = view().get(id, id, id, id);
@@ -69,8 +69,8 @@ export function createAdmin({ conn, tables }: { conn: Connection; tables: TableS
 
   // ---- retryDead, retryDeadOfType: dead → pending, attempts 0, due at `now` ----
   const reviveDead = prepare<PendingEntry, [runAt: number, id: number]>(`
-    INSERT INTO pending_jobs (${COPY_COLS})
-    SELECT id, type, payload, priority, 0, max_attempts, timeout_ms, ?, created_at, last_error
+    INSERT INTO pending_jobs (${COPY_COLS}, ${CARRY_COLS})
+    SELECT id, type, payload, priority, 0, max_attempts, timeout_ms, ?, created_at, last_error, ${REVIVED_CARRY}
     FROM dead_jobs WHERE id = ?
     RETURNING ${ENTRY_COLS}`);
   const deleteDeadRow = prepare<never, [id: number]>("DELETE FROM dead_jobs WHERE id = ?");

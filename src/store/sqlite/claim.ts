@@ -2,7 +2,7 @@
 // key, and the look at the most urgent due rows that decides them. Settling a claim lives elsewhere.
 import type { ClaimedJob, PendingEntry, TypeCap } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
-import { COPY_COLS, ENTRY_COLS, JOB_COLS, moveEach } from "./tables.ts";
+import { CARRY_COLS, COPY_COLS, ENTRY_COLS, JOB_COLS, moveEach } from "./tables.ts";
 import { agingKey } from "../../aging.ts";
 
 /** Priorities run from 0 to this; the most urgent due rows are found with one probe per priority. */
@@ -15,8 +15,8 @@ export function createClaims({ conn }: { conn: Connection }): Part<"claim" | "cl
 
   // ---- claim: the given ids, each if it is still pending and due ----
   const claimDue = prepare<ClaimedJob, [now: number, leaseUntil: number, owner: string, id: number, now: number]>(`
-    INSERT INTO inflight_jobs (${COPY_COLS}, picked_at, lease_until, owner)
-    SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error, ?, ?, ?
+    INSERT INTO inflight_jobs (${COPY_COLS}, picked_at, lease_until, owner, ${CARRY_COLS})
+    SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error, ?, ?, ?, ${CARRY_COLS}
     FROM pending_jobs WHERE id = ? AND run_at <= ?
     RETURNING ${JOB_COLS}`);
   const deletePending = prepare<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?");

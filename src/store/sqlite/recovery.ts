@@ -3,7 +3,7 @@
 // rows, and the pruning of expired completed records. Verdicts on attempts live in settle.ts.
 import type { ClaimRef, PendingEntry } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
-import { COPY_COLS, ENTRY_COLS, moveEach, type TableSteps } from "./tables.ts";
+import { CARRY_COLS, COPY_COLS, ENTRY_COLS, moveEach, type TableSteps } from "./tables.ts";
 
 type RecoveryPart = Part<"release" | "releaseStrays" | "reapExpired" | "recoverOwner" | "pruneCompleted"> & {
   streamPending(batchSize: number): AsyncIterable<PendingEntry[]>;
@@ -16,8 +16,8 @@ export function createRecovery({ conn, tables }: { conn: Connection; tables: Tab
 
   // ---- release: attempts this process aborted itself (shutdown), fenced; the attempt is not counted ----
   const releaseFenced = prepare<PendingEntry, [now: number, id: number, attempt: number, owner: string]>(`
-    INSERT INTO pending_jobs (${COPY_COLS})
-    SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ?, created_at, last_error
+    INSERT INTO pending_jobs (${COPY_COLS}, ${CARRY_COLS})
+    SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ?, created_at, last_error, ${CARRY_COLS}
     FROM inflight_jobs WHERE id = ? AND attempts = ? AND owner = ?
     RETURNING ${ENTRY_COLS}`);
   const releaseTx = db.transaction((refs: ClaimRef[], owner: string, now: number) =>
@@ -26,8 +26,8 @@ export function createRecovery({ conn, tables }: { conn: Connection; tables: Tab
 
   // ---- releaseStrays: rows leased by a claim or insert whose answer was lost: back as they were, no attempt counted ----
   const releaseStray = prepare<PendingEntry, [id: number]>(`
-    INSERT INTO pending_jobs (${COPY_COLS})
-    SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, run_at, created_at, last_error
+    INSERT INTO pending_jobs (${COPY_COLS}, ${CARRY_COLS})
+    SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS}
     FROM inflight_jobs WHERE id = ?
     RETURNING ${ENTRY_COLS}`);
   const releaseStraysTx = db.transaction((owner: string, keep: number[]) => {
@@ -41,14 +41,14 @@ export function createRecovery({ conn, tables }: { conn: Connection; tables: Tab
   // A hand-back without a verdict (lease expired, restart) keeps the attempt counted, so a job that
   // kills its process on every run is dead-lettered after max_attempts runs, not looped.
   const handBackDead = prepare<never, [error: string, failedAt: number, id: number]>(`
-    INSERT INTO dead_jobs (${COPY_COLS}, failed_at)
+    INSERT INTO dead_jobs (${COPY_COLS}, failed_at, ${CARRY_COLS})
     SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
-           ? || ' on the final attempt', ?
+           ? || ' on the final attempt', ?, ${CARRY_COLS}
     FROM inflight_jobs WHERE id = ? AND attempts >= max_attempts`);
   const handBackPending = prepare<PendingEntry, [runAt: number | null, error: string, id: number]>(`
-    INSERT INTO pending_jobs (${COPY_COLS})
+    INSERT INTO pending_jobs (${COPY_COLS}, ${CARRY_COLS})
     SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, coalesce(?, run_at), created_at,
-           coalesce(last_error, ?)
+           coalesce(last_error, ?), ${CARRY_COLS}
     FROM inflight_jobs WHERE id = ? AND attempts < max_attempts
     RETURNING ${ENTRY_COLS}`);
   /** Hand inflight rows back without a verdict: final attempts to dead, the rest to pending. */

@@ -3,7 +3,7 @@
 // without a verdict live in recovery.ts.
 import type { BuryMove, ClaimRef, CompleteMove, RetryMove } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
-import { COPY_COLS, type TableSteps } from "./tables.ts";
+import { CARRY_COLS, COPY_COLS, type TableSteps } from "./tables.ts";
 
 export function createSettle({ conn, tables }: { conn: Connection; tables: TableSteps }): Part<
   "complete" | "completeCancelled" | "retry" | "bury" | "extendLeases"
@@ -37,8 +37,8 @@ export function createSettle({ conn, tables }: { conn: Connection; tables: Table
 
   // ---- retry: back to pending with a new run time and the error ----
   const retryFenced = prepare<never, [runAt: number, error: string, id: number, attempt: number]>(`
-    INSERT INTO pending_jobs (${COPY_COLS})
-    SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ?, created_at, ?
+    INSERT INTO pending_jobs (${COPY_COLS}, ${CARRY_COLS})
+    SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ?, created_at, ?, ${CARRY_COLS}
     FROM inflight_jobs WHERE id = ? AND attempts = ?`);
   const retryTx = db.transaction((moves: RetryMove[]) =>
     moves.map((m) => movedOut(retryFenced().run(m.runAt, m.error, m.id, m.attempt).changes, m.id)));
@@ -46,8 +46,8 @@ export function createSettle({ conn, tables }: { conn: Connection; tables: Table
 
   // ---- bury: to dead with the error ----
   const buryFenced = prepare<never, [error: string, failedAt: number, id: number, attempt: number]>(`
-    INSERT INTO dead_jobs (${COPY_COLS}, failed_at)
-    SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, ?, ?
+    INSERT INTO dead_jobs (${COPY_COLS}, failed_at, ${CARRY_COLS})
+    SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, ?, ?, ${CARRY_COLS}
     FROM inflight_jobs WHERE id = ? AND attempts = ?`);
   const buryTx = db.transaction((moves: BuryMove[], now: number) =>
     moves.map((m) => movedOut(buryFenced().run(m.error, now, m.id, m.attempt).changes, m.id)));

@@ -9,23 +9,28 @@ export function createSubmit({ conn }: { conn: Connection }): Part<"add" | "inse
   // Ids come from one counter row, so a batch gets consecutive ids in input order.
   const bumpIds = prepare<{ last_id: number }, [count: number]>("UPDATE job_ids SET last_id = last_id + ? RETURNING last_id");
   const insertPending = prepare<never, [id: number, type: string, payload: string, priority: number, maxAttempts: number,
-    timeoutMs: number | null, runAt: number, createdAt: number]>(`
-    INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+    timeoutMs: number | null, runAt: number, createdAt: number, key: string | null, startBy: number | null]>(`
+    INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at, key, start_by)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   // A job that starts at once: its first attempt, leased in the insert's own transaction.
   const insertStarted = prepare<never, [id: number, type: string, payload: string, priority: number, maxAttempts: number,
-    timeoutMs: number | null, runAt: number, createdAt: number, pickedAt: number, leaseUntil: number, owner: string]>(`
+    timeoutMs: number | null, runAt: number, createdAt: number, pickedAt: number, leaseUntil: number, owner: string,
+    key: string | null, startBy: number | null]>(`
     INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
-                               picked_at, lease_until, owner)
-    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`);
+                               picked_at, lease_until, owner, key, start_by)
+    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
 
   /** The last of `count` fresh ids. */
   const takeIds = (count: number) => bumpIds().get(count)!.last_id;
 
   /** One job's row: pending, or (with a lease) inflight as its first attempt. */
   const insertRow = (id: number, j: NewJob, now: number) => {
-    if (j.lease === undefined) insertPending().run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now);
-    else insertStarted().run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now, now, j.lease.until, j.lease.owner);
+    const key = j.key ?? null, startBy = j.startBy ?? null;
+    if (j.lease === undefined) insertPending().run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now, key, startBy);
+    else {
+      insertStarted().run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now, now, j.lease.until, j.lease.owner,
+        key, startBy);
+    }
   };
 
   // ---- add: jobs with or without idempotency keys ----
