@@ -405,6 +405,54 @@ backoff = { cap = "30s" }
     expect(Object.keys(types.get("half")!)).not.toContain("priority");
   });
 
+  test("flow control is read per type: a rate as text or a table, per-key limits, pushback and breaker settings", () => {
+    const types = parseTypesConfig(
+      `
+[types.api]
+url = "http://127.0.0.1:9/api"
+rate = { limit = 100, per = "1m", burst = 20 }
+key_concurrency = 2
+key_rate = "10/s"
+max_throttles = 5
+breaker = { failures = 3, cool = "10s" }
+
+[types.plain]
+builtin = "noop"
+rate = "50/s"
+
+[types.defaults]
+url = "http://127.0.0.1:9/d"
+breaker = {}
+`,
+      "toml",
+      defaults,
+    );
+    expect(types.get("api")!.flow).toEqual({
+      rate: { limit: 100, perMs: 60_000, burst: 20 }, keyConcurrency: 2, keyRate: { limit: 10, perMs: 1000, burst: 1 },
+      maxThrottles: 5, breaker: { failures: 3, coolMs: 10_000 },
+    });
+    expect(types.get("plain")!.flow).toEqual({ rate: { limit: 50, perMs: 1000, burst: 1 } });
+    expect(types.get("defaults")!.flow).toEqual({ breaker: { failures: 10, coolMs: 30_000 } });
+  });
+
+  test("bad flow-control settings are refused with the key named", () => {
+    const bad: [string, string][] = [
+      ['rate = "100 per minute"', "types.t.rate: expected a rate like"],
+      ['rate = "0/s"', "types.t.rate: expected a rate like"],
+      ['rate = { limit = 10, per = "0s" }', "types.t.rate.per: expected a duration from 1ms to 24h"],
+      ['rate = { limit = 10, per = "1s", burst = 0 }', "types.t.rate.burst: expected an integer from 1 to 1000000"],
+      ['rate = { limit = 10, per = "1s", extra = 1 }', "types.t.rate.extra: unknown key"],
+      ["key_concurrency = 0", "types.t.key_concurrency: expected an integer from 1 to 10000"],
+      ["max_throttles = -1", "types.t.max_throttles: expected an integer from 0 to 1000"],
+      ['breaker = { failures = 0 }', "types.t.breaker.failures: expected an integer from 1 to 10000"],
+    ];
+    for (const [line, message] of bad) {
+      expect(() => parseTypesConfig(`[types.t]\nurl = "http://a/"\n${line}`, "toml", defaults)).toThrow(message);
+    }
+    expect(() => parseTypesConfig(`[types.t]\nbuiltin = "noop"\nbreaker = {}`, "toml", defaults))
+      .toThrow("types.t.breaker: only allowed with url");
+  });
+
   const errors: [string, string, string][] = [
     ["neither url nor builtin", `[types.email]\ntimeout = "1s"`, "types.email: expected exactly one of url, builtin or command"],
     ["both url and builtin", `[types.email]\nurl = "http://a/"\nbuiltin = "noop"`, "types.email: expected exactly one of url, builtin or command"],

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import { DURATION_UNITS, durationMs } from "./duration.ts";
 import { SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
+import { flowKeys, toFlowPolicy, type FlowPolicy } from "./flow-policy.ts";
 
 /** Per-type policy beyond timeout and attempts; each field only present when the file sets it. */
 export interface TypeExtras {
@@ -18,6 +19,8 @@ export interface TypeExtras {
   concurrency?: number;
   /** Retry backoff for this type; a missing half falls back to --backoff-base-ms / --backoff-cap-ms. */
   backoff?: { baseMs?: number; capMs?: number };
+  /** Rate limits, per-key limits, pushback and breaker settings (only present when the file sets any). */
+  flow?: FlowPolicy;
 }
 
 export type TypeConfig = TypeExtras & (
@@ -152,6 +155,7 @@ const typeEntry = z
       .strict()
       .refine((b) => b.base === undefined || b.cap === undefined || b.base <= b.cap, { message: "base must not be above cap", path: ["base"] })
       .optional(),
+    ...flowKeys,
   }, { error: "expected a table with url, builtin or command" })
   .strict()
   .superRefine((t, ctx) => {
@@ -163,6 +167,8 @@ const typeEntry = z
       ctx.addIssue({ code: "custom", path: [t.secret !== undefined ? "secret" : "secret_env"], message: "only allowed with url" });
     } else if (t.secret !== undefined && t.secret_env !== undefined) {
       ctx.addIssue({ code: "custom", path: ["secret_env"], message: "give secret or secret_env, not both" });
+    } else if (t.breaker !== undefined && t.url === undefined) {
+      ctx.addIssue({ code: "custom", path: ["breaker"], message: "only allowed with url (it watches the target host)" });
     }
   });
 
@@ -208,7 +214,9 @@ export function parseTypesConfig(
   for (const [name, t] of Object.entries(parsed.data.types)) {
     const timeoutMs = t.timeout ?? defaults.timeoutMs;
     const maxAttempts = t.max_attempts ?? defaults.maxAttempts;
+    const flow = toFlowPolicy(t);
     const extras: TypeExtras = {
+      ...(Object.keys(flow).length > 0 && { flow }),
       ...(t.priority !== undefined && { priority: t.priority }),
       ...(t.concurrency !== undefined && { concurrency: t.concurrency }),
       ...(t.backoff !== undefined && {

@@ -28,6 +28,7 @@ export function registryFromTypes(
       ...(t.priority !== undefined && { priority: t.priority }),
       ...(t.concurrency !== undefined && { concurrency: t.concurrency }),
       ...(t.backoff !== undefined && { backoff: t.backoff }),
+      ...(t.flow !== undefined && { flow: t.flow }),
     };
     if (t.kind === "webhook") {
       const secret = t.secret ?? webhook.webhookSecret;

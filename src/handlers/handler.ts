@@ -1,6 +1,7 @@
 // handler.ts: what a job handler is, and the registry that maps job types to handlers and
 // their per-type policy. The registry runs nothing itself.
 import type { BackoffPolicy } from "../queue/backoff.ts";
+import type { FlowPolicy } from "../config/flow-policy.ts";
 
 export interface JobContext {
   id: number;
@@ -28,6 +29,8 @@ export interface TypePolicy {
   concurrency?: number;
   /** Retry backoff for this type; a missing half is the queue's own. */
   backoff?: Partial<BackoffPolicy>;
+  /** Rate limits, per-key limits, pushback and breaker settings (docs/configuration.md). */
+  flow?: FlowPolicy;
 }
 
 export interface RegisteredType extends TypePolicy {
