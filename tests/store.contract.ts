@@ -235,6 +235,72 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.complete(all.map((id) => ({ id, attempt: 1 })));
     });
 
+    describe("claims weighing rate and per-key limits", () => {
+      const HOUR = 3_600_000;
+      // Periods of an hour: the PostgreSQL store weighs rates on the database's clock, the embedded
+      // one on the claim's; with these limits both decide the same within a test.
+      const limits = new Map([
+        ["fr.rate", { rate: { limit: 2, perMs: HOUR, burst: 3 } }],
+        ["fr.keys", { keyConcurrency: 2 }],
+        ["fr.keyrate", { keyRate: { limit: 1, perMs: HOUR, burst: 1 } }],
+      ]);
+      const ids = (r: { jobs: { id: number }[] }) => r.jobs.map((j) => j.id).sort((a, b) => a - b);
+
+      test("a rate lets its burst start, holds the rest with the wait for the next start, and leaves other types alone", async () => {
+        const rated = await store.insert(Array.from({ length: 5 }, () => job({ type: "fr.rate" })), T0);
+        const [free] = await store.insert([job({ type: "fr.free" })], T0);
+        const r = await store.claim([...rated, free!], "n", T0, LEASE, limits);
+        expect(ids(r)).toEqual([...rated.slice(0, 3), free!]);
+        expect(r.held.map((h) => [h.id, h.reason])).toEqual([[rated[3], "rate_limit"], [rated[4], "rate_limit"]]);
+        for (const h of r.held) {
+          expect(h.retryInMs!).toBeGreaterThan(HOUR / 2 - 60_000);
+          expect(h.retryInMs!).toBeLessThanOrEqual(HOUR / 2);
+        }
+        // Still pending, and still held on the next claim: the bucket is shared state, not this call's.
+        expect((await store.get(rated[3]!, T0))!.state).toBe("pending");
+        const again = await store.claim(rated.slice(3), "other-node", T0 + 1, LEASE, limits);
+        expect(again.jobs).toEqual([]);
+        expect(again.held.map((h) => h.reason)).toEqual(["rate_limit", "rate_limit"]);
+        // Without limits the same claim is a plain claim.
+        expect(ids(await store.claim(rated.slice(3), "n", T0 + 2, LEASE))).toEqual(rated.slice(3));
+      });
+
+      test("key concurrency counts a key's running jobs, keyless jobs and other keys pass, and a finished job frees a place", async () => {
+        const a = await store.insert([job({ type: "fr.keys", key: "A" }), job({ type: "fr.keys", key: "A" }), job({ type: "fr.keys", key: "A" })], T0);
+        const [b, none] = await store.insert([job({ type: "fr.keys", key: "B" }), job({ type: "fr.keys" })], T0);
+        const r = await store.claim([...a, b!, none!], "n", T0, LEASE, limits);
+        expect(ids(r)).toEqual([a[0]!, a[1]!, b!, none!]);
+        expect(r.held).toEqual([{ id: a[2]!, type: "fr.keys", key: "A", reason: "key_concurrency", retryInMs: null }]);
+        expect((await store.claim([a[2]!], "n", T0 + 1, LEASE, limits)).held.map((h) => h.reason)).toEqual(["key_concurrency"]);
+        expect(await store.complete([{ id: a[0]!, attempt: 1 }])).toEqual([true]);
+        expect(ids(await store.claim([a[2]!], "n", T0 + 2, LEASE, limits))).toEqual([a[2]!]);
+      });
+
+      test("a key's rate holds only that key", async () => {
+        const [k1, k2, other] = await store.insert(
+          [job({ type: "fr.keyrate", key: "K" }), job({ type: "fr.keyrate", key: "K" }), job({ type: "fr.keyrate", key: "L" })], T0);
+        const r = await store.claim([k1!, k2!, other!], "n", T0, LEASE, limits);
+        expect(ids(r)).toEqual([k1!, other!]);
+        expect(r.held.map((h) => [h.id, h.key, h.reason])).toEqual([[k2!, "K", "rate_limit"]]);
+      });
+
+      test("concurrent claims never start more than a rate's burst or a key's concurrency between them", async () => {
+        const tight = new Map([
+          ["fr.race", { rate: { limit: 1, perMs: HOUR, burst: 5 } }],
+          ["fr.racekey", { keyConcurrency: 3 }],
+        ]);
+        const rated = await store.insert(Array.from({ length: 20 }, () => job({ type: "fr.race" })), T0);
+        const keyed = await store.insert(Array.from({ length: 10 }, () => job({ type: "fr.racekey", key: "hot" })), T0);
+        const claims = Array.from({ length: 5 }, (_, k) =>
+          store.claim([...rated.slice(k * 4, k * 4 + 4), ...keyed.slice(k * 2, k * 2 + 2)], `n${k}`, T0, LEASE, tight));
+        const results = await Promise.all(claims);
+        const started = results.flatMap((r) => r.jobs);
+        expect(started.filter((j) => j.type === "fr.race")).toHaveLength(5);
+        expect(started.filter((j) => j.type === "fr.racekey")).toHaveLength(3);
+        expect(results.flatMap((r) => r.held)).toHaveLength(30 - 8);
+      });
+    });
+
     test("release hands this node's aborted attempts back at once, the attempt not counted", async () => {
       const [id] = await store.insert([job()], T0);
       (await store.claim([id!], "me", T0, LEASE)).jobs;

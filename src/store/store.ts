@@ -3,6 +3,7 @@
 // operators' reads and actions, and the coordination between processes. Both backends (PostgreSQL,
 // embedded SQLite) implement all of them and pass one contract suite (tests/store.contract.ts).
 // Times are epoch milliseconds passed in by the caller.
+import type { FlowLimits } from "./flow-plan.ts";
 import type {
   BuryMove, ClaimRef, ClaimResult, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
   StoreStats, TypeCap,
@@ -40,8 +41,11 @@ export interface JobMoves {
    * Move the given pending ids to inflight in one transaction (attempts + 1, lease, owner), except
    * those flow control holds back for now (`held`: still pending, with why and when to ask again).
    * Ids in neither list were claimed elsewhere, cancelled or are not due: the caller drops them.
+   * With `limits`, jobs of the types it names start only as their rate and per-key limits allow,
+   * weighed in the same transaction against the state every node shares (flow-plan.ts); ids come
+   * most urgent first, and that order decides who gets a scarce start.
    */
-  claim(ids: number[], owner: string, now: number, leaseMs: number): Promise<ClaimResult>;
+  claim(ids: number[], owner: string, now: number, leaseMs: number, limits?: FlowLimits): Promise<ClaimResult>;
   /**
    * Claim up to `limit` due pending rows this process's heap may not hold (another node's backlog;
    * a commit whose reply was lost): the most urgent by aging key (run_at − priority × agingMs, then

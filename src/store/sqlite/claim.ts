@@ -1,6 +1,7 @@
 // claim.ts: the embedded store's claims (pending → inflight, attempts + 1, leased) by id and by aging
 // key, and the look at the most urgent due rows that decides them. Settling a claim lives elsewhere.
-import type { ClaimedJob, PendingEntry, TypeCap } from "../rows.ts";
+import type { ClaimResult, ClaimedJob, PendingEntry, TypeCap } from "../rows.ts";
+import { bucketName, needs, planStarts, type Candidate, type FlowLimits } from "../flow-plan.ts";
 import type { Connection, Part } from "./connection.ts";
 import { CARRY_COLS, COPY_COLS, ENTRY_COLS, JOB_COLS, moveEach } from "./tables.ts";
 import { agingKey } from "../../aging.ts";
@@ -22,7 +23,41 @@ export function createClaims({ conn }: { conn: Connection }): Part<"claim" | "cl
   const deletePending = prepare<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?");
   const claimTx = db.transaction((ids: number[], owner: string, now: number, leaseMs: number) =>
     moveEach(ids, (id) => claimDue().get(now, now + leaseMs, owner, id, now), deletePending));
-  const claim = op("claim", (ids, owner, now, leaseMs) => ({ jobs: ids.length === 0 ? [] : claimTx.immediate(ids, owner, now, leaseMs), held: [] }));
+
+  // ---- claim weighing rate and per-key limits (flow-plan.ts), in the same transaction ----
+  const candidateOf = prepare<Candidate, [id: number, now: number]>("SELECT id, type, key FROM pending_jobs WHERE id = ? AND run_at <= ?");
+  const bucketTat = prepare<{ tat: number }, [type: string, key: string]>("SELECT tat FROM jobqueue_buckets WHERE type = ? AND key = ?");
+  const setTat = prepare<never, [type: string, key: string, tat: number]>(
+    "INSERT INTO jobqueue_buckets (type, key, tat) VALUES (?, ?, ?) ON CONFLICT (type, key) DO UPDATE SET tat = excluded.tat");
+  const runningOfKey = prepare<{ n: number }, [type: string, key: string]>("SELECT count(*) AS n FROM inflight_jobs WHERE type = ? AND key = ?");
+  const claimWeighedTx = db.transaction((ids: number[], owner: string, now: number, leaseMs: number, limits: FlowLimits): ClaimResult => {
+    const cands: Candidate[] = [];
+    for (const id of ids) {
+      const c = candidateOf().get(id, now);
+      if (c !== null && limits.has(c.type)) cands.push(c);
+    }
+    if (cands.length === 0) return { jobs: claimTx(ids, owner, now, leaseMs), held: [] };
+    const { buckets, keys } = needs(cands, limits);
+    const tats = new Map<string, number>();
+    for (const [type, key] of buckets) {
+      const row = bucketTat().get(type, key);
+      if (row !== null) tats.set(bucketName(type, key), row.tat);
+    }
+    const running = new Map<string, number>();
+    for (const [type, key] of keys) running.set(bucketName(type, key), runningOfKey().get(type, key)!.n);
+    const plan = planStarts(cands, limits, tats, running, now);
+    for (const [name, tat] of plan.tats) {
+      const [type, key] = name.split("\u0000") as [string, string];
+      setTat().run(type, key, tat);
+    }
+    const heldIds = new Set(plan.held.map((h) => h.id));
+    return { jobs: claimTx(heldIds.size === 0 ? ids : ids.filter((id) => !heldIds.has(id)), owner, now, leaseMs), held: plan.held };
+  });
+  const claim = op("claim", (ids, owner, now, leaseMs, limits?: FlowLimits) => {
+    if (ids.length === 0) return { jobs: [], held: [] };
+    if (limits !== undefined && limits.size > 0) return claimWeighedTx.immediate(ids, owner, now, leaseMs, limits);
+    return { jobs: claimTx.immediate(ids, owner, now, leaseMs), held: [] };
+  });
 
   // ---- the most urgent due rows (peekUrgent, claimNext) ----
   // The oldest due rows of one priority, leaving out some types (a JSON array) (pending_jobs_priority_run_at_idx).
