@@ -228,3 +228,77 @@ describe("job types", () => {
     expect(s.typeCount).toBe(1);
   });
 });
+
+describe("keys take turns within a type", () => {
+  const keysOf = (out: ReadyBatch) => out.entries.slice(0, out.length).map((e) => e.key);
+
+  test("a key with 10,000 ready jobs delays another key's first job by one turn, whatever their priorities", () => {
+    const now = 1_000_000;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    for (let i = 1; i <= 10_000; i++) s.add(i, 100, now - 60_000, now, "t", "big");
+    s.add(20_001, 0, now, now, "t", "small");
+    s.add(20_002, 0, now, now, "t", "small");
+    const out = new ReadyBatch();
+    s.popReady(4, out);
+    expect(keysOf(out)).toEqual(["big", "small", "big", "small"]);
+    // Within a key, priority and aging still decide: the big key's jobs come out in id order (same key).
+    expect(out.entries.slice(0, 4).filter((e) => e.key === "big").map((e) => e.id)).toEqual([1, 2]);
+  });
+
+  test("with K keys waiting, a key that becomes ready waits at most K turns of its type", () => {
+    const now = 0;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    let id = 0;
+    for (const key of ["a", "b", "c"]) for (let i = 0; i < 100; i++) s.add(++id, 50, now, now, "t", key);
+    const out = new ReadyBatch();
+    s.popReady(2, out); // a, b: the ring is now c, a, b
+    s.add(9999, 0, now, now, "t", "late");
+    out.clear();
+    s.popReady(4, out);
+    expect(keysOf(out)).toEqual(["c", "a", "b", "late"]);
+  });
+
+  test("priority within a key, and types still compete by the urgency of the job whose turn it is", () => {
+    const now = 0;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    s.add(1, 10, now, now, "t", "k");
+    s.add(2, 90, now, now, "t", "k");
+    s.add(3, 50, now, now, "other");
+    const out = new ReadyBatch();
+    s.popReady(3, out);
+    expect(out.entries.slice(0, 3).map((e) => e.id)).toEqual([2, 3, 1]);
+  });
+
+  test("a held key leaves the turns until its hold ends; other keys go on; a scheduled job keeps its key", () => {
+    let now = 0;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    s.add(1, 0, 0, 0, "t", "held");
+    s.add(2, 0, 0, 0, "t", "free");
+    s.add(3, 0, 500, 0, "t", "held");
+    s.holdKey("t", "held", 1000);
+    expect(s.keyHeld("t", "held")).toBe(true);
+    const out = new ReadyBatch();
+    expect(s.popReady(10, out)).toBe(1);
+    expect(out.entries[0]!.key).toBe("free");
+    now = 1000;
+    out.clear();
+    expect(s.popReady(10, out)).toBe(2);
+    expect(out.entries.slice(0, 2).map((e) => [e.id, e.key])).toEqual([[1, "held"], [3, "held"]]);
+    expect(s.readyCount).toBe(0);
+  });
+
+  test("releaseKey ends a hold at once and remove() finds a job in any lane", () => {
+    const now = 0;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    s.add(1, 0, 0, 0, "t", "k");
+    s.add(2, 0, 0, 0, "t", "k");
+    s.holdKey("t", "k", 60_000);
+    const out = new ReadyBatch();
+    expect(s.popReady(10, out)).toBe(0);
+    s.releaseKey("t", "k");
+    expect(s.remove(2)).toBe(true);
+    expect(s.popReady(10, out)).toBe(1);
+    expect(out.entries[0]!.id).toBe(1);
+    s.stop();
+  });
+});

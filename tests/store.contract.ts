@@ -6,6 +6,7 @@ import type { Store, StoreTestHooks } from "../src/store/store.ts";
 /** A store with the hooks only tests use (insert by ids, table counts). */
 type TestStore = Store & StoreTestHooks;
 import type { NewJob } from "../src/store/rows.ts";
+import type { FlowLimit, FlowLimits } from "../src/store/flow-plan.ts";
 
 export interface StoreHarness {
   /** A fresh, migrated, empty store. */
@@ -239,7 +240,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const HOUR = 3_600_000;
       // Periods of an hour: the PostgreSQL store weighs rates on the database's clock, the embedded
       // one on the claim's; with these limits both decide the same within a test.
-      const limits = new Map([
+      const limits: FlowLimits = new Map<string, FlowLimit>([
         ["fr.rate", { rate: { limit: 2, perMs: HOUR, burst: 3 } }],
         ["fr.keys", { keyConcurrency: 2 }],
         ["fr.keyrate", { keyRate: { limit: 1, perMs: HOUR, burst: 1 } }],
@@ -251,7 +252,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
         const [free] = await store.insert([job({ type: "fr.free" })], T0);
         const r = await store.claim([...rated, free!], "n", T0, LEASE, limits);
         expect(ids(r)).toEqual([...rated.slice(0, 3), free!]);
-        expect(r.held.map((h) => [h.id, h.reason])).toEqual([[rated[3], "rate_limit"], [rated[4], "rate_limit"]]);
+        expect(r.held.map((h) => [h.id, h.reason])).toEqual([[rated[3]!, "rate_limit"], [rated[4]!, "rate_limit"]]);
         for (const h of r.held) {
           expect(h.retryInMs!).toBeGreaterThan(HOUR / 2 - 60_000);
           expect(h.retryInMs!).toBeLessThanOrEqual(HOUR / 2);
@@ -270,7 +271,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
         const [b, none] = await store.insert([job({ type: "fr.keys", key: "B" }), job({ type: "fr.keys" })], T0);
         const r = await store.claim([...a, b!, none!], "n", T0, LEASE, limits);
         expect(ids(r)).toEqual([a[0]!, a[1]!, b!, none!]);
-        expect(r.held).toEqual([{ id: a[2]!, type: "fr.keys", key: "A", reason: "key_concurrency", retryInMs: null }]);
+        expect(r.held).toEqual([{ id: a[2]!, type: "fr.keys", key: "A", reason: "key_concurrency", retryInMs: null, perKey: true }]);
         expect((await store.claim([a[2]!], "n", T0 + 1, LEASE, limits)).held.map((h) => h.reason)).toEqual(["key_concurrency"]);
         expect(await store.complete([{ id: a[0]!, attempt: 1 }])).toEqual([true]);
         expect(ids(await store.claim([a[2]!], "n", T0 + 2, LEASE, limits))).toEqual([a[2]!]);
@@ -285,7 +286,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       });
 
       test("concurrent claims never start more than a rate's burst or a key's concurrency between them", async () => {
-        const tight = new Map([
+        const tight: FlowLimits = new Map<string, FlowLimit>([
           ["fr.race", { rate: { limit: 1, perMs: HOUR, burst: 5 } }],
           ["fr.racekey", { keyConcurrency: 3 }],
         ]);

@@ -12,11 +12,13 @@ import type { WorkerEvents } from "./pool.ts";
 import type { Slots } from "./slots.ts";
 import type { Strays } from "./strays.ts";
 import { agingKey } from "../aging.ts";
+import { HOLD_RECHECK_MS } from "./gate.ts";
+import { bucketName, type FlowLimits } from "../store/flow-plan.ts";
 import type { Clock } from "../clock.ts";
 
 export interface ClaimerDeps {
   store: Pick<JobMoves, "claim" | "claimNext" | "peekUrgent">;
-  scheduler: Pick<Scheduler, "popReady" | "add" | "promoteDue" | "topReadyKey">;
+  scheduler: Pick<Scheduler, "popReady" | "add" | "promoteDue" | "topReadyKey" | "holdKey">;
   clock: Clock;
   owner: string;
   leaseMs: number;
@@ -29,6 +31,8 @@ export interface ClaimerDeps {
   mode: Pick<PoolModeSwitch, "current" | "stopping" | "backOff" | "storeAnswered">;
   slots: Slots;
   gate: Pick<Gate, "held">;
+  /** The rate and per-key limits claims must weigh (types without any are absent). */
+  limits: () => FlowLimits;
   strays: Pick<Strays, "owed" | "owe" | "requeue" | "maybeSweep">;
   /** Start attempts for claimed jobs; readyAtById gives heap jobs' ready times (for the wait metric). */
   start: Attempts["start"];
@@ -42,6 +46,8 @@ const ADOPT_MIN = 100;
 const ADOPT_MAX = 1000;
 /** Most jobs moved by one claim statement. */
 const MAX_CLAIM_BATCH = 1000;
+/** A key held at its concurrency is asked again after this long, doubling while it stays full, up to the cap. */
+const KEY_RECHECK_MAX_MS = 2000;
 
 export function createClaimer(deps: ClaimerDeps) {
   const { store, scheduler, clock, owner, leaseMs, events, mode, slots, strays, notifyIdle } = deps;
@@ -56,6 +62,8 @@ export function createClaimer(deps: ClaimerDeps) {
   const batch = new ReadyBatch();
   const batchById = new Map<number, ReadyEntry>();
   const got = new Set<number>();
+  /** Keys held at their concurrency limit, and how long the last hold was (it doubles while they stay full). */
+  const keyRecheck = new Map<string, number>();
 
   /** Claims (from the heap or the store) may go out: running (not backing off, sweeping or stopping), no strays owed. */
   function mayClaim(): boolean {
@@ -130,16 +138,35 @@ export function createClaimer(deps: ClaimerDeps) {
     return true;
   }
 
-  /** Jobs the store held back go back to the heap as they were, and the gate shuts their types for a while. */
+  /**
+   * Jobs the store held back go back to the heap as they were. A whole type's hold (paused, its
+   * rate) shuts the type in the gate; a key's hold (its concurrency or rate) takes only that key's
+   * lane out of its type's turns, so other keys go on.
+   */
   function holdBack(held: readonly HeldJob[], entries: readonly ReadyEntry[], n: number): void {
     const ids = new Set(held.map((h) => h.id));
     const now = clock();
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
       if (!ids.delete(e.id)) continue;
-      scheduler.add(e.id, e.priority, e.readyAt, now, e.type);
+      scheduler.add(e.id, e.priority, e.readyAt, now, e.type, e.key);
     }
-    deps.gate.held(held);
+    const typeWide: HeldJob[] = [];
+    for (const h of held) {
+      if (h.perKey === undefined || h.key === null) {
+        typeWide.push(h);
+        continue;
+      }
+      let wait = h.retryInMs;
+      if (wait === null) {
+        // Nothing says when a running job of the key ends (it may run on another node): ask again, less often while it stays full.
+        const name = bucketName(h.type, h.key);
+        wait = Math.min(KEY_RECHECK_MAX_MS, (keyRecheck.get(name) ?? HOLD_RECHECK_MS / 2) * 2);
+        keyRecheck.set(name, wait);
+      }
+      scheduler.holdKey(h.type, h.key, now + wait);
+    }
+    if (typeWide.length > 0) deps.gate.held(typeWide);
   }
 
   /**
@@ -157,7 +184,8 @@ export function createClaimer(deps: ClaimerDeps) {
     let claimed: ClaimedJob[];
     let held: HeldJob[];
     try {
-      ({ jobs: claimed, held } = await store.claim(ids, owner, clock(), leaseMs));
+      const limits = deps.limits();
+      ({ jobs: claimed, held } = await (limits.size === 0 ? store.claim(ids, owner, clock(), leaseMs) : store.claim(ids, owner, clock(), leaseMs, limits)));
       mode.storeAnswered();
     } catch (err) {
       slots.unhold(n);
@@ -171,7 +199,7 @@ export function createClaimer(deps: ClaimerDeps) {
         const e = entries[i]!;
         slots.occupy(e.type, -1);
         if (lost) strays.requeue(e.id);
-        scheduler.add(e.id, e.priority, e.readyAt, now, e.type);
+        scheduler.add(e.id, e.priority, e.readyAt, now, e.type, e.key);
       }
       mode.backOff("claim failed", err);
       notifyIdle();
@@ -184,7 +212,10 @@ export function createClaimer(deps: ClaimerDeps) {
     // one twice after a lost answer) gives its slot back like any id not returned. Held jobs go back to
     // the heap as they were, and the gate shuts their type until they may be tried again.
     if (held.length > 0) holdBack(held, entries, n);
-    for (const job of claimed) got.add(job.id);
+    for (const job of claimed) {
+      got.add(job.id);
+      if (keyRecheck.size > 0 && job.key !== null) keyRecheck.delete(bucketName(job.type, job.key));
+    }
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
       batchById.set(e.id, e);
@@ -277,7 +308,7 @@ export function createClaimer(deps: ClaimerDeps) {
       let adopted = 0;
       for (const e of rows) {
         if (agingKey(e.runAt, e.priority, deps.agingMs) >= top) break; // most urgent first: the rest are not either
-        scheduler.add(e.id, e.priority, e.runAt, now, e.type);
+        scheduler.add(e.id, e.priority, e.runAt, now, e.type, e.key);
         adopted++;
       }
       if (adopted > 0) {

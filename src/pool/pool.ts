@@ -53,6 +53,8 @@
 //             stop() makes the last owed sweep itself, in either stopping mode.
 // Beside the mode, one debt: strays owed (strays.ts), set by a lost answer, cleared when a sweep starts,
 // set again when it fails. adopt() reads the store in every mode but new and the two stopping ones.
+import { isLimited } from "../config/flow-policy.ts";
+import type { FlowLimit, FlowLimits } from "../store/flow-plan.ts";
 import type { BackoffPolicy } from "../queue/backoff.ts";
 import { LeaseLostError, ShutdownError, errorMessage } from "../errors.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
@@ -139,8 +141,12 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       claimer.pump();
     },
   });
+  /** The limits claims weigh, read from the registry once (types are registered before the pool starts). */
+  let limits: FlowLimits | undefined;
+  const flowLimits = (): FlowLimits => (limits ??= limitsOf(registry));
   const claimer = createClaimer({
     store, scheduler, clock, owner, leaseMs, events, defer, mode, slots, gate, strays, notifyIdle,
+    limits: flowLimits,
     agingMs: deps.agingMs,
     concurrency: deps.concurrency,
     start: (claimed, readyAtById) => attempts.start(claimed, readyAtById),
@@ -242,3 +248,18 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
 }
 
 export type WorkerPool = ReturnType<typeof createWorkerPool>;
+
+/** The rate and per-key limits of the registry's types, for claims to weigh. */
+function limitsOf(registry: HandlerRegistry): FlowLimits {
+  const limits = new Map<string, FlowLimit>();
+  for (const type of registry.types()) {
+    const flow = registry.get(type)!.flow;
+    if (!isLimited(flow)) continue;
+    limits.set(type, {
+      ...(flow!.rate !== undefined && { rate: flow!.rate }),
+      ...(flow!.keyConcurrency !== undefined && { keyConcurrency: flow!.keyConcurrency }),
+      ...(flow!.keyRate !== undefined && { keyRate: flow!.keyRate }),
+    });
+  }
+  return limits;
+}

@@ -103,7 +103,7 @@ export function createSettler(deps: SettlerDeps) {
       // "unsure": a try whose answer was lost may have moved it; a stale heap entry costs one empty claim.
       const how = await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }));
       if (how === "took" || how === "unsure") {
-        scheduler.add(job.id, job.priority, runAt, clock(), job.type);
+        scheduler.add(job.id, job.priority, runAt, clock(), job.type, job.key);
       }
     },
     /** The end of a cancelled attempt: its row goes, fenced by the claim, and is never retried. */

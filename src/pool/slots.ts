@@ -1,6 +1,7 @@
 // slots.ts: what the pool's slots hold: attempts running a handler, jobs being claimed or reserved for
 // a leased insert, and how many of each type against its concurrency limit. It only counts: it never
 // claims, starts or settles a job, and never decides when to.
+import { isLimited } from "../config/flow-policy.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Scheduler } from "../queue/scheduler.ts";
 import type { TypeCap } from "../store/rows.ts";
@@ -87,6 +88,8 @@ export function createSlots(deps: SlotsDeps) {
      */
     reserve(type: string): boolean {
       if (deps.concurrency - active - claiming <= 0) return false;
+      // A rate or per-key limit is weighed by a claim in the store: such jobs never start born leased.
+      if (isLimited(registry.get(type)?.flow)) return false;
       const room = roomFor(type);
       if (room !== undefined && room <= 0) return false;
       claiming++;
@@ -127,7 +130,8 @@ export function createSlots(deps: SlotsDeps) {
     caps(): TypeCap[] {
       const caps: TypeCap[] = [];
       for (const type of new Set([...registry.types(), ...scheduledTypes()])) {
-        const room = roomFor(type);
+        // Rate- and key-limited types are claimed by id only (from the heap), where the store weighs them.
+        const room = isLimited(registry.get(type)?.flow) ? 0 : roomFor(type);
         if (room !== undefined) caps.push({ type, room: Math.max(0, room) });
       }
       return caps;

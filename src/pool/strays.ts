@@ -50,7 +50,7 @@ export function createStrays(deps: StraysDeps) {
     try {
       const back = await store.releaseStrays(owner, deps.holding(), clock());
       const now = clock();
-      for (const e of back) if (!requeuedNow.has(e.id)) scheduler.add(e.id, e.priority, e.runAt, now, e.type);
+      for (const e of back) if (!requeuedNow.has(e.id)) scheduler.add(e.id, e.priority, e.runAt, now, e.type, e.key);
       for (const id of requeuedNow) requeued.delete(id);
       if (back.length > 0) logger.info("handed back jobs leased by a claim or insert whose answer was lost", { count: back.length });
       mode.storeAnswered();

@@ -161,7 +161,7 @@ export function createDispatcher(deps: DispatcherDeps) {
               key: j.key ?? null, startBy: j.startBy ?? null, throttles: 0,
             });
           }
-        } else if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now, j.type);
+        } else if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now, j.type, j.key ?? null);
         return !r.duplicate;
       });
       if (deps.direct) {

@@ -107,7 +107,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   const scheduler = createScheduler({ agingMs: opts.agingMs, clock, onReady: () => pool.pump() });
   const pushEntries = (entries: PendingEntry[]) => {
     const now = clock();
-    for (const e of entries) scheduler.add(e.id, e.priority, e.runAt, now, e.type);
+    for (const e of entries) scheduler.add(e.id, e.priority, e.runAt, now, e.type, e.key);
   };
 
   const dispatcher = createDispatcher({

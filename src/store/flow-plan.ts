@@ -103,7 +103,7 @@ export function planStarts(
       const left = room.get(keyBucket) ?? l.keyConcurrency - (running.get(keyBucket) ?? 0);
       if (left <= 0) {
         room.set(keyBucket, left);
-        held.push({ id: c.id, type: c.type, key: c.key, reason: "key_concurrency", retryInMs: null });
+        held.push({ id: c.id, type: c.type, key: c.key, reason: "key_concurrency", retryInMs: null, perKey: true });
         continue;
       }
       room.set(keyBucket, left - 1);
@@ -112,7 +112,7 @@ export function planStarts(
       const t = tat.get(keyBucket) ?? -Infinity;
       if (!conforms(t, now, l.keyRate)) {
         if (l.keyConcurrency !== undefined) room.set(keyBucket, room.get(keyBucket)! + 1);
-        held.push({ id: c.id, type: c.type, key: c.key, reason: "rate_limit", retryInMs: Math.ceil(waitFor(t, now, l.keyRate)) });
+        held.push({ id: c.id, type: c.type, key: c.key, reason: "rate_limit", retryInMs: Math.ceil(waitFor(t, now, l.keyRate)), perKey: true });
         continue;
       }
       const next = advance(t, now, l.keyRate);

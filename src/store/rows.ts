@@ -87,6 +87,8 @@ export interface HeldJob {
   reason: HoldReason;
   /** How long until the store may start it (a rate limit's next token), or null when it cannot tell. */
   retryInMs: number | null;
+  /** The hold is its key's (its key's concurrency or rate), not its whole type's: other keys may start. */
+  perKey?: true;
 }
 
 /** What a claim by id did: the jobs it moved to inflight, and those flow control held back. */
