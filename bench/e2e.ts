@@ -53,27 +53,33 @@ export async function preload(target: StoreTarget, jobs: number): Promise<void> 
   }
 }
 
+/** The noop type with a rate far above anything this machine reaches: every claim weighs it, none is held. */
+export const NOOP_TYPES_LOOSE_RATE = `${NOOP_TYPES}rate = { limit = 1000000, per = "1s", burst = 1000000 }\n`;
+/** A rate that binds, for the achieved-vs-configured row. */
+const BINDING_RATE = 1000;
+const BINDING_JOBS = 10_000;
+
 /** One end-to-end run on a fresh store: preload, start, drain. */
-export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number): Promise<E2eRun> {
+export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number, types = NOOP_TYPES, jobs = E2E_JOBS): Promise<E2eRun> {
   const target = await newStoreTarget(kind, "e2e");
   try {
-    await preload(target, E2E_JOBS);
+    await preload(target, jobs);
     let server: Awaited<ReturnType<typeof startJobqueue>> | undefined;
     // The server's ticks all fall in the window: it is spawned after start().
     const serverPids = () => (server ? [server.pid] : []);
     const meter = cpuMeter(kind === "postgres" ? { server: serverPids, postgres: postgresPids } : { server: serverPids });
     const xid0 = target.db ? await nextXid(target.db) : 0;
     meter.start();
-    server = await startJobqueue({ target, types: typesFile(NOOP_TYPES), args: ["--workers", String(workers)] });
+    server = await startJobqueue({ target, types: typesFile(types), args: ["--workers", String(workers)] });
     const s = server;
     try {
       const started = s.logs.find((l) => l.msg === "queue started");
-      if (started?.loaded !== E2E_JOBS) throw new Error(`expected ${E2E_JOBS} pending jobs at start, the server loaded ${String(started?.loaded)}`);
+      if (started?.loaded !== jobs) throw new Error(`expected ${jobs} pending jobs at start, the server loaded ${String(started?.loaded)}`);
       let doneAt = 0;
       await waitFor(async () => {
         const done = await counter(s.url, "jobqueue_jobs_completed_total", 'type="noop"');
         doneAt = performance.now();
-        return done >= E2E_JOBS;
+        return done >= jobs;
       }, 300_000, POLL_MS);
       const cpu = meter.stop();
       const totalMs = doneAt - s.spawnedAt;
@@ -82,7 +88,7 @@ export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number):
         const xacts = (await nextXid(target.db)) - xid0;
         notes.push(`${fmtInt(xacts)} write xacts (${(E2E_JOBS / Math.max(1, xacts)).toFixed(1)} jobs per xact)`);
       }
-      return { jobsPerS: (E2E_JOBS * 1000) / totalMs, totalMs, afterListeningMs: doneAt - s.listeningAt, notes: notes.join("; ") };
+      return { jobsPerS: (jobs * 1000) / totalMs, totalMs, afterListeningMs: doneAt - s.listeningAt, notes: notes.join("; ") };
     } finally {
       await s.stop();
     }
@@ -142,6 +148,28 @@ export async function main(opts: { sqlite: boolean; workers: number[] }): Promis
       row: "4", bench: `End to end, ${fmtInt(E2E_JOBS)} preloaded noop jobs`, subject: `jobqueue (PostgreSQL, --workers ${workers})`,
       result: e2eText(run.jobsPerS, run.totalMs), value: run.jobsPerS,
       notes: `timed from process spawn (heap load included) to the last completion seen on /metrics; ${run.notes}`,
+    });
+  }
+  {
+    // Flow control configured but not binding: the same drain with a rate on the type, so every
+    // claim is weighed in the store; beside the first row (same settings, same run) for the ratio.
+    const workers = opts.workers[0] ?? 32;
+    log(`e2e: jobqueue on PostgreSQL, --workers ${workers}, a rate on the type that never binds`);
+    const run = await jobqueueE2e("postgres", workers, NOOP_TYPES_LOOSE_RATE);
+    const plain = results[0]?.value;
+    results.push({
+      row: "4f", bench: `End to end, ${fmtInt(E2E_JOBS)} preloaded noop jobs, flow control configured but not binding`,
+      subject: `jobqueue (PostgreSQL, --workers ${workers}, rate 1,000,000/s)`,
+      result: e2eText(run.jobsPerS, run.totalMs) + (plain ? ` (${((run.jobsPerS / plain) * 100).toFixed(1)} % of row 4's first run)` : ""), value: run.jobsPerS,
+      notes: `every claim weighs the type's rate in the store (one transaction: lock candidates and bucket, decide, move); ${run.notes}`,
+    });
+    log(`e2e: jobqueue on PostgreSQL, a rate of ${BINDING_RATE}/s that binds, ${fmtInt(BINDING_JOBS)} jobs`);
+    const bound = await jobqueueE2e("postgres", workers, `${NOOP_TYPES}rate = "${BINDING_RATE}/s"\n`, BINDING_JOBS);
+    const achieved = (BINDING_JOBS * 1000) / bound.afterListeningMs;
+    results.push({
+      row: "4r", bench: `A rate-limited type with a backlog of ${fmtInt(BINDING_JOBS)}`, subject: `jobqueue (PostgreSQL, rate = "${BINDING_RATE}/s")`,
+      result: `${fmtInt(achieved)} starts/s achieved of ${fmtInt(BINDING_RATE)}/s configured (${((achieved / BINDING_RATE) * 100).toFixed(1)} %)`, value: achieved,
+      notes: `from "listening" to the last completion on /metrics (start-up and the heap load count against it); ${bound.notes}`,
     });
   }
   for (const batch of opts.workers.filter((w) => w <= 256)) {
