@@ -53,6 +53,8 @@ export interface AttemptsDeps {
   pump: () => void;
   /** Attempts started, or one is gone: tell whoever waits on the pool. */
   notifyIdle: () => void;
+  /** A job with a flow-control key left inflight (its move landed). */
+  keyFreed?: (type: string, key: string) => void;
 }
 
 export function createAttempts(deps: AttemptsDeps) {
@@ -114,6 +116,8 @@ export function createAttempts(deps: AttemptsDeps) {
     if (cause instanceof CancelledError) await settler.remove(job);
     else await settler.settle(job, outcome, runMs);
     running.delete(job.id);
+    // Its row has left inflight: a key held at its concurrency limit may start its next job.
+    if (job.key !== null) deps.keyFreed?.(job.type, job.key);
     notifyIdle();
   }
 

@@ -151,7 +151,12 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     concurrency: deps.concurrency,
     start: (claimed, readyAtById) => attempts.start(claimed, readyAtById),
   });
-  const attempts = createAttempts({ registry, clock, keepMs, events, slots, settler, mode, notifyIdle, pump: claimer.pump });
+  const attempts = createAttempts({
+    registry, clock, keepMs, events, slots, settler, mode, notifyIdle, pump: claimer.pump,
+    keyFreed: (type, key) => {
+      if (registry.get(type)?.flow?.keyConcurrency !== undefined) scheduler.releaseKey(type, key);
+    },
+  });
   const waiters = createWaiters({
     idle: () => attempts.running.size === 0 && slots.claiming === 0,
     holds: (id, upTo) => claimer.outUpTo(upTo) || attempts.ending(id),
