@@ -276,7 +276,8 @@ describe("keys take turns within a type", () => {
     s.add(2, 0, 0, 0, "t", "free");
     s.add(3, 0, 500, 0, "t", "held");
     s.holdKey("t", "held", 1000);
-    expect(s.keyHeld("t", "held")).toBe(true);
+    expect(s.keyHeld("t", "held")).toBe("key_concurrency");
+    expect(s.keyHeld("t", "free")).toBeNull();
     const out = new ReadyBatch();
     expect(s.popReady(10, out)).toBe(1);
     expect(out.entries[0]!.key).toBe("free");

@@ -169,6 +169,7 @@ function jobText(job: JobView): string {
     lastError: job.lastError,
     key: job.key,
     throttles: job.throttles,
+    ...(job.waitingFor !== undefined && { waitingFor: job.waitingFor }),
     ...(job.startBy !== null && { expiresAt: new Date(job.startBy).toISOString() }),
     ...(job.failedAt !== null && { failedAt: new Date(job.failedAt).toISOString() }),
     ...(job.finishedAt !== undefined && { finishedAt: new Date(job.finishedAt).toISOString(), result: job.result ?? null }),

@@ -164,7 +164,7 @@ export function createClaimer(deps: ClaimerDeps) {
         wait = Math.min(KEY_RECHECK_MAX_MS, (keyRecheck.get(name) ?? HOLD_RECHECK_MS / 2) * 2);
         keyRecheck.set(name, wait);
       }
-      scheduler.holdKey(h.type, h.key, now + wait);
+      scheduler.holdKey(h.type, h.key, now + wait, h.reason);
     }
     if (typeWide.length > 0) deps.gate.held(typeWide);
   }

@@ -55,6 +55,7 @@
 // set again when it fails. adopt() reads the store in every mode but new and the two stopping ones.
 import { isLimited } from "../config/flow-policy.ts";
 import type { FlowLimit, FlowLimits } from "../store/flow-plan.ts";
+import type { JobView, WaitReason } from "../store/rows.ts";
 import type { BackoffPolicy } from "../queue/backoff.ts";
 import { LeaseLostError, ShutdownError, errorMessage } from "../errors.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
@@ -207,6 +208,20 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     setPaused: gate.setPaused,
     /** Whether flow control keeps jobs of `type` from starting here now (paused, or held back for a while). */
     shut: (type: string) => gate.shut(type),
+    /**
+     * Why a job waits, as this node sees it: null while it runs; for a job that is due, the first
+     * of: its type paused, its type's rate, its key's hold, its type's own concurrency, else busy workers.
+     */
+    waitingFor(job: Pick<JobView, "state" | "type" | "key" | "attempts" | "throttles">): WaitReason | null {
+      if (job.state === "inflight") return null;
+      if (job.state === "scheduled") return job.attempts > 0 || job.throttles > 0 ? "backoff" : "scheduled";
+      if (gate.paused.has(job.type)) return "paused";
+      if (gate.shut(job.type)) return "rate_limit";
+      const keyHold = job.key === null ? null : scheduler.keyHeld(job.type, job.key);
+      if (keyHold !== null && keyHold !== "paused") return keyHold;
+      if (slots.typeFull(job.type)) return "type_concurrency";
+      return "workers_busy";
+    },
     start() {
       mode.enter("running");
       heartbeatTimer = setInterval(() => void heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));

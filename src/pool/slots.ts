@@ -53,6 +53,11 @@ export function createSlots(deps: SlotsDeps) {
   }
 
   return {
+    /** Whether `type` is at its own concurrency limit here (not counting flow control's holds). */
+    typeFull(type: string): boolean {
+      const limit = registry.get(type)?.concurrency;
+      return limit !== undefined && limit - (occupied.get(type) ?? 0) <= 0;
+    },
     /** Slots neither running a handler nor held for a claim. */
     get free(): number {
       return deps.concurrency - active - claiming;

@@ -195,7 +195,11 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       const t = registry.get(type);
       return t && { priority: t.priority, maxAttempts: t.maxAttempts };
     },
-    getJob: (id) => store.get(id, clock()),
+    getJob: async (id) => {
+      const job = await store.get(id, clock());
+      if (job === null || job.state === "dead" || job.state === "completed") return job;
+      return { ...job, waitingFor: pool.waitingFor(job) };
+    },
     dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
     cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, onRemoved: (id) => scheduler.remove(id) }).cancel,
     stats: createStats({ store, clock, completions }).read,

@@ -9,6 +9,7 @@
 import { PriorityHeap } from "./heap.ts";
 import type { Clock } from "../clock.ts";
 import { agingKey, readyAtOf } from "../aging.ts";
+import type { HoldReason } from "../store/rows.ts";
 
 export interface SchedulerDeps {
   agingMs: number;
@@ -68,6 +69,8 @@ class Lane {
   inRing = false;
   /** Held back by flow control until this moment (ms); 0 when not held. */
   heldUntil = 0;
+  /** Why it is held. */
+  heldFor: HoldReason = "key_concurrency";
   constructor(readonly key: string | null) {}
 }
 
@@ -296,12 +299,13 @@ export function createScheduler(deps: SchedulerDeps) {
      * Hold back one key's ready jobs of a type until `until` (ms): flow control said the key is at
      * its limit. Its lane leaves the ring; other keys and types go on. A later hold extends it.
      */
-    holdKey(type: string, key: string, until: number): void {
+    holdKey(type: string, key: string, until: number, reason: HoldReason = "key_concurrency"): void {
       const t = types[codeOf(type)]!;
       const lane = t.lane(key) as Lane & { type: TypeLanes };
       lane.type = t;
       if (until <= lane.heldUntil) return;
       lane.heldUntil = until;
+      lane.heldFor = reason;
       heldLanes.add(lane);
       if (until < holdTimerAt) armHolds(until);
     },
@@ -312,11 +316,11 @@ export function createScheduler(deps: SchedulerDeps) {
       if (lane === undefined || lane.heldUntil === 0) return;
       if (unhold(lane as Lane & { type: TypeLanes })) deps.onReady?.();
     },
-    /** Whether a key of a type is held back now (for explaining a job's wait). */
-    keyHeld(type: string, key: string): boolean {
+    /** Why a key of a type is held back now, or null (for explaining a job's wait). */
+    keyHeld(type: string, key: string): HoldReason | null {
       const code = codes.get(type);
       const lane = code === undefined ? undefined : types[code]!.lanes.get(key);
-      return lane !== undefined && lane.heldUntil > clock();
+      return lane !== undefined && lane.heldUntil > clock() ? lane.heldFor : null;
     },
     /**
      * Forget a job that left pending_jobs without being popped (a cancel committed), so it neither

@@ -75,6 +75,9 @@ export interface ClaimedJob {
   throttles: number;
 }
 
+/** Why a job that is not running waits (GET /jobs/:id `waitingFor`). */
+export type WaitReason = "scheduled" | "backoff" | "paused" | "rate_limit" | "key_concurrency" | "type_concurrency" | "breaker_open" | "workers_busy";
+
 /** Why a claim left a due pending job where it was: flow control holds it for now. */
 export type HoldReason = "paused" | "rate_limit" | "key_concurrency";
 
@@ -135,6 +138,8 @@ export interface JobView {
   startBy: number | null;
   /** Times a target pushed back and the job waited without using an attempt. */
   throttles: number;
+  /** Why a pending or scheduled job waits, null while it runs, as this node sees it (absent for dead and completed jobs). */
+  waitingFor?: WaitReason | null;
   /** Completed records only (kept with --keep-completed; they have no payload: "null"). */
   finishedAt?: number;
   result?: string | null;
