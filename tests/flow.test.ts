@@ -61,6 +61,12 @@ for (const kind of STORE_KINDS) {
       // Held jobs stay pending with no attempt used.
       expect((await call(q, "GET", `/jobs/${rated[1]}`)).body).toMatchObject({ state: "pending", attempts: 0 });
       expect((await call(q, "GET", `/jobs/${keyed[1]}`)).body).toMatchObject({ state: "pending", attempts: 0, key: "a" });
+      // Each hold is counted by type and reason.
+      const metrics = await (await q.app.request("/metrics")).text();
+      for (const [type, reason] of [["rated", "rate_limit"], ["keyed", "key_concurrency"], ["keyrate", "rate_limit"]]) {
+        const line = metrics.split("\n").find((l) => l.startsWith(`jobqueue_flow_held_total{type="${type}",reason="${reason}"}`));
+        expect(Number(line?.split(" ")[1])).toBeGreaterThan(0);
+      }
     });
 
     test("a held key's next job starts as soon as its running job finishes", async () => {

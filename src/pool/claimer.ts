@@ -25,7 +25,7 @@ export interface ClaimerDeps {
   agingMs: number;
   /** Slots in the pool (adopt() looks at more rows for a bigger pool). */
   concurrency: number;
-  events: Pick<WorkerEvents, "pulled" | "adopted">;
+  events: Pick<WorkerEvents, "pulled" | "adopted" | "held">;
   /** How the claim loop is scheduled after a pump (see pool.ts). */
   defer: (fn: () => void) => void;
   mode: Pick<PoolModeSwitch, "current" | "stopping" | "backOff" | "storeAnswered">;
@@ -153,6 +153,7 @@ export function createClaimer(deps: ClaimerDeps) {
     }
     const typeWide: HeldJob[] = [];
     for (const h of held) {
+      events.held?.(h.type, h.reason);
       if (h.perKey === undefined || h.key === null) {
         typeWide.push(h);
         continue;

@@ -85,6 +85,8 @@ export interface WorkerEvents {
   pulled(count: number): void;
   /** Due jobs taken into this node's heap from the store because they were more urgent than its own. */
   adopted?(count: number): void;
+  /** A claim of a due job was held back by flow control (the job stays pending). */
+  held?(type: string, reason: string): void;
 }
 
 /** The store calls the pool makes: JobMoves but add() (the dispatcher's), and whether calls block. */
