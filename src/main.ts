@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import pkg from "../package.json" with { type: "json" };
 import { CLIENT_HELP, isClientCommand, runClientCommand } from "./client/cli.ts";
 import { helpText, loadConfig } from "./config/config.ts";
+import { TYPES_FILE_HELP } from "./config/types-file.ts";
 import { ConfigError, NodeIdInUseError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 import { openStore, startServer } from "./server.ts";
@@ -30,7 +31,7 @@ async function main(): Promise<number> {
   }
   const { command, config } = loaded;
   if (command === "help") {
-    process.stdout.write(helpText() + "\n" + CLIENT_HELP);
+    process.stdout.write(helpText() + "\n" + TYPES_FILE_HELP + CLIENT_HELP);
     return 0;
   }
   if (command === "version") {

@@ -33,6 +33,8 @@ test("--help lists every option with its environment variable and exits 0", asyn
   for (const env of ["PORT", "HOST", "DATABASE_URL", "JOBQUEUE_CONFIG", "JOBQUEUE_WORKERS", "JOBQUEUE_LEASE_MS", "JOBQUEUE_AGING_MS", "JOBQUEUE_SHUTDOWN_GRACE_MS", "JOBQUEUE_NODE_ID", "JOBQUEUE_LOG_LEVEL"]) {
     expect(r.stdout).toContain(env);
   }
+  // The types file's keys, flow control's included.
+  for (const key of ["rate = ", "key_concurrency", "key_rate", "max_throttles", "breaker", "concurrency", "backoff"]) expect(r.stdout).toContain(key);
 });
 
 test("--version prints the package version", async () => {

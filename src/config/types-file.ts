@@ -44,6 +44,18 @@ export type TypeConfig = TypeExtras & (
 
 export type TypeDefaults = { timeoutMs: number; maxAttempts: number };
 
+/** The types file's keys, for --help (docs/configuration.md has the full table). */
+export const TYPES_FILE_HELP = `Job types file (--config), one [types.<name>] table per type:
+  url = "http://…" | command = ["./bin/x"] | builtin = "noop"   what runs a job (exactly one)
+  timeout = "30s"   max_attempts = 5   priority = 0-100   concurrency = N (per process)
+  backoff = { base = "1s", cap = "1h" }
+  headers = { … }   secret = "…" | secret_env = "NAME"        (webhooks)
+Flow control (docs/flow-control.md), kept in the store for every node together:
+  rate = "100/m" | { limit = 100, per = "1m", burst = 20 }    starts of the type
+  key_concurrency = 2    key_rate = "10/s"                     per job key (submit's "key")
+  max_throttles = 20     breaker = { failures = 10, cool = "30s" }   (targets that push back)
+`;
+
 const MAX_TIMEOUT_MS = 86_400_000;
 const MAX_BACKOFF_MS = 7 * MAX_TIMEOUT_MS;
 const MAX_CONCURRENCY = 10_000;
