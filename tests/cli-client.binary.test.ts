@@ -51,6 +51,17 @@ describe("client commands on the binary", () => {
     expect(job.priority).toBe(7);
   });
 
+  test("submit passes a flow-control key and a deadline", async () => {
+    const r = await cli(["submit", "noop", "--key", "tenant-9", "--ttl-ms", "600000", "--delay-ms", "60000"]);
+    expect(r.code).toBe(0);
+    const job = await (await fetch(`${server.url}/jobs/${r.json.id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json() as Record<string, unknown>;
+    expect(job).toMatchObject({ key: "tenant-9", state: "scheduled", waitingFor: "scheduled" });
+    expect(typeof job.expiresAt).toBe("string");
+    const late = await cli(["submit", "noop", "--expires-at", "2001-01-01T00:00:00Z"]);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toContain("expire");
+  });
+
   test("stats prints the counts; dead list, retry and purge act on one type", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await cli(["submit", "doomed"])).json.id);

@@ -17,6 +17,7 @@ const DEFAULT_URL = "http://127.0.0.1:8080";
 
 export const CLIENT_HELP = `Client commands (talk to a running server):
   jobqueue submit <type> [--payload <json>] [--priority <0-100>] [--idempotency-key <key>] [--delay-ms <ms>]
+                  [--key <flow-control key>] [--ttl-ms <ms> | --expires-at <ISO date-time>]
   jobqueue stats
   jobqueue dead list [--type <type>] [--limit <1-500>] [--after <id>]
   jobqueue dead retry (--type <type> | <id>)
@@ -42,7 +43,7 @@ export interface ClientArgs {
 
 /** Flags each command takes besides --url, --token and --token-file. */
 const FLAGS: Record<ClientArgs["command"], string[]> = {
-  submit: ["--payload", "--priority", "--idempotency-key", "--delay-ms"],
+  submit: ["--payload", "--priority", "--idempotency-key", "--delay-ms", "--key", "--ttl-ms", "--expires-at"],
   stats: [],
   "dead list": ["--type", "--limit", "--after"],
   "dead retry": ["--type"],
@@ -143,6 +144,12 @@ async function perform(args: ClientArgs, client: JobQueueClient): Promise<unknow
       if (delayMs !== undefined) job.delayMs = delayMs;
       const key = args.flags.get("--idempotency-key");
       if (key !== undefined) job.idempotencyKey = key;
+      const flowKey = args.flags.get("--key");
+      if (flowKey !== undefined) job.key = flowKey;
+      const ttlMs = intFlag(args, "--ttl-ms", 1, 365 * 86_400_000);
+      if (ttlMs !== undefined) job.ttlMs = ttlMs;
+      const expiresAt = args.flags.get("--expires-at");
+      if (expiresAt !== undefined) job.expiresAt = expiresAt;
       const r = await client.submit(job);
       return r.duplicate ? r : { id: r.id };
     }
