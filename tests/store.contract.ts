@@ -266,6 +266,31 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
         expect(ids(await store.claim(rated.slice(3), "n", T0 + 2, LEASE))).toEqual(rated.slice(3));
       });
 
+      test("rates alone (the PostgreSQL store weighs them in one statement) decide the same, also between concurrent claims", async () => {
+        const rates: FlowLimits = new Map<string, FlowLimit>([
+          ["fr.only", { rate: { limit: 2, perMs: HOUR, burst: 3 } }],
+          ["fr.only2", { rate: { limit: 1, perMs: HOUR, burst: 1 } }],
+        ]);
+        const rated = await store.insert(Array.from({ length: 5 }, () => job({ type: "fr.only" })), T0);
+        const [other, free] = await store.insert([job({ type: "fr.only2" }), job({ type: "fr.free" })], T0);
+        const r = await store.claim([free!, ...rated, other!], "n", T0, LEASE, rates);
+        expect(ids(r)).toEqual([...rated.slice(0, 3), other!, free!].sort((a, b) => a - b));
+        expect(r.held.map((h) => [h.id, h.reason, h.key]).sort()).toEqual([[rated[3]!, "rate_limit", null], [rated[4]!, "rate_limit", null]].sort());
+        for (const h of r.held) {
+          expect(h.retryInMs!).toBeGreaterThan(HOUR / 2 - 60_000);
+          expect(h.retryInMs!).toBeLessThanOrEqual(HOUR / 2);
+        }
+        // Nothing of a held claim moved, and nothing comes back empty-handed: a claim of only held ids answers them.
+        const again = await store.claim(rated.slice(3), "n", T0 + 1, LEASE, rates);
+        expect(again.jobs).toEqual([]);
+        expect(again.held.map((h) => h.id).sort()).toEqual(rated.slice(3).sort());
+        const burst: FlowLimits = new Map<string, FlowLimit>([["fr.onlyrace", { rate: { limit: 1, perMs: HOUR, burst: 4 } }]]);
+        const many = await store.insert(Array.from({ length: 20 }, () => job({ type: "fr.onlyrace" })), T0);
+        const results = await Promise.all(Array.from({ length: 5 }, (_, k) => store.claim(many.slice(k * 4, k * 4 + 4), `n${k}`, T0, LEASE, burst)));
+        expect(results.flatMap((x) => x.jobs)).toHaveLength(4);
+        expect(results.flatMap((x) => x.held)).toHaveLength(16);
+      });
+
       test("key concurrency counts a key's running jobs, keyless jobs and other keys pass, and a finished job frees a place", async () => {
         const a = await store.insert([job({ type: "fr.keys", key: "A" }), job({ type: "fr.keys", key: "A" }), job({ type: "fr.keys", key: "A" })], T0);
         const [b, none] = await store.insert([job({ type: "fr.keys", key: "B" }), job({ type: "fr.keys" })], T0);
