@@ -112,6 +112,8 @@ class TypeLanes {
 
   /** After a pop from the front lane: it goes to the back while it has jobs. */
   rotate(): void {
+    // The only lane (a type without keys): it stays in front.
+    if (this.ring.length - this.head === 1 && this.ring[this.head]!.heap.size > 0) return;
     const lane = this.ring[this.head++]!;
     if (lane.heap.size > 0) this.ring.push(lane);
     else {
