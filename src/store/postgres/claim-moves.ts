@@ -113,7 +113,7 @@ export async function ensureRateBuckets(q: Queries, limits: FlowLimits): Promise
  */
 export async function claimRated(q: Queries, claimIds: number[], owner: string, now: number, leaseMs: number, limits: FlowLimits): Promise<ClaimResult> {
   const rated = [...limits.entries()].filter(([, l]) => l.rate !== undefined);
-  const rows = await q.query<JobRow & { held: { id: number; type: string; retry: number }[] | null }>(`
+  const rows = await q.query<JobRow & { held: { id: number; type: string; retry: number | null }[] | null }>(`
     WITH lim AS (
       SELECT * FROM unnest($5::text[], $6::float8[], $7::float8[]) AS l(type, step, tolerance)),
     cand AS (
@@ -137,7 +137,10 @@ export async function claimRated(q: Queries, claimIds: number[], owner: string, 
     allowed AS (SELECT c.id FROM cand c JOIN plan p USING (type) WHERE c.rn <= p.k),
     held AS (
       SELECT c.id, c.type, ceil(greatest(0, p.base + p.k * p.step - p.tolerance - p.now)) AS retry
-      FROM cand c JOIN plan p USING (type) WHERE c.rn > p.k),
+      FROM cand c JOIN plan p USING (type) WHERE c.rn > p.k
+      UNION ALL
+      -- A rated type whose bucket row is missing starts nothing until the row is made again.
+      SELECT c.id, c.type, NULL FROM cand c WHERE c.type NOT IN (SELECT type FROM plan)),
     moved AS (
       DELETE FROM pending_jobs
       WHERE id = ANY($1::bigint[]) AND ${ms("run_at")} <= $2::float8
@@ -149,6 +152,7 @@ export async function claimRated(q: Queries, claimIds: number[], owner: string, 
     LEFT JOIN ins i ON true`,
     [claimIds, now, now + leaseMs, owner, rated.map(([t]) => t),
      rated.map(([, l]) => l.rate!.perMs / l.rate!.limit), rated.map(([, l]) => (l.rate!.burst - 1) * (l.rate!.perMs / l.rate!.limit))]);
-  const held = (rows[0]?.held ?? []).map((h) => ({ id: Number(h.id), type: h.type, key: null, reason: "rate_limit" as const, retryInMs: Number(h.retry) }));
+  const held = (rows[0]?.held ?? []).map((h) =>
+    ({ id: Number(h.id), type: h.type, key: null, reason: "rate_limit" as const, retryInMs: h.retry === null ? null : Number(h.retry) }));
   return { jobs: rows.filter((r) => r.id !== null).map(toClaimed), held };
 }

@@ -48,7 +48,10 @@ export function createClaims(db: Connection): Methods<Pick<JobMoves, "claim" | "
           await ensureRateBuckets(db, limits);
           bucketsMade.add(limits);
         }
-        return await claimRated(db, claimIds, owner, now, leaseMs, limits);
+        const result = await claimRated(db, claimIds, owner, now, leaseMs, limits);
+        // A held job without a wait lacked its bucket row: make the rows again before the next claim.
+        if (result.held.some((h) => h.retryInMs === null)) bucketsMade.delete(limits);
+        return result;
       }
       return { jobs: await claimByIds(db, claimIds, owner, now, leaseMs), held: [] };
     }),
