@@ -16,7 +16,8 @@ import type { Logger } from "./logger.ts";
 import { createPostgresStore } from "./store/postgres/index.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { Store } from "./store/store.ts";
-import { loadTypesFile } from "./config/types-file.ts";
+import { readTypesFile } from "./config/types-file.ts";
+import type { ScheduleConfig } from "./config/schedules.ts";
 
 export interface RunningServer {
   queue: JobQueue;
@@ -64,22 +65,33 @@ export async function loadRegistry(
   logger: Logger,
   env: Record<string, string | undefined> = {},
 ): Promise<HandlerRegistry> {
+  return (await loadJobTypes(config, logger, env)).registry;
+}
+
+/** loadRegistry, with the types file's recurring schedules. */
+export async function loadJobTypes(
+  config: Config,
+  logger: Logger,
+  env: Record<string, string | undefined> = {},
+): Promise<{ registry: HandlerRegistry; schedules: ScheduleConfig[] }> {
   const defaults = { timeoutMs: config.defaultTimeoutMs, maxAttempts: config.defaultMaxAttempts, priority: 0 };
   const commandEnv: Record<string, string> = {};
   for (const name of COMMAND_ENV_PASSED) if (env[name] !== undefined) commandEnv[name] = env[name];
   const webhook = { commandEnv, ...(config.webhookSecret !== undefined && { webhookSecret: config.webhookSecret }) };
   if (!config.configPath) {
     logger.warn("no job types configured (--config / JOBQUEUE_CONFIG): every submit will be refused");
-    return registryFromTypes(new Map(), defaults, webhook);
+    return { registry: registryFromTypes(new Map(), defaults, webhook), schedules: [] };
   }
-  const types = await loadTypesFile(config.configPath, defaults, env);
-  return registryFromTypes(types, defaults, webhook);
+  const { types, schedules } = await readTypesFile(config.configPath, defaults, env);
+  return { registry: registryFromTypes(types, defaults, webhook), schedules };
 }
 
 export async function startServer(opts: {
   config: Config;
   logger: Logger;
   registry?: HandlerRegistry;
+  /** With `registry`: its recurring schedules (without, they come from the types file). */
+  schedules?: ScheduleConfig[];
   store?: Store;
   /** Where the types file's secret_env names are looked up; main.ts passes process.env. */
   env?: Record<string, string | undefined>;
@@ -91,11 +103,13 @@ export async function startServer(opts: {
   if (token === undefined && !isLoopbackHost(config.host)) {
     logger.warn("listening beyond this machine without a token: anyone who can reach the port can submit and read jobs (set JOBQUEUE_TOKEN or --token-file)", { host: config.host });
   }
-  const registry = opts.registry ?? (await loadRegistry(config, logger, opts.env ?? {}));
+  const { registry, schedules } = opts.registry !== undefined
+    ? { registry: opts.registry, schedules: opts.schedules ?? [] }
+    : await loadJobTypes(config, logger, opts.env ?? {});
   const store = opts.store ?? openStore(config, logger);
   logger.info("store selected", { store: store.kind, location: store.location });
   const queue = createJobQueue({
-    ...queueSettings(config), store, registry, logger,
+    ...queueSettings(config), store, registry, logger, schedules,
     ...(opts.onFatal !== undefined && { onFatal: opts.onFatal }),
   });
   try {

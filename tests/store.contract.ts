@@ -236,6 +236,24 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       await store.complete(all.map((id) => ({ id, attempt: 1 })));
     });
 
+    test("a schedule's tick is enqueued once: again, or after a later one, it inserts nothing; concurrent offers agree", async () => {
+      const tick = T0 + 3_600_000;
+      const a = await store.enqueueTick("nightly", tick, job({ type: "report", key: "k" }), T0);
+      expect(a).not.toBeNull();
+      expect(await store.get(a!, T0)).toMatchObject({ type: "report", state: "pending", key: "k" });
+      expect(await store.enqueueTick("nightly", tick, job({ type: "report" }), T0 + 1)).toBeNull();
+      const later = await store.enqueueTick("nightly", tick + 60_000, job({ type: "report" }), T0 + 2);
+      expect(later).not.toBeNull();
+      expect(await store.enqueueTick("nightly", tick, job({ type: "report" }), T0 + 3)).toBeNull();
+      const offers = await Promise.all(Array.from({ length: 6 }, () => store.enqueueTick("nightly", tick + 120_000, job({ type: "report" }), T0 + 4)));
+      const won = offers.filter((id) => id !== null);
+      expect(won).toHaveLength(1);
+      expect(await store.enqueueTick("other", tick, job({ type: "report" }), T0)).not.toBeNull();
+      const states = await store.scheduleStates();
+      expect(states.find((s) => s.name === "nightly")).toEqual({ name: "nightly", lastTick: tick + 120_000, lastJobId: won[0]! });
+      expect(states.map((s) => s.name)).toContain("other");
+    });
+
     describe("claims weighing rate and per-key limits", () => {
       const HOUR = 3_600_000;
       // Periods of an hour: the PostgreSQL store weighs rates on the database's clock, the embedded

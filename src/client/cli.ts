@@ -1,4 +1,4 @@
-// cli.ts: the client subcommands of the executable (submit, stats, dead list|retry|purge), which
+// cli.ts: the client subcommands of the executable (submit, stats, schedules, dead list|retry|purge), which
 // talk to a running server over HTTP with the typed client. Parses its own arguments (flag > env >
 // default, like config.ts); prints JSON on stdout and one-line errors on stderr; returns the exit
 // code. Reads no process state itself: main.ts hands in argv, env and the output streams.
@@ -7,7 +7,7 @@ import { JobQueueClientError, createClient, type JobQueueClient, type SubmitJob 
 import { ConfigError } from "../errors.ts";
 import { TOKEN_RULE, isValidToken } from "../config/access.ts";
 
-export const CLIENT_COMMANDS = ["submit", "stats", "dead"] as const;
+export const CLIENT_COMMANDS = ["submit", "stats", "schedules", "dead"] as const;
 
 export function isClientCommand(word: string | undefined): boolean {
   return (CLIENT_COMMANDS as readonly string[]).includes(word ?? "");
@@ -19,6 +19,7 @@ export const CLIENT_HELP = `Client commands (talk to a running server):
   jobqueue submit <type> [--payload <json>] [--priority <0-100>] [--idempotency-key <key>] [--delay-ms <ms>]
                   [--key <flow-control key>] [--ttl-ms <ms> | --expires-at <ISO date-time>]
   jobqueue stats
+  jobqueue schedules
   jobqueue dead list [--type <type>] [--limit <1-500>] [--after <id>]
   jobqueue dead retry (--type <type> | <id>)
   jobqueue dead purge (--type <type> | <id>)
@@ -32,7 +33,7 @@ Answers are JSON on stdout. Exit codes: 0 done, 1 the server refused or could no
 
 /** What a client command line asks for. */
 export interface ClientArgs {
-  command: "submit" | "stats" | "dead list" | "dead retry" | "dead purge";
+  command: "submit" | "stats" | "schedules" | "dead list" | "dead retry" | "dead purge";
   /** Positional words after the command (a type for submit, an id for dead retry/purge). */
   words: string[];
   flags: Map<string, string>;
@@ -45,6 +46,7 @@ export interface ClientArgs {
 const FLAGS: Record<ClientArgs["command"], string[]> = {
   submit: ["--payload", "--priority", "--idempotency-key", "--delay-ms", "--key", "--ttl-ms", "--expires-at"],
   stats: [],
+  schedules: [],
   "dead list": ["--type", "--limit", "--after"],
   "dead retry": ["--type"],
   "dead purge": ["--type"],
@@ -60,7 +62,7 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     if (sub !== "list" && sub !== "retry" && sub !== "purge") throw new ConfigError(`dead: expected list, retry or purge, got ${JSON.stringify(sub ?? "")}`);
     command = `dead ${sub}`;
     rest = argv.slice(2);
-  } else if (argv[0] === "submit" || argv[0] === "stats") {
+  } else if (argv[0] === "submit" || argv[0] === "stats" || argv[0] === "schedules") {
     command = argv[0];
     rest = argv.slice(1);
   } else {
@@ -155,6 +157,8 @@ async function perform(args: ClientArgs, client: JobQueueClient): Promise<unknow
     }
     case "stats":
       return client.stats();
+    case "schedules":
+      return client.schedules();
     case "dead list": {
       const limit = intFlag(args, "--limit", 1, 500);
       const after = args.flags.get("--after");

@@ -3,7 +3,7 @@
 // imports: nothing of the server is loaded). Any fetch works (Bun, Node 18+, browsers).
 import type { z } from "zod";
 import type {
-  countReply, deadPage, jobView, statsReply, submitBatchReply, submitReply,
+  countReply, deadPage, jobView, schedulesReply, statsReply, submitBatchReply, submitReply,
 } from "../http/api-schema.ts";
 import type { jobSchema } from "../http/submit-schema.ts";
 import { JobQueueClientError } from "../errors.ts";
@@ -15,6 +15,7 @@ export type SubmitJob = z.input<typeof jobSchema>;
 export type Job = z.output<typeof jobView>;
 export type DeadPage = z.output<typeof deadPage>;
 export type Stats = z.output<typeof statsReply>;
+export type ScheduleList = z.output<typeof schedulesReply>;
 export type CancelResult = "removed" | "cancelling" | "not_found";
 
 export interface ClientOptions {
@@ -103,6 +104,8 @@ export function createClient(opts: ClientOptions) {
     },
 
     stats: () => call<Stats>("GET", "/stats"),
+    /** The recurring schedules with their next and last ticks. */
+    schedules: () => call<ScheduleList>("GET", "/schedules"),
 
     dead: {
       /** One page of dead jobs; pass `next` back as `after` for the following one. */

@@ -10,6 +10,7 @@ import { ConfigError } from "../errors.ts";
 import { DURATION_UNITS, durationMs } from "./duration.ts";
 import { SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
 import { flowKeys, toFlowPolicy, type FlowPolicy } from "./flow-policy.ts";
+import { schedulesSchema, toSchedules, type ScheduleConfig } from "./schedules.ts";
 
 /** Per-type policy beyond timeout and attempts; each field only present when the file sets it. */
 export interface TypeExtras {
@@ -193,6 +194,7 @@ const typesFile = z
         { error: "expected a table of job types" },
       )
       .refine((types) => Object.keys(types).length > 0, "expected at least one job type"),
+    schedules: schedulesSchema.optional(),
   }, { error: 'expected a table with a "types" section' })
   .strict();
 
@@ -210,6 +212,24 @@ export function parseTypesConfig(
   /** The types file's folder: relative command paths ("./bin/x") are resolved against it. */
   baseDir?: string,
 ): Map<string, TypeConfig> {
+  return parseTypesFile(text, format, defaults, source, env, baseDir).types;
+}
+
+/** A types file's job types and its recurring schedules. */
+export interface TypesFile {
+  types: Map<string, TypeConfig>;
+  schedules: ScheduleConfig[];
+}
+
+/** parseTypesConfig, with the file's [schedules] too. */
+export function parseTypesFile(
+  text: string,
+  format: "toml" | "json",
+  defaults: TypeDefaults,
+  source = `types file (${format})`,
+  env: Record<string, string | undefined> = {},
+  baseDir?: string,
+): TypesFile {
   let data: unknown;
   try {
     data = format === "toml" ? Bun.TOML.parse(text) : JSON.parse(text);
@@ -252,7 +272,9 @@ export function parseTypesConfig(
       ...extras,
     });
   }
-  return types;
+  const { schedules, problem } = toSchedules(parsed.data.schedules ?? {}, new Set(types.keys()));
+  if (problem) throw new ConfigError(`${source}: ${keyPath(problem.path)}: ${problem.message}`);
+  return { types, schedules };
 }
 
 /** The value of the variable a secret_env names; errors name the variable, never a value. */
@@ -269,6 +291,15 @@ export async function loadTypesFile(
   defaults: TypeDefaults,
   env: Record<string, string | undefined> = {},
 ): Promise<Map<string, TypeConfig>> {
+  return (await readTypesFile(path, defaults, env)).types;
+}
+
+/** loadTypesFile, with the file's [schedules] too. */
+export async function readTypesFile(
+  path: string,
+  defaults: TypeDefaults,
+  env: Record<string, string | undefined> = {},
+): Promise<TypesFile> {
   const ext = extname(path).toLowerCase();
   if (ext !== ".toml" && ext !== ".json") {
     throw new ConfigError(`${path}: unsupported file type ${JSON.stringify(ext)}: expected .toml or .json`);
@@ -280,7 +311,7 @@ export async function loadTypesFile(
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(`${path}: cannot read the job types file (${code ?? String(err)})`);
   }
-  return parseTypesConfig(text, ext === ".toml" ? "toml" : "json", defaults, path, env, dirname(resolvePath(path)));
+  return parseTypesFile(text, ext === ".toml" ? "toml" : "json", defaults, path, env, dirname(resolvePath(path)));
 }
 
 /** One zod issue as "key.path: what was expected", keys quoted the way TOML would need them. */

@@ -114,6 +114,23 @@ export const statsReply = z
   })
   .meta({ id: "Stats" });
 
+export const schedulesReply = z
+  .object({
+    schedules: z.array(z.object({
+      name: z.string(),
+      type: z.string().meta({ description: "the job type each tick submits" }),
+      cron: z.string().nullable().meta({ description: "the cron expression, or null for an `every` schedule" }),
+      everyMs: z.int().min(1).nullable().meta({ description: "the interval in ms, or null for a cron schedule" }),
+      timezone: z.string().meta({ description: "the IANA time zone of the cron expression" }),
+      catchUp: z.enum(["none", "last", "all"]),
+      nextTick: iso.nullable().meta({ description: "the next tick this node will offer" }),
+      lastTick: iso.nullable().meta({ description: "the last tick enqueued (by any node), or null before the first" }),
+      lastJob: z.object({ id: idString, state: z.enum(["pending", "scheduled", "inflight", "dead", "completed", "gone"]) }).nullable()
+        .meta({ description: "the last tick's job and its state now (gone: it completed and left no record)" }),
+    }).meta({ id: "Schedule" })),
+  })
+  .meta({ id: "Schedules" });
+
 export const errorReply = z
   .object({ error: z.object({ code: z.string(), message: z.string() }) })
   .meta({ id: "Error" });

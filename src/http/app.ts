@@ -8,7 +8,7 @@ import { z } from "zod";
 import { JobQueueError, badRequest, methodNotAllowed, notFound } from "../errors.ts";
 import type { QueueApi } from "../queue/api.ts";
 import type { JobView } from "../store/rows.ts";
-import { DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, bulkTypeQuery, deadListQuery, jobIdParam, type JobViewJson, type cancelReply } from "./api-schema.ts";
+import { DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, bulkTypeQuery, deadListQuery, jobIdParam, type JobViewJson, type cancelReply, type schedulesReply } from "./api-schema.ts";
 import { dashboardPage } from "./dashboard.ts";
 import { errorResponse, toPublicError } from "./errors.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -30,6 +30,7 @@ const ROUTES: Record<string, string[]> = {
   "/submit": ["POST"],
   "/jobs/:id": ["GET", "HEAD", "DELETE"],
   "/stats": ["GET", "HEAD"],
+  "/schedules": ["GET", "HEAD"],
   "/openapi.json": ["GET", "HEAD"],
   "/dead": ["GET", "HEAD", "DELETE"],
   "/dead/retry": ["POST"],
@@ -93,6 +94,15 @@ export function createApp(api: QueueApi, settings: HttpSettings): Hono {
     return c.body(null, 204);
   });
   app.get("/stats", async (c) => c.json(await deps.stats()));
+  app.get("/schedules", async (c) => {
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    const schedules = (await deps.schedules()).map((s): z.infer<typeof schedulesReply>["schedules"][number] => ({
+      name: s.name, type: s.type, cron: s.cron, everyMs: s.everyMs, timezone: s.timezone, catchUp: s.catchUp,
+      nextTick: iso(s.nextTick), lastTick: iso(s.lastTick),
+      lastJob: s.lastJobId === null || s.lastJobState === null ? null : { id: String(s.lastJobId), state: s.lastJobState },
+    }));
+    return c.json({ schedules });
+  });
   let openapi: Record<string, unknown> | undefined;
   app.get("/openapi.json", (c) => c.json((openapi ??= openApiDocument())));
   app.get("/health", (c) => c.json({ status: "ok" }));

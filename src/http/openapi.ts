@@ -5,7 +5,7 @@ import { z } from "zod";
 import pkg from "../../package.json" with { type: "json" };
 import {
   DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX, bulkTypeQuery, cancelReply, countReply, deadListQuery, deadPage, errorReply, idReply, jobView,
-  statsReply, statusReply, submitBatchReply, submitReply,
+  schedulesReply, statsReply, statusReply, submitBatchReply, submitReply,
 } from "./api-schema.ts";
 import { batchSchema, jobSchema } from "./submit-schema.ts";
 
@@ -13,7 +13,7 @@ type Json = Record<string, unknown>;
 
 /** Component schemas read as input (request bodies) and as output (responses). */
 const REQUEST_SCHEMAS = [jobSchema, batchSchema];
-const RESPONSE_SCHEMAS = [jobView, deadPage, statsReply, idReply, countReply, submitReply, submitBatchReply, cancelReply, statusReply, errorReply];
+const RESPONSE_SCHEMAS = [jobView, deadPage, statsReply, schedulesReply, idReply, countReply, submitReply, submitBatchReply, cancelReply, statusReply, errorReply];
 
 const ref = (schema: z.ZodType) => ({ $ref: `#/components/schemas/${idOf(schema)}` });
 
@@ -167,6 +167,13 @@ export function openApiDocument(serverUrl?: string): Json {
           operationId: "stats",
           summary: "Job counts by state and type, the oldest ready job's age, recent completions",
           responses: { "200": json(statsReply, "the numbers"), "503": unavailable },
+        },
+      },
+      "/schedules": {
+        get: {
+          operationId: "schedules",
+          summary: "The recurring schedules of the types file: each one's next tick here, its last tick anywhere, and that tick's job",
+          responses: { "200": json(schedulesReply, "the schedules"), "503": unavailable },
         },
       },
       "/health": {

@@ -1,6 +1,7 @@
 // api.ts: what a front end (the HTTP app, a library user's own server) may ask of a running queue:
 // submit, read, cancel, dead letters, stats, readiness and metrics. The queue implements it; front
 // ends depend on this shape, never on the queue's parts.
+import type { ScheduleView } from "./schedules.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { CancelResult } from "../ops/cancellation.ts";
@@ -24,6 +25,8 @@ export interface QueueApi {
   dead: DeadLetters;
   /** Counts by state and type, the oldest ready job's age, recent completions. */
   stats(): Promise<Stats>;
+  /** The recurring schedules, with their next and last ticks and the last tick's job state. */
+  schedules(): Promise<ScheduleStatus[]>;
   /** Cancel a pending, scheduled or (in this process) running job. */
   cancel(id: number): Promise<CancelResult>;
   /** null when ready, else the reason it is not. */
@@ -36,4 +39,9 @@ export interface QueueApi {
   queuedCount(): number;
   clock: Clock;
   logger: Logger;
+}
+
+/** A schedule as GET /schedules shows it: its ticks, and the state of its last tick's job ("gone" once it left no record). */
+export interface ScheduleStatus extends ScheduleView {
+  lastJobState: JobView["state"] | "gone" | null;
 }

@@ -2,6 +2,8 @@
 // reaper, operator services, metrics) and owns its start-up and shutdown order. It offers front ends
 // a QueueApi and knows no HTTP; it opens no port and reads no environment: main.ts, server.ts and
 // library users hand it real resources and resolved settings.
+import { createScheduleTicker, type ScheduleTicker } from "./schedules.ts";
+import type { ScheduleConfig } from "../config/schedules.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { Clock } from "../clock.ts";
 import type { QueueApi } from "./api.ts";
@@ -55,6 +57,8 @@ export interface JobQueueOptions extends QueueSettings {
   /** Randomness for backoff jitter (tests pass a fixed one). */
   random?: () => number;
   logger?: Logger;
+  /** Recurring schedules (the types file's [schedules]); each tick is enqueued once across nodes. */
+  schedules?: readonly ScheduleConfig[];
 }
 
 export interface JobQueue {
@@ -63,6 +67,7 @@ export interface JobQueue {
   readonly metrics: Metrics;
   readonly scheduler: Scheduler;
   readonly pool: WorkerPool;
+  readonly ticker: ScheduleTicker;
   /** Migrate, recover this node's orphans, load the heaps, start workers and the reaper. */
   start(): Promise<void>;
   /** Commit jobs; resolves with their ids after the commit (a duplicate's: the id of the job holding its key). */
@@ -123,6 +128,17 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     onSubmitted: (jobs) => {
       for (const j of jobs) m.submitted.labels({ type: j.type }).inc();
     },
+  });
+
+  const ticker = createScheduleTicker({
+    store, registry, clock, logger,
+    schedules: opts.schedules ?? [],
+    onEnqueued: (s, id, job, now) => {
+      m.scheduleTicks.labels({ schedule: s.name, outcome: "enqueued" }).inc();
+      m.submitted.labels({ type: job.type }).inc();
+      scheduler.add(id, job.priority, job.runAt, now, job.type, job.key ?? null);
+    },
+    onSkipped: (s, count) => m.scheduleTicks.labels({ schedule: s.name, outcome: "skipped" }).inc(count),
   });
 
   const pool = createWorkerPool({
@@ -203,6 +219,13 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
     cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, onRemoved: (id) => scheduler.remove(id) }).cancel,
     stats: createStats({ store, clock, completions }).read,
+    schedules: async () => {
+      const list = await ticker.list();
+      return await Promise.all(list.map(async (v) => ({
+        ...v,
+        lastJobState: v.lastJobId === null ? null : (await store.get(v.lastJobId, clock()))?.state ?? "gone",
+      })));
+    },
     notReadyReason,
     accepting: () => state === "running" || state === "starting",
     metricsText: () => metrics.render(),
@@ -213,7 +236,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   };
 
   return {
-    api, metrics, scheduler, pool,
+    api, metrics, scheduler, pool, ticker,
     get state() {
       return state;
     },
@@ -254,6 +277,8 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       pool.start();
       reaper.start();
       state = "running";
+      // After the heaps are loaded and workers run: a tick's job goes into a running node.
+      await ticker.start();
       logger.info("queue started", {
         store: store.kind, location: store.location, node: opts.nodeId, loaded,
         ready: scheduler.readyCount, scheduled: scheduler.scheduledCount, ms: clock() - t0,
@@ -266,6 +291,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       const wasRunning = state === "running";
       state = "stopping";
       logger.info("shutting down", { graceMs, running: pool.busy });
+      ticker.stop();
       await dispatcher.drain();
       scheduler.stop();
       await reaper.stop();

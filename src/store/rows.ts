@@ -206,3 +206,10 @@ export interface StoreCounts {
   inflight: number;
   dead: number;
 }
+
+/** A recurring schedule's last enqueued tick (ms) and the job that tick made. */
+export interface ScheduleState {
+  name: string;
+  lastTick: number;
+  lastJobId: number;
+}

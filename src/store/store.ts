@@ -3,6 +3,7 @@
 // operators' reads and actions, and the coordination between processes. Both backends (PostgreSQL,
 // embedded SQLite) implement all of them and pass one contract suite (tests/store.contract.ts).
 // Times are epoch milliseconds passed in by the caller.
+import type { ScheduleState } from "./rows.ts";
 import type { FlowLimits } from "./flow-plan.ts";
 import type {
   BuryMove, ClaimRef, ClaimResult, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
@@ -162,8 +163,20 @@ export interface Lifecycle {
   close(): Promise<void>;
 }
 
+/** Recurring schedules' ticks, each enqueued once across nodes and restarts. */
+export interface Schedules {
+  /**
+   * Enqueue `job` as schedule `name`'s tick at `tick` (ms), in one transaction with moving the
+   * schedule's last tick forward to it: the job's id, or null when that tick (or a later one) was
+   * enqueued already, by this node or another.
+   */
+  enqueueTick(name: string, tick: number, job: NewJob, now: number): Promise<number | null>;
+  /** Every schedule's last enqueued tick and the job it made. */
+  scheduleStates(): Promise<ScheduleState[]>;
+}
+
 /** A whole store: every role. Only the composition root (queue/jobqueue.ts) holds one. */
-export interface Store extends StoreInfo, JobMoves, Recovery, Admin, Cluster, Lifecycle {}
+export interface Store extends StoreInfo, JobMoves, Recovery, Admin, Cluster, Lifecycle, Schedules {}
 
 /**
  * What only tests and benchmarks call, so no role carries it: both backends offer it beside the

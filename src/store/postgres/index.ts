@@ -9,6 +9,7 @@ import { createCluster } from "./cluster.ts";
 import { createConnection, type Methods, type PostgresStoreOptions } from "./connection.ts";
 import { createLifecycle } from "./lifecycle.ts";
 import { createRecovery } from "./recovery.ts";
+import { createSchedules } from "./schedules.ts";
 import { createSettle } from "./settle.ts";
 import { createSubmit } from "./submit.ts";
 
@@ -29,6 +30,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     ...createSettle(db),
     ...createRecovery(db),
     ...createAdmin(db),
+    ...createSchedules(db),
     ...cluster,
     ...createLifecycle(db, releaseNode),
   };

@@ -7,6 +7,7 @@ import { createClaims } from "./claim.ts";
 import { createCluster } from "./cluster.ts";
 import { openConnection, type GuardedStore, type SqliteStoreOptions } from "./connection.ts";
 import { createRecovery } from "./recovery.ts";
+import { createSchedules } from "./schedules.ts";
 import { createSettle } from "./settle.ts";
 import { createSubmit } from "./submit.ts";
 import { createTableSteps } from "./tables.ts";
@@ -28,6 +29,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store & StoreTestHo
     ...createSettle({ conn, tables }),
     ...createRecovery({ conn, tables }),
     ...createAdmin({ conn, tables }),
+    ...createSchedules({ conn }),
     ...createCluster({ conn }),
   };
   return store;
