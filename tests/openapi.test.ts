@@ -44,6 +44,7 @@ describe("the OpenAPI document", () => {
       "/dead/{id}": ["delete"],
       "/dead/{id}/retry": ["post"],
       "/stats": ["get"],
+      "/schedules": ["get"],
       "/health": ["get"],
       "/ready": ["get"],
       "/metrics": ["get"],
@@ -61,7 +62,9 @@ describe("the OpenAPI document", () => {
   });
 
   test("real answers match the response schemas the document gives for them", async () => {
-    const q = await startQueue(site.open(), { noop: () => {}, doomed: () => { throw new Error("no"); }, hold: (_j, s) => new Promise((r) => s.addEventListener("abort", () => r(undefined))) }, { keepCompletedMs: 60_000 });
+    const q = await startQueue(site.open(), { noop: () => {}, doomed: () => { throw new Error("no"); }, hold: (_j, s) => new Promise((r) => s.addEventListener("abort", () => r(undefined))) }, {
+      keepCompletedMs: 60_000, schedules: [{ name: "nightly", type: "noop", cron: "0 3 * * *", timezone: "Europe/Berlin", payload: "{}", catchUp: "last" }],
+    });
     const doc = (await call(q, "GET", "/openapi.json")).body;
     const ajv = new Ajv2020({ strict: false, validateFormats: false });
     for (const [id, schema] of Object.entries(doc.components.schemas as Record<string, object>)) ajv.addSchema(schema, `#/components/schemas/${id}`);
@@ -94,6 +97,9 @@ describe("the OpenAPI document", () => {
     check("/dead", "get", page.status, page.body);
     const stats = await call(q, "GET", "/stats");
     check("/stats", "get", stats.status, stats.body);
+    const schedules = await call(q, "GET", "/schedules");
+    check("/schedules", "get", schedules.status, schedules.body);
+    expect(schedules.body.schedules).toHaveLength(1);
     const retried = await call(q, "POST", `/dead/${doomed}/retry`);
     check("/dead/{id}/retry", "post", retried.status, retried.body);
     const count = await call(q, "POST", "/dead/retry?type=doomed");

@@ -96,11 +96,12 @@ export function createScheduleTicker(deps: SchedulerOfTicksDeps) {
   /** One pass at a time. */
   let pass: Promise<void> = Promise.resolve();
 
-  function jobOf(s: ScheduleConfig, now: number): NewJob {
+  /** A tick's job: due at the tick (GET /jobs/:id shows which tick made it), so a late one has waited, for aging, since then. */
+  function jobOf(s: ScheduleConfig, tick: number): NewJob {
     const policy = deps.registry.get(s.type);
     return {
       type: s.type, payload: s.payload, priority: s.priority ?? policy?.priority ?? 0, maxAttempts: policy?.maxAttempts ?? 5,
-      runAt: now, timeoutMs: null, ...(s.key !== undefined && { key: s.key }),
+      runAt: tick, timeoutMs: null, ...(s.key !== undefined && { key: s.key }),
     };
   }
 
@@ -126,7 +127,7 @@ export function createScheduleTicker(deps: SchedulerOfTicksDeps) {
     if (due.length > offered.length) deps.onSkipped(t.config, due.length - offered.length);
     for (const tick of offered) {
       try {
-        const job = jobOf(t.config, now);
+        const job = jobOf(t.config, tick);
         const id = await store.enqueueTick(t.config.name, tick, job, now);
         if (id !== null) deps.onEnqueued(t.config, id, job, now);
       } catch (err) {
