@@ -55,6 +55,9 @@ Flow control (docs/flow-control.md), kept in the store for every node together:
   rate = "100/m" | { limit = 100, per = "1m", burst = 20 }    starts of the type
   key_concurrency = 2    key_rate = "10/s"                     per job key (submit's "key")
   max_throttles = 20     breaker = { failures = 10, cool = "30s" }   (targets that push back)
+Recurring jobs, one [schedules.<name>] table each (docs/configuration.md#recurring-schedules):
+  cron = "0 3 * * *" | every = "30s"   type = "<a type>"   payload = { … }   timezone = "UTC"
+  priority = 0-100   key = "…"   catch_up = "none" | "last" | "all"
 `;
 
 const MAX_TIMEOUT_MS = 86_400_000;
