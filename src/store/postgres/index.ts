@@ -8,6 +8,7 @@ import { createClaims } from "./claims.ts";
 import { createCluster } from "./cluster.ts";
 import { createConnection, type Methods, type PostgresStoreOptions } from "./connection.ts";
 import { createLifecycle } from "./lifecycle.ts";
+import { createPauses } from "./pauses.ts";
 import { createRecovery } from "./recovery.ts";
 import { createSettle } from "./settle.ts";
 import { createSubmit } from "./submit.ts";
@@ -29,6 +30,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     ...createSettle(db),
     ...createRecovery(db),
     ...createAdmin(db),
+    ...createPauses(db),
     ...cluster,
     ...createLifecycle(db, releaseNode),
   };

@@ -5,6 +5,7 @@ import type { Store, StoreTestHooks } from "../store.ts";
 import { createAdmin } from "./admin.ts";
 import { createClaims } from "./claim.ts";
 import { createCluster } from "./cluster.ts";
+import { createPauses } from "./pauses.ts";
 import { openConnection, type GuardedStore, type SqliteStoreOptions } from "./connection.ts";
 import { createRecovery } from "./recovery.ts";
 import { createSettle } from "./settle.ts";
@@ -28,6 +29,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store & StoreTestHo
     ...createSettle({ conn, tables }),
     ...createRecovery({ conn, tables }),
     ...createAdmin({ conn, tables }),
+    ...createPauses({ conn }),
     ...createCluster({ conn }),
   };
   return store;
