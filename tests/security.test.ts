@@ -205,7 +205,7 @@ describe("the bearer-token gate", () => {
   }
 
   test("every endpoint but /health and /ready answers 401 unauthorized without the token", async () => {
-    for (const path of ["/submit", "/jobs/1", "/metrics", "/nope", "/", "/health/", "//health", "/healthz", "/ready/x"]) {
+    for (const path of ["/submit", "/jobs/1", "/metrics", "/types", "/types/x/pause", "/nope", "/", "/health/", "//health", "/healthz", "/ready/x"]) {
       await expectUnauthorized(call(gate, path));
     }
     await expectUnauthorized(call(gate, "/submit", { method: "POST", body: "{}" }));

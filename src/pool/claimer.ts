@@ -23,7 +23,7 @@ export interface ClaimerDeps {
   agingMs: number;
   /** Slots in the pool (adopt() looks at more rows for a bigger pool). */
   concurrency: number;
-  events: Pick<WorkerEvents, "pulled" | "adopted">;
+  events: Pick<WorkerEvents, "pulled" | "adopted" | "expired">;
   /** How the claim loop is scheduled after a pump (see pool.ts). */
   defer: (fn: () => void) => void;
   mode: Pick<PoolModeSwitch, "current" | "stopping" | "backOff" | "storeAnswered">;
@@ -142,6 +142,15 @@ export function createClaimer(deps: ClaimerDeps) {
     deps.gate.held(held);
   }
 
+  /** Jobs the claim found past their deadline are dead now (the store moved them): count them by type. */
+  function countExpired(expired: readonly number[], entries: readonly ReadyEntry[], n: number): void {
+    const ids = new Set(expired);
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      if (ids.delete(e.id)) events.expired?.(e.type, 1);
+    }
+  }
+
   /**
    * One claim statement for the jobs in `batch`; false when the store failed (they went back to the
    * scheduler). The batch's entries are only read until this returns: the next pop refills them.
@@ -156,8 +165,9 @@ export function createClaimer(deps: ClaimerDeps) {
     claimsOut.add(seq);
     let claimed: ClaimedJob[];
     let held: HeldJob[];
+    let expired: number[];
     try {
-      ({ jobs: claimed, held } = await store.claim(ids, owner, clock(), leaseMs));
+      ({ jobs: claimed, held, expired } = await store.claim(ids, owner, clock(), leaseMs));
       mode.storeAnswered();
     } catch (err) {
       slots.unhold(n);
@@ -184,6 +194,7 @@ export function createClaimer(deps: ClaimerDeps) {
     // one twice after a lost answer) gives its slot back like any id not returned. Held jobs go back to
     // the heap as they were, and the gate shuts their type until they may be tried again.
     if (held.length > 0) holdBack(held, entries, n);
+    if (expired.length > 0) countExpired(expired, entries, n);
     for (const job of claimed) got.add(job.id);
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;

@@ -82,6 +82,8 @@ export interface WorkerEvents {
   pulled(count: number): void;
   /** Due jobs taken into this node's heap from the store because they were more urgent than its own. */
   adopted?(count: number): void;
+  /** Jobs past their start-by deadline moved to dead instead of starting (by a claim or the reaper's sweep). */
+  expired?(type: string, count: number): void;
 }
 
 /** The store calls the pool makes: JobMoves but add() (the dispatcher's), and whether calls block. */

@@ -152,7 +152,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       const unused: string[] = [];
       const created = jobs.filter((j, i) => {
         const r = ids[i]!;
-        if (leased[i]) {
+        if (leased[i] && !r.held) {
           if (r.duplicate) unused.push(j.type);
           else {
             started.push({
@@ -161,7 +161,11 @@ export function createDispatcher(deps: DispatcherDeps) {
               key: j.key ?? null, startBy: j.startBy ?? null, throttles: 0,
             });
           }
-        } else if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now, j.type);
+        } else {
+          // A leased job the store inserted pending instead (its type is paused) waits like any other.
+          if (leased[i]) unused.push(j.type);
+          if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now, j.type);
+        }
         return !r.duplicate;
       });
       if (deps.direct) {

@@ -31,6 +31,7 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     recovered: metrics.counter("jobqueue_jobs_recovered_total", "Jobs handed back to pending after an expired lease or a restart.", ["reason"]),
     pulled: metrics.counter("jobqueue_jobs_pulled_total", "Jobs an idle node claimed straight from the store (another node's backlog, or rows its heap missed)."),
     adopted: metrics.counter("jobqueue_jobs_adopted_total", "Due jobs this node took into its heap from the store because they were more urgent than all of its own."),
+    expired: metrics.counter("jobqueue_jobs_expired_total", "Jobs dead-lettered because no attempt could start before their deadline (expiresAt, ttlMs).", ["type"]),
     fenced: metrics.counter("jobqueue_fenced_moves_total", "Moves that found their claim already gone (reaped or superseded).", ["move"]),
     wait: metrics.histogram("jobqueue_job_wait_seconds", "Time from ready to start.", LATENCY_BUCKETS_SECONDS, ["type"]),
     run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
@@ -54,6 +55,7 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     fenced: (move) => m.fenced.labels({ move }).inc(),
     pulled: (count) => m.pulled.inc({}, count),
     adopted: (count) => m.adopted.inc({}, count),
+    expired: (type, count) => m.expired.labels({ type }).inc(count),
   };
 
   /** Registers the gauges, read from `src` at every scrape. */
