@@ -185,10 +185,16 @@ export function createScheduler(deps: SchedulerDeps) {
     get typeCount(): number {
       return names.length;
     },
-    /** The smallest key among ready jobs (readyAt − priority × agingMs), or Infinity when none is ready. */
-    topReadyKey(): number {
+    /**
+     * The smallest key among ready jobs (readyAt − priority × agingMs), or Infinity when none is
+     * ready; types `skip` names (those that may not start now) are left out.
+     */
+    topReadyKey(skip?: (type: string) => boolean): number {
       let top = Infinity;
-      for (const heap of ready) if (heap.size > 0) top = Math.min(top, heap.peekKey());
+      for (let code = 0; code < ready.length; code++) {
+        const heap = ready[code]!;
+        if (heap.size > 0 && !skip?.(names[code]!)) top = Math.min(top, heap.peekKey());
+      }
       return top;
     },
     /** Ready jobs of one type. */

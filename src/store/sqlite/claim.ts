@@ -35,6 +35,7 @@ export function createClaims({ conn }: { conn: Connection }): Part<"claim" | "cl
   const deletePending = prepare<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?");
   const claimTx = db.transaction((ids: number[], owner: string, now: number, leaseMs: number): ClaimResult => {
     const out: ClaimResult = { jobs: [], held: [], expired: [] };
+    const heldIds = new Set<number>();
     for (const id of ids) {
       const job = claimDue().get(now, now + leaseMs, owner, id, now, now);
       if (job) {
@@ -47,8 +48,12 @@ export function createClaims({ conn }: { conn: Connection }): Part<"claim" | "cl
         out.expired.push(id);
         continue;
       }
-      const held = heldDue().get(id, now, now);
-      if (held) out.held.push({ ...held, reason: "paused", retryInMs: null });
+      // An id named twice is held once, as PostgreSQL's one statement answers it.
+      const held = heldIds.has(id) ? null : heldDue().get(id, now, now);
+      if (held) {
+        heldIds.add(id);
+        out.held.push({ ...held, reason: "paused", retryInMs: null });
+      }
     }
     return out;
   });
