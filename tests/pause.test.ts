@@ -3,6 +3,7 @@
 // whose start-by deadline passes: dead-lettered as expired by a claim or the maintenance sweep, and
 // retryable. On both stores, through the real queue and its app.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { createApp } from "../src/http/app.ts";
 import { STORE_KINDS, call, startQueue, storeSite, type TestQueue } from "./support/queues.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -117,6 +118,45 @@ for (const kind of STORE_KINDS) {
         expect(slow.started.slice(1).sort()).toEqual(waitingIds.map(Number).sort());
       } finally {
         slow.release();
+        await q.shutdown(1000);
+      }
+    });
+
+    test("a submit that would start at once while the store, not yet this node, knows of a pause waits instead", async () => {
+      const ran: number[] = [];
+      const store = site.open();
+      // No NOTIFY and no maintenance tick tell this node of a pause made behind its back.
+      const q = await startQueue(store, { late: (job) => void ran.push(job.id), other: (job) => void ran.push(job.id) },
+        { listen: false, reapIntervalMs: 60_000, workers: 2 });
+      try {
+        await store.pauseType("late", q.api.clock());
+        const held = await call(q, "POST", "/submit", { type: "late" });
+        expect(held.status).toBe(202);
+        expect((await call(q, "GET", `/jobs/${held.body.id}`)).body).toMatchObject({ state: "pending", attempts: 0 });
+        // Its slot came back: another type still starts on it, and the held job's claim taught the node of the pause.
+        const other = await call(q, "POST", "/submit", { type: "other" });
+        await waitFor(() => ran.includes(Number(other.body.id)), { what: "the other type's job ran" });
+        await waitFor(() => q.pool.shut("late"), { what: "the node learnt of the pause from its claim" });
+        expect(ran).not.toContain(Number(held.body.id));
+        expect((await call(q, "GET", `/jobs/${held.body.id}`)).body.state).toBe("pending");
+        await call(q, "POST", "/types/late/resume");
+        await waitFor(() => ran.includes(Number(held.body.id)), { what: "the held job ran once resumed" });
+      } finally {
+        await q.shutdown(1000);
+      }
+    });
+
+    test("GET /types merges what flow control tells of each type, never over the entry's own fields", async () => {
+      const q = await startQueue(site.open(), { mail: () => {} });
+      try {
+        const app = createApp({ ...q.api, flowStatus: (type) => ({ effectiveConcurrency: 3, paused: "no", note: `about ${type}` }) },
+          { bodyLimitBytes: 1 << 20, maxQueued: 0 });
+        const res = await app.request("/types");
+        expect(res.status).toBe(200);
+        expect(((await res.json()) as { types: unknown[] }).types).toEqual([
+          { type: "mail", paused: false, running: 0, waiting: 0, policy: { timeoutMs: 5000, maxAttempts: 3, priority: 0 }, effectiveConcurrency: 3, note: "about mail" },
+        ]);
+      } finally {
         await q.shutdown(1000);
       }
     });
