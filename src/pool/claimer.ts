@@ -28,7 +28,7 @@ export interface ClaimerDeps {
   defer: (fn: () => void) => void;
   mode: Pick<PoolModeSwitch, "current" | "stopping" | "backOff" | "storeAnswered">;
   slots: Slots;
-  gate: Pick<Gate, "held" | "shut">;
+  gate: Pick<Gate, "held" | "paused">;
   strays: Pick<Strays, "owed" | "owe" | "requeue" | "maybeSweep">;
   /** Start attempts for claimed jobs; readyAtById gives heap jobs' ready times (for the wait metric). */
   start: Attempts["start"];
@@ -282,8 +282,10 @@ export function createClaimer(deps: ClaimerDeps) {
       if (mode.current === "new" || mode.stopping) return 0;
       const now = clock();
       scheduler.promoteDue(now); // due jobs still in the scheduled heap count as held
-      // Jobs of a paused or held-back type may not start here: they do not stand in others' way.
-      const top = scheduler.topReadyKey((type) => deps.gate.shut(type));
+      // Jobs of a paused type start nowhere: they do not stand in others' way. (peekUrgent leaves
+      // paused types out too; a type only held back for a while still counts, or the rows of it
+      // that peekUrgent returns would be taken into the heap again every tick.)
+      const top = scheduler.topReadyKey((type) => deps.gate.paused.has(type));
       const limit = Math.min(ADOPT_MAX, Math.max(ADOPT_MIN, ADOPT_PER_WORKER * deps.concurrency));
       const rows = await store.peekUrgent(now, deps.agingMs, limit);
       let adopted = 0;
