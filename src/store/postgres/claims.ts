@@ -65,7 +65,8 @@ export function createClaims(db: Connection): Methods<Pick<JobMoves, "claim" | "
       // One statement: due rows of types not paused leave pending; those past their deadline go
       // to dead as expired, the rest to inflight; due rows of paused types stay and come back as
       // held. With nothing paused (the usual case) the paused list is one look at an empty table,
-      // and the held rows' probe is skipped by a one-time filter.
+      // and the held rows' probe is skipped by a one-time filter. The expired and held rows are
+      // padded with NULLs to JOB_COLS' columns (id, type, …, key at the 11th): keep them in step.
       const rows = await db.query<ClaimRow>(`
         WITH paused AS MATERIALIZED (SELECT type FROM jobqueue_paused),
         moved AS (
