@@ -209,6 +209,23 @@ for (const kind of STORE_KINDS) {
       }
     });
 
+    test("a library job submitted already past its deadline is not started at submit but dead-lettered as expired", async () => {
+      const ran: number[] = [];
+      const q = await startQueue(site.open(), { late: (job) => void ran.push(job.id) });
+      try {
+        const now = q.api.clock();
+        const [id] = await q.submit([{ type: "late", payload: "{}", priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null, startBy: now - 1 }]);
+        const view = await waitFor(async () => {
+          const v = (await call(q, "GET", `/jobs/${id}`)).body;
+          return v.state === "dead" ? v : null;
+        }, { what: "the job expired" });
+        expect(view).toMatchObject({ lastError: "expired", attempts: 0 });
+        expect(ran).toEqual([]);
+      } finally {
+        await q.shutdown(1000);
+      }
+    });
+
     test("a job whose deadline passes while it waits for a busy worker is dead-lettered by its claim, never started", async () => {
       const slow = gated();
       const ran: number[] = [];

@@ -109,7 +109,9 @@ export function createDispatcher(deps: DispatcherDeps) {
     const leased = jobs.map(() => false);
     const direct = deps.direct;
     if (!direct) return { rows: jobs, leased };
-    const due = jobs.map((_, i) => i).filter((i) => jobs[i]!.runAt <= now);
+    // Due, and not already past its deadline (a library caller's job may be): that one is left to
+    // the claim, which dead-letters it as expired instead of starting it.
+    const due = jobs.map((_, i) => i).filter((i) => jobs[i]!.runAt <= now && (jobs[i]!.startBy ?? Infinity) >= now);
     if (due.length === 0) return { rows: jobs, leased };
     due.sort((a, b) => jobs[b]!.priority - jobs[a]!.priority || a - b);
     const granted = direct.reserve(due.map((i) => jobs[i]!.type));
