@@ -43,6 +43,9 @@ for (const kind of STORE_KINDS) {
           expect(res.body.error.code).toBe("not_found");
           expect(res.body.error.message).toContain('"nope"');
         }
+        const long = await call(q, "POST", `/types/${"x".repeat(300)}/pause`);
+        expect(long.status).toBe(404);
+        expect(long.body.error.message).toBe(`no job type "${"x".repeat(100)}…" is registered`);
         const wrong = await q.app.request("/types/mail/pause", { method: "GET" });
         expect(wrong.status).toBe(405);
         expect(wrong.headers.get("allow")).toBe("POST");

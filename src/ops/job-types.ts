@@ -67,6 +67,9 @@ export function policyView(p: TypePolicy): TypePolicyView {
   };
 }
 
+/** A type name as an error message quotes it: JSON-escaped, at most 100 characters. */
+const quoted = (type: string) => JSON.stringify(type.length > 100 ? `${type.slice(0, 100)}…` : type);
+
 export function createJobTypes(deps: JobTypesDeps): JobTypes {
   const { store, registry, clock } = deps;
   /** Reads of the paused set are numbered, so a slow one never overwrites a newer answer. */
@@ -101,7 +104,7 @@ export function createJobTypes(deps: JobTypesDeps): JobTypes {
     },
 
     async pause(type) {
-      if (registry.get(type) === undefined) throw notFound(`no job type "${type}" is registered`);
+      if (registry.get(type) === undefined) throw notFound(`no job type ${quoted(type)} is registered`);
       await store.pauseType(type, clock());
       await refresh();
       return { type, paused: true };
@@ -109,7 +112,7 @@ export function createJobTypes(deps: JobTypesDeps): JobTypes {
 
     async resume(type) {
       const was = await store.resumeType(type);
-      if (!was && registry.get(type) === undefined) throw notFound(`no job type "${type}" is registered`);
+      if (!was && registry.get(type) === undefined) throw notFound(`no job type ${quoted(type)} is registered`);
       await refresh();
       return { type, paused: false };
     },
