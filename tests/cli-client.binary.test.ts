@@ -1,5 +1,5 @@
 // cli-client.binary.test.ts: the client subcommands of the compiled executable (submit, stats,
-// dead list|retry|purge) against a running server binary behind a token; plus their argument
+// dead list|retry|purge, types [pause|resume]) against a running server binary behind a token; plus their argument
 // parsing, which is pure.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -57,6 +57,8 @@ describe("client commands on the binary", () => {
     const job = await (await fetch(`${server.url}/jobs/${r.json.id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json() as Record<string, unknown>;
     expect(job).toMatchObject({ key: "tenant-9", state: "scheduled", waitingFor: "scheduled" });
     expect(typeof job.expiresAt).toBe("string");
+    // Cancelled, so the counts other tests read are theirs alone.
+    expect((await fetch(`${server.url}/jobs/${r.json.id}`, { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(204);
     const late = await cli(["submit", "noop", "--expires-at", "2001-01-01T00:00:00Z"]);
     expect(late.code).toBe(1);
     expect(late.stderr).toContain("expire");
@@ -84,6 +86,24 @@ describe("client commands on the binary", () => {
     expect(gone.stderr).toContain("is not a dead job");
     expect((await cli(["dead", "purge", "--type", "doomed"])).json).toEqual({ count: 2 });
     expect((await cli(["stats"])).json.types.doomed).toBeUndefined();
+  });
+
+  test("types lists every type with its policy and state; types pause and resume change it, and an unknown type fails", async () => {
+    const list = await cli(["types"]);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toContain('\n  "types": [');
+    expect(list.json.types.map((t: { type: string; paused: boolean }) => [t.type, t.paused])).toEqual([["doomed", false], ["noop", false]]);
+    expect(list.json.types[0].policy).toMatchObject({ maxAttempts: 1 });
+    expect((await cli(["types", "pause", "noop"])).json).toEqual({ type: "noop", paused: true });
+    const held = (await cli(["submit", "noop"])).json.id;
+    const waiting = await cli(["types"]);
+    expect(waiting.json.types.find((t: { type: string }) => t.type === "noop")).toMatchObject({ paused: true, waiting: 1 });
+    expect((await cli(["types", "resume", "noop"])).json).toEqual({ type: "noop", paused: false });
+    await waitFor(async () => (await fetch(`${server.url}/jobs/${held}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()
+      .then((j) => (j as { state?: string }).state === "completed"), { what: "the held job ran once resumed" });
+    const unknown = await cli(["types", "pause", "nope"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("404 not_found");
   });
 
   test("a wrong token, an unreachable server and bad arguments fail with one line and their exit code", async () => {
@@ -129,6 +149,12 @@ describe("client argument parsing", () => {
     bad(["dead", "purge", "7", "--type", "x"], "give either --type");
     bad(["dead", "list", "--limit"], "missing value for --limit");
     bad(["stats", "--url", "ftp://x"], "invalid --url");
+    bad(["types", "stop", "mail"], "types: expected pause or resume");
+    bad(["types", "pause"], "types pause: expected a job type");
+    bad(["types", "resume", "a", "b"], 'unexpected argument "b"');
+    bad(["types", "mail"], "types: expected pause or resume");
+    expect(parseClientArgs(["types"], env)).toMatchObject({ command: "types", words: [] });
+    expect(parseClientArgs(["types", "pause", "mail"], env)).toMatchObject({ command: "types pause", words: ["mail"] });
   });
 
   test("the token follows the server's rules and is never shown", () => {

@@ -85,3 +85,16 @@ test("errors carry the status and code, and a missing token is a 401", async () 
   await expect(anonymous.stats()).rejects.toMatchObject({ status: 401, code: "unauthorized" });
   await expect(client.dead.retryType("no such type!")).rejects.toMatchObject({ status: 400 });
 });
+
+test("an operator lists the job types, pauses one (its jobs wait) and resumes it (they run)", async () => {
+  const client = createClient({ baseUrl: server.url, token: TOKEN });
+  const types = await client.types.list();
+  expect(types.map((t) => t.type)).toEqual(["doomed", "hold", "noop"]);
+  expect(types[0]).toMatchObject({ paused: false, policy: { maxAttempts: 2, timeoutMs: 5000, priority: 0 } });
+  expect(await client.types.pause("noop")).toEqual({ type: "noop", paused: true });
+  const { id } = await client.submit({ type: "noop" });
+  expect((await client.types.list()).find((t) => t.type === "noop")).toMatchObject({ paused: true, waiting: 1, running: 0 });
+  expect(await client.types.resume("noop")).toEqual({ type: "noop", paused: false });
+  await waitFor(async () => (await client.get(id))?.state === "completed", { what: "the job ran once resumed" });
+  await expect(client.types.pause("nope")).rejects.toMatchObject({ status: 404, code: "not_found" });
+});

@@ -80,3 +80,34 @@ test("a job more urgent than all of a busy node's own starts there within a tick
     await q.shutdown(100);
   }
 });
+
+test("a paused type's old jobs in a busy node's heap do not keep it from taking a more urgent job of another type", async () => {
+  const started: number[] = [];
+  let gate: () => void = () => {};
+  const q = await startQueue(createPostgresStore({ url: db.url }), {
+    work: async (job: JobContext) => {
+      started.push(job.id);
+      await new Promise<void>((r) => (gate = r));
+    },
+    held: () => {},
+  }, { nodeId: "busy-paused", workers: 1, reapIntervalMs: 100, agingMs: 1000 });
+  const other = createPostgresStore({ url: db.url });
+  try {
+    await q.api.types.pause("held");
+    // Jobs of the paused type that have waited far longer than anything else sit in the heap.
+    await q.submit(Array.from({ length: 5 }, () => work({ type: "held", runAt: Date.now() - 1_000_000 })));
+    await q.submit([work()]);
+    await waitFor(() => started.length === 1, { what: "the first job running" });
+    const own = await q.submit(Array.from({ length: 20 }, () => work()));
+    const [urgent] = await other.insert([work({ priority: 100 })], Date.now());
+    await waitFor(() => q.scheduler.readyCount === 26, { what: "the urgent job taken into the busy node's heap" });
+    gate();
+    await waitFor(() => started.length === 2, { what: "the next start" });
+    expect(started[1]).toBe(urgent!);
+    expect(own).not.toContain(started[1]);
+  } finally {
+    gate();
+    await other.close();
+    await q.shutdown(100);
+  }
+});

@@ -1,5 +1,6 @@
 // dashboard.test.ts: GET /ui in a real headless Chromium against a real server behind the token
-// gate: the counts render and follow submits, the dead-letter buttons work, and the lookup shows a job.
+// gate: the counts render and follow submits, the dead-letter buttons work, a type's Pause and Resume
+// buttons hold and release its jobs, and the lookup shows a job.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -121,6 +122,22 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in a browser", () => {
       return res.status === 200 && res.body.state !== "dead" ? (res.body.state as string) : null;
     }, { what: `job ${id} to leave the dead letters` });
     expect(["pending", "scheduled", "inflight", "completed"]).toContain(state);
+  });
+
+  test("a type's Pause button holds its jobs on the server and Resume lets them run", async () => {
+    const row = page.locator('#job-types tr[data-type="noop"]');
+    await row.waitFor();
+    await textIs('#job-types tr[data-type="noop"] td.state', "active");
+    await row.locator("button.pause").click();
+    await textIs('#job-types tr[data-type="noop"] td.state', "paused");
+    const before = (await api("GET", "/types")).body.types.find((t: { type: string }) => t.type === "noop");
+    expect(before).toMatchObject({ paused: true });
+    const id = await submit({ type: "noop" });
+    await textIs('#job-types tr[data-type="noop"] td:nth-child(4)', String(before.waiting + 1));
+    expect((await api("GET", `/jobs/${id}`)).body.state).toBe("pending");
+    await row.locator("button.resume").click();
+    await textIs('#job-types tr[data-type="noop"] td.state', "active");
+    await waitFor(async () => (await api("GET", `/jobs/${id}`)).body.state === "completed", { what: `job ${id} ran once resumed` });
   });
 
   test("Delete asks for confirmation and removes the dead job only when confirmed", async () => {

@@ -45,6 +45,9 @@ describe("the OpenAPI document", () => {
       "/dead/{id}/retry": ["post"],
       "/stats": ["get"],
       "/schedules": ["get"],
+      "/types": ["get"],
+      "/types/{type}/pause": ["post"],
+      "/types/{type}/resume": ["post"],
       "/health": ["get"],
       "/ready": ["get"],
       "/metrics": ["get"],
@@ -104,6 +107,14 @@ describe("the OpenAPI document", () => {
     check("/dead/{id}/retry", "post", retried.status, retried.body);
     const count = await call(q, "POST", "/dead/retry?type=doomed");
     check("/dead/retry", "post", count.status, count.body);
+    const paused = await call(q, "POST", "/types/doomed/pause");
+    check("/types/{type}/pause", "post", paused.status, paused.body);
+    const types = await call(q, "GET", "/types");
+    check("/types", "get", types.status, types.body);
+    const resumed = await call(q, "POST", "/types/doomed/resume");
+    check("/types/{type}/resume", "post", resumed.status, resumed.body);
+    const unknownType = await call(q, "POST", "/types/nope/pause");
+    check("/types/{type}/pause", "post", unknownType.status, unknownType.body);
     const cancelled = await call(q, "DELETE", `/jobs/${held}`);
     check("/jobs/{id}", "delete", cancelled.status, cancelled.body);
     for (const path of ["/health", "/ready"]) {

@@ -205,7 +205,7 @@ describe("the bearer-token gate", () => {
   }
 
   test("every endpoint but /health and /ready answers 401 unauthorized without the token", async () => {
-    for (const path of ["/submit", "/jobs/1", "/metrics", "/nope", "/", "/health/", "//health", "/healthz", "/ready/x"]) {
+    for (const path of ["/submit", "/jobs/1", "/metrics", "/types", "/types/x/pause", "/nope", "/", "/health/", "//health", "/healthz", "/ready/x"]) {
       await expectUnauthorized(call(gate, path));
     }
     await expectUnauthorized(call(gate, "/submit", { method: "POST", body: "{}" }));
@@ -426,7 +426,7 @@ describe("other web pages: Origin, body types and, without a token, the Host", (
   test("a state-changing request with a foreign Origin is refused with 403 forbidden_origin, token or not", async () => {
     const host = `127.0.0.1:${open.server.port}`;
     for (const origin of ["http://evil.example", `http://localhost:${open.server.port}`, `http://127.0.0.1:${open.server.port + 1}`, "http://127.0.0.1", "null", "file://", "chrome-extension://abc", "not a url"]) {
-      for (const [method, path] of [["POST", "/dead/retry?type=doomed"], ["DELETE", "/dead?type=doomed"], ["DELETE", "/jobs/1"], ["PUT", "/submit"], ["PATCH", "/jobs/1"]]) {
+      for (const [method, path] of [["POST", "/dead/retry?type=doomed"], ["DELETE", "/dead?type=doomed"], ["DELETE", "/jobs/1"], ["PUT", "/submit"], ["PATCH", "/jobs/1"], ["POST", "/types/noop/pause"]]) {
         expectError(await send(open, `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nOrigin: ${origin}`), 403, "forbidden_origin");
       }
       expectError(await send(open, `POST /submit HTTP/1.1\r\nHost: ${host}\r\nOrigin: ${origin}\r\nContent-Type: application/json`, '{"type":"noop"}'), 403, "forbidden_origin");
@@ -436,6 +436,8 @@ describe("other web pages: Origin, body types and, without a token, the Host", (
     expect(await deadCount(open)).toBe(1);
     expect(await deadCount(tokened)).toBe(1);
     expect(await open.rows()).toBe(1);
+    const types = (await (await open.server.app.request("/types")).json()) as { types: { type: string; paused: boolean }[] };
+    expect(types.types.find((t) => t.type === "noop")).toMatchObject({ paused: false });
   });
 
   test("reads with a foreign Origin are answered, without CORS headers, so the page cannot read them", async () => {
@@ -448,7 +450,7 @@ describe("other web pages: Origin, body types and, without a token, the Host", (
     const host = `Host: 127.0.0.1:${open.server.port}`;
     for (const [contentType, body] of [["text/plain", "x"], ["text/plain;charset=UTF-8", ""], ["application/x-www-form-urlencoded", ""], ["application/x-www-form-urlencoded", "a=1"], ["multipart/form-data; boundary=z", "--z--"], [null, "x"]] as const) {
       const ct = contentType === null ? "" : `\r\nContent-Type: ${contentType}`;
-      for (const [method, path] of [["POST", "/dead/retry?type=doomed"], ["DELETE", "/dead?type=doomed"], ["POST", "/submit"]]) {
+      for (const [method, path] of [["POST", "/dead/retry?type=doomed"], ["DELETE", "/dead?type=doomed"], ["POST", "/submit"], ["POST", "/types/noop/pause"]]) {
         const message = expectError(await send(open, `${method} ${path} HTTP/1.1\r\n${host}${ct}`, body), 415, "unsupported_media_type");
         expect(message).toContain("application/json");
       }

@@ -773,5 +773,136 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       (await store.claim([live!], "n", T0, LEASE)).jobs;
       await store.complete([{ id: live!, attempt: 1 }]);
     });
+    test("pauseType, resumeType and pausedTypes keep the paused set, each saying whether it changed", async () => {
+      expect(await store.pausedTypes()).toEqual([]);
+      expect(await store.pauseType("pz.b", T0)).toBe(true);
+      expect(await store.pauseType("pz.a", T0)).toBe(true);
+      expect(await store.pauseType("pz.a", T0 + 1)).toBe(false);
+      expect(await store.pausedTypes()).toEqual(["pz.a", "pz.b"]);
+      expect(await store.resumeType("pz.a")).toBe(true);
+      expect(await store.resumeType("pz.a")).toBe(false);
+      expect(await store.resumeType("pz.never")).toBe(false);
+      expect(await store.pausedTypes()).toEqual(["pz.b"]);
+      expect(await store.resumeType("pz.b")).toBe(true);
+      expect(await store.pausedTypes()).toEqual([]);
+    });
+
+    test("a claim holds due jobs of a paused type where they are, starts the others, and starts them once resumed", async () => {
+      await store.pauseType("ph.paused", T0);
+      const [held, free, later] = await store.insert(
+        [job({ type: "ph.paused", key: "k1" }), job({ type: "ph.free" }), job({ type: "ph.paused", runAt: T0 + 60_000 })], T0);
+      const r = await store.claim([held!, free!, later!], "n", T0 + 1, LEASE);
+      expect(r.jobs.map((j) => j.id)).toEqual([free!]);
+      expect(r.held).toEqual([{ id: held!, type: "ph.paused", key: "k1", reason: "paused", retryInMs: null }]);
+      expect(r.expired).toEqual([]);
+      expect(await store.get(held!, T0 + 1)).toMatchObject({ state: "pending", attempts: 0 });
+      expect((await store.claim([held!], "n2", T0 + 2, LEASE)).held.map((h) => h.id)).toEqual([held!]);
+      await store.resumeType("ph.paused");
+      const after = await store.claim([held!], "n", T0 + 3, LEASE);
+      expect(after.jobs.map((j) => j.id)).toEqual([held!]);
+      expect(after.held).toEqual([]);
+      await store.complete([{ id: free!, attempt: 1 }, { id: held!, attempt: 1 }]);
+      (await store.claim([later!], "n", T0 + 60_000, LEASE)).jobs;
+      await store.complete([{ id: later!, attempt: 1 }]);
+    });
+
+    test("claimNext and peekUrgent leave out paused types and jobs past their deadline", async () => {
+      const late = T0 + 20_000_000;
+      for (;;) {
+        const left = await store.claimNext(1000, "sweeper", late, LEASE, 0);
+        if (left.length === 0) break;
+        await store.complete(left.map((j) => ({ id: j.id, attempt: j.attempts })));
+      }
+      await store.pauseType("pn.paused", T0);
+      const [paused, stale, fresh] = await store.insert([
+        job({ type: "pn.paused", runAt: late, priority: 9 }),
+        job({ type: "pn.free", runAt: late, priority: 9, startBy: late + 10 }),
+        job({ type: "pn.free", runAt: late }),
+      ], T0);
+      const peek = (await store.peekUrgent(late + 100, 0, 10)).map((e) => e.id);
+      expect(peek).toContain(fresh!);
+      expect(peek).not.toContain(paused!);
+      expect(peek).not.toContain(stale!);
+      const got = await store.claimNext(10, "me", late + 100, LEASE, 0, [{ type: "pn.free", room: 5 }]);
+      expect(got.map((j) => j.id)).toEqual([fresh!]);
+      expect(await store.claimNext(10, "me", late + 100, LEASE, 0)).toEqual([]);
+      expect((await store.get(paused!, late + 100))!.state).toBe("pending");
+      expect((await store.get(stale!, late + 100))!.state).toBe("pending");
+      await store.resumeType("pn.paused");
+      expect((await store.claimNext(10, "me", late + 100, LEASE, 0)).map((j) => j.id)).toEqual([paused!]);
+      await store.complete([{ id: fresh!, attempt: 1 }, { id: paused!, attempt: 1 }]);
+      expect((await store.claim([stale!], "me", late + 100, LEASE)).expired).toEqual([stale!]);
+    });
+
+    test("a claim moves due jobs past their deadline to dead as expired instead of starting them, paused or not", async () => {
+      await store.pauseType("pe.paused", T0);
+      const [gone, edge, ok, pausedGone] = await store.insert([
+        job({ type: "pe", startBy: T0 + 1000, key: "k" }), job({ type: "pe", startBy: T0 + 2000 }), job({ type: "pe", startBy: T0 + 5000 }),
+        job({ type: "pe.paused", startBy: T0 + 1000 }),
+      ], T0);
+      const r = await store.claim([gone!, edge!, ok!, pausedGone!], "n", T0 + 2000, LEASE);
+      expect(r.jobs.map((j) => j.id).sort((a, b) => a - b)).toEqual([edge!, ok!]);
+      expect(r.expired.sort((a, b) => a - b)).toEqual([gone!, pausedGone!]);
+      expect(r.held).toEqual([]);
+      expect(await store.get(gone!, T0 + 2000)).toMatchObject({
+        state: "dead", lastError: "expired", failedAt: T0 + 2000, attempts: 0, key: "k", startBy: T0 + 1000,
+      });
+      expect(await store.get(pausedGone!, T0 + 2000)).toMatchObject({ state: "dead", lastError: "expired" });
+      // A retry due after the deadline never starts either: the claim of the retried job expires it.
+      expect(await store.retry([{ id: ok!, attempt: 1, runAt: T0 + 6000, error: "boom" }])).toEqual([true]);
+      const again = await store.claim([ok!], "n", T0 + 6000, LEASE);
+      expect(again).toEqual({ jobs: [], held: [], expired: [ok!] });
+      expect(await store.get(ok!, T0 + 6000)).toMatchObject({ state: "dead", lastError: "expired", attempts: 1 });
+      await store.complete([{ id: edge!, attempt: 1 }]);
+      await store.resumeType("pe.paused");
+      // Revived, an expired job has no deadline left and runs.
+      const back = await store.retryDead([gone!], T0 + 7000);
+      expect(back.map((e) => e.id)).toEqual([gone!]);
+      expect(await store.get(gone!, T0 + 7000)).toMatchObject({ state: "pending", startBy: null, attempts: 0, lastError: "expired" });
+      expect((await store.claim([gone!], "n", T0 + 7000, LEASE)).jobs.map((j) => j.id)).toEqual([gone!]);
+      await store.complete([{ id: gone!, attempt: 1 }]);
+      await store.deleteDead([ok!, pausedGone!]);
+    });
+
+    test("expirePending moves pending jobs past their deadline to dead, soonest deadline first and in batches, paused types too", async () => {
+      const B = T0 + 50_000_000;
+      await store.expirePending(B, 100_000); // what earlier tests left with a deadline before this one's
+      await store.pauseType("px.paused", T0);
+      const [d300, d100, d200, pausedD150, far, none, scheduled] = await store.insert([
+        job({ type: "px", startBy: B + 300 }), job({ type: "px", startBy: B + 100 }), job({ type: "px", startBy: B + 200 }),
+        job({ type: "px.paused", startBy: B + 150 }), job({ type: "px", startBy: B + 10_000 }), job({ type: "px" }),
+        job({ type: "px", runAt: B + 50_000, startBy: B + 250 }),
+      ], T0);
+      const byId = (a: { id: number }, b: { id: number }) => a.id - b.id;
+      expect((await store.expirePending(B + 1000, 2)).sort(byId)).toEqual([{ id: d100!, type: "px" }, { id: pausedD150!, type: "px.paused" }].sort(byId));
+      expect((await store.expirePending(B + 1000, 10)).sort(byId))
+        .toEqual([{ id: d200!, type: "px" }, { id: scheduled!, type: "px" }, { id: d300!, type: "px" }].sort(byId));
+      expect(await store.expirePending(B + 1000, 10)).toEqual([]);
+      for (const id of [d100!, d200!, d300!, pausedD150!, scheduled!]) {
+        expect(await store.get(id, B + 1000)).toMatchObject({ state: "dead", lastError: "expired", failedAt: B + 1000, attempts: 0 });
+      }
+      expect((await store.get(far!, B + 1000))!.state).toBe("pending");
+      expect((await store.get(none!, B + 1000))!.state).toBe("pending");
+      await store.resumeType("px.paused");
+      await store.deleteDead([d100!, d200!, d300!, pausedD150!, scheduled!]);
+      await store.cancelPending([far!, none!]);
+    });
+
+    test("a job submitted to start at once of a paused type is inserted pending instead and says so", async () => {
+      await store.pauseType("pl.paused", T0);
+      const lease = { owner: "node-1", until: T0 + LEASE };
+      const res = await store.add([
+        job({ type: "pl.paused", lease }), job({ type: "pl.free", lease }), job({ type: "pl.paused", lease, idempotencyKey: "pl-key" }),
+      ], T0);
+      expect(res.map((r) => ({ duplicate: r.duplicate, held: r.held ?? false }))).toEqual([
+        { duplicate: false, held: true }, { duplicate: false, held: false }, { duplicate: false, held: true },
+      ]);
+      expect(await store.get(res[0]!.id, T0)).toMatchObject({ state: "pending", attempts: 0, owner: null });
+      expect(await store.get(res[1]!.id, T0)).toMatchObject({ state: "inflight", attempts: 1, owner: "node-1" });
+      expect(await store.get(res[2]!.id, T0)).toMatchObject({ state: "pending", attempts: 0 });
+      await store.resumeType("pl.paused");
+      (await store.claim([res[0]!.id, res[2]!.id], "n", T0, LEASE)).jobs;
+      await store.complete(res.map((r) => ({ id: r.id, attempt: 1 })));
+    });
   });
 }

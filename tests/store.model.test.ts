@@ -1,9 +1,10 @@
 // store.model.test.ts: random sequences of every store move (submits with and without idempotency
 // keys, born-leased jobs, claims by id and claimNext, peekUrgent, completions with records that
 // expire, failures, cancels, lease extensions, the reaper, releases and stray releases, dead-letter
-// actions, pruning, restarts that hold the node id again, and a second node) against
-// a real SQLite file and a real PostgreSQL database, each step checked against a small reference
-// model (tests/support/job-model.ts). A fixed seed here; JOBQUEUE_MODEL_SEED, JOBQUEUE_MODEL_RUNS and
+// actions, pruning, restarts that hold the node id again, a second node, paused types that claims
+// hold and leased inserts leave pending, and jobs with a deadline that claims and the sweep expire)
+// against a real SQLite file and a real PostgreSQL database, each step checked against a small
+// reference model (tests/support/job-model.ts). A fixed seed here; JOBQUEUE_MODEL_SEED, JOBQUEUE_MODEL_RUNS and
 // JOBQUEUE_MODEL_PATH replay or resize a run; tests/faults/model.fault.ts is the long run.
 // Bugs the model found are todo tests (`bun test --todo` runs them, and says when one passes).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";

@@ -1,4 +1,5 @@
-// cli.ts: the client subcommands of the executable (submit, stats, schedules, dead list|retry|purge), which
+// cli.ts: the client subcommands of the executable (submit, stats, schedules, dead list|retry|purge,
+// types [pause|resume]), which
 // talk to a running server over HTTP with the typed client. Parses its own arguments (flag > env >
 // default, like config.ts); prints JSON on stdout and one-line errors on stderr; returns the exit
 // code. Reads no process state itself: main.ts hands in argv, env and the output streams.
@@ -7,7 +8,7 @@ import { JobQueueClientError, createClient, type JobQueueClient, type SubmitJob 
 import { ConfigError } from "../errors.ts";
 import { TOKEN_RULE, isValidToken } from "../config/access.ts";
 
-export const CLIENT_COMMANDS = ["submit", "stats", "schedules", "dead"] as const;
+export const CLIENT_COMMANDS = ["submit", "stats", "schedules", "dead", "types"] as const;
 
 export function isClientCommand(word: string | undefined): boolean {
   return (CLIENT_COMMANDS as readonly string[]).includes(word ?? "");
@@ -23,18 +24,21 @@ export const CLIENT_HELP = `Client commands (talk to a running server):
   jobqueue dead list [--type <type>] [--limit <1-500>] [--after <id>]
   jobqueue dead retry (--type <type> | <id>)
   jobqueue dead purge (--type <type> | <id>)
+  jobqueue types                  every job type: policy, paused, jobs running and waiting
+  jobqueue types pause <type>     pause a type on every node (its jobs wait; running ones finish)
+  jobqueue types resume <type>
 Client options:
   --url <url>          JOBQUEUE_URL         default ${DEFAULT_URL}
   --token <token>      JOBQUEUE_TOKEN       bearer token, when the server has one
   --token-file <path>  JOBQUEUE_TOKEN_FILE  read the token from a file (not with --token)
 Answers are JSON on stdout. Exit codes: 0 done, 1 the server refused or could not be reached
-(or the job was not found), 2 bad arguments.
+(or the job or type was not found), 2 bad arguments.
 `;
 
 /** What a client command line asks for. */
 export interface ClientArgs {
-  command: "submit" | "stats" | "schedules" | "dead list" | "dead retry" | "dead purge";
-  /** Positional words after the command (a type for submit, an id for dead retry/purge). */
+  command: "submit" | "stats" | "schedules" | "dead list" | "dead retry" | "dead purge" | "types" | "types pause" | "types resume";
+  /** Positional words after the command (a type for submit and types pause/resume, an id for dead retry/purge). */
   words: string[];
   flags: Map<string, string>;
   url: string;
@@ -50,6 +54,9 @@ const FLAGS: Record<ClientArgs["command"], string[]> = {
   "dead list": ["--type", "--limit", "--after"],
   "dead retry": ["--type"],
   "dead purge": ["--type"],
+  types: [],
+  "types pause": [],
+  "types resume": [],
 };
 const COMMON = ["--url", "--token", "--token-file"];
 
@@ -62,6 +69,17 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     if (sub !== "list" && sub !== "retry" && sub !== "purge") throw new ConfigError(`dead: expected list, retry or purge, got ${JSON.stringify(sub ?? "")}`);
     command = `dead ${sub}`;
     rest = argv.slice(2);
+  } else if (argv[0] === "types") {
+    const sub = argv[1];
+    if (sub === "pause" || sub === "resume") {
+      command = `types ${sub}`;
+      rest = argv.slice(2);
+    } else if (sub === undefined || sub.startsWith("--")) {
+      command = "types";
+      rest = argv.slice(1);
+    } else {
+      throw new ConfigError(`types: expected pause or resume, got ${JSON.stringify(sub)}`);
+    }
   } else if (argv[0] === "submit" || argv[0] === "stats" || argv[0] === "schedules") {
     command = argv[0];
     rest = argv.slice(1);
@@ -93,9 +111,13 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     throw new ConfigError("--token / JOBQUEUE_TOKEN and --token-file / JOBQUEUE_TOKEN_FILE are both set: give only one");
   }
   if (token !== undefined && !isValidToken(token)) throw new ConfigError(`invalid --token / JOBQUEUE_TOKEN "…": expected ${TOKEN_RULE}`);
-  const maxWords = command === "submit" || command === "dead retry" || command === "dead purge" ? 1 : 0;
+  const oneWord: ClientArgs["command"][] = ["submit", "dead retry", "dead purge", "types pause", "types resume"];
+  const maxWords = oneWord.includes(command) ? 1 : 0;
   if (words.length > maxWords) throw new ConfigError(`${command}: unexpected argument ${JSON.stringify(words[maxWords])}`);
   if (command === "submit" && words.length === 0) throw new ConfigError("submit: expected a job type: jobqueue submit <type> [--payload <json>]");
+  if ((command === "types pause" || command === "types resume") && words.length === 0) {
+    throw new ConfigError(`${command}: expected a job type: jobqueue ${command} <type>`);
+  }
   if ((command === "dead retry" || command === "dead purge") && (words.length === 0) === !flags.has("--type")) {
     throw new ConfigError(`${command}: give either --type <type> (every dead job of it) or one job id`);
   }
@@ -170,6 +192,12 @@ async function perform(args: ClientArgs, client: JobQueueClient): Promise<unknow
     case "dead purge":
       if (type !== undefined) return { count: await client.dead.purgeType(type) };
       return (await client.dead.delete(id!)) ? { id } : null;
+    case "types":
+      return { types: await client.types.list() };
+    case "types pause":
+      return client.types.pause(id!);
+    case "types resume":
+      return client.types.resume(id!);
   }
 }
 
@@ -190,7 +218,7 @@ export async function runClientCommand(argv: string[], env: Record<string, strin
       io.err(`jobqueue: ${args.command}: job ${args.words[0]} is not a dead job\n`);
       return 1;
     }
-    io.out(`${JSON.stringify(answer, null, args.command === "stats" ? 2 : undefined)}\n`);
+    io.out(`${JSON.stringify(answer, null, args.command === "stats" || args.command === "types" ? 2 : undefined)}\n`);
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -1,9 +1,9 @@
 // client.ts: a typed HTTP client for producers and operators of a running jobqueue server: submit,
-// read, cancel, dead letters and stats. Types come from the API's own zod schemas (type-only
+// read, cancel, dead letters, job types (pause, resume) and stats. Types come from the API's own zod schemas (type-only
 // imports: nothing of the server is loaded). Any fetch works (Bun, Node 18+, browsers).
 import type { z } from "zod";
 import type {
-  countReply, deadPage, jobView, schedulesReply, statsReply, submitBatchReply, submitReply,
+  countReply, deadPage, jobView, pauseReply, schedulesReply, statsReply, submitBatchReply, submitReply, typeEntry, typesReply,
 } from "../http/api-schema.ts";
 import type { jobSchema } from "../http/submit-schema.ts";
 import { JobQueueClientError } from "../errors.ts";
@@ -17,6 +17,9 @@ export type DeadPage = z.output<typeof deadPage>;
 export type Stats = z.output<typeof statsReply>;
 export type ScheduleList = z.output<typeof schedulesReply>;
 export type CancelResult = "removed" | "cancelling" | "not_found";
+/** A registered job type: its policy, whether it is paused, its jobs running and waiting. */
+export type JobType = z.output<typeof typeEntry>;
+export type PauseState = z.output<typeof pauseReply>;
 
 export interface ClientOptions {
   /** e.g. http://127.0.0.1:8080 */
@@ -68,6 +71,7 @@ export function createClient(opts: ClientOptions) {
   }
 
   const jobPath = (id: string | number) => `/jobs/${encodeURIComponent(String(id))}`;
+  const typePath = (type: string) => `/types/${encodeURIComponent(type)}`;
   const deadPath = (id: string | number) => `/dead/${encodeURIComponent(String(id))}`;
 
   return {
@@ -106,6 +110,17 @@ export function createClient(opts: ClientOptions) {
     stats: () => call<Stats>("GET", "/stats"),
     /** The recurring schedules with their next and last ticks. */
     schedules: () => call<ScheduleList>("GET", "/schedules"),
+
+    types: {
+      /** Every registered type, by name. */
+      async list(): Promise<JobType[]> {
+        return (await call<z.output<typeof typesReply>>("GET", "/types")).types;
+      },
+      /** Pause a type on every node sharing the server's database (idempotent); an unknown type throws 404 not_found. */
+      pause: (type: string) => call<PauseState>("POST", `${typePath(type)}/pause`),
+      /** Resume a paused type (idempotent); an unknown type throws 404 not_found. */
+      resume: (type: string) => call<PauseState>("POST", `${typePath(type)}/resume`),
+    },
 
     dead: {
       /** One page of dead jobs; pass `next` back as `after` for the following one. */

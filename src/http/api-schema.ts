@@ -130,6 +130,40 @@ export const schedulesReply = z
     }).meta({ id: "Schedule" })),
   })
   .meta({ id: "Schedules" });
+const rate = z
+  .object({ limit: z.int().min(1), perMs: z.int().min(1), burst: z.int().min(1) })
+  .meta({ id: "Rate", description: "at most `limit` starts per `perMs` ms, `burst` of them back to back after a quiet spell" });
+
+export const typePolicy = z
+  .object({
+    timeoutMs: z.int().min(1).meta({ description: "per-attempt timeout" }),
+    maxAttempts: z.int().min(1),
+    priority: z.int().min(0).max(100).meta({ description: "the priority of submits that give none" }),
+    concurrency: z.int().min(1).optional().meta({ description: "most jobs of the type running at once in one process" }),
+    backoff: z.object({ baseMs: z.int().min(0).optional(), capMs: z.int().min(0).optional() }).optional()
+      .meta({ description: "the type's own retry backoff (a missing half is the server's)" }),
+    rate: rate.optional().meta({ description: "starts of the type, across every node" }),
+    keyConcurrency: z.int().min(1).optional().meta({ description: "jobs of one key running at once, across every node" }),
+    keyRate: rate.optional().meta({ description: "starts of one key's jobs, across every node" }),
+    maxThrottles: z.int().min(0).optional().meta({ description: "times a target may push back on one job without using an attempt" }),
+    breaker: z.object({ failures: z.int().min(1), coolMs: z.int().min(1) }).optional()
+      .meta({ description: "after `failures` failures in a row toward a target, stop sending there for `coolMs`" }),
+  })
+  .meta({ id: "TypePolicy" });
+
+export const typeEntry = z
+  .object({
+    type: z.string(),
+    paused: z.boolean().meta({ description: "paused on every node sharing the database: its jobs are accepted and wait" }),
+    policy: typePolicy,
+    running: z.int().min(0).meta({ description: "jobs of the type running now, on every node" }),
+    waiting: z.int().min(0).meta({ description: "jobs of the type not started yet (due or scheduled), on every node" }),
+  })
+  .catchall(z.unknown())
+  .meta({ id: "JobType", description: "a registered job type; flow control may add fields of its own (effective concurrency, breaker state)" });
+
+export const typesReply = z.object({ types: z.array(typeEntry) }).meta({ id: "JobTypes" });
+export const pauseReply = z.object({ type: z.string(), paused: z.boolean() }).meta({ id: "PauseReply" });
 
 export const errorReply = z
   .object({ error: z.object({ code: z.string(), message: z.string() }) })

@@ -1,7 +1,7 @@
 // app.ts: the HTTP API's routes (Hono) over a queue's QueueApi: each route's checks and answer, the
 // methods each path allows, and the JSON bodies that splice stored payload text. POST /submit is
-// submit.ts's, the error envelope errors.ts's; authentication and origin rules gate the app from
-// outside (auth.ts, origin.ts). No SQL: every effect goes through the QueueApi.
+// submit.ts's, /types types-routes.ts's, the error envelope errors.ts's; authentication and origin
+// rules gate the app from outside (auth.ts, origin.ts). No SQL: every effect goes through the QueueApi.
 import { zValidator } from "@hono/zod-validator";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
@@ -13,6 +13,7 @@ import { dashboardPage } from "./dashboard.ts";
 import { errorResponse, toPublicError } from "./errors.ts";
 import { openApiDocument } from "./openapi.ts";
 import { submit } from "./submit.ts";
+import { TYPES_ROUTES, mountTypesRoutes } from "./types-routes.ts";
 import { describeIssues, readableIssue } from "./submit-schema.ts";
 
 /** The HTTP settings of the app: the body size limit and the queue-full cap. */
@@ -40,6 +41,7 @@ const ROUTES: Record<string, string[]> = {
   "/ready": ["GET", "HEAD"],
   "/metrics": ["GET", "HEAD"],
   "/ui": ["GET", "HEAD"],
+  ...TYPES_ROUTES,
 };
 
 /** The HTTP API over a queue: what its routes ask of `api`, within `settings`. */
@@ -103,6 +105,7 @@ export function createApp(api: QueueApi, settings: HttpSettings): Hono {
     }));
     return c.json({ schedules });
   });
+  mountTypesRoutes(app, { types: deps.types, ...(deps.flowStatus !== undefined && { flowStatus: deps.flowStatus }) });
   let openapi: Record<string, unknown> | undefined;
   app.get("/openapi.json", (c) => c.json((openapi ??= openApiDocument())));
   app.get("/health", (c) => c.json({ status: "ok" }));

@@ -25,6 +25,7 @@ const STYLE = `
   th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
   th { color: var(--muted); font-weight: 600; font-size: .8rem; }
   td.err { max-width: 28rem; overflow-wrap: anywhere; color: var(--bad); }
+  td.paused { color: var(--bad); font-weight: 600; }
   button { font: inherit; padding: .2rem .6rem; border: 1px solid var(--line); border-radius: 4px; background: var(--bg); color: var(--fg); cursor: pointer; }
   button:hover { border-color: var(--accent); }
   input { font: inherit; padding: .2rem .4rem; border: 1px solid var(--line); border-radius: 4px; background: var(--bg); color: var(--fg); }
@@ -139,14 +140,31 @@ const SCRIPT = `
     $("dead-more").textContent = page.next === null ? "" : "showing the first " + page.jobs.length + "; more with GET /dead?after=" + page.next;
   }
 
+  function renderJobTypes(reply) {
+    const body = $("job-types").tBodies[0];
+    body.replaceChildren(...reply.types.map((t) => {
+      const tr = el("tr");
+      tr.dataset.type = t.type;
+      const state = el("td", t.paused ? "paused" : "active"); state.className = t.paused ? "state paused" : "state";
+      const button = el("button", t.paused ? "Resume" : "Pause"); button.className = t.paused ? "resume" : "pause";
+      const verb = t.paused ? "resume" : "pause";
+      button.onclick = () => act("POST", "/types/" + encodeURIComponent(t.type) + "/" + verb, (t.paused ? "resumed " : "paused ") + t.type);
+      const actions = el("td"); actions.append(button);
+      tr.append(el("td", t.type), state, el("td", t.running), el("td", t.waiting), actions);
+      return tr;
+    }));
+    if (body.rows.length === 0) { const tr = el("tr"); const td = el("td", "no job types registered"); td.colSpan = 5; td.className = "muted"; tr.append(td); body.append(tr); }
+  }
+
   async function act(method, path, done) {
     try { await api(method, path); status(done); await poll(); } catch (e) { status(e.message, true); }
   }
 
   async function poll() {
     try {
-      const [stats, dead] = await Promise.all([api("GET", "/stats"), api("GET", "/dead?limit=50")]);
+      const [stats, dead, types] = await Promise.all([api("GET", "/stats"), api("GET", "/dead?limit=50"), api("GET", "/types")]);
       renderStats(stats);
+      renderJobTypes(types);
       renderDead(dead);
       try {
         const text = await api("GET", "/metrics");
@@ -229,6 +247,11 @@ const PAGE = `<!doctype html>
   <section>
     <h2>By type</h2>
     <table id="types"><thead><tr><th>type</th><th>pending</th><th>scheduled</th><th>inflight</th><th>dead</th><th>completed</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section>
+    <h2>Job types</h2>
+    <table id="job-types"><thead><tr><th>type</th><th>state</th><th>running</th><th>waiting</th><th></th></tr></thead><tbody></tbody></table>
+    <p class="muted">A paused type accepts submits and starts nothing, on every node sharing the database, until resumed; running jobs finish.</p>
   </section>
   <section>
     <h2>Dead letters</h2>

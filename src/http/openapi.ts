@@ -5,7 +5,7 @@ import { z } from "zod";
 import pkg from "../../package.json" with { type: "json" };
 import {
   DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX, bulkTypeQuery, cancelReply, countReply, deadListQuery, deadPage, errorReply, idReply, jobView,
-  schedulesReply, statsReply, statusReply, submitBatchReply, submitReply,
+  pauseReply, schedulesReply, statsReply, statusReply, submitBatchReply, submitReply, typesReply,
 } from "./api-schema.ts";
 import { batchSchema, jobSchema } from "./submit-schema.ts";
 
@@ -13,7 +13,9 @@ type Json = Record<string, unknown>;
 
 /** Component schemas read as input (request bodies) and as output (responses). */
 const REQUEST_SCHEMAS = [jobSchema, batchSchema];
-const RESPONSE_SCHEMAS = [jobView, deadPage, statsReply, schedulesReply, idReply, countReply, submitReply, submitBatchReply, cancelReply, statusReply, errorReply];
+const RESPONSE_SCHEMAS = [
+  jobView, deadPage, statsReply, schedulesReply, idReply, countReply, submitReply, submitBatchReply, cancelReply, statusReply, typesReply, pauseReply, errorReply,
+];
 
 const ref = (schema: z.ZodType) => ({ $ref: `#/components/schemas/${idOf(schema)}` });
 
@@ -64,6 +66,7 @@ const idPath = {
   schema: { type: "string", pattern: "^[1-9][0-9]{0,15}$" },
 };
 const badId = error("the id is not a positive integer (invalid_id)");
+const typePath = { name: "type", in: "path", required: true, description: "a registered job type", schema: { type: "string" } };
 const unavailable = error("the database is unreachable (unavailable); retry later");
 
 /** The whole document. `serverUrl` fills `servers` when given. */
@@ -174,6 +177,29 @@ export function openApiDocument(serverUrl?: string): Json {
           operationId: "schedules",
           summary: "The recurring schedules of the types file: each one's next tick here, its last tick anywhere, and that tick's job",
           responses: { "200": json(schedulesReply, "the schedules"), "503": unavailable },
+        },
+      },
+      "/types": {
+        get: {
+          operationId: "listTypes",
+          summary: "Every registered job type: its policy, whether it is paused, its jobs running and waiting",
+          responses: { "200": json(typesReply, "the types, by name"), "503": unavailable },
+        },
+      },
+      "/types/{type}/pause": {
+        parameters: [typePath],
+        post: {
+          operationId: "pauseType",
+          summary: "Pause a type on every node: its jobs are accepted and wait; running ones finish (idempotent)",
+          responses: { "200": json(pauseReply, "paused"), "404": error("no such job type is registered (not_found)"), "503": unavailable },
+        },
+      },
+      "/types/{type}/resume": {
+        parameters: [typePath],
+        post: {
+          operationId: "resumeType",
+          summary: "Resume a paused type on every node (idempotent)",
+          responses: { "200": json(pauseReply, "running again"), "404": error("no such job type is registered (not_found)"), "503": unavailable },
         },
       },
       "/health": {

@@ -25,12 +25,12 @@ export interface ClaimerDeps {
   agingMs: number;
   /** Slots in the pool (adopt() looks at more rows for a bigger pool). */
   concurrency: number;
-  events: Pick<WorkerEvents, "pulled" | "adopted" | "held">;
+  events: Pick<WorkerEvents, "pulled" | "adopted" | "held" | "expired">;
   /** How the claim loop is scheduled after a pump (see pool.ts). */
   defer: (fn: () => void) => void;
   mode: Pick<PoolModeSwitch, "current" | "stopping" | "backOff" | "storeAnswered">;
   slots: Slots;
-  gate: Pick<Gate, "held">;
+  gate: Pick<Gate, "held" | "paused">;
   /** The rate and per-key limits claims must weigh (types without any are absent). */
   limits: () => FlowLimits;
   strays: Pick<Strays, "owed" | "owe" | "requeue" | "maybeSweep">;
@@ -170,6 +170,15 @@ export function createClaimer(deps: ClaimerDeps) {
     if (typeWide.length > 0) deps.gate.held(typeWide);
   }
 
+  /** Jobs the claim found past their deadline are dead now (the store moved them): count them by type. */
+  function countExpired(expired: readonly number[], entries: readonly ReadyEntry[], n: number): void {
+    const ids = new Set(expired);
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      if (ids.delete(e.id)) events.expired?.(e.type, 1);
+    }
+  }
+
   /**
    * One claim statement for the jobs in `batch`; false when the store failed (they went back to the
    * scheduler). The batch's entries are only read until this returns: the next pop refills them.
@@ -184,9 +193,10 @@ export function createClaimer(deps: ClaimerDeps) {
     claimsOut.add(seq);
     let claimed: ClaimedJob[];
     let held: HeldJob[];
+    let expired: number[];
     try {
       const limits = deps.limits();
-      ({ jobs: claimed, held } = await (limits.size === 0 ? store.claim(ids, owner, clock(), leaseMs) : store.claim(ids, owner, clock(), leaseMs, limits)));
+      ({ jobs: claimed, held, expired } = await (limits.size === 0 ? store.claim(ids, owner, clock(), leaseMs) : store.claim(ids, owner, clock(), leaseMs, limits)));
       mode.storeAnswered();
     } catch (err) {
       slots.unhold(n);
@@ -213,6 +223,7 @@ export function createClaimer(deps: ClaimerDeps) {
     // one twice after a lost answer) gives its slot back like any id not returned. Held jobs go back to
     // the heap as they were, and the gate shuts their type until they may be tried again.
     if (held.length > 0) holdBack(held, entries, n);
+    if (expired.length > 0) countExpired(expired, entries, n);
     for (const job of claimed) {
       got.add(job.id);
       if (keyRecheck.size > 0 && job.key !== null) keyRecheck.delete(bucketName(job.type, job.key));
@@ -303,7 +314,10 @@ export function createClaimer(deps: ClaimerDeps) {
       if (mode.current === "new" || mode.stopping) return 0;
       const now = clock();
       scheduler.promoteDue(now); // due jobs still in the scheduled heap count as held
-      const top = scheduler.topReadyKey();
+      // Jobs of a paused type start nowhere: they do not stand in others' way. (peekUrgent leaves
+      // paused types out too; a type only held back for a while still counts, or the rows of it
+      // that peekUrgent returns would be taken into the heap again every tick.)
+      const top = scheduler.topReadyKey((type) => deps.gate.paused.has(type));
       const limit = Math.min(ADOPT_MAX, Math.max(ADOPT_MIN, ADOPT_PER_WORKER * deps.concurrency));
       const rows = await store.peekUrgent(now, deps.agingMs, limit);
       let adopted = 0;

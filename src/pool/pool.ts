@@ -87,6 +87,8 @@ export interface WorkerEvents {
   adopted?(count: number): void;
   /** A claim of a due job was held back by flow control (the job stays pending). */
   held?(type: string, reason: string): void;
+  /** Jobs past their start-by deadline moved to dead instead of starting (by a claim or the reaper's sweep). */
+  expired?(type: string, count: number): void;
 }
 
 /** The store calls the pool makes: JobMoves but add() (the dispatcher's), and whether calls block. */

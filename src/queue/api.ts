@@ -1,11 +1,12 @@
 // api.ts: what a front end (the HTTP app, a library user's own server) may ask of a running queue:
-// submit, read, cancel, dead letters, stats, readiness and metrics. The queue implements it; front
+// submit, read, cancel, dead letters, job types (pause, resume), stats, readiness and metrics. The queue implements it; front
 // ends depend on this shape, never on the queue's parts.
 import type { ScheduleView } from "./schedules.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { CancelResult } from "../ops/cancellation.ts";
 import type { DeadLetters } from "../ops/dead-letters.ts";
+import type { JobTypes } from "../ops/job-types.ts";
 import type { Stats } from "../ops/stats.ts";
 import type { InsertResult, JobView, NewJob } from "../store/rows.ts";
 
@@ -23,6 +24,13 @@ export interface QueueApi {
   getJob(id: number): Promise<JobView | null>;
   /** Operator actions on dead jobs. */
   dead: DeadLetters;
+  /** The registered job types, their policy and counts; pausing and resuming them. */
+  types: JobTypes;
+  /**
+   * What flow control can tell of a type now (effective concurrency, breaker state, tokens left),
+   * merged into its GET /types entry; unset: nothing more to tell.
+   */
+  flowStatus?: (type: string) => Record<string, unknown>;
   /** Counts by state and type, the oldest ready job's age, recent completions. */
   stats(): Promise<Stats>;
   /** The recurring schedules, with their next and last ticks and the last tick's job state. */

@@ -109,7 +109,9 @@ export function createDispatcher(deps: DispatcherDeps) {
     const leased = jobs.map(() => false);
     const direct = deps.direct;
     if (!direct) return { rows: jobs, leased };
-    const due = jobs.map((_, i) => i).filter((i) => jobs[i]!.runAt <= now);
+    // Due, and not already past its deadline (a library caller's job may be): that one is left to
+    // the claim, which dead-letters it as expired instead of starting it.
+    const due = jobs.map((_, i) => i).filter((i) => jobs[i]!.runAt <= now && (jobs[i]!.startBy ?? Infinity) >= now);
     if (due.length === 0) return { rows: jobs, leased };
     due.sort((a, b) => jobs[b]!.priority - jobs[a]!.priority || a - b);
     const granted = direct.reserve(due.map((i) => jobs[i]!.type));
@@ -152,7 +154,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       const unused: string[] = [];
       const created = jobs.filter((j, i) => {
         const r = ids[i]!;
-        if (leased[i]) {
+        if (leased[i] && !r.held) {
           if (r.duplicate) unused.push(j.type);
           else {
             started.push({
@@ -161,7 +163,11 @@ export function createDispatcher(deps: DispatcherDeps) {
               key: j.key ?? null, startBy: j.startBy ?? null, throttles: 0,
             });
           }
-        } else if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now, j.type, j.key ?? null);
+        } else {
+          // A leased job the store inserted pending instead (its type is paused) waits like any other.
+          if (leased[i]) unused.push(j.type);
+          if (!r.duplicate) scheduler.add(r.id, j.priority, j.runAt, now, j.type, j.key ?? null);
+        }
         return !r.duplicate;
       });
       if (deps.direct) {

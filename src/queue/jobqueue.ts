@@ -9,6 +9,7 @@ import type { Clock } from "../clock.ts";
 import type { QueueApi } from "./api.ts";
 import { createCancellation } from "../ops/cancellation.ts";
 import { createDeadLetters } from "../ops/dead-letters.ts";
+import { createJobTypes } from "../ops/job-types.ts";
 import { createDispatcher } from "./dispatcher.ts";
 import { NodeIdInUseError, badRequest, errorMessage } from "../errors.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
@@ -152,6 +153,14 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     events: poolEvents,
   });
 
+  const jobTypes = createJobTypes({ store, registry, clock, onPaused: (types) => pool.setPaused(types) });
+  /** Another node paused or resumed a type: read the paused set again (and, on a resume, look for work). */
+  const pausesChanged = () => {
+    jobTypes.refresh()
+      .then(() => pool.pull())
+      .catch((err) => logger.warn("reading the paused job types failed", { err: errorMessage(err) }));
+  };
+
   let liveNodes = 1;
   let stopListening: () => Promise<void> = async () => {};
   const reaper = createReaper({
@@ -162,7 +171,15 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       m.recovered.labels({ reason: "lease_expired" }).inc(entries.length);
       pushEntries(entries);
     },
+    onExpired: (jobs) => {
+      for (const j of jobs) {
+        scheduler.remove(j.id);
+        m.expired.labels({ type: j.type }).inc();
+      }
+    },
     afterTick: async () => {
+      // The paused types, read again (NOTIFY tells of changes at once; this is the backstop).
+      await jobTypes.refresh().catch((err) => logger.warn("reading the paused job types failed", { err: errorMessage(err) }));
       // Work this heap does not hold: more urgent rows than its own (pool.adopt), and, when idle,
       // any due rows (pool.pull; hints make that quicker); then node liveness.
       await pool.adopt().catch((err) => logger.warn("looking for more urgent jobs in the store failed", { err: errorMessage(err) }));
@@ -217,6 +234,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       return { ...job, waitingFor: pool.waitingFor(job) };
     },
     dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
+    types: jobTypes,
     cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, onRemoved: (id) => scheduler.remove(id) }).cancel,
     stats: createStats({ store, clock, completions }).read,
     schedules: async () => {
@@ -252,6 +270,8 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       await store.migrate();
       // Only once the id is ours alone may its rows be taken back: a live holder is still running them.
       await store.holdNodeId(opts.nodeId);
+      // The paused types before anything can start: no claim or leased insert starts one of them.
+      await jobTypes.refresh();
       const orphans = await store.recoverOwner(opts.nodeId, clock());
       if (orphans.length > 0) {
         m.recovered.labels({ reason: "restart" }).inc(orphans.length);
@@ -268,7 +288,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       liveNodes = await store.heartbeatNode(opts.nodeId, clock(), clock() - 3 * reapIntervalMs);
       if (opts.listen) {
         try {
-          stopListening = await store.listen(() => pool.pull());
+          stopListening = await store.listen(() => pool.pull(), pausesChanged);
         } catch (err) {
           logger.warn("cannot LISTEN for other nodes' hints; polling instead (use --no-listen to silence)", { err: errorMessage(err) });
         }

@@ -33,6 +33,7 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     adopted: metrics.counter("jobqueue_jobs_adopted_total", "Due jobs this node took into its heap from the store because they were more urgent than all of its own."),
     scheduleTicks: metrics.counter("jobqueue_schedule_ticks_total", "Recurring schedules' ticks: enqueued by this node, or skipped (missed, passed over by catch_up).", ["schedule", "outcome"]),
     held: metrics.counter("jobqueue_flow_held_total", "Claims of due jobs that flow control held back (the job stays pending, no attempt used), by why: paused, rate_limit, key_concurrency.", ["type", "reason"]),
+    expired: metrics.counter("jobqueue_jobs_expired_total", "Jobs dead-lettered because no attempt could start before their deadline (expiresAt, ttlMs).", ["type"]),
     fenced: metrics.counter("jobqueue_fenced_moves_total", "Moves that found their claim already gone (reaped or superseded).", ["move"]),
     wait: metrics.histogram("jobqueue_job_wait_seconds", "Time from ready to start.", LATENCY_BUCKETS_SECONDS, ["type"]),
     run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
@@ -57,6 +58,7 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     pulled: (count) => m.pulled.inc({}, count),
     adopted: (count) => m.adopted.inc({}, count),
     held: (type, reason) => m.held.labels({ type, reason }).inc(),
+    expired: (type, count) => m.expired.labels({ type }).inc(count),
   };
 
   /** Registers the gauges, read from `src` at every scrape. */

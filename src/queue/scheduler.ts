@@ -352,11 +352,14 @@ export function createScheduler(deps: SchedulerDeps) {
     get typeCount(): number {
       return types.length;
     },
-    /** The smallest key among ready jobs (readyAt − priority × agingMs), or Infinity when none is ready. */
-    topReadyKey(): number {
+    /**
+     * The smallest key among ready jobs (readyAt − priority × agingMs), or Infinity when none is
+     * ready; types `skip` names (those that may not start now) are left out.
+     */
+    topReadyKey(skip?: (type: string) => boolean): number {
       let top = Infinity;
       for (const t of types) {
-        if (t.size === 0) continue;
+        if (t.size === 0 || skip?.(t.name)) continue;
         for (const lane of t.lanes.values()) if (lane.heap.size > 0) top = Math.min(top, lane.heap.peekKey());
       }
       return top;

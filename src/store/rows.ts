@@ -22,7 +22,8 @@ export interface NewJob {
   /**
    * Start at once: the job is inserted straight into inflight as its first attempt (attempts 1,
    * leased to `owner` until `until`), in the same transaction as the rest of the insert. Submit and
-   * claim then share one commit; a crash leaves the row leased, and the reaper hands it back.
+   * claim then share one commit; a crash leaves the row leased, and the reaper hands it back. A job
+   * of a paused type is inserted pending instead (its result says `held`).
    */
   lease?: { owner: string; until: number };
   /** The job's flow-control key (a tenant, customer or resource): types may limit and share turns per key. */
@@ -35,6 +36,8 @@ export interface NewJob {
 export interface InsertResult {
   id: number;
   duplicate: boolean;
+  /** Asked to start at once (NewJob.lease) but its type is paused: inserted pending instead. */
+  held?: boolean;
 }
 
 /** What the scheduler needs to place a pending job in its heaps: no payload. */
@@ -94,11 +97,25 @@ export interface HeldJob {
   perKey?: true;
 }
 
-/** What a claim by id did: the jobs it moved to inflight, and those flow control held back. */
+/**
+ * What a claim by id did: the jobs it moved to inflight, those flow control held back, and those it
+ * found past their start-by deadline and moved to dead instead.
+ */
 export interface ClaimResult {
   jobs: ClaimedJob[];
-  /** Still pending: not started for now. Ids in neither list were taken elsewhere, cancelled, or are not due. */
+  /** Still pending: not started for now. Ids in none of the lists were taken elsewhere, cancelled, or are not due. */
   held: HeldJob[];
+  /** Ids of due jobs past their start-by deadline: now dead, last error "expired", never started. */
+  expired: number[];
+}
+
+/** The last error of a job dead-lettered because no attempt started by its deadline. */
+export const EXPIRED_ERROR = "expired";
+
+/** A pending job moved to dead because its start-by deadline passed before any attempt could start. */
+export interface ExpiredJob {
+  id: number;
+  type: string;
 }
 
 /** A finished attempt; `result` (a short summary, e.g. a command's stdout) is kept with a completed record. */

@@ -6,7 +6,7 @@
 import type { ScheduleState } from "./rows.ts";
 import type { FlowLimits } from "./flow-plan.ts";
 import type {
-  BuryMove, ClaimRef, ClaimResult, ClaimedJob, CompleteMove, DeadQuery, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
+  BuryMove, ClaimRef, ClaimResult, ClaimedJob, CompleteMove, DeadQuery, ExpiredJob, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
   StoreStats, TypeCap,
 } from "./rows.ts";
 import type { Clock } from "../clock.ts";
@@ -40,8 +40,10 @@ export interface JobMoves {
   add(jobs: NewJob[], now: number): Promise<InsertResult[]>;
   /**
    * Move the given pending ids to inflight in one transaction (attempts + 1, lease, owner), except
-   * those flow control holds back for now (`held`: still pending, with why and when to ask again).
-   * Ids in neither list were claimed elsewhere, cancelled or are not due: the caller drops them.
+   * those flow control holds back for now (`held`: still pending, with why and when to ask again;
+   * jobs of a paused type are held with reason "paused") and those past their start-by deadline
+   * (`expired`: moved to dead instead, last error "expired", failed at `now`). Ids in none of the
+   * lists were claimed elsewhere, cancelled or are not due: the caller drops them.
    * With `limits`, jobs of the types it names start only as their rate and per-key limits allow,
    * weighed in the same transaction against the state every node shares (flow-plan.ts); ids come
    * most urgent first, and that order decides who gets a scarce start.
@@ -50,12 +52,14 @@ export interface JobMoves {
   /**
    * Claim up to `limit` due pending rows this process's heap may not hold (another node's backlog;
    * a commit whose reply was lost): the most urgent by aging key (run_at − priority × agingMs, then
-   * id) among those no one else is claiming. Same effect per row as claim().
+   * id) among those no one else is claiming, leaving out paused types and jobs past their start-by
+   * deadline (the reaper's expirePending takes those). Same effect per row as claim().
    */
   claimNext(limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps?: TypeCap[]): Promise<ClaimedJob[]>;
   /**
    * The `limit` most urgent due pending rows by aging key (run_at − priority × agingMs, then id),
-   * most urgent first, without claiming them: a node compares them with its own heap's top.
+   * most urgent first, without claiming them: a node compares them with its own heap's top. Leaves
+   * out what claimNext leaves out (paused types, jobs past their deadline).
    */
   peekUrgent(now: number, agingMs: number, limit: number): Promise<PendingEntry[]>;
   /**
@@ -95,6 +99,11 @@ export interface Recovery {
    * kept; rows on their final attempt go to dead instead). Returns the rows now pending.
    */
   reapExpired(now: number, limit: number): Promise<PendingEntry[]>;
+  /**
+   * Move up to `limit` pending rows whose start-by deadline passed before `now` to dead (last error
+   * "expired", failed at `now`), soonest deadline first, whatever their type (paused or not).
+   */
+  expirePending(now: number, limit: number): Promise<ExpiredJob[]>;
   /** Start-up: the same hand-back for every inflight row of `owner` (this node's previous run). */
   recoverOwner(owner: string, now: number): Promise<PendingEntry[]>;
   /** Stream every pending row's sort fields, in batches, for rebuilding the heaps. */
@@ -131,6 +140,19 @@ export interface Admin {
   deleteDeadOfType(type: string, limit: number): Promise<number>;
 }
 
+/**
+ * Paused job types, kept in the store so every process sharing it holds them: a claim never starts
+ * a job of a paused type (it holds it), and a born-leased insert of one goes to pending instead.
+ */
+export interface Pauses {
+  /** Pause `type` (at `now`); true when it was not paused before. Other processes are told at once. */
+  pauseType(type: string, now: number): Promise<boolean>;
+  /** Resume `type`; true when it was paused. Other processes are told at once. */
+  resumeType(type: string): Promise<boolean>;
+  /** Every paused type, by name. */
+  pausedTypes(): Promise<string[]>;
+}
+
 /** Coordination between the processes sharing one database (a no-op or nearly on the embedded store). */
 export interface Cluster {
   /**
@@ -150,8 +172,11 @@ export interface Cluster {
   removeNode(id: string): Promise<void>;
   /** Tell other processes on this database that jobs arrived (a coalesced hint; no-op when alone). */
   announce(now: number): Promise<void>;
-  /** Hear other processes' announcements; resolves with a function that stops listening. */
-  listen(onHint: () => void): Promise<() => Promise<void>>;
+  /**
+   * Hear other processes' announcements (onHint), and any process's pause or resume (onPauses: read
+   * pausedTypes() again); resolves with a function that stops listening.
+   */
+  listen(onHint: () => void, onPauses?: () => void): Promise<() => Promise<void>>;
 }
 
 /** Opening, checking and closing the store. */
@@ -176,7 +201,7 @@ export interface Schedules {
 }
 
 /** A whole store: every role. Only the composition root (queue/jobqueue.ts) holds one. */
-export interface Store extends StoreInfo, JobMoves, Recovery, Admin, Cluster, Lifecycle, Schedules {}
+export interface Store extends StoreInfo, JobMoves, Recovery, Admin, Pauses, Cluster, Lifecycle, Schedules {}
 
 /**
  * What only tests and benchmarks call, so no role carries it: both backends offer it beside the

@@ -1,7 +1,7 @@
 // job-model.ts (test support): the reference model of the job state machine that the model-based
 // store test holds a real Store to. Plain records and one short rule per store move; no store and
 // no I/O here. Each move applies itself and returns what the store must answer.
-import type { ClaimRef, ClaimedJob, InsertResult, JobState, NewJob, PendingEntry, StoreCounts, StoreStats, TypeCounts } from "../../src/store/rows.ts";
+import type { ClaimRef, ClaimedJob, ExpiredJob, InsertResult, JobState, NewJob, PendingEntry, StoreCounts, StoreStats, TypeCounts } from "../../src/store/rows.ts";
 
 /**
  * The model's clock starts here (November 2023) and only moves forward by ticks: it must stay in
@@ -21,6 +21,8 @@ export interface ModelJob {
   maxAttempts: number;
   timeoutMs: number | null;
   key: string | null;
+  /** No attempt starts after this moment: a claim or the sweep moves the job to dead as expired instead. */
+  startBy: number | null;
   createdAt: number;
   state: ModelState;
   attempts: number;
@@ -46,7 +48,7 @@ export interface IssuedRef extends ClaimRef {
 export interface ExpectedView {
   id: number; type: string; state: JobState; priority: number; attempts: number; maxAttempts: number;
   runAt: number; createdAt: number; payload: string; owner: string | null; leaseUntil: number | null;
-  failedAt: number | null; finishedAt: number | null; result: string | null;
+  failedAt: number | null; finishedAt: number | null; result: string | null; startBy: number | null;
 }
 
 /**
@@ -72,6 +74,8 @@ export class JobModel {
   readonly keys = new Map<string, number>();
   /** Every claim ever handed out, in order (stale ones stay: late moves name them). */
   readonly issued: IssuedRef[] = [];
+  /** The paused types: no claim starts their jobs, and a leased insert of one goes to pending. */
+  readonly paused = new Set<string>();
   private lastId = 0;
 
   inState(state: ModelState): ModelJob[] {
@@ -95,37 +99,80 @@ export class JobModel {
         continue;
       }
       if (got.duplicate) return `job ${i} (key ${j.idempotencyKey ?? "none"}, not held) reported as a duplicate of ${got.id}`;
+      const held = j.lease !== undefined && this.paused.has(j.type);
+      if ((got.held ?? false) !== held) return `job ${i} (type ${j.type}${j.lease ? ", leased" : ""}) answered held ${got.held ?? false}, not ${held}`;
       if (!(got.id > this.lastId)) return `job ${i} got id ${got.id}, not above the last id handed out (${this.lastId})`;
       this.lastId = got.id;
       const job: ModelJob = {
         id: got.id, type: j.type, payload: j.payload, priority: j.priority, maxAttempts: j.maxAttempts, timeoutMs: j.timeoutMs,
-        key: j.idempotencyKey ?? null, createdAt: this.now, state: "pending", attempts: 0, runAt: j.runAt,
+        key: j.idempotencyKey ?? null, startBy: j.startBy ?? null, createdAt: this.now, state: "pending", attempts: 0, runAt: j.runAt,
         lastError: null, lastErrorExact: true, owner: null, leaseUntil: null, failedAt: null, finishedAt: null, expiresAt: null, result: null,
       };
       this.jobs.set(job.id, job);
       if (j.idempotencyKey !== undefined) this.keys.set(j.idempotencyKey, job.id);
-      if (j.lease !== undefined) this.startAttempt(job, j.lease.owner, j.lease.until);
+      if (j.lease !== undefined && !held) this.startAttempt(job, j.lease.owner, j.lease.until);
     }
     return null;
   }
 
-  /** claim(ids): each due pending job named, once; returns the ids claimed, ascending. */
-  claim(ids: number[], owner: string, leaseMs: number): number[] {
-    const taken: number[] = [];
-    for (const id of ids) {
+  /**
+   * claim(ids): each due pending job named, once: past its deadline it goes to dead as expired, of a
+   * paused type it is held, else it starts. Returns each list's ids, ascending.
+   */
+  claim(ids: number[], owner: string, leaseMs: number): { taken: number[]; held: number[]; expired: number[] } {
+    const out = { taken: [] as number[], held: [] as number[], expired: [] as number[] };
+    for (const id of new Set(ids)) {
       const j = this.jobs.get(id);
-      if (j?.state === "pending" && j.runAt <= this.now) {
+      if (j?.state !== "pending" || j.runAt > this.now) continue;
+      if (this.pastDeadline(j)) {
+        this.expire(j);
+        out.expired.push(id);
+      } else if (this.paused.has(j.type)) out.held.push(id);
+      else {
         this.startAttempt(j, owner, this.now + leaseMs);
-        taken.push(id);
+        out.taken.push(id);
       }
     }
-    return taken.sort((a, b) => a - b);
+    for (const list of Object.values(out)) list.sort((a, b) => a - b);
+    return out;
   }
 
-  /** Due pending jobs, most urgent first: by aging key (runAt − priority × agingMs), then id. */
+  private pastDeadline(j: ModelJob): boolean {
+    return j.startBy !== null && j.startBy < this.now;
+  }
+
+  private expire(j: ModelJob): void {
+    j.state = "dead";
+    j.failedAt = this.now;
+    this.setError(j, "expired");
+  }
+
+  /** Pending jobs past their deadline, soonest deadline first: what the sweep takes first. */
+  overdue(): ModelJob[] {
+    return this.inState("pending").filter((j) => this.pastDeadline(j)).sort((a, b) => a.startBy! - b.startBy!);
+  }
+
+  /** expirePending took these (see cutAt): dead as expired, whatever their type. */
+  expirePending(ids: number[]): ExpiredJob[] {
+    return ids.map((id) => this.jobs.get(id)!).sort(byId).map((j) => {
+      this.expire(j);
+      return { id: j.id, type: j.type };
+    });
+  }
+
+  /** pauseType / resumeType: whether the paused set changed. */
+  setPaused(type: string, paused: boolean): boolean {
+    if (this.paused.has(type) === paused) return false;
+    if (paused) this.paused.add(type);
+    else this.paused.delete(type);
+    return true;
+  }
+
+  /** Due pending jobs that may start (type not paused, deadline not passed), most urgent first: by aging key (runAt − priority × agingMs), then id. */
   urgent(agingMs: number): ModelJob[] {
     const key = (j: ModelJob) => j.runAt - j.priority * agingMs;
-    return this.inState("pending").filter((j) => j.runAt <= this.now).sort((a, b) => key(a) - key(b) || a.id - b.id);
+    return this.inState("pending").filter((j) => j.runAt <= this.now && !this.paused.has(j.type) && !this.pastDeadline(j))
+      .sort((a, b) => key(a) - key(b) || a.id - b.id);
   }
 
   /** peekUrgent: the `limit` most urgent due jobs, most urgent first; nothing changes. */
@@ -158,7 +205,7 @@ export class JobModel {
     return {
       id, type: j.type, payload: j.payload, priority: j.priority, attempts: j.attempts, maxAttempts: j.maxAttempts,
       timeoutMs: j.timeoutMs, runAt: j.runAt, createdAt: j.createdAt, lastError: j.lastError,
-      key: null, startBy: null, throttles: 0,
+      key: null, startBy: j.startBy, throttles: 0,
     };
   }
 
@@ -308,6 +355,7 @@ export class JobModel {
       j.attempts = 0;
       j.runAt = at;
       j.failedAt = null;
+      j.startBy = null;
       back.push(this.entry(j));
     }
     return back.sort(byId);
@@ -351,7 +399,7 @@ export class JobModel {
     return {
       id, type: j.type, state, priority: j.priority, attempts: j.attempts, maxAttempts: j.maxAttempts, runAt: j.runAt,
       createdAt: j.createdAt, payload: j.state === "completed" ? "null" : j.payload, owner: j.owner, leaseUntil: j.leaseUntil,
-      failedAt: j.failedAt, finishedAt: j.finishedAt, result: j.result,
+      failedAt: j.failedAt, finishedAt: j.finishedAt, result: j.result, startBy: j.state === "completed" ? null : j.startBy,
     };
   }
 

@@ -57,7 +57,7 @@ export const EXPECTED_OUTCOMES = [
   "completeKeep:true", "completeKeep:false", "completeCancelled:true", "completeCancelled:false", "retry:true", "retry:false",
   "bury:true", "bury:false", "extend:true", "extend:false", "cancelPending:true", "cancelPending:false", "deleteDead:true",
   "deleteDead:false", "reap:pending", "reap:dead", "recover:pending", "recover:dead", "release:back", "releaseStrays:back", "releaseStrays:kept", "retryDead:back",
-  "prune:removed", "prune:unexpired", "restart",
+  "prune:removed", "prune:unexpired", "restart", "claim:held", "claim:expired", "expire:dead", "pause:changed", "pause:unchanged", "submit:held",
 ];
 
 /** The outcomes of EXPECTED_OUTCOMES a run never met. */
@@ -143,7 +143,7 @@ function checkView(id: number, view: JobView | null, m: JobModel): void {
   same(`get(${id})`, {
     id: rest.id, type: rest.type, state: rest.state, priority: rest.priority, attempts: rest.attempts, maxAttempts: rest.maxAttempts,
     runAt: rest.runAt, createdAt: rest.createdAt, payload: rest.payload, owner: rest.owner, leaseUntil: rest.leaseUntil,
-    failedAt: rest.failedAt, finishedAt: rest.finishedAt ?? null, result: rest.result ?? null,
+    failedAt: rest.failedAt, finishedAt: rest.finishedAt ?? null, result: rest.result ?? null, startBy: rest.startBy,
   }, want);
   checkLastError(`get(${id}).lastError`, lastError, m, id);
 }
@@ -182,32 +182,42 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
         runAt: m.now + spec.delayMs, timeoutMs: spec.timeoutMs,
         ...(spec.key !== null && { idempotencyKey: spec.key }),
         ...(spec.leased && { lease: { owner: NODES[s.node]!, until: m.now + LEASE_MS } }),
+        ...(spec.ttlMs !== null && { startBy: m.now + spec.ttlMs }),
       }));
       let answer: InsertResult[];
       if (s.keyed) answer = await store.add(jobs, m.now);
       else {
-        // insert() answers ids only: a duplicate is an id handed out before (or earlier in this call).
+        // insert() answers ids only: a duplicate is an id handed out before (or earlier in this call);
+        // whether a leased job was held shows in its state (checked after the step).
         const ids = await store.insert(jobs, m.now);
-        answer = ids.map((id, i) => ({ id, duplicate: m.jobs.has(id) || ids.indexOf(id) < i }));
+        answer = ids.map((id, i) => {
+          const duplicate = m.jobs.has(id) || ids.indexOf(id) < i;
+          return { id, duplicate, ...(!duplicate && jobs[i]!.lease !== undefined && m.paused.has(jobs[i]!.type) && { held: true }) };
+        });
       }
-      // The answer as ids, a duplicate marked with a *.
-      trace.push(`${at()} ${s.keyed ? "add" : "insert"}([${jobs.map((j) => describeJob(j, m.now)).join(", ")}]) -> ${answer.map((a) => `${a.id}${a.duplicate ? "*" : ""}`).join(" ")}`);
+      // The answer as ids, a duplicate marked with a *, a leased job held (its type paused) with an h.
+      trace.push(`${at()} ${s.keyed ? "add" : "insert"}([${jobs.map((j) => describeJob(j, m.now)).join(", ")}]) -> ${answer.map((a) => `${a.id}${a.duplicate ? "*" : ""}${a.held ? "h" : ""}`).join(" ")}`);
       const wrong = m.insert(jobs, answer);
       if (wrong !== null) throw new Mismatch(`submit: ${wrong}`);
       count("submit:duplicate", answer.filter((a) => a.duplicate).length);
       count("submit:new", answer.filter((a) => !a.duplicate).length);
+      count("submit:held", answer.filter((a) => a.held).length);
       return;
     }
     case "claim": {
       const owner = NODES[s.node]!;
       const ids = pickJobs(m, s.picks, "pending");
-      const { jobs: got, held } = await target.store(s.node).claim(ids, owner, m.now, s.leaseMs);
-      same("claim held", held, []); // no flow control in the model's job types
-      log(`claim(${JSON.stringify(ids)}, ${owner}, ${s.leaseMs})`, sortedIds(got));
-      same("claim ids", sortedIds(got), m.claim(ids, owner, s.leaseMs));
+      const { jobs: got, held, expired } = await target.store(s.node).claim(ids, owner, m.now, s.leaseMs);
+      log(`claim(${JSON.stringify(ids)}, ${owner}, ${s.leaseMs})`, { taken: sortedIds(got), held: sortedIds(held), expired: [...expired].sort((a, b) => a - b) });
+      const want = m.claim(ids, owner, s.leaseMs);
+      same("claim ids", sortedIds(got), want.taken);
+      same("claim held", byId(held), want.held.map((id) => ({ id, type: m.jobs.get(id)!.type, key: null, reason: "paused", retryInMs: null })));
+      same("claim expired", [...expired].sort((a, b) => a - b), want.expired);
       checkClaimed("claim", got, m);
       count("claim:taken", got.length);
-      count("claim:skipped", ids.length - got.length);
+      count("claim:held", held.length);
+      count("claim:expired", expired.length);
+      count("claim:skipped", ids.length - got.length - held.length - expired.length);
       return;
     }
     case "claimNext": {
@@ -385,6 +395,25 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
       if (cut.tied.length > 0) count("prune:tie");
       return;
     }
+    case "pause": {
+      const store = target.store(s.node);
+      const changed = s.paused ? await store.pauseType(s.type, m.now) : await store.resumeType(s.type);
+      log(`${s.paused ? "pauseType" : "resumeType"}(${s.type})`, changed);
+      same(`${s.paused ? "pauseType" : "resumeType"} result`, changed, m.setPaused(s.type, s.paused));
+      same("pausedTypes", await target.store(1 - s.node).pausedTypes(), [...m.paused].sort());
+      count(changed ? "pause:changed" : "pause:unchanged");
+      return;
+    }
+    case "expire": {
+      const cut = cutAt(m.overdue(), (j) => j.startBy!, s.limit);
+      const got = await target.store(0).expirePending(m.now, s.limit);
+      log(`expirePending(${s.limit})`, sortedIds(got));
+      const ids = [...cut.sure, ...(await tiesTaken(target.store(0), m, cut, (v) => v?.state === "dead"))].map((j) => j.id);
+      same("expirePending jobs", byId(got), m.expirePending(ids));
+      count("expire:dead", got.length);
+      if (cut.tied.length > 0) count("expire:tie");
+      return;
+    }
     case "restart": {
       const owner = NODES[s.node]!;
       const old = target.store(s.node);
@@ -461,5 +490,6 @@ function describeJob(j: NewJob, now: number): string {
     j.timeoutMs !== null ? ` timeout ${j.timeoutMs}` : "",
     j.idempotencyKey !== undefined ? ` key ${j.idempotencyKey}` : "",
     j.lease !== undefined ? ` leased to ${j.lease.owner}` : "",
+    j.startBy !== undefined ? ` start by +${j.startBy - now}ms` : "",
   ].join("");
 }

@@ -16,6 +16,8 @@ export interface JobSpec {
   timeoutMs: number | null;
   key: (typeof KEYS)[number] | null;
   leased: boolean;
+  /** No attempt may start later than this long after the submit (NewJob.startBy), or none. */
+  ttlMs: number | null;
 }
 
 /** A job by position: among those in the state the step works on, or (`any`) among every job ever submitted. */
@@ -56,7 +58,11 @@ export type Step =
   | { op: "deleteDeadOfType"; type: (typeof TYPES)[number]; limit: number }
   /** Prune as of the model's clock shifted by atOffsetMs; legacyKeepMs only concerns records without an expiry (none here). */
   | { op: "prune"; atOffsetMs: number; limit: number; legacyKeepMs: number }
-  | { op: "restart"; node: number };
+  | { op: "restart"; node: number }
+  /** Pause (or resume) a type on every node. */
+  | { op: "pause"; node: number; type: (typeof TYPES)[number]; paused: boolean }
+  /** The reaper's sweep of pending jobs past their deadline. */
+  | { op: "expire"; limit: number };
 
 /** The lease a claim takes; ticks are sized around it so leases expire now and then. */
 export const LEASE_MS = 10_000;
@@ -72,6 +78,7 @@ const jobSpec: fc.Arbitrary<JobSpec> = fc.record({
   timeoutMs: fc.constantFrom(null, 5_000),
   key: fc.constantFrom(null, null, ...KEYS),
   leased: fc.constantFrom(false, false, true),
+  ttlMs: fc.constantFrom(null, null, null, 1_000, 20_000),
 });
 const jobPick: fc.Arbitrary<JobPick> = fc.record({ n: fc.nat(99), any: fc.constantFrom(false, false, false, true) });
 const refPick: fc.Arbitrary<RefPick> = fc.record({
@@ -117,6 +124,8 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("restart" as const), node }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("pause" as const), node, type, paused: fc.constantFrom(true, false) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("expire" as const), limit }) },
 );
 
 /** A sequence of 1 to `maxSteps` steps. */

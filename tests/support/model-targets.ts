@@ -84,7 +84,7 @@ export async function postgresTarget(): Promise<ModelTarget> {
     name: "postgres",
     separateNodes: true,
     async begin() {
-      await admin`TRUNCATE pending_jobs, inflight_jobs, dead_jobs, completed_jobs, idempotency_keys, jobqueue_nodes`;
+      await admin`TRUNCATE pending_jobs, inflight_jobs, dead_jobs, completed_jobs, idempotency_keys, jobqueue_nodes, jobqueue_paused`;
     },
     store: (node) => stores[node]!,
     async restart(node) {

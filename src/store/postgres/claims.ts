@@ -5,7 +5,7 @@ import type { JobMoves } from "../store.ts";
 import type { TypeCap } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
 import type { FlowLimits } from "../flow-plan.ts";
-import { CLAIM_INTO_INFLIGHT, claimByIds, claimRated, claimWeighed, ensureRateBuckets, ratesOnly } from "./claim-moves.ts";
+import { CLAIM_INTO_INFLIGHT, STARTABLE, claimByIds, claimRated, claimWeighed, ensureRateBuckets, ratesOnly } from "./claim-moves.ts";
 import { ENTRY_COLS, at, ms, toClaimed, toEntry, type EntryRow, type JobRow } from "./sql.ts";
 import { agingKeySql } from "../../aging.ts";
 
@@ -23,7 +23,7 @@ const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTyp
     SELECT c.* FROM generate_series(0, 100) AS p(priority)
     CROSS JOIN LATERAL (
       SELECT id, type, priority, run_at, created_at, key FROM pending_jobs
-      WHERE priority = p.priority AND run_at <= ${at(now)}
+      WHERE priority = p.priority AND run_at <= ${at(now)} AND ${STARTABLE(now)}
         ${claiming ? `AND type <> ALL(${claiming.capTypes})` : ""}
       ORDER BY run_at, id LIMIT ${limit}
       ${claiming ? "FOR UPDATE SKIP LOCKED" : ""}) c
@@ -32,7 +32,7 @@ const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTyp
     CROSS JOIN unnest(${claiming.capTypes}, ${claiming.capRooms}) AS k(type, room)
     CROSS JOIN LATERAL (
       SELECT id, type, priority, run_at, created_at, key FROM pending_jobs
-      WHERE priority = p.priority AND type = k.type AND run_at <= ${at(now)}
+      WHERE priority = p.priority AND type = k.type AND run_at <= ${at(now)} AND ${STARTABLE(now)}
       ORDER BY run_at, id LIMIT least(k.room, ${limit})
       FOR UPDATE SKIP LOCKED) c` : ""}) due`;
 
@@ -41,7 +41,7 @@ export function createClaims(db: Connection): Methods<Pick<JobMoves, "claim" | "
   const bucketsMade = new WeakSet<FlowLimits>();
   return {
     claim: db.op("claim", async (claimIds: number[], owner: string, now: number, leaseMs: number, limits?: FlowLimits) => {
-      if (claimIds.length === 0) return { jobs: [], held: [] };
+      if (claimIds.length === 0) return { jobs: [], held: [], expired: [] };
       if (limits !== undefined && limits.size > 0) {
         if (!ratesOnly(limits)) return await db.begin((tx) => claimWeighed(tx, claimIds, owner, now, leaseMs, limits));
         if (!bucketsMade.has(limits)) {
@@ -49,11 +49,11 @@ export function createClaims(db: Connection): Methods<Pick<JobMoves, "claim" | "
           bucketsMade.add(limits);
         }
         const result = await claimRated(db, claimIds, owner, now, leaseMs, limits);
-        // A held job without a wait lacked its bucket row: make the rows again before the next claim.
-        if (result.held.some((h) => h.retryInMs === null)) bucketsMade.delete(limits);
+        // A rate hold without a wait lacked its bucket row: make the rows again before the next claim.
+        if (result.held.some((h) => h.reason === "rate_limit" && h.retryInMs === null)) bucketsMade.delete(limits);
         return result;
       }
-      return { jobs: await claimByIds(db, claimIds, owner, now, leaseMs), held: [] };
+      return await claimByIds(db, claimIds, owner, now, leaseMs);
     }),
 
     claimNext: db.op("claimNext", async (limit: number, owner: string, now: number, leaseMs: number, agingMs: number, caps: TypeCap[] = []) => {

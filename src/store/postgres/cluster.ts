@@ -1,13 +1,16 @@
 // cluster.ts: what the processes sharing one PostgreSQL tell each other: the node id each holds (a
-// session advisory lock on a connection of its own), heartbeats, and new-job hints over LISTEN/NOTIFY.
+// session advisory lock on a connection of its own), heartbeats, and new-job and pause hints over
+// LISTEN/NOTIFY.
 // No job rows here.
 import { NodeIdInUseError } from "../../errors.ts";
 import type { Cluster } from "../store.ts";
 import { on, type Connection, type Methods, type Sql } from "./connection.ts";
 import { at } from "./sql.ts";
 
-/** The channel nodes use to hint that jobs arrived. */
-const NOTIFY_CHANNEL = "jobqueue_jobs";
+/** The channel nodes use to hint that jobs arrived, and that the paused types changed. */
+export const NOTIFY_CHANNEL = "jobqueue_jobs";
+/** The payload of a pause or resume's NOTIFY (a job hint's is its sender's instance, a UUID). */
+export const PAUSES_CHANGED = "pauses";
 /** At most one hint per this many ms from one process. */
 const ANNOUNCE_EVERY_MS = 20;
 
@@ -86,10 +89,11 @@ export function createCluster(db: Connection): Methods<Cluster> & { releaseNode(
       }
     }),
 
-    listen: db.exempt("holds a connection of its own, which a replaced pool must not drop, for as long as it listens", async (onHint: () => void) => {
+    listen: db.exempt("holds a connection of its own, which a replaced pool must not drop, for as long as it listens", async (onHint: () => void, onPauses?: () => void) => {
       const listener = db.open(1);
       await listener.listen(NOTIFY_CHANNEL, (from) => {
-        if (from !== instance) onHint();
+        if (from === PAUSES_CHANGED) onPauses?.();
+        else if (from !== instance) onHint();
       });
       return async () => {
         await listener.end({ timeout: 1 });

@@ -8,6 +8,7 @@ import { createClaims } from "./claims.ts";
 import { createCluster } from "./cluster.ts";
 import { createConnection, type Methods, type PostgresStoreOptions } from "./connection.ts";
 import { createLifecycle } from "./lifecycle.ts";
+import { createPauses } from "./pauses.ts";
 import { createRecovery } from "./recovery.ts";
 import { createSchedules } from "./schedules.ts";
 import { createSettle } from "./settle.ts";
@@ -31,6 +32,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     ...createRecovery(db),
     ...createAdmin(db),
     ...createSchedules(db),
+    ...createPauses(db),
     ...cluster,
     ...createLifecycle(db, releaseNode),
   };

@@ -1,7 +1,8 @@
 // recovery.ts: the PostgreSQL store's take-back of work nobody runs (expired leases, this node's rows
 // from its previous run), the start-up stream that rebuilds the heaps, and the pruning of completed
-// records. It never touches a live lease; when to run any of it is the reaper's and start-up's call.
+// records, and the dead-lettering of pending jobs past their start-by deadline. It never touches a live lease; when to run any of it is the reaper's and start-up's call.
 import type { Recovery } from "../store.ts";
+import { EXPIRED_ERROR, type ExpiredJob } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
 import { CARRY_COLS, ENTRY_COLS, at, toEntry, type EntryRow } from "./sql.ts";
 
@@ -39,6 +40,20 @@ export function createRecovery(db: Connection): Methods<Recovery> {
         ${HAND_BACK(at("$1"), "'lease expired'", at("$1"))}`,
         [now, limit]);
       return rows.map(toEntry);
+    }),
+
+    expirePending: db.op("expirePending", async (now: number, limit: number) => {
+      // pending_jobs_start_by_idx holds only jobs with a deadline, soonest first; SKIP LOCKED leaves
+      // rows a claim is moving to that claim (which expires them itself when it must).
+      return await db.query<ExpiredJob>(`
+        WITH picked AS (
+          SELECT id FROM pending_jobs WHERE start_by < ${at("$1")}
+          ORDER BY start_by LIMIT $2 FOR UPDATE SKIP LOCKED),
+        moved AS (DELETE FROM pending_jobs p USING picked WHERE p.id = picked.id RETURNING p.*)
+        INSERT INTO dead_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, failed_at, ${CARRY_COLS})
+        SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, $3, ${at("$1")}, ${CARRY_COLS}
+        FROM moved
+        RETURNING id, type`, [now, limit, EXPIRED_ERROR]);
     }),
 
     recoverOwner: db.op("recoverOwner", async (owner: string, now: number) => {

@@ -7,13 +7,16 @@ import { at } from "./sql.ts";
 
 /**
  * One statement that inserts jobs into pending_jobs, except those with a lease, which go straight
- * to inflight_jobs as their first attempt. `rowIds` gives the ids (keyed inserts draw them first);
- * null draws them from the sequence in input order. Returns the ids in input order.
+ * to inflight_jobs as their first attempt (unless their type is paused: those go to pending and
+ * come back `held`). `rowIds` gives the ids (keyed inserts draw them first); null draws them from
+ * the sequence in input order. Returns the ids in input order.
  */
-async function insertSplit(q: Queries, rows: NewJob[], now: number, rowIds: number[] | null): Promise<number[]> {
-  const got = await q.query<{ id: number }>(`
-    WITH t AS MATERIALIZED (
-      SELECT coalesce(t.given_id, nextval('jobs_id_seq')) AS id, t.*
+async function insertSplit(q: Queries, rows: NewJob[], now: number, rowIds: number[] | null): Promise<{ id: number; held: boolean }[]> {
+  const got = await q.query<{ id: number; held: boolean }>(`
+    WITH paused AS MATERIALIZED (SELECT type FROM jobqueue_paused),
+    t AS MATERIALIZED (
+      SELECT coalesce(t.given_id, nextval('jobs_id_seq')) AS id, t.*,
+             t.owner IS NOT NULL AND t.type = ANY(ARRAY(SELECT type FROM paused)) AS held
       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int2[], $5::int4[], $6::int4[], $7::float8[], $8::text[], $9::float8[],
                   $11::text[], $12::float8[])
            WITH ORDINALITY AS t(given_id, type, payload, priority, max_attempts, timeout_ms, run_at, owner, lease_until,
@@ -23,26 +26,26 @@ async function insertSplit(q: Queries, rows: NewJob[], now: number, rowIds: numb
       INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at, key, start_by)
       SELECT id, type, payload::json, priority, max_attempts, timeout_ms, ${at("run_at")}, ${at("$10")},
              key, ${at("start_by")}
-      FROM t WHERE owner IS NULL),
+      FROM t WHERE owner IS NULL OR held),
     started AS (
       INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
                                  picked_at, lease_until, owner, key, start_by)
       SELECT id, type, payload::json, priority, 1, max_attempts, timeout_ms, ${at("run_at")},
              ${at("$10")}, ${at("$10")}, ${at("lease_until")}, owner, key, ${at("start_by")}
-      FROM t WHERE owner IS NOT NULL)
-    SELECT id FROM t ORDER BY ord`,
+      FROM t WHERE owner IS NOT NULL AND NOT held)
+    SELECT id, held FROM t ORDER BY ord`,
     [rowIds ?? rows.map(() => null), rows.map((j) => j.type), rows.map((j) => j.payload), rows.map((j) => j.priority),
      rows.map((j) => j.maxAttempts), rows.map((j) => j.timeoutMs), rows.map((j) => j.runAt),
      rows.map((j) => j.lease?.owner ?? null), rows.map((j) => j.lease?.until ?? null), now,
      rows.map((j) => j.key ?? null), rows.map((j) => j.startBy ?? null)]);
-  return got.map((r) => r.id);
+  return got;
 }
 
 export function createSubmit(db: Connection): Methods<Pick<JobMoves, "add"> & Pick<StoreTestHooks, "insert">> {
   const insert = db.op("insert", async (jobs: NewJob[], now: number): Promise<number[]> => {
     if (jobs.length === 0) return [];
     if (jobs.some((j) => j.idempotencyKey !== undefined)) return (await add(jobs, now)).map((r) => r.id);
-    if (jobs.some((j) => j.lease !== undefined)) return (await insertSplit(db, jobs, now, null)).sort((a, b) => a - b);
+    if (jobs.some((j) => j.lease !== undefined)) return (await insertSplit(db, jobs, now, null)).map((r) => r.id).sort((a, b) => a - b);
     const rows = await db.query<{ id: number }>(`
       INSERT INTO pending_jobs (type, payload, priority, max_attempts, timeout_ms, run_at, created_at, key, start_by)
       SELECT t.type, t.payload::json, t.priority, t.max_attempts, t.timeout_ms,
@@ -60,6 +63,9 @@ export function createSubmit(db: Connection): Methods<Pick<JobMoves, "add"> & Pi
   const add = db.op("add", async (jobs: NewJob[], now: number): Promise<InsertResult[]> => {
     if (jobs.length === 0) return [];
     if (jobs.every((j) => j.idempotencyKey === undefined)) {
+      if (jobs.some((j) => j.lease !== undefined)) {
+        return (await insertSplit(db, jobs, now, null)).map((r): InsertResult => ({ id: r.id, duplicate: false, ...(r.held && { held: true }) }));
+      }
       return (await insert(jobs, now)).map((id): InsertResult => ({ id, duplicate: false }));
     }
     return await db.begin(async (tx) => {
@@ -103,9 +109,14 @@ export function createSubmit(db: Connection): Methods<Pick<JobMoves, "add"> & Pi
         const h = holder.get(j.idempotencyKey)!;
         return firstOf.get(j.idempotencyKey) === i ? h : { id: h.id, duplicate: true };
       });
+      const inserting = results.filter((r) => !r.duplicate);
       const rows = jobs.filter((_, i) => !results[i]!.duplicate);
-      const rowIds = results.filter((r) => !r.duplicate).map((r) => r.id);
-      if (rows.length > 0) await insertSplit(tx, rows, now, rowIds);
+      if (rows.length > 0) {
+        const inserted = await insertSplit(tx, rows, now, inserting.map((r) => r.id));
+        inserted.forEach((r, n) => {
+          if (r.held) inserting[n]!.held = true;
+        });
+      }
       return results;
     });
   });

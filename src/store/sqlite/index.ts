@@ -5,6 +5,7 @@ import type { Store, StoreTestHooks } from "../store.ts";
 import { createAdmin } from "./admin.ts";
 import { createClaims } from "./claim.ts";
 import { createCluster } from "./cluster.ts";
+import { createPauses } from "./pauses.ts";
 import { openConnection, type GuardedStore, type SqliteStoreOptions } from "./connection.ts";
 import { createRecovery } from "./recovery.ts";
 import { createSchedules } from "./schedules.ts";
@@ -30,6 +31,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store & StoreTestHo
     ...createRecovery({ conn, tables }),
     ...createAdmin({ conn, tables }),
     ...createSchedules({ conn }),
+    ...createPauses({ conn }),
     ...createCluster({ conn }),
   };
   return store;

@@ -1,11 +1,12 @@
 // recovery.ts: the embedded store's hand-backs of inflight rows without a verdict (this node's aborted
 // attempts and stray leases, expired leases, a restarted node's rows), the start-up stream of pending
-// rows, and the pruning of expired completed records. Verdicts on attempts live in settle.ts.
-import type { ClaimRef, PendingEntry } from "../rows.ts";
+// rows, the dead-lettering of pending rows past their start-by deadline, and the pruning of expired
+// completed records. Verdicts on attempts live in settle.ts.
+import { EXPIRED_ERROR, type ClaimRef, type ExpiredJob, type PendingEntry } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
 import { CARRY_COLS, COPY_COLS, ENTRY_COLS, moveEach, type TableSteps } from "./tables.ts";
 
-type RecoveryPart = Part<"release" | "releaseStrays" | "reapExpired" | "recoverOwner" | "pruneCompleted"> & {
+type RecoveryPart = Part<"release" | "releaseStrays" | "reapExpired" | "expirePending" | "recoverOwner" | "pruneCompleted"> & {
   streamPending(batchSize: number): AsyncIterable<PendingEntry[]>;
 };
 
@@ -71,6 +72,19 @@ export function createRecovery({ conn, tables }: { conn: Connection; tables: Tab
     handBack(ownerIds().all(owner).map((r) => r.id), null, "interrupted by a restart", now));
   const recoverOwner = op("recoverOwner", (owner, now) => recoverTx.immediate(owner, now));
 
+  // ---- expirePending: pending rows past their start-by deadline go to dead as expired ----
+  const pastDeadline = prepare<{ id: number }, [now: number, limit: number]>(
+    "SELECT id FROM pending_jobs WHERE start_by < ? ORDER BY start_by LIMIT ?");
+  const expireOne = prepare<ExpiredJob, [error: string, failedAt: number, id: number]>(`
+    INSERT INTO dead_jobs (${COPY_COLS}, failed_at, ${CARRY_COLS})
+    SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, ?, ?, ${CARRY_COLS}
+    FROM pending_jobs WHERE id = ?
+    RETURNING id, type`);
+  const deletePending = prepare<never, [id: number]>("DELETE FROM pending_jobs WHERE id = ?");
+  const expireTx = db.transaction((now: number, limit: number) =>
+    moveEach(pastDeadline().all(now, limit), (r) => expireOne().get(EXPIRED_ERROR, now, r.id), deletePending));
+  const expirePending = op("expirePending", (now, limit) => expireTx.immediate(now, limit));
+
   // ---- streamPending: every pending row's sort fields, for the heaps at start-up ----
   const pendingPage = prepare<PendingEntry, [afterId: number, limit: number]>(
     `SELECT ${ENTRY_COLS} FROM pending_jobs WHERE id > ? ORDER BY id LIMIT ?`);
@@ -101,5 +115,5 @@ export function createRecovery({ conn, tables }: { conn: Connection; tables: Tab
   });
   const pruneCompleted = op("pruneCompleted", (now, limit, legacyKeepMs) => pruneCompletedTx.immediate(now, limit, legacyKeepMs));
 
-  return { release, releaseStrays, reapExpired, recoverOwner, streamPending, pruneCompleted };
+  return { release, releaseStrays, reapExpired, expirePending, recoverOwner, streamPending, pruneCompleted };
 }

@@ -20,17 +20,24 @@ export function createSubmit({ conn }: { conn: Connection }): Part<"add" | "inse
                                picked_at, lease_until, owner, key, start_by)
     VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
 
+  const isPaused = prepare<{ one: number }, [type: string]>("SELECT 1 AS one FROM jobqueue_paused WHERE type = ?");
+
   /** The last of `count` fresh ids. */
   const takeIds = (count: number) => bumpIds().get(count)!.last_id;
 
-  /** One job's row: pending, or (with a lease) inflight as its first attempt. */
-  const insertRow = (id: number, j: NewJob, now: number) => {
+  /**
+   * One job's row: pending, or (with a lease) inflight as its first attempt, unless its type is
+   * paused: then pending, and the answer is true (held).
+   */
+  const insertRow = (id: number, j: NewJob, now: number): boolean => {
     const key = j.key ?? null, startBy = j.startBy ?? null;
-    if (j.lease === undefined) insertPending().run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now, key, startBy);
+    const held = j.lease !== undefined && (isPaused().get(j.type) ?? null) !== null;
+    if (j.lease === undefined || held) insertPending().run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now, key, startBy);
     else {
       insertStarted().run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now, now, j.lease.until, j.lease.owner,
         key, startBy);
     }
+    return held;
   };
 
   // ---- add: jobs with or without idempotency keys ----
@@ -55,17 +62,18 @@ export function createSubmit({ conn }: { conn: Connection }): Part<"add" | "inse
     });
     const last = fresh.length > 0 ? takeIds(fresh.length) : 0;
     const idOf = new Map(fresh.map((i, n) => [i, last - fresh.length + 1 + n]));
+    const heldRows = new Set<number>();
     for (const i of fresh) {
       const j = jobs[i]!;
       const id = idOf.get(i)!;
-      insertRow(id, j, now);
+      if (insertRow(id, j, now)) heldRows.add(i);
       if (j.idempotencyKey !== undefined) {
         takeKey().run(j.idempotencyKey, id, now);
-        holders.set(j.idempotencyKey, { id, duplicate: false });
+        holders.set(j.idempotencyKey, { id, duplicate: false, ...(heldRows.has(i) && { held: true }) });
       }
     }
     return jobs.map((j, i): InsertResult => {
-      if (j.idempotencyKey === undefined) return { id: idOf.get(i)!, duplicate: false };
+      if (j.idempotencyKey === undefined) return { id: idOf.get(i)!, duplicate: false, ...(heldRows.has(i) && { held: true }) };
       const h = holders.get(j.idempotencyKey)!;
       return idOf.has(i) ? h : { id: h.id, duplicate: true };
     });

@@ -1,0 +1,122 @@
+// job-types.ts: the operators' view of the job types this node runs (each one's policy, whether it is
+// paused, how many of its jobs run and wait) and pausing and resuming them. The paused set lives in
+// the store, shared by every node; this keeps the pool's copy of it current. No SQL here; store
+// faults propagate as they are (the HTTP app answers them with 503).
+import { notFound } from "../errors.ts";
+import type { HandlerRegistry, TypePolicy } from "../handlers/handler.ts";
+import type { Admin, Pauses } from "../store/store.ts";
+import type { Clock } from "../clock.ts";
+
+/** A type's policy as GET /types shows it: the types file's settings, flow control's flattened in. */
+export interface TypePolicyView {
+  timeoutMs: number;
+  maxAttempts: number;
+  priority: number;
+  concurrency?: number;
+  backoff?: TypePolicy["backoff"];
+  rate?: { limit: number; perMs: number; burst: number };
+  keyConcurrency?: number;
+  keyRate?: { limit: number; perMs: number; burst: number };
+  maxThrottles?: number;
+  breaker?: { failures: number; coolMs: number };
+}
+
+export interface TypeView {
+  type: string;
+  paused: boolean;
+  policy: TypePolicyView;
+  /** Jobs of the type running now, on every node sharing the store. */
+  running: number;
+  /** Jobs of the type not started yet (due or scheduled), on every node sharing the store. */
+  waiting: number;
+}
+
+export interface JobTypes {
+  /** Every registered type, by name. */
+  list(): Promise<TypeView[]>;
+  /** Pause a registered type everywhere (idempotent); 404 not_found for an unknown type. */
+  pause(type: string): Promise<{ type: string; paused: boolean }>;
+  /** Resume a type (idempotent); 404 not_found for a type neither registered nor paused. */
+  resume(type: string): Promise<{ type: string; paused: boolean }>;
+  /** Read the paused set from the store and hand it to the pool (start-up, each maintenance tick, a NOTIFY). */
+  refresh(): Promise<ReadonlySet<string>>;
+}
+
+export interface JobTypesDeps {
+  store: Pick<Pauses, "pauseType" | "resumeType" | "pausedTypes"> & Pick<Admin, "stats">;
+  registry: Pick<HandlerRegistry, "get" | "types">;
+  clock: Clock;
+  /** The paused types as the store holds them now: the pool shuts them (and opens the rest). */
+  onPaused: (types: ReadonlySet<string>) => void;
+}
+
+/** The policy fields GET /types shows (never the handler, a URL or a secret). */
+export function policyView(p: TypePolicy): TypePolicyView {
+  const f = p.flow ?? {};
+  return {
+    timeoutMs: p.timeoutMs,
+    maxAttempts: p.maxAttempts,
+    priority: p.priority,
+    ...(p.concurrency !== undefined && { concurrency: p.concurrency }),
+    ...(p.backoff !== undefined && { backoff: p.backoff }),
+    ...(f.rate !== undefined && { rate: { ...f.rate } }),
+    ...(f.keyConcurrency !== undefined && { keyConcurrency: f.keyConcurrency }),
+    ...(f.keyRate !== undefined && { keyRate: { ...f.keyRate } }),
+    ...(f.maxThrottles !== undefined && { maxThrottles: f.maxThrottles }),
+    ...(f.breaker !== undefined && { breaker: { ...f.breaker } }),
+  };
+}
+
+/** A type name as an error message quotes it: JSON-escaped, at most 100 characters. */
+const quoted = (type: string) => JSON.stringify(type.length > 100 ? `${type.slice(0, 100)}…` : type);
+
+export function createJobTypes(deps: JobTypesDeps): JobTypes {
+  const { store, registry, clock } = deps;
+  /** Reads of the paused set are numbered, so a slow one never overwrites a newer answer. */
+  let issued = 0;
+  let applied = 0;
+
+  async function refresh(): Promise<ReadonlySet<string>> {
+    const seq = ++issued;
+    const paused = new Set(await store.pausedTypes());
+    if (seq > applied) {
+      applied = seq;
+      deps.onPaused(paused);
+    }
+    return paused;
+  }
+
+  return {
+    async list() {
+      const [paused, stats] = await Promise.all([store.pausedTypes(), store.stats(clock())]);
+      const pausedSet = new Set(paused);
+      const counts = new Map(stats.types.map((t) => [t.type, t]));
+      return registry.types().map((type): TypeView => {
+        const c = counts.get(type);
+        return {
+          type,
+          paused: pausedSet.has(type),
+          policy: policyView(registry.get(type)!),
+          running: c?.inflight ?? 0,
+          waiting: (c?.pending ?? 0) + (c?.scheduled ?? 0),
+        };
+      });
+    },
+
+    async pause(type) {
+      if (registry.get(type) === undefined) throw notFound(`no job type ${quoted(type)} is registered`);
+      await store.pauseType(type, clock());
+      await refresh();
+      return { type, paused: true };
+    },
+
+    async resume(type) {
+      const was = await store.resumeType(type);
+      if (!was && registry.get(type) === undefined) throw notFound(`no job type ${quoted(type)} is registered`);
+      await refresh();
+      return { type, paused: false };
+    },
+
+    refresh,
+  };
+}

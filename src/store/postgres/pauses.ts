@@ -1,0 +1,29 @@
+// pauses.ts: the PostgreSQL store's paused job types (jobqueue_paused): pausing and resuming a type,
+// each one statement that also tells every listening process (NOTIFY, delivered at commit), and the
+// list of them. The claims read the table themselves (claims.ts); nothing here moves a job.
+import type { Pauses } from "../store.ts";
+import type { Connection, Methods } from "./connection.ts";
+import { NOTIFY_CHANNEL, PAUSES_CHANGED } from "./cluster.ts";
+import { at } from "./sql.ts";
+
+export function createPauses(db: Connection): Methods<Pauses> {
+  return {
+    pauseType: db.op("pauseType", async (type: string, now: number) => {
+      const [row] = await db.query<{ changed: boolean }>(`
+        WITH added AS (
+          INSERT INTO jobqueue_paused (type, paused_at) VALUES ($1, ${at("$2")}) ON CONFLICT (type) DO NOTHING RETURNING type)
+        SELECT EXISTS (SELECT 1 FROM added) AS changed, pg_notify($3, $4)`, [type, now, NOTIFY_CHANNEL, PAUSES_CHANGED]);
+      return row?.changed ?? false;
+    }),
+
+    resumeType: db.op("resumeType", async (type: string) => {
+      const [row] = await db.query<{ changed: boolean }>(`
+        WITH gone AS (DELETE FROM jobqueue_paused WHERE type = $1 RETURNING type)
+        SELECT EXISTS (SELECT 1 FROM gone) AS changed, pg_notify($2, $3)`, [type, NOTIFY_CHANNEL, PAUSES_CHANGED]);
+      return row?.changed ?? false;
+    }),
+
+    pausedTypes: db.op("pausedTypes", async () =>
+      (await db.query<{ type: string }>("SELECT type FROM jobqueue_paused ORDER BY type")).map((r) => r.type)),
+  };
+}

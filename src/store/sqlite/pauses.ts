@@ -1,0 +1,16 @@
+// pauses.ts: the embedded store's paused job types (jobqueue_paused): pausing, resuming and listing
+// them. One process per file, so there is nobody to tell; the claims read the table themselves
+// (claim.ts, submit.ts). Nothing here moves a job.
+import type { Connection, Part } from "./connection.ts";
+
+export function createPauses({ conn }: { conn: Connection }): Part<"pauseType" | "resumeType" | "pausedTypes"> {
+  const { op, prepare } = conn;
+  const add = prepare<never, [type: string, pausedAt: number]>("INSERT INTO jobqueue_paused (type, paused_at) VALUES (?, ?) ON CONFLICT (type) DO NOTHING");
+  const remove = prepare<never, [type: string]>("DELETE FROM jobqueue_paused WHERE type = ?");
+  const list = prepare<{ type: string }, []>("SELECT type FROM jobqueue_paused ORDER BY type");
+  return {
+    pauseType: op("pauseType", (type, now) => add().run(type, now).changes > 0),
+    resumeType: op("resumeType", (type) => remove().run(type).changes > 0),
+    pausedTypes: op("pausedTypes", () => list().all().map((r) => r.type)),
+  };
+}
