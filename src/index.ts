@@ -14,6 +14,7 @@ export type { Store } from "./store/store.ts";
 export type { NewJob, JobView, JobState } from "./store/rows.ts";
 export {
   CancelledError, ConfigError, JobQueueError, LeaseLostError, PermanentError, ShutdownError, AttemptTimeoutError,
+  TargetBusyError, ThrottledError,
   NodeIdInUseError, StoreLockedError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError,
 } from "./errors.ts";
 export { createLogger, type Logger } from "./logger.ts";

@@ -63,6 +63,7 @@ import { createAttempts } from "./attempt.ts";
 import { createClaimer } from "./claimer.ts";
 import { createGate } from "./gate.ts";
 import { createPoolMode } from "./mode.ts";
+import { createPushback, type FlowStatus } from "./pushback.ts";
 import { createSettler } from "./settler.ts";
 import { createSlots } from "./slots.ts";
 import { createStrays } from "./strays.ts";
@@ -76,6 +77,8 @@ export interface WorkerEvents {
   failed(type: string, runMs: number, next: "retry" | "dead"): void;
   /** A fenced move that found its claim gone (the reaper or a cancel got there first). */
   fenced(move: string): void;
+  /** The target pushed back (429/503 with Retry-After): the job waits `delayMs` without using its attempt. */
+  throttled?(type: string, runMs: number, delayMs: number): void;
   /** A cancelled attempt's row was removed. */
   cancelled?(type: string): void;
   /** Jobs claimed straight from the store by pull(), not from this node's heap. */
@@ -87,7 +90,7 @@ export interface WorkerEvents {
 /** The store calls the pool makes: JobMoves but add() (the dispatcher's), and whether calls block. */
 export type PoolStore = Pick<
   JobMoves,
-  "claim" | "claimNext" | "peekUrgent" | "complete" | "retry" | "bury" | "completeCancelled" | "extendLeases" | "release" | "releaseStrays"
+  "claim" | "claimNext" | "peekUrgent" | "complete" | "retry" | "throttle" | "bury" | "completeCancelled" | "extendLeases" | "release" | "releaseStrays"
 > & Pick<StoreInfo, "blocking">;
 
 export interface WorkerPoolDeps {
@@ -124,7 +127,15 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     },
   });
   const gate = createGate({ clock, onOpen: () => claimer.pump() });
-  const slots = createSlots({ concurrency: deps.concurrency, registry, scheduler, gate, onRoom: () => claimer.wantPull() });
+  const pushback = createPushback({
+    clock, registry, gate, logger,
+    poolSize: deps.concurrency,
+    onRoom: () => {
+      claimer.wantPull();
+      claimer.pump();
+    },
+  });
+  const slots = createSlots({ concurrency: deps.concurrency, registry, scheduler, gate, pushback, onRoom: () => claimer.wantPull() });
   const settler = createSettler({
     store, scheduler, registry, clock, owner, keepMs, logger, defer, events, mode,
     backoff: deps.backoff,
@@ -145,7 +156,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     concurrency: deps.concurrency,
     start: (claimed, readyAtById) => attempts.start(claimed, readyAtById),
   });
-  const attempts = createAttempts({ registry, clock, keepMs, events, slots, settler, mode, notifyIdle, pump: claimer.pump });
+  const attempts = createAttempts({ registry, clock, keepMs, events, slots, settler, mode, pushback, notifyIdle, pump: claimer.pump });
   const waiters = createWaiters({
     idle: () => attempts.running.size === 0 && slots.claiming === 0,
     holds: (id, upTo) => claimer.outUpTo(upTo) || attempts.ending(id),
@@ -196,6 +207,10 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     setPaused: gate.setPaused,
     /** Whether flow control keeps jobs of `type` from starting here now (paused, or held back for a while). */
     shut: (type: string) => gate.shut(type),
+    /** Why flow control keeps jobs of `type` from starting here now ("paused", "held", "breaker_open"), or null. */
+    whyShut: (type: string) => gate.why(type),
+    /** What pushback from `type`'s target allows on this node now: its effective concurrency and breaker. */
+    flowStatus: (type: string): FlowStatus => pushback.status(type),
     start() {
       mode.enter("running");
       heartbeatTimer = setInterval(() => void heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));
