@@ -21,10 +21,11 @@
 //           (AttemptTimeoutError), cancel() (CancelledError), the heartbeat finds the lease gone
 //           (LeaseLostError), stop() runs out of grace (ShutdownError). An interrupt decides the
 //           outcome first, then aborts the signal; the handler's own ending, coming later, is ignored.
-// ENDED     `ended` true, its slot free (slots.end); only its store move is left and it is never
+// ENDED     `ended` true, its slot free (slots.end; pushback.ts learnt from its answer first); only its store move is left and it is never
 //           interrupted again, so a result that exists is always settled. attempt.ts picks the move
 //           by the outcome's class (instanceof), the settler makes it, fenced by the claim:
 //             done → complete          failed, attempts left → retry (run_at + backoff; back in the heap)
+//             ThrottledError, throttles left → throttle (run_at + Retry-After; the attempt not used)
 //             CancelledError → remove  failed for good, out of attempts, or no handler → bury
 //             LeaseLostError → none (the reaper has the row)
 //             ShutdownError → stop() hands it back to pending (release; the attempt uncounted)
