@@ -85,13 +85,15 @@ export function createPushback(deps: PushbackDeps) {
   return {
     /** An attempt of `type` ended (not by a cancel, a lost lease or a shutdown): learn from its answer. */
     observe(type: string, answer: Answer): void {
+      // A success toward a target that never pushed back changes nothing: keep the common path free.
+      if (answer.ok && !targets.has(type)) return;
       const t = target(type);
       // AIMD: the target said it is overloaded (429/503) or did not answer in time.
       const busy = !answer.ok && (answer.cause instanceof TargetBusyError || answer.cause instanceof AttemptTimeoutError);
       if (answer.ok && t.effective < t.limit) {
         t.effective++;
         deps.onRoom();
-      } else if (busy && answer.startedAt >= t.cutAt && t.effective > 1) {
+      } else if (busy && answer.startedAt > t.cutAt && t.effective > 1) {
         // One cut per round: attempts already out when it was cut answer to the old level.
         t.effective = Math.max(1, Math.floor(t.effective / 2));
         t.cutAt = clock();
