@@ -17,5 +17,6 @@ export {
   TargetBusyError, ThrottledError,
   NodeIdInUseError, StoreLockedError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError,
 } from "./errors.ts";
+export type { FlowStatus } from "./pool/pushback.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export { createClient, JobQueueClientError, type JobQueueClient, type ClientOptions, type SubmitJob, type Job } from "./client/client.ts";
