@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parseTypesConfig } from "../src/config/types-file.ts";
 import { registryFromTypes } from "../src/handlers/from-config.ts";
+import { TargetBusyError, ThrottledError } from "../src/index.ts";
 import { retryAfterMs } from "../src/handlers/retry-after.ts";
 import { createWebhookHandler } from "../src/handlers/webhook.ts";
 import type { TypePolicy } from "../src/handlers/handler.ts";
@@ -130,6 +131,27 @@ for (const kind of STORE_KINDS) {
       }
     });
 
+    test("a library handler throwing ThrottledError waits without using its attempt, and TargetBusyError is a failure", async () => {
+      const seen: Array<[number, number]> = [];
+      const q = await startQueue(site.open(), {
+        lib: (job) => {
+          seen.push([job.id, job.attempt]);
+          const runs = seen.filter(([id]) => id === job.id).length;
+          if (runs === 1) throw new ThrottledError(50, "the API asked for a pause");
+          if (runs === 2) throw new TargetBusyError("the API is overloaded");
+        },
+      });
+      try {
+        const { body } = await call(q, "POST", "/submit", { type: "lib" });
+        await waitFor(async () => (await view(q, body.id)) === null, { what: "the job completed" });
+        expect(seen.map(([, attempt]) => attempt)).toEqual([1, 1, 2]);
+        expect(q.metrics.counterValue("jobqueue_throttled_total", { type: "lib" })).toBe(1);
+        expect(q.metrics.counterValue("jobqueue_jobs_retried_total", { type: "lib" })).toBe(1);
+      } finally {
+        await q.shutdown(1000);
+      }
+    });
+
     test("a 429 whose Retry-After is not a number or a date is an ordinary failure", async () => {
       const target = startPushyTarget((n) => (n === 1 ? { status: 429, headers: { "retry-after": "soon" } } : { status: 200 }));
       const q = await startQueue(site.open(), hook(target));
@@ -158,7 +180,7 @@ describe("adaptive concurrency toward a target", () => {
 
   test("503s halve how many jobs run at once toward the target, and successes bring it back to the type's concurrency", async () => {
     let busy = true;
-    const target = startPushyTarget(() => (busy ? { status: 503, holdMs: 20 } : { status: 200, holdMs: 20 }));
+    const target = startPushyTarget(() => (busy ? { status: 503, holdMs: 50 } : { status: 200, holdMs: 20 }));
     const q = await startQueue(site.open(), hook(target, { concurrency: 8, maxAttempts: 100 }), { workers: 16 });
     try {
       expect(q.pool.flowStatus("hook")).toEqual({ effectiveConcurrency: 8, breaker: "closed" });
