@@ -1,8 +1,6 @@
-// webhook.ts: the built-in webhook handler: POST the job to a URL taken from config (never from
-// the job), signed when a secret is set; 2xx = done. 429/503 with a usable Retry-After = throttled
-// (the job waits, its attempt not used); 429/503 without = the target is busy (a failed attempt that
-// also slows the type down); any other status, a connection error or the abort signal = failed
-// attempt. Never puts the secret or the configured headers in an error.
+// webhook.ts: the built-in webhook handler: POST the job to a URL from config (never from the job),
+// signed when a secret is set; 2xx = done, 429/503 = pushback (ThrottledError with a usable Retry-After,
+// else TargetBusyError), anything else = failed attempt. Never puts the secret or headers in an error.
 import { TargetBusyError, ThrottledError } from "../errors.ts";
 import { retryAfterMs } from "./retry-after.ts";
 import { SIGNATURE_HEADER, signatureHeader } from "./signing.ts";
