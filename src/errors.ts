@@ -135,6 +135,32 @@ export class PermanentError extends Error {
 }
 
 /**
+ * A handler throws this when its target says it is overloaded (HTTP 429 or 503) without saying for
+ * how long: an ordinary failed attempt, but it also halves how many of the type's jobs run at once
+ * toward that target (src/pool/pushback.ts).
+ */
+export class TargetBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TargetBusyError";
+  }
+}
+
+/**
+ * A handler throws this when its target asked to be called again later (429/503 with Retry-After):
+ * the job waits `delayMs` (at most the type's backoff cap) without using up the attempt, up to the
+ * type's max_throttles times; after that it is an ordinary failed attempt.
+ */
+export class ThrottledError extends TargetBusyError {
+  readonly delayMs: number;
+  constructor(delayMs: number, message: string) {
+    super(message);
+    this.name = "ThrottledError";
+    this.delayMs = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
+  }
+}
+
+/**
  * The message of anything thrown, bounded, for logs and last_error. NUL becomes U+FFFD: PostgreSQL
  * text cannot hold it, and one such message would fail every settle in its batch forever.
  */

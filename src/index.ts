@@ -14,7 +14,9 @@ export type { Store } from "./store/store.ts";
 export type { NewJob, JobView, JobState } from "./store/rows.ts";
 export {
   CancelledError, ConfigError, JobQueueError, LeaseLostError, PermanentError, ShutdownError, AttemptTimeoutError,
+  TargetBusyError, ThrottledError,
   NodeIdInUseError, StoreLockedError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError,
 } from "./errors.ts";
+export type { FlowStatus } from "./pool/pushback.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export { createClient, JobQueueClientError, type JobQueueClient, type ClientOptions, type SubmitJob, type Job } from "./client/client.ts";

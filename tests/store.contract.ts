@@ -119,6 +119,38 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(again!.lastError).toBe("boom");
     });
 
+    test("throttle hands the job back with its run time and error, the attempt not used and one more throttle, fenced", async () => {
+      const [id] = await store.insert([job({ key: "k", startBy: T0 + 600_000 })], T0);
+      (await store.claim([id!], "n", T0, LEASE)).jobs;
+      expect(await store.throttle([{ id: id!, attempt: 2, runAt: T0 + 2000, error: "x" }])).toEqual([false]);
+      expect(await store.throttle([{ id: id!, attempt: 1, runAt: T0 + 2000, error: "webhook answered 429" }])).toEqual([true]);
+      expect(await store.get(id!, T0)).toMatchObject({
+        state: "scheduled", attempts: 0, throttles: 1, runAt: T0 + 2000, lastError: "webhook answered 429", key: "k", startBy: T0 + 600_000,
+      });
+      expect(await store.throttle([{ id: id!, attempt: 1, runAt: T0, error: "again" }])).toEqual([false]);
+      const [again] = (await store.claim([id!], "n", T0 + 2000, LEASE)).jobs;
+      expect(again).toMatchObject({ attempts: 1, throttles: 1, lastError: "webhook answered 429" });
+      expect(await store.throttle([{ id: id!, attempt: 1, runAt: T0 + 3000, error: "429 again" }])).toEqual([true]);
+      const [third] = (await store.claim([id!], "n", T0 + 3000, LEASE)).jobs;
+      expect(third).toMatchObject({ attempts: 1, throttles: 2 });
+      expect(await store.retry([{ id: id!, attempt: 1, runAt: T0 + 4000, error: "boom" }])).toEqual([true]);
+      expect(await store.get(id!, T0 + 4000)).toMatchObject({ state: "pending", attempts: 1, throttles: 2 });
+    });
+
+    test("a throttle batch reports per item which took effect", async () => {
+      const [a, b, c] = await store.insert([job(), job(), job()], T0);
+      (await store.claim([a!, b!, c!], "n", T0, LEASE)).jobs;
+      const res = await store.throttle([
+        { id: a!, attempt: 1, runAt: T0 + 10, error: "e" }, { id: b!, attempt: 3, runAt: T0 + 10, error: "e" },
+        { id: c!, attempt: 1, runAt: T0 + 20, error: "e" }, { id: c!, attempt: 2, runAt: T0 + 20, error: "e" },
+      ]);
+      expect(res).toEqual([true, false, true, false]);
+      expect(await store.get(b!, T0)).toMatchObject({ state: "inflight", attempts: 1, throttles: 0 });
+      expect(await store.get(c!, T0 + 20)).toMatchObject({ state: "pending", attempts: 0, throttles: 1 });
+      expect(await store.complete([{ id: b!, attempt: 1 }])).toEqual([true]);
+      await store.cancelPending([a!, c!]);
+    });
+
     test("bury moves the job to dead with its error, fenced", async () => {
       const [id] = await store.insert([job()], T0);
       (await store.claim([id!], "n", T0, LEASE)).jobs;
@@ -523,6 +555,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect((await store.claim([], "n", T0, LEASE)).jobs).toEqual([]);
       expect(await store.complete([])).toEqual([]);
       expect(await store.retry([])).toEqual([]);
+      expect(await store.throttle([])).toEqual([]);
       expect(await store.bury([], T0)).toEqual([]);
       expect(await store.extendLeases([], "n", T0)).toEqual([]);
       expect(await store.release([], "n", T0)).toEqual([]);

@@ -16,7 +16,7 @@ const SEED = 20_261_127;
 const MAX_STEPS = 40;
 const STORES = [
   { name: "sqlite", open: async () => sqliteTarget(), numRuns: 200 },
-  { name: "postgres", open: postgresTarget, numRuns: 80 },
+  { name: "postgres", open: postgresTarget, numRuns: 100 },
 ] as const;
 
 for (const { name, open, numRuns } of STORES) {

@@ -1,6 +1,8 @@
-// webhook.ts: the built-in webhook handler: POST the job to a URL taken from config (never from
-// the job), signed when a secret is set; 2xx = done. Any other status, a connection error or the
-// abort signal = failed attempt. Never puts the secret or the configured headers in an error.
+// webhook.ts: the built-in webhook handler: POST the job to a URL from config (never from the job),
+// signed when a secret is set; 2xx = done, 429/503 = pushback (ThrottledError with a usable Retry-After,
+// else TargetBusyError), anything else = failed attempt. Never puts the secret or headers in an error.
+import { TargetBusyError, ThrottledError } from "../errors.ts";
+import { retryAfterMs } from "./retry-after.ts";
 import { SIGNATURE_HEADER, signatureHeader } from "./signing.ts";
 import type { Handler } from "./handler.ts";
 import type { Clock } from "../clock.ts";
@@ -40,7 +42,12 @@ export function createWebhookHandler(opts: WebhookOptions): Handler {
     // The receiver's bytes end up in last_error: NUL is not storable in PostgreSQL text (the move
     // would fail on every try), so it and other control characters become U+FFFD.
     const text = (await readStart(res.body, ERROR_BODY_LIMIT)).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, "\ufffd");
-    throw new Error(`webhook answered ${res.status}${text ? `: ${text}` : ""}`);
+    const message = `webhook answered ${res.status}${text ? `: ${text}` : ""}`;
+    if (res.status === 429 || res.status === 503) {
+      const delayMs = retryAfterMs(res.headers.get("retry-after"), clock());
+      throw delayMs === null ? new TargetBusyError(message) : new ThrottledError(delayMs, message);
+    }
+    throw new Error(message);
   };
 }
 

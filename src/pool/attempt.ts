@@ -5,6 +5,7 @@ import { CancelledError, LeaseLostError, PermanentError, ShutdownError, errorMes
 import { jobContext, type HandlerRegistry, type RegisteredType } from "../handlers/handler.ts";
 import type { ClaimedJob } from "../store/rows.ts";
 import type { WorkerEvents } from "./pool.ts";
+import type { Pushback } from "./pushback.ts";
 import type { Outcome, Settler } from "./settler.ts";
 import type { Slots } from "./slots.ts";
 import { TimeoutGroup } from "./timeout-group.ts";
@@ -49,6 +50,8 @@ export interface AttemptsDeps {
   settler: Pick<Settler, "settle" | "remove" | "handBack">;
   /** stop() has begun: a job whose claim lands now is handed straight back. */
   mode: { readonly stopping: boolean };
+  /** Learns from each attempt's answer how hard its type's target may be pushed. */
+  pushback: Pick<Pushback, "observe">;
   /** A slot came free: claim more. */
   pump: () => void;
   /** Attempts started, or one is gone: tell whoever waits on the pool. */
@@ -101,10 +104,14 @@ export function createAttempts(deps: AttemptsDeps) {
     } else {
       outcome = await runHandler(job, type.handler, entry, group);
     }
+    const cause = outcome.ok ? null : outcome.cause;
+    // Before the slot is free and more are claimed: a cut concurrency or an open breaker applies to them.
+    if (type && !(cause instanceof LeaseLostError || cause instanceof ShutdownError || cause instanceof CancelledError)) {
+      deps.pushback.observe(job.type, { ok: outcome.ok, cause, startedAt });
+    }
     slots.end(job.type);
     const runMs = clock() - startedAt;
     pump();
-    const cause = outcome.ok ? null : outcome.cause;
     if (cause instanceof LeaseLostError) {
       // The reaper already handed this attempt back; any move we made would be fenced off.
       running.delete(job.id);

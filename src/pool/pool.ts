@@ -21,10 +21,11 @@
 //           (AttemptTimeoutError), cancel() (CancelledError), the heartbeat finds the lease gone
 //           (LeaseLostError), stop() runs out of grace (ShutdownError). An interrupt decides the
 //           outcome first, then aborts the signal; the handler's own ending, coming later, is ignored.
-// ENDED     `ended` true, its slot free (slots.end); only its store move is left and it is never
+// ENDED     `ended` true, its slot free (slots.end; pushback.ts learnt from its answer first); only its store move is left and it is never
 //           interrupted again, so a result that exists is always settled. attempt.ts picks the move
 //           by the outcome's class (instanceof), the settler makes it, fenced by the claim:
 //             done → complete          failed, attempts left → retry (run_at + backoff; back in the heap)
+//             ThrottledError, throttles left → throttle (run_at + Retry-After; the attempt not used)
 //             CancelledError → remove  failed for good, out of attempts, or no handler → bury
 //             LeaseLostError → none (the reaper has the row)
 //             ShutdownError → stop() hands it back to pending (release; the attempt uncounted)
@@ -66,6 +67,7 @@ import { createAttempts } from "./attempt.ts";
 import { createClaimer } from "./claimer.ts";
 import { createGate } from "./gate.ts";
 import { createPoolMode } from "./mode.ts";
+import { createPushback, type FlowStatus } from "./pushback.ts";
 import { createSettler } from "./settler.ts";
 import { createSlots } from "./slots.ts";
 import { createStrays } from "./strays.ts";
@@ -79,6 +81,8 @@ export interface WorkerEvents {
   failed(type: string, runMs: number, next: "retry" | "dead"): void;
   /** A fenced move that found its claim gone (the reaper or a cancel got there first). */
   fenced(move: string): void;
+  /** The target pushed back (429/503 with Retry-After): the job waits `delayMs` without using its attempt. */
+  throttled?(type: string, runMs: number, delayMs: number): void;
   /** A cancelled attempt's row was removed. */
   cancelled?(type: string): void;
   /** Jobs claimed straight from the store by pull(), not from this node's heap. */
@@ -94,7 +98,7 @@ export interface WorkerEvents {
 /** The store calls the pool makes: JobMoves but add() (the dispatcher's), and whether calls block. */
 export type PoolStore = Pick<
   JobMoves,
-  "claim" | "claimNext" | "peekUrgent" | "complete" | "retry" | "bury" | "completeCancelled" | "extendLeases" | "release" | "releaseStrays"
+  "claim" | "claimNext" | "peekUrgent" | "complete" | "retry" | "throttle" | "bury" | "completeCancelled" | "extendLeases" | "release" | "releaseStrays"
 > & Pick<StoreInfo, "blocking">;
 
 export interface WorkerPoolDeps {
@@ -131,7 +135,15 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     },
   });
   const gate = createGate({ clock, onOpen: () => claimer.pump() });
-  const slots = createSlots({ concurrency: deps.concurrency, registry, scheduler, gate, onRoom: () => claimer.wantPull() });
+  const pushback = createPushback({
+    clock, registry, gate, logger,
+    poolSize: deps.concurrency,
+    onRoom: () => {
+      claimer.wantPull();
+      claimer.pump();
+    },
+  });
+  const slots = createSlots({ concurrency: deps.concurrency, registry, scheduler, gate, pushback, onRoom: () => claimer.wantPull() });
   const settler = createSettler({
     store, scheduler, registry, clock, owner, keepMs, logger, defer, events, mode,
     backoff: deps.backoff,
@@ -157,7 +169,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     start: (claimed, readyAtById) => attempts.start(claimed, readyAtById),
   });
   const attempts = createAttempts({
-    registry, clock, keepMs, events, slots, settler, mode, notifyIdle, pump: claimer.pump,
+    registry, clock, keepMs, events, slots, settler, mode, pushback, notifyIdle, pump: claimer.pump,
     keyFreed: (type, key) => {
       if (registry.get(type)?.flow?.keyConcurrency !== undefined) scheduler.releaseKey(type, key);
     },
@@ -214,18 +226,25 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     shut: (type: string) => gate.shut(type),
     /**
      * Why a job waits, as this node sees it: null while it runs; for a job that is due, the first
-     * of: its type paused, its type's rate, its key's hold, its type's own concurrency, else busy workers.
+     * of: its type paused, its target's breaker open, its type's rate, its key's hold, its type's
+     * own concurrency (or the lower one its target's pushback allows now), else busy workers.
      */
     waitingFor(job: Pick<JobView, "state" | "type" | "key" | "attempts" | "throttles">): WaitReason | null {
       if (job.state === "inflight") return null;
       if (job.state === "scheduled") return job.attempts > 0 || job.throttles > 0 ? "backoff" : "scheduled";
-      if (gate.paused.has(job.type)) return "paused";
-      if (gate.shut(job.type)) return "rate_limit";
+      const shut = gate.why(job.type);
+      if (shut === "paused" || gate.paused.has(job.type)) return "paused";
+      if (shut === "breaker_open") return "breaker_open";
+      if (shut === "held") return "rate_limit";
       const keyHold = job.key === null ? null : scheduler.keyHeld(job.type, job.key);
       if (keyHold !== null && keyHold !== "paused") return keyHold;
       if (slots.typeFull(job.type)) return "type_concurrency";
       return "workers_busy";
     },
+    /** Why flow control keeps jobs of `type` from starting here now ("paused", "held", "breaker_open"), or null. */
+    whyShut: (type: string) => gate.why(type),
+    /** What pushback from `type`'s target allows on this node now: its effective concurrency and breaker. */
+    flowStatus: (type: string): FlowStatus => pushback.status(type),
     start() {
       mode.enter("running");
       heartbeatTimer = setInterval(() => void heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));

@@ -1,14 +1,16 @@
 // settler.ts: the store move that ends each attempt, group-committed and fenced by its claim: complete,
-// retry (when backoff.ts says) or bury, a cancelled attempt's removal, the hand-back at shutdown. It
-// retries a failing store until it answers (bounded after a hard stop). It runs no handler and claims nothing.
+// retry (when backoff.ts says), throttle (the target asked to wait: the attempt not used) or bury, a
+// cancelled attempt's removal, the hand-back at shutdown. It retries a failing store until it answers
+// (bounded after a hard stop). It runs no handler and claims nothing.
 import { backoffMs, storeRetryMs, type BackoffPolicy } from "../queue/backoff.ts";
 import { createBatcher } from "../queue/batcher.ts";
-import { StoreOutcomeUnknownError, errorMessage } from "../errors.ts";
+import { StoreOutcomeUnknownError, ThrottledError, errorMessage } from "../errors.ts";
+import { DEFAULT_MAX_THROTTLES } from "../config/flow-policy.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
 import type { Scheduler } from "../queue/scheduler.ts";
 import type { JobMoves, StoreInfo } from "../store/store.ts";
-import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove } from "../store/rows.ts";
+import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, ThrottleMove } from "../store/rows.ts";
 import type { WorkerEvents } from "./pool.ts";
 import type { Clock } from "../clock.ts";
 
@@ -16,7 +18,7 @@ import type { Clock } from "../clock.ts";
 export type Outcome = { ok: true; result: string | null } | { ok: false; error: string; permanent: boolean; cause: unknown };
 
 export interface SettlerDeps {
-  store: Pick<JobMoves, "complete" | "retry" | "bury" | "completeCancelled" | "release"> & Pick<StoreInfo, "blocking">;
+  store: Pick<JobMoves, "complete" | "retry" | "throttle" | "bury" | "completeCancelled" | "release"> & Pick<StoreInfo, "blocking">;
   scheduler: Pick<Scheduler, "add">;
   registry: Pick<HandlerRegistry, "get">;
   clock: Clock;
@@ -25,7 +27,7 @@ export interface SettlerDeps {
   keepMs: number;
   backoff: BackoffPolicy;
   random?: () => number;
-  events: Pick<WorkerEvents, "completed" | "failed" | "fenced" | "cancelled">;
+  events: Pick<WorkerEvents, "completed" | "failed" | "fenced" | "cancelled" | "throttled">;
   logger: Logger;
   /** How a flush of moves is scheduled after the first arrives (see pool.ts). */
   defer: (fn: () => void) => void;
@@ -45,6 +47,7 @@ export function createSettler(deps: SettlerDeps) {
     maxBatch: 1000, defer, maxInFlight,
   });
   const retries = createBatcher<RetryMove, boolean>({ run: (m) => store.retry(m), maxBatch: 1000, defer });
+  const throttles = createBatcher<ThrottleMove, boolean>({ run: (m) => store.throttle(m), maxBatch: 1000, defer });
   const burials = createBatcher<BuryMove, boolean>({ run: (m) => store.bury(m, clock()), maxBatch: 1000, defer });
   const removals = createBatcher<ClaimRef, boolean>({ run: (refs) => store.completeCancelled(refs), maxBatch: 1000, defer });
 
@@ -80,8 +83,9 @@ export function createSettler(deps: SettlerDeps) {
   return {
     /**
      * The move of an attempt that ended by itself or by a timeout: done → complete; failed with
-     * attempts left → retry after backoff.ts's delay (and back into the heap); failed for good or out
-     * of attempts → bury. Resolves when the move has landed (or was given up at a hard stop).
+     * attempts left → retry after backoff.ts's delay (and back into the heap); throttled by the target
+     * with throttles left → throttle (back into the heap, the attempt not used); failed for good or
+     * out of attempts → bury. Resolves when the move has landed (or was given up at a hard stop).
      */
     async settle(job: ClaimedJob, outcome: Outcome, runMs: number): Promise<void> {
       const ref = { id: job.id, attempt: job.attempts };
@@ -91,14 +95,24 @@ export function createSettler(deps: SettlerDeps) {
         if (how === "took" || how === "unsure") events.completed(job.type, runMs);
         return;
       }
+      const own = registry.get(job.type);
+      const policy = own?.backoff === undefined ? deps.backoff : { ...deps.backoff, ...own.backoff };
+      // The target asked to be called again later: wait as long as it said (at most the backoff cap)
+      // without using the attempt, while the job has throttles left; then it is an ordinary failure.
+      if (outcome.cause instanceof ThrottledError && !outcome.permanent && job.throttles < (own?.flow?.maxThrottles ?? DEFAULT_MAX_THROTTLES)) {
+        const delayMs = Math.min(outcome.cause.delayMs, policy.capMs);
+        const runAt = clock() + delayMs;
+        events.throttled?.(job.type, runMs, delayMs);
+        const how = await untilStored("throttle", () => throttles.add({ ...ref, runAt, error: outcome.error }));
+        if (how === "took" || how === "unsure") scheduler.add(job.id, job.priority, runAt, clock(), job.type);
+        return;
+      }
       const dead = outcome.permanent || job.attempts >= job.maxAttempts;
       events.failed(job.type, runMs, dead ? "dead" : "retry");
       if (dead) {
         await untilStored("bury", () => burials.add({ ...ref, error: outcome.error }));
         return;
       }
-      const own = registry.get(job.type)?.backoff;
-      const policy = own === undefined ? deps.backoff : { ...deps.backoff, ...own };
       const runAt = clock() + backoffMs(job.attempts, policy, deps.random);
       // "unsure": a try whose answer was lost may have moved it; a stale heap entry costs one empty claim.
       const how = await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }));
@@ -122,7 +136,7 @@ export function createSettler(deps: SettlerDeps) {
     },
     /** Resolves when every move queued so far has been flushed. */
     async drain(): Promise<void> {
-      await Promise.all([completes.drain(), retries.drain(), burials.drain(), removals.drain()]);
+      await Promise.all([completes.drain(), retries.drain(), throttles.drain(), burials.drain(), removals.drain()]);
     },
   };
 }

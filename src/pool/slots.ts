@@ -6,6 +6,7 @@ import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Scheduler } from "../queue/scheduler.ts";
 import type { TypeCap } from "../store/rows.ts";
 import type { Gate } from "./gate.ts";
+import type { Pushback } from "./pushback.ts";
 
 export interface SlotsDeps {
   /** Slots in the pool. */
@@ -16,6 +17,8 @@ export interface SlotsDeps {
   onRoom: () => void;
   /** Flow control: a type it shuts has no room at all. */
   gate: Pick<Gate, "shut">;
+  /** Flow control: what the type's target allows now (adaptive concurrency, a half-open breaker's one probe). */
+  pushback: Pick<Pushback, "roomFor" | "limited">;
 }
 
 export function createSlots(deps: SlotsDeps) {
@@ -32,7 +35,7 @@ export function createSlots(deps: SlotsDeps) {
     const n = (occupied.get(type) ?? 0) + delta;
     if (n === 0) occupied.delete(type);
     else occupied.set(type, n);
-    if (delta < 0 && roomWatched && registry.get(type)?.concurrency !== undefined) {
+    if (delta < 0 && roomWatched && (registry.get(type)?.concurrency !== undefined || deps.pushback.limited(type))) {
       roomWatched = false;
       deps.onRoom();
     }
@@ -42,7 +45,10 @@ export function createSlots(deps: SlotsDeps) {
   function roomFor(type: string): number | undefined {
     if (deps.gate.shut(type)) return 0;
     const limit = registry.get(type)?.concurrency;
-    return limit === undefined ? undefined : limit - (occupied.get(type) ?? 0);
+    const busy = occupied.get(type) ?? 0;
+    const own = limit === undefined ? undefined : limit - busy;
+    const target = deps.pushback.roomFor(type, busy);
+    return target === undefined ? own : own === undefined ? target : Math.min(own, target);
   }
 
   /** Every type the heaps know (a paused type may have jobs but no handler here). */
@@ -53,10 +59,13 @@ export function createSlots(deps: SlotsDeps) {
   }
 
   return {
-    /** Whether `type` is at its own concurrency limit here (not counting flow control's holds). */
+    /** Whether `type` is at its concurrency limit here, its own or the lower one its target's pushback allows now (not counting flow control's holds). */
     typeFull(type: string): boolean {
       const limit = registry.get(type)?.concurrency;
-      return limit !== undefined && limit - (occupied.get(type) ?? 0) <= 0;
+      const busy = occupied.get(type) ?? 0;
+      const own = limit === undefined ? undefined : limit - busy;
+      const target = deps.pushback.roomFor(type, busy);
+      return (own !== undefined && own <= 0) || (target !== undefined && target <= 0);
     },
     /** Slots neither running a handler nor held for a claim. */
     get free(): number {

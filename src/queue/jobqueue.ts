@@ -109,7 +109,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   const { store, registry } = opts;
   let state: JobQueue["state"] = "new";
 
-  const { metrics, counters: m, completions, poolEvents, gauges } = createQueueMetrics({ clock, logger });
+  const { metrics, counters: m, completions, poolEvents, gauges, typesConfigured } = createQueueMetrics({ clock, logger });
   const scheduler = createScheduler({ agingMs: opts.agingMs, clock, onReady: () => pool.pump() });
   const pushEntries = (entries: PendingEntry[]) => {
     const now = clock();
@@ -202,6 +202,8 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     busy: () => pool.busy,
     workers: opts.workers,
     liveNodes: () => liveNodes,
+    types: () => registry.types(),
+    flowStatus: (type) => pool.flowStatus(type),
   });
 
   async function notReadyReason(): Promise<string | null> {
@@ -267,6 +269,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       if (state !== "new") throw new Error(`cannot start a queue that is ${state}`);
       state = "starting";
       const t0 = clock();
+      typesConfigured(registry.types());
       await store.migrate();
       // Only once the id is ours alone may its rows be taken back: a live holder is still running them.
       await store.holdNodeId(opts.nodeId);
@@ -302,7 +305,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       logger.info("queue started", {
         store: store.kind, location: store.location, node: opts.nodeId, loaded,
         ready: scheduler.readyCount, scheduled: scheduler.scheduledCount, ms: clock() - t0,
-        types: registry.types(),
+        types: () => registry.types(),
       });
     },
 

@@ -6,6 +6,7 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { createMetrics, LATENCY_BUCKETS_SECONDS } from "../metrics/registry.ts";
 import type { WorkerEvents } from "../pool/pool.ts";
+import type { FlowStatus } from "../pool/pushback.ts";
 import { RateWindow } from "./rate-window.ts";
 
 /** What the gauges read at scrape time. */
@@ -17,7 +18,14 @@ export interface GaugeSources {
   busy(): number;
   workers: number;
   liveNodes(): number;
+  /** The configured job types (each has its pushback series from the start). */
+  types(): readonly string[];
+  /** What pushback from a type's target allows now. */
+  flowStatus(type: string): FlowStatus;
 }
+
+/** jobqueue_breaker_state's values. */
+const BREAKER_STATE = { closed: 0, open: 1, half_open: 2 } as const;
 
 export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
   const { clock } = deps;
@@ -34,6 +42,8 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     scheduleTicks: metrics.counter("jobqueue_schedule_ticks_total", "Recurring schedules' ticks: enqueued by this node, or skipped (missed, passed over by catch_up).", ["schedule", "outcome"]),
     held: metrics.counter("jobqueue_flow_held_total", "Claims of due jobs that flow control held back (the job stays pending, no attempt used), by why: paused, rate_limit, key_concurrency.", ["type", "reason"]),
     expired: metrics.counter("jobqueue_jobs_expired_total", "Jobs dead-lettered because no attempt could start before their deadline (expiresAt, ttlMs).", ["type"]),
+    throttled: metrics.counter("jobqueue_throttled_total", "Attempts whose target pushed back (429/503 with Retry-After): the job waits without using the attempt.", ["type"]),
+    throttleDelay: metrics.counter("jobqueue_throttle_delay_seconds_total", "Seconds jobs were told to wait by their targets (after the backoff cap).", ["type"]),
     fenced: metrics.counter("jobqueue_fenced_moves_total", "Moves that found their claim already gone (reaped or superseded).", ["move"]),
     wait: metrics.histogram("jobqueue_job_wait_seconds", "Time from ready to start.", LATENCY_BUCKETS_SECONDS, ["type"]),
     run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
@@ -54,6 +64,11 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
       m.run.labels({ type }).observe(runMs / 1000);
       (next === "dead" ? m.dead : m.retried).labels({ type }).inc();
     },
+    throttled: (type, runMs, delayMs) => {
+      m.throttled.labels({ type }).inc();
+      m.throttleDelay.labels({ type }).inc(delayMs / 1000);
+      m.run.labels({ type }).observe(runMs / 1000);
+    },
     fenced: (move) => m.fenced.labels({ move }).inc(),
     pulled: (count) => m.pulled.inc({}, count),
     adopted: (count) => m.adopted.inc({}, count),
@@ -63,6 +78,10 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
 
   /** Registers the gauges, read from `src` at every scrape. */
   function gauges(src: GaugeSources): void {
+    metrics.gauge("jobqueue_breaker_state", "The breaker toward each type's target on this node: 0 closed, 1 open, 2 half-open (one probe).",
+      () => src.types().map((type) => ({ labels: { type }, value: BREAKER_STATE[src.flowStatus(type).breaker] })));
+    metrics.gauge("jobqueue_effective_concurrency", "Most jobs of each type this node runs at once now (lowered while its target pushes back).",
+      () => src.types().map((type) => ({ labels: { type }, value: src.flowStatus(type).effectiveConcurrency })));
     metrics.gauge("jobqueue_jobs_ready", "Jobs due and waiting for a worker (this node's heap).", src.readyCount);
     metrics.gauge("jobqueue_jobs_scheduled", "Jobs waiting for their run time (this node's heap).", src.scheduledCount);
     metrics.gauge("jobqueue_jobs_inflight", "Jobs claimed by this node and not yet settled.", src.inflight);
@@ -75,5 +94,13 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     });
   }
 
-  return { metrics, counters: m, completions, poolEvents, gauges };
+  /** Every configured type's pushback counters exist from the start, at 0. */
+  function typesConfigured(types: readonly string[]): void {
+    for (const type of types) {
+      m.throttled.labels({ type });
+      m.throttleDelay.labels({ type });
+    }
+  }
+
+  return { metrics, counters: m, completions, poolEvents, gauges, typesConfigured };
 }

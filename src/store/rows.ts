@@ -128,6 +128,15 @@ export interface RetryMove extends ClaimRef {
   error: string;
 }
 
+/**
+ * A target pushed back (429/503 with Retry-After): the job waits until runAt without using the
+ * attempt it just made, and its throttle count goes up by one.
+ */
+export interface ThrottleMove extends ClaimRef {
+  runAt: number;
+  error: string;
+}
+
 export interface BuryMove extends ClaimRef {
   error: string;
 }

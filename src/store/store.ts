@@ -7,7 +7,7 @@ import type { ScheduleState } from "./rows.ts";
 import type { FlowLimits } from "./flow-plan.ts";
 import type {
   BuryMove, ClaimRef, ClaimResult, ClaimedJob, CompleteMove, DeadQuery, ExpiredJob, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
-  StoreStats, TypeCap,
+  StoreStats, ThrottleMove, TypeCap,
 } from "./rows.ts";
 import type { Clock } from "../clock.ts";
 
@@ -70,6 +70,11 @@ export interface JobMoves {
   complete(refs: CompleteMove[], keep?: { finishedAt: number; expiresAt: number }): Promise<boolean[]>;
   /** Fenced move inflight → pending with a new run_at and the error. */
   retry(moves: RetryMove[]): Promise<boolean[]>;
+  /**
+   * Fenced move inflight → pending for attempts a target pushed back: run_at and error as given,
+   * attempts − 1 (the attempt is not used up) and throttles + 1.
+   */
+  throttle(moves: ThrottleMove[]): Promise<boolean[]>;
   /** Fenced move inflight → dead with the error. */
   bury(moves: BuryMove[], now: number): Promise<boolean[]>;
   /**

@@ -26,6 +26,8 @@ export interface ModelJob {
   createdAt: number;
   state: ModelState;
   attempts: number;
+  /** Times a target pushed back on it (the throttle move). */
+  throttles: number;
   runAt: number;
   /** The last error, and whether the model knows its text (the reaper and a restart write their own). */
   lastError: string | null;
@@ -48,7 +50,7 @@ export interface IssuedRef extends ClaimRef {
 export interface ExpectedView {
   id: number; type: string; state: JobState; priority: number; attempts: number; maxAttempts: number;
   runAt: number; createdAt: number; payload: string; owner: string | null; leaseUntil: number | null;
-  failedAt: number | null; finishedAt: number | null; result: string | null; startBy: number | null;
+  failedAt: number | null; finishedAt: number | null; result: string | null; startBy: number | null; throttles: number;
 }
 
 /**
@@ -105,7 +107,7 @@ export class JobModel {
       this.lastId = got.id;
       const job: ModelJob = {
         id: got.id, type: j.type, payload: j.payload, priority: j.priority, maxAttempts: j.maxAttempts, timeoutMs: j.timeoutMs,
-        key: j.idempotencyKey ?? null, startBy: j.startBy ?? null, createdAt: this.now, state: "pending", attempts: 0, runAt: j.runAt,
+        key: j.idempotencyKey ?? null, startBy: j.startBy ?? null, createdAt: this.now, state: "pending", attempts: 0, throttles: 0, runAt: j.runAt,
         lastError: null, lastErrorExact: true, owner: null, leaseUntil: null, failedAt: null, finishedAt: null, expiresAt: null, result: null,
       };
       this.jobs.set(job.id, job);
@@ -205,7 +207,7 @@ export class JobModel {
     return {
       id, type: j.type, payload: j.payload, priority: j.priority, attempts: j.attempts, maxAttempts: j.maxAttempts,
       timeoutMs: j.timeoutMs, runAt: j.runAt, createdAt: j.createdAt, lastError: j.lastError,
-      key: null, startBy: j.startBy, throttles: 0,
+      key: null, startBy: j.startBy, throttles: j.throttles,
     };
   }
 
@@ -244,6 +246,21 @@ export class JobModel {
       if (!j) return false;
       this.stopAttempt(j);
       j.state = "pending";
+      j.runAt = m.runAt;
+      this.setError(j, m.error);
+      return true;
+    });
+  }
+
+  /** A target pushed back: pending at runAt, the attempt not counted, one more throttle. */
+  throttle(moves: { id: number; attempt: number; runAt: number; error: string }[]): boolean[] {
+    return moves.map((m) => {
+      const j = this.fenced(m);
+      if (!j) return false;
+      this.stopAttempt(j);
+      j.state = "pending";
+      j.attempts -= 1;
+      j.throttles += 1;
       j.runAt = m.runAt;
       this.setError(j, m.error);
       return true;
@@ -353,6 +370,7 @@ export class JobModel {
       if (j?.state !== "dead") continue;
       j.state = "pending";
       j.attempts = 0;
+      j.throttles = 0;
       j.runAt = at;
       j.failedAt = null;
       j.startBy = null;
@@ -399,7 +417,7 @@ export class JobModel {
     return {
       id, type: j.type, state, priority: j.priority, attempts: j.attempts, maxAttempts: j.maxAttempts, runAt: j.runAt,
       createdAt: j.createdAt, payload: j.state === "completed" ? "null" : j.payload, owner: j.owner, leaseUntil: j.leaseUntil,
-      failedAt: j.failedAt, finishedAt: j.finishedAt, result: j.result, startBy: j.state === "completed" ? null : j.startBy,
+      failedAt: j.failedAt, finishedAt: j.finishedAt, result: j.result, startBy: j.state === "completed" ? null : j.startBy, throttles: j.state === "completed" ? 0 : j.throttles,
     };
   }
 

@@ -55,6 +55,7 @@ export const EXPECTED_OUTCOMES = [
   "submit:new", "submit:duplicate", "claim:taken", "claim:skipped", "claimNext:exact", "claimNext:taken", "peekUrgent:rows",
   "peekUrgent:cut", "complete:true", "complete:false",
   "completeKeep:true", "completeKeep:false", "completeCancelled:true", "completeCancelled:false", "retry:true", "retry:false",
+  "throttle:true", "throttle:false",
   "bury:true", "bury:false", "extend:true", "extend:false", "cancelPending:true", "cancelPending:false", "deleteDead:true",
   "deleteDead:false", "reap:pending", "reap:dead", "recover:pending", "recover:dead", "release:back", "releaseStrays:back", "releaseStrays:kept", "retryDead:back",
   "prune:removed", "prune:unexpired", "restart", "claim:held", "claim:expired", "expire:dead", "pause:changed", "pause:unchanged", "submit:held",
@@ -143,7 +144,7 @@ function checkView(id: number, view: JobView | null, m: JobModel): void {
   same(`get(${id})`, {
     id: rest.id, type: rest.type, state: rest.state, priority: rest.priority, attempts: rest.attempts, maxAttempts: rest.maxAttempts,
     runAt: rest.runAt, createdAt: rest.createdAt, payload: rest.payload, owner: rest.owner, leaseUntil: rest.leaseUntil,
-    failedAt: rest.failedAt, finishedAt: rest.finishedAt ?? null, result: rest.result ?? null, startBy: rest.startBy,
+    failedAt: rest.failedAt, finishedAt: rest.finishedAt ?? null, result: rest.result ?? null, startBy: rest.startBy, throttles: rest.throttles,
   }, want);
   checkLastError(`get(${id}).lastError`, lastError, m, id);
 }
@@ -264,6 +265,16 @@ async function runStep(target: ModelTarget, m: JobModel, s: Step, trace: string[
       log(`complete(${JSON.stringify(refs)}${keep ? `, keep until @${keep.expiresAt - T0}` : ""})`, res);
       same("complete results", res, m.complete(refs, keep, moves.map((x) => x.result)));
       tallyFenced(keep ? "completeKeep" : "complete", res);
+      return;
+    }
+    case "throttle": {
+      // A target pushed back: the attempt is not counted, whatever attempt it was.
+      const refs = pickRefs(m, s.picks, rules.sameJobTwice);
+      const moves = refs.map((r) => ({ id: r.id, attempt: r.attempt, runAt: m.now + s.delayMs, error: `attempt ${r.attempt} throttled` }));
+      const res = await target.store(1).throttle(moves);
+      log(`throttle(${JSON.stringify(moves.map(({ id, attempt, runAt }) => ({ id, attempt, runAt: runAt - T0 })))})`, res);
+      same("throttle results", res, m.throttle(moves));
+      tallyFenced("throttle", res);
       return;
     }
     case "fail": {

@@ -44,6 +44,7 @@ export type Step =
   /** keepMs: null completes without a record; else the record expires keepMs after it finished. */
   | { op: "complete"; picks: RefPick[]; keepMs: number | null; result: string | null }
   | { op: "fail"; picks: RefPick[]; delayMs: number; permanent: boolean }
+  | { op: "throttle"; picks: RefPick[]; delayMs: number }
   | { op: "cancelPending"; picks: JobPick[] }
   | { op: "cancelRunning"; picks: RefPick[] }
   | { op: "extend"; node: number; picks: RefPick[]; byMs: number }
@@ -106,6 +107,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant("peekUrgent" as const), node, limit: fc.constantFrom(1, 2, 3, 0, 100), agingMs }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant("complete" as const), picks: picks(refPick, 3), keepMs: fc.constantFrom(null, null, null, 0, 1_000, 3_600_000), result: fc.constantFrom(null, "ok") }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("fail" as const), picks: picks(refPick, 3), delayMs: fc.constantFrom(0, 1_000, 20_000), permanent: fc.constantFrom(false, false, true) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("throttle" as const), picks: picks(refPick, 3), delayMs: fc.constantFrom(0, 2_000) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("cancelPending" as const), picks: picks(jobPick, 3) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("cancelRunning" as const), picks: picks(refPick, 2) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("extend" as const), node, picks: picks(refPick, 3), byMs: fc.constantFrom(LEASE_MS, 60_000) }) },

@@ -2,9 +2,9 @@
 // retried, buried, cancelled, handed back at shutdown) and their lease upkeep. Every one is fenced by
 // (id, attempts) and answers per claim whether it took effect; none is retried here.
 import type { JobMoves } from "../store.ts";
-import type { BuryMove, ClaimRef, CompleteMove, RetryMove } from "../rows.ts";
+import type { BuryMove, ClaimRef, CompleteMove, RetryMove, ThrottleMove } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
-import { CARRY_COLS, ENTRY_COLS, at, toEntry, type EntryRow } from "./sql.ts";
+import { CARRY_COLS, ENTRY_COLS, THROTTLED_CARRY, at, toEntry, type EntryRow } from "./sql.ts";
 
 /** The ids and the attempts of a batch of claims: the two arrays a fenced statement unnests. */
 const ids = (refs: ReadonlyArray<{ id: number }>) => refs.map((r) => r.id);
@@ -23,7 +23,7 @@ type Fenced = { id: number; attempts: number };
 
 export function createSettle(
   db: Connection,
-): Methods<Pick<JobMoves, "complete" | "retry" | "bury" | "completeCancelled" | "extendLeases" | "release" | "releaseStrays">> {
+): Methods<Pick<JobMoves, "complete" | "retry" | "throttle" | "bury" | "completeCancelled" | "extendLeases" | "release" | "releaseStrays">> {
   const complete = db.op("complete", async (refs: CompleteMove[], keep?: { finishedAt: number; expiresAt: number }) => {
     if (refs.length === 0) return [];
     if (keep !== undefined) {
@@ -67,6 +67,22 @@ export function createSettle(
                created_at, error, ${CARRY_COLS}
         FROM moved
         RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error)]);
+      return tookEffect(moves, rows);
+    }),
+
+    // Like retry, but the attempt just made does not count and the throttle count goes up.
+    throttle: db.op("throttle", async (moves: ThrottleMove[]) => {
+      if (moves.length === 0) return [];
+      const rows = await db.query<Fenced>(`
+        WITH f AS (SELECT * FROM unnest($1::bigint[], $2::int4[], $3::float8[], $4::text[]) AS f(id, attempts, run_at, error)),
+        moved AS (
+          DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
+          RETURNING j.*, f.run_at AS next_run_at, f.error AS error)
+        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
+        SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ${at("next_run_at")},
+               created_at, error, ${THROTTLED_CARRY}
+        FROM moved
+        RETURNING id, attempts + 1 AS attempts`, [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error)]);
       return tookEffect(moves, rows);
     }),
 

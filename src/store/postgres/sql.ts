@@ -16,6 +16,8 @@ export const ENTRY_COLS = `id, type, priority, ${ms("run_at")} AS run_at, ${ms("
 export const CARRY_COLS = "key, start_by, throttles";
 /** The same columns for a dead job an operator revives: its key stays, its deadline and throttle count start afresh. */
 export const REVIVED_CARRY = "key, NULL, 0";
+/** The same columns for a job a target pushed back: one more throttle. */
+export const THROTTLED_CARRY = "key, start_by, throttles + 1";
 
 export interface JobRow {
   id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;

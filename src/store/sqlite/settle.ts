@@ -1,12 +1,12 @@
 // settle.ts: the embedded store's verdicts on running attempts (complete, retry, bury, cancelled) and
 // their lease extensions, each fenced by (id, attempts) and answering whether it took effect. Hand-backs
 // without a verdict live in recovery.ts.
-import type { BuryMove, ClaimRef, CompleteMove, RetryMove } from "../rows.ts";
+import type { BuryMove, ClaimRef, CompleteMove, RetryMove, ThrottleMove } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
-import { CARRY_COLS, COPY_COLS, type TableSteps } from "./tables.ts";
+import { CARRY_COLS, COPY_COLS, THROTTLED_CARRY, type TableSteps } from "./tables.ts";
 
 export function createSettle({ conn, tables }: { conn: Connection; tables: TableSteps }): Part<
-  "complete" | "completeCancelled" | "retry" | "bury" | "extendLeases"
+  "complete" | "completeCancelled" | "retry" | "throttle" | "bury" | "extendLeases"
 > {
   const { db, op, prepare } = conn;
   const { removed, deleteInflight } = tables;
@@ -44,6 +44,15 @@ export function createSettle({ conn, tables }: { conn: Connection; tables: Table
     moves.map((m) => movedOut(retryFenced().run(m.runAt, m.error, m.id, m.attempt).changes, m.id)));
   const retry = op("retry", (moves) => (moves.length === 0 ? [] : retryTx.immediate(moves)));
 
+  // ---- throttle: back to pending like retry, the attempt not used and one more throttle ----
+  const throttleFenced = prepare<never, [runAt: number, error: string, id: number, attempt: number]>(`
+    INSERT INTO pending_jobs (${COPY_COLS}, ${CARRY_COLS})
+    SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ?, created_at, ?, ${THROTTLED_CARRY}
+    FROM inflight_jobs WHERE id = ? AND attempts = ?`);
+  const throttleTx = db.transaction((moves: ThrottleMove[]) =>
+    moves.map((m) => movedOut(throttleFenced().run(m.runAt, m.error, m.id, m.attempt).changes, m.id)));
+  const throttle = op("throttle", (moves) => (moves.length === 0 ? [] : throttleTx.immediate(moves)));
+
   // ---- bury: to dead with the error ----
   const buryFenced = prepare<never, [error: string, failedAt: number, id: number, attempt: number]>(`
     INSERT INTO dead_jobs (${COPY_COLS}, failed_at, ${CARRY_COLS})
@@ -60,5 +69,5 @@ export function createSettle({ conn, tables }: { conn: Connection; tables: Table
     refs.map((r) => extendFenced().run(leaseUntil, r.id, r.attempt, owner).changes > 0));
   const extendLeases = op("extendLeases", (refs, owner, leaseUntil) => (refs.length === 0 ? [] : extendTx.immediate(refs, owner, leaseUntil)));
 
-  return { complete, completeCancelled, retry, bury, extendLeases };
+  return { complete, completeCancelled, retry, throttle, bury, extendLeases };
 }

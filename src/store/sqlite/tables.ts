@@ -13,6 +13,8 @@ export const COPY_COLS = "id, type, payload, priority, attempts, max_attempts, t
 export const CARRY_COLS = "key, start_by, throttles";
 /** The same columns for a dead job an operator revives: its key stays, its deadline and throttle count start afresh. */
 export const REVIVED_CARRY = "key, NULL, 0";
+/** The same columns for a job a target pushed back: one more throttle. */
+export const THROTTLED_CARRY = "key, start_by, throttles + 1";
 
 /** The steps several parts end their moves with. */
 export interface TableSteps {
