@@ -26,6 +26,7 @@ for (const kind of STORE_KINDS) {
       const site = await storeSite(kind);
       const q = await startQueue(site.open(), {
         rated: { handler: hold, policy: { flow: { rate: { limit: 1, perMs: HOUR, burst: 1 } } } },
+        quiet: { handler: hold, policy: { flow: { rate: { limit: 5, perMs: HOUR, burst: 3 } } } },
         keyed: { handler: hold, policy: { flow: { keyConcurrency: 1 } } },
         keyrate: { handler: hold, policy: { flow: { keyRate: { limit: 1, perMs: HOUR, burst: 1 } } } },
         single: { handler: hold, policy: { concurrency: 1 } },
@@ -61,6 +62,11 @@ for (const kind of STORE_KINDS) {
       // Held jobs stay pending with no attempt used.
       expect((await call(q, "GET", `/jobs/${rated[1]}`)).body).toMatchObject({ state: "pending", attempts: 0 });
       expect((await call(q, "GET", `/jobs/${keyed[1]}`)).body).toMatchObject({ state: "pending", attempts: 0, key: "a" });
+      // GET /types: the rate's tokens (used up), the pushback state, and no tokens for a type without a rate.
+      const types = (await call(q, "GET", "/types")).body.types as Array<Record<string, unknown>>;
+      expect(types.find((t) => t.type === "rated")).toMatchObject({ tokens: 0, running: 1, waiting: 1, effectiveConcurrency: expect.any(Number), breaker: "closed" });
+      expect(types.find((t) => t.type === "keyed")).not.toHaveProperty("tokens");
+      expect(types.find((t) => t.type === "quiet")).toMatchObject({ tokens: 3 });
       // Each hold is counted by type and reason.
       const metrics = await (await q.app.request("/metrics")).text();
       for (const [type, reason] of [["rated", "rate_limit"], ["keyed", "key_concurrency"], ["keyrate", "rate_limit"]]) {

@@ -77,13 +77,16 @@ for (const kind of STORE_KINDS) {
         expect(res.body).toEqual({
           types: [
             {
-              type: "limited", paused: true, running: 0, waiting: 0,
+              type: "limited", paused: true, running: 0, waiting: 0, tokens: 2, effectiveConcurrency: 2, breaker: "closed",
               policy: {
                 timeoutMs: 5000, maxAttempts: 3, priority: 40, concurrency: 2, backoff: { baseMs: 100 },
                 rate: { limit: 10, perMs: 1000, burst: 2 }, keyConcurrency: 1, maxThrottles: 3, breaker: { failures: 5, coolMs: 30_000 },
               },
             },
-            { type: "slow", paused: false, running: 1, waiting: 2, policy: { timeoutMs: 5000, maxAttempts: 3, priority: 0 } },
+            {
+              type: "slow", paused: false, running: 1, waiting: 2, effectiveConcurrency: 4, breaker: "closed",
+              policy: { timeoutMs: 5000, maxAttempts: 3, priority: 0 },
+            },
           ],
         });
         slow.release();

@@ -158,6 +158,10 @@ export const typeEntry = z
     policy: typePolicy,
     running: z.int().min(0).meta({ description: "jobs of the type running now, on every node" }),
     waiting: z.int().min(0).meta({ description: "jobs of the type not started yet (due or scheduled), on every node" }),
+    tokens: z.int().min(0).optional().meta({ description: "with a rate: the starts it allows right now, back to back, across every node (its burst after a quiet spell)" }),
+    effectiveConcurrency: z.int().min(1).optional().meta({ description: "most jobs of the type the answering node runs at once now: its concurrency, cut while its target pushes back (AIMD)" }),
+    breaker: z.enum(["closed", "open", "half_open"]).optional().meta({ description: "the breaker toward the type's target on the answering node" }),
+    breakerOpenUntil: iso.optional().meta({ description: "while the breaker is open: when it lets one probe through" }),
   })
   .catchall(z.unknown())
   .meta({ id: "JobType", description: "a registered job type; flow control may add fields of its own (effective concurrency, breaker state)" });

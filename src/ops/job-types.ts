@@ -3,6 +3,7 @@
 // the store, shared by every node; this keeps the pool's copy of it current. No SQL here; store
 // faults propagate as they are (the HTTP app answers them with 503).
 import { notFound } from "../errors.ts";
+import { tokensLeft } from "../store/flow-plan.ts";
 import type { HandlerRegistry, TypePolicy } from "../handlers/handler.ts";
 import type { Admin, Pauses } from "../store/store.ts";
 import type { Clock } from "../clock.ts";
@@ -29,6 +30,8 @@ export interface TypeView {
   running: number;
   /** Jobs of the type not started yet (due or scheduled), on every node sharing the store. */
   waiting: number;
+  /** With a rate: starts it allows right now, back to back (its burst when it has been quiet). */
+  tokens?: number;
 }
 
 export interface JobTypes {
@@ -43,7 +46,7 @@ export interface JobTypes {
 }
 
 export interface JobTypesDeps {
-  store: Pick<Pauses, "pauseType" | "resumeType" | "pausedTypes"> & Pick<Admin, "stats">;
+  store: Pick<Pauses, "pauseType" | "resumeType" | "pausedTypes" | "rateBuckets"> & Pick<Admin, "stats">;
   registry: Pick<HandlerRegistry, "get" | "types">;
   clock: Clock;
   /** The paused types as the store holds them now: the pool shuts them (and opens the rest). */
@@ -88,17 +91,21 @@ export function createJobTypes(deps: JobTypesDeps): JobTypes {
 
   return {
     async list() {
-      const [paused, stats] = await Promise.all([store.pausedTypes(), store.stats(clock())]);
+      const [paused, stats, buckets] = await Promise.all([store.pausedTypes(), store.stats(clock()), store.rateBuckets()]);
       const pausedSet = new Set(paused);
       const counts = new Map(stats.types.map((t) => [t.type, t]));
+      const bucketOf = new Map(buckets.map((b) => [b.type, b]));
+      const now = buckets[0]?.now ?? clock();
       return registry.types().map((type): TypeView => {
         const c = counts.get(type);
+        const rate = registry.get(type)!.flow?.rate;
         return {
           type,
           paused: pausedSet.has(type),
           policy: policyView(registry.get(type)!),
           running: c?.inflight ?? 0,
           waiting: (c?.pending ?? 0) + (c?.scheduled ?? 0),
+          ...(rate !== undefined && { tokens: tokensLeft(rate, bucketOf.get(type)?.tat, now) }),
         };
       });
     },

@@ -237,6 +237,8 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     },
     dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
     types: jobTypes,
+    // Pushback from each type's target on this node (effective concurrency, breaker), beside GET /types' shared numbers.
+    flowStatus: (type) => ({ ...pool.flowStatus(type) }),
     cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, onRemoved: (id) => scheduler.remove(id) }).cancel,
     stats: createStats({ store, clock, completions }).read,
     schedules: async () => {

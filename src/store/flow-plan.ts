@@ -128,3 +128,13 @@ export function planStarts(
   }
   return { allowed, held, tats: moved };
 }
+
+/** Starts a type's rate allows at `now` back to back, from its bucket's tat (undefined: full). */
+export function tokensLeft(rate: RateLimit, tat: number | undefined, now: number): number {
+  if (tat === undefined) return rate.burst;
+  const interval = rate.perMs / rate.limit;
+  const tolerance = (rate.burst - 1) * interval;
+  const base = Math.max(tat, now);
+  if (now + tolerance < base) return 0;
+  return Math.min(rate.burst, Math.floor((now + tolerance - base) / interval + 1e-9) + 1);
+}

@@ -156,6 +156,11 @@ export interface Pauses {
   resumeType(type: string): Promise<boolean>;
   /** Every paused type, by name. */
   pausedTypes(): Promise<string[]>;
+  /**
+   * The types' own rate buckets (flow-plan.ts): each one's theoretical arrival time of its next
+   * start, with the clock the claims weigh them by (the database's on PostgreSQL), read now.
+   */
+  rateBuckets(): Promise<{ type: string; tat: number; now: number }[]>;
 }
 
 /** Coordination between the processes sharing one database (a no-op or nearly on the embedded store). */

@@ -1,10 +1,11 @@
 // pauses.ts: the PostgreSQL store's paused job types (jobqueue_paused): pausing and resuming a type,
 // each one statement that also tells every listening process (NOTIFY, delivered at commit), and the
-// list of them. The claims read the table themselves (claims.ts); nothing here moves a job.
+// list of them; and the types' rate buckets, for GET /types. The claims read both themselves
+// (claims.ts); nothing here moves a job.
 import type { Pauses } from "../store.ts";
 import type { Connection, Methods } from "./connection.ts";
 import { NOTIFY_CHANNEL, PAUSES_CHANGED } from "./cluster.ts";
-import { at } from "./sql.ts";
+import { at, ms } from "./sql.ts";
 
 export function createPauses(db: Connection): Methods<Pauses> {
   return {
@@ -25,5 +26,9 @@ export function createPauses(db: Connection): Methods<Pauses> {
 
     pausedTypes: db.op("pausedTypes", async () =>
       (await db.query<{ type: string }>("SELECT type FROM jobqueue_paused ORDER BY type")).map((r) => r.type)),
+
+    rateBuckets: db.op("rateBuckets", async () =>
+      await db.query<{ type: string; tat: number; now: number }>(
+        `SELECT type, tat, ${ms("clock_timestamp()")} AS now FROM jobqueue_buckets WHERE key = '' ORDER BY type`)),
   };
 }
