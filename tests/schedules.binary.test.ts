@@ -45,13 +45,13 @@ test("two nodes and a kill -9: each tick of an every-second schedule is enqueued
   const a = await startBinary([], { ...env, JOBQUEUE_NODE_ID: "sched-a" });
   const b = await startBinary([], { ...env, JOBQUEUE_NODE_ID: "sched-b" });
   nodes.push(a, b);
-  await waitFor(async () => (await ticks()).length >= 3, { what: "three ticks" });
+  await waitFor(async () => (await ticks()).length >= 3, { what: "three ticks", timeoutMs: 30_000 });
   a.proc.kill("SIGKILL");
   await a.exited;
-  await waitFor(async () => (await ticks()).length >= 5, { what: "two more ticks from the survivor" });
+  await waitFor(async () => (await ticks()).length >= 5, { what: "two more ticks from the survivor", timeoutMs: 30_000 });
   const a2 = await startBinary([], { ...env, JOBQUEUE_NODE_ID: "sched-a" });
   nodes.push(a2);
-  await waitFor(async () => (await ticks()).length >= 8, { what: "ticks after the restart" });
+  await waitFor(async () => (await ticks()).length >= 8, { what: "ticks after the restart", timeoutMs: 30_000 });
   b.proc.kill("SIGTERM");
   a2.proc.kill("SIGTERM");
   expect(await b.exited).toBe(0);
@@ -61,4 +61,4 @@ test("two nodes and a kill -9: each tick of an every-second schedule is enqueued
   expect(all.every((t) => t % 1000 === 0)).toBe(true);
   expect(new Set(all).size).toBe(all.length);
   expect((all[all.length - 1]! - all[0]!) / 1000 + 1).toBe(all.length);
-}, 60_000);
+}, 120_000);

@@ -360,6 +360,43 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
         expect(r.held.map((h) => [h.id, h.key, h.reason])).toEqual([[k2!, "K", "rate_limit"]]);
       });
 
+      test("pruneBuckets drops per-key buckets that are full again and keeps those still counting", async () => {
+        const keyed: FlowLimits = new Map<string, FlowLimit>([
+          ["pb.short", { keyRate: { limit: 1, perMs: 1, burst: 1 } }],
+          ["pb.long", { keyRate: { limit: 1, perMs: HOUR, burst: 1 } }],
+        ]);
+        const [short] = await store.insert([job({ type: "pb.short", key: "s" })], T0);
+        const long = await store.insert([job({ type: "pb.long", key: "l" }), job({ type: "pb.long", key: "l" })], T0);
+        const r = await store.claim([short!, ...long], "n", T0, LEASE, keyed);
+        expect(ids(r)).toEqual([short!, long[0]!]);
+        // The short bucket is full again a millisecond later: some prune takes it (PostgreSQL weighs by its own clock).
+        const { waitFor } = await import("./support/wait.ts");
+        await waitFor(async () => (await store.pruneBuckets(T0 + 10, 1000)) > 0, { what: "a full bucket pruned" });
+        // The long one still counts: its key's next start is an hour away.
+        expect((await store.claim([long[1]!], "n", T0 + 1, LEASE, keyed)).held.map((h) => h.reason)).toEqual(["rate_limit"]);
+      });
+
+      test("weighing spends nothing on a paused type's jobs or on expired ones, which leave as expired", async () => {
+        const rates: FlowLimits = new Map<string, FlowLimit>([["wp.rate", { rate: { limit: 1, perMs: HOUR, burst: 1 } }]]);
+        const mixed: FlowLimits = new Map<string, FlowLimit>([["wp.keyed", { keyRate: { limit: 1, perMs: HOUR, burst: 1 } }]]);
+        for (const [type, limits, key] of [["wp.rate", rates, undefined], ["wp.keyed", mixed, "k"]] as const) {
+          const [expired, fresh] = await store.insert([job({ type, key, startBy: T0 + 5 }), job({ type, key })], T0);
+          const r = await store.claim([expired!, fresh!], "n", T0 + 10, LEASE, limits);
+          // The expired job went to dead without using the one start: the fresh one got it.
+          expect(r.expired).toEqual([expired!]);
+          expect(ids(r)).toEqual([fresh!]);
+          expect(await store.get(expired!, T0 + 10)).toMatchObject({ state: "dead", lastError: "expired" });
+        }
+        await store.pauseType("wp.paused", T0);
+        const pausedLimits: FlowLimits = new Map<string, FlowLimit>([["wp.paused", { rate: { limit: 1, perMs: HOUR, burst: 1 } }]]);
+        const [held] = await store.insert([job({ type: "wp.paused" })], T0);
+        const p = await store.claim([held!], "n", T0, LEASE, pausedLimits);
+        expect(p.held.map((h) => h.reason)).toEqual(["paused"]);
+        await store.resumeType("wp.paused");
+        // Its one start is still there once resumed.
+        expect(ids(await store.claim([held!], "n", T0 + 1, LEASE, pausedLimits))).toEqual([held!]);
+      });
+
       test("concurrent claims never start more than a rate's burst or a key's concurrency between them", async () => {
         const tight: FlowLimits = new Map<string, FlowLimit>([
           ["fr.race", { rate: { limit: 1, perMs: HOUR, burst: 5 } }],

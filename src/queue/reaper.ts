@@ -10,7 +10,7 @@ import type { ExpiredJob, PendingEntry } from "../store/rows.ts";
 import type { Clock } from "../clock.ts";
 
 export interface ReaperDeps {
-  store: Pick<Recovery, "reapExpired" | "expirePending" | "pruneCompleted">;
+  store: Pick<Recovery, "reapExpired" | "expirePending" | "pruneCompleted" | "pruneBuckets">;
   clock: Clock;
   intervalMs: number;
   /** Rows moved per statement; a tick repeats while full batches come back. */
@@ -62,6 +62,8 @@ export function createReaper(deps: ReaperDeps) {
       if (n < batch) break;
     }
     if (pruned > 0) deps.logger.debug("pruned completed records", { pruned });
+    // Per-key rate buckets that are full again go (one batch a tick: they only cost space).
+    await deps.store.pruneBuckets(now, batch);
     await deps.afterTick?.();
     return { recovered, expired, pruned };
   }

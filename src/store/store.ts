@@ -118,6 +118,13 @@ export interface Recovery {
    * returns how many. Records written before expiries existed expire `legacyKeepMs` after they finished.
    */
   pruneCompleted(now: number, limit: number, legacyKeepMs: number): Promise<number>;
+  /**
+   * Delete up to `limit` per-key rate buckets that are full again (their next start is due): a
+   * missing bucket reads as full, so this changes no decision and keeps the table to the keys in
+   * use. The types' own buckets stay. `now` is the claims' clock on the embedded store (PostgreSQL
+   * weighs by its own). Returns how many went.
+   */
+  pruneBuckets(now: number, limit: number): Promise<number>;
 }
 
 /** The operators' reads and actions (the HTTP API, the dashboard, the CLI behind them). */

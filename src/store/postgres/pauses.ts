@@ -2,12 +2,12 @@
 // each one statement that also tells every listening process (NOTIFY, delivered at commit), and the
 // list of them; and the types' rate buckets, for GET /types. The claims read both themselves
 // (claims.ts); nothing here moves a job.
-import type { Pauses } from "../store.ts";
+import type { Pauses, Recovery } from "../store.ts";
 import type { Connection, Methods } from "./connection.ts";
 import { NOTIFY_CHANNEL, PAUSES_CHANGED } from "./cluster.ts";
 import { at, ms } from "./sql.ts";
 
-export function createPauses(db: Connection): Methods<Pauses> {
+export function createPauses(db: Connection): Methods<Pauses & Pick<Recovery, "pruneBuckets">> {
   return {
     pauseType: db.op("pauseType", async (type: string, now: number) => {
       const [row] = await db.query<{ changed: boolean }>(`
@@ -26,6 +26,18 @@ export function createPauses(db: Connection): Methods<Pauses> {
 
     pausedTypes: db.op("pausedTypes", async () =>
       (await db.query<{ type: string }>("SELECT type FROM jobqueue_paused ORDER BY type")).map((r) => r.type)),
+
+    pruneBuckets: db.op("pruneBuckets", async (_now: number, limit: number) => {
+      // A claim holding a bucket makes this wait; the row it commits is read again (a future tat stays).
+      const rows = await db.query<{ n: number }>(`
+        WITH gone AS (
+          DELETE FROM jobqueue_buckets WHERE (type, key) IN (
+            SELECT type, key FROM jobqueue_buckets WHERE key <> '' AND tat < ${ms("clock_timestamp()")} LIMIT $1)
+            AND tat < ${ms("clock_timestamp()")}
+          RETURNING 1)
+        SELECT count(*)::int AS n FROM gone`, [limit]);
+      return rows[0]?.n ?? 0;
+    }),
 
     rateBuckets: db.op("rateBuckets", async () =>
       await db.query<{ type: string; tat: number; now: number }>(

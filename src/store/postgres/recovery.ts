@@ -22,7 +22,7 @@ const HAND_BACK = (runAt: string, error: string, failedAt: string) => `,
   FROM moved WHERE attempts < max_attempts
   RETURNING ${ENTRY_COLS}`;
 
-export function createRecovery(db: Connection): Methods<Recovery> {
+export function createRecovery(db: Connection): Methods<Omit<Recovery, "pruneBuckets">> {
   return {
     reapExpired: db.op("reapExpired", async (now: number, limit: number) => {
       // SKIP LOCKED: a row whose completion or heartbeat holds the lock is not expired work;
