@@ -55,9 +55,11 @@ export async function preload(target: StoreTarget, jobs: number): Promise<void> 
 
 /** The noop type with a rate far above anything this machine reaches: every claim weighs it, none is held. */
 export const NOOP_TYPES_LOOSE_RATE = `${NOOP_TYPES}rate = { limit = 1000000, per = "1s", burst = 1000000 }\n`;
-/** A rate that binds, for the achieved-vs-configured row. */
-const BINDING_RATE = 1000;
-const BINDING_JOBS = 10_000;
+/** Rates that bind, for the achieved-vs-configured rows: a strict spacing, and a high rate with a small burst. */
+const BINDING_RATES = [
+  { limit: 100, burst: 1, jobs: 1_000, text: `"100/s"` },
+  { limit: 1000, burst: 20, jobs: 10_000, text: `{ limit = 1000, per = "1s", burst = 20 }` },
+];
 
 /** One end-to-end run on a fresh store: preload, start, drain. */
 export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number, types = NOOP_TYPES, jobs = E2E_JOBS): Promise<E2eRun> {
@@ -163,14 +165,17 @@ export async function main(opts: { sqlite: boolean; workers: number[] }): Promis
       result: e2eText(run.jobsPerS, run.totalMs) + (plain ? ` (${((run.jobsPerS / plain) * 100).toFixed(1)} % of row 4's first run)` : ""), value: run.jobsPerS,
       notes: `every claim weighs the type's rate in the store (one transaction: lock candidates and bucket, decide, move); ${run.notes}`,
     });
-    log(`e2e: jobqueue on PostgreSQL, a rate of ${BINDING_RATE}/s that binds, ${fmtInt(BINDING_JOBS)} jobs`);
-    const bound = await jobqueueE2e("postgres", workers, `${NOOP_TYPES}rate = "${BINDING_RATE}/s"\n`, BINDING_JOBS);
-    const achieved = (BINDING_JOBS * 1000) / bound.afterListeningMs;
-    results.push({
-      row: "4r", bench: `A rate-limited type with a backlog of ${fmtInt(BINDING_JOBS)}`, subject: `jobqueue (PostgreSQL, rate = "${BINDING_RATE}/s")`,
-      result: `${fmtInt(achieved)} starts/s achieved of ${fmtInt(BINDING_RATE)}/s configured (${((achieved / BINDING_RATE) * 100).toFixed(1)} %)`, value: achieved,
-      notes: `from "listening" to the last completion on /metrics (start-up and the heap load count against it); ${bound.notes}`,
-    });
+    for (const r of BINDING_RATES) {
+      log(`e2e: jobqueue on PostgreSQL, rate = ${r.text} that binds, ${fmtInt(r.jobs)} jobs`);
+      const bound = await jobqueueE2e("postgres", workers, `${NOOP_TYPES}rate = ${r.text}\n`, r.jobs);
+      // After the first burst, starts are spaced per/limit: the drain's span holds (jobs − burst) of them.
+      const achieved = ((r.jobs - r.burst) * 1000) / bound.afterListeningMs;
+      results.push({
+        row: "4r", bench: `A rate-limited type with a backlog of ${fmtInt(r.jobs)}`, subject: `jobqueue (PostgreSQL, rate = ${r.text})`,
+        result: `${fmtInt(achieved)} starts/s achieved of ${fmtInt(r.limit)}/s configured (${((achieved / r.limit) * 100).toFixed(1)} %)`, value: achieved,
+        notes: `(jobs − burst) over the time from "listening" to the last completion on /metrics (the heap load counts against it); ${bound.notes}`,
+      });
+    }
   }
   for (const batch of opts.workers.filter((w) => w <= 256)) {
     log(`e2e: the PostgreSQL store's statements alone, batches of ${batch}`);
