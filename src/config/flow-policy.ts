@@ -51,16 +51,18 @@ const intFrom = (min: number, max: number) => {
   return z.number({ error }).int(error).min(min, error).max(max, error);
 };
 
-const period = z
-  .union([z.string(), z.number()], { error: 'expected a duration like "1m"' })
+/** A duration from 1 ms to 24 h ("1m", "30s", or whole ms); `example` words the error. */
+const dayOrLess = (example: string) => z
+  .union([z.string(), z.number()], { error: `expected a duration like "${example}"` })
   .transform((v, ctx) => {
     const ms = durationMs(v);
     if (ms === null || ms < 1 || ms > MAX_RATE_PER_MS) {
-      ctx.addIssue({ code: "custom", message: 'expected a duration from 1ms to 24h, like "1m"' });
+      ctx.addIssue({ code: "custom", message: `expected a duration from 1ms to 24h, like "${example}"` });
       return z.NEVER;
     }
     return ms;
   });
+const period = dayOrLess("1m");
 
 const rateTable = z
   .object({ limit: intFrom(1, MAX_RATE_LIMIT), per: period, burst: intFrom(1, MAX_RATE_LIMIT).optional() })
@@ -82,16 +84,7 @@ export const rateSchema = z.unknown().transform((v, ctx): RateLimit => {
   return z.NEVER;
 });
 
-const coolDown = z
-  .union([z.string(), z.number()], { error: 'expected a duration like "30s"' })
-  .transform((v, ctx) => {
-    const ms = durationMs(v);
-    if (ms === null || ms < 1 || ms > MAX_RATE_PER_MS) {
-      ctx.addIssue({ code: "custom", message: 'expected a duration from 1ms to 24h, like "30s"' });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const coolDown = dayOrLess("30s");
 
 /** The types-file keys of flow control, to spread into a type entry's schema. */
 export const flowKeys = {

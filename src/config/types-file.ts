@@ -201,36 +201,29 @@ const typesFile = z
   }, { error: 'expected a table with a "types" section' })
   .strict();
 
-/**
- * Checks the text of a types file. `source` names the file in error messages, which are one line:
- * `jobs.toml: types.email.timeout: expected a duration like "30s"`. `env` is where `secret_env`
- * names are looked up (main.ts hands in the process environment).
- */
-export function parseTypesConfig(
-  text: string,
-  format: "toml" | "json",
-  defaults: TypeDefaults,
-  source = `types file (${format})`,
-  env: Record<string, string | undefined> = {},
-  /** The types file's folder: relative command paths ("./bin/x") are resolved against it. */
-  baseDir?: string,
-): Map<string, TypeConfig> {
-  return parseTypesFile(text, format, defaults, source, env, baseDir).types;
-}
-
 /** A types file's job types and its recurring schedules. */
 export interface TypesFile {
   types: Map<string, TypeConfig>;
   schedules: ScheduleConfig[];
 }
 
-/** parseTypesConfig, with the file's [schedules] too. */
+/** parseTypesFile's job types alone. */
+export function parseTypesConfig(...args: Parameters<typeof parseTypesFile>): Map<string, TypeConfig> {
+  return parseTypesFile(...args).types;
+}
+
+/**
+ * Checks the text of a types file. `source` names the file in error messages, which are one line:
+ * `jobs.toml: types.email.timeout: expected a duration like "30s"`. `env` is where `secret_env`
+ * names are looked up (main.ts hands in the process environment).
+ */
 export function parseTypesFile(
   text: string,
   format: "toml" | "json",
   defaults: TypeDefaults,
   source = `types file (${format})`,
   env: Record<string, string | undefined> = {},
+  /** The types file's folder: relative command paths ("./bin/x") are resolved against it. */
   baseDir?: string,
 ): TypesFile {
   let data: unknown;

@@ -27,6 +27,17 @@ function intIn(min: number, max: number) {
   return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
 }
 
+/** A key (idempotency or flow control): 1 to `max` well-formed characters, none of them control characters. */
+function keyText(max: number) {
+  const error = `expected 1 to ${max} characters`;
+  return z
+    .string({ error: "expected a string" })
+    .min(1, { error })
+    .max(max, { error })
+    .regex(/^[^\u0000-\u001f\u007f]*$/, { error: "must not contain control characters" })
+    .refine((key) => key.isWellFormed(), { error: "contains a lone UTF-16 surrogate" });
+}
+
 export const jobSchema = z
   .strictObject({
     type: z
@@ -50,19 +61,8 @@ export const jobSchema = z
       .optional(),
     delayMs: intIn(0, MAX_DELAY_MS).optional(),
     timeoutMs: intIn(1, MAX_TIMEOUT_MS).optional(),
-    idempotencyKey: z
-      .string({ error: "expected a string" })
-      .min(1, { error: `expected 1 to ${MAX_IDEMPOTENCY_KEY} characters` })
-      .max(MAX_IDEMPOTENCY_KEY, { error: `expected 1 to ${MAX_IDEMPOTENCY_KEY} characters` })
-      .regex(/^[^\u0000-\u001f\u007f]*$/, { error: "must not contain control characters" })
-      .refine((key) => key.isWellFormed(), { error: "contains a lone UTF-16 surrogate" })
-      .optional(),
-    key: z
-      .string({ error: "expected a string" })
-      .min(1, { error: `expected 1 to ${MAX_FLOW_KEY} characters` })
-      .max(MAX_FLOW_KEY, { error: `expected 1 to ${MAX_FLOW_KEY} characters` })
-      .regex(/^[^\u0000-\u001f\u007f]*$/, { error: "must not contain control characters" })
-      .refine((key) => key.isWellFormed(), { error: "contains a lone UTF-16 surrogate" })
+    idempotencyKey: keyText(MAX_IDEMPOTENCY_KEY).optional(),
+    key: keyText(MAX_FLOW_KEY)
       .optional()
       .meta({ description: "the job's flow-control key (a tenant, customer or resource): types with key_concurrency or key_rate limit each key, and keys of one type take turns" }),
     expiresAt: z.iso
