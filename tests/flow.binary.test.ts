@@ -1,8 +1,9 @@
 // flow.binary.test.ts: flow control on the compiled binary, with real processes on one PostgreSQL
 // database and a webhook receiver run by the test that records when each job arrives: a rate shared
 // by three nodes (never more than limit + burst in any window, and at least 90 % of it used), keys
-// taking turns (a small key's jobs start within the documented bound behind a key with 10,000), and
-// a per-key concurrency limit held across two nodes.
+// taking turns (a small key's jobs start within the documented bound behind a key with 10,000), a
+// per-key concurrency limit held across two nodes, and targets that push back (429 + Retry-After,
+// the breaker, AIMD).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -160,3 +161,75 @@ test("key_concurrency holds across two nodes: no key ever has more than its limi
   expect(Math.max(...rx.maxInFlight.values())).toBe(LIMIT);
   await stopAll(two);
 }, 120_000);
+
+test("a target answering 429 with Retry-After: the job comes back after the wait on the same attempt, and the throttle is counted", async () => {
+  const { startPushyTarget } = await import("./support/pushy-target.ts");
+  // Each job's first delivery is told to come back in 1 s; the second is taken.
+  const seen = new Set<string>();
+  const target = startPushyTarget((_n, d) => {
+    if (seen.has(d.id)) return { status: 200 };
+    seen.add(d.id);
+    return { status: 429, headers: { "retry-after": "1" } };
+  });
+  receivers.push(target);
+  const [node] = await startNodes(1, `[types.busy]\nurl = "${target.url}"\nmax_attempts = 1\n`);
+  const res = await fetch(`${node!.url}/submit`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "busy" }) });
+  const { id } = (await res.json()) as { id: string };
+  await waitFor(() => target.deliveries.filter((d) => d.id === id).length === 2, { what: "the second delivery", timeoutMs: 30_000 });
+  const [first, second] = target.deliveries.filter((d) => d.id === id);
+  // max_attempts = 1, yet it ran again: the throttle used no attempt.
+  expect([first!.attempt, second!.attempt]).toEqual([1, 1]);
+  expect(second!.at - first!.at).toBeGreaterThanOrEqual(1000);
+  await waitFor(async () => (await fetch(`${node!.url}/jobs/${id}`)).status === 404, { what: "the job completed" });
+  const metrics = await (await fetch(`${node!.url}/metrics`)).text();
+  expect(metrics).toMatch(/^jobqueue_throttled_total\{type="busy"\} 1$/m);
+  await stopAll([node!]);
+}, 60_000);
+
+test("a breaker against a failing target: after its failures nothing is sent until the cool-down ends, then one probe; once the target recovers every job completes", async () => {
+  const { startPushyTarget } = await import("./support/pushy-target.ts");
+  let healthy = false;
+  const target = startPushyTarget(() => ({ status: healthy ? 200 : 500 }));
+  receivers.push(target);
+  const [node] = await startNodes(1, `[types.flaky]\nurl = "${target.url}"\nmax_attempts = 20\nconcurrency = 1\nbreaker = { failures = 3, cool = "2s" }\n`,
+    { JOBQUEUE_BACKOFF_BASE_MS: "1", JOBQUEUE_BACKOFF_CAP_MS: "5" });
+  await submit(node!.url, Array.from({ length: 5 }, (_, j) => ({ type: "flaky", payload: { k: "f", j } })));
+  await waitFor(() => target.deliveries.length >= 3, { what: "three failures" });
+  // Open: the next request is the probe, at least the cool-down after the third failure.
+  await waitFor(() => target.deliveries.length >= 4, { what: "the probe", timeoutMs: 30_000 });
+  expect(target.deliveries[3]!.at - target.deliveries[2]!.at).toBeGreaterThanOrEqual(2000);
+  // The probe failed too: open again, for another cool-down.
+  await waitFor(async () => {
+    const types = (await (await fetch(`${node!.url}/types`)).json()) as { types: Array<{ type: string; breaker: string }> };
+    return types.types.find((t) => t.type === "flaky")!.breaker === "open";
+  }, { what: "the breaker open again" });
+  healthy = true;
+  await waitFor(async () => ((await (await fetch(`${node!.url}/stats`)).json()) as { jobs: { pending: number; scheduled: number; inflight: number } }).jobs.pending === 0 &&
+    target.deliveries.filter((d) => d.status === 200).length === 5, { what: "every job completed", timeoutMs: 30_000 });
+  // Four failed deliveries in all (three, then the failed probe): the jobs waiting on the open breaker used no attempts.
+  expect(target.deliveries.filter((d) => d.status === 500).length).toBe(4);
+  await stopAll([node!]);
+}, 60_000);
+
+test("AIMD against a target that answers 503 and then recovers: fewer requests at once while it struggles, the full concurrency once it is well", async () => {
+  const { startPushyTarget } = await import("./support/pushy-target.ts");
+  let struggling = true;
+  const target = startPushyTarget(() => ({ status: struggling ? 503 : 200, holdMs: 50 }));
+  receivers.push(target);
+  const [node] = await startNodes(1, `[types.aimd]\nurl = "${target.url}"\nmax_attempts = 100\nconcurrency = 8\n`,
+    { JOBQUEUE_BACKOFF_BASE_MS: "1", JOBQUEUE_BACKOFF_CAP_MS: "5" });
+  const effective = async () => ((await (await fetch(`${node!.url}/types`)).json()) as { types: Array<{ type: string; effectiveConcurrency: number }> })
+    .types.find((t) => t.type === "aimd")!.effectiveConcurrency;
+  expect(await effective()).toBe(8);
+  await submit(node!.url, Array.from({ length: 200 }, (_, j) => ({ type: "aimd", payload: { k: "a", j } })));
+  await waitFor(async () => (await effective()) === 1, { what: "the concurrency cut to 1", timeoutMs: 30_000 });
+  target.resetMost();
+  const cutDeliveries = target.deliveries.length;
+  await waitFor(() => target.deliveries.length >= cutDeliveries + 5, { what: "five deliveries while cut" });
+  expect(target.most).toBeLessThanOrEqual(2);
+  struggling = false;
+  target.resetMost();
+  await waitFor(async () => (await effective()) === 8, { what: "the concurrency back to 8", timeoutMs: 30_000 });
+  await waitFor(() => target.most >= 4, { what: "several requests at once again", timeoutMs: 30_000 });
+  await stopAll([node!]);
+}, 90_000);
