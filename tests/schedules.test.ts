@@ -71,6 +71,8 @@ describe("ticks across DST changes (America/New_York, croner's rules)", () => {
     expect(iso(halfHourly.latest(Date.parse("2026-11-01T04:50:00Z"), Date.parse("2026-11-01T06:40:00Z"), 10)))
       .toEqual(["2026-11-01T05:00:00.000Z", "2026-11-01T05:30:00.000Z", "2026-11-01T06:00:00.000Z", "2026-11-01T06:30:00.000Z"]);
     expect(halfHourly.next(Date.parse("2026-11-01T06:30:00Z"))).toBe(Date.parse("2026-11-01T07:00:00Z"));
+    expect(halfHourly.count(Date.parse("2026-11-01T04:50:00Z"), Date.parse("2026-11-01T06:40:00Z"), 100)).toBe(4);
+    expect(halfHourly.count(Date.parse("2026-11-01T04:50:00Z"), Date.parse("2026-11-01T06:40:00Z"), 3)).toBe(3);
   });
 
   test("every: multiples of the interval since the epoch, whoever computes them", () => {
@@ -78,6 +80,8 @@ describe("ticks across DST changes (America/New_York, croner's rules)", () => {
     expect(rule.next(1_000_010_000)).toBe(1_000_020_000);
     expect(rule.latest(1_000_000_000, 1_000_095_000, 10)).toEqual([1_000_020_000, 1_000_050_000, 1_000_080_000]);
     expect(rule.latest(1_000_000_000, 1_000_095_000, 2)).toEqual([1_000_050_000, 1_000_080_000]);
+    expect(rule.count(1_000_000_000, 1_000_095_000, 10)).toBe(3);
+    expect(rule.count(1_000_000_000, 1_000_095_000, 2)).toBe(2);
   });
 });
 

@@ -25,6 +25,8 @@ export interface TickRule {
   next(after: number): number | null;
   /** Up to `n` latest ticks in (after, upTo], oldest first. */
   latest(after: number, upTo: number, n: number): number[];
+  /** How many ticks lie in (after, upTo], counting at most `max`. */
+  count(after: number, upTo: number, max: number): number;
 }
 
 export function tickRule(s: Pick<ScheduleConfig, "cron" | "everyMs" | "timezone">): TickRule {
@@ -32,6 +34,7 @@ export function tickRule(s: Pick<ScheduleConfig, "cron" | "everyMs" | "timezone"
     const every = s.everyMs;
     return {
       next: (after) => (Math.floor(after / every) + 1) * every,
+      count: (after, upTo, max) => Math.max(0, Math.min(max, Math.floor(upTo / every) - Math.floor(after / every))),
       latest(after, upTo, n) {
         const out: number[] = [];
         for (let t = Math.floor(upTo / every) * every; t > after && out.length < n; t -= every) out.push(t);
@@ -47,6 +50,12 @@ export function tickRule(s: Pick<ScheduleConfig, "cron" | "everyMs" | "timezone"
     latest(after, upTo, n) {
       // previousRuns counts back from a reference it excludes: one ms past upTo includes upTo itself.
       return cron.previousRuns(n, new Date(upTo + 1)).map((d) => d.getTime()).filter((t) => t > after).sort((a, b) => a - b);
+    },
+    count(after, upTo, max) {
+      // Forward from the last tick: one or two steps in the usual case; a long outage stops at max.
+      let n = 0;
+      for (let t = cron.nextRun(new Date(after)); t !== null && t.getTime() <= upTo && n < max; t = cron.nextRun(t)) n++;
+      return n;
     },
   };
 }
@@ -114,17 +123,18 @@ export function createScheduleTicker(deps: SchedulerOfTicksDeps) {
    */
   async function offer(t: Ticking, now: number, atStart: boolean): Promise<void> {
     if (t.notBefore > now) return;
-    const due = t.rule.latest(t.last, now, MAX_COUNTED);
-    if (due.length === 0) {
+    const dueCount = t.rule.count(t.last, now, MAX_COUNTED);
+    if (dueCount === 0) {
       t.next = t.rule.next(Math.max(t.last, now));
       return;
     }
-    const keep = due.length === 1 && !(atStart && t.config.catchUp === "none") ? 1
+    const keep = dueCount === 1 && !(atStart && t.config.catchUp === "none") ? 1
       : t.config.catchUp === "all" ? MAX_CATCH_UP
       : t.config.catchUp === "last" || !atStart ? 1
       : 0;
-    const offered = keep === 0 ? [] : due.slice(-keep);
-    if (due.length > offered.length) deps.onSkipped(t.config, due.length - offered.length);
+    const offered = keep === 0 ? [] : t.rule.latest(t.last, now, keep);
+    const latestDue = keep === 0 ? t.rule.latest(t.last, now, 1)[0]! : offered[offered.length - 1]!;
+    if (dueCount > offered.length) deps.onSkipped(t.config, dueCount - offered.length);
     for (const tick of offered) {
       try {
         const job = jobOf(t.config, tick);
@@ -137,7 +147,7 @@ export function createScheduleTicker(deps: SchedulerOfTicksDeps) {
       }
       t.last = tick;
     }
-    t.last = due[due.length - 1]!;
+    t.last = latestDue;
     t.next = t.rule.next(Math.max(t.last, now));
   }
 
