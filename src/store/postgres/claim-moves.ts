@@ -150,6 +150,11 @@ export async function claimWeighed(tx: Queries, claimIds: number[], owner: strin
   return { jobs: moved.jobs, held: [...plan.held, ...moved.held], expired: moved.expired };
 }
 
+/** How long (ms) a rated claim waits in the database for a start that is at most that close. */
+export const NAP_MS = 3;
+/** How much before a held rate's next start the node is told to ask again (less than NAP_MS: the claim's way there). */
+const NAP_LEAD_MS = 2;
+
 /** Whether every limited type has a rate and nothing per key: one statement can weigh them. */
 export const ratesOnly = (limits: FlowLimits): boolean =>
   [...limits.values()].every((l) => l.rate !== undefined && l.keyConcurrency === undefined && l.keyRate === undefined);
@@ -170,7 +175,9 @@ export async function ensureRateBuckets(q: Queries, limits: FlowLimits): Promise
  * row changed meanwhile is read again as committed), and GCRA (flow-plan.ts) lets the first k of
  * each type start, k = min(wanted, ⌊(now + τ − max(tat, now)) / T⌋ + 1) on the database's clock.
  * The buckets move on by k · T, the allowed rows and every unrated id move as in claimByIds, and
- * the held come back with the wait until their type's next start. A rated type whose bucket row is
+ * the held come back with the wait until their type's next start, less NAP_LEAD_MS: the claim that
+ * comes then finds the start due within NAP_MS and waits for it in the statement, so a backlog
+ * keeps to the rate instead of losing a round trip per start. A rated type whose bucket row is
  * missing starts nothing (its jobs are held without a wait) until the row is made again.
  */
 export async function claimRated(q: Queries, claimIds: number[], owner: string, now: number, leaseMs: number, limits: FlowLimits): Promise<ClaimResult> {
@@ -189,17 +196,23 @@ export async function claimRated(q: Queries, claimIds: number[], owner: string, 
       SELECT b.type, b.tat FROM jobqueue_buckets b
       WHERE b.key = '' AND b.type IN (SELECT type FROM want)
       ORDER BY b.type FOR UPDATE),
+    -- A start due within NAP_MS is waited for here, holding the bucket, so a claim sent a little
+    -- early (the node wakes that much ahead) starts it on time instead of a round trip late.
+    waits AS (
+      SELECT k.tat - l.tolerance - ${ms("clock_timestamp()")} AS wait FROM locked k JOIN lim l USING (type)),
+    nap AS (
+      SELECT pg_sleep(coalesce((SELECT min(wait) FROM waits WHERE wait > 0 AND wait <= ${NAP_MS}), 0) / 1000.0) AS napped),
     plan AS (
       SELECT k.type, greatest(k.tat, c.now) AS base, l.step, l.tolerance, c.now,
              greatest(0, least(w.n, floor((c.now + l.tolerance - greatest(k.tat, c.now)) / l.step + 1e-9) + 1))::int AS k
-      FROM locked k JOIN lim l USING (type) JOIN want w USING (type), (SELECT ${ms("clock_timestamp()")} AS now) c),
+      FROM locked k JOIN lim l USING (type) JOIN want w USING (type), (SELECT ${ms("clock_timestamp()")} AS now FROM nap) c),
     bumped AS (
       UPDATE jobqueue_buckets b SET tat = p.base + p.k * p.step
       FROM plan p WHERE b.type = p.type AND b.key = '' AND p.k > 0
       RETURNING b.type),
     allowed AS (SELECT c.id FROM cand c JOIN plan p USING (type) WHERE c.rn <= p.k),
     rate_held AS (
-      SELECT c.id, c.type, ceil(greatest(0, p.base + p.k * p.step - p.tolerance - p.now))::float8 AS retry
+      SELECT c.id, c.type, ceil(greatest(0, p.base + p.k * p.step - p.tolerance - p.now - ${NAP_LEAD_MS}))::float8 AS retry
       FROM cand c JOIN plan p USING (type) WHERE c.rn > p.k
       UNION ALL
       SELECT c.id, c.type, NULL FROM cand c WHERE c.type NOT IN (SELECT type FROM plan)),`;
