@@ -52,39 +52,34 @@ export function createSettle(
     return tookEffect(refs, rows);
   });
 
+  /**
+   * Fenced moves of running attempts back to pending, due at each move's run time with its error:
+   * `attemptsSql` is the attempts the row keeps, `carry` its flow-control columns, `fencedAs` the
+   * attempts each returned row is matched to its move by.
+   */
+  async function backToPending(moves: RetryMove[], attemptsSql: string, carry: string, fencedAs: string): Promise<boolean[]> {
+    if (moves.length === 0) return [];
+    const rows = await db.query<Fenced>(`
+      WITH f AS (SELECT * FROM unnest($1::bigint[], $2::int4[], $3::float8[], $4::text[]) AS f(id, attempts, run_at, error)),
+      moved AS (
+        DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
+        RETURNING j.*, f.run_at AS next_run_at, f.error AS error)
+      INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
+      SELECT id, type, payload, priority, ${attemptsSql}, max_attempts, timeout_ms, ${at("next_run_at")},
+             created_at, error, ${carry}
+      FROM moved
+      RETURNING id, ${fencedAs}`, [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error)]);
+    return tookEffect(moves, rows);
+  }
+
   return {
     complete,
 
-    retry: db.op("retry", async (moves: RetryMove[]) => {
-      if (moves.length === 0) return [];
-      const rows = await db.query<Fenced>(`
-        WITH f AS (SELECT * FROM unnest($1::bigint[], $2::int4[], $3::float8[], $4::text[]) AS f(id, attempts, run_at, error)),
-        moved AS (
-          DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
-          RETURNING j.*, f.run_at AS next_run_at, f.error AS error)
-        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
-        SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ${at("next_run_at")},
-               created_at, error, ${CARRY_COLS}
-        FROM moved
-        RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error)]);
-      return tookEffect(moves, rows);
-    }),
+    retry: db.op("retry", async (moves: RetryMove[]) => await backToPending(moves, "attempts", CARRY_COLS, "attempts")),
 
     // Like retry, but the attempt just made does not count and the throttle count goes up.
-    throttle: db.op("throttle", async (moves: ThrottleMove[]) => {
-      if (moves.length === 0) return [];
-      const rows = await db.query<Fenced>(`
-        WITH f AS (SELECT * FROM unnest($1::bigint[], $2::int4[], $3::float8[], $4::text[]) AS f(id, attempts, run_at, error)),
-        moved AS (
-          DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
-          RETURNING j.*, f.run_at AS next_run_at, f.error AS error)
-        INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
-        SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ${at("next_run_at")},
-               created_at, error, ${THROTTLED_CARRY}
-        FROM moved
-        RETURNING id, attempts + 1 AS attempts`, [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error)]);
-      return tookEffect(moves, rows);
-    }),
+    throttle: db.op("throttle", async (moves: ThrottleMove[]) =>
+      await backToPending(moves, "attempts - 1", THROTTLED_CARRY, "attempts + 1 AS attempts")),
 
     bury: db.op("bury", async (moves: BuryMove[], now: number) => {
       if (moves.length === 0) return [];
