@@ -4,7 +4,7 @@
 // taking turns (a small key's jobs start within the documented bound behind a key with 10,000), a
 // per-key concurrency limit held across two nodes, and targets that push back (429 + Retry-After,
 // the breaker, AIMD).
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -52,9 +52,15 @@ beforeAll(async () => {
   db = await createTestDatabase("jq_flow");
 });
 
-afterAll(async () => {
+// A test that failed half-way leaves its nodes running: stop them before the next test starts,
+// or they would claim its jobs (every node pulls due work from the shared database).
+afterEach(async () => {
   for (const n of nodes) n.proc.kill("SIGKILL");
   await Promise.all(nodes.map((n) => n.exited));
+  nodes.length = 0;
+});
+
+afterAll(async () => {
   for (const r of receivers) r.stop();
   await db?.drop();
 });
@@ -136,9 +142,11 @@ test("keys take turns: 10 jobs of one key start within the documented bound behi
   const after = rx.arrivals.slice(before);
   const lastSmall = after.findLastIndex((a) => a.key === "small");
   const bigBetween = after.slice(0, lastSmall).filter((a) => a.key === "big").length;
-  // The bound (README, "Keys take turns"): one turn of the other key per job of this key, plus the
-  // jobs the busy workers had already been given when these were submitted.
-  expect(bigBetween).toBeLessThanOrEqual(SMALL + WORKERS);
+  // The bound (README, "Keys take turns") is on starts: one turn of the other key per job of this
+  // key, plus the jobs the busy workers had already been given when these were submitted. The
+  // receiver sees arrivals: a start's request may arrive after those of up to WORKERS − 1 jobs
+  // started after it (they run at once), so arrivals may show that many more.
+  expect(bigBetween).toBeLessThanOrEqual(SMALL + WORKERS + (WORKERS - 1));
   // Without turns the small key would have waited for most of the 10,000.
   expect(rx.arrivals.length).toBeLessThan(BIG);
   await stopAll([node!]);
