@@ -75,6 +75,14 @@ for (const kind of STORE_KINDS) {
       }
     });
 
+    test("every configured type's counters are on /metrics from the start, at 0", async () => {
+      const q = await queue();
+      const text = await (await q.app.request("/metrics")).text();
+      for (const name of ["submitted", "completed", "failed", "retried", "dead", "expired"]) {
+        expect(text).toMatch(new RegExp(`^jobqueue_jobs_${name}_total\\{type="quiet"\\} 0$`, "m"));
+      }
+    });
+
     test("a held key's next job starts as soon as its running job finishes", async () => {
       const site = await storeSite(kind);
       let release: (() => void) | undefined;

@@ -87,6 +87,28 @@ describe("a queue node on PostgreSQL", () => {
     await q.shutdown(1000);
   });
 
+  test("webhook deliveries say who calls: User-Agent jobqueue/<version>, unless the type sets its own", async () => {
+    const agents: string[] = [];
+    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => (agents.push(req.headers.get("user-agent") ?? ""), new Response("ok")) });
+    try {
+      const url = `http://127.0.0.1:${server.port}/hook`;
+      const q = await startQueue({
+        plain: createWebhookHandler({ url }),
+        own: createWebhookHandler({ url, headers: { "User-Agent": "billing-sync/2" } }),
+      });
+      try {
+        await post(q, { jobs: [{ type: "plain" }, { type: "own" }] });
+        await waitFor(() => agents.length === 2, { what: "both deliveries" });
+        const { default: pkg } = await import("../package.json", { with: { type: "json" } });
+        expect(agents.sort()).toEqual(["billing-sync/2", `jobqueue/${pkg.version}`]);
+      } finally {
+        await q.shutdown(1000);
+      }
+    } finally {
+      server.stop(true);
+    }
+  });
+
   test("a webhook target that is down: each attempt fails, is retried with backoff, then the job is dead-lettered with the error", async () => {
     // Port 1 on loopback: nothing listens there, so every delivery is refused.
     const q = await startQueue({ down: createWebhookHandler({ url: "http://127.0.0.1:1/hook" }) });

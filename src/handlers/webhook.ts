@@ -6,6 +6,10 @@ import { retryAfterMs } from "./retry-after.ts";
 import { SIGNATURE_HEADER, signatureHeader } from "./signing.ts";
 import type { Handler } from "./handler.ts";
 import type { Clock } from "../clock.ts";
+import pkg from "../../package.json" with { type: "json" };
+
+/** Who calls: receivers see it in their logs (a types file's own User-Agent header wins). */
+export const USER_AGENT = `jobqueue/${pkg.version}`;
 
 export interface WebhookOptions {
   url: string;
@@ -24,10 +28,13 @@ export function createWebhookHandler(opts: WebhookOptions): Handler {
   const doFetch = opts.fetch ?? fetch;
   const clock = opts.clock ?? Date.now;
   const { secret } = opts;
+  // A configured User-Agent (any spelling of the name) replaces ours rather than joining it.
+  const ownAgent: Record<string, string> = Object.keys(opts.headers ?? {}).some((name) => name.toLowerCase() === "user-agent") ? {} : { "user-agent": USER_AGENT };
   return async (job, signal) => {
     // The payload is already JSON text: splice it in instead of parsing and re-serialising.
     const body = `{"id":"${job.id}","type":${JSON.stringify(job.type)},"payload":${job.payloadText},"attempt":${job.attempt},"maxAttempts":${job.maxAttempts}}`;
     const headers: Record<string, string> = {
+      ...ownAgent,
       ...opts.headers,
       "content-type": "application/json",
       "x-job-id": String(job.id),

@@ -94,11 +94,13 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     });
   }
 
-  /** Every configured type's pushback counters exist from the start, at 0. */
+  /**
+   * Every configured type's per-type series exist from the start, at 0, so rate() of a quiet type
+   * is 0, not empty (the per-reason holds appear with their first hold).
+   */
   function typesConfigured(types: readonly string[]): void {
     for (const type of types) {
-      m.throttled.labels({ type });
-      m.throttleDelay.labels({ type });
+      for (const counter of [m.submitted, m.completed, m.failed, m.retried, m.dead, m.expired, m.throttled, m.throttleDelay]) counter.labels({ type });
     }
   }
 
