@@ -9,6 +9,7 @@ import { createLogger } from "../src/logger.ts";
 import { createScheduleTicker, tickRule } from "../src/queue/schedules.ts";
 import type { Store } from "../src/store/store.ts";
 import { STORE_KINDS, call, startQueue, storeSite } from "./support/queues.ts";
+import { waitFor } from "./support/wait.ts";
 
 const defaults = { timeoutMs: 30_000, maxAttempts: 5 };
 const iso = (ms: number[]) => ms.map((t) => new Date(t).toISOString());
@@ -199,7 +200,6 @@ for (const kind of STORE_KINDS) {
       const nightly: ScheduleConfig = { name: "nightly", type: "report", cron: "0 3 * * *", timezone: "Europe/Berlin", payload: "{}", catchUp: "none" };
       const q = await startQueue(store, { report: () => {} }, { schedules: [every, nightly] });
       try {
-        const { waitFor } = await import("./support/wait.ts");
         const got = await waitFor(async () => {
           const r = await call(q, "GET", "/schedules");
           return r.body.schedules.find((s: { name: string; lastJob: unknown }) => s.name === "tick" && s.lastJob !== null) ? r : null;

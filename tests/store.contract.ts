@@ -7,6 +7,7 @@ import type { Store, StoreTestHooks } from "../src/store/store.ts";
 type TestStore = Store & StoreTestHooks;
 import type { NewJob } from "../src/store/rows.ts";
 import type { FlowLimit, FlowLimits } from "../src/store/flow-plan.ts";
+import { waitFor } from "./support/wait.ts";
 
 export interface StoreHarness {
   /** A fresh, migrated, empty store. */
@@ -370,7 +371,6 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
         const r = await store.claim([short!, ...long], "n", T0, LEASE, keyed);
         expect(ids(r)).toEqual([short!, long[0]!]);
         // The short bucket is full again a millisecond later: some prune takes it (PostgreSQL weighs by its own clock).
-        const { waitFor } = await import("./support/wait.ts");
         await waitFor(async () => (await store.pruneBuckets(T0 + 10, 1000)) > 0, { what: "a full bucket pruned" });
         // The long one still counts: its key's next start is an hour away.
         expect((await store.claim([long[1]!], "n", T0 + 1, LEASE, keyed)).held.map((h) => h.reason)).toEqual(["rate_limit"]);

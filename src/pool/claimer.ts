@@ -48,6 +48,8 @@ const ADOPT_MAX = 1000;
 const MAX_CLAIM_BATCH = 1000;
 /** A key held at its concurrency is asked again after this long, doubling while it stays full, up to the cap. */
 const KEY_RECHECK_MAX_MS = 2000;
+/** Keys whose recheck delays are remembered at most (a key whose jobs another node took is never cleared here). */
+const KEY_RECHECK_KEPT = 10_000;
 
 export function createClaimer(deps: ClaimerDeps) {
   const { store, scheduler, clock, owner, leaseMs, events, mode, slots, strays, notifyIdle } = deps;
@@ -163,6 +165,7 @@ export function createClaimer(deps: ClaimerDeps) {
         // Nothing says when a running job of the key ends (it may run on another node): ask again, less often while it stays full.
         const name = bucketName(h.type, h.key);
         wait = Math.min(KEY_RECHECK_MAX_MS, (keyRecheck.get(name) ?? HOLD_RECHECK_MS / 2) * 2);
+        if (keyRecheck.size >= KEY_RECHECK_KEPT) keyRecheck.clear();
         keyRecheck.set(name, wait);
       }
       scheduler.holdKey(h.type, h.key, now + wait, h.reason);
@@ -195,8 +198,7 @@ export function createClaimer(deps: ClaimerDeps) {
     let held: HeldJob[];
     let expired: number[];
     try {
-      const limits = deps.limits();
-      ({ jobs: claimed, held, expired } = await (limits.size === 0 ? store.claim(ids, owner, clock(), leaseMs) : store.claim(ids, owner, clock(), leaseMs, limits)));
+      ({ jobs: claimed, held, expired } = await store.claim(ids, owner, clock(), leaseMs, deps.limits()));
       mode.storeAnswered();
     } catch (err) {
       slots.unhold(n);

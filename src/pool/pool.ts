@@ -233,7 +233,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       if (job.state === "inflight") return null;
       if (job.state === "scheduled") return job.attempts > 0 || job.throttles > 0 ? "backoff" : "scheduled";
       const shut = gate.why(job.type);
-      if (shut === "paused" || gate.paused.has(job.type)) return "paused";
+      if (shut === "paused") return "paused";
       if (shut === "breaker_open") return "breaker_open";
       if (shut === "held") return "rate_limit";
       const keyHold = job.key === null ? null : scheduler.keyHeld(job.type, job.key);

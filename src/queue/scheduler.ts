@@ -71,7 +71,7 @@ class Lane {
   heldUntil = 0;
   /** Why it is held. */
   heldFor: HoldReason = "key_concurrency";
-  constructor(readonly key: string | null) {}
+  constructor(readonly key: string | null, readonly owner: TypeLanes) {}
 }
 
 /** One type's lanes, and the ring of those whose turn may come (a queue: front at `head`). */
@@ -86,7 +86,7 @@ class TypeLanes {
   lane(key: string | null): Lane {
     let lane = this.lanes.get(key);
     if (lane === undefined) {
-      lane = new Lane(key);
+      lane = new Lane(key, this);
       this.lanes.set(key, lane);
     }
     return lane;
@@ -144,7 +144,7 @@ export function createScheduler(deps: SchedulerDeps) {
   let timerAt = Infinity;
   let started = false;
   /** Lanes held back by flow control, and the timer that brings the earliest back. */
-  const heldLanes = new Set<Lane & { type: TypeLanes }>();
+  const heldLanes = new Set<Lane>();
   let holdTimer: ReturnType<typeof setTimeout> | null = null;
   let holdTimerAt = Infinity;
 
@@ -182,14 +182,14 @@ export function createScheduler(deps: SchedulerDeps) {
   }
 
   /** A lane's hold ended: back into its type's turns (at the back) if it has ready jobs. True when it did. */
-  function unhold(lane: Lane & { type: TypeLanes }): boolean {
+  function unhold(lane: Lane): boolean {
     heldLanes.delete(lane);
     lane.heldUntil = 0;
     if (lane.heap.size > 0) {
-      if (!lane.inRing) lane.type.enqueue(lane);
+      if (!lane.inRing) lane.owner.enqueue(lane);
       return true;
     }
-    if (!lane.inRing) lane.type.lanes.delete(lane.key);
+    if (!lane.inRing) lane.owner.lanes.delete(lane.key);
     return false;
   }
 
@@ -303,8 +303,7 @@ export function createScheduler(deps: SchedulerDeps) {
      */
     holdKey(type: string, key: string, until: number, reason: HoldReason = "key_concurrency"): void {
       const t = types[codeOf(type)]!;
-      const lane = t.lane(key) as Lane & { type: TypeLanes };
-      lane.type = t;
+      const lane = t.lane(key);
       if (until <= lane.heldUntil) return;
       lane.heldUntil = until;
       lane.heldFor = reason;
@@ -316,7 +315,7 @@ export function createScheduler(deps: SchedulerDeps) {
       const code = codes.get(type);
       const lane = code === undefined ? undefined : types[code]!.lanes.get(key);
       if (lane === undefined || lane.heldUntil === 0) return;
-      if (unhold(lane as Lane & { type: TypeLanes })) deps.onReady?.();
+      if (unhold(lane)) deps.onReady?.();
     },
     /** Why a key of a type is held back now, or null (for explaining a job's wait). */
     keyHeld(type: string, key: string): HoldReason | null {
