@@ -115,6 +115,15 @@ export class ShutdownError extends Error {
   }
 }
 
+/** A remote worker's job that no worker took (or whose worker went away before the answer): back to
+ * pending, this attempt not counted. */
+export class HandBackError extends Error {
+  constructor() {
+    super("handed back");
+    this.name = "HandBackError";
+  }
+}
+
 /** A bad setting; its message is one line naming what is wrong and what is accepted. */
 export class ConfigError extends Error {
   constructor(message: string) {

@@ -454,8 +454,8 @@ breaker = {}
   });
 
   const errors: [string, string, string][] = [
-    ["neither url nor builtin", `[types.email]\ntimeout = "1s"`, "types.email: expected exactly one of url, builtin or command"],
-    ["both url and builtin", `[types.email]\nurl = "http://a/"\nbuiltin = "noop"`, "types.email: expected exactly one of url, builtin or command"],
+    ["neither url nor builtin", `[types.email]\ntimeout = "1s"`, "types.email: expected exactly one of url, builtin, command or pull"],
+    ["both url and builtin", `[types.email]\nurl = "http://a/"\nbuiltin = "noop"`, "types.email: expected exactly one of url, builtin, command or pull"],
     ["a non-http url", `[types.email]\nurl = "ftp://a/"`, "types.email.url: expected an http:// or https:// URL"],
     ["an unparseable url", `[types.email]\nurl = "not a url"`, "types.email.url: expected an http:// or https:// URL"],
     ["an unknown builtin", `[types.email]\nbuiltin = "sleep"`, "types.email.builtin: expected \"noop\""],

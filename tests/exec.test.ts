@@ -108,7 +108,7 @@ describe("command types in the types file", () => {
     expect(types.get("resize")).toEqual({ kind: "exec", command: [join(dir, "bin", "resize"), "--stdin"], timeoutMs: 5000, maxAttempts: 5 });
     expect(types.get("abs")).toMatchObject({ command: ["/usr/bin/env"] });
     for (const [text, message] of [
-      ['[types.x]\ncommand = ["a"]\nbuiltin = "noop"', "types.x: expected exactly one of url, builtin or command"],
+      ['[types.x]\ncommand = ["a"]\nbuiltin = "noop"', "types.x: expected exactly one of url, builtin, command or pull"],
       ["[types.x]\ncommand = []", "types.x.command: expected an array of strings"],
       ['[types.x]\ncommand = "./run.sh"', "types.x.command: expected an array of strings"],
       ['[types.x]\ncommand = [""]', "types.x.command.0: must not be empty"],

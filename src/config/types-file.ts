@@ -41,13 +41,16 @@ export type TypeConfig = TypeExtras & (
       timeoutMs: number;
       maxAttempts: number;
     }
-  | { kind: "noop"; timeoutMs: number; maxAttempts: number });
+  | { kind: "noop"; timeoutMs: number; maxAttempts: number }
+  /** Remote workers ask for its jobs over HTTP (POST /claim). */
+  | { kind: "pull"; timeoutMs: number; maxAttempts: number });
 
 export type TypeDefaults = { timeoutMs: number; maxAttempts: number };
 
 /** The types file's keys, for --help (docs/configuration.md has the full table). */
 export const TYPES_FILE_HELP = `Job types file (--config), one [types.<name>] table per type:
-  url = "http://…" | command = ["./bin/x"] | builtin = "noop"   what runs a job (exactly one)
+  url = "http://…" | command = ["./bin/x"] | builtin = "noop" | pull = true   what runs a job (exactly one;
+                    pull: workers ask for jobs over HTTP, POST /claim)
   timeout = "30s"   max_attempts = 5   priority = 0-100   concurrency = N (per process)
   backoff = { base = "1s", cap = "1h" }
   headers = { … }   secret = "…" | secret_env = "NAME"        (webhooks)
@@ -133,6 +136,7 @@ const typeEntry = z
   .object({
     url: z.string({ error: "expected a URL string" }).refine(isHttpUrl, "expected an http:// or https:// URL").optional(),
     builtin: z.literal("noop", { error: 'expected "noop" (the only builtin)' }).optional(),
+    pull: z.literal(true, { error: "expected true (remote workers ask for this type's jobs over HTTP)" }).optional(),
     command: z
       .array(
         z.string({ error: "expected a string" }).min(1, "must not be empty").max(4096, "must be at most 4096 characters")
@@ -172,11 +176,11 @@ const typeEntry = z
       .refine((b) => b.base === undefined || b.cap === undefined || b.base <= b.cap, { message: "base must not be above cap", path: ["base"] })
       .optional(),
     ...flowKeys,
-  }, { error: "expected a table with url, builtin or command" })
+  }, { error: "expected a table with url, builtin, command or pull" })
   .strict()
   .superRefine((t, ctx) => {
-    if ([t.url, t.builtin, t.command].filter((x) => x !== undefined).length !== 1) {
-      ctx.addIssue({ code: "custom", message: "expected exactly one of url, builtin or command" });
+    if ([t.url, t.builtin, t.command, t.pull].filter((x) => x !== undefined).length !== 1) {
+      ctx.addIssue({ code: "custom", message: "expected exactly one of url, builtin, command or pull" });
     } else if (t.headers !== undefined && t.url === undefined) {
       ctx.addIssue({ code: "custom", path: ["headers"], message: "only allowed with url" });
     } else if (t.url === undefined && (t.secret !== undefined || t.secret_env !== undefined)) {
@@ -255,6 +259,10 @@ export function parseTypesFile(
       const [program, ...args] = t.command;
       const resolved = baseDir !== undefined && /^\.\.?\//.test(program!) ? resolvePath(baseDir, program!) : program!;
       types.set(name, { kind: "exec", command: [resolved, ...args], timeoutMs, maxAttempts, ...extras });
+      continue;
+    }
+    if (t.pull === true) {
+      types.set(name, { kind: "pull", timeoutMs, maxAttempts, ...extras });
       continue;
     }
     if (t.url === undefined) {

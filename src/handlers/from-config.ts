@@ -1,5 +1,5 @@
 // from-config.ts: builds the handler registry of the shipped binary from the job types file
-// (webhook, command and built-in handlers). Library users register their own functions instead.
+// (webhook, command and built-in handlers, and pull types that remote workers run). Library users register their own functions instead.
 import type { TypeConfig } from "../config/types-file.ts";
 import { createHandlerRegistry, type HandlerRegistry, type TypePolicy } from "./handler.ts";
 import { createExecHandler } from "./exec.ts";
@@ -37,6 +37,8 @@ export function registryFromTypes(
         ...(secret !== undefined && { secret }),
       });
       registry.register(name, handler, policy);
+    } else if (t.kind === "pull") {
+      registry.registerPull(name, policy);
     } else if (t.kind === "exec") {
       registry.register(name, createExecHandler({ command: t.command, env: webhook.commandEnv ?? {} }), policy);
     } else {

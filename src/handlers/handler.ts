@@ -31,6 +31,8 @@ export interface TypePolicy {
   backoff?: Partial<BackoffPolicy>;
   /** Rate limits, per-key limits, pushback and breaker settings (docs/configuration.md). */
   flow?: FlowPolicy;
+  /** Jobs wait for remote workers that ask for them (POST /claim); the handler is never called. */
+  pull?: boolean;
 }
 
 export interface RegisteredType extends TypePolicy {
@@ -39,8 +41,15 @@ export interface RegisteredType extends TypePolicy {
 
 export interface HandlerRegistry {
   register(type: string, handler: Handler, policy?: Partial<TypePolicy>): void;
+  /** A type whose jobs remote workers pull over HTTP (POST /claim) instead of a handler here. */
+  registerPull(type: string, policy?: Partial<TypePolicy>): void;
   get(type: string): RegisteredType | undefined;
   types(): string[];
+}
+
+/** A pull type's handler, which the pool never calls (remote.ts runs its jobs). */
+function pulledHere(): never {
+  throw new Error("a pull type's job reached a local handler");
 }
 
 export function createHandlerRegistry(defaults: TypePolicy): HandlerRegistry {
@@ -49,6 +58,9 @@ export function createHandlerRegistry(defaults: TypePolicy): HandlerRegistry {
     register(type, handler, policy = {}) {
       if (byType.has(type)) throw new Error(`job type "${type}" is registered twice`);
       byType.set(type, { ...defaults, ...policy, handler });
+    },
+    registerPull(type, policy = {}) {
+      this.register(type, pulledHere, { ...policy, pull: true });
     },
     get: (type) => byType.get(type),
     types: () => [...byType.keys()].sort(),

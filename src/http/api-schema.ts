@@ -67,7 +67,7 @@ export const jobView = z
     createdAt: iso,
     lastError: z.string().nullable(),
     key: z.string().nullable().meta({ description: "the job's flow-control key, or null" }),
-    waitingFor: z.enum(["scheduled", "backoff", "paused", "rate_limit", "key_concurrency", "type_concurrency", "breaker_open", "workers_busy"])
+    waitingFor: z.enum(["scheduled", "backoff", "paused", "rate_limit", "key_concurrency", "type_concurrency", "breaker_open", "workers_busy", "awaiting_worker"])
       .nullable().optional()
       .meta({ description: "why a pending or scheduled job waits, as the answering node sees it; null while it runs; absent for dead and completed jobs" }),
     throttles: z.int().min(0).meta({ description: "times a target pushed back (429/503 with Retry-After) and the job waited without using an attempt" }),

@@ -45,6 +45,12 @@ export async function submit(c: Context, deps: AppDeps, cap: { committing: numbe
   return c.json(reply, status);
 }
 
+/** A JSON request body: content type checked, at most `limit` bytes, strict UTF-8 JSON (any failure a 4xx). */
+export async function readJsonBody(c: Context, limit: number): Promise<unknown> {
+  requireJson(c.req.header("content-type"));
+  return parseJson(await readBody(c.req.raw, limit)).value;
+}
+
 /** Throws 429 queue_full when `adding` more jobs would take the queue past deps.maxQueued. */
 function checkRoom(deps: AppDeps, cap: { committing: number }, adding: number): void {
   if (deps.maxQueued <= 0) return;

@@ -1,11 +1,12 @@
 // attempt.ts: runs attempts: one handler call per claimed job, with its job context, its AbortSignal,
 // the timeout shared by the attempts started together, and interrupts (timeout, cancel, lost lease,
 // shutdown) told apart by their errors.ts class. The store move that ends each one is the settler's.
-import { CancelledError, LeaseLostError, PermanentError, ShutdownError, errorMessage } from "../errors.ts";
+import { CancelledError, HandBackError, LeaseLostError, PermanentError, ShutdownError, errorMessage } from "../errors.ts";
 import { jobContext, type HandlerRegistry, type RegisteredType } from "../handlers/handler.ts";
 import type { ClaimedJob } from "../store/rows.ts";
 import type { WorkerEvents } from "./pool.ts";
 import type { Pushback } from "./pushback.ts";
+import type { RemoteWorkers } from "./remote.ts";
 import type { Outcome, Settler } from "./settler.ts";
 import type { Slots } from "./slots.ts";
 import { TimeoutGroup } from "./timeout-group.ts";
@@ -47,7 +48,9 @@ export interface AttemptsDeps {
   keepMs: number;
   events: Pick<WorkerEvents, "started" | "fenced">;
   slots: Pick<Slots, "begin" | "end" | "occupy">;
-  settler: Pick<Settler, "settle" | "remove" | "handBack">;
+  settler: Pick<Settler, "settle" | "remove" | "handBack" | "giveBack">;
+  /** Runs pull types' jobs: hands them to remote workers and ends their attempts as the workers say. */
+  remote?: Pick<RemoteWorkers, "run" | "settled">;
   /** stop() has begun: a job whose claim lands now is handed straight back. */
   mode: { readonly stopping: boolean };
   /** Learns from each attempt's answer how hard its type's target may be pushed. */
@@ -95,18 +98,20 @@ export function createAttempts(deps: AttemptsDeps) {
     const controller = new AbortController();
     const entry: Attempt = { job, controller, ended: false };
     running.set(job.id, entry);
-    slots.begin();
+    slots.begin(job.type);
     const startedAt = clock();
     let outcome: Outcome;
     if (!type || !group) {
       entry.ended = true;
       outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: true, cause: null };
     } else {
-      outcome = await runHandler(job, type.handler, entry, group);
+      const remote = type.pull ? deps.remote : undefined;
+      const handler = remote === undefined ? type.handler : (_ctx: unknown, signal: AbortSignal) => remote.run(job, signal);
+      outcome = await runHandler(job, handler, entry, group);
     }
     const cause = outcome.ok ? null : outcome.cause;
     // Before the slot is free and more are claimed: a cut concurrency or an open breaker applies to them.
-    if (type && !(cause instanceof LeaseLostError || cause instanceof ShutdownError || cause instanceof CancelledError)) {
+    if (type && !(cause instanceof LeaseLostError || cause instanceof ShutdownError || cause instanceof CancelledError || cause instanceof HandBackError)) {
       deps.pushback.observe(job.type, { ok: outcome.ok, cause, startedAt });
     }
     slots.end(job.type);
@@ -120,8 +125,12 @@ export function createAttempts(deps: AttemptsDeps) {
       return;
     }
     if (cause instanceof ShutdownError) return; // stop() hands it back
-    if (cause instanceof CancelledError) await settler.remove(job);
-    else await settler.settle(job, outcome, runMs);
+    if (cause instanceof HandBackError) await settler.giveBack(job); // no remote worker took it
+    else if (cause instanceof CancelledError) await settler.remove(job);
+    else {
+      const how = await settler.settle(job, outcome, runMs);
+      if (type?.pull) deps.remote?.settled(job, how);
+    }
     running.delete(job.id);
     // Its row has left inflight: a key held at its concurrency limit may start its next job.
     if (job.key !== null) deps.keyFreed?.(job.type, job.key);

@@ -68,17 +68,30 @@ export function createClaimer(deps: ClaimerDeps) {
   const keyRecheck = new Map<string, number>();
 
   /** Claims (from the heap or the store) may go out: running (not backing off, sweeping or stopping), no strays owed. */
-  function mayClaim(): boolean {
-    return mode.current === "running" && !strays.owed && slots.free > 0;
+  function healthy(): boolean {
+    return mode.current === "running" && !strays.owed;
   }
 
+  /**
+   * The heap holds jobs a claim may take: for a free slot here, or (pull types) for a waiting
+   * remote worker's poll, which needs no slot.
+   */
   function canClaim(): boolean {
-    return mayClaim() && slots.claimableReady();
+    if (!healthy()) return false;
+    if (slots.free > 0 && slots.claimableReady()) return true;
+    return slots.hasRemote && slots.claimableReady("remote");
+  }
+
+  /** The store may hold jobs for a free slot (or a waiting poll) whose heap part has nothing claimable. */
+  function pullPart(): "local" | "remote" | null {
+    if (slots.free > 0 && !slots.claimableReady()) return "local";
+    if (slots.hasRemote && slots.remoteWant() > 0 && !slots.claimableReady("remote")) return "remote";
+    return null;
   }
 
   /** Only an otherwise idle node pulls: its own heap (what it may run of it) always comes first. */
   function canPull(): boolean {
-    return pullWanted && mayClaim() && !slots.claimableReady();
+    return pullWanted && healthy() && pullPart() !== null;
   }
 
   /**
@@ -97,11 +110,18 @@ export function createClaimer(deps: ClaimerDeps) {
       for (;;) {
         if (canClaim()) {
           batch.clear();
-          if (scheduler.popReady(Math.min(slots.free, MAX_CLAIM_BATCH), batch, slots.roomByCode()) === 0) break;
+          let n = slots.free > 0 ? scheduler.popReady(Math.min(slots.free, MAX_CLAIM_BATCH), batch, slots.roomByCode()) : 0;
+          // Pull types' jobs for waiting polls, in the same claim (they need no slot).
+          if (slots.hasRemote && n < MAX_CLAIM_BATCH) {
+            n += scheduler.popReady(Math.min(slots.remoteWant(), MAX_CLAIM_BATCH - n), batch, slots.roomByCode("remote"));
+          }
+          if (n === 0) break;
           for (let i = 0; i < batch.length; i++) slots.occupy(batch.entries[i]!.type, 1);
           if (!(await claimBatch())) break;
         } else if (canPull()) {
-          if (!(await pullBatch(Math.min(slots.free, MAX_CLAIM_BATCH)))) break;
+          const part = pullPart()!;
+          const limit = Math.min(part === "local" ? slots.free : slots.remoteWant(), MAX_CLAIM_BATCH);
+          if (!(await pullBatch(limit, part))) break;
         } else break;
       }
     } finally {
@@ -110,13 +130,13 @@ export function createClaimer(deps: ClaimerDeps) {
   }
 
   /** Claim due work straight from the store; false when the store failed. */
-  async function pullBatch(limit: number): Promise<boolean> {
+  async function pullBatch(limit: number, part: "local" | "remote"): Promise<boolean> {
     slots.hold(limit);
     const seq = ++claimSeq;
     claimsOut.add(seq);
     let claimed: ClaimedJob[];
     try {
-      const caps = slots.caps();
+      const caps = slots.caps(part);
       claimed = await store.claimNext(limit, owner, clock(), leaseMs, deps.agingMs, caps);
       mode.storeAnswered();
       // Short while some type was capped: that type's rows may still be there; pull again once it has room.
@@ -288,8 +308,8 @@ export function createClaimer(deps: ClaimerDeps) {
      */
     reserve(types: string[]): boolean[] {
       const granted = types.map(() => false);
-      if (!mayClaim() || pullWanted || slots.claimableReady()) return granted;
-      for (let i = 0; i < types.length && slots.free > 0; i++) granted[i] = slots.reserve(types[i]!);
+      if (!healthy() || pullWanted || slots.claimableReady() || (slots.hasRemote && slots.claimableReady("remote"))) return granted;
+      for (let i = 0; i < types.length; i++) granted[i] = slots.reserve(types[i]!);
       return granted;
     },
     /** Run jobs whose insert leased them to this node (their slots were reserved). */

@@ -62,12 +62,13 @@ import { LeaseLostError, ShutdownError, errorMessage } from "../errors.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
 import type { Scheduler } from "../queue/scheduler.ts";
-import type { JobMoves, StoreInfo } from "../store/store.ts";
+import type { Admin, JobMoves, StoreInfo } from "../store/store.ts";
 import { createAttempts } from "./attempt.ts";
 import { createClaimer } from "./claimer.ts";
 import { createGate } from "./gate.ts";
 import { createPoolMode } from "./mode.ts";
 import { createPushback, type FlowStatus } from "./pushback.ts";
+import { createRemoteWorkers } from "./remote.ts";
 import { createSettler } from "./settler.ts";
 import { createSlots } from "./slots.ts";
 import { createStrays } from "./strays.ts";
@@ -95,11 +96,11 @@ export interface WorkerEvents {
   expired?(type: string, count: number): void;
 }
 
-/** The store calls the pool makes: JobMoves but add() (the dispatcher's), and whether calls block. */
+/** The store calls the pool makes: JobMoves but add() (the dispatcher's), whether calls block, and reading one job (remote workers' moves). */
 export type PoolStore = Pick<
   JobMoves,
   "claim" | "claimNext" | "peekUrgent" | "complete" | "retry" | "throttle" | "bury" | "completeCancelled" | "extendLeases" | "release" | "releaseStrays"
-> & Pick<StoreInfo, "blocking">;
+> & Pick<StoreInfo, "blocking"> & Pick<Admin, "get">;
 
 export interface WorkerPoolDeps {
   store: PoolStore;
@@ -143,7 +144,15 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       claimer.pump();
     },
   });
-  const slots = createSlots({ concurrency: deps.concurrency, registry, scheduler, gate, pushback, onRoom: () => claimer.wantPull() });
+  const remote = createRemoteWorkers({
+    store, registry, clock, owner, leaseMs, logger,
+    agingMs: deps.agingMs,
+    settle: (job, outcome, runMs) => settler.settle(job, outcome, runMs),
+    wake: (fromStore) => (fromStore ? claimer.pull() : claimer.pump()),
+    // Ready here and not held back by flow control: a poll with waitMs 0 waits for their claim.
+    readyOf: (type) => (gate.shut(type) || slots.typeFull(type) ? 0 : scheduler.readyOf(type)),
+  });
+  const slots = createSlots({ concurrency: deps.concurrency, registry, scheduler, gate, pushback, remote, onRoom: () => claimer.wantPull() });
   const settler = createSettler({
     store, scheduler, registry, clock, owner, keepMs, logger, defer, events, mode,
     backoff: deps.backoff,
@@ -169,7 +178,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     start: (claimed, readyAtById) => attempts.start(claimed, readyAtById),
   });
   const attempts = createAttempts({
-    registry, clock, keepMs, events, slots, settler, mode, pushback, notifyIdle, pump: claimer.pump,
+    registry, clock, keepMs, events, slots, settler, mode, pushback, remote, notifyIdle, pump: claimer.pump,
     keyFreed: (type, key) => {
       if (registry.get(type)?.flow?.keyConcurrency !== undefined) scheduler.releaseKey(type, key);
     },
@@ -187,7 +196,10 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
 
   async function heartbeat(): Promise<void> {
     if (attempts.running.size === 0) return;
-    const refs = [...attempts.running.values()].map((r) => ({ id: r.job.id, attempt: r.job.attempts }));
+    // Remote workers extend their own jobs' leases (remote.ts).
+    const refs: { id: number; attempt: number }[] = [];
+    for (const r of attempts.running.values()) if (!remote.holds(r.job.id)) refs.push({ id: r.job.id, attempt: r.job.attempts });
+    if (refs.length === 0) return;
     try {
       const ok = await store.extendLeases(refs, owner, clock() + leaseMs);
       refs.forEach((ref, i) => {
@@ -219,6 +231,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     },
     pull: claimer.pull,
     adopt: claimer.adopt,
+    /** Remote workers of pull types: their long-polls and their complete, fail and heartbeat moves. */
+    remote,
     recheck: claimer.recheck,
     /** The types paused in the store now: none of their jobs is claimed here (the store refuses them too). */
     setPaused: gate.setPaused,
@@ -227,7 +241,8 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     /**
      * Why a job waits, as this node sees it: null while it runs; for a job that is due, the first
      * of: its type paused, its target's breaker open, its type's rate, its key's hold, its type's
-     * own concurrency (or the lower one its target's pushback allows now), else busy workers.
+     * own concurrency (or the lower one its target's pushback allows now), for a pull type no worker
+     * asking for it, else busy workers.
      */
     waitingFor(job: Pick<JobView, "state" | "type" | "key" | "attempts" | "throttles">): WaitReason | null {
       if (job.state === "inflight") return null;
@@ -239,6 +254,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       const keyHold = job.key === null ? null : scheduler.keyHeld(job.type, job.key);
       if (keyHold !== null && keyHold !== "paused") return keyHold;
       if (slots.typeFull(job.type)) return "type_concurrency";
+      if (registry.get(job.type)?.pull && remote.waitingFor(job.type) === 0) return "awaiting_worker";
       return "workers_busy";
     },
     /** Why flow control keeps jobs of `type` from starting here now ("paused", "held", "breaker_open"), or null. */
@@ -256,6 +272,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
      */
     async stop(graceMs: number): Promise<{ finished: number; released: number }> {
       if (!mode.stopping) mode.enter("stopping"); // ends a back-off's timer
+      remote.stop(); // waiting polls are answered now; jobs already out may still finish within the grace
       const before = attempts.running.size;
       let graceTimer: ReturnType<typeof setTimeout> | undefined;
       const graceOver = new Promise<"grace">((r) => (graceTimer = setTimeout(() => r("grace"), graceMs)));

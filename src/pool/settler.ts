@@ -35,6 +35,9 @@ export interface SettlerDeps {
   mode: { readonly hardStopAt: number | null };
 }
 
+/** How a fenced move ended (see untilStored). */
+export type SettleResult = "took" | "fenced" | "unsure" | "abandoned";
+
 /** How long past the shutdown grace the moves of finished attempts keep trying a failing store. */
 const SETTLE_AFTER_GRACE_MS = 5000;
 
@@ -58,7 +61,7 @@ export function createSettler(deps: SettlerDeps) {
    * grace a move keeps trying for SETTLE_AFTER_GRACE_MS more, then is left to the lease (the job
    * runs again).
    */
-  async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<"took" | "fenced" | "unsure" | "abandoned"> {
+  async function untilStored(move: string, attempt: () => Promise<boolean>): Promise<SettleResult> {
     let lost = false;
     for (let failures = 0; ; failures++) {
       try {
@@ -85,15 +88,15 @@ export function createSettler(deps: SettlerDeps) {
      * The move of an attempt that ended by itself or by a timeout: done → complete; failed with
      * attempts left → retry after backoff.ts's delay (and back into the heap); throttled by the target
      * with throttles left → throttle (back into the heap, the attempt not used); failed for good or
-     * out of attempts → bury. Resolves when the move has landed (or was given up at a hard stop).
+     * out of attempts → bury. Resolves when the move has landed (or was given up at a hard stop), with how.
      */
-    async settle(job: ClaimedJob, outcome: Outcome, runMs: number): Promise<void> {
+    async settle(job: ClaimedJob, outcome: Outcome, runMs: number): Promise<SettleResult> {
       const ref = { id: job.id, attempt: job.attempts };
       if (outcome.ok) {
         const move = outcome.result === null ? ref : { ...ref, result: outcome.result };
         const how = await untilStored("complete", () => completes.add(move));
         if (how === "took" || how === "unsure") events.completed(job.type, runMs);
-        return;
+        return how;
       }
       const own = registry.get(job.type);
       const policy = own?.backoff === undefined ? deps.backoff : { ...deps.backoff, ...own.backoff };
@@ -104,21 +107,19 @@ export function createSettler(deps: SettlerDeps) {
         const runAt = clock() + delayMs;
         events.throttled?.(job.type, runMs, delayMs);
         const how = await untilStored("throttle", () => throttles.add({ ...ref, runAt, error: outcome.error }));
-        if (how === "took" || how === "unsure") scheduler.add(job.id, job.priority, runAt, clock(), job.type);
-        return;
+        if (how === "took" || how === "unsure") scheduler.add(job.id, job.priority, runAt, clock(), job.type, job.key);
+        return how;
       }
       const dead = outcome.permanent || job.attempts >= job.maxAttempts;
       events.failed(job.type, runMs, dead ? "dead" : "retry");
-      if (dead) {
-        await untilStored("bury", () => burials.add({ ...ref, error: outcome.error }));
-        return;
-      }
+      if (dead) return untilStored("bury", () => burials.add({ ...ref, error: outcome.error }));
       const runAt = clock() + backoffMs(job.attempts, policy, deps.random);
       // "unsure": a try whose answer was lost may have moved it; a stale heap entry costs one empty claim.
       const how = await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }));
       if (how === "took" || how === "unsure") {
         scheduler.add(job.id, job.priority, runAt, clock(), job.type, job.key);
       }
+      return how;
     },
     /** The end of a cancelled attempt: its row goes, fenced by the claim, and is never retried. */
     async remove(job: ClaimedJob): Promise<void> {
@@ -132,6 +133,16 @@ export function createSettler(deps: SettlerDeps) {
         await store.release(refs, deps.owner, clock());
       } catch (err) {
         logger.warn("could not hand jobs back at shutdown; their lease returns them", { err: errorMessage(err), count: refs.length });
+      }
+    },
+    /** A job no one took: straight back to pending and into the heap, uncounted; one try, else its lease returns it. */
+    async giveBack(job: ClaimedJob): Promise<void> {
+      try {
+        const back = await store.release([{ id: job.id, attempt: job.attempts }], deps.owner, clock());
+        const now = clock();
+        for (const e of back) scheduler.add(e.id, e.priority, e.runAt, now, e.type, e.key);
+      } catch (err) {
+        logger.warn("could not hand a job back; its lease returns it", { err: errorMessage(err), id: job.id });
       }
     },
     /** Resolves when every move queued so far has been flushed. */

@@ -19,12 +19,28 @@ export interface SlotsDeps {
   gate: Pick<Gate, "shut">;
   /** Flow control: what the type's target allows now (adaptive concurrency, a half-open breaker's one probe). */
   pushback: Pick<Pushback, "roomFor" | "limited">;
+  /**
+   * Pull types (remote workers run their jobs): room only for jobs the waiting polls asked for
+   * (undefined for other types). Their jobs hold none of the pool's slots once handed out.
+   */
+  remote?: { room(type: string, occupied: number): number | undefined };
 }
+
+/**
+ * Which jobs a claim is for: "local" ones run a handler here and need a free slot; "remote" ones
+ * (pull types) go to remote workers and need only a waiting poll's room.
+ */
+export type ClaimPart = "local" | "remote";
 
 export function createSlots(deps: SlotsDeps) {
   const { registry, scheduler } = deps;
   /** Attempts running a handler. */
   let active = 0;
+  /** Attempts of pull types handed to remote workers (they hold no slot). */
+  let remoteActive = 0;
+  /** Whether any registered type is a pull type (otherwise every claim is "local" and nothing here looks further). */
+  const hasRemote = deps.remote !== undefined && registry.types().some((t) => registry.get(t)?.pull === true);
+  const isRemote = (type: string) => hasRemote && registry.get(type)?.pull === true;
   /** Slots held for jobs whose claim, pull or leased insert is out. */
   let claiming = 0;
   /** Jobs of each type being claimed or running a handler here (for per-type concurrency). */
@@ -48,7 +64,9 @@ export function createSlots(deps: SlotsDeps) {
     const busy = occupied.get(type) ?? 0;
     const own = limit === undefined ? undefined : limit - busy;
     const target = deps.pushback.roomFor(type, busy);
-    return target === undefined ? own : own === undefined ? target : Math.min(own, target);
+    const limited = target === undefined ? own : own === undefined ? target : Math.min(own, target);
+    const asked = deps.remote?.room(type, busy);
+    return asked === undefined ? limited : limited === undefined ? asked : Math.min(limited, asked);
   }
 
   /** Every type the heaps know (a paused type may have jobs but no handler here). */
@@ -85,14 +103,20 @@ export function createSlots(deps: SlotsDeps) {
     unhold(n: number): void {
       claiming -= n;
     },
-    /** An attempt started running its handler (its type was occupied when it was claimed). */
-    begin(): void {
-      active++;
+    /** An attempt started running its handler (its type was occupied when it was claimed); a pull type's takes no slot. */
+    begin(type: string): void {
+      if (hasRemote && isRemote(type)) remoteActive++;
+      else active++;
     },
     /** An attempt's handler ended: its slot and its type's slot are free. */
     end(type: string): void {
-      active--;
+      if (hasRemote && isRemote(type)) remoteActive--;
+      else active--;
       occupy(type, -1);
+    },
+    /** Attempts of pull types out to remote workers. */
+    get remoteActive(): number {
+      return remoteActive;
     },
     /** Count `delta` more (or fewer) jobs of `type` as claimed or running. */
     occupy,
@@ -101,7 +125,7 @@ export function createSlots(deps: SlotsDeps) {
      * is free or the type is at its limit. The slot is given back by unreserve() or by the job's start.
      */
     reserve(type: string): boolean {
-      if (deps.concurrency - active - claiming <= 0) return false;
+      if (deps.concurrency - active - claiming <= 0 && !isRemote(type)) return false;
       // A rate or per-key limit is weighed by a claim in the store: such jobs never start born leased.
       if (isLimited(registry.get(type)?.flow)) return false;
       const room = roomFor(type);
@@ -119,33 +143,47 @@ export function createSlots(deps: SlotsDeps) {
     watchRoom(): void {
       roomWatched = true;
     },
-    /** Room per scheduler type code, for popReady (undefined when no type has a limit). */
-    roomByCode(): number[] | undefined {
+    /** Whether any registered type is a pull type (claims then have a "remote" part). */
+    hasRemote,
+    /** Jobs the waiting polls still want, over all pull types (a poll for several types counts for each). */
+    remoteWant(): number {
+      if (!hasRemote) return 0;
+      let n = 0;
+      for (const type of registry.types()) if (isRemote(type)) n += Math.max(0, roomFor(type) ?? 0);
+      return n;
+    },
+    /** Room per scheduler type code for popReady's `part` of a claim (undefined when no type has a limit). */
+    roomByCode(part: ClaimPart = "local"): number[] | undefined {
       let room: number[] | undefined;
       for (let code = 0; code < scheduler.typeCount; code++) {
-        const r = roomFor(scheduler.typeName(code));
+        const type = scheduler.typeName(code);
+        const r = hasRemote && isRemote(type) !== (part === "remote") ? 0 : roomFor(type);
         if (r !== undefined) (room ??= [])[code] = r;
       }
       return room;
     },
-    /** Whether the heap holds a ready job of a type that is not at its concurrency limit. */
-    claimableReady(): boolean {
+    /** Whether the heap holds a ready job for `part` of a claim of a type that is not at its concurrency limit. */
+    claimableReady(part: ClaimPart = "local"): boolean {
       const ready = scheduler.readyCount;
       if (ready === 0) return false;
       let blocked = 0;
       for (let code = 0; code < scheduler.typeCount; code++) {
         const type = scheduler.typeName(code);
+        if (hasRemote && isRemote(type) !== (part === "remote")) {
+          blocked += scheduler.readyOf(type);
+          continue;
+        }
         const r = roomFor(type);
         if (r !== undefined && r <= 0) blocked += scheduler.readyOf(type);
       }
       return ready > blocked;
     },
-    /** Caps for claimNext: every limited or shut type this process knows, with its room left. */
-    caps(): TypeCap[] {
+    /** Caps for claimNext: every limited or shut type this process knows, with its room left (for "remote", every other type has none). */
+    caps(part: ClaimPart = "local"): TypeCap[] {
       const caps: TypeCap[] = [];
       for (const type of new Set([...registry.types(), ...scheduledTypes()])) {
         // Rate- and key-limited types are claimed by id only (from the heap), where the store weighs them.
-        const room = isLimited(registry.get(type)?.flow) ? 0 : roomFor(type);
+        const room = isLimited(registry.get(type)?.flow) || (part === "remote" && !isRemote(type)) ? 0 : roomFor(type);
         if (room !== undefined) caps.push({ type, room: Math.max(0, room) });
       }
       return caps;

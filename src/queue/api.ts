@@ -8,6 +8,7 @@ import type { CancelResult } from "../ops/cancellation.ts";
 import type { DeadLetters } from "../ops/dead-letters.ts";
 import type { JobTypes } from "../ops/job-types.ts";
 import type { Stats } from "../ops/stats.ts";
+import type { RemoteWorkers } from "../pool/remote.ts";
 import type { InsertResult, JobView, NewJob } from "../store/rows.ts";
 
 export interface QueueApi {
@@ -35,6 +36,8 @@ export interface QueueApi {
   stats(): Promise<Stats>;
   /** The recurring schedules, with their next and last ticks and the last tick's job state. */
   schedules(): Promise<ScheduleStatus[]>;
+  /** Workers of pull types: their long-polls for jobs and their complete, fail and heartbeat moves. */
+  remote: Pick<RemoteWorkers, "claim" | "complete" | "fail" | "heartbeat">;
   /** Cancel a pending, scheduled or (in this process) running job. */
   cancel(id: number): Promise<CancelResult>;
   /** null when ready, else the reason it is not. */

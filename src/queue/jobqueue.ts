@@ -239,6 +239,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     types: jobTypes,
     // Pushback from each type's target on this node (effective concurrency, breaker), beside GET /types' shared numbers.
     flowStatus: (type) => ({ ...pool.flowStatus(type) }),
+    remote: pool.remote,
     cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, onRemoved: (id) => scheduler.remove(id) }).cancel,
     stats: createStats({ store, clock, completions }).read,
     schedules: async () => {

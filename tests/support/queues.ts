@@ -36,7 +36,7 @@ export async function storeSite(kind: StoreKind): Promise<{ open(): TestStore; d
   };
 }
 
-export type HandlerSpec = Handler | { handler: Handler; policy: Partial<TypePolicy> };
+export type HandlerSpec = Handler | { handler: Handler; policy: Partial<TypePolicy> } | { pull: true; policy?: Partial<TypePolicy> };
 
 /** A queue with its HTTP app, for app.request() in tests. */
 export type TestQueue = JobQueue & { app: Hono };
@@ -53,6 +53,7 @@ export async function startQueue(
   const registry = createHandlerRegistry({ timeoutMs: 5000, maxAttempts: 3, priority: 0 });
   for (const [type, h] of Object.entries(handlers)) {
     if (typeof h === "function") registry.register(type, h);
+    else if ("pull" in h) registry.registerPull(type, h.policy);
     else registry.register(type, h.handler, h.policy);
   }
   return startQueueWith(store, registry, over);
