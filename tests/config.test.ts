@@ -7,8 +7,13 @@ import { join } from "node:path";
 import { helpText, loadConfig } from "../src/config/config.ts";
 import { ConfigError } from "../src/errors.ts";
 import { loadTypesFile, parseDurationMs, parseTypesConfig } from "../src/config/types-file.ts";
+import { STANDARD_SECRET_RULE } from "../src/handlers/signing.ts";
 
 const HOST = "box";
+/** A Standard Webhooks secret whose key is `bytes` bytes of `fill`. */
+const whsec = (bytes: number, fill = 1) => `whsec_${Buffer.alloc(bytes, fill).toString("base64")}`;
+/** A secret of the jobqueue-v1 form only. */
+const LEGACY = "legacy-secret-0123456789";
 
 /** The ConfigError thrown by fn (fails the test if fn throws anything else or nothing). */
 function configError(fn: () => unknown): ConfigError {
@@ -472,10 +477,21 @@ breaker = {}
     ["a header value with a line break", `[types.email]\nurl = "http://a/"\nheaders = { a = "x\\ny" }`, "types.email.headers.a: expected a header value"],
     ["headers on a builtin", `[types.n]\nbuiltin = "noop"\nheaders = { a = "x" }`, "types.n.headers: only allowed with url"],
     ["a header the webhook sets itself", `[types.email]\nurl = "http://a/"\nheaders = { "X-Jobqueue-Signature" = "x" }`, 'types.email.headers.X-Jobqueue-Signature: is set by the webhook itself'],
-    ["a short secret", `[types.email]\nurl = "http://a/"\nsecret = "hunter2"`, "types.email.secret: expected 16 to 4096 printable ASCII characters"],
-    ["a secret with a space", `[types.email]\nurl = "http://a/"\nsecret = "hunter2 hunter2 hunter2"`, "types.email.secret: expected 16 to 4096"],
-    ["a secret that is not a string", `[types.email]\nurl = "http://a/"\nsecret = 12345678`, "types.email.secret: expected 16 to 4096"],
-    ["a secret on a builtin", `[types.n]\nbuiltin = "noop"\nsecret = "0123456789abcdef"`, "types.n.secret: only allowed with url"],
+    ["a webhook-id header", `[types.email]\nurl = "http://a/"\nheaders = { "Webhook-Id" = "x" }`, "types.email.headers.Webhook-Id: is set by the webhook itself"],
+    ["a webhook-timestamp header", `[types.email]\nurl = "http://a/"\nheaders = { "webhook-timestamp" = "1" }`, "types.email.headers.webhook-timestamp: is set by the webhook itself"],
+    ["a webhook-signature header", `[types.email]\nurl = "http://a/"\nheaders = { "WEBHOOK-SIGNATURE" = "v1,x" }`, "types.email.headers.WEBHOOK-SIGNATURE: is set by the webhook itself"],
+    ["a secret without whsec_", `[types.email]\nurl = "http://a/"\nsecret = "${LEGACY}"`, `types.email.secret: expected ${STANDARD_SECRET_RULE}; a secret of any other form signs only with signature = "jobqueue-v1"`],
+    ["a whsec_ secret that is not base64", `[types.email]\nurl = "http://a/"\nsecret = "whsec_not-base64_0123456789abcdefghijkl"`, "types.email.secret: expected whsec_ followed by the base64 of 24 to 64 random bytes (e.g. \"whsec_$(openssl rand -base64 32)\"): the part after whsec_ is not standard base64"],
+    ["a whsec_ secret without its base64 padding", `[types.email]\nurl = "http://a/"\nsecret = "${whsec(32).replace(/=+$/, "")}"`, "the part after whsec_ is not standard base64"],
+    ["a whsec_ secret in base64url", `[types.email]\nurl = "http://a/"\nsecret = "${whsec(30, 0xfb).replaceAll("+", "-").replaceAll("/", "_")}"`, "the part after whsec_ is not standard base64"],
+    ["a whsec_ secret of 23 bytes", `[types.email]\nurl = "http://a/"\nsecret = "${whsec(23)}"`, "types.email.secret: expected whsec_ followed by the base64 of 24 to 64 random bytes"],
+    ["a whsec_ secret of 65 bytes", `[types.email]\nurl = "http://a/"\nsecret = "${whsec(65)}"`, "types.email.secret: expected whsec_ followed by the base64 of 24 to 64 random bytes"],
+    ["a short jobqueue-v1 secret", `[types.email]\nurl = "http://a/"\nsignature = "jobqueue-v1"\nsecret = "hunter2"`, "types.email.secret: expected 16 to 4096 printable ASCII characters"],
+    ["a jobqueue-v1 secret with a space", `[types.email]\nurl = "http://a/"\nsignature = "jobqueue-v1"\nsecret = "hunter2 hunter2 hunter2"`, "types.email.secret: expected 16 to 4096"],
+    ["a secret that is not a string", `[types.email]\nurl = "http://a/"\nsecret = 12345678`, "types.email.secret: expected a string"],
+    ["a secret on a builtin", `[types.n]\nbuiltin = "noop"\nsecret = "${whsec(32)}"`, "types.n.secret: only allowed with url"],
+    ["an unknown signature scheme", `[types.email]\nurl = "http://a/"\nsignature = "stripe"`, 'types.email.signature: expected "standard" (the Standard Webhooks headers) or "jobqueue-v1" (the x-jobqueue-signature header)'],
+    ["a signature on a builtin", `[types.n]\nbuiltin = "noop"\nsignature = "standard"`, "types.n.signature: only allowed with url"],
     ["secret and secret_env together", `[types.email]\nurl = "http://a/"\nsecret = "0123456789abcdef"\nsecret_env = "S"`, "types.email.secret_env: give secret or secret_env, not both"],
     ["a bad secret_env name", `[types.email]\nurl = "http://a/"\nsecret_env = "A-B"`, "types.email.secret_env: expected the name of an environment variable"],
     ["secret_env naming an unset variable", `[types.email]\nurl = "http://a/"\nsecret_env = "NOT_SET_ANYWHERE"`, "types.email.secret_env: environment variable NOT_SET_ANYWHERE is not set"],
@@ -503,6 +519,9 @@ breaker = {}
   test("no error about a secret, a header or a TOML or JSON syntax error ever shows the secret", () => {
     const cases: [string, "toml" | "json"][] = [
       [`[types.email]\nurl = "http://a/"\nsecret = "hunter2"`, "toml"],
+      [`[types.email]\nurl = "http://a/"\nsecret = "hunter2hunter2hunter2"`, "toml"],
+      [`[types.email]\nurl = "http://a/"\nsecret = "whsec_hunter2hunter2hunter2"`, "toml"],
+      [`[types.email]\nurl = "http://a/"\nsignature = "jobqueue-v1"\nsecret = "hunter2"`, "toml"],
       [`[types.email]\nurl = "http://a/"\nsecret = "hunter2hunter2hunter2`, "toml"],
       [`[types.email]\nurl = "http://a/"\nsecret = hunter2hunter2hunter2`, "toml"],
       [`[types.email]\nurl = "http://a/"\nheaders = { Authorization = hunter2hunter2 }`, "toml"],
@@ -515,16 +534,21 @@ breaker = {}
       expect(message).not.toContain("hunter2");
     }
     const env = { HOOK_SECRET: "hunter2" };
-    const text = `[types.email]\nurl = "http://a/"\nsecret_env = "HOOK_SECRET"`;
-    const message = configError(() => parseTypesConfig(text, "toml", defaults, "jobs", env)).message;
+    const legacy = `[types.email]\nurl = "http://a/"\nsignature = "jobqueue-v1"\nsecret_env = "HOOK_SECRET"`;
+    const message = configError(() => parseTypesConfig(legacy, "toml", defaults, "jobs", env)).message;
     expect(message).toBe("jobs: types.email.secret_env: environment variable HOOK_SECRET: expected 16 to 4096 printable ASCII characters without spaces");
+    // A secret of the old form in the variable of a type that signs the standard way.
+    const standard = `[types.email]\nurl = "http://a/"\nsecret_env = "HOOK_SECRET"`;
+    const old = configError(() => parseTypesConfig(standard, "toml", defaults, "jobs", { HOOK_SECRET: "hunter2hunter2hunter2" })).message;
+    expect(old).toStartWith(`jobs: types.email.secret_env: environment variable HOOK_SECRET: expected ${STANDARD_SECRET_RULE}; a secret of any other form`);
+    expect(old).not.toContain("hunter2");
   });
 
   test("a webhook's secret comes from the file or from the environment variable secret_env names", () => {
     const text = `
 [types.a]
 url = "http://a/"
-secret = "whsec_from_the_file_0001"
+secret = "${whsec(32, 1)}"
 
 [types.b]
 url = "http://b/"
@@ -533,10 +557,39 @@ secret_env = "B_SECRET"
 [types.c]
 url = "http://c/"
 `;
-    const types = parseTypesConfig(text, "toml", defaults, "jobs", { B_SECRET: "whsec_from_the_env_00002" });
-    expect(types.get("a")).toMatchObject({ kind: "webhook", secret: "whsec_from_the_file_0001" });
-    expect(types.get("b")).toMatchObject({ kind: "webhook", secret: "whsec_from_the_env_00002" });
+    const types = parseTypesConfig(text, "toml", defaults, "jobs", { B_SECRET: whsec(32, 2) });
+    expect(types.get("a")).toEqual({ kind: "webhook", url: "http://a/", timeoutMs: 30_000, maxAttempts: 5, headers: {}, secret: whsec(32, 1) });
+    expect(types.get("b")).toMatchObject({ kind: "webhook", secret: whsec(32, 2) });
     expect(types.get("c")).not.toHaveProperty("secret");
+  });
+
+  test("a whsec_ secret of 24 to 64 bytes signs the standard way; signature = \"jobqueue-v1\" takes any long enough line", () => {
+    const text = `
+[types.short]
+url = "http://a/"
+secret = "${whsec(24)}"
+
+[types.long]
+url = "http://a/"
+signature = "standard"
+secret = "${whsec(64, 0xff)}"
+
+[types.old]
+url = "http://a/"
+signature = "jobqueue-v1"
+secret_env = "OLD_SECRET"
+
+[types.old_whsec]
+url = "http://a/"
+signature = "jobqueue-v1"
+secret = "whsec_test_0123456789abcdef"
+`;
+    const types = parseTypesConfig(text, "toml", defaults, "jobs", { OLD_SECRET: LEGACY });
+    expect(types.get("short")).toMatchObject({ secret: whsec(24) });
+    expect(types.get("short")).not.toHaveProperty("signature");
+    expect(types.get("long")).toMatchObject({ secret: whsec(64, 0xff), signature: "standard" });
+    expect(types.get("old")).toMatchObject({ secret: LEGACY, signature: "jobqueue-v1" });
+    expect(types.get("old_whsec")).toMatchObject({ secret: "whsec_test_0123456789abcdef", signature: "jobqueue-v1" });
   });
 
   test("a JSON error names the key path too", () => {

@@ -1,4 +1,5 @@
-// security.test.ts: webhook signatures, the bearer-token gate, backpressure on a real queue, slow
+// security.test.ts: webhook signatures (the jobqueue-v1 scheme, and which secret signs which type;
+// tests/webhook-signing.test.ts has the Standard Webhooks deliveries), the bearer-token gate, backpressure on a real queue, slow
 // clients against the real Bun.serve, and that no token, webhook secret or database password ever
 // reaches a log line or an answer (a real server on PostgreSQL with all three set).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -15,17 +16,21 @@ import { isLoopbackHost, isValidToken, loadToken } from "../src/config/access.ts
 import { bearerGate } from "../src/http/auth.ts";
 import { createLogger } from "../src/logger.ts";
 import { startServer } from "../src/server.ts";
-import { SIGNATURE_HEADER, signatureHeader, verifySignature } from "../src/handlers/signing.ts";
+import { SIGNATURE_HEADER, WEBHOOK_SIGNATURE_HEADER, signatureHeader, verifySignature } from "../src/handlers/signing.ts";
+import { Webhook } from "standardwebhooks";
 import { createTestDatabase } from "./support/pg.ts";
 import { rawRequest, trickle } from "./support/raw-http.ts";
 import { startTestServer, type TestServer } from "./support/test-server.ts";
 import { waitFor } from "./support/wait.ts";
 
+/** A jobqueue-v1 secret (not a Standard Webhooks one: "_" is not base64), used as written. */
 const SECRET = "whsec_test_0123456789abcdef";
+/** A Standard Webhooks secret. */
+const STANDARD_SECRET = `whsec_${Buffer.alloc(32, 9).toString("base64")}`;
 const TOKEN = "tok_0123456789abcdefABCDEF";
 const NOW_S = 1_900_000_000;
 
-describe("webhook signatures", () => {
+describe("webhook signatures: the jobqueue-v1 scheme, and which secret signs which type", () => {
   const body = '{"id":"7","type":"email","payload":{"to":"a@b.c"},"attempt":1,"maxAttempts":5}';
 
   test("a signature is t=<unix seconds>,v1=<64 hex digits>", () => {
@@ -89,19 +94,42 @@ describe("webhook signatures", () => {
   }
   const job = jobContext({ id: 42, type: "email", payloadText: '{"to":"a@b.c"}', attempt: 2, maxAttempts: 5, priority: 0, createdAt: 0 });
 
-  test("a webhook with a secret signs each delivery over the exact body it sends", async () => {
+  test("a jobqueue-v1 webhook signs each delivery over the exact body it sends, and sends no Standard Webhooks headers", async () => {
     const { sent, fakeFetch } = capture();
-    const handler = createWebhookHandler({ url: "http://127.0.0.1:1/h", secret: SECRET, clock: () => NOW_S * 1000, fetch: fakeFetch });
+    const handler = createWebhookHandler({ url: "http://127.0.0.1:1/h", secret: SECRET, signature: "jobqueue-v1", clock: () => NOW_S * 1000, fetch: fakeFetch });
     await handler(job, new AbortController().signal);
     const { headers, body: sentBody } = sent[0]!;
     expect(sentBody).toBe('{"id":"42","type":"email","payload":{"to":"a@b.c"},"attempt":2,"maxAttempts":5}');
     expect(verifySignature(SECRET, headers.get(SIGNATURE_HEADER), sentBody, NOW_S)).toBe(true);
+    expect([...headers.keys()].filter((name) => name.startsWith("webhook-"))).toEqual([]);
+  });
+
+  test("a jobqueue-v1 secret is used as written, whatever it looks like", async () => {
+    const { sent, fakeFetch } = capture();
+    await createWebhookHandler({ url: "http://127.0.0.1:1/h", secret: STANDARD_SECRET, signature: "jobqueue-v1", clock: () => NOW_S * 1000, fetch: fakeFetch })(job, new AbortController().signal);
+    const expected = new Bun.CryptoHasher("sha256", STANDARD_SECRET).update(`${NOW_S}.${sent[0]!.body}`).digest("hex");
+    expect(sent[0]!.headers.get(SIGNATURE_HEADER)).toBe(`t=${NOW_S},v1=${expected}`);
   });
 
   test("a webhook without a secret sends no signature", async () => {
     const { sent, fakeFetch } = capture();
     await createWebhookHandler({ url: "http://127.0.0.1:1/h", fetch: fakeFetch })(job, new AbortController().signal);
-    expect(sent[0]!.headers.has(SIGNATURE_HEADER)).toBe(false);
+    expect([...sent[0]!.headers.keys()].filter((name) => name === SIGNATURE_HEADER || name.startsWith("webhook-"))).toEqual([]);
+  });
+
+  test("a secret that does not suit its scheme stops the handler from being made, without quoting the secret", () => {
+    for (const [secret, signature] of [["hunter2hunter2hunter2", "standard"], ["whsec_hunter2hunter2hunter2", undefined], ["hunter2", "jobqueue-v1"]] as const) {
+      const err = (() => {
+        try {
+          createWebhookHandler({ url: "http://127.0.0.1:1/h", secret, ...(signature !== undefined && { signature }) });
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toContain(": expected ");
+      expect((err as Error).message).not.toContain("hunter2");
+    }
   });
 
   test("a webhook's error answer keeps no NUL or control bytes for last_error (PostgreSQL text refuses NUL)", async () => {
@@ -113,18 +141,51 @@ describe("webhook signatures", () => {
     expect((err as Error).message).toBe("webhook answered 500: bad\ufffdbyte\ufffd[31m\ttab\nline");
   });
 
-  test("a type's own secret wins over --webhook-secret, which signs the types that set none", async () => {
+  const webhookType = (name: string, extra: { secret?: string; signature?: "standard" | "jobqueue-v1" } = {}) =>
+    [name, { kind: "webhook" as const, url: `http://127.0.0.1:1/${name}`, timeoutMs: 1000, maxAttempts: 1, headers: {}, ...extra }] as const;
+  const policy = { timeoutMs: 1000, maxAttempts: 1, priority: 0 };
+
+  test("a type's own secret wins over --webhook-secret, which signs the types that set none, each with the type's scheme", async () => {
     const { sent, fakeFetch } = capture();
     const types = new Map([
-      ["own", { kind: "webhook" as const, url: "http://127.0.0.1:1/own", timeoutMs: 1000, maxAttempts: 1, headers: {}, secret: SECRET }],
-      ["global", { kind: "webhook" as const, url: "http://127.0.0.1:1/global", timeoutMs: 1000, maxAttempts: 1, headers: {} }],
+      webhookType("own", { secret: SECRET, signature: "jobqueue-v1" }),
+      webhookType("global_v1", { signature: "jobqueue-v1" }),
+      webhookType("global_standard"),
     ]);
-    const global = "whsec_global_0123456789";
-    const registry = registryFromTypes(types, { timeoutMs: 1000, maxAttempts: 1, priority: 0 }, { webhookSecret: global, clock: () => NOW_S * 1000, fetch: fakeFetch });
-    await registry.get("own")!.handler(job, new AbortController().signal);
-    await registry.get("global")!.handler(job, new AbortController().signal);
-    expect(verifySignature(SECRET, sent[0]!.headers.get(SIGNATURE_HEADER), sent[0]!.body, NOW_S)).toBe(true);
-    expect(verifySignature(global, sent[1]!.headers.get(SIGNATURE_HEADER), sent[1]!.body, NOW_S)).toBe(true);
+    const global = `whsec_${Buffer.alloc(24, 3).toString("base64")}`;
+    const clock = () => Date.now();
+    const registry = registryFromTypes(types, policy, { webhookSecret: global, clock, fetch: fakeFetch });
+    for (const name of ["own", "global_v1", "global_standard"]) await registry.get(name)!.handler(job, new AbortController().signal);
+    const now = Date.now() / 1000;
+    expect(verifySignature(SECRET, sent[0]!.headers.get(SIGNATURE_HEADER), sent[0]!.body, now)).toBe(true);
+    expect(verifySignature(global, sent[1]!.headers.get(SIGNATURE_HEADER), sent[1]!.body, now)).toBe(true);
+    expect(sent[2]!.headers.has(SIGNATURE_HEADER)).toBe(false);
+    expect(() => new Webhook(global).verify(sent[2]!.body, Object.fromEntries(sent[2]!.headers))).not.toThrow();
+  });
+
+  test("a --webhook-secret that does not suit a type it would sign is refused at start-up, naming the type, not the secret", () => {
+    const legacyGlobal = "hunter2-legacy-0123456789";
+    // Fine while every type it signs opts into jobqueue-v1 (or has a secret of its own) ...
+    const ok = new Map([webhookType("old", { signature: "jobqueue-v1" }), webhookType("own", { secret: STANDARD_SECRET })]);
+    expect(() => registryFromTypes(ok, policy, { webhookSecret: legacyGlobal })).not.toThrow();
+    // ... refused as soon as it would sign a type the standard way.
+    const standard = new Map([webhookType("old", { signature: "jobqueue-v1" }), webhookType("email")]);
+    const err = (() => {
+      try {
+        registryFromTypes(standard, policy, { webhookSecret: legacyGlobal });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.message).toStartWith('--webhook-secret / JOBQUEUE_WEBHOOK_SECRET signs type "email", whose signature is "standard": expected whsec_');
+    expect(err!.message).not.toContain("hunter2");
+  });
+
+  test("a type that names a signature scheme but has no secret from anywhere is refused", () => {
+    const types = new Map([webhookType("email", { signature: "jobqueue-v1" })]);
+    expect(() => registryFromTypes(types, policy)).toThrow('type "email" sets signature = "jobqueue-v1" but has no secret');
+    expect(() => registryFromTypes(types, policy, { webhookSecret: SECRET })).not.toThrow();
   });
 });
 
@@ -531,8 +592,9 @@ describe("slow clients", () => {
 
 describe("secrets never reach logs or answers", () => {
   const PG_PASSWORD = "pg-pass-Zq8rT5vW2x";
-  const GLOBAL_SECRET = "whsec_global_K7fP3mQ9sV1x";
-  const TYPE_SECRET = "whsec_type_N4bR8tY2uJ6k";
+  /** Signs the "signed" type the standard way; "failing" opts into jobqueue-v1 with a secret of its own. */
+  const GLOBAL_SECRET = `whsec_${"K7fP3mQ9sV1x".repeat(4)}`;
+  const TYPE_SECRET = "jobqueue_type_N4bR8tY2uJ6k";
   let db: { url: string; drop: () => Promise<void> };
   let dir: string;
   beforeAll(async () => {
@@ -545,15 +607,15 @@ describe("secrets never reach logs or answers", () => {
   });
 
   test("a server with a token, a database password and webhook secrets never logs or answers any of them", async () => {
-    // The receiver: "failing" always answers 500 (quoting what it got), "signed" checks the signature.
-    const received: { path: string; signature: string | null; body: string }[] = [];
+    // The receiver: "failing" always answers 500 (quoting what it got), "signed" answers 200.
+    const received: { path: string; signature: string | null; headers: Record<string, string>; body: string }[] = [];
     const receiver = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
       async fetch(req) {
         const body = await req.text();
         const path = new URL(req.url).pathname;
-        received.push({ path, signature: req.headers.get(SIGNATURE_HEADER), body });
+        received.push({ path, signature: req.headers.get(SIGNATURE_HEADER), headers: Object.fromEntries(req.headers), body });
         if (path === "/fail") return new Response(`rejected ${req.headers.get("authorization")} ${body}`, { status: 500 });
         return new Response("ok");
       },
@@ -563,6 +625,7 @@ describe("secrets never reach logs or answers", () => {
 [types.failing]
 url = "http://127.0.0.1:${receiver.port}/fail"
 max_attempts = 2
+signature = "jobqueue-v1"
 secret_env = "FAILING_SECRET"
 
 [types.signed]
@@ -612,8 +675,9 @@ url = "http://127.0.0.1:${receiver.port}/ok"
       expect(fails).toHaveLength(2);
       expect(oks).toHaveLength(1);
       for (const r of fails) expect(verifySignature(TYPE_SECRET, r.signature, r.body, now)).toBe(true);
-      expect(verifySignature(GLOBAL_SECRET, oks[0]!.signature, oks[0]!.body, now)).toBe(true);
       expect(verifySignature(GLOBAL_SECRET, fails[0]!.signature, fails[0]!.body, now)).toBe(false);
+      expect(oks[0]!.headers[WEBHOOK_SIGNATURE_HEADER]).toStartWith("v1,");
+      expect(() => new Webhook(GLOBAL_SECRET).verify(oks[0]!.body, oks[0]!.headers)).not.toThrow();
 
       // The database goes away: store errors reach the logs, /ready and the submit answer.
       await db.drop();

@@ -6,7 +6,7 @@ import type { Config } from "./config.ts";
 import { DURATION_UNITS, durationMs } from "./duration.ts";
 import { ALLOWED_HOST_RULE, TOKEN_RULE, isAllowedHostPattern, isValidToken } from "./access.ts";
 import { LOG_LEVELS } from "../logger.ts";
-import { SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
+import { ANY_SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
 
 export type Ctx = { hostname: string; instance: string; config: Partial<Config> };
 
@@ -256,12 +256,13 @@ export const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
     flag: "--webhook-secret",
     env: "JOBQUEUE_WEBHOOK_SECRET",
     arg: "<secret>",
-    meaning: "sign webhook deliveries (x-jobqueue-signature, HMAC-SHA256) of types that set no secret of their own",
-    accepts: SECRET_RULE,
+    meaning: "sign webhook deliveries (Standard Webhooks, HMAC-SHA256) of types that set no secret of their own",
+    accepts: ANY_SECRET_RULE,
     defaultText: "(unset: unsigned)",
     secret: "all",
+    // Which scheme it signs with is each type's choice: loadJobTypes checks it against each type it signs.
     parse: (raw) => {
-      if (!isValidSecret(raw)) throw new Expected(SECRET_RULE);
+      if (!isValidSecret(raw)) throw new Expected(ANY_SECRET_RULE);
       return raw;
     },
   },

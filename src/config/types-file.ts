@@ -8,7 +8,7 @@ import { dirname, extname, resolve as resolvePath } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import { DURATION_UNITS, durationMs } from "./duration.ts";
-import { SECRET_RULE, isValidSecret } from "../handlers/signing.ts";
+import { DEFAULT_SIGNATURE_SCHEME, SIGNATURE_SCHEMES, SIGNING_HEADERS, secretProblem, type SignatureScheme } from "../handlers/signing.ts";
 import { flowKeys, toFlowPolicy, type FlowPolicy } from "./flow-policy.ts";
 import { schedulesSchema, toSchedules, type ScheduleConfig } from "./schedules.ts";
 
@@ -31,8 +31,10 @@ export type TypeConfig = TypeExtras & (
       timeoutMs: number;
       maxAttempts: number;
       headers: Record<string, string>;
-      /** Signs deliveries (x-jobqueue-signature); only present when the type sets one. */
+      /** Signs deliveries; only present when the type sets one (checked against `signature`). */
       secret?: string;
+      /** How deliveries are signed (default "standard": Standard Webhooks); only present when the type sets it. */
+      signature?: SignatureScheme;
     }
   | {
       kind: "exec";
@@ -53,7 +55,8 @@ export const TYPES_FILE_HELP = `Job types file (--config), one [types.<name>] ta
                     pull: workers ask for jobs over HTTP, POST /claim)
   timeout = "30s"   max_attempts = 5   priority = 0-100   concurrency = N (per process)
   backoff = { base = "1s", cap = "1h" }
-  headers = { … }   secret = "…" | secret_env = "NAME"        (webhooks)
+  headers = { … }   secret = "whsec_…" | secret_env = "NAME"  (webhooks)
+  signature = "standard" | "jobqueue-v1"   Standard Webhooks headers (default) or x-jobqueue-signature
 Flow control (docs/flow-control.md), kept in the store for every node together:
   rate = "100/m" | { limit = 100, per = "1m", burst = 20 }    starts of the type
   key_concurrency = 2    key_rate = "10/s"                     per job key (submit's "key")
@@ -79,9 +82,8 @@ const TYPE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_VALUE = /^[^\r\n\0]*$/;
 /** Headers the webhook handler sets itself; a types file may not set or shadow them. */
-const RESERVED_HEADERS = new Set(["content-type", "x-job-id", "x-job-attempt", "x-jobqueue-signature"]);
+const RESERVED_HEADERS = new Set(["content-type", "x-job-id", "x-job-attempt", ...SIGNING_HEADERS]);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,200}$/;
-const SECRET_EXPECTED = `expected ${SECRET_RULE}`;
 
 const isHttpUrl = (s: string) => {
   try {
@@ -163,10 +165,14 @@ const typeEntry = z
         { error: "expected a table of header name = value" },
       )
       .optional(),
-    secret: z.string({ error: SECRET_EXPECTED }).refine(isValidSecret, SECRET_EXPECTED).optional(),
+    // Checked below, against the type's signature scheme.
+    secret: z.string({ error: "expected a string" }).optional(),
     secret_env: z
       .string({ error: "expected the name of an environment variable" })
       .regex(ENV_NAME, "expected the name of an environment variable")
+      .optional(),
+    signature: z
+      .enum(SIGNATURE_SCHEMES, { error: 'expected "standard" (the Standard Webhooks headers) or "jobqueue-v1" (the x-jobqueue-signature header)' })
       .optional(),
     priority: intFrom(0, 100).optional(),
     concurrency: intFrom(1, MAX_CONCURRENCY).optional(),
@@ -187,6 +193,10 @@ const typeEntry = z
       ctx.addIssue({ code: "custom", path: [t.secret !== undefined ? "secret" : "secret_env"], message: "only allowed with url" });
     } else if (t.secret !== undefined && t.secret_env !== undefined) {
       ctx.addIssue({ code: "custom", path: ["secret_env"], message: "give secret or secret_env, not both" });
+    } else if (t.url === undefined && t.signature !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["signature"], message: "only allowed with url" });
+    } else if (t.secret !== undefined && secretProblem(t.signature ?? DEFAULT_SIGNATURE_SCHEME, t.secret) !== null) {
+      ctx.addIssue({ code: "custom", path: ["secret"], message: secretProblem(t.signature ?? DEFAULT_SIGNATURE_SCHEME, t.secret)! });
     } else if (t.breaker !== undefined && t.url === undefined) {
       ctx.addIssue({ code: "custom", path: ["breaker"], message: "only allowed with url (it watches the target host)" });
     }
@@ -269,10 +279,12 @@ export function parseTypesFile(
       types.set(name, { kind: "noop", timeoutMs, maxAttempts, ...extras });
       continue;
     }
-    const secret = t.secret ?? (t.secret_env !== undefined ? secretFromEnv(env, t.secret_env, `${source}: ${keyPath(["types", name, "secret_env"])}`) : undefined);
+    const scheme = t.signature ?? DEFAULT_SIGNATURE_SCHEME;
+    const secret = t.secret ?? (t.secret_env !== undefined ? secretFromEnv(env, t.secret_env, scheme, `${source}: ${keyPath(["types", name, "secret_env"])}`) : undefined);
     types.set(name, {
       kind: "webhook", url: t.url, timeoutMs, maxAttempts, headers: t.headers ?? {},
       ...(secret !== undefined && { secret }),
+      ...(t.signature !== undefined && { signature: t.signature }),
       ...extras,
     });
   }
@@ -282,10 +294,11 @@ export function parseTypesFile(
 }
 
 /** The value of the variable a secret_env names; errors name the variable, never a value. */
-function secretFromEnv(env: Record<string, string | undefined>, name: string, where: string): string {
+function secretFromEnv(env: Record<string, string | undefined>, name: string, scheme: SignatureScheme, where: string): string {
   const value = env[name];
   if (value === undefined || value === "") throw new ConfigError(`${where}: environment variable ${name} is not set`);
-  if (!isValidSecret(value)) throw new ConfigError(`${where}: environment variable ${name}: ${SECRET_EXPECTED}`);
+  const problem = secretProblem(scheme, value);
+  if (problem !== null) throw new ConfigError(`${where}: environment variable ${name}: ${problem}`);
   return value;
 }
 

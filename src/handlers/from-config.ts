@@ -1,9 +1,12 @@
 // from-config.ts: builds the handler registry of the shipped binary from the job types file
-// (webhook, command and built-in handlers, and pull types that remote workers run). Library users register their own functions instead.
+// (webhook, command and built-in handlers, and pull types that remote workers run), checking
+// --webhook-secret against each type it signs. Library users register their own functions instead.
 import type { TypeConfig } from "../config/types-file.ts";
+import { ConfigError } from "../errors.ts";
 import { createHandlerRegistry, type HandlerRegistry, type TypePolicy } from "./handler.ts";
 import { createExecHandler } from "./exec.ts";
 import { createWebhookHandler } from "./webhook.ts";
+import { DEFAULT_SIGNATURE_SCHEME, secretProblem } from "./signing.ts";
 import type { Clock } from "../clock.ts";
 
 export interface WebhookDefaults {
@@ -32,9 +35,18 @@ export function registryFromTypes(
     };
     if (t.kind === "webhook") {
       const secret = t.secret ?? webhook.webhookSecret;
+      const scheme = t.signature ?? DEFAULT_SIGNATURE_SCHEME;
+      // The types file checked the type's own secret; the shared one meets the type's scheme here.
+      const problem = t.secret === undefined && secret !== undefined ? secretProblem(scheme, secret) : null;
+      if (problem !== null) {
+        throw new ConfigError(`--webhook-secret / JOBQUEUE_WEBHOOK_SECRET signs type ${JSON.stringify(name)}, whose signature is "${scheme}": ${problem}`);
+      }
+      if (t.signature !== undefined && secret === undefined) {
+        throw new ConfigError(`type ${JSON.stringify(name)} sets signature = "${scheme}" but has no secret: give it secret or secret_env, or set --webhook-secret / JOBQUEUE_WEBHOOK_SECRET`);
+      }
       const handler = createWebhookHandler({
         url: t.url, headers: t.headers, clock: webhook.clock, fetch: webhook.fetch,
-        ...(secret !== undefined && { secret }),
+        ...(secret !== undefined && { secret, signature: scheme }),
       });
       registry.register(name, handler, policy);
     } else if (t.kind === "pull") {

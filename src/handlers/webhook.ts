@@ -1,9 +1,10 @@
 // webhook.ts: the built-in webhook handler: POST the job to a URL from config (never from the job),
-// signed when a secret is set; 2xx = done, 429/503 = pushback (ThrottledError with a usable Retry-After,
-// else TargetBusyError), anything else = failed attempt. Never puts the secret or headers in an error.
+// signed when a secret is set (Standard Webhooks headers, or x-jobqueue-signature when the type opts
+// in); 2xx = done, 429/503 = pushback (ThrottledError with a usable Retry-After, else
+// TargetBusyError), anything else = failed attempt. Never puts the secret or headers in an error.
 import { TargetBusyError, ThrottledError } from "../errors.ts";
 import { retryAfterMs } from "./retry-after.ts";
-import { SIGNATURE_HEADER, signatureHeader } from "./signing.ts";
+import { DEFAULT_SIGNATURE_SCHEME, createSigner, type SignatureScheme } from "./signing.ts";
 import type { Handler } from "./handler.ts";
 import type { Clock } from "../clock.ts";
 import pkg from "../../package.json" with { type: "json" };
@@ -14,8 +15,10 @@ export const USER_AGENT = `jobqueue/${pkg.version}`;
 export interface WebhookOptions {
   url: string;
   headers?: Record<string, string>;
-  /** Signs every delivery (x-jobqueue-signature) with HMAC-SHA256 when set. */
+  /** Signs every delivery with HMAC-SHA256 when set; it must suit `signature` (see signing.ts). */
   secret?: string;
+  /** How deliveries are signed: Standard Webhooks ("standard", the default) or x-jobqueue-signature ("jobqueue-v1"). */
+  signature?: SignatureScheme;
   /** Epoch ms; the signature's timestamp. */
   clock?: Clock;
   fetch?: typeof fetch;
@@ -27,7 +30,8 @@ export const ERROR_BODY_LIMIT = 500;
 export function createWebhookHandler(opts: WebhookOptions): Handler {
   const doFetch = opts.fetch ?? fetch;
   const clock = opts.clock ?? Date.now;
-  const { secret } = opts;
+  // Made once, so a secret that does not suit the scheme fails here rather than on every delivery.
+  const sign = opts.secret === undefined ? undefined : createSigner(opts.signature ?? DEFAULT_SIGNATURE_SCHEME, opts.secret);
   // A configured User-Agent (any spelling of the name) replaces ours rather than joining it.
   const ownAgent: Record<string, string> = Object.keys(opts.headers ?? {}).some((name) => name.toLowerCase() === "user-agent") ? {} : { "user-agent": USER_AGENT };
   return async (job, signal) => {
@@ -40,7 +44,8 @@ export function createWebhookHandler(opts: WebhookOptions): Handler {
       "x-job-id": String(job.id),
       "x-job-attempt": String(job.attempt),
     };
-    if (secret !== undefined) headers[SIGNATURE_HEADER] = signatureHeader(secret, body, clock() / 1000);
+    // Signed afresh on every attempt (a new timestamp); the Standard Webhooks id stays the job's.
+    if (sign !== undefined) Object.assign(headers, sign(job.id, body, clock() / 1000));
     const res = await doFetch(opts.url, { method: "POST", body, signal, redirect: "manual", headers });
     if (res.status >= 200 && res.status < 300) {
       await res.body?.cancel().catch(() => {});
