@@ -265,8 +265,8 @@ describe("the bearer-token gate", () => {
     expect(JSON.stringify(body)).not.toContain(TOKEN);
   }
 
-  test("every endpoint but /health and /ready answers 401 unauthorized without the token", async () => {
-    for (const path of ["/submit", "/jobs/1", "/metrics", "/types", "/types/x/pause", "/nope", "/", "/health/", "//health", "/healthz", "/ready/x"]) {
+  test("every endpoint but /health, /ready, /ui and /openapi.json answers 401 unauthorized without the token", async () => {
+    for (const path of ["/submit", "/jobs/1", "/metrics", "/types", "/types/x/pause", "/nope", "/", "/health/", "//health", "/healthz", "/ready/x", "/openapi.json/", "/openapi.jsonx", "/openapi"]) {
       await expectUnauthorized(call(gate, path));
     }
     await expectUnauthorized(call(gate, "/submit", { method: "POST", body: "{}" }));
@@ -276,6 +276,10 @@ describe("the bearer-token gate", () => {
     expect((await call(gate, "/health")).status).toBe(200);
     expect((await call(gate, "/ready?verbose=1")).status).toBe(200);
     expect((await call(gate, "/%68ealth")).status).toBe(200); // the router reads this as /health too
+  });
+
+  test("/openapi.json stays open: it holds no data, and client generators fetch it without a token", async () => {
+    expect(await (await call(gate, "/openapi.json")).json()).toEqual({ reached: "/openapi.json" });
   });
 
   test("the right token in Authorization: Bearer passes, the scheme in any case", async () => {
@@ -374,7 +378,7 @@ describe("a real server with a token", () => {
     expect(await s.rows()).toBe(0);
   });
 
-  test("a submit with the token is accepted, and probes need none", async () => {
+  test("a submit with the token is accepted, and probes and the OpenAPI document need none", async () => {
     const res = await fetch(`${s.server.url}/submit`, {
       method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: '{"type":"noop"}',
     });
@@ -382,6 +386,7 @@ describe("a real server with a token", () => {
     expect(await s.rows()).toBe(1);
     expect((await fetch(`${s.server.url}/health`)).status).toBe(200);
     expect((await fetch(`${s.server.url}/ready`)).status).toBe(200);
+    expect((await fetch(`${s.server.url}/openapi.json`)).status).toBe(200);
     expect((await fetch(`${s.server.url}/metrics`)).status).toBe(401);
   });
 

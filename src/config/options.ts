@@ -199,7 +199,7 @@ export const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
     flag: "--token",
     env: "JOBQUEUE_TOKEN",
     arg: "<token>",
-    meaning: "require Authorization: Bearer <token> on every endpoint but /health, /ready and the /ui page (prefer the env var or --token-file: flags show in ps)",
+    meaning: "require Authorization: Bearer <token> on every endpoint but /health, /ready, the /ui page and /openapi.json (prefer the env var or --token-file: flags show in ps)",
     accepts: TOKEN_RULE,
     defaultText: "(unset: no auth)",
     secret: "all",

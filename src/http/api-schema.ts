@@ -23,27 +23,28 @@ export const typeName = z
   .string()
   .regex(/^[A-Za-z0-9_.:-]{1,100}$/, { error: "expected a job type name (1-100 characters from A-Z a-z 0-9 _ . : -)" });
 
-const intText = (min: number, max: number) => {
+/**
+ * An integer query parameter from `min` to `max`: decimal digits in the query string, decoded to a
+ * number. The OpenAPI document shows it as what it decodes to (`type: integer` with these bounds),
+ * so a generated client sends a number and the server checks the same bounds it documents.
+ */
+const queryInt = (min: number, max: number) => {
   const error = `expected an integer from ${min} to ${max}`;
-  return z
-    .string()
-    .regex(/^[0-9]{1,16}$/, { error })
-    .transform(Number)
-    .refine((n) => n >= min && n <= max, { error });
+  return z.codec(
+    z.string().regex(/^[0-9]{1,16}$/, { error }),
+    z.int({ error }).min(min, { error }).max(max, { error }),
+    { decode: Number, encode: String },
+  );
 };
 
 export const deadListQuery = z.strictObject({
-  type: typeName.optional(),
-  after: z
-    .string()
-    .regex(/^(0|[1-9][0-9]{0,15})$/, { error: "expected a job id" })
-    .transform(Number)
-    .refine(Number.isSafeInteger, { error: "expected a job id" })
+  type: typeName.optional().meta({ description: "only dead jobs of this type" }),
+  after: queryInt(0, MAX_JOB_ID)
     .optional()
-    .meta({ description: "list jobs with ids above this one (the previous page's `next`)" }),
-  limit: intText(1, DEAD_PAGE_MAX)
+    .meta({ description: "list jobs with ids above this one: the previous page's `next` (default 0, from the start)" }),
+  limit: queryInt(1, DEAD_PAGE_MAX)
     .optional()
-    .meta({ description: `page size, 1 to ${DEAD_PAGE_MAX} (default ${DEAD_PAGE_DEFAULT})` }),
+    .meta({ description: `page size (default ${DEAD_PAGE_DEFAULT})` }),
 });
 
 export const bulkTypeQuery = z.strictObject({

@@ -5,10 +5,12 @@ import { getPath } from "hono/utils/url";
 import { jsonError } from "./json-error.ts";
 
 /**
- * Probes stay open so orchestrators need no secret, and so does the dashboard page (/ui), which
- * holds no data: its own fetches carry the token. Everything else needs the token.
+ * Probes stay open so orchestrators need no secret, and so do two pages that hold no data: the
+ * dashboard (/ui), whose own fetches carry the token, and the API's description (/openapi.json),
+ * so client generators can read it. Everything else needs the token (the OpenAPI document says
+ * which operations need it from this set).
  */
-const ALWAYS_OPEN = new Set(["/health", "/ready", "/ui"]);
+export const ALWAYS_OPEN: ReadonlySet<string> = new Set(["/health", "/ready", "/ui", "/openapi.json"]);
 
 export type FetchHandler = (req: Request, ...rest: never[]) => Response | Promise<Response>;
 
@@ -24,8 +26,8 @@ export interface BearerGateOptions {
 const sha256 = (text: string) => createHash("sha256").update(text).digest();
 
 /**
- * Wraps `fetch` so that, when a token is set, every request except GET/HEAD-able probes (/health,
- * /ready, and /metrics when public) must send `Authorization: Bearer <token>`; others get a 401
+ * Wraps `fetch` so that, when a token is set, every request except those for ALWAYS_OPEN paths
+ * (and /metrics when public) must send `Authorization: Bearer <token>`; others get a 401
  * JSON error with `WWW-Authenticate: Bearer`. The path is read exactly as the router reads it, so
  * the gate and the routes can never disagree about which endpoint a request is for.
  */

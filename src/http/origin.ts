@@ -8,9 +8,9 @@ import { isLoopbackHost } from "../config/access.ts";
 import type { FetchHandler } from "./auth.ts";
 import { jsonError } from "./json-error.ts";
 
-const STATE_CHANGING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+export const STATE_CHANGING: ReadonlySet<string> = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 /** Orchestrators probe by pod IP or any name: these answer whatever the Host. */
-const ANY_HOST = new Set(["/health", "/ready"]);
+export const ANY_HOST: ReadonlySet<string> = new Set(["/health", "/ready"]);
 
 /** A Host header split into its name (lower case, no brackets, no trailing dot) and port; null when malformed. */
 function parseHost(header: string): { name: string; port: number | null } | null {
