@@ -241,3 +241,33 @@ describe("pull workers at shutdown", () => {
     }
   });
 });
+
+describe("pull workers across nodes sharing PostgreSQL", () => {
+  test("a poll on one node gets a job submitted on another, and the job's moves work on either node", async () => {
+    const site = await storeSite("postgres");
+    const a = await startQueue(site.open(), { pulled: { pull: true } });
+    const b = await startQueue(site.open(), { pulled: { pull: true } });
+    try {
+      // The poll waits on a; the job is committed through b (into b's heap, where no poll waits).
+      const polling = claim(a, { types: ["pulled"], waitMs: 20_000 });
+      const id = await submit(b, { type: "pulled", payload: { from: "b" } });
+      const job = (await polling).body.jobs[0];
+      expect(job).toMatchObject({ id: String(id), payload: { from: "b" }, attempt: 1 });
+      // Moves sent to the node that did not hand the job out are made there, fenced the same way.
+      const beat = await call(b, "POST", `/jobs/${id}/heartbeat`, { leaseToken: job.leaseToken, extendMs: 60_000 });
+      expect(beat.status).toBe(200);
+      expect(await call(b, "POST", `/jobs/${id}/complete`, { leaseToken: job.leaseToken })).toEqual({ status: 200, body: { id: String(id), state: "completed" } });
+      expect((await call(a, "POST", `/jobs/${id}/complete`, { leaseToken: job.leaseToken })).status).toBe(409);
+      expect((await call(a, "GET", `/jobs/${id}`)).status).toBe(404);
+      // The node that handed it out lets go of it too: its next poll gets the next job at once.
+      const next = await submit(b, { type: "pulled", payload: {} });
+      const again = (await claim(a, { types: ["pulled"], waitMs: 20_000 })).body.jobs[0];
+      expect(again.id).toBe(String(next));
+      expect((await call(a, "POST", `/jobs/${next}/complete`, { leaseToken: again.leaseToken })).status).toBe(200);
+    } finally {
+      await a.shutdown(1000);
+      await b.shutdown(1000);
+      await site.drop();
+    }
+  });
+});
