@@ -60,14 +60,17 @@ for (const kind of STORE_KINDS) {
 
     test("a long-poll waits for a job submitted after it began, and waitMs 0 answers at once with none", async () => {
       expect(await claim(q, { types: ["pulled"] })).toEqual({ status: 200, body: { jobs: [] } });
+      const gauge = async (name: string) => Number((await q.api.metricsText()).match(new RegExp(`^${name}\\{type="pulled"\\} (\\d+)$`, "m"))?.[1]);
       const polling = claim(q, { types: ["pulled"], waitMs: 20_000 });
-      // The poll is waiting: a job of its type is "workers_busy" only once claimed; submit one now.
-      await waitFor(async () => (await call(q, "GET", "/types")).status === 200);
+      await waitFor(async () => (await gauge("jobqueue_pull_polls_waiting")) === 1, { what: "the poll to wait" });
       const id = await submit(q, { type: "pulled", payload: { late: true } });
       const res = await polling;
       expect(res.body.jobs.map((j: { id: string }) => j.id)).toEqual([String(id)]);
+      expect(await gauge("jobqueue_pull_polls_waiting")).toBe(0);
+      expect(await gauge("jobqueue_pull_jobs_out")).toBe(1);
       const { leaseToken } = res.body.jobs[0];
       expect((await call(q, "POST", `/jobs/${id}/complete`, { leaseToken })).status).toBe(200);
+      expect(await gauge("jobqueue_pull_jobs_out")).toBe(0);
     });
 
     test("jobs come most urgent first, at most max of them, and the rest wait for the next poll", async () => {

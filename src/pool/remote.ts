@@ -300,6 +300,10 @@ export function createRemoteWorkers(deps: RemoteDeps) {
       for (const p of waiting) if (p.types.has(type)) n++;
       return n;
     },
+    /** Jobs of `type` handed (or being handed) to remote workers from here. */
+    out(type: string): number {
+      return liveByType.get(type) ?? 0;
+    },
     /** Whether `id` runs remotely from here (the pool's heartbeat leaves its lease to the worker). */
     holds(id: number): boolean {
       return lives.has(id);

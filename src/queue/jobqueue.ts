@@ -204,6 +204,9 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     liveNodes: () => liveNodes,
     types: () => registry.types(),
     flowStatus: (type) => pool.flowStatus(type),
+    pullTypes: () => registry.types().filter((t) => registry.get(t)?.pull === true),
+    pollsWaiting: (type) => pool.remote.waitingFor(type),
+    pulledOut: (type) => pool.remote.out(type),
   });
 
   async function notReadyReason(): Promise<string | null> {

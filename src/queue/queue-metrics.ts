@@ -22,6 +22,10 @@ export interface GaugeSources {
   types(): readonly string[];
   /** What pushback from a type's target allows now. */
   flowStatus(type: string): FlowStatus;
+  /** Pull types: the polls waiting for their jobs here, and their jobs out to remote workers from here. */
+  pullTypes(): readonly string[];
+  pollsWaiting(type: string): number;
+  pulledOut(type: string): number;
 }
 
 /** jobqueue_breaker_state's values. */
@@ -82,6 +86,10 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
       () => src.types().map((type) => ({ labels: { type }, value: BREAKER_STATE[src.flowStatus(type).breaker] })));
     metrics.gauge("jobqueue_effective_concurrency", "Most jobs of each type this node runs at once now (lowered while its target pushes back).",
       () => src.types().map((type) => ({ labels: { type }, value: src.flowStatus(type).effectiveConcurrency })));
+    metrics.gauge("jobqueue_pull_polls_waiting", "Pull workers' polls (POST /claim) waiting on this node, by type asked for.",
+      () => src.pullTypes().map((type) => ({ labels: { type }, value: src.pollsWaiting(type) })));
+    metrics.gauge("jobqueue_pull_jobs_out", "Jobs of pull types this node handed to remote workers that have not ended yet.",
+      () => src.pullTypes().map((type) => ({ labels: { type }, value: src.pulledOut(type) })));
     metrics.gauge("jobqueue_jobs_ready", "Jobs due and waiting for a worker (this node's heap).", src.readyCount);
     metrics.gauge("jobqueue_jobs_scheduled", "Jobs waiting for their run time (this node's heap).", src.scheduledCount);
     metrics.gauge("jobqueue_jobs_inflight", "Jobs claimed by this node and not yet settled.", src.inflight);
