@@ -115,6 +115,24 @@ export class ShutdownError extends Error {
   }
 }
 
+/** A remote worker's lease ran out without a word from it: a failed attempt, retried like a timeout. */
+export class LeaseExpiredError extends Error {
+  constructor() {
+    super("lease expired: the worker neither finished nor sent a heartbeat in time");
+    this.name = "LeaseExpiredError";
+  }
+}
+
+/**
+ * What a failed attempt got from its target, for its record: the webhook's HTTP status or the
+ * command's exit code, read from the error's own `status` / `exitCode` (a handler may set them too).
+ */
+export function failureCodes(err: unknown): { status: number | null; exitCode: number | null } {
+  const e = err as { status?: unknown; exitCode?: unknown } | null;
+  const int = (v: unknown) => (typeof v === "number" && Number.isInteger(v) ? v : null);
+  return typeof e === "object" && e !== null ? { status: int(e.status), exitCode: int(e.exitCode) } : { status: null, exitCode: null };
+}
+
 /** A remote worker's job that no worker took (or whose worker went away before the answer): back to
  * pending, this attempt not counted. */
 export class HandBackError extends Error {

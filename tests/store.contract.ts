@@ -974,5 +974,86 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       (await store.claim([res[0]!.id, res[2]!.id], "n", T0, LEASE)).jobs;
       await store.complete(res.map((r) => ({ id: r.id, attempt: 1 })));
     });
+
+    test("every attempt that does not complete its job is on record, newest 20 kept, and goes with the job", async () => {
+      const H = T0 + 5_000_000;
+      const [a, b] = await store.insert([job({ type: "hist", maxAttempts: 100, runAt: H }), job({ type: "hist", maxAttempts: 2, runAt: H })], H);
+      // A failure with a webhook's status, a timeout, a throttle (the attempt not used): one record each.
+      (await store.claim([a!], "node-a", H + 1, LEASE)).jobs;
+      expect(await store.retry([{ id: a!, attempt: 1, runAt: H, error: "webhook answered 500: é".padEnd(700, "x"), end: { outcome: "failed", endedAt: H + 11, status: 500 } }])).toEqual([true]);
+      (await store.claim([a!], "node-b", H + 20, LEASE)).jobs;
+      expect(await store.retry([{ id: a!, attempt: 2, runAt: H, error: "timed out after 5 ms", end: { outcome: "timeout", endedAt: H + 25 } }])).toEqual([true]);
+      (await store.claim([a!], "node-b", H + 30, LEASE)).jobs;
+      expect(await store.throttle([{ id: a!, attempt: 3, runAt: H, error: "busy", end: { outcome: "throttled", endedAt: H + 31, status: 429 } }])).toEqual([true]);
+      // A stale attempt records nothing.
+      expect(await store.retry([{ id: a!, attempt: 1, runAt: H, error: "late", end: { outcome: "failed", endedAt: H + 32 } }])).toEqual([false]);
+      let view = await store.get(a!, H + 40);
+      expect(view!.attemptHistory).toEqual([
+        { attempt: 1, node: "node-a", startedAt: H + 1, endedAt: H + 11, outcome: "failed", status: 500, exitCode: null, error: expect.any(String) },
+        { attempt: 2, node: "node-b", startedAt: H + 20, endedAt: H + 25, outcome: "timeout", status: null, exitCode: null, error: "timed out after 5 ms" },
+        { attempt: 3, node: "node-b", startedAt: H + 30, endedAt: H + 31, outcome: "throttled", status: 429, exitCode: null, error: "busy" },
+      ]);
+      const kept = view!.attemptHistory![0]!.error!;
+      expect(Buffer.byteLength(kept)).toBeLessThanOrEqual(500);
+      expect(kept.startsWith("webhook answered 500: é")).toBe(true);
+      // 25 more failures: the newest 20 stay.
+      for (let n = 3; n < 28; n++) {
+        (await store.claim([a!], "node-a", H + 100 + n, LEASE)).jobs;
+        expect(await store.retry([{ id: a!, attempt: n, runAt: H, error: `e${n}`, end: { outcome: "failed", endedAt: H + 100 + n, exitCode: n } }])).toEqual([true]);
+      }
+      view = await store.get(a!, H + 200);
+      expect(view!.attemptHistory!.map((r) => r.error)).toEqual(Array.from({ length: 20 }, (_, i) => `e${i + 8}`));
+      expect(view!.attemptHistory!.at(-1)).toMatchObject({ attempt: 27, exitCode: 27 });
+      // A hand-back at shutdown records its attempt; a hand-back of a job nobody took records none.
+      (await store.claim([a!], "node-a", H + 300, LEASE)).jobs;
+      expect((await store.release([{ id: a!, attempt: 28 }], "node-a", H + 301, "shutdown")).map((e) => e.id)).toEqual([a!]);
+      (await store.claim([a!], "node-a", H + 302, LEASE)).jobs;
+      await store.release([{ id: a!, attempt: 28 }], "node-a", H + 303, null);
+      expect((await store.get(a!, H + 304))!.attemptHistory!.at(-1)).toMatchObject({ attempt: 28, outcome: "shutdown", node: "node-a", endedAt: H + 301 });
+      // An expired lease, taken back by the reaper.
+      (await store.claim([a!], "node-c", H + 400, 10)).jobs;
+      // (Rows other tests left inflight are reaped too: only this one is looked at.)
+      expect((await store.reapExpired(H + 500, 100_000)).map((e) => e.id)).toContain(a!);
+      expect((await store.get(a!, H + 501))!.attemptHistory!.at(-1)).toMatchObject({ attempt: 28, outcome: "lease_expired", node: "node-c", error: "lease expired" });
+      // Completing the job takes its history with it (and a completed record would keep it).
+      (await store.claim([a!], "node-a", H + 600, LEASE)).jobs;
+      expect(await store.complete([{ id: a!, attempt: 29 }])).toEqual([true]);
+      expect(await store.get(a!, H + 601)).toBeNull();
+      // A dead job shows the story that led there, in GET /dead's listing too; deleting it forgets it.
+      (await store.claim([b!], "node-a", H + 700, LEASE)).jobs;
+      await store.retry([{ id: b!, attempt: 1, runAt: H, error: "first", end: { outcome: "failed", endedAt: H + 701 } }]);
+      (await store.claim([b!], "node-a", H + 710, LEASE)).jobs;
+      expect(await store.bury([{ id: b!, attempt: 2, error: "second", end: { outcome: "failed", endedAt: H + 711, exitCode: 3 } }], H + 711)).toEqual([true]);
+      expect((await store.get(b!, H + 720))!.attemptHistory!.map((r) => [r.attempt, r.error, r.exitCode])).toEqual([[1, "first", null], [2, "second", 3]]);
+      const listed = (await store.listDead({ afterId: b! - 1, limit: 1, type: "hist" }))[0]!;
+      expect(listed.attemptHistory!.map((r) => r.error)).toEqual(["first", "second"]);
+      // Retried by an operator, its history stays with it.
+      await store.retryDead([b!], H + 730);
+      expect((await store.get(b!, H + 731))!.attemptHistory).toHaveLength(2);
+      (await store.claim([b!], "node-a", H + 740, LEASE)).jobs;
+      await store.bury([{ id: b!, attempt: 1, error: "third" }], H + 741);
+      expect(await store.deleteDead([b!])).toEqual([true]);
+      // The same id is gone everywhere: a new job never inherits a history.
+      expect(await store.get(b!, H + 742)).toBeNull();
+    });
+
+    test("a kept completed record keeps its history, ends it with the completing attempt's node and duration, and loses it when pruned", async () => {
+      const K = T0 + 6_000_000;
+      const [id] = await store.insert([job({ type: "histk", runAt: K })], K);
+      (await store.claim([id!], "node-a", K + 1, LEASE)).jobs;
+      await store.retry([{ id: id!, attempt: 1, runAt: K, error: "no", end: { outcome: "failed", endedAt: K + 2, status: 503 } }]);
+      (await store.claim([id!], "node-b", K + 10, LEASE)).jobs;
+      expect(await store.complete([{ id: id!, attempt: 2, result: "ok", runMs: 7 }], { finishedAt: K + 17, expiresAt: K + 100 })).toEqual([true]);
+      expect((await store.get(id!, K + 20))!.attemptHistory).toEqual([
+        { attempt: 1, node: "node-a", startedAt: K + 1, endedAt: K + 2, outcome: "failed", status: 503, exitCode: null, error: "no" },
+        { attempt: 2, node: "node-b", startedAt: K + 10, endedAt: K + 17, outcome: "completed", status: null, exitCode: null, error: null },
+      ]);
+      expect(await store.pruneCompleted(K + 100, 10, 0)).toBeGreaterThanOrEqual(1);
+      expect(await store.get(id!, K + 101)).toBeNull();
+      // Nothing of it is left to read: a job inserted now under a new id has no history.
+      const [fresh] = await store.insert([job({ type: "histk", runAt: K })], K + 102);
+      expect((await store.get(fresh!, K + 102))!.attemptHistory).toEqual([]);
+      await store.cancelPending([fresh!]);
+    });
   });
 }

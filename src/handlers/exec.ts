@@ -102,7 +102,8 @@ export function createExecHandler(opts: ExecOptions): Handler {
       if (code === 0) return clean(out);
       const how = proc.signalCode ? `was killed by ${proc.signalCode}` : `exited with code ${code}`;
       const tail = clean(err).trim();
-      throw new Error(`command ${how}${tail ? `: ${tail}` : ""}`);
+      // The exit code rides on the error into the attempt's record (errors.ts failureCodes).
+      throw Object.assign(new Error(`command ${how}${tail ? `: ${tail}` : ""}`), proc.signalCode ? {} : { exitCode: code });
     } finally {
       signal.removeEventListener("abort", killGroup);
       stopReading();

@@ -57,9 +57,11 @@ export function createWebhookHandler(opts: WebhookOptions): Handler {
     const message = `webhook answered ${res.status}${text ? `: ${text}` : ""}`;
     if (res.status === 429 || res.status === 503) {
       const delayMs = retryAfterMs(res.headers.get("retry-after"), clock());
-      throw delayMs === null ? new TargetBusyError(message) : new ThrottledError(delayMs, message);
+      const busy = delayMs === null ? new TargetBusyError(message) : new ThrottledError(delayMs, message);
+      throw Object.assign(busy, { status: res.status });
     }
-    throw new Error(message);
+    // The status rides on the error into the attempt's record (errors.ts failureCodes).
+    throw Object.assign(new Error(message), { status: res.status });
   };
 }
 

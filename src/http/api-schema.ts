@@ -56,6 +56,21 @@ export const bulkTypeQuery = z.strictObject({
 const iso = z.iso.datetime().meta({ description: "ISO 8601 UTC date-time" });
 const idString = z.string().regex(/^[1-9][0-9]*$/).meta({ description: "a job id (decimal digits)", example: "42" });
 
+export const attemptRecord = z
+  .object({
+    attempt: z.int().min(0).meta({ description: "the attempt's number (a throttled or handed-back attempt is made again under the same number)" }),
+    node: z.string().nullable().meta({ description: "the node that ran it" }),
+    startedAt: iso.nullable(),
+    endedAt: iso,
+    durationMs: z.number().min(0).nullable(),
+    outcome: z.enum(["failed", "timeout", "throttled", "lease_expired", "lease_lost", "shutdown", "node_restarted", "completed"])
+      .meta({ description: "how it ended: failed, timeout, throttled (the target asked to wait; the attempt not used), lease_expired (its worker went quiet), shutdown or node_restarted (handed back), completed (a kept completed record's last attempt)" }),
+    status: z.int().nullable().meta({ description: "the webhook's HTTP status, when it answered" }),
+    exitCode: z.int().nullable().meta({ description: "the command's exit code, when it exited" }),
+    error: z.string().nullable().meta({ description: "the first 500 bytes of the error" }),
+  })
+  .meta({ id: "Attempt" });
+
 export const jobView = z
   .object({
     id: idString,
@@ -77,6 +92,8 @@ export const jobView = z
     failedAt: iso.optional().meta({ description: "when the job was dead-lettered (dead jobs only)" }),
     finishedAt: iso.optional().meta({ description: "when the job completed (completed records only, kept with --keep-completed)" }),
     result: z.string().nullable().optional().meta({ description: "the start of the handler's result, e.g. a command's stdout (completed records only)" }),
+    attemptHistory: z.array(attemptRecord).optional()
+      .meta({ description: "the attempts that did not complete the job, oldest first (the newest 20 are kept); a kept completed record ends with the attempt that completed it" }),
   })
   .meta({ id: "Job" });
 export type JobViewJson = z.infer<typeof jobView>;

@@ -7,8 +7,8 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { JobQueueError, badRequest, methodNotAllowed, notFound } from "../errors.ts";
 import type { QueueApi } from "../queue/api.ts";
-import type { JobView } from "../store/rows.ts";
-import { DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, bulkTypeQuery, deadListQuery, jobIdParam, type JobViewJson, type cancelReply, type schedulesReply } from "./api-schema.ts";
+import type { AttemptRecord, JobView } from "../store/rows.ts";
+import { DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, type attemptRecord, bulkTypeQuery, deadListQuery, jobIdParam, type JobViewJson, type cancelReply, type schedulesReply } from "./api-schema.ts";
 import { dashboardPage } from "./dashboard.ts";
 import { errorResponse, toPublicError } from "./errors.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -172,6 +172,16 @@ function jsonText(c: Context, text: string): Response {
  * A job as GET /jobs/:id and GET /dead show it, as JSON text: the payload is spliced in as stored,
  * so it reads exactly as the producer sent it (never parsed and written out again).
  */
+function attemptJson(a: AttemptRecord): z.infer<typeof attemptRecord> {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    attempt: a.attempt, node: a.node, startedAt: a.startedAt === null ? null : iso(a.startedAt), endedAt: iso(a.endedAt),
+    // From the same whole milliseconds the two times show (PostgreSQL's clock has microseconds).
+    durationMs: a.startedAt === null ? null : Math.max(0, Math.floor(a.endedAt) - Math.floor(a.startedAt)),
+    outcome: a.outcome, status: a.status, exitCode: a.exitCode, error: a.error,
+  };
+}
+
 function jobText(job: JobView): string {
   const view: Omit<JobViewJson, "payload"> = {
     id: String(job.id),
@@ -189,6 +199,7 @@ function jobText(job: JobView): string {
     ...(job.startBy !== null && { expiresAt: new Date(job.startBy).toISOString() }),
     ...(job.failedAt !== null && { failedAt: new Date(job.failedAt).toISOString() }),
     ...(job.finishedAt !== undefined && { finishedAt: new Date(job.finishedAt).toISOString(), result: job.result ?? null }),
+    ...(job.attemptHistory !== undefined && { attemptHistory: job.attemptHistory.map(attemptJson) }),
   };
   const fields = JSON.stringify(view);
   return `${fields.slice(0, -1)},"payload":${job.payload}}`;

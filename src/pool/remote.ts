@@ -10,7 +10,7 @@
 // lease: when it ends without a word from the worker (and the store agrees no other node extended
 // it), the attempt fails ("lease expired") and is retried with backoff like a timeout, or buried.
 // A complete or fail sent to another node is made there from the stored row, fenced the same way.
-import { HandBackError, JobQueueError, LeaseLostError, PermanentError, badRequest, unavailable } from "../errors.ts";
+import { HandBackError, JobQueueError, LeaseExpiredError, LeaseLostError, PermanentError, badRequest, unavailable } from "../errors.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
 import type { ClaimedJob, JobView } from "../store/rows.ts";
@@ -173,7 +173,7 @@ export function createRemoteWorkers(deps: RemoteDeps) {
     }
     const { reject } = live;
     forget(live);
-    reject(held ? new Error("lease expired: the worker neither finished nor sent a heartbeat in time") : new LeaseLostError());
+    reject(held ? new LeaseExpiredError() : new LeaseLostError());
   }
 
   function queueFlush(poll: Poll): void {

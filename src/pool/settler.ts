@@ -4,13 +4,13 @@
 // (bounded after a hard stop). It runs no handler and claims nothing.
 import { backoffMs, storeRetryMs, type BackoffPolicy } from "../queue/backoff.ts";
 import { createBatcher } from "../queue/batcher.ts";
-import { StoreOutcomeUnknownError, ThrottledError, errorMessage } from "../errors.ts";
+import { AttemptTimeoutError, LeaseExpiredError, StoreOutcomeUnknownError, ThrottledError, errorMessage, failureCodes } from "../errors.ts";
 import { DEFAULT_MAX_THROTTLES } from "../config/flow-policy.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
 import type { Scheduler } from "../queue/scheduler.ts";
 import type { JobMoves, StoreInfo } from "../store/store.ts";
-import type { BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, ThrottleMove } from "../store/rows.ts";
+import type { AttemptEnd, AttemptOutcome, BuryMove, ClaimRef, ClaimedJob, CompleteMove, RetryMove, ThrottleMove } from "../store/rows.ts";
 import type { WorkerEvents } from "./pool.ts";
 import type { Clock } from "../clock.ts";
 
@@ -33,6 +33,15 @@ export interface SettlerDeps {
   defer: (fn: () => void) => void;
   /** When the shutdown grace ran out (null before): moves then give up SETTLE_AFTER_GRACE_MS later. */
   mode: { readonly hardStopAt: number | null };
+}
+
+/** The record of an attempt that ended without completing its job, from what ended it. */
+function attemptEnd(cause: unknown, endedAt: number, throttled = false): AttemptEnd {
+  const outcome: AttemptOutcome = throttled ? "throttled"
+    : cause instanceof AttemptTimeoutError ? "timeout"
+    : cause instanceof LeaseExpiredError ? "lease_expired"
+    : "failed";
+  return { outcome, endedAt, ...failureCodes(cause) };
 }
 
 /** How a fenced move ended (see untilStored). */
@@ -91,13 +100,14 @@ export function createSettler(deps: SettlerDeps) {
      * out of attempts → bury. Resolves when the move has landed (or was given up at a hard stop), with how.
      */
     async settle(job: ClaimedJob, outcome: Outcome, runMs: number): Promise<SettleResult> {
-      const ref = { id: job.id, attempt: job.attempts };
       if (outcome.ok) {
-        const move = outcome.result === null ? ref : { ...ref, result: outcome.result };
+        // runMs is kept only with a completed record (--keep-completed), with the node that ran it.
+        const move: CompleteMove = { id: job.id, attempt: job.attempts, result: outcome.result, runMs };
         const how = await untilStored("complete", () => completes.add(move));
         if (how === "took" || how === "unsure") events.completed(job.type, runMs);
         return how;
       }
+      const ref = { id: job.id, attempt: job.attempts };
       const own = registry.get(job.type);
       const policy = own?.backoff === undefined ? deps.backoff : { ...deps.backoff, ...own.backoff };
       // The target asked to be called again later: wait as long as it said (at most the backoff cap)
@@ -106,16 +116,18 @@ export function createSettler(deps: SettlerDeps) {
         const delayMs = Math.min(outcome.cause.delayMs, policy.capMs);
         const runAt = clock() + delayMs;
         events.throttled?.(job.type, runMs, delayMs);
-        const how = await untilStored("throttle", () => throttles.add({ ...ref, runAt, error: outcome.error }));
+        const end = attemptEnd(outcome.cause, clock(), true);
+        const how = await untilStored("throttle", () => throttles.add({ ...ref, runAt, error: outcome.error, end }));
         if (how === "took" || how === "unsure") scheduler.add(job.id, job.priority, runAt, clock(), job.type, job.key);
         return how;
       }
       const dead = outcome.permanent || job.attempts >= job.maxAttempts;
       events.failed(job.type, runMs, dead ? "dead" : "retry");
-      if (dead) return untilStored("bury", () => burials.add({ ...ref, error: outcome.error }));
+      const end = attemptEnd(outcome.cause, clock());
+      if (dead) return untilStored("bury", () => burials.add({ ...ref, error: outcome.error, end }));
       const runAt = clock() + backoffMs(job.attempts, policy, deps.random);
       // "unsure": a try whose answer was lost may have moved it; a stale heap entry costs one empty claim.
-      const how = await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error }));
+      const how = await untilStored("retry", () => retries.add({ ...ref, runAt, error: outcome.error, end }));
       if (how === "took" || how === "unsure") {
         scheduler.add(job.id, job.priority, runAt, clock(), job.type, job.key);
       }
@@ -130,7 +142,7 @@ export function createSettler(deps: SettlerDeps) {
     async handBack(jobs: ClaimedJob[]): Promise<void> {
       const refs = jobs.map((j) => ({ id: j.id, attempt: j.attempts }));
       try {
-        await store.release(refs, deps.owner, clock());
+        await store.release(refs, deps.owner, clock(), "shutdown");
       } catch (err) {
         logger.warn("could not hand jobs back at shutdown; their lease returns them", { err: errorMessage(err), count: refs.length });
       }
@@ -138,7 +150,8 @@ export function createSettler(deps: SettlerDeps) {
     /** A job no one took: straight back to pending and into the heap, uncounted; one try, else its lease returns it. */
     async giveBack(job: ClaimedJob): Promise<void> {
       try {
-        const back = await store.release([{ id: job.id, attempt: job.attempts }], deps.owner, clock());
+        // It never reached a worker: no attempt to record.
+        const back = await store.release([{ id: job.id, attempt: job.attempts }], deps.owner, clock(), null);
         const now = clock();
         for (const e of back) scheduler.add(e.id, e.priority, e.runAt, now, e.type, e.key);
       } catch (err) {

@@ -14,6 +14,7 @@ import pg014 from "../../sql/postgres/014_pending_priority_run_at.sql" with { ty
 import pg015 from "../../sql/postgres/015_flow_columns.sql" with { type: "text" };
 import pg016 from "../../sql/postgres/016_flow_state.sql" with { type: "text" };
 import pg017 from "../../sql/postgres/017_schedules.sql" with { type: "text" };
+import pg018 from "../../sql/postgres/018_attempts.sql" with { type: "text" };
 import lite001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
 import lite002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
 import lite003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
@@ -25,6 +26,7 @@ import lite014 from "../../sql/sqlite/014_pending_priority_run_at.sql" with { ty
 import lite015 from "../../sql/sqlite/015_flow_columns.sql" with { type: "text" };
 import lite016 from "../../sql/sqlite/016_flow_state.sql" with { type: "text" };
 import lite017 from "../../sql/sqlite/017_schedules.sql" with { type: "text" };
+import lite018 from "../../sql/sqlite/018_attempts.sql" with { type: "text" };
 
 export type Dialect = "postgres" | "sqlite";
 
@@ -46,11 +48,12 @@ const NAMES = [
   "015_flow_columns",
   "016_flow_state",
   "017_schedules",
+  "018_attempts",
 ] as const;
 
 const SQL: Record<Dialect, readonly string[]> = {
-  postgres: [pg001, pg002, pg003, pg010, pg011, pg012, pg013, pg014, pg015, pg016, pg017],
-  sqlite: [lite001, lite002, lite003, lite010, lite011, lite012, lite013, lite014, lite015, lite016, lite017],
+  postgres: [pg001, pg002, pg003, pg010, pg011, pg012, pg013, pg014, pg015, pg016, pg017, pg018],
+  sqlite: [lite001, lite002, lite003, lite010, lite011, lite012, lite013, lite014, lite015, lite016, lite017, lite018],
 };
 
 /** The table that records what was applied, in each dialect. */

@@ -121,11 +121,76 @@ export interface ExpiredJob {
 /** A finished attempt; `result` (a short summary, e.g. a command's stdout) is kept with a completed record. */
 export interface CompleteMove extends ClaimRef {
   result?: string | null;
+  /** How long the attempt ran (kept with a completed record, with the node that ran it). */
+  runMs?: number;
+}
+
+/** How an attempt that did not complete its job ended (its record in GET /jobs/:id attemptHistory). */
+export type AttemptOutcome =
+  | "failed" | "timeout" | "throttled" | "lease_expired" | "lease_lost" | "shutdown" | "node_restarted" | "completed";
+
+/** What a move that ends an attempt without completing its job records of it beside the error. */
+export interface AttemptEnd {
+  outcome: AttemptOutcome;
+  /** Epoch ms. */
+  endedAt: number;
+  /** The webhook's HTTP status, or the command's exit code, when the attempt got that far. */
+  status?: number | null;
+  exitCode?: number | null;
+}
+
+/** One attempt on record: GET /jobs/:id attemptHistory, oldest first. */
+export interface AttemptRecord {
+  attempt: number;
+  node: string | null;
+  startedAt: number | null;
+  endedAt: number;
+  outcome: AttemptOutcome;
+  status: number | null;
+  exitCode: number | null;
+  /** The first ATTEMPT_ERROR_BYTES bytes of the error, or null. */
+  error: string | null;
+}
+
+/** Attempts on record per job (older ones go as new ones come). */
+export const ATTEMPTS_KEPT = 20;
+/** Bytes of an attempt's error on record. */
+export const ATTEMPT_ERROR_BYTES = 500;
+
+/** An error as an attempt's record keeps it: its first ATTEMPT_ERROR_BYTES bytes of UTF-8, never a broken character. */
+export function attemptError(error: string): string {
+  if (error.length * 3 <= ATTEMPT_ERROR_BYTES) return error;
+  const bytes = Buffer.from(error);
+  if (bytes.length <= ATTEMPT_ERROR_BYTES) return error;
+  let end = ATTEMPT_ERROR_BYTES;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // back to the start of the character that was cut
+  return bytes.subarray(0, end).toString();
+}
+
+/** The attempt that completed a job, as its kept completed record tells it (duration and node when written with them). */
+export function completedAttempt(attempt: number, finishedAt: number, runMs: number | null, node: string | null): AttemptRecord {
+  return {
+    attempt, node, startedAt: runMs === null ? null : finishedAt - runMs, endedAt: finishedAt, outcome: "completed",
+    status: null, exitCode: null, error: null,
+  };
+}
+
+/** The columns of a move's attempt record, batch-wise (the arrays a PostgreSQL statement unnests, or one row's values). */
+export function attemptColumns(moves: ReadonlyArray<{ error?: string; end?: AttemptEnd }>, now: number) {
+  return {
+    outcome: moves.map((m) => m.end?.outcome ?? "failed"),
+    endedAt: moves.map((m) => m.end?.endedAt ?? now),
+    status: moves.map((m) => m.end?.status ?? null),
+    exitCode: moves.map((m) => m.end?.exitCode ?? null),
+    error: moves.map((m) => (m.error === undefined ? null : attemptError(m.error))),
+  };
 }
 
 export interface RetryMove extends ClaimRef {
   runAt: number;
   error: string;
+  /** The attempt's record (absent: "failed", ended now). */
+  end?: AttemptEnd;
 }
 
 /**
@@ -135,10 +200,12 @@ export interface RetryMove extends ClaimRef {
 export interface ThrottleMove extends ClaimRef {
   runAt: number;
   error: string;
+  end?: AttemptEnd;
 }
 
 export interface BuryMove extends ClaimRef {
   error: string;
+  end?: AttemptEnd;
 }
 
 export type JobState = "pending" | "scheduled" | "inflight" | "dead" | "completed";
@@ -169,6 +236,8 @@ export interface JobView {
   /** Completed records only (kept with --keep-completed; they have no payload: "null"). */
   finishedAt?: number;
   result?: string | null;
+  /** The attempts that did not complete the job, oldest first (at most ATTEMPTS_KEPT); a kept completed record adds its own last. */
+  attemptHistory?: AttemptRecord[];
 }
 
 /** claimNext takes at most `room` jobs of `type` (a type at its concurrency limit has room 0). */

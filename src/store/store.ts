@@ -6,7 +6,7 @@
 import type { ScheduleState } from "./rows.ts";
 import type { FlowLimits } from "./flow-plan.ts";
 import type {
-  BuryMove, ClaimRef, ClaimResult, ClaimedJob, CompleteMove, DeadQuery, ExpiredJob, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
+  AttemptOutcome, BuryMove, ClaimRef, ClaimResult, ClaimedJob, CompleteMove, DeadQuery, ExpiredJob, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
   StoreStats, ThrottleMove, TypeCap,
 } from "./rows.ts";
 import type { Clock } from "../clock.ts";
@@ -88,7 +88,7 @@ export interface JobMoves {
    * Fenced hand-back of attempts this process aborted itself (shutdown): inflight → pending
    * at once, the interrupted attempt not counted.
    */
-  release(refs: ClaimRef[], owner: string, now: number): Promise<PendingEntry[]>;
+  release(refs: ClaimRef[], owner: string, now: number, outcome?: AttemptOutcome | null): Promise<PendingEntry[]>;
   /**
    * Hand back every inflight row of `owner` but those in `keep` (the attempts this process is running)
    * to pending at once, the attempt not counted, due at their old run time: rows a claim or leased

@@ -2,8 +2,8 @@
 // jobs, listing, retrying and deleting dead letters) and the table counts tests read. Never touches
 // inflight rows: cancelling a running attempt is the pool's fenced completeCancelled (settle.ts).
 import type { Admin, StoreTestHooks } from "../store.ts";
-import type { DeadQuery, JobState, JobView, StoreCounts, StatsRow } from "../rows.ts";
-import { statsFromRows } from "../rows.ts";
+import type { AttemptOutcome, AttemptRecord, DeadQuery, JobState, JobView, StoreCounts, StatsRow } from "../rows.ts";
+import { completedAttempt, statsFromRows } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
 import { CARRY_COLS, REVIVED_CARRY, ENTRY_COLS, JOB_COLS, at, ms, toClaimed, toEntry, type EntryRow, type JobRow } from "./sql.ts";
 
@@ -16,7 +16,18 @@ const FROM_DEAD = (runAt: string) => `
 
 type ViewRow = JobRow & {
   state: string; owner: string | null; lease_until: number | null; failed_at: number | null; finished_at: number | null; result: string | null;
+  run_ms: number | null; node: string | null;
 };
+
+type AttemptRow = {
+  job_id: number; attempt: number; node: string | null; started_at: number | null; ended_at: number; outcome: AttemptOutcome;
+  status: number | null; exit_code: number | null; error: string | null;
+};
+
+const toAttempt = (r: AttemptRow): AttemptRecord => ({
+  attempt: r.attempt, node: r.node, startedAt: r.started_at, endedAt: r.ended_at, outcome: r.outcome,
+  status: r.status, exitCode: r.exit_code, error: r.error,
+});
 
 export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks, "counts">> {
   /** Delete rows by id and release their idempotency keys, in one statement; result[i] says whether ids[i] was there. */
@@ -24,32 +35,52 @@ export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks
     if (idList.length === 0) return [];
     const rows = await db.query<{ id: number }>(`
       WITH done AS (DELETE FROM ${table} WHERE id = ANY($1::bigint[]) RETURNING id),
-      released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+      released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id),
+      forgotten AS (DELETE FROM job_attempts a USING done WHERE a.job_id = done.id)
       SELECT id FROM done`, [idList]);
     const done = new Set(rows.map((r) => r.id));
     return idList.map((id) => done.has(id));
+  }
+
+  /** The attempts on record of these jobs, oldest first, by job id. */
+  async function histories(jobIds: number[]): Promise<Map<number, AttemptRecord[]>> {
+    const out = new Map<number, AttemptRecord[]>();
+    if (jobIds.length === 0) return out;
+    const rows = await db.query<AttemptRow>(`
+      SELECT job_id, attempt, node, ${ms("started_at")} AS started_at, ${ms("ended_at")} AS ended_at, outcome, status, exit_code, error
+      FROM job_attempts WHERE job_id = ANY($1::bigint[]) ORDER BY job_id, seq`, [jobIds]);
+    for (const r of rows) {
+      const list = out.get(r.job_id) ?? [];
+      list.push(toAttempt(r));
+      out.set(r.job_id, list);
+    }
+    return out;
   }
 
   return {
     get: db.op("get", async (id: number, now: number) => {
       const rows = await db.query<ViewRow>(`
         SELECT 'pending' AS state, ${JOB_COLS}, NULL::text AS owner, NULL::float8 AS lease_until, NULL::float8 AS failed_at,
-               NULL::float8 AS finished_at, NULL::text AS result
+               NULL::float8 AS finished_at, NULL::text AS result, NULL::int4 AS run_ms, NULL::text AS node
           FROM pending_jobs WHERE id = $1
         UNION ALL
-        SELECT 'inflight', ${JOB_COLS}, owner, ${ms("lease_until")}, NULL, NULL, NULL FROM inflight_jobs WHERE id = $1
+        SELECT 'inflight', ${JOB_COLS}, owner, ${ms("lease_until")}, NULL, NULL, NULL, NULL, NULL FROM inflight_jobs WHERE id = $1
         UNION ALL
-        SELECT 'dead', ${JOB_COLS}, NULL, NULL, ${ms("failed_at")}, NULL, NULL FROM dead_jobs WHERE id = $1
+        SELECT 'dead', ${JOB_COLS}, NULL, NULL, ${ms("failed_at")}, NULL, NULL, NULL, NULL FROM dead_jobs WHERE id = $1
         UNION ALL
         SELECT 'completed', id, type, 'null', priority, attempts, max_attempts, NULL, ${ms("run_at")}, ${ms("created_at")}, NULL,
-               NULL, NULL, 0, NULL, NULL, NULL, ${ms("finished_at")}, result
+               NULL, NULL, 0, NULL, NULL, NULL, ${ms("finished_at")}, result, run_ms, node
           FROM completed_jobs WHERE id = $1`, [id]);
       const r = rows[0];
       if (!r) return null;
       const state = (r.state === "pending" && r.run_at > now ? "scheduled" : r.state) as JobState;
+      const history = (await histories([id])).get(id) ?? [];
+      // A kept completed record ends its story with the attempt that completed it.
+      if (r.finished_at !== null) history.push(completedAttempt(r.attempts, r.finished_at, r.run_ms, r.node));
       const view: JobView = {
         ...toClaimed(r), state, owner: r.owner, leaseUntil: r.lease_until, failedAt: r.failed_at,
         ...(r.finished_at !== null && { finishedAt: r.finished_at, result: r.result }),
+        attemptHistory: history,
       };
       return view;
     }),
@@ -78,7 +109,10 @@ export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks
             WHERE id > $1 AND ($2::text IS NULL OR type = $2) ORDER BY id LIMIT $3) page) sized
         WHERE $4::bigint IS NULL OR bytes_before <= $4 ORDER BY id`,
         [query.afterId, query.type ?? null, query.limit, query.maxBytes ?? null]);
-      return rows.map((r): JobView => ({ ...toClaimed(r), state: "dead", owner: null, leaseUntil: null, failedAt: r.failed_at }));
+      const history = await histories(rows.map((r) => r.id));
+      return rows.map((r): JobView => ({
+        ...toClaimed(r), state: "dead", owner: null, leaseUntil: null, failedAt: r.failed_at, attemptHistory: history.get(r.id) ?? [],
+      }));
     }),
 
     retryDead: db.op("retryDead", async (deadIds: number[], now: number) => {
@@ -108,7 +142,8 @@ export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks
           DELETE FROM dead_jobs WHERE id IN (
             SELECT id FROM dead_jobs WHERE type = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
           RETURNING id),
-        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id),
+        forgotten AS (DELETE FROM job_attempts a USING done WHERE a.job_id = done.id)
         SELECT id FROM done`, [type, limit]);
       return rows.length;
     }),

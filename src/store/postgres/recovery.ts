@@ -4,7 +4,7 @@
 import type { Recovery } from "../store.ts";
 import { EXPIRED_ERROR, type ExpiredJob } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
-import { CARRY_COLS, ENTRY_COLS, at, toEntry, type EntryRow } from "./sql.ts";
+import { CARRY_COLS, ENTRY_COLS, RECORD_ATTEMPTS, at, toEntry, type EntryRow } from "./sql.ts";
 
 /**
  * The tail of a statement whose CTE `moved` holds inflight rows taken back without a verdict
@@ -37,6 +37,7 @@ export function createRecovery(db: Connection): Methods<Omit<Recovery, "pruneBuc
           DELETE FROM inflight_jobs j USING expired e
           WHERE j.id = e.id AND j.lease_until < least(${at("$1")}, clock_timestamp())
           RETURNING j.*)
+        ${RECORD_ATTEMPTS("'lease_expired'", "$1", "NULL::int4", "NULL::int4", "'lease expired'")}
         ${HAND_BACK(at("$1"), "'lease expired'", at("$1"))}`,
         [now, limit]);
       return rows.map(toEntry);
@@ -59,6 +60,7 @@ export function createRecovery(db: Connection): Methods<Omit<Recovery, "pruneBuc
     recoverOwner: db.op("recoverOwner", async (owner: string, now: number) => {
       const rows = await db.query<EntryRow>(`
         WITH moved AS (DELETE FROM inflight_jobs WHERE owner = $1 RETURNING *)
+        ${RECORD_ATTEMPTS("'node_restarted'", "$2", "NULL::int4", "NULL::int4", "'interrupted by a restart'")}
         ${HAND_BACK("run_at", "'interrupted by a restart'", at("$2"))}`,
         [owner, now]);
       return rows.map(toEntry);
@@ -81,7 +83,8 @@ export function createRecovery(db: Connection): Methods<Omit<Recovery, "pruneBuc
         done AS (
           DELETE FROM completed_jobs WHERE id IN (SELECT id FROM expired UNION ALL SELECT id FROM legacy LIMIT $2)
           RETURNING id),
-        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+        released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id),
+        forgotten AS (DELETE FROM job_attempts a USING done WHERE a.job_id = done.id)
         SELECT id FROM done`, [now, limit, now - legacyKeepMs]);
       return rows.length;
     }),

@@ -2,9 +2,9 @@
 // retried, buried, cancelled, handed back at shutdown) and their lease upkeep. Every one is fenced by
 // (id, attempts) and answers per claim whether it took effect; none is retried here.
 import type { JobMoves } from "../store.ts";
-import type { BuryMove, ClaimRef, CompleteMove, RetryMove, ThrottleMove } from "../rows.ts";
+import { attemptColumns, type AttemptOutcome, type BuryMove, type ClaimRef, type CompleteMove, type RetryMove, type ThrottleMove } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
-import { CARRY_COLS, ENTRY_COLS, THROTTLED_CARRY, at, toEntry, type EntryRow } from "./sql.ts";
+import { CARRY_COLS, ENTRY_COLS, RECORD_ATTEMPTS, THROTTLED_CARRY, at, toEntry, type EntryRow } from "./sql.ts";
 
 /** The ids and the attempts of a batch of claims: the two arrays a fenced statement unnests. */
 const ids = (refs: ReadonlyArray<{ id: number }>) => refs.map((r) => r.id);
@@ -31,15 +31,16 @@ export function createSettle(
       const kept = await db.query<Fenced>(`
         WITH done AS (
           DELETE FROM inflight_jobs j
-          USING unnest($1::bigint[], $2::int4[], $3::text[]) AS f(id, attempts, result)
+          USING unnest($1::bigint[], $2::int4[], $3::text[], $6::int4[]) AS f(id, attempts, result, run_ms)
           WHERE j.id = f.id AND j.attempts = f.attempts
-          RETURNING j.*, f.result AS result),
+          RETURNING j.*, f.result AS result, f.run_ms AS run_ms),
         kept AS (
-          INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, expires_at, result)
-          SELECT id, type, priority, attempts, max_attempts, run_at, created_at, ${at("$4")}, ${at("$5")}, result
+          INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, expires_at, result, run_ms, node)
+          SELECT id, type, priority, attempts, max_attempts, run_at, created_at, ${at("$4")}, ${at("$5")}, result, run_ms, owner
           FROM done)
         SELECT id, attempts FROM done`,
-        [ids(refs), attempts(refs), refs.map((r) => r.result ?? null), keep.finishedAt, keep.expiresAt]);
+        [ids(refs), attempts(refs), refs.map((r) => r.result ?? null), keep.finishedAt, keep.expiresAt,
+          refs.map((r) => (r.runMs === undefined ? null : Math.round(r.runMs)))]);
       return tookEffect(refs, kept);
     }
     const rows = await db.query<Fenced>(`
@@ -47,7 +48,8 @@ export function createSettle(
         DELETE FROM inflight_jobs j USING unnest($1::bigint[], $2::int4[]) AS f(id, attempts)
         WHERE j.id = f.id AND j.attempts = f.attempts
         RETURNING j.id, j.attempts),
-      released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id)
+      released AS (DELETE FROM idempotency_keys k USING done WHERE k.job_id = done.id),
+      forgotten AS (DELETE FROM job_attempts a USING done WHERE a.job_id = done.id)
       SELECT id, attempts FROM done`, [ids(refs), attempts(refs)]);
     return tookEffect(refs, rows);
   });
@@ -57,42 +59,52 @@ export function createSettle(
    * `attemptsSql` is the attempts the row keeps, `carry` its flow-control columns, `fencedAs` the
    * attempts each returned row is matched to its move by.
    */
-  async function backToPending(moves: RetryMove[], attemptsSql: string, carry: string, fencedAs: string): Promise<boolean[]> {
+  async function backToPending(moves: RetryMove[], attemptsSql: string, carry: string, fencedAs: string, outcome: AttemptOutcome): Promise<boolean[]> {
     if (moves.length === 0) return [];
+    const rec = attemptColumns(moves.map((m) => (m.end === undefined ? { ...m, end: { outcome, endedAt: Date.now() } } : m)), Date.now());
     const rows = await db.query<Fenced>(`
-      WITH f AS (SELECT * FROM unnest($1::bigint[], $2::int4[], $3::float8[], $4::text[]) AS f(id, attempts, run_at, error)),
+      WITH f AS (
+        SELECT * FROM unnest($1::bigint[], $2::int4[], $3::float8[], $4::text[], $5::text[], $6::float8[], $7::int4[], $8::int4[], $9::text[])
+          AS f(id, attempts, run_at, error, outcome, ended_at, status, exit_code, rec_error)),
       moved AS (
         DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
-        RETURNING j.*, f.run_at AS next_run_at, f.error AS error)
+        RETURNING j.*, f.run_at AS next_run_at, f.error AS error, f.outcome, f.ended_at, f.status, f.exit_code, f.rec_error)
+      ${RECORD_ATTEMPTS("outcome", "ended_at", "status", "exit_code", "rec_error")}
       INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
       SELECT id, type, payload, priority, ${attemptsSql}, max_attempts, timeout_ms, ${at("next_run_at")},
              created_at, error, ${carry}
       FROM moved
-      RETURNING id, ${fencedAs}`, [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error)]);
+      RETURNING id, ${fencedAs}`,
+      [ids(moves), attempts(moves), moves.map((m) => m.runAt), moves.map((m) => m.error), rec.outcome, rec.endedAt, rec.status, rec.exitCode, rec.error]);
     return tookEffect(moves, rows);
   }
 
   return {
     complete,
 
-    retry: db.op("retry", async (moves: RetryMove[]) => await backToPending(moves, "attempts", CARRY_COLS, "attempts")),
+    retry: db.op("retry", async (moves: RetryMove[]) => await backToPending(moves, "attempts", CARRY_COLS, "attempts", "failed")),
 
     // Like retry, but the attempt just made does not count and the throttle count goes up.
     throttle: db.op("throttle", async (moves: ThrottleMove[]) =>
-      await backToPending(moves, "attempts - 1", THROTTLED_CARRY, "attempts + 1 AS attempts")),
+      await backToPending(moves, "attempts - 1", THROTTLED_CARRY, "attempts + 1 AS attempts", "throttled")),
 
     bury: db.op("bury", async (moves: BuryMove[], now: number) => {
       if (moves.length === 0) return [];
+      const rec = attemptColumns(moves, now);
       const rows = await db.query<Fenced>(`
-        WITH f AS (SELECT * FROM unnest($1::bigint[], $2::int4[], $3::text[]) AS f(id, attempts, error)),
+        WITH f AS (
+          SELECT * FROM unnest($1::bigint[], $2::int4[], $3::text[], $5::text[], $6::float8[], $7::int4[], $8::int4[], $9::text[])
+            AS f(id, attempts, error, outcome, ended_at, status, exit_code, rec_error)),
         moved AS (
           DELETE FROM inflight_jobs j USING f WHERE j.id = f.id AND j.attempts = f.attempts
-          RETURNING j.*, f.error AS error)
+          RETURNING j.*, f.error AS error, f.outcome, f.ended_at, f.status, f.exit_code, f.rec_error)
+        ${RECORD_ATTEMPTS("outcome", "ended_at", "status", "exit_code", "rec_error")}
         INSERT INTO dead_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, failed_at, ${CARRY_COLS})
         SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, error,
                ${at("$4")}, ${CARRY_COLS}
         FROM moved
-        RETURNING id, attempts`, [ids(moves), attempts(moves), moves.map((m) => m.error), now]);
+        RETURNING id, attempts`,
+        [ids(moves), attempts(moves), moves.map((m) => m.error), now, rec.outcome, rec.endedAt, rec.status, rec.exitCode, rec.error]);
       return tookEffect(moves, rows);
     }),
 
@@ -109,18 +121,19 @@ export function createSettle(
       return tookEffect(refs, rows);
     }),
 
-    release: db.op("release", async (refs: ClaimRef[], owner: string, now: number) => {
+    release: db.op("release", async (refs: ClaimRef[], owner: string, now: number, outcome: AttemptOutcome | null = "shutdown") => {
       if (refs.length === 0) return [];
       const rows = await db.query<EntryRow>(`
         WITH moved AS (
           DELETE FROM inflight_jobs j USING unnest($1::bigint[], $2::int4[]) AS f(id, attempts)
           WHERE j.id = f.id AND j.attempts = f.attempts AND j.owner = $3
           RETURNING j.*)
+        ${outcome === null ? "" : RECORD_ATTEMPTS("$5::text", "$4", "NULL::int4", "NULL::int4", "NULL::text")}
         INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
         SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ${at("$4")},
                created_at, last_error, ${CARRY_COLS}
         FROM moved
-        RETURNING ${ENTRY_COLS}`, [ids(refs), attempts(refs), owner, now]);
+        RETURNING ${ENTRY_COLS}`, outcome === null ? [ids(refs), attempts(refs), owner, now] : [ids(refs), attempts(refs), owner, now, outcome]);
       return rows.map(toEntry);
     }),
 

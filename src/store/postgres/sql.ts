@@ -1,7 +1,7 @@
 // sql.ts: what the statements of several parts of the PostgreSQL store share: the epoch-ms conversions,
 // the columns a job or a pending entry is read with, and their row mappers. No statements, no
 // connections: each statement stands beside the method that runs it.
-import type { ClaimedJob, PendingEntry } from "../rows.ts";
+import { ATTEMPTS_KEPT, type ClaimedJob, type PendingEntry } from "../rows.ts";
 
 /** A timestamptz expression as epoch ms (float8), as every time leaves this store. */
 export const ms = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
@@ -18,6 +18,24 @@ export const CARRY_COLS = "key, start_by, throttles";
 export const REVIVED_CARRY = "key, NULL, 0";
 /** The same columns for a job a target pushed back: one more throttle. */
 export const THROTTLED_CARRY = "key, start_by, throttles + 1";
+
+/**
+ * CTEs (after a `moved` CTE of inflight rows) that record each moved row's attempt in job_attempts
+ * and trim each of their jobs' histories to the newest ATTEMPTS_KEPT (the trim sees the rows from
+ * before this statement, so it keeps one fewer: the new one makes it up). Each argument is an SQL
+ * expression over `moved`'s columns or the statement's parameters. Starts with a comma.
+ */
+export const RECORD_ATTEMPTS = (outcome: string, endedAtMs: string, status: string, exitCode: string, error: string) => `,
+  recorded AS (
+    INSERT INTO job_attempts (job_id, attempt, node, started_at, ended_at, outcome, status, exit_code, error)
+    SELECT id, attempts, owner, picked_at, ${at(endedAtMs)}, ${outcome}, ${status}, ${exitCode}, ${error} FROM moved),
+  trimmed AS (
+    DELETE FROM job_attempts a USING (
+      SELECT seq FROM (
+        SELECT seq, row_number() OVER (PARTITION BY job_id ORDER BY seq DESC) AS n
+        FROM job_attempts WHERE job_id IN (SELECT id FROM moved)) r
+      WHERE r.n >= ${ATTEMPTS_KEPT}) old
+    WHERE a.seq = old.seq)`;
 
 export interface JobRow {
   id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;

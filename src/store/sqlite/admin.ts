@@ -1,12 +1,12 @@
 // admin.ts: the embedded store's operator reads and actions (a job, stats, cancelling pending jobs,
 // dead letters) and the tests' table counts. Nothing here touches a running attempt.
-import type { JobState, JobView, PendingEntry, StatsRow, StoreCounts } from "../rows.ts";
-import { statsFromRows } from "../rows.ts";
+import type { AttemptRecord, JobState, JobView, PendingEntry, StatsRow, StoreCounts } from "../rows.ts";
+import { completedAttempt, statsFromRows } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
 import { CARRY_COLS, REVIVED_CARRY, COPY_COLS, ENTRY_COLS, JOB_COLS, moveEach, type TableSteps } from "./tables.ts";
 
 type ViewRow = Omit<JobView, "state" | "finishedAt" | "result"> & {
-  state: "pending" | "inflight" | "dead" | "completed"; finishedAt: number | null; result: string | null;
+  state: "pending" | "inflight" | "dead" | "completed"; finishedAt: number | null; result: string | null; runMs: number | null; node: string | null;
 };
 
 export function createAdmin({ conn, tables }: { conn: Connection; tables: TableSteps }): Part<
@@ -15,24 +15,31 @@ export function createAdmin({ conn, tables }: { conn: Connection; tables: TableS
   const { db, op, prepare } = conn;
   const { removed } = tables;
 
-  // ---- get: one job, wherever it is ----
+  // ---- get: one job, wherever it is, with its attempts on record ----
   const view = prepare<ViewRow, [id: number, id: number, id: number, id: number]>(`
-    SELECT 'pending' AS state, ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, NULL AS failedAt, NULL AS finishedAt, NULL AS result
+    SELECT 'pending' AS state, ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, NULL AS failedAt, NULL AS finishedAt, NULL AS result,
+           NULL AS runMs, NULL AS node
       FROM pending_jobs WHERE id = ?
     UNION ALL
-    SELECT 'inflight', ${JOB_COLS}, owner, lease_until, NULL, NULL, NULL FROM inflight_jobs WHERE id = ?
+    SELECT 'inflight', ${JOB_COLS}, owner, lease_until, NULL, NULL, NULL, NULL, NULL FROM inflight_jobs WHERE id = ?
     UNION ALL
-    SELECT 'dead', ${JOB_COLS}, NULL, NULL, failed_at, NULL, NULL FROM dead_jobs WHERE id = ?
+    SELECT 'dead', ${JOB_COLS}, NULL, NULL, failed_at, NULL, NULL, NULL, NULL FROM dead_jobs WHERE id = ?
     UNION ALL
     SELECT 'completed', id, type, 'null', priority, attempts, max_attempts, NULL, run_at, created_at, NULL,
-           NULL, NULL, 0, NULL, NULL, NULL, finished_at, result
+           NULL, NULL, 0, NULL, NULL, NULL, finished_at, result, run_ms, node
       FROM completed_jobs WHERE id = ?`);
+  const attemptsOf = prepare<AttemptRecord, [jobId: number]>(`
+    SELECT attempt, node, started_at AS startedAt, ended_at AS endedAt, outcome, status, exit_code AS exitCode, error
+    FROM job_attempts WHERE job_id = ? ORDER BY seq`);
   const get = op("get", (id, now) => {
     const r = view().get(id, id, id, id);
     if (!r) return null;
     const state: JobState = r.state === "pending" && r.runAt > now ? "scheduled" : r.state;
-    const { finishedAt, result, ...rest } = r;
-    return { ...rest, state, ...(finishedAt !== null && { finishedAt, result }) };
+    const { finishedAt, result, runMs, node, ...rest } = r;
+    const attemptHistory = attemptsOf().all(id);
+    // A kept completed record ends its story with the attempt that completed it.
+    if (finishedAt !== null) attemptHistory.push(completedAttempt(r.attempts, finishedAt, runMs, node));
+    return { ...rest, state, ...(finishedAt !== null && { finishedAt, result }), attemptHistory };
   });
 
   // ---- stats, counts: one grouped query per table ----
@@ -64,7 +71,8 @@ export function createAdmin({ conn, tables }: { conn: Connection; tables: TableS
   const listDead = op("listDead", (query) => {
     const type = query.type ?? null;
     const maxBytes = query.maxBytes ?? null;
-    return deadPage().all(query.afterId, type, type, query.limit, maxBytes, maxBytes).map((r): JobView => ({ ...r, state: "dead" }));
+    return deadPage().all(query.afterId, type, type, query.limit, maxBytes, maxBytes)
+      .map((r): JobView => ({ ...r, state: "dead", attemptHistory: attemptsOf().all(r.id) }));
   });
 
   // ---- retryDead, retryDeadOfType: dead → pending, attempts 0, due at `now` ----

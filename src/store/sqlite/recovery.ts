@@ -2,7 +2,7 @@
 // attempts and stray leases, expired leases, a restarted node's rows), the start-up stream of pending
 // rows, the dead-lettering of pending rows past their start-by deadline, and the pruning of expired
 // completed records. Verdicts on attempts live in settle.ts.
-import { EXPIRED_ERROR, type ClaimRef, type ExpiredJob, type PendingEntry } from "../rows.ts";
+import { EXPIRED_ERROR, type AttemptOutcome, type ClaimRef, type ExpiredJob, type PendingEntry } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
 import { CARRY_COLS, COPY_COLS, ENTRY_COLS, moveEach, type TableSteps } from "./tables.ts";
 
@@ -12,7 +12,7 @@ type RecoveryPart = Part<"release" | "releaseStrays" | "reapExpired" | "expirePe
 
 export function createRecovery({ conn, tables }: { conn: Connection; tables: TableSteps }): RecoveryPart {
   const { db, op, prepare } = conn;
-  const { removed, deleteInflight } = tables;
+  const { removed, deleteInflight, recordAttempt } = tables;
   const ownerIds = prepare<{ id: number }, [owner: string]>("SELECT id FROM inflight_jobs WHERE owner = ? ORDER BY id");
 
   // ---- release: attempts this process aborted itself (shutdown), fenced; the attempt is not counted ----
@@ -21,9 +21,13 @@ export function createRecovery({ conn, tables }: { conn: Connection; tables: Tab
     SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ?, created_at, last_error, ${CARRY_COLS}
     FROM inflight_jobs WHERE id = ? AND attempts = ? AND owner = ?
     RETURNING ${ENTRY_COLS}`);
-  const releaseTx = db.transaction((refs: ClaimRef[], owner: string, now: number) =>
-    moveEach(refs, (r) => releaseFenced().get(now, r.id, r.attempt, owner), deleteInflight));
-  const release = op("release", (refs, owner, now) => (refs.length === 0 ? [] : releaseTx.immediate(refs, owner, now)));
+  const releaseTx = db.transaction((refs: ClaimRef[], owner: string, now: number, outcome: AttemptOutcome | null) =>
+    moveEach(refs, (r) => {
+      const entry = releaseFenced().get(now, r.id, r.attempt, owner);
+      if (entry && outcome !== null) recordAttempt(r.id, { outcome, endedAt: now }, null);
+      return entry;
+    }, deleteInflight));
+  const release = op("release", (refs, owner, now, outcome = "shutdown") => (refs.length === 0 ? [] : releaseTx.immediate(refs, owner, now, outcome)));
 
   // ---- releaseStrays: rows leased by a claim or insert whose answer was lost: back as they were, no attempt counted ----
   const releaseStray = prepare<PendingEntry, [id: number]>(`
@@ -53,9 +57,10 @@ export function createRecovery({ conn, tables }: { conn: Connection; tables: Tab
     FROM inflight_jobs WHERE id = ? AND attempts < max_attempts
     RETURNING ${ENTRY_COLS}`);
   /** Hand inflight rows back without a verdict: final attempts to dead, the rest to pending. */
-  const handBack = (ids: number[], runAt: number | null, error: string, now: number) => {
+  const handBack = (ids: number[], runAt: number | null, error: string, now: number, outcome: AttemptOutcome) => {
     const back: PendingEntry[] = [];
     for (const id of ids) {
+      recordAttempt(id, { outcome, endedAt: now }, error);
       const entry = handBackPending().get(runAt, error, id);
       if (entry) back.push(entry);
       else handBackDead().run(error, now, id);
@@ -66,10 +71,10 @@ export function createRecovery({ conn, tables }: { conn: Connection; tables: Tab
   const expiredIds = prepare<{ id: number }, [now: number, limit: number]>(
     "SELECT id FROM inflight_jobs WHERE lease_until < ? ORDER BY lease_until LIMIT ?");
   const reapTx = db.transaction((now: number, limit: number) =>
-    handBack(expiredIds().all(now, limit).map((r) => r.id), now, "lease expired", now));
+    handBack(expiredIds().all(now, limit).map((r) => r.id), now, "lease expired", now, "lease_expired"));
   const reapExpired = op("reapExpired", (now, limit) => reapTx.immediate(now, limit));
   const recoverTx = db.transaction((owner: string, now: number) =>
-    handBack(ownerIds().all(owner).map((r) => r.id), null, "interrupted by a restart", now));
+    handBack(ownerIds().all(owner).map((r) => r.id), null, "interrupted by a restart", now, "node_restarted"));
   const recoverOwner = op("recoverOwner", (owner, now) => recoverTx.immediate(owner, now));
 
   // ---- expirePending: pending rows past their start-by deadline go to dead as expired ----

@@ -1,7 +1,7 @@
 // settle.ts: the embedded store's verdicts on running attempts (complete, retry, bury, cancelled) and
 // their lease extensions, each fenced by (id, attempts) and answering whether it took effect. Hand-backs
 // without a verdict live in recovery.ts.
-import type { BuryMove, ClaimRef, CompleteMove, RetryMove, ThrottleMove } from "../rows.ts";
+import type { AttemptEnd, AttemptOutcome, BuryMove, ClaimRef, CompleteMove, RetryMove, ThrottleMove } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
 import { CARRY_COLS, COPY_COLS, THROTTLED_CARRY, type TableSteps } from "./tables.ts";
 
@@ -9,7 +9,7 @@ export function createSettle({ conn, tables }: { conn: Connection; tables: Table
   "complete" | "completeCancelled" | "retry" | "throttle" | "bury" | "extendLeases"
 > {
   const { db, op, prepare } = conn;
-  const { removed, deleteInflight } = tables;
+  const { removed, deleteInflight, recordAttempt } = tables;
 
   /** After a fenced INSERT … SELECT copied a row out of inflight (changes > 0), remove the original. */
   const movedOut = (changes: number, id: number) => {
@@ -17,17 +17,24 @@ export function createSettle({ conn, tables }: { conn: Connection; tables: Table
     deleteInflight().run(id);
     return true;
   };
+  /** movedOut for an attempt that did not complete its job: its record first, while the row is there. */
+  const endedOut = (changes: number, m: { id: number; error: string; end?: AttemptEnd }, outcome: AttemptOutcome, now: number) => {
+    if (changes === 0) return false;
+    recordAttempt(m.id, m.end ?? { outcome, endedAt: now }, m.error);
+    deleteInflight().run(m.id);
+    return true;
+  };
 
   // ---- complete, completeCancelled: the attempt's row leaves the system, and with it its key ----
   const completeFenced = prepare<never, [id: number, attempt: number]>("DELETE FROM inflight_jobs WHERE id = ? AND attempts = ?");
   const removeTx = db.transaction((refs: ClaimRef[]) => refs.map((r) => removed(completeFenced().run(r.id, r.attempt).changes, r.id)));
   // Kept (--keep-completed): a completed record replaces the row, and the idempotency key stays until it is pruned.
-  const keepCompleted = prepare<never, [finishedAt: number, expiresAt: number, result: string | null, id: number, attempt: number]>(`
-    INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, expires_at, result)
-    SELECT id, type, priority, attempts, max_attempts, run_at, created_at, ?, ?, ?
+  const keepCompleted = prepare<never, [finishedAt: number, expiresAt: number, result: string | null, runMs: number | null, id: number, attempt: number]>(`
+    INSERT INTO completed_jobs (id, type, priority, attempts, max_attempts, run_at, created_at, finished_at, expires_at, result, run_ms, node)
+    SELECT id, type, priority, attempts, max_attempts, run_at, created_at, ?, ?, ?, ?, owner
     FROM inflight_jobs WHERE id = ? AND attempts = ?`);
   const completeKeptTx = db.transaction((refs: CompleteMove[], finishedAt: number, expiresAt: number) =>
-    refs.map((r) => movedOut(keepCompleted().run(finishedAt, expiresAt, r.result ?? null, r.id, r.attempt).changes, r.id)));
+    refs.map((r) => movedOut(keepCompleted().run(finishedAt, expiresAt, r.result ?? null, r.runMs === undefined ? null : Math.round(r.runMs), r.id, r.attempt).changes, r.id)));
   const complete = op("complete", (refs, keep) => {
     if (refs.length === 0) return [];
     return keep === undefined ? removeTx.immediate(refs) : completeKeptTx.immediate(refs, keep.finishedAt, keep.expiresAt);
@@ -41,7 +48,7 @@ export function createSettle({ conn, tables }: { conn: Connection; tables: Table
     SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, ?, created_at, ?, ${CARRY_COLS}
     FROM inflight_jobs WHERE id = ? AND attempts = ?`);
   const retryTx = db.transaction((moves: RetryMove[]) =>
-    moves.map((m) => movedOut(retryFenced().run(m.runAt, m.error, m.id, m.attempt).changes, m.id)));
+    moves.map((m) => endedOut(retryFenced().run(m.runAt, m.error, m.id, m.attempt).changes, m, "failed", Date.now())));
   const retry = op("retry", (moves) => (moves.length === 0 ? [] : retryTx.immediate(moves)));
 
   // ---- throttle: back to pending like retry, the attempt not used and one more throttle ----
@@ -50,7 +57,7 @@ export function createSettle({ conn, tables }: { conn: Connection; tables: Table
     SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ?, created_at, ?, ${THROTTLED_CARRY}
     FROM inflight_jobs WHERE id = ? AND attempts = ?`);
   const throttleTx = db.transaction((moves: ThrottleMove[]) =>
-    moves.map((m) => movedOut(throttleFenced().run(m.runAt, m.error, m.id, m.attempt).changes, m.id)));
+    moves.map((m) => endedOut(throttleFenced().run(m.runAt, m.error, m.id, m.attempt).changes, m, "throttled", Date.now())));
   const throttle = op("throttle", (moves) => (moves.length === 0 ? [] : throttleTx.immediate(moves)));
 
   // ---- bury: to dead with the error ----
@@ -59,7 +66,7 @@ export function createSettle({ conn, tables }: { conn: Connection; tables: Table
     SELECT id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, ?, ?, ${CARRY_COLS}
     FROM inflight_jobs WHERE id = ? AND attempts = ?`);
   const buryTx = db.transaction((moves: BuryMove[], now: number) =>
-    moves.map((m) => movedOut(buryFenced().run(m.error, now, m.id, m.attempt).changes, m.id)));
+    moves.map((m) => endedOut(buryFenced().run(m.error, now, m.id, m.attempt).changes, m, "failed", now)));
   const bury = op("bury", (moves, now) => (moves.length === 0 ? [] : buryTx.immediate(moves, now)));
 
   // ---- extendLeases: running attempts of this owner keep their rows ----

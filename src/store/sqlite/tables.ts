@@ -1,6 +1,7 @@
 // tables.ts: the job tables as every part of the embedded store sees them: the column lists that read
 // rows straight into the shapes of rows.ts, and the steps that finish a move in several parts. No
 // transactions and no store methods here.
+import { ATTEMPTS_KEPT, attemptError, type AttemptEnd } from "../rows.ts";
 import type { Connection, Prepared } from "./connection.ts";
 
 // Columns aliased to the shapes that cross the Store interface, so rows need no mapping.
@@ -18,19 +19,36 @@ export const THROTTLED_CARRY = "key, start_by, throttles + 1";
 
 /** The steps several parts end their moves with. */
 export interface TableSteps {
-  /** After a job left the system for good (changes > 0), release its idempotency key; says whether it left. */
+  /** After a job left the system for good (changes > 0), release its idempotency key and forget its attempts; says whether it left. */
   removed(changes: number, id: number): boolean;
+  /**
+   * Record the attempt of inflight row `id` (still there: call before it is deleted) that ended
+   * without completing its job, and trim the job's history to the newest ATTEMPTS_KEPT.
+   */
+  recordAttempt(id: number, end: AttemptEnd, error: string | null): void;
   /** Delete an inflight row once a move has copied it elsewhere. */
   deleteInflight: Prepared<never, [id: number]>;
 }
 
 export function createTableSteps(conn: Connection): TableSteps {
   const releaseKey = conn.prepare<never, [jobId: number]>("DELETE FROM idempotency_keys WHERE job_id = ?");
+  const forgetAttempts = conn.prepare<never, [jobId: number]>("DELETE FROM job_attempts WHERE job_id = ?");
+  const insertAttempt = conn.prepare<never, [endedAt: number, outcome: string, status: number | null, exitCode: number | null, error: string | null, id: number]>(`
+    INSERT INTO job_attempts (job_id, attempt, node, started_at, ended_at, outcome, status, exit_code, error)
+    SELECT id, attempts, owner, picked_at, ?, ?, ?, ?, ? FROM inflight_jobs WHERE id = ?`);
+  const trimAttempts = conn.prepare<never, [jobId: number, jobId2: number]>(`
+    DELETE FROM job_attempts WHERE job_id = ? AND seq <= (
+      SELECT seq FROM job_attempts WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ${ATTEMPTS_KEPT})`);
   return {
     removed(changes, id) {
       if (changes === 0) return false;
       releaseKey().run(id);
+      forgetAttempts().run(id);
       return true;
+    },
+    recordAttempt(id, end, error) {
+      insertAttempt().run(end.endedAt, end.outcome, end.status ?? null, end.exitCode ?? null, error === null ? null : attemptError(error), id);
+      trimAttempts().run(id, id);
     },
     deleteInflight: conn.prepare("DELETE FROM inflight_jobs WHERE id = ?"),
   };
