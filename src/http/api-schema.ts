@@ -63,7 +63,7 @@ export const attemptRecord = z
     startedAt: iso.nullable(),
     endedAt: iso,
     durationMs: z.number().min(0).nullable(),
-    outcome: z.enum(["failed", "timeout", "throttled", "lease_expired", "lease_lost", "shutdown", "node_restarted", "completed"])
+    outcome: z.enum(["failed", "timeout", "throttled", "lease_expired", "shutdown", "node_restarted", "completed"])
       .meta({ description: "how it ended: failed, timeout, throttled (the target asked to wait; the attempt not used), lease_expired (its worker went quiet), shutdown or node_restarted (handed back), completed (a kept completed record's last attempt)" }),
     status: z.int().nullable().meta({ description: "the webhook's HTTP status, when it answered" }),
     exitCode: z.int().nullable().meta({ description: "the command's exit code, when it exited" }),

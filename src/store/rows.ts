@@ -127,7 +127,7 @@ export interface CompleteMove extends ClaimRef {
 
 /** How an attempt that did not complete its job ended (its record in GET /jobs/:id attemptHistory). */
 export type AttemptOutcome =
-  | "failed" | "timeout" | "throttled" | "lease_expired" | "lease_lost" | "shutdown" | "node_restarted" | "completed";
+  | "failed" | "timeout" | "throttled" | "lease_expired" | "shutdown" | "node_restarted" | "completed";
 
 /** What a move that ends an attempt without completing its job records of it beside the error. */
 export interface AttemptEnd {
