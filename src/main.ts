@@ -72,6 +72,10 @@ async function main(): Promise<number> {
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     process.on("SIGINT", () => onSignal("SIGINT"));
   });
+  // SIGHUP reads the types file again (its default action would kill the process, so it is caught
+  // from the start; before the server runs there is nothing to reload yet).
+  let reload: () => Promise<unknown> = async () => logger.warn("SIGHUP before the server started: nothing to reload");
+  process.on("SIGHUP", () => void reload());
 
   let fatal = false;
   const graceful = (async () => {
@@ -82,6 +86,7 @@ async function main(): Promise<number> {
         stopRequested("fatal");
       },
     });
+    reload = () => server.reload();
     const sig = await requested;
     logger.info(fatal ? "stopping after a fatal error" : "signal received: shutting down", { signal: sig, graceMs: config.shutdownGraceMs });
     await server.stop(config.shutdownGraceMs);

@@ -5,7 +5,7 @@ import { isLoopbackHost, loadToken } from "./config/access.ts";
 import { httpSettings, queueSettings, type Config } from "./config/config.ts";
 import type { Hono } from "hono";
 import { createApp } from "./http/app.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, errorMessage } from "./errors.ts";
 import { registryFromTypes } from "./handlers/from-config.ts";
 import type { HandlerRegistry } from "./handlers/handler.ts";
 import { bearerGate, type FetchHandler } from "./http/auth.ts";
@@ -16,7 +16,7 @@ import type { Logger } from "./logger.ts";
 import { createPostgresStore } from "./store/postgres/index.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { Store } from "./store/store.ts";
-import { readTypesFile } from "./config/types-file.ts";
+import { readTypesFile, type TypeConfig } from "./config/types-file.ts";
 import type { ScheduleConfig } from "./config/schedules.ts";
 
 export interface RunningServer {
@@ -29,6 +29,12 @@ export interface RunningServer {
   fetch: FetchHandler;
   /** Graceful stop: the queue first (submits get 503 meanwhile), then the port. */
   stop(graceMs: number): Promise<void>;
+  /**
+   * Read the types file again (SIGHUP): a valid one replaces the running job types and schedules for
+   * new starts; an invalid one is logged as one error and the running configuration stays. Resolves
+   * with whether it took effect.
+   */
+  reload(): Promise<boolean>;
 }
 
 /**
@@ -68,22 +74,40 @@ export async function loadRegistry(
   return (await loadJobTypes(config, logger, env)).registry;
 }
 
+/** The job types a types file gave: the registry, its recurring schedules, and what it said (to compare reloads). */
+export interface LoadedTypes {
+  registry: HandlerRegistry;
+  schedules: ScheduleConfig[];
+  /** Each type's settings as the file gave them (empty without a file). */
+  types: Map<string, TypeConfig>;
+  /** The file's SHA-256, when there is a file. */
+  hash?: string;
+}
+
 /** loadRegistry, with the types file's recurring schedules. */
 export async function loadJobTypes(
   config: Config,
   logger: Logger,
   env: Record<string, string | undefined> = {},
-): Promise<{ registry: HandlerRegistry; schedules: ScheduleConfig[] }> {
+): Promise<LoadedTypes> {
   const defaults = { timeoutMs: config.defaultTimeoutMs, maxAttempts: config.defaultMaxAttempts, priority: 0 };
   const commandEnv: Record<string, string> = {};
   for (const name of COMMAND_ENV_PASSED) if (env[name] !== undefined) commandEnv[name] = env[name];
   const webhook = { commandEnv, ...(config.webhookSecret !== undefined && { webhookSecret: config.webhookSecret }) };
   if (!config.configPath) {
     logger.warn("no job types configured (--config / JOBQUEUE_CONFIG): every submit will be refused");
-    return { registry: registryFromTypes(new Map(), defaults, webhook), schedules: [] };
+    return { registry: registryFromTypes(new Map(), defaults, webhook), schedules: [], types: new Map() };
   }
-  const { types, schedules } = await readTypesFile(config.configPath, defaults, env);
-  return { registry: registryFromTypes(types, defaults, webhook), schedules };
+  const { types, schedules, hash } = await readTypesFile(config.configPath, defaults, env);
+  return { registry: registryFromTypes(types, defaults, webhook), schedules, types, ...(hash !== undefined && { hash }) };
+}
+
+/** Which types a reload adds, changes (any setting) and removes, by name. */
+export function typesDiff(before: Map<string, TypeConfig>, after: Map<string, TypeConfig>): { added: string[]; changed: string[]; removed: string[] } {
+  const added = [...after.keys()].filter((t) => !before.has(t)).sort();
+  const removed = [...before.keys()].filter((t) => !after.has(t)).sort();
+  const changed = [...after.keys()].filter((t) => before.has(t) && !Bun.deepEquals(before.get(t), after.get(t))).sort();
+  return { added, changed, removed };
 }
 
 export async function startServer(opts: {
@@ -103,13 +127,13 @@ export async function startServer(opts: {
   if (token === undefined && !isLoopbackHost(config.host)) {
     logger.warn("listening beyond this machine without a token: anyone who can reach the port can submit and read jobs (set JOBQUEUE_TOKEN or --token-file)", { host: config.host });
   }
-  const { registry, schedules } = opts.registry !== undefined
-    ? { registry: opts.registry, schedules: opts.schedules ?? [] }
-    : await loadJobTypes(config, logger, opts.env ?? {});
+  const loaded: LoadedTypes | null = opts.registry !== undefined ? null : await loadJobTypes(config, logger, opts.env ?? {});
+  const { registry, schedules } = loaded ?? { registry: opts.registry!, schedules: opts.schedules ?? [] };
   const store = opts.store ?? openStore(config, logger);
   logger.info("store selected", { store: store.kind, location: store.location });
   const queue = createJobQueue({
     ...queueSettings(config), store, registry, logger, schedules,
+    ...(loaded?.hash !== undefined && { configHash: loaded.hash }),
     ...(opts.onFatal !== undefined && { onFatal: opts.onFatal }),
   });
   try {
@@ -147,6 +171,8 @@ export async function startServer(opts: {
     idleTimeout: config.idleTimeoutS,
   });
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
+  /** The types file in force (replaced by a good reload). */
+  let current = loaded ?? { types: new Map<string, TypeConfig>() };
   logger.info("listening", {
     url, workers: config.workers, node: config.nodeId,
     auth: token === undefined ? "none" : config.metricsPublic ? "bearer (metrics public)" : "bearer",
@@ -160,6 +186,25 @@ export async function startServer(opts: {
     async stop(graceMs) {
       await queue.shutdown(graceMs);
       await server.stop(true);
+    },
+    async reload() {
+      if (loaded === null || !config.configPath) {
+        logger.warn("reload asked for, but this server has no types file to read again (--config)");
+        return false;
+      }
+      let next: LoadedTypes;
+      try {
+        next = await loadJobTypes(config, logger, opts.env ?? {});
+      } catch (err) {
+        queue.reloadFailed();
+        logger.error("the types file was not reloaded: the running configuration stays", { err: errorMessage(err) });
+        return false;
+      }
+      const diff = typesDiff(current.types, next.types);
+      await queue.reloadTypes(next.registry, next.schedules, next.hash);
+      current = next;
+      logger.info("types file reloaded", { ...diff, schedules: next.schedules.length, hash: next.hash });
+      return true;
     },
   };
 }

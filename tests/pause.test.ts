@@ -77,14 +77,14 @@ for (const kind of STORE_KINDS) {
         expect(res.body).toEqual({
           types: [
             {
-              type: "limited", paused: true, running: 0, waiting: 0, tokens: 2, effectiveConcurrency: 2, breaker: "closed",
+              type: "limited", paused: true, registered: true, running: 0, waiting: 0, tokens: 2, effectiveConcurrency: 2, breaker: "closed",
               policy: {
                 timeoutMs: 5000, maxAttempts: 3, priority: 40, concurrency: 2, backoff: { baseMs: 100 },
                 rate: { limit: 10, perMs: 1000, burst: 2 }, keyConcurrency: 1, maxThrottles: 3, breaker: { failures: 5, coolMs: 30_000 },
               },
             },
             {
-              type: "slow", paused: false, running: 1, waiting: 2, effectiveConcurrency: 4, breaker: "closed",
+              type: "slow", paused: false, registered: true, running: 1, waiting: 2, effectiveConcurrency: 4, breaker: "closed",
               policy: { timeoutMs: 5000, maxAttempts: 3, priority: 0 },
             },
           ],
@@ -160,7 +160,7 @@ for (const kind of STORE_KINDS) {
         const res = await app.request("/types");
         expect(res.status).toBe(200);
         expect(((await res.json()) as { types: unknown[] }).types).toEqual([
-          { type: "mail", paused: false, running: 0, waiting: 0, policy: { timeoutMs: 5000, maxAttempts: 3, priority: 0 }, effectiveConcurrency: 3, note: "about mail" },
+          { type: "mail", paused: false, registered: true, running: 0, waiting: 0, policy: { timeoutMs: 5000, maxAttempts: 3, priority: 0 }, effectiveConcurrency: 3, note: "about mail" },
         ]);
       } finally {
         await q.shutdown(1000);

@@ -219,6 +219,8 @@ const typesFile = z
 export interface TypesFile {
   types: Map<string, TypeConfig>;
   schedules: ScheduleConfig[];
+  /** SHA-256 of the file's bytes, hex (readTypesFile only): which version of the file is in force. */
+  hash?: string;
 }
 
 /** parseTypesFile's job types alone. */
@@ -328,7 +330,8 @@ export async function readTypesFile(
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(`${path}: cannot read the job types file (${code ?? String(err)})`);
   }
-  return parseTypesFile(text, ext === ".toml" ? "toml" : "json", defaults, path, env, dirname(resolvePath(path)));
+  const parsed = parseTypesFile(text, ext === ".toml" ? "toml" : "json", defaults, path, env, dirname(resolvePath(path)));
+  return { ...parsed, hash: new Bun.CryptoHasher("sha256").update(text).digest("hex") };
 }
 
 /** One zod issue as "key.path: what was expected", keys quoted the way TOML would need them. */

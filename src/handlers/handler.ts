@@ -40,7 +40,14 @@ export interface RegisteredType extends TypePolicy {
 }
 
 export interface HandlerRegistry {
+  /** Goes up with every replaceAll(): readers that cache what they derive from the registry compare it. */
+  readonly version: number;
   register(type: string, handler: Handler, policy?: Partial<TypePolicy>): void;
+  /**
+   * Take `next`'s types in place of these (a reload of the types file): jobs of a type it adds,
+   * changes or drops start under the new rules from now on; attempts running keep what they had.
+   */
+  replaceAll(next: HandlerRegistry): void;
   /** A type whose jobs remote workers pull over HTTP (POST /claim) instead of a handler here. */
   registerPull(type: string, policy?: Partial<TypePolicy>): void;
   get(type: string): RegisteredType | undefined;
@@ -54,7 +61,16 @@ function pulledHere(): never {
 
 export function createHandlerRegistry(defaults: TypePolicy): HandlerRegistry {
   const byType = new Map<string, RegisteredType>();
+  let version = 0;
   return {
+    get version() {
+      return version;
+    },
+    replaceAll(next) {
+      byType.clear();
+      for (const type of next.types()) byType.set(type, next.get(type)!);
+      version++;
+    },
     register(type, handler, policy = {}) {
       if (byType.has(type)) throw new Error(`job type "${type}" is registered twice`);
       byType.set(type, { ...defaults, ...policy, handler });

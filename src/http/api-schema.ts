@@ -83,7 +83,7 @@ export const jobView = z
     createdAt: iso,
     lastError: z.string().nullable(),
     key: z.string().nullable().meta({ description: "the job's flow-control key, or null" }),
-    waitingFor: z.enum(["scheduled", "backoff", "paused", "rate_limit", "key_concurrency", "type_concurrency", "breaker_open", "workers_busy", "awaiting_worker"])
+    waitingFor: z.enum(["scheduled", "backoff", "paused", "rate_limit", "key_concurrency", "type_concurrency", "breaker_open", "workers_busy", "awaiting_worker", "no_handler"])
       .nullable().optional()
       .meta({ description: "why a pending or scheduled job waits, as the answering node sees it; null while it runs; absent for dead and completed jobs" }),
     throttles: z.int().min(0).meta({ description: "times a target pushed back (429/503 with Retry-After) and the job waited without using an attempt" }),
@@ -173,7 +173,8 @@ export const typeEntry = z
   .object({
     type: z.string(),
     paused: z.boolean().meta({ description: "paused on every node sharing the database: its jobs are accepted and wait" }),
-    policy: typePolicy,
+    registered: z.boolean().meta({ description: "false for a type with jobs in the database but none of the answering node's types file (dropped by a reload, or another node's): its jobs wait" }),
+    policy: typePolicy.nullable().meta({ description: "null when the type is not registered on the answering node" }),
     running: z.int().min(0).meta({ description: "jobs of the type running now, on every node" }),
     waiting: z.int().min(0).meta({ description: "jobs of the type not started yet (due or scheduled), on every node" }),
     tokens: z.int().min(0).optional().meta({ description: "with a rate: the starts it allows right now, back to back, across every node (its burst after a quiet spell)" }),
@@ -182,7 +183,7 @@ export const typeEntry = z
     breakerOpenUntil: iso.optional().meta({ description: "while the breaker is open: when it lets one probe through" }),
   })
   .catchall(z.unknown())
-  .meta({ id: "JobType", description: "a registered job type; flow control may add fields of its own (effective concurrency, breaker state)" });
+  .meta({ id: "JobType", description: "a registered job type, or one with jobs but no handler here; flow control may add fields of its own (effective concurrency, breaker state)" });
 
 export const typesReply = z.object({ types: z.array(typeEntry) }).meta({ id: "JobTypes" });
 export const pauseReply = z.object({ type: z.string(), paused: z.boolean() }).meta({ id: "PauseReply" });

@@ -24,7 +24,7 @@ export const TYPES_ROUTES: Record<string, string[]> = {
 
 export function mountTypesRoutes(app: Hono, deps: TypesRouteDeps): void {
   app.get("/types", async (c) => {
-    const types = (await deps.types.list()).map((t) => ({ ...deps.flowStatus?.(t.type), ...t }));
+    const types = (await deps.types.list()).map((t) => (t.registered ? { ...deps.flowStatus?.(t.type), ...t } : { ...t }));
     return c.json({ types } satisfies z.input<typeof typesReply>);
   });
   app.post("/types/:type/pause", async (c) => c.json((await deps.types.pause(c.req.param("type"))) satisfies z.infer<typeof pauseReply>));

@@ -25,7 +25,10 @@ export interface TypePolicyView {
 export interface TypeView {
   type: string;
   paused: boolean;
-  policy: TypePolicyView;
+  /** false for a type with jobs in the store but no handler here (dropped by a reload, or another node's). */
+  registered: boolean;
+  /** null when not registered here. */
+  policy: TypePolicyView | null;
   /** Jobs of the type running now, on every node sharing the store. */
   running: number;
   /** Jobs of the type not started yet (due or scheduled), on every node sharing the store. */
@@ -35,7 +38,7 @@ export interface TypeView {
 }
 
 export interface JobTypes {
-  /** Every registered type, by name. */
+  /** Every registered type, and every other type with jobs in the store, by name. */
   list(): Promise<TypeView[]>;
   /** Pause a registered type everywhere (idempotent); 404 not_found for an unknown type. */
   pause(type: string): Promise<{ type: string; paused: boolean }>;
@@ -96,13 +99,18 @@ export function createJobTypes(deps: JobTypesDeps): JobTypes {
       const counts = new Map(stats.types.map((t) => [t.type, t]));
       const bucketOf = new Map(buckets.map((b) => [b.type, b]));
       const now = buckets[0]?.now ?? clock();
-      return registry.types().map((type): TypeView => {
+      // Types with jobs but no handler here (a reload dropped them, or another node runs them) are
+      // listed too: their jobs wait, and an operator can see them and delete them.
+      const stray = [...counts.keys()].filter((t) => registry.get(t) === undefined && ((counts.get(t)!.pending ?? 0) + (counts.get(t)!.scheduled ?? 0) + (counts.get(t)!.inflight ?? 0)) > 0);
+      return [...registry.types(), ...stray].sort().map((type): TypeView => {
         const c = counts.get(type);
-        const rate = registry.get(type)!.flow?.rate;
+        const own = registry.get(type);
+        const rate = own?.flow?.rate;
         return {
           type,
           paused: pausedSet.has(type),
-          policy: policyView(registry.get(type)!),
+          registered: own !== undefined,
+          policy: own === undefined ? null : policyView(own),
           running: c?.inflight ?? 0,
           waiting: (c?.pending ?? 0) + (c?.scheduled ?? 0),
           ...(rate !== undefined && { tokens: tokensLeft(rate, bucketOf.get(type)?.tat, now) }),

@@ -59,6 +59,8 @@ export interface AttemptsDeps {
   pump: () => void;
   /** Attempts started, or one is gone: tell whoever waits on the pool. */
   notifyIdle: () => void;
+  /** A job of a type with no handler here was claimed (from the store): leave that type's rows alone from now on. */
+  unknownType?: (type: string) => void;
   /** A job with a flow-control key left inflight (its move landed). */
   keyFreed?: (type: string, key: string) => void;
 }
@@ -102,8 +104,11 @@ export function createAttempts(deps: AttemptsDeps) {
     const startedAt = clock();
     let outcome: Outcome;
     if (!type || !group) {
+      // No handler here (a type another node runs, or one a reload of the types file dropped): the
+      // job goes back uncounted and waits for a node that has one; this node leaves the type alone.
       entry.ended = true;
-      outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: true, cause: null };
+      deps.unknownType?.(job.type);
+      outcome = { ok: false, error: `no handler is configured for job type "${job.type}"`, permanent: false, cause: new HandBackError() };
     } else {
       const remote = type.pull ? deps.remote : undefined;
       const handler = remote === undefined ? type.handler : (_ctx: unknown, signal: AbortSignal) => remote.run(job, signal);

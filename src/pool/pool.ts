@@ -167,9 +167,16 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       claimer.pump();
     },
   });
-  /** The limits claims weigh, read from the registry once (types are registered before the pool starts). */
+  /** The limits claims weigh, read from the registry again only when it changed (a reload of the types file). */
   let limits: FlowLimits | undefined;
-  const flowLimits = (): FlowLimits => (limits ??= limitsOf(registry));
+  let limitsAsOf = -1;
+  const flowLimits = (): FlowLimits => {
+    if (limits === undefined || limitsAsOf !== registry.version) {
+      limits = limitsOf(registry);
+      limitsAsOf = registry.version;
+    }
+    return limits;
+  };
   const claimer = createClaimer({
     store, scheduler, clock, owner, leaseMs, events, defer, mode, slots, gate, strays, notifyIdle,
     limits: flowLimits,
@@ -179,6 +186,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
   });
   const attempts = createAttempts({
     registry, clock, keepMs, events, slots, settler, mode, pushback, remote, notifyIdle, pump: claimer.pump,
+    unknownType: (type) => slots.unknownType(type),
     keyFreed: (type, key) => {
       if (registry.get(type)?.flow?.keyConcurrency !== undefined) scheduler.releaseKey(type, key);
     },
@@ -249,6 +257,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       if (job.state === "scheduled") return job.attempts > 0 || job.throttles > 0 ? "backoff" : "scheduled";
       const shut = gate.why(job.type);
       if (shut === "paused") return "paused";
+      if (registry.get(job.type) === undefined) return "no_handler";
       if (shut === "breaker_open") return "breaker_open";
       if (shut === "held") return "rate_limit";
       const keyHold = job.key === null ? null : scheduler.keyHeld(job.type, job.key);

@@ -11,7 +11,7 @@ import type { Pushback } from "./pushback.ts";
 export interface SlotsDeps {
   /** Slots in the pool. */
   concurrency: number;
-  registry: Pick<HandlerRegistry, "get" | "types">;
+  registry: Pick<HandlerRegistry, "get" | "types" | "version">;
   scheduler: Pick<Scheduler, "typeCount" | "typeName" | "readyCount" | "readyOf">;
   /** A type with a concurrency limit gave back a slot after watchRoom() asked to hear of it (once per ask). */
   onRoom: () => void;
@@ -38,9 +38,19 @@ export function createSlots(deps: SlotsDeps) {
   let active = 0;
   /** Attempts of pull types handed to remote workers (they hold no slot). */
   let remoteActive = 0;
-  /** Whether any registered type is a pull type (otherwise every claim is "local" and nothing here looks further). */
-  const hasRemote = deps.remote !== undefined && registry.types().some((t) => registry.get(t)?.pull === true);
-  const isRemote = (type: string) => hasRemote && registry.get(type)?.pull === true;
+  /** Whether any registered type is a pull type (otherwise every claim is "local" and nothing here looks further), as of the registry's version. */
+  let remoteAsOf = -1;
+  let anyRemote = false;
+  const hasRemote = (): boolean => {
+    if (remoteAsOf !== registry.version) {
+      remoteAsOf = registry.version;
+      anyRemote = deps.remote !== undefined && registry.types().some((t) => registry.get(t)?.pull === true);
+    }
+    return anyRemote;
+  };
+  const isRemote = (type: string) => hasRemote() && registry.get(type)?.pull === true;
+  /** Types met in the store with no handler here (another node's, or dropped by a reload): never claimed here. */
+  const unknown = new Set<string>();
   /** Slots held for jobs whose claim, pull or leased insert is out. */
   let claiming = 0;
   /** Jobs of each type being claimed or running a handler here (for per-type concurrency). */
@@ -60,7 +70,10 @@ export function createSlots(deps: SlotsDeps) {
   /** How many more jobs of `type` may start here, or undefined when nothing limits it but the pool. */
   function roomFor(type: string): number | undefined {
     if (deps.gate.shut(type)) return 0;
-    const limit = registry.get(type)?.concurrency;
+    // A type with no handler here (dropped by a reload of the types file) waits until it returns.
+    const registered = registry.get(type);
+    if (registered === undefined) return 0;
+    const limit = registered.concurrency;
     const busy = occupied.get(type) ?? 0;
     const own = limit === undefined ? undefined : limit - busy;
     const target = deps.pushback.roomFor(type, busy);
@@ -105,12 +118,12 @@ export function createSlots(deps: SlotsDeps) {
     },
     /** An attempt started running its handler (its type was occupied when it was claimed); a pull type's takes no slot. */
     begin(type: string): void {
-      if (hasRemote && isRemote(type)) remoteActive++;
+      if (isRemote(type)) remoteActive++;
       else active++;
     },
     /** An attempt's handler ended: its slot and its type's slot are free. */
     end(type: string): void {
-      if (hasRemote && isRemote(type)) remoteActive--;
+      if (isRemote(type)) remoteActive--;
       else active--;
       occupy(type, -1);
     },
@@ -144,10 +157,16 @@ export function createSlots(deps: SlotsDeps) {
       roomWatched = true;
     },
     /** Whether any registered type is a pull type (claims then have a "remote" part). */
-    hasRemote,
+    get hasRemote(): boolean {
+      return hasRemote();
+    },
+    /** A claim from the store brought a job of a type with no handler here: leave that type's rows there from now on. */
+    unknownType(type: string): void {
+      unknown.add(type);
+    },
     /** Jobs the waiting polls still want, over all pull types (a poll for several types counts for each). */
     remoteWant(): number {
-      if (!hasRemote) return 0;
+      if (!hasRemote()) return 0;
       let n = 0;
       for (const type of registry.types()) if (isRemote(type)) n += Math.max(0, roomFor(type) ?? 0);
       return n;
@@ -157,7 +176,7 @@ export function createSlots(deps: SlotsDeps) {
       let room: number[] | undefined;
       for (let code = 0; code < scheduler.typeCount; code++) {
         const type = scheduler.typeName(code);
-        const r = hasRemote && isRemote(type) !== (part === "remote") ? 0 : roomFor(type);
+        const r = hasRemote() && isRemote(type) !== (part === "remote") ? 0 : roomFor(type);
         if (r !== undefined) (room ??= [])[code] = r;
       }
       return room;
@@ -169,7 +188,7 @@ export function createSlots(deps: SlotsDeps) {
       let blocked = 0;
       for (let code = 0; code < scheduler.typeCount; code++) {
         const type = scheduler.typeName(code);
-        if (hasRemote && isRemote(type) !== (part === "remote")) {
+        if (hasRemote() && isRemote(type) !== (part === "remote")) {
           blocked += scheduler.readyOf(type);
           continue;
         }
@@ -181,7 +200,7 @@ export function createSlots(deps: SlotsDeps) {
     /** Caps for claimNext: every limited or shut type this process knows, with its room left (for "remote", every other type has none). */
     caps(part: ClaimPart = "local"): TypeCap[] {
       const caps: TypeCap[] = [];
-      for (const type of new Set([...registry.types(), ...scheduledTypes()])) {
+      for (const type of new Set([...registry.types(), ...scheduledTypes(), ...unknown])) {
         // Rate- and key-limited types are claimed by id only (from the heap), where the store weighs them.
         const room = isLimited(registry.get(type)?.flow) || (part === "remote" && !isRemote(type)) ? 0 : roomFor(type);
         if (room !== undefined) caps.push({ type, room: Math.max(0, room) });

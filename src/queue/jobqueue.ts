@@ -60,6 +60,8 @@ export interface JobQueueOptions extends QueueSettings {
   logger?: Logger;
   /** Recurring schedules (the types file's [schedules]); each tick is enqueued once across nodes. */
   schedules?: readonly ScheduleConfig[];
+  /** The SHA-256 of the types file the registry came from (GET /metrics jobqueue_config_info). */
+  configHash?: string;
 }
 
 export interface JobQueue {
@@ -73,6 +75,14 @@ export interface JobQueue {
   start(): Promise<void>;
   /** Commit jobs; resolves with their ids after the commit (a duplicate's: the id of the job holding its key). */
   submit(jobs: NewJob[]): Promise<number[]>;
+  /**
+   * A reloaded types file: `registry`'s types replace the running ones (new starts follow them; running
+   * attempts keep what they had; jobs of a dropped type wait until it returns), and its schedules
+   * replace the running ones.
+   */
+  reloadTypes(registry: HandlerRegistry, schedules: readonly ScheduleConfig[], hash?: string): Promise<void>;
+  /** A reload of the types file failed: counted (the running configuration stays). */
+  reloadFailed(): void;
   /** Graceful stop: refuse submits, finish or hand back running jobs, close the store. */
   shutdown(graceMs: number): Promise<{ finished: number; released: number }>;
   readonly state: "new" | "starting" | "running" | "stopping" | "stopped";
@@ -108,6 +118,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   const { leaseMs, reapIntervalMs } = opts;
   const { store, registry } = opts;
   let state: JobQueue["state"] = "new";
+  let config = opts.configHash === undefined ? null : { hash: opts.configHash, loadedAt: Date.now() };
 
   const { metrics, counters: m, completions, poolEvents, gauges, typesConfigured } = createQueueMetrics({ clock, logger });
   const scheduler = createScheduler({ agingMs: opts.agingMs, clock, onReady: () => pool.pump() });
@@ -204,6 +215,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     liveNodes: () => liveNodes,
     types: () => registry.types(),
     flowStatus: (type) => pool.flowStatus(type),
+    config: () => config,
     pullTypes: () => registry.types().filter((t) => registry.get(t)?.pull === true),
     pollsWaiting: (type) => pool.remote.waitingFor(type),
     pulledOut: (type) => pool.remote.out(type),
@@ -313,6 +325,20 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
         ready: scheduler.readyCount, scheduled: scheduler.scheduledCount, ms: clock() - t0,
         types: () => registry.types(),
       });
+    },
+
+    async reloadTypes(next, schedules, hash) {
+      registry.replaceAll(next);
+      typesConfigured(registry.types());
+      config = hash === undefined ? null : { hash, loadedAt: Date.now() };
+      m.reloads.labels({ outcome: "ok" }).inc();
+      if (state === "running") await ticker.replace(schedules);
+      // A type added or changed may have jobs waiting here or in the store.
+      pool.pump();
+      pool.pull();
+    },
+    reloadFailed() {
+      m.reloads.labels({ outcome: "failed" }).inc();
     },
 
     async shutdown(graceMs) {

@@ -22,6 +22,8 @@ export interface GaugeSources {
   types(): readonly string[];
   /** What pushback from a type's target allows now. */
   flowStatus(type: string): FlowStatus;
+  /** The types file in force: its SHA-256 and when it was loaded (epoch ms), or null without one. */
+  config(): { hash: string; loadedAt: number } | null;
   /** Pull types: the polls waiting for their jobs here, and their jobs out to remote workers from here. */
   pullTypes(): readonly string[];
   pollsWaiting(type: string): number;
@@ -48,6 +50,7 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     expired: metrics.counter("jobqueue_jobs_expired_total", "Jobs dead-lettered because no attempt could start before their deadline (expiresAt, ttlMs).", ["type"]),
     throttled: metrics.counter("jobqueue_throttled_total", "Attempts whose target pushed back (429/503 with Retry-After): the job waits without using the attempt.", ["type"]),
     throttleDelay: metrics.counter("jobqueue_throttle_delay_seconds_total", "Seconds jobs were told to wait by their targets (after the backoff cap).", ["type"]),
+    reloads: metrics.counter("jobqueue_config_reloads_total", "Reloads of the types file (SIGHUP): ok, or failed (the running configuration stayed).", ["outcome"]),
     fenced: metrics.counter("jobqueue_fenced_moves_total", "Moves that found their claim already gone (reaped or superseded).", ["move"]),
     wait: metrics.histogram("jobqueue_job_wait_seconds", "Time from ready to start.", LATENCY_BUCKETS_SECONDS, ["type"]),
     run: metrics.histogram("jobqueue_job_run_seconds", "Handler run time per attempt.", LATENCY_BUCKETS_SECONDS, ["type"]),
@@ -86,6 +89,16 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
       () => src.types().map((type) => ({ labels: { type }, value: BREAKER_STATE[src.flowStatus(type).breaker] })));
     metrics.gauge("jobqueue_effective_concurrency", "Most jobs of each type this node runs at once now (lowered while its target pushes back).",
       () => src.types().map((type) => ({ labels: { type }, value: src.flowStatus(type).effectiveConcurrency })));
+    metrics.gauge("jobqueue_config_info", "The types file in force on this node, by its SHA-256 (value 1).",
+      () => {
+        const c = src.config();
+        return c === null ? [] : [{ labels: { hash: c.hash }, value: 1 }];
+      });
+    metrics.gauge("jobqueue_config_loaded_timestamp_seconds", "When the types file in force was loaded (start-up or the last good reload).",
+      () => {
+        const c = src.config();
+        return c === null ? [] : c.loadedAt / 1000;
+      });
     metrics.gauge("jobqueue_pull_polls_waiting", "Pull workers' polls (POST /claim) waiting on this node, by type asked for.",
       () => src.pullTypes().map((type) => ({ labels: { type }, value: src.pollsWaiting(type) })));
     metrics.gauge("jobqueue_pull_jobs_out", "Jobs of pull types this node handed to remote workers that have not ended yet.",

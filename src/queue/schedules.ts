@@ -100,6 +100,8 @@ interface Ticking {
 export function createScheduleTicker(deps: SchedulerOfTicksDeps) {
   const { store, clock, logger } = deps;
   const ticking = new Map<string, Ticking>();
+  /** The schedules in force (a reload of the types file replaces them). */
+  let schedules = deps.schedules;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let running = false;
   /** One pass at a time. */
@@ -174,10 +176,11 @@ export function createScheduleTicker(deps: SchedulerOfTicksDeps) {
      * one follow catch_up; a schedule never enqueued before starts with its next tick.
      */
     async start(): Promise<void> {
-      if (deps.schedules.length === 0) return;
+      running = true; // with none yet, a reload may bring some
+      if (schedules.length === 0) return;
       const states = new Map((await store.scheduleStates()).map((s) => [s.name, s]));
       const now = clock();
-      for (const config of deps.schedules) {
+      for (const config of schedules) {
         const rule = tickRule(config);
         const last = states.get(config.name)?.lastTick;
         ticking.set(config.name, {
@@ -186,10 +189,21 @@ export function createScheduleTicker(deps: SchedulerOfTicksDeps) {
           next: last === undefined ? rule.next(now) : rule.next(last),
         });
       }
-      running = true;
       await runDue(now, true);
     },
     runDue,
+    /**
+     * The types file was read again: these schedules from now on. Each one takes up where the store
+     * says it stands (the last tick any node enqueued), as at a start, so none is enqueued twice.
+     */
+    async replace(next: readonly ScheduleConfig[]): Promise<void> {
+      const wasRunning = running;
+      this.stop();
+      await pass;
+      ticking.clear();
+      schedules = next;
+      if (wasRunning) await this.start();
+    },
     stop(): void {
       running = false;
       if (timer) clearTimeout(timer);
@@ -198,7 +212,7 @@ export function createScheduleTicker(deps: SchedulerOfTicksDeps) {
     /** Every schedule with its next tick here and its last tick anywhere. */
     async list(): Promise<ScheduleView[]> {
       const states = new Map((await store.scheduleStates()).map((s) => [s.name, s]));
-      return deps.schedules.map((c) => {
+      return schedules.map((c) => {
         const t = ticking.get(c.name);
         const st = states.get(c.name);
         return {

@@ -79,7 +79,7 @@ export interface ClaimedJob {
 }
 
 /** Why a job that is not running waits (GET /jobs/:id `waitingFor`). */
-export type WaitReason = "scheduled" | "backoff" | "paused" | "rate_limit" | "key_concurrency" | "type_concurrency" | "breaker_open" | "workers_busy" | "awaiting_worker";
+export type WaitReason = "scheduled" | "backoff" | "paused" | "rate_limit" | "key_concurrency" | "type_concurrency" | "breaker_open" | "workers_busy" | "awaiting_worker" | "no_handler";
 
 /** Why a claim left a due pending job where it was: flow control holds it for now. */
 export type HoldReason = "paused" | "rate_limit" | "key_concurrency";
