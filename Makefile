@@ -36,8 +36,8 @@ run-pg: deps pg ## run the server on PostgreSQL ($(PG_URL)) with the example job
 test: deps pg build ## run every quick test (unit, store, HTTP, end to end on the binary)
 	bun test --timeout 60000
 
-build: deps ## compile the single executable dist/jobqueue
-	bun build --compile --minify --sourcemap src/main.ts --outfile dist/jobqueue
+build: deps ## compile the single executable dist/jobqueue (for this machine)
+	scripts/build-binary.sh native dist/jobqueue
 
 check: deps ## typecheck
 	node_modules/.bin/tsc --noEmit

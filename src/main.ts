@@ -2,7 +2,7 @@
 // main.ts: the executable. Reads the environment and arguments, runs a command (serve, migrate,
 // --help, --version), and owns process concerns: signals, exit codes, last-resort error logs.
 import { hostname } from "node:os";
-import pkg from "../package.json" with { type: "json" };
+import { versionLine } from "./build-info.ts";
 import { CLIENT_HELP, isClientCommand, runClientCommand } from "./client/cli.ts";
 import { helpText, loadConfig } from "./config/config.ts";
 import { TYPES_FILE_HELP } from "./config/types-file.ts";
@@ -35,7 +35,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (command === "version") {
-    process.stdout.write(`jobqueue ${pkg.version}\n`);
+    process.stdout.write(versionLine() + "\n");
     return 0;
   }
   const logger = createLogger(config.logLevel);

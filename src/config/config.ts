@@ -167,7 +167,7 @@ export function helpText(): string {
     lines.push(`      ${spec.meaning} [${spec.accepts}]`);
   }
   lines.push("  -h, --help                    print this help and exit");
-  lines.push("  -v, --version                 print the version and exit");
+  lines.push("  -v, --version                 print the version, git commit and target, and exit");
   return lines.join("\n") + "\n";
 }
 
