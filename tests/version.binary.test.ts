@@ -1,6 +1,6 @@
 // version.binary.test.ts: what --version says. A build through scripts/build-binary.sh (make build,
 // make release) names the exact commit and target it was built with; a run from source says
-// "commit unknown".
+// "commit unknown". --help lists the commands that work on types files.
 import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -37,4 +37,11 @@ test("a build through scripts/build-binary.sh prints the version, the commit it 
 test("run from source, --version says the commit is unknown and names the platform it runs on", async () => {
   const r = await output([process.execPath, "src/main.ts", "--version"]);
   expect(r).toEqual({ code: 0, stdout: `jobqueue ${pkg.version} (commit unknown, ${process.platform}-${process.arch})\n`, stderr: "" });
+});
+
+test("--help lists init and check-config with the other commands", async () => {
+  const r = await output([process.execPath, "src/main.ts", "--help"]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("Usage: jobqueue [serve|migrate|init [file]|check-config [file]] [options]");
+  for (const line of ["  serve ", "  migrate ", "  init [file] ", "  check-config [file] "]) expect(r.stdout).toContain(line);
 });
