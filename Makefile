@@ -7,7 +7,7 @@ BUN := $(shell command -v bun 2>/dev/null || echo bun)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/jobqueue
 CONFIG ?= examples/jobqueue.toml
 
-.PHONY: help run run-pg test test-faults soak bench bench-deps build release check bun deps pg clean
+.PHONY: help run run-pg test test-faults soak bench bench-deps build release release-smoke check bun deps pg clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ build: deps ## compile the single executable dist/jobqueue (for this machine)
 
 release: deps ## cross-compile dist/release/jobqueue-<version>-<target> and SHA256SUMS; TARGETS="linux-arm64 …" for some
 	scripts/release.sh $(TARGETS)
+
+release-smoke: release ## start the release binaries (linux-arm64 under qemu) and run a job on each; verify the systemd unit
+	scripts/release-smoke.sh $(TARGETS)
 
 check: deps ## typecheck
 	node_modules/.bin/tsc --noEmit
