@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # release.sh [TARGET...]: builds the release executables into dist/release/, one per target, named
-# jobqueue-<version>-<target>, with a SHA256SUMS file that `sha256sum -c SHA256SUMS` checks there.
+# jobqueue-<version>-<target>, puts the systemd unit and its environment file beside them
+# (examples/systemd), and writes a SHA256SUMS file that `sha256sum -c SHA256SUMS` checks there.
 # Every target named must build: one that cannot (its runtime could not be fetched) fails the whole
 # release, naming it; none is skipped. Default targets: linux-x64 linux-arm64 linux-x64-musl darwin-arm64.
 set -euo pipefail
@@ -29,5 +30,6 @@ if [ ${#failed[@]} -gt 0 ]; then
   exit 1
 fi
 
-(cd "$dir" && sha256sum jobqueue-"$version"-* >SHA256SUMS && sha256sum -c --quiet SHA256SUMS)
+cp examples/systemd/jobqueue.service examples/systemd/jobqueue.env "$dir/"
+(cd "$dir" && sha256sum jobqueue-"$version"-* jobqueue.service jobqueue.env >SHA256SUMS && sha256sum -c --quiet SHA256SUMS)
 echo "wrote $dir/SHA256SUMS ($(wc -l <"$dir/SHA256SUMS") files, checked)"
