@@ -7,7 +7,7 @@ BUN := $(shell command -v bun 2>/dev/null || echo bun)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/jobqueue
 CONFIG ?= examples/jobqueue.toml
 
-.PHONY: help run run-pg test test-faults soak bench bench-deps build check bun deps pg clean
+.PHONY: help run run-pg test test-faults soak bench bench-deps build release release-smoke check bun deps pg clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,8 +36,14 @@ run-pg: deps pg ## run the server on PostgreSQL ($(PG_URL)) with the example job
 test: deps pg build ## run every quick test (unit, store, HTTP, end to end on the binary)
 	bun test --timeout 60000
 
-build: deps ## compile the single executable dist/jobqueue
-	bun build --compile --minify --sourcemap src/main.ts --outfile dist/jobqueue
+build: deps ## compile the single executable dist/jobqueue (for this machine)
+	scripts/build-binary.sh native dist/jobqueue
+
+release: deps ## cross-compile dist/release/jobqueue-<version>-<target> and SHA256SUMS; TARGETS="linux-arm64 …" for some
+	scripts/release.sh $(TARGETS)
+
+release-smoke: release ## start the release binaries (linux-arm64 under qemu) and run a job on each; verify the systemd unit
+	scripts/release-smoke.sh $(TARGETS)
 
 check: deps ## typecheck
 	node_modules/.bin/tsc --noEmit

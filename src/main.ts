@@ -1,8 +1,11 @@
 #!/usr/bin/env bun
 // main.ts: the executable. Reads the environment and arguments, runs a command (serve, migrate,
-// --help, --version), and owns process concerns: signals, exit codes, last-resort error logs.
+// init, check-config, --help, --version), and owns process concerns: signals, exit codes,
+// last-resort error logs.
 import { hostname } from "node:os";
-import pkg from "../package.json" with { type: "json" };
+import { versionLine } from "./build-info.ts";
+import { checkTypesFile } from "./commands/check-config.ts";
+import { DEFAULT_TYPES_PATH, writeStarterTypes } from "./commands/init.ts";
 import { CLIENT_HELP, isClientCommand, runClientCommand } from "./client/cli.ts";
 import { helpText, loadConfig } from "./config/config.ts";
 import { TYPES_FILE_HELP } from "./config/types-file.ts";
@@ -29,14 +32,39 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const { command, config } = loaded;
+  const { command, config, file } = loaded;
   if (command === "help") {
     process.stdout.write(helpText() + "\n" + TYPES_FILE_HELP + CLIENT_HELP);
     return 0;
   }
   if (command === "version") {
-    process.stdout.write(`jobqueue ${pkg.version}\n`);
+    process.stdout.write(versionLine() + "\n");
     return 0;
+  }
+  if (command === "init") {
+    const path = file ?? DEFAULT_TYPES_PATH;
+    const result = await writeStarterTypes(path);
+    if (!result.written) {
+      process.stderr.write(`jobqueue: ${result.reason}\n`);
+      return 1;
+    }
+    process.stdout.write(`wrote ${path}: check it with \`jobqueue check-config ${path}\`, start with \`jobqueue serve --config ${path}\`\n`);
+    return 0;
+  }
+  if (command === "check-config") {
+    const path = file ?? config.configPath;
+    if (path === undefined) {
+      process.stderr.write("jobqueue: check-config: name a job types file (jobqueue check-config jobs.toml) or set --config / JOBQUEUE_CONFIG\n");
+      return 2;
+    }
+    try {
+      process.stdout.write((await checkTypesFile(path, config, process.env)) + "\n");
+      return 0;
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`jobqueue: ${err.message}\n`);
+      return 2;
+    }
   }
   const logger = createLogger(config.logLevel);
   process.on("unhandledRejection", (err) => logger.error("unhandled rejection", { err }));

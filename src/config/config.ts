@@ -40,13 +40,22 @@ export type Config = {
   webhookSecret: string | undefined;
 };
 
-export type Command = "serve" | "migrate" | "help" | "version";
-export type LoadResult = { command: Command; config: Config };
+export type Command = "serve" | "migrate" | "init" | "check-config" | "help" | "version";
+/** `file`: the path after init or check-config, when one was given. */
+export type LoadResult = { command: Command; config: Config; file?: string };
 
+/** The commands of the command line, as --help shows them (client commands: src/client/cli.ts). */
 const COMMANDS = {
-  serve: "run the queue server (the default)",
-  migrate: "create or upgrade the database schema, then exit",
+  serve: { usage: "serve", meaning: "run the queue server (the default)" },
+  migrate: { usage: "migrate", meaning: "create or upgrade the database schema, then exit" },
+  init: { usage: "init [file]", meaning: "write a commented starter job types file (default ./jobqueue.toml), never over an existing file" },
+  "check-config": {
+    usage: "check-config [file]",
+    meaning: "check a job types file (default --config) as serve would, start nothing: exit 0 with a summary, 2 with the error",
+  },
 } as const;
+/** Commands that take one path after them. */
+const TAKES_FILE = new Set<string>(["init", "check-config"]);
 
 
 // ---- parsing -------------------------------------------------------------------------------
@@ -74,15 +83,20 @@ export function loadConfig(
   const byFlag = new Map(KEYS.map((key) => [OPTIONS[key].flag, key]));
   const flags = new Map<keyof Config, string>();
   let command: keyof typeof COMMANDS | undefined;
+  let file: string | undefined;
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith("-")) {
-      if (command !== undefined) throw new ConfigError(`unexpected argument "${arg}": the command is already ${command}`);
-      if (arg !== "serve" && arg !== "migrate") {
-        throw new ConfigError(`unknown command "${arg}": expected serve or migrate (see --help)`);
+      if (command !== undefined && TAKES_FILE.has(command) && file === undefined) {
+        file = arg;
+        continue;
       }
-      command = arg;
+      if (command !== undefined) throw new ConfigError(`unexpected argument "${arg}": the command is already ${command}`);
+      if (!Object.hasOwn(COMMANDS, arg)) {
+        throw new ConfigError(`unknown command "${arg}": expected ${Object.keys(COMMANDS).join(", ")} (see --help)`);
+      }
+      command = arg as keyof typeof COMMANDS;
       continue;
     }
     const eq = arg.indexOf("=");
@@ -108,7 +122,7 @@ export function loadConfig(
     flags.set(key, value);
   }
 
-  return { command: command ?? "serve", config: resolve(env, flags, host) };
+  return { command: command ?? "serve", config: resolve(env, flags, host), ...(file !== undefined && { file }) };
 }
 
 function resolve(env: Record<string, string | undefined>, flags: Map<keyof Config, string>, host: Omit<Ctx, "config">): Config {
@@ -150,12 +164,12 @@ function show(raw: string, secret?: "all" | "scheme"): string {
 /** Usage, commands and every option with its flag, env var, default, range and meaning. */
 export function helpText(): string {
   const lines = [
-    "Usage: jobqueue [serve|migrate] [options]",
+    "Usage: jobqueue [serve|migrate|init [file]|check-config [file]] [options]",
     "",
     "A durable priority job queue server.",
     "",
     "Commands:",
-    ...Object.entries(COMMANDS).map(([name, meaning]) => `  ${name.padEnd(10)}${meaning}`),
+    ...Object.values(COMMANDS).map(({ usage, meaning }) => `  ${usage.padEnd(22)}${meaning}`),
     "",
     "Options (a flag beats its environment variable, which beats the default;",
     "--flag value and --flag=value both work; empty variables count as unset):",
@@ -167,7 +181,7 @@ export function helpText(): string {
     lines.push(`      ${spec.meaning} [${spec.accepts}]`);
   }
   lines.push("  -h, --help                    print this help and exit");
-  lines.push("  -v, --version                 print the version and exit");
+  lines.push("  -v, --version                 print the version, git commit and target, and exit");
   return lines.join("\n") + "\n";
 }
 
