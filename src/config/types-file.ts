@@ -82,7 +82,7 @@ const TYPE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_VALUE = /^[^\r\n\0]*$/;
 /** Headers the webhook handler sets itself; a types file may not set or shadow them. */
-const RESERVED_HEADERS = new Set(["content-type", "x-job-id", "x-job-attempt", ...SIGNING_HEADERS]);
+const RESERVED_HEADERS = new Set(["content-type", "x-job-id", "x-job-attempt", "traceparent", ...SIGNING_HEADERS]);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,200}$/;
 
 const isHttpUrl = (s: string) => {

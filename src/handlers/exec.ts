@@ -72,6 +72,8 @@ export function createExecHandler(opts: ExecOptions): Handler {
         JOBQUEUE_JOB_ID: String(job.id),
         JOBQUEUE_JOB_TYPE: job.type,
         JOBQUEUE_JOB_ATTEMPT: String(job.attempt),
+        // The producer's trace context, as OpenTelemetry's environment propagation reads it.
+        ...(job.traceparent !== null && { TRACEPARENT: job.traceparent }),
       },
       ...(opts.cwd !== undefined && { cwd: opts.cwd }),
     });

@@ -15,6 +15,8 @@ export interface JobContext {
   maxAttempts: number;
   priority: number;
   createdAt: number;
+  /** The W3C traceparent the job was submitted with, or null: continue the producer's trace from it. */
+  traceparent: string | null;
 }
 
 /** Resolve = done; throw = failed attempt (retried); throw PermanentError = dead at once. */
@@ -92,9 +94,10 @@ class LazyJobContext implements JobContext {
   readonly maxAttempts: number;
   readonly priority: number;
   readonly createdAt: number;
+  readonly traceparent: string | null;
   #parsed: { value: unknown } | null = null;
 
-  constructor(j: Omit<JobContext, "payload">) {
+  constructor(j: ContextFields) {
     this.id = j.id;
     this.type = j.type;
     this.payloadText = j.payloadText;
@@ -102,6 +105,7 @@ class LazyJobContext implements JobContext {
     this.maxAttempts = j.maxAttempts;
     this.priority = j.priority;
     this.createdAt = j.createdAt;
+    this.traceparent = j.traceparent ?? null;
   }
 
   get payload(): unknown {
@@ -113,11 +117,14 @@ class LazyJobContext implements JobContext {
   toJSON(): Record<string, unknown> {
     return {
       id: this.id, type: this.type, payload: this.payload, payloadText: this.payloadText, attempt: this.attempt,
-      maxAttempts: this.maxAttempts, priority: this.priority, createdAt: this.createdAt,
+      maxAttempts: this.maxAttempts, priority: this.priority, createdAt: this.createdAt, traceparent: this.traceparent,
     };
   }
 }
 
-export function jobContext(j: Omit<JobContext, "payload">): JobContext {
+/** What a JobContext is made from (no trace context: null). */
+type ContextFields = Omit<JobContext, "payload" | "traceparent"> & { traceparent?: string | null };
+
+export function jobContext(j: ContextFields): JobContext {
   return new LazyJobContext(j);
 }

@@ -43,6 +43,8 @@ export function createWebhookHandler(opts: WebhookOptions): Handler {
       "content-type": "application/json",
       "x-job-id": String(job.id),
       "x-job-attempt": String(job.attempt),
+      // The producer's trace continues in the receiver (W3C trace context).
+      ...(job.traceparent !== null && { traceparent: job.traceparent }),
     };
     // Signed afresh on every attempt (a new timestamp); the Standard Webhooks id stays the job's.
     if (sign !== undefined) Object.assign(headers, sign(job.id, body, clock() / 1000));

@@ -92,6 +92,7 @@ export const jobView = z
     failedAt: iso.optional().meta({ description: "when the job was dead-lettered (dead jobs only)" }),
     finishedAt: iso.optional().meta({ description: "when the job completed (completed records only, kept with --keep-completed)" }),
     result: z.string().nullable().optional().meta({ description: "the start of the handler's result, e.g. a command's stdout (completed records only)" }),
+    traceparent: z.string().optional().meta({ description: "the W3C traceparent the job was submitted with (its webhook deliveries and pull workers get it too)" }),
     attemptHistory: z.array(attemptRecord).optional()
       .meta({ description: "the attempts that did not complete the job, oldest first (the newest 20 are kept); a kept completed record ends with the attempt that completed it" }),
   })

@@ -199,6 +199,7 @@ function jobText(job: JobView): string {
     ...(job.startBy !== null && { expiresAt: new Date(job.startBy).toISOString() }),
     ...(job.failedAt !== null && { failedAt: new Date(job.failedAt).toISOString() }),
     ...(job.finishedAt !== undefined && { finishedAt: new Date(job.finishedAt).toISOString(), result: job.result ?? null }),
+    ...(job.trace != null && { traceparent: job.trace }),
     ...(job.attemptHistory !== undefined && { attemptHistory: job.attemptHistory.map(attemptJson) }),
   };
   const fields = JSON.stringify(view);

@@ -154,6 +154,10 @@ const OPERATIONS: Operation[] = [
       `One job, or \`{"jobs":[…]}\` with 1 to ${MAX_BATCH_JOBS} jobs committed all or nothing. ` +
       "The answer comes once the database has committed the jobs. The payload is stored and delivered exactly as sent. " +
       "An `idempotencyKey` already held by a job in the system makes nothing new and answers with that job's id.",
+    parameters: [{
+      name: "traceparent", in: "header", required: false, schema: { type: "string" },
+      description: "W3C trace context: kept with every job of the request and sent on to its handler (the webhook's traceparent header, the pull API's job field, a command's TRACEPARENT); a malformed one is ignored, as the W3C spec asks",
+    }],
     requestBody: {
       required: true,
       content: { "application/json": { schema: { oneOf: [ref(jobSchema), ref(batchSchema)] } } },

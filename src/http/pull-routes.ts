@@ -49,6 +49,7 @@ function jobText(j: RemoteJob): string {
   const view: Omit<z.input<typeof pulledJob>, "payload"> = {
     id: String(j.id), type: j.type, attempt: j.attempt, maxAttempts: j.maxAttempts, priority: j.priority,
     ...(j.key !== null && { key: j.key }),
+    ...(j.traceparent !== null && { traceparent: j.traceparent }),
     leaseToken: j.leaseToken, leaseUntil: new Date(j.leaseUntil).toISOString(),
   };
   const fields = JSON.stringify(view);

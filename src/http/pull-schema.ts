@@ -74,6 +74,7 @@ export const pulledJob = z
     maxAttempts: z.int().min(1),
     priority: z.int(),
     key: z.string().optional().meta({ description: "the job's flow-control key, when it has one" }),
+    traceparent: z.string().optional().meta({ description: "the W3C traceparent the job was submitted with, when it was: continue the producer's trace from it" }),
     leaseToken: z.string().meta({ description: "send it with complete, fail and heartbeat" }),
     leaseUntil: iso.meta({ description: "complete, fail or heartbeat before this, or the job is retried" }),
   })

@@ -23,6 +23,9 @@ export async function submit(c: Context, deps: AppDeps, cap: { committing: numbe
   const { text, value } = parseJson(await readBody(c.req.raw, deps.bodyLimitBytes));
   const parsed = parseSubmitBody(value, text);
   const jobs = toNewJobs(parsed, deps);
+  // The producer's trace context goes with every job of the request (W3C: a malformed one is ignored).
+  const trace = traceparentOf(c.req.header("traceparent"));
+  if (trace !== null) for (const job of jobs) job.trace = trace;
   checkRoom(deps, cap, jobs.length);
   cap.committing += jobs.length;
   let results: InsertResult[];
@@ -49,6 +52,20 @@ export async function submit(c: Context, deps: AppDeps, cap: { committing: numbe
 export async function readJsonBody(c: Context, limit: number): Promise<unknown> {
   requireJson(c.req.header("content-type"));
   return parseJson(await readBody(c.req.raw, limit)).value;
+}
+
+/**
+ * A W3C trace context `traceparent` header (version-traceid-parentid-flags, lower-case hex), or
+ * null when absent or malformed: the spec has a receiver ignore one it cannot parse rather than
+ * refuse the request. Version ff and all-zero ids are invalid; a later version may add fields.
+ */
+export function traceparentOf(header: string | undefined): string | null {
+  if (header === undefined || header.length > 512) return null;
+  const value = header.trim();
+  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/.exec(value);
+  if (m === null || m[1] === "ff" || (m[1] === "00" && m[5] !== undefined)) return null;
+  if (/^0+$/.test(m[2]!) || /^0+$/.test(m[3]!)) return null;
+  return value;
 }
 
 /** Throws 429 queue_full when `adding` more jobs would take the queue past deps.maxQueued. */

@@ -172,7 +172,7 @@ export function createAttempts(deps: AttemptsDeps) {
         try {
           const ctx = jobContext({
             id: job.id, type: job.type, payloadText: job.payload, attempt: job.attempts,
-            maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt,
+            maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt, traceparent: job.trace ?? null,
           });
           const value = handler(ctx, entry.controller.signal);
           if (isThenable(value)) value.then(done, failed);

@@ -29,6 +29,8 @@ export interface RemoteJob {
   maxAttempts: number;
   priority: number;
   key: string | null;
+  /** The W3C traceparent the job was submitted with, or null. */
+  traceparent: string | null;
   leaseToken: string;
   /** Epoch ms: complete, fail or heartbeat before this. */
   leaseUntil: number;
@@ -218,7 +220,7 @@ export function createRemoteWorkers(deps: RemoteDeps) {
       const j = live.job;
       out.push({
         id: j.id, type: j.type, payload: j.payload, attempt: j.attempts, maxAttempts: j.maxAttempts, priority: j.priority,
-        key: j.key, leaseToken: leaseToken(j.id, j.attempts, owner), leaseUntil: until,
+        key: j.key, traceparent: j.trace ?? null, leaseToken: leaseToken(j.id, j.attempts, owner), leaseUntil: until,
       });
     });
     // In the order the heap ranks them (a claim's rows come back in any order).
@@ -273,7 +275,7 @@ export function createRemoteWorkers(deps: RemoteDeps) {
     const job: ClaimedJob = {
       id: row.id, type: row.type, payload: row.payload, priority: row.priority, attempts: row.attempts,
       maxAttempts: row.maxAttempts, timeoutMs: null, runAt: row.runAt, createdAt: row.createdAt,
-      lastError: row.lastError, key: row.key, startBy: row.startBy, throttles: row.throttles,
+      lastError: row.lastError, key: row.key, startBy: row.startBy, throttles: row.throttles, trace: row.trace ?? null,
     };
     return answerOf(await deps.settle(job, outcome, 0), job, outcome);
   }

@@ -160,7 +160,7 @@ export function createDispatcher(deps: DispatcherDeps) {
             started.push({
               id: r.id, type: j.type, payload: j.payload, priority: j.priority, attempts: 1, maxAttempts: j.maxAttempts,
               timeoutMs: j.timeoutMs, runAt: j.runAt, createdAt: insertedAt, lastError: null,
-              key: j.key ?? null, startBy: j.startBy ?? null, throttles: 0,
+              key: j.key ?? null, startBy: j.startBy ?? null, throttles: 0, trace: j.trace ?? null,
             });
           }
         } else {

@@ -15,6 +15,7 @@ import pg015 from "../../sql/postgres/015_flow_columns.sql" with { type: "text" 
 import pg016 from "../../sql/postgres/016_flow_state.sql" with { type: "text" };
 import pg017 from "../../sql/postgres/017_schedules.sql" with { type: "text" };
 import pg018 from "../../sql/postgres/018_attempts.sql" with { type: "text" };
+import pg019 from "../../sql/postgres/019_trace.sql" with { type: "text" };
 import lite001 from "../../sql/sqlite/001_init.sql" with { type: "text" };
 import lite002 from "../../sql/sqlite/002_pending_run_at.sql" with { type: "text" };
 import lite003 from "../../sql/sqlite/003_nodes.sql" with { type: "text" };
@@ -27,6 +28,7 @@ import lite015 from "../../sql/sqlite/015_flow_columns.sql" with { type: "text" 
 import lite016 from "../../sql/sqlite/016_flow_state.sql" with { type: "text" };
 import lite017 from "../../sql/sqlite/017_schedules.sql" with { type: "text" };
 import lite018 from "../../sql/sqlite/018_attempts.sql" with { type: "text" };
+import lite019 from "../../sql/sqlite/019_trace.sql" with { type: "text" };
 
 export type Dialect = "postgres" | "sqlite";
 
@@ -49,11 +51,12 @@ const NAMES = [
   "016_flow_state",
   "017_schedules",
   "018_attempts",
+  "019_trace",
 ] as const;
 
 const SQL: Record<Dialect, readonly string[]> = {
-  postgres: [pg001, pg002, pg003, pg010, pg011, pg012, pg013, pg014, pg015, pg016, pg017, pg018],
-  sqlite: [lite001, lite002, lite003, lite010, lite011, lite012, lite013, lite014, lite015, lite016, lite017, lite018],
+  postgres: [pg001, pg002, pg003, pg010, pg011, pg012, pg013, pg014, pg015, pg016, pg017, pg018, pg019],
+  sqlite: [lite001, lite002, lite003, lite010, lite011, lite012, lite013, lite014, lite015, lite016, lite017, lite018, lite019],
 };
 
 /** The table that records what was applied, in each dialect. */

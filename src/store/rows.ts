@@ -26,6 +26,8 @@ export interface NewJob {
    * of a paused type is inserted pending instead (its result says `held`).
    */
   lease?: { owner: string; until: number };
+  /** A W3C traceparent (checked by the caller) to keep with the job and hand to its handler. */
+  trace?: string;
   /** The job's flow-control key (a tenant, customer or resource): types may limit and share turns per key. */
   key?: string;
   /** The moment (ms) after which no attempt of the job may start: it is dead-lettered as expired instead. */
@@ -76,6 +78,8 @@ export interface ClaimedJob {
   startBy: number | null;
   /** Times a target pushed back (429/503 with Retry-After) and the job waited without using an attempt. */
   throttles: number;
+  /** The W3C traceparent the job was submitted with, or null (absent where a store row was not read). */
+  trace?: string | null;
 }
 
 /** Why a job that is not running waits (GET /jobs/:id `waitingFor`). */
@@ -231,6 +235,8 @@ export interface JobView {
   startBy: number | null;
   /** Times a target pushed back and the job waited without using an attempt. */
   throttles: number;
+  /** The W3C traceparent the job was submitted with, or null (not kept with completed records). */
+  trace?: string | null;
   /** Why a pending or scheduled job waits, null while it runs, as this node sees it (absent for dead and completed jobs). */
   waitingFor?: WaitReason | null;
   /** Completed records only (kept with --keep-completed; they have no payload: "null"). */

@@ -69,7 +69,7 @@ export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks
         SELECT 'dead', ${JOB_COLS}, NULL, NULL, ${ms("failed_at")}, NULL, NULL, NULL, NULL FROM dead_jobs WHERE id = $1
         UNION ALL
         SELECT 'completed', id, type, 'null', priority, attempts, max_attempts, NULL, ${ms("run_at")}, ${ms("created_at")}, NULL,
-               NULL, NULL, 0, NULL, NULL, NULL, ${ms("finished_at")}, result, run_ms, node
+               NULL, NULL, 0, NULL, NULL, NULL, NULL, ${ms("finished_at")}, result, run_ms, node
           FROM completed_jobs WHERE id = $1`, [id]);
       const r = rows[0];
       if (!r) return null;

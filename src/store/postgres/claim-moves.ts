@@ -40,7 +40,7 @@ type ClaimRow = JobRow & { kind: "started" | "expired" | "held" | "rate" };
  * so the only index path is the primary key (written as run_at <= …, a generic plan made while
  * pending_jobs was small took pending_jobs_run_at_idx instead and filtered every due row;
  * tests/postgres-plans.test.ts holds the claim to the key). The other kinds' rows are padded with
- * NULLs to JOB_COLS' columns (id, type, …, key at the 11th, start_by at the 12th): keep them in step.
+ * NULLs to JOB_COLS' columns (id, type, …, key at the 11th, start_by at the 12th, trace last): keep them in step.
  *
  * `weighed`: CTEs placed after `paused` that weigh limited types, and the SQL for those types and
  * for the ids among them that may start; a limited type's row then moves only when allowed (or to
@@ -69,9 +69,9 @@ function claimStatement(weighed?: { ctes: string; limited: string; allowed: stri
       RETURNING ${JOB_COLS})
     SELECT 'started' AS kind, * FROM started
     UNION ALL
-    SELECT 'expired', id, type, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM expired
+    SELECT 'expired', id, type, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM expired
     UNION ALL
-    SELECT 'held', id, type, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, key, NULL, NULL FROM pending_jobs
+    SELECT 'held', id, type, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, key, NULL, NULL, NULL FROM pending_jobs
     WHERE EXISTS (SELECT 1 FROM paused)
       AND id = ANY($1::bigint[]) AND ${ms("run_at")} <= $2::float8 AND type = ANY(ARRAY(SELECT type FROM paused))
       AND (start_by IS NULL OR ${ms("start_by")} >= $2::float8)
@@ -218,7 +218,7 @@ export async function claimRated(q: Queries, claimIds: number[], owner: string, 
       SELECT c.id, c.type, NULL FROM cand c WHERE c.type NOT IN (SELECT type FROM plan)),`;
   const sql = claimStatement({
     ctes, limited: "$6::text[]", allowed: "ARRAY(SELECT id FROM allowed)",
-    extraRows: "UNION ALL SELECT 'rate', id, type, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry, NULL FROM rate_held",
+    extraRows: "UNION ALL SELECT 'rate', id, type, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry, NULL, NULL FROM rate_held",
   });
   const rows = await q.query<ClaimRow>(sql, [
     claimIds, now, now + leaseMs, owner, EXPIRED_ERROR, rated.map(([t]) => t),

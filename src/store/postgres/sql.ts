@@ -10,14 +10,14 @@ export const at = (msExpr: string) => `to_timestamp(${msExpr}::float8 / 1000)`;
 
 // Columns selected for a claimed or viewed job; times as epoch ms (float8), ids as numbers.
 export const JOB_COLS = `id, type, payload::text AS payload, priority, attempts, max_attempts, timeout_ms,
-  ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, last_error, key, ${ms("start_by")} AS start_by, throttles`;
+  ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, last_error, key, ${ms("start_by")} AS start_by, throttles, trace`;
 export const ENTRY_COLS = `id, type, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, key`;
 /** The flow-control columns every move between job tables carries as they are (after the core columns). */
-export const CARRY_COLS = "key, start_by, throttles";
+export const CARRY_COLS = "key, start_by, throttles, trace";
 /** The same columns for a dead job an operator revives: its key stays, its deadline and throttle count start afresh. */
-export const REVIVED_CARRY = "key, NULL, 0";
+export const REVIVED_CARRY = "key, NULL, 0, trace";
 /** The same columns for a job a target pushed back: one more throttle. */
-export const THROTTLED_CARRY = "key, start_by, throttles + 1";
+export const THROTTLED_CARRY = "key, start_by, throttles + 1, trace";
 
 /**
  * CTEs (after a `moved` CTE of inflight rows) that record each moved row's attempt in job_attempts
@@ -40,7 +40,7 @@ export const RECORD_ATTEMPTS = (outcome: string, endedAtMs: string, status: stri
 export interface JobRow {
   id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;
   timeout_ms: number | null; run_at: number; created_at: number; last_error: string | null;
-  key: string | null; start_by: number | null; throttles: number;
+  key: string | null; start_by: number | null; throttles: number; trace: string | null;
 }
 export interface EntryRow { id: number; type: string; priority: number; run_at: number; created_at: number; key: string | null }
 
@@ -48,7 +48,7 @@ export function toClaimed(r: JobRow): ClaimedJob {
   return {
     id: r.id, type: r.type, payload: r.payload, priority: r.priority, attempts: r.attempts,
     maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms, runAt: r.run_at, createdAt: r.created_at,
-    lastError: r.last_error, key: r.key, startBy: r.start_by, throttles: r.throttles,
+    lastError: r.last_error, key: r.key, startBy: r.start_by, throttles: r.throttles, trace: r.trace,
   };
 }
 export const toEntry = (r: EntryRow): PendingEntry =>

@@ -18,26 +18,26 @@ async function insertSplit(q: Queries, rows: NewJob[], now: number, rowIds: numb
       SELECT coalesce(t.given_id, nextval('jobs_id_seq')) AS id, t.*,
              t.owner IS NOT NULL AND t.type = ANY(ARRAY(SELECT type FROM paused)) AS held
       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int2[], $5::int4[], $6::int4[], $7::float8[], $8::text[], $9::float8[],
-                  $11::text[], $12::float8[])
+                  $11::text[], $12::float8[], $13::text[])
            WITH ORDINALITY AS t(given_id, type, payload, priority, max_attempts, timeout_ms, run_at, owner, lease_until,
-                                key, start_by, ord)
+                                key, start_by, trace, ord)
       ORDER BY t.ord),
     queued AS (
-      INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at, key, start_by)
+      INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at, key, start_by, trace)
       SELECT id, type, payload::json, priority, max_attempts, timeout_ms, ${at("run_at")}, ${at("$10")},
-             key, ${at("start_by")}
+             key, ${at("start_by")}, trace
       FROM t WHERE owner IS NULL OR held),
     started AS (
       INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
-                                 picked_at, lease_until, owner, key, start_by)
+                                 picked_at, lease_until, owner, key, start_by, trace)
       SELECT id, type, payload::json, priority, 1, max_attempts, timeout_ms, ${at("run_at")},
-             ${at("$10")}, ${at("$10")}, ${at("lease_until")}, owner, key, ${at("start_by")}
+             ${at("$10")}, ${at("$10")}, ${at("lease_until")}, owner, key, ${at("start_by")}, trace
       FROM t WHERE owner IS NOT NULL AND NOT held)
     SELECT id, held FROM t ORDER BY ord`,
     [rowIds ?? rows.map(() => null), rows.map((j) => j.type), rows.map((j) => j.payload), rows.map((j) => j.priority),
      rows.map((j) => j.maxAttempts), rows.map((j) => j.timeoutMs), rows.map((j) => j.runAt),
      rows.map((j) => j.lease?.owner ?? null), rows.map((j) => j.lease?.until ?? null), now,
-     rows.map((j) => j.key ?? null), rows.map((j) => j.startBy ?? null)]);
+     rows.map((j) => j.key ?? null), rows.map((j) => j.startBy ?? null), rows.map((j) => j.trace ?? null)]);
   return got;
 }
 
@@ -47,15 +47,16 @@ export function createSubmit(db: Connection): Methods<Pick<JobMoves, "add"> & Pi
     if (jobs.some((j) => j.idempotencyKey !== undefined)) return (await add(jobs, now)).map((r) => r.id);
     if (jobs.some((j) => j.lease !== undefined)) return (await insertSplit(db, jobs, now, null)).map((r) => r.id).sort((a, b) => a - b);
     const rows = await db.query<{ id: number }>(`
-      INSERT INTO pending_jobs (type, payload, priority, max_attempts, timeout_ms, run_at, created_at, key, start_by)
+      INSERT INTO pending_jobs (type, payload, priority, max_attempts, timeout_ms, run_at, created_at, key, start_by, trace)
       SELECT t.type, t.payload::json, t.priority, t.max_attempts, t.timeout_ms,
-             ${at("t.run_at")}, ${at("$1")}, t.key, ${at("t.start_by")}
-      FROM unnest($2::text[], $3::text[], $4::int2[], $5::int4[], $6::int4[], $7::float8[], $8::text[], $9::float8[])
-           WITH ORDINALITY AS t(type, payload, priority, max_attempts, timeout_ms, run_at, key, start_by, ord)
+             ${at("t.run_at")}, ${at("$1")}, t.key, ${at("t.start_by")}, t.trace
+      FROM unnest($2::text[], $3::text[], $4::int2[], $5::int4[], $6::int4[], $7::float8[], $8::text[], $9::float8[], $10::text[])
+           WITH ORDINALITY AS t(type, payload, priority, max_attempts, timeout_ms, run_at, key, start_by, trace, ord)
       ORDER BY t.ord
       RETURNING id`,
       [now, jobs.map((j) => j.type), jobs.map((j) => j.payload), jobs.map((j) => j.priority), jobs.map((j) => j.maxAttempts),
-       jobs.map((j) => j.timeoutMs), jobs.map((j) => j.runAt), jobs.map((j) => j.key ?? null), jobs.map((j) => j.startBy ?? null)]);
+       jobs.map((j) => j.timeoutMs), jobs.map((j) => j.runAt), jobs.map((j) => j.key ?? null), jobs.map((j) => j.startBy ?? null),
+       jobs.map((j) => j.trace ?? null)]);
     // INSERT … SELECT … ORDER BY assigns nextval in that order, and RETURNING follows it.
     return rows.map((r) => r.id).sort((a, b) => a - b);
   });

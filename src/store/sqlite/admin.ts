@@ -26,7 +26,7 @@ export function createAdmin({ conn, tables }: { conn: Connection; tables: TableS
     SELECT 'dead', ${JOB_COLS}, NULL, NULL, failed_at, NULL, NULL, NULL, NULL FROM dead_jobs WHERE id = ?
     UNION ALL
     SELECT 'completed', id, type, 'null', priority, attempts, max_attempts, NULL, run_at, created_at, NULL,
-           NULL, NULL, 0, NULL, NULL, NULL, finished_at, result, run_ms, node
+           NULL, NULL, 0, NULL, NULL, NULL, NULL, finished_at, result, run_ms, node
       FROM completed_jobs WHERE id = ?`);
   const attemptsOf = prepare<AttemptRecord, [jobId: number]>(`
     SELECT attempt, node, started_at AS startedAt, ended_at AS endedAt, outcome, status, exit_code AS exitCode, error

@@ -9,16 +9,16 @@ export function createSubmit({ conn }: { conn: Connection }): Part<"add" | "inse
   // Ids come from one counter row, so a batch gets consecutive ids in input order.
   const bumpIds = prepare<{ last_id: number }, [count: number]>("UPDATE job_ids SET last_id = last_id + ? RETURNING last_id");
   const insertPending = prepare<never, [id: number, type: string, payload: string, priority: number, maxAttempts: number,
-    timeoutMs: number | null, runAt: number, createdAt: number, key: string | null, startBy: number | null]>(`
-    INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at, key, start_by)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    timeoutMs: number | null, runAt: number, createdAt: number, key: string | null, startBy: number | null, trace: string | null]>(`
+    INSERT INTO pending_jobs (id, type, payload, priority, max_attempts, timeout_ms, run_at, created_at, key, start_by, trace)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   // A job that starts at once: its first attempt, leased in the insert's own transaction.
   const insertStarted = prepare<never, [id: number, type: string, payload: string, priority: number, maxAttempts: number,
     timeoutMs: number | null, runAt: number, createdAt: number, pickedAt: number, leaseUntil: number, owner: string,
-    key: string | null, startBy: number | null]>(`
+    key: string | null, startBy: number | null, trace: string | null]>(`
     INSERT INTO inflight_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at,
-                               picked_at, lease_until, owner, key, start_by)
-    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+                               picked_at, lease_until, owner, key, start_by, trace)
+    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
 
   const isPaused = prepare<{ one: number }, [type: string]>("SELECT 1 AS one FROM jobqueue_paused WHERE type = ?");
 
@@ -32,10 +32,11 @@ export function createSubmit({ conn }: { conn: Connection }): Part<"add" | "inse
   const insertRow = (id: number, j: NewJob, now: number): boolean => {
     const key = j.key ?? null, startBy = j.startBy ?? null;
     const held = j.lease !== undefined && (isPaused().get(j.type) ?? null) !== null;
-    if (j.lease === undefined || held) insertPending().run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now, key, startBy);
+    const trace = j.trace ?? null;
+    if (j.lease === undefined || held) insertPending().run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now, key, startBy, trace);
     else {
       insertStarted().run(id, j.type, j.payload, j.priority, j.maxAttempts, j.timeoutMs, j.runAt, now, now, j.lease.until, j.lease.owner,
-        key, startBy);
+        key, startBy, trace);
     }
     return held;
   };

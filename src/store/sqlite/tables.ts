@@ -6,16 +6,16 @@ import type { Connection, Prepared } from "./connection.ts";
 
 // Columns aliased to the shapes that cross the Store interface, so rows need no mapping.
 export const JOB_COLS = `id, type, payload, priority, attempts, max_attempts AS maxAttempts, timeout_ms AS timeoutMs,
-  run_at AS runAt, created_at AS createdAt, last_error AS lastError, key, start_by AS startBy, throttles`;
+  run_at AS runAt, created_at AS createdAt, last_error AS lastError, key, start_by AS startBy, throttles, trace`;
 export const ENTRY_COLS = "id, type, priority, run_at AS runAt, created_at AS createdAt, key";
 /** The core columns a move copies from one job table to another. */
 export const COPY_COLS = "id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error";
 /** The flow-control columns every move between job tables carries as they are (after the core columns). */
-export const CARRY_COLS = "key, start_by, throttles";
+export const CARRY_COLS = "key, start_by, throttles, trace";
 /** The same columns for a dead job an operator revives: its key stays, its deadline and throttle count start afresh. */
-export const REVIVED_CARRY = "key, NULL, 0";
+export const REVIVED_CARRY = "key, NULL, 0, trace";
 /** The same columns for a job a target pushed back: one more throttle. */
-export const THROTTLED_CARRY = "key, start_by, throttles + 1";
+export const THROTTLED_CARRY = "key, start_by, throttles + 1, trace";
 
 /** The steps several parts end their moves with. */
 export interface TableSteps {
