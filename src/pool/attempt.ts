@@ -130,7 +130,7 @@ export function createAttempts(deps: AttemptsDeps) {
       return;
     }
     if (cause instanceof ShutdownError) return; // stop() hands it back
-    if (cause instanceof HandBackError) await settler.giveBack(job); // no remote worker took it
+    if (cause instanceof HandBackError) await settler.giveBack(job, type !== undefined); // no remote worker took it, or no handler here
     else if (cause instanceof CancelledError) await settler.remove(job);
     else {
       const how = await settler.settle(job, outcome, runMs);

@@ -147,13 +147,17 @@ export function createSettler(deps: SettlerDeps) {
         logger.warn("could not hand jobs back at shutdown; their lease returns them", { err: errorMessage(err), count: refs.length });
       }
     },
-    /** A job no one took: straight back to pending and into the heap, uncounted; one try, else its lease returns it. */
-    async giveBack(job: ClaimedJob): Promise<void> {
+    /**
+     * A job no one took: straight back to pending, uncounted, and into the heap unless `toHeap` is
+     * false (a type this node has no handler for: nodes that have one take it); one try, else its
+     * lease returns it.
+     */
+    async giveBack(job: ClaimedJob, toHeap = true): Promise<void> {
       try {
         // It never reached a worker: no attempt to record.
         const back = await store.release([{ id: job.id, attempt: job.attempts }], deps.owner, clock(), null);
         const now = clock();
-        for (const e of back) scheduler.add(e.id, e.priority, e.runAt, now, e.type, e.key);
+        if (toHeap) for (const e of back) scheduler.add(e.id, e.priority, e.runAt, now, e.type, e.key);
       } catch (err) {
         logger.warn("could not hand a job back; its lease returns it", { err: errorMessage(err), id: job.id });
       }

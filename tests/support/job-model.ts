@@ -207,7 +207,7 @@ export class JobModel {
     return {
       id, type: j.type, payload: j.payload, priority: j.priority, attempts: j.attempts, maxAttempts: j.maxAttempts,
       timeoutMs: j.timeoutMs, runAt: j.runAt, createdAt: j.createdAt, lastError: j.lastError,
-      key: null, startBy: j.startBy, throttles: j.throttles,
+      key: null, startBy: j.startBy, throttles: j.throttles, trace: null,
     };
   }
 
