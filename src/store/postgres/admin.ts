@@ -1,8 +1,9 @@
 // admin.ts: the PostgreSQL store's operator reads and actions (a job's view, stats, cancelling pending
-// jobs, listing, retrying and deleting dead letters) and the table counts tests read. Never touches
-// inflight rows: cancelling a running attempt is the pool's fenced completeCancelled (settle.ts).
+// jobs, retrying and deleting dead letters; listings are listing.ts's) and the table counts tests
+// read. Never touches inflight rows: cancelling a running attempt is the pool's fenced
+// completeCancelled (settle.ts).
 import type { Admin, StoreTestHooks } from "../store.ts";
-import type { DeadQuery, JobState, JobView, StoreCounts, StatsRow } from "../rows.ts";
+import type { JobState, JobView, StoreCounts, StatsRow } from "../rows.ts";
 import { statsFromRows } from "../rows.ts";
 import type { Connection, Methods } from "./connection.ts";
 import { CARRY_COLS, REVIVED_CARRY, ENTRY_COLS, JOB_COLS, at, ms, toClaimed, toEntry, type EntryRow, type JobRow } from "./sql.ts";
@@ -18,7 +19,7 @@ type ViewRow = JobRow & {
   state: string; owner: string | null; lease_until: number | null; failed_at: number | null; finished_at: number | null; result: string | null;
 };
 
-export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks, "counts">> {
+export function createAdmin(db: Connection): Methods<Omit<Admin, "listJobs" | "listDead"> & Pick<StoreTestHooks, "counts">> {
   /** Delete rows by id and release their idempotency keys, in one statement; result[i] says whether ids[i] was there. */
   async function deleteReleasingKeys(table: "pending_jobs" | "dead_jobs", idList: number[]): Promise<boolean[]> {
     if (idList.length === 0) return [];
@@ -68,18 +69,6 @@ export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks
     }),
 
     cancelPending: db.op("cancelPending", (pendingIds: number[]) => deleteReleasingKeys("pending_jobs", pendingIds)),
-
-    listDead: db.op("listDead", async (query: DeadQuery) => {
-      // The page first (LIMIT), then a running total of its payload bytes, kept while it starts within the budget.
-      const rows = await db.query<JobRow & { failed_at: number }>(`
-        SELECT ${JOB_COLS}, ${ms("failed_at")} AS failed_at FROM (
-          SELECT *, sum(bytes) OVER (ORDER BY id) - bytes AS bytes_before FROM (
-            SELECT *, octet_length(payload::text) AS bytes FROM dead_jobs
-            WHERE id > $1 AND ($2::text IS NULL OR type = $2) ORDER BY id LIMIT $3) page) sized
-        WHERE $4::bigint IS NULL OR bytes_before <= $4 ORDER BY id`,
-        [query.afterId, query.type ?? null, query.limit, query.maxBytes ?? null]);
-      return rows.map((r): JobView => ({ ...toClaimed(r), state: "dead", owner: null, leaseUntil: null, failedAt: r.failed_at }));
-    }),
 
     retryDead: db.op("retryDead", async (deadIds: number[], now: number) => {
       if (deadIds.length === 0) return [];
