@@ -9,7 +9,7 @@ import type { DeadLetters } from "../ops/dead-letters.ts";
 import type { JobTypes } from "../ops/job-types.ts";
 import type { Stats } from "../ops/stats.ts";
 import type { RemoteWorkers } from "../pool/remote.ts";
-import type { InsertResult, JobView, NewJob } from "../store/rows.ts";
+import type { InsertResult, JobQuery, JobView, NewJob } from "../store/rows.ts";
 
 export interface QueueApi {
   /**
@@ -23,6 +23,11 @@ export interface QueueApi {
   /** Defaults for a known type, or undefined for an unknown one. */
   typeDefaults(type: string): { priority: number; maxAttempts: number } | undefined;
   getJob(id: number): Promise<JobView | null>;
+  /**
+   * Jobs of one state (and type) in id order, a page at a time (Admin.listJobs at the queue's now),
+   * each shown as getJob shows it.
+   */
+  listJobs(query: JobQuery): Promise<JobView[]>;
   /** Operator actions on dead jobs. */
   dead: DeadLetters;
   /** The registered job types, their policy and counts; pausing and resuming them. */

@@ -20,7 +20,7 @@ import { createReaper } from "./reaper.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
 import { createStats } from "../ops/stats.ts";
 import type { Store } from "../store/store.ts";
-import type { NewJob, PendingEntry } from "../store/rows.ts";
+import type { JobView, NewJob, PendingEntry } from "../store/rows.ts";
 import { createWorkerPool, type WorkerPool } from "../pool/pool.ts";
 
 /**
@@ -226,6 +226,10 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     }
   }
 
+  /** A live job with why it waits, as this node sees it (dead and completed jobs wait for nothing). */
+  const withWait = (job: JobView): JobView =>
+    job.state === "dead" || job.state === "completed" ? job : { ...job, waitingFor: pool.waitingFor(job) };
+
   const api: QueueApi = {
     submit: (jobs) => dispatcher.submit(jobs),
     admit: (bytes) => dispatcher.admit(bytes),
@@ -235,9 +239,9 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     },
     getJob: async (id) => {
       const job = await store.get(id, clock());
-      if (job === null || job.state === "dead" || job.state === "completed") return job;
-      return { ...job, waitingFor: pool.waitingFor(job) };
+      return job === null ? null : withWait(job);
     },
+    listJobs: async (query) => (await store.listJobs(query, clock())).map(withWait),
     dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
     types: jobTypes,
     // Pushback from each type's target on this node (effective concurrency, breaker), beside GET /types' shared numbers.
