@@ -51,6 +51,7 @@ describe("the OpenAPI document", () => {
       "/dead/{id}": ["delete"],
       "/dead/{id}/retry": ["post"],
       "/stats": ["get"],
+      "/stats/history": ["get"],
       "/schedules": ["get"],
       "/types": ["get"],
       "/types/{type}/pause": ["post"],
@@ -118,6 +119,11 @@ describe("the OpenAPI document", () => {
     check("/jobs", "get", badList.status, badList.body);
     const stats = await call(q, "GET", "/stats");
     check("/stats", "get", stats.status, stats.body);
+    const history = await waitFor(async () => {
+      const r = await call(q, "GET", "/stats/history");
+      return r.body.start !== null ? r : null;
+    }, { what: "a sample in the history" });
+    check("/stats/history", "get", history.status, history.body);
     const schedules = await call(q, "GET", "/schedules");
     check("/schedules", "get", schedules.status, schedules.body);
     expect(schedules.body.schedules).toHaveLength(1);

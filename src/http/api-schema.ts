@@ -148,6 +148,25 @@ export const statsReply = z
   })
   .meta({ id: "Stats" });
 
+const samples = (description: string) => z.array(z.number().min(0).nullable()).meta({ description });
+
+export const historyReply = z
+  .object({
+    stepMs: z.int().min(1).meta({ description: "the time between samples (ms)" }),
+    start: iso.nullable().meta({ description: "when the first sample was taken (sample i at start + i × stepMs); null before the first" }),
+    series: z.object({
+      submitted: samples("jobs this node committed in each step (submits and schedule ticks)"),
+      completed: samples("jobs this node completed in each step"),
+      failed: samples("attempts that failed on this node in each step (errors and timeouts, retried or not)"),
+      dead: samples("jobs this node moved to the dead letters in each step (failed for good, or expired)"),
+      ready: samples("due jobs waiting in this node's heap when the sample was taken"),
+      scheduled: samples("jobs in this node's heap waiting for their time (runAt or a retry backoff) when the sample was taken"),
+      running: samples("jobs this node was running when the sample was taken"),
+      waitMs: samples("the mean wait from ready to start (ms) of the jobs this node started in each step; null when none started"),
+    }).meta({ description: "one array per series, oldest first, all as long as each other; null where no sample was taken" }),
+  })
+  .meta({ id: "StatsHistory" });
+
 export const schedulesReply = z
   .object({
     schedules: z.array(z.object({

@@ -10,7 +10,7 @@ import type { QueueApi } from "../queue/api.ts";
 import type { JobView } from "../store/rows.ts";
 import {
   DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, JOB_PAGE_DEFAULT, JOB_PAGE_MAX_BYTES, bulkTypeQuery, deadListQuery, jobIdParam, jobListQuery,
-  type JobViewJson, type cancelReply, type schedulesReply,
+  type JobViewJson, type cancelReply, type historyReply, type schedulesReply,
 } from "./api-schema.ts";
 import { dashboardPage } from "./dashboard.ts";
 import { errorResponse, toPublicError } from "./errors.ts";
@@ -36,6 +36,7 @@ const ROUTES: Record<string, string[]> = {
   "/jobs": ["GET", "HEAD"],
   "/jobs/:id": ["GET", "HEAD", "DELETE"],
   "/stats": ["GET", "HEAD"],
+  "/stats/history": ["GET", "HEAD"],
   "/schedules": ["GET", "HEAD"],
   "/openapi.json": ["GET", "HEAD"],
   "/dead": ["GET", "HEAD", "DELETE"],
@@ -109,6 +110,10 @@ export function createApp(api: QueueApi, settings: HttpSettings): Hono {
     return c.body(null, 204);
   });
   app.get("/stats", async (c) => c.json(await deps.stats()));
+  app.get("/stats/history", (c) => {
+    const { stepMs, start, series } = deps.history();
+    return c.json({ stepMs, start: start === null ? null : new Date(start).toISOString(), series } satisfies z.infer<typeof historyReply>);
+  });
   app.get("/schedules", async (c) => {
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     const schedules = (await deps.schedules()).map((s): z.infer<typeof schedulesReply>["schedules"][number] => ({

@@ -7,7 +7,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { OPTIONS } from "../config/options.ts";
 import {
   DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX, DEAD_PAGE_MAX_BYTES, JOB_PAGE_DEFAULT, JOB_PAGE_MAX, JOB_PAGE_MAX_BYTES, MAX_JOB_ID, bulkTypeQuery, cancelReply,
-  countReply, deadListQuery, deadPage, errorReply, idReply, jobListQuery, jobPage, jobView, pauseReply, schedulesReply, statsReply, statusReply,
+  countReply, deadListQuery, deadPage, errorReply, historyReply, idReply, jobListQuery, jobPage, jobView, pauseReply, schedulesReply, statsReply, statusReply,
   submitBatchReply, submitReply, typesReply,
 } from "./api-schema.ts";
 import { ALWAYS_OPEN } from "./auth.ts";
@@ -52,7 +52,7 @@ interface Operation {
 const REQUEST_SCHEMAS = [jobSchema, batchSchema, claimRequest, completeRequest, failRequest, heartbeatRequest];
 const RESPONSE_SCHEMAS = [
   claimReply, moveReply, heartbeatReply,
-  jobView, jobPage, deadPage, statsReply, schedulesReply, idReply, countReply, submitReply, submitBatchReply, cancelReply, statusReply, typesReply, pauseReply, errorReply,
+  jobView, jobPage, deadPage, statsReply, historyReply, schedulesReply, idReply, countReply, submitReply, submitBatchReply, cancelReply, statusReply, typesReply, pauseReply, errorReply,
 ];
 
 /** The security scheme gated operations name. */
@@ -341,6 +341,15 @@ const OPERATIONS: Operation[] = [
       "Job counts by state and type across every process sharing the database, the oldest ready job's age, and this process's completions in the last minute. " +
       "Each call scans the tables: poll every few seconds at most, and use /metrics for dashboards.",
     responses: { "200": json(statsReply, "the numbers"), "503": unavailable },
+  },
+  {
+    method: "get", path: "/stats/history", tag: "operations", operationId: "statsHistory",
+    summary: "This node's last 15 minutes, second by second",
+    description:
+      "A sample every second for the last 15 minutes (at most 900), kept in memory by the answering node: jobs it submitted, completed, failed and " +
+      "dead-lettered in each second, its heap's depth (ready, scheduled) and the jobs it ran at that moment, and the mean wait from ready to start. " +
+      "Starts empty when the process starts. Cheap: no database query; the dashboard draws its charts from it.",
+    responses: { "200": json(historyReply, "the samples, oldest first") },
   },
   {
     method: "get", path: "/metrics", tag: "operations", operationId: "metrics",

@@ -2,6 +2,7 @@
 // submit, read, cancel, dead letters, job types (pause, resume), stats, readiness and metrics. The queue implements it; front
 // ends depend on this shape, never on the queue's parts.
 import type { ScheduleView } from "./schedules.ts";
+import type { HistoryView } from "./stats-history.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { CancelResult } from "../ops/cancellation.ts";
@@ -39,6 +40,8 @@ export interface QueueApi {
   flowStatus?: (type: string) => Record<string, unknown>;
   /** Counts by state and type, the oldest ready job's age, recent completions. */
   stats(): Promise<Stats>;
+  /** This node's last minutes, one sample a second: submits, outcomes, its heap's depth, the mean wait. */
+  history(): HistoryView;
   /** The recurring schedules, with their next and last ticks and the last tick's job state. */
   schedules(): Promise<ScheduleStatus[]>;
   /** Workers of pull types: their long-polls for jobs and their complete, fail and heartbeat moves. */

@@ -19,6 +19,7 @@ import { createQueueMetrics } from "./queue-metrics.ts";
 import { createReaper } from "./reaper.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
 import { createStats } from "../ops/stats.ts";
+import { createStatsHistory } from "./stats-history.ts";
 import type { Store } from "../store/store.ts";
 import type { JobView, NewJob, PendingEntry } from "../store/rows.ts";
 import { createWorkerPool, type WorkerPool } from "../pool/pool.ts";
@@ -109,7 +110,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   const { store, registry } = opts;
   let state: JobQueue["state"] = "new";
 
-  const { metrics, counters: m, completions, poolEvents, gauges, typesConfigured } = createQueueMetrics({ clock, logger });
+  const { metrics, counters: m, completions, waits, poolEvents, gauges, typesConfigured } = createQueueMetrics({ clock, logger });
   const scheduler = createScheduler({ agingMs: opts.agingMs, clock, onReady: () => pool.pump() });
   const pushEntries = (entries: PendingEntry[]) => {
     const now = clock();
@@ -209,6 +210,16 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     pulledOut: (type) => pool.remote.out(type),
   });
 
+  // This node's last minutes, second by second, for the dashboard's charts (GET /stats/history).
+  const history = createStatsHistory({
+    clock,
+    read: () => ({
+      submitted: m.submitted.get(), completed: m.completed.get(), failed: m.failed.get(), dead: m.dead.get() + m.expired.get(),
+      started: waits.started, waitMs: waits.totalMs,
+      ready: scheduler.readyCount, scheduled: scheduler.scheduledCount, running: pool.inflight,
+    }),
+  });
+
   async function notReadyReason(): Promise<string | null> {
     if (state === "new" || state === "starting") return "recovering: the queue is loading its jobs";
     if (state !== "running") return "shutting down";
@@ -249,6 +260,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     remote: pool.remote,
     cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, onRemoved: (id) => scheduler.remove(id) }).cancel,
     stats: createStats({ store, clock, completions }).read,
+    history: () => history.view(clock()),
     schedules: async () => {
       const list = await ticker.list();
       return await Promise.all(list.map(async (v) => ({
@@ -309,6 +321,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       scheduler.start();
       pool.start();
       reaper.start();
+      history.start();
       state = "running";
       // After the heaps are loaded and workers run: a tick's job goes into a running node.
       await ticker.start();
@@ -325,6 +338,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       state = "stopping";
       logger.info("shutting down", { graceMs, running: pool.busy });
       ticker.stop();
+      history.stop();
       await dispatcher.drain();
       scheduler.stop();
       await reaper.stop();
