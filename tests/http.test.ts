@@ -444,7 +444,7 @@ for (const kind of STORE_KINDS) {
     describe("routing", () => {
       test("an unknown path is a JSON 404", async () => {
         await errorOf(await n.q.app.request("/nope"), 404, "not_found");
-        await errorOf(await n.q.app.request("/jobs"), 404, "not_found");
+        await errorOf(await n.q.app.request("/jobs/1/extra"), 404, "not_found");
       });
 
       test("a known path with the wrong method is a 405 with an Allow header", async () => {

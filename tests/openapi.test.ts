@@ -40,6 +40,7 @@ describe("the OpenAPI document", () => {
       .map(([path, item]) => [path, Object.keys(item).filter((k) => k !== "parameters").sort()]));
     expect(methods).toEqual({
       "/submit": ["post"],
+      "/jobs": ["get"],
       "/jobs/{id}": ["delete", "get"],
       "/claim": ["post"],
       "/jobs/{id}/complete": ["post"],
@@ -50,6 +51,7 @@ describe("the OpenAPI document", () => {
       "/dead/{id}": ["delete"],
       "/dead/{id}/retry": ["post"],
       "/stats": ["get"],
+      "/stats/history": ["get"],
       "/schedules": ["get"],
       "/types": ["get"],
       "/types/{type}/pause": ["post"],
@@ -66,7 +68,10 @@ describe("the OpenAPI document", () => {
     expect(submitJob.properties.priority).toEqual({ type: "integer", minimum: 0, maximum: 100 });
     expect(doc.components.schemas.SubmitBatch.properties.jobs).toMatchObject({ minItems: 1, maxItems: 1000, items: { $ref: "#/components/schemas/SubmitJob" } });
     const dead = doc.paths["/dead"].get.parameters.map((p: { name: string; required: boolean }) => [p.name, p.required]);
-    expect(dead).toEqual([["type", false], ["after", false], ["limit", false]]);
+    expect(dead).toEqual([["type", false], ["order", false], ["after", false], ["limit", false]]);
+    const jobs = doc.paths["/jobs"].get.parameters.map((p: { name: string; required: boolean }) => [p.name, p.required]);
+    expect(jobs).toEqual([["state", true], ["type", false], ["order", false], ["after", false], ["limit", false]]);
+    expect(doc.paths["/jobs"].get.parameters[0].schema).toEqual({ type: "string", enum: ["pending", "scheduled", "inflight", "dead", "completed"] });
     await q.shutdown(1000);
   });
 
@@ -104,8 +109,21 @@ describe("the OpenAPI document", () => {
     check("/submit", "post", bad.status, bad.body);
     const page = await call(q, "GET", "/dead?limit=1");
     check("/dead", "get", page.status, page.body);
+    const newest = await call(q, "GET", "/dead?order=newest&limit=1");
+    check("/dead", "get", newest.status, newest.body);
+    for (const state of ["pending", "scheduled", "inflight", "dead", "completed"]) {
+      const listed = await call(q, "GET", `/jobs?state=${state}&order=newest&limit=2`);
+      check("/jobs", "get", listed.status, listed.body);
+    }
+    const badList = await call(q, "GET", "/jobs?state=gone");
+    check("/jobs", "get", badList.status, badList.body);
     const stats = await call(q, "GET", "/stats");
     check("/stats", "get", stats.status, stats.body);
+    const history = await waitFor(async () => {
+      const r = await call(q, "GET", "/stats/history");
+      return r.body.start !== null ? r : null;
+    }, { what: "a sample in the history" });
+    check("/stats/history", "get", history.status, history.body);
     const schedules = await call(q, "GET", "/schedules");
     check("/schedules", "get", schedules.status, schedules.body);
     expect(schedules.body.schedules).toHaveLength(1);
@@ -217,7 +235,7 @@ describe("the OpenAPI document", () => {
         for (const p of query.filter((p) => p.schema.type === "integer")) {
           const { minimum, maximum } = p.schema as { minimum: number; maximum: number };
           expect(Number.isSafeInteger(minimum) && Number.isSafeInteger(maximum)).toBe(true);
-          const others = query.filter((o) => o.required && o !== p).map((o) => `${o.name}=noop`);
+          const others = query.filter((o) => o.required && o !== p).map((o) => `${o.name}=${o.schema.enum?.[0] ?? "noop"}`);
           const send = async (value: number) => {
             const res = await q.app.request(`${fillPath(path)}?${[...others, `${p.name}=${value}`].join("&")}`, { method: method.toUpperCase() });
             return { status: res.status, type: res.headers.get("content-type"), body: await res.json() as { error?: { code: string; message: string } } };
@@ -235,14 +253,16 @@ describe("the OpenAPI document", () => {
           checked.push(`${label} ${p.name} ${minimum}..${maximum}`);
         }
       }
-      expect(checked).toEqual(["GET /dead after 0..9007199254740991", "GET /dead limit 1..500"]);
+      expect(checked).toEqual([
+        "GET /jobs after 0..9007199254740991", "GET /jobs limit 1..500", "GET /dead after 0..9007199254740991", "GET /dead limit 1..500",
+      ]);
     } finally {
       await q.shutdown(1000);
     }
   });
 });
 
-type Parameter = { name: string; in: string; required?: boolean; description?: string; schema: { type?: string; minimum?: number; maximum?: number } };
+type Parameter = { name: string; in: string; required?: boolean; description?: string; schema: { type?: string; enum?: string[]; minimum?: number; maximum?: number } };
 
 /** Every operation of a document, with its path's parameters and its own. */
 function operations(doc: any): { label: string; method: string; path: string; op: any; parameters: Parameter[] }[] {

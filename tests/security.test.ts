@@ -266,7 +266,7 @@ describe("the bearer-token gate", () => {
   }
 
   test("every endpoint but /health, /ready, /ui and /openapi.json answers 401 unauthorized without the token", async () => {
-    for (const path of ["/submit", "/jobs/1", "/metrics", "/types", "/types/x/pause", "/nope", "/", "/health/", "//health", "/healthz", "/ready/x", "/openapi.json/", "/openapi.jsonx", "/openapi"]) {
+    for (const path of ["/submit", "/jobs", "/jobs?state=dead", "/jobs/1", "/stats/history", "/metrics", "/types", "/types/x/pause", "/nope", "/", "/health/", "//health", "/healthz", "/ready/x", "/openapi.json/", "/openapi.jsonx", "/openapi"]) {
       await expectUnauthorized(call(gate, path));
     }
     await expectUnauthorized(call(gate, "/submit", { method: "POST", body: "{}" }));

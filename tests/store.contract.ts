@@ -5,7 +5,7 @@ import type { Store, StoreTestHooks } from "../src/store/store.ts";
 
 /** A store with the hooks only tests use (insert by ids, table counts). */
 type TestStore = Store & StoreTestHooks;
-import type { NewJob } from "../src/store/rows.ts";
+import type { JobQuery, ListOrder, NewJob } from "../src/store/rows.ts";
 import type { FlowLimit, FlowLimits } from "../src/store/flow-plan.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -794,6 +794,117 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect(await page(150, 10, ids[2]!)).toEqual(ids.slice(3, 5)); // the budget counts from the cursor
       expect((await store.listDead({ type: "dl.bytes", afterId: 0, limit: 1, maxBytes: 1 }))[0]).toMatchObject({ payload, state: "dead" });
       await store.deleteDeadOfType("dl.bytes", 100);
+    });
+
+    test("listDead lists newest first when asked, paging down from the newest", async () => {
+      const ids = await buried("dl.new", 5);
+      const newest = [...ids].reverse();
+      const page1 = await store.listDead({ type: "dl.new", afterId: 0, order: "newest", limit: 2 });
+      expect(page1.map((j) => j.id)).toEqual(newest.slice(0, 2));
+      const page2 = await store.listDead({ type: "dl.new", afterId: page1[1]!.id, order: "newest", limit: 2 });
+      expect(page2.map((j) => j.id)).toEqual(newest.slice(2, 4));
+      const page3 = await store.listDead({ type: "dl.new", afterId: page2[1]!.id, order: "newest", limit: 2 });
+      expect(page3.map((j) => j.id)).toEqual(newest.slice(4));
+      expect(await store.listDead({ type: "dl.new", afterId: ids[0]!, order: "newest", limit: 2 })).toEqual([]);
+      expect((await store.listDead({ type: "dl.new", afterId: 0, order: "oldest", limit: 10 })).map((j) => j.id)).toEqual(ids);
+      await store.deleteDeadOfType("dl.new", 100);
+    });
+
+    describe("listJobs", () => {
+      const NOW = T0 + 1_000;
+      const ids = { pending: [] as number[], scheduled: [] as number[], inflight: [] as number[], dead: [] as number[], completed: [] as number[] };
+      /** Every page of a listing, one after another from the first, as `limit`-sized pages. */
+      async function allPages(query: Omit<JobQuery, "afterId">, now = NOW): Promise<number[][]> {
+        const pages: number[][] = [];
+        let afterId = 0;
+        for (;;) {
+          const page = (await store.listJobs({ ...query, afterId }, now)).map((j) => j.id);
+          if (page.length === 0) return pages;
+          pages.push(page);
+          afterId = page[page.length - 1]!;
+        }
+      }
+
+      beforeAll(async () => {
+        // Two types interleaved in every state, so a type filter has rows on both sides of each of its own.
+        const interleaved = (n: number, over: Partial<NewJob> = {}) =>
+          Array.from({ length: n }, (_, i) => job({ type: i % 3 === 1 ? "lj.b" : "lj.a", payload: `{"i":${i}}`, ...over }));
+        ids.pending = await store.insert(interleaved(7), T0);
+        ids.scheduled = await store.insert(interleaved(4, { runAt: NOW + 60_000 }), T0);
+        ids.inflight = await store.insert(interleaved(4), T0);
+        (await store.claim(ids.inflight, "node-l", T0, LEASE)).jobs;
+        ids.dead = await store.insert(interleaved(5), T0);
+        (await store.claim(ids.dead, "node-l", T0, LEASE)).jobs;
+        await store.bury(ids.dead.map((id) => ({ id, attempt: 1, error: "gone" })), T0 + 10);
+        ids.completed = await store.insert(interleaved(4), T0);
+        (await store.claim(ids.completed, "node-l", T0, LEASE)).jobs;
+        await store.complete(ids.completed.map((id) => ({ id, attempt: 1, result: `r${id}` })), { finishedAt: T0 + 20, expiresAt: T0 + 3_600_000 });
+      });
+
+      const typeOf = (state: keyof typeof ids, type: string) => ids[state].filter((_, i) => (i % 3 === 1 ? "lj.b" : "lj.a") === type);
+
+      test("lists one state's jobs of a type in id order, oldest or newest first, shown as get() shows them", async () => {
+        for (const state of ["pending", "scheduled", "inflight", "dead", "completed"] as const) {
+          for (const type of ["lj.a", "lj.b"]) {
+            const want = typeOf(state, type);
+            const oldest = await store.listJobs({ state, type, order: "oldest", limit: 100 }, NOW);
+            expect({ state, type, ids: oldest.map((j) => j.id) }).toEqual({ state, type, ids: want });
+            const newest = await store.listJobs({ state, type, order: "newest", limit: 100 }, NOW);
+            expect({ state, type, ids: newest.map((j) => j.id) }).toEqual({ state, type, ids: [...want].reverse() });
+            for (const listed of oldest) expect(listed).toEqual({ ...(await store.get(listed.id, NOW))! });
+          }
+        }
+        const [dead] = await store.listJobs({ state: "dead", type: "lj.a", order: "oldest", limit: 1 }, NOW);
+        expect(dead).toMatchObject({ state: "dead", lastError: "gone", failedAt: T0 + 10, attempts: 1, payload: '{"i":0}' });
+        const [running] = await store.listJobs({ state: "inflight", type: "lj.a", order: "oldest", limit: 1 }, NOW);
+        expect(running).toMatchObject({ state: "inflight", owner: "node-l", leaseUntil: T0 + LEASE });
+        const [record] = await store.listJobs({ state: "completed", type: "lj.a", order: "newest", limit: 1 }, NOW);
+        expect(record).toMatchObject({ state: "completed", payload: "null", finishedAt: T0 + 20, result: `r${record!.id}` });
+      });
+
+      test("pages through a state with no duplicates and no gaps, in either order", async () => {
+        for (const order of ["oldest", "newest"] as const) {
+          for (const limit of [1, 2, 3]) {
+            const pages = await allPages({ state: "pending", type: "lj.a", order, limit });
+            expect(pages.every((p) => p.length <= limit)).toBe(true);
+            const want = typeOf("pending", "lj.a");
+            expect(pages.flat()).toEqual(order === "oldest" ? want : [...want].reverse());
+          }
+        }
+        // Without a type: every pending job of any type (and other tests' too), so only the order and this test's rows are checked.
+        const all = (await allPages({ state: "pending", order: "newest", limit: 4 })).flat();
+        expect(new Set(all).size).toBe(all.length);
+        expect(all).toEqual([...all].sort((a, b) => b - a));
+        expect(all.filter((id) => ids.pending.includes(id))).toEqual([...ids.pending].reverse());
+        expect(all.some((id) => ids.scheduled.includes(id) || ids.inflight.includes(id))).toBe(false);
+      });
+
+      test("splits pending from scheduled at the time it is given", async () => {
+        const pendingAt = async (now: number) => (await store.listJobs({ state: "pending", type: "lj.b", order: "oldest", limit: 100 }, now)).map((j) => j.id);
+        const scheduledAt = async (now: number) => (await store.listJobs({ state: "scheduled", type: "lj.b", order: "oldest", limit: 100 }, now)).map((j) => j.id);
+        expect(await pendingAt(NOW)).toEqual(typeOf("pending", "lj.b"));
+        expect(await scheduledAt(NOW)).toEqual(typeOf("scheduled", "lj.b"));
+        expect(await pendingAt(NOW + 60_000)).toEqual([...typeOf("pending", "lj.b"), ...typeOf("scheduled", "lj.b")]);
+        expect(await scheduledAt(NOW + 60_000)).toEqual([]);
+        expect(await store.listJobs({ state: "pending", type: "lj.none", order: "oldest", limit: 10 }, NOW)).toEqual([]);
+      });
+
+      test("keeps to a byte budget counted from the cursor, in either order, and always lists one", async () => {
+        const payload = JSON.stringify("é".repeat(49)); // 100 bytes
+        const mine = await store.insert(Array.from({ length: 5 }, () => job({ type: "lj.bytes", payload })), T0);
+        const page = async (order: ListOrder, maxBytes: number, afterId = 0) =>
+          (await store.listJobs({ state: "pending", type: "lj.bytes", order, afterId, limit: 10, maxBytes }, NOW)).map((j) => j.id);
+        expect(await page("oldest", 199)).toEqual(mine.slice(0, 2));
+        expect(await page("oldest", 200)).toEqual(mine.slice(0, 3));
+        expect(await page("newest", 199)).toEqual([mine[4]!, mine[3]!]);
+        expect(await page("newest", 150, mine[3]!)).toEqual([mine[2]!, mine[1]!]);
+        expect(await page("newest", 0)).toEqual([mine[4]!]);
+        const [one] = await store.listJobs({ state: "pending", type: "lj.bytes", order: "oldest", limit: 1, maxBytes: 1 }, NOW);
+        expect(one).toMatchObject({ id: mine[0], payload });
+        const [record] = await store.listJobs({ state: "completed", type: "lj.a", order: "oldest", limit: 10, maxBytes: 0 }, NOW);
+        expect(record!.id).toBe(typeOf("completed", "lj.a")[0]!);
+        expect(await store.cancelPending(mine)).toEqual(mine.map(() => true));
+      });
     });
 
     test("retryDead moves dead jobs back to pending due now with attempts reset, and skips ids that are not dead", async () => {

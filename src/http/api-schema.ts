@@ -37,14 +37,40 @@ const queryInt = (min: number, max: number) => {
   );
 };
 
+/** The order of a listing by id: oldest first (ascending, the default) or newest first. */
+const listOrder = z.enum(["oldest", "newest"]);
+/** The cursor of a listing: the previous page's `next`. */
+const afterCursor = queryInt(0, MAX_JOB_ID)
+  .optional()
+  .meta({
+    description: "the previous page's `next`: list the jobs past this id in the page's order (ids above it oldest first, below it newest first); absent or 0: the first page",
+  });
+
 export const deadListQuery = z.strictObject({
   type: typeName.optional().meta({ description: "only dead jobs of this type" }),
-  after: queryInt(0, MAX_JOB_ID)
-    .optional()
-    .meta({ description: "list jobs with ids above this one: the previous page's `next` (default 0, from the start)" }),
+  order: listOrder.optional().meta({ description: "`oldest` (the default): ids ascending; `newest`: ids descending, the most recently submitted first" }),
+  after: afterCursor,
   limit: queryInt(1, DEAD_PAGE_MAX)
     .optional()
     .meta({ description: `page size (default ${DEAD_PAGE_DEFAULT})` }),
+});
+
+export const JOB_STATES = ["pending", "scheduled", "inflight", "dead", "completed"] as const;
+export const JOB_PAGE_DEFAULT = 100;
+export const JOB_PAGE_MAX = 500;
+/** Payload bytes one page of GET /jobs holds at most (plus at most one payload, when a single job is larger). */
+export const JOB_PAGE_MAX_BYTES = DEAD_PAGE_MAX_BYTES;
+
+export const jobListQuery = z.strictObject({
+  state: z.enum(JOB_STATES).meta({
+    description: "the state to list (required): `pending` (due, waiting for a worker), `scheduled` (waiting for its runAt or a retry backoff), `inflight` (running), `dead`, `completed` (records kept by --keep-completed)",
+  }),
+  type: typeName.optional().meta({ description: "only jobs of this type" }),
+  order: listOrder.optional().meta({ description: "`oldest` (the default): ids ascending; `newest`: ids descending, the most recently submitted first" }),
+  after: afterCursor,
+  limit: queryInt(1, JOB_PAGE_MAX)
+    .optional()
+    .meta({ description: `page size (default ${JOB_PAGE_DEFAULT})` }),
 });
 
 export const bulkTypeQuery = z.strictObject({
@@ -75,7 +101,7 @@ export const jobView = z
   .object({
     id: idString,
     type: z.string(),
-    state: z.enum(["pending", "scheduled", "inflight", "dead", "completed"]),
+    state: z.enum(JOB_STATES),
     priority: z.int().min(0).max(100),
     attempts: z.int().min(0),
     maxAttempts: z.int().min(1),
@@ -106,6 +132,13 @@ export const deadPage = z
   })
   .meta({ id: "DeadPage" });
 
+export const jobPage = z
+  .object({
+    jobs: z.array(jobView),
+    next: idString.nullable().meta({ description: "pass as `after` (with the same state, type and order) for the next page; null on the last page" }),
+  })
+  .meta({ id: "JobPage" });
+
 export const idReply = z.object({ id: idString }).meta({ id: "IdReply" });
 export const submitReply = z
   .object({ id: idString, duplicate: z.literal(true).optional().meta({ description: "present when the idempotency key was held: the id is the holder's" }) })
@@ -132,6 +165,25 @@ export const statsReply = z
     completedLastMinute: z.int().min(0).meta({ description: "jobs this process completed in the last 60 seconds" }),
   })
   .meta({ id: "Stats" });
+
+const samples = (description: string) => z.array(z.number().min(0).nullable()).meta({ description });
+
+export const historyReply = z
+  .object({
+    stepMs: z.int().min(1).meta({ description: "the time between samples (ms)" }),
+    start: iso.nullable().meta({ description: "when the first sample was taken (sample i at start + i × stepMs); null before the first" }),
+    series: z.object({
+      submitted: samples("jobs this node committed in each step (submits and schedule ticks)"),
+      completed: samples("jobs this node completed in each step"),
+      failed: samples("attempts that failed on this node in each step (errors and timeouts, retried or not)"),
+      dead: samples("jobs this node moved to the dead letters in each step (failed for good, or expired)"),
+      ready: samples("due jobs waiting in this node's heap when the sample was taken"),
+      scheduled: samples("jobs in this node's heap waiting for their time (runAt or a retry backoff) when the sample was taken"),
+      running: samples("jobs this node was running when the sample was taken"),
+      waitMs: samples("the mean wait from ready to start (ms) of the jobs this node started in each step; null when none started"),
+    }).meta({ description: "one array per series, oldest first, all as long as each other; null where no sample was taken" }),
+  })
+  .meta({ id: "StatsHistory" });
 
 export const schedulesReply = z
   .object({

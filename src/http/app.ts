@@ -8,7 +8,10 @@ import { z } from "zod";
 import { JobQueueError, badRequest, methodNotAllowed, notFound } from "../errors.ts";
 import type { QueueApi } from "../queue/api.ts";
 import type { AttemptRecord, JobView } from "../store/rows.ts";
-import { DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, type attemptRecord, bulkTypeQuery, deadListQuery, jobIdParam, type JobViewJson, type cancelReply, type schedulesReply } from "./api-schema.ts";
+import {
+  DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX_BYTES, JOB_PAGE_DEFAULT, JOB_PAGE_MAX_BYTES, bulkTypeQuery, deadListQuery, jobIdParam, jobListQuery,
+  type attemptRecord, type JobViewJson, type cancelReply, type historyReply, type schedulesReply,
+} from "./api-schema.ts";
 import { dashboardPage } from "./dashboard.ts";
 import { errorResponse, toPublicError } from "./errors.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -30,8 +33,10 @@ export type AppDeps = QueueApi & HttpSettings;
 /** Every route and the methods it allows; any other method on these paths is a 405. */
 const ROUTES: Record<string, string[]> = {
   "/submit": ["POST"],
+  "/jobs": ["GET", "HEAD"],
   "/jobs/:id": ["GET", "HEAD", "DELETE"],
   "/stats": ["GET", "HEAD"],
+  "/stats/history": ["GET", "HEAD"],
   "/schedules": ["GET", "HEAD"],
   "/openapi.json": ["GET", "HEAD"],
   "/dead": ["GET", "HEAD", "DELETE"],
@@ -54,6 +59,15 @@ export function createApp(api: QueueApi, settings: HttpSettings): Hono {
   const cap = { committing: 0 };
 
   app.post("/submit", (c) => submit(c, deps, cap));
+  app.get("/jobs", async (c) => {
+    const q = parseQuery(jobListQuery, c);
+    const limit = q.limit ?? JOB_PAGE_DEFAULT;
+    const rows = await deps.listJobs({
+      state: q.state, order: q.order ?? "oldest", afterId: q.after ?? 0, limit: limit + 1, maxBytes: JOB_PAGE_MAX_BYTES,
+      ...(q.type !== undefined && { type: q.type }),
+    });
+    return pageText(c, rows, limit, JOB_PAGE_MAX_BYTES);
+  });
   app.get("/jobs/:id", zValidator("param", jobIdParam, rejectBadId), async (c) => {
     const job = await deps.getJob(c.req.valid("param").id);
     if (job === null) throw notFound("no such job");
@@ -80,11 +94,9 @@ export function createApp(api: QueueApi, settings: HttpSettings): Hono {
     const limit = q.limit ?? DEAD_PAGE_DEFAULT;
     // One row more than the page (by count or by bytes) says whether there is a next page.
     const rows = await deps.dead.list({
-      afterId: q.after ?? 0, limit: limit + 1, maxBytes: DEAD_PAGE_MAX_BYTES, ...(q.type !== undefined && { type: q.type }),
+      afterId: q.after ?? 0, order: q.order ?? "oldest", limit: limit + 1, maxBytes: DEAD_PAGE_MAX_BYTES, ...(q.type !== undefined && { type: q.type }),
     });
-    const { page, more } = deadPage(rows, limit, DEAD_PAGE_MAX_BYTES);
-    const next = more ? String(page[page.length - 1]!.id) : null;
-    return jsonText(c, `{"jobs":[${page.map(jobText).join(",")}],"next":${JSON.stringify(next)}}`);
+    return pageText(c, rows, limit, DEAD_PAGE_MAX_BYTES);
   });
   app.post("/dead/retry", async (c) => c.json({ count: await deps.dead.retryType(parseQuery(bulkTypeQuery, c).type) }));
   app.delete("/dead", async (c) => c.json({ count: await deps.dead.purgeType(parseQuery(bulkTypeQuery, c).type) }));
@@ -98,6 +110,10 @@ export function createApp(api: QueueApi, settings: HttpSettings): Hono {
     return c.body(null, 204);
   });
   app.get("/stats", async (c) => c.json(await deps.stats()));
+  app.get("/stats/history", (c) => {
+    const { stepMs, start, series } = deps.history();
+    return c.json({ stepMs, start: start === null ? null : new Date(start).toISOString(), series } satisfies z.infer<typeof historyReply>);
+  });
   app.get("/schedules", async (c) => {
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     const schedules = (await deps.schedules()).map((s): z.infer<typeof schedulesReply>["schedules"][number] => ({
@@ -139,7 +155,7 @@ export function createApp(api: QueueApi, settings: HttpSettings): Hono {
  * budget, so a row past the page means more; a lone row over the budget by itself cannot tell,
  * and says more (the next page may then be empty).
  */
-function deadPage(rows: JobView[], limit: number, maxBytes: number): { page: JobView[]; more: boolean } {
+function fitPage(rows: JobView[], limit: number, maxBytes: number): { page: JobView[]; more: boolean } {
   let bytes = 0;
   let n = 0;
   for (; n < rows.length && n < limit; n++) {
@@ -150,17 +166,30 @@ function deadPage(rows: JobView[], limit: number, maxBytes: number): { page: Job
   return { page: rows.slice(0, n), more: rows.length > n || bytes > maxBytes };
 }
 
+/** A page of a listing as GET /jobs and GET /dead answer it: the jobs that fit, and the cursor of the next page. */
+function pageText(c: Context, rows: JobView[], limit: number, maxBytes: number): Response {
+  const { page, more } = fitPage(rows, limit, maxBytes);
+  const next = more ? String(page[page.length - 1]!.id) : null;
+  return jsonText(c, `{"jobs":[${page.map(jobText).join(",")}],"next":${JSON.stringify(next)}}`);
+}
+
 function rejectBadId(result: { success: boolean }): void {
   if (!result.success) {
     throw badRequest(`job id must be an integer from 1 to ${Number.MAX_SAFE_INTEGER}`, "invalid_id");
   }
 }
 
-/** A query string checked against its schema; 400 invalid_request naming the parameter otherwise. */
+/**
+ * A query string checked against its schema; 400 invalid_request naming the parameter otherwise (a
+ * parameter the route does not take is named first too: `color: unknown parameter`). A parameter
+ * given twice arrives as its first value.
+ */
 function parseQuery<S extends z.ZodType>(schema: S, c: Context): z.output<S> {
   const result = schema.safeParse(c.req.query(), { error: readableIssue });
-  if (!result.success) throw badRequest(describeIssues(result.error.issues), "invalid_request");
-  return result.data;
+  if (result.success) return result.data;
+  const issues = result.error.issues.flatMap((i): z.core.$ZodIssue[] =>
+    i.code === "unrecognized_keys" ? i.keys.map((key) => ({ ...i, path: [...i.path, key], message: "unknown parameter" })) : [i]);
+  throw badRequest(describeIssues(issues), "invalid_request");
 }
 
 /** A body that is JSON text already (it holds a payload as stored), sent as c.json would send it. */
@@ -169,7 +198,7 @@ function jsonText(c: Context, text: string): Response {
 }
 
 /**
- * A job as GET /jobs/:id and GET /dead show it, as JSON text: the payload is spliced in as stored,
+ * A job as GET /jobs/:id, GET /jobs and GET /dead show it, as JSON text: the payload is spliced in as stored,
  * so it reads exactly as the producer sent it (never parsed and written out again).
  */
 function attemptJson(a: AttemptRecord): z.infer<typeof attemptRecord> {

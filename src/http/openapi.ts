@@ -6,8 +6,9 @@ import { z } from "zod";
 import pkg from "../../package.json" with { type: "json" };
 import { OPTIONS } from "../config/options.ts";
 import {
-  DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX, DEAD_PAGE_MAX_BYTES, MAX_JOB_ID, bulkTypeQuery, cancelReply, countReply, deadListQuery, deadPage, errorReply,
-  idReply, jobView, pauseReply, schedulesReply, statsReply, statusReply, submitBatchReply, submitReply, typesReply,
+  DEAD_PAGE_DEFAULT, DEAD_PAGE_MAX, DEAD_PAGE_MAX_BYTES, JOB_PAGE_DEFAULT, JOB_PAGE_MAX, JOB_PAGE_MAX_BYTES, MAX_JOB_ID, bulkTypeQuery, cancelReply,
+  countReply, deadListQuery, deadPage, errorReply, historyReply, idReply, jobListQuery, jobPage, jobView, pauseReply, schedulesReply, statsReply, statusReply,
+  submitBatchReply, submitReply, typesReply,
 } from "./api-schema.ts";
 import { ALWAYS_OPEN } from "./auth.ts";
 import { ANY_HOST, STATE_CHANGING } from "./origin.ts";
@@ -20,7 +21,7 @@ type Json = Record<string, unknown>;
 
 /** The groups operations are listed under. */
 const TAGS = {
-  jobs: "Submit jobs, read one job's state, cancel a job.",
+  jobs: "Submit jobs, list them by state and type, read one job's state, cancel a job.",
   "dead-letters": "Jobs that used up their attempts (or failed permanently, or expired): list, retry and delete them, one at a time or a whole type.",
   workers: "Workers in any language run the jobs of pull types (`pull = true`): they ask for jobs with a long-poll, then complete, fail or extend each one with its lease token.",
   types: "The registered job types with their policy and flow control; pause and resume a type on every node.",
@@ -51,7 +52,7 @@ interface Operation {
 const REQUEST_SCHEMAS = [jobSchema, batchSchema, claimRequest, completeRequest, failRequest, heartbeatRequest];
 const RESPONSE_SCHEMAS = [
   claimReply, moveReply, heartbeatReply,
-  jobView, deadPage, statsReply, schedulesReply, idReply, countReply, submitReply, submitBatchReply, cancelReply, statusReply, typesReply, pauseReply, errorReply,
+  jobView, jobPage, deadPage, statsReply, historyReply, schedulesReply, idReply, countReply, submitReply, submitBatchReply, cancelReply, statusReply, typesReply, pauseReply, errorReply,
 ];
 
 /** The security scheme gated operations name. */
@@ -173,6 +174,22 @@ const OPERATIONS: Operation[] = [
     },
   },
   {
+    method: "get", path: "/jobs", tag: "jobs", operationId: "listJobs",
+    summary: "List jobs of one state, a page at a time",
+    description:
+      "Jobs in one `state` (optionally of one `type`) in id order, oldest first or, with `order=newest`, newest first, each shown like GET /jobs/{id}. " +
+      `${JOB_PAGE_DEFAULT} a page unless \`limit\` says otherwise (at most ${JOB_PAGE_MAX}); a page also ends once it holds ${JOB_PAGE_MAX_BYTES / 1024 / 1024} MiB of payloads (always at least one job). ` +
+      "Pass a page's `next` as `after`, with the same state, type and order, for the following page; `next` is null on the last page. " +
+      "Pages are read by id (keyset), so paging never repeats or skips a job that stays in its state; a job that changes state meanwhile may be missed or met again in its new state. " +
+      "A type or state with few jobs among many costs the database a scan of that state's table, as GET /stats does.",
+    parameters: queryParameters(jobListQuery, ["state"]),
+    responses: {
+      "200": json(jobPage, "a page of jobs"),
+      "400": error("no state, or a bad or unknown query parameter (invalid_request; the message names it)"),
+      "503": unavailable,
+    },
+  },
+  {
     method: "get", path: "/jobs/{id}", tag: "jobs", operationId: "getJob",
     summary: "Read a job's state",
     description:
@@ -259,9 +276,9 @@ const OPERATIONS: Operation[] = [
     method: "get", path: "/dead", tag: "dead-letters", operationId: "listDead",
     summary: "List dead jobs, a page at a time",
     description:
-      `Dead jobs in id order, shown like GET /jobs/{id} plus \`failedAt\`: ${DEAD_PAGE_DEFAULT} a page unless \`limit\` says otherwise (at most ${DEAD_PAGE_MAX}). ` +
+      `Dead jobs in id order, oldest first or, with \`order=newest\`, newest first, shown like GET /jobs/{id} plus \`failedAt\`: ${DEAD_PAGE_DEFAULT} a page unless \`limit\` says otherwise (at most ${DEAD_PAGE_MAX}). ` +
       `A page also ends once it holds ${DEAD_PAGE_MAX_BYTES / 1024 / 1024} MiB of payloads (always at least one job). ` +
-      "Pass a page's `next` as `after` for the following page; `next` is null on the last page.",
+      "Pass a page's `next` as `after`, with the same type and order, for the following page (oldest first: ids above it; newest first: ids below it); `next` is null on the last page.",
     parameters: queryParameters(deadListQuery),
     responses: { "200": json(deadPage, "a page of dead jobs"), "400": error("a bad or unknown query parameter (invalid_request; the message names it)"), "503": unavailable },
   },
@@ -328,6 +345,15 @@ const OPERATIONS: Operation[] = [
       "Job counts by state and type across every process sharing the database, the oldest ready job's age, and this process's completions in the last minute. " +
       "Each call scans the tables: poll every few seconds at most, and use /metrics for dashboards.",
     responses: { "200": json(statsReply, "the numbers"), "503": unavailable },
+  },
+  {
+    method: "get", path: "/stats/history", tag: "operations", operationId: "statsHistory",
+    summary: "This node's last 15 minutes, second by second",
+    description:
+      "A sample every second for the last 15 minutes (at most 900), kept in memory by the answering node: jobs it submitted, completed, failed and " +
+      "dead-lettered in each second, its heap's depth (ready, scheduled) and the jobs it ran at that moment, and the mean wait from ready to start. " +
+      "Starts empty when the process starts. Cheap: no database query; the dashboard draws its charts from it.",
+    responses: { "200": json(historyReply, "the samples, oldest first") },
   },
   {
     method: "get", path: "/metrics", tag: "operations", operationId: "metrics",

@@ -2,6 +2,7 @@
 // submit, read, cancel, dead letters, job types (pause, resume), stats, readiness and metrics. The queue implements it; front
 // ends depend on this shape, never on the queue's parts.
 import type { ScheduleView } from "./schedules.ts";
+import type { HistoryView } from "./stats-history.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { CancelResult } from "../ops/cancellation.ts";
@@ -9,7 +10,7 @@ import type { DeadLetters } from "../ops/dead-letters.ts";
 import type { JobTypes } from "../ops/job-types.ts";
 import type { Stats } from "../ops/stats.ts";
 import type { RemoteWorkers } from "../pool/remote.ts";
-import type { InsertResult, JobView, NewJob } from "../store/rows.ts";
+import type { InsertResult, JobQuery, JobView, NewJob } from "../store/rows.ts";
 
 export interface QueueApi {
   /**
@@ -23,6 +24,11 @@ export interface QueueApi {
   /** Defaults for a known type, or undefined for an unknown one. */
   typeDefaults(type: string): { priority: number; maxAttempts: number } | undefined;
   getJob(id: number): Promise<JobView | null>;
+  /**
+   * Jobs of one state (and type) in id order, a page at a time (Admin.listJobs at the queue's now),
+   * each shown as getJob shows it.
+   */
+  listJobs(query: JobQuery): Promise<JobView[]>;
   /** Operator actions on dead jobs. */
   dead: DeadLetters;
   /** The registered job types, their policy and counts; pausing and resuming them. */
@@ -34,6 +40,8 @@ export interface QueueApi {
   flowStatus?: (type: string) => Record<string, unknown>;
   /** Counts by state and type, the oldest ready job's age, recent completions. */
   stats(): Promise<Stats>;
+  /** This node's last minutes, one sample a second: submits, outcomes, its heap's depth, the mean wait. */
+  history(): HistoryView;
   /** The recurring schedules, with their next and last ticks and the last tick's job state. */
   schedules(): Promise<ScheduleStatus[]>;
   /** Workers of pull types: their long-polls for jobs and their complete, fail and heartbeat moves. */

@@ -19,8 +19,9 @@ import { createQueueMetrics } from "./queue-metrics.ts";
 import { createReaper } from "./reaper.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
 import { createStats } from "../ops/stats.ts";
+import { createStatsHistory } from "./stats-history.ts";
 import type { Store } from "../store/store.ts";
-import type { NewJob, PendingEntry } from "../store/rows.ts";
+import type { JobView, NewJob, PendingEntry } from "../store/rows.ts";
 import { createWorkerPool, type WorkerPool } from "../pool/pool.ts";
 
 /**
@@ -120,7 +121,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
   let state: JobQueue["state"] = "new";
   let config = opts.configHash === undefined ? null : { hash: opts.configHash, loadedAt: Date.now() };
 
-  const { metrics, counters: m, completions, poolEvents, gauges, typesConfigured } = createQueueMetrics({ clock, logger });
+  const { metrics, counters: m, completions, waits, poolEvents, gauges, typesConfigured } = createQueueMetrics({ clock, logger });
   const scheduler = createScheduler({ agingMs: opts.agingMs, clock, onReady: () => pool.pump() });
   const pushEntries = (entries: PendingEntry[]) => {
     const now = clock();
@@ -221,6 +222,16 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     pulledOut: (type) => pool.remote.out(type),
   });
 
+  // This node's last minutes, second by second, for the dashboard's charts (GET /stats/history).
+  const history = createStatsHistory({
+    clock,
+    read: () => ({
+      submitted: m.submitted.get(), completed: m.completed.get(), failed: m.failed.get(), dead: m.dead.get() + m.expired.get(),
+      started: waits.started, waitMs: waits.totalMs,
+      ready: scheduler.readyCount, scheduled: scheduler.scheduledCount, running: pool.inflight,
+    }),
+  });
+
   async function notReadyReason(): Promise<string | null> {
     if (state === "new" || state === "starting") return "recovering: the queue is loading its jobs";
     if (state !== "running") return "shutting down";
@@ -238,6 +249,10 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     }
   }
 
+  /** A live job with why it waits, as this node sees it (dead and completed jobs wait for nothing). */
+  const withWait = (job: JobView): JobView =>
+    job.state === "dead" || job.state === "completed" ? job : { ...job, waitingFor: pool.waitingFor(job) };
+
   const api: QueueApi = {
     submit: (jobs) => dispatcher.submit(jobs),
     admit: (bytes) => dispatcher.admit(bytes),
@@ -247,9 +262,9 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     },
     getJob: async (id) => {
       const job = await store.get(id, clock());
-      if (job === null || job.state === "dead" || job.state === "completed") return job;
-      return { ...job, waitingFor: pool.waitingFor(job) };
+      return job === null ? null : withWait(job);
     },
+    listJobs: async (query) => (await store.listJobs(query, clock())).map(withWait),
     dead: createDeadLetters({ store, clock, logger, onRetried: pushEntries }),
     types: jobTypes,
     // Pushback from each type's target on this node (effective concurrency, breaker), beside GET /types' shared numbers.
@@ -257,6 +272,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     remote: pool.remote,
     cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, onRemoved: (id) => scheduler.remove(id) }).cancel,
     stats: createStats({ store, clock, completions }).read,
+    history: () => history.view(clock()),
     schedules: async () => {
       const list = await ticker.list();
       return await Promise.all(list.map(async (v) => ({
@@ -317,6 +333,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       scheduler.start();
       pool.start();
       reaper.start();
+      history.start();
       state = "running";
       // After the heaps are loaded and workers run: a tick's job goes into a running node.
       await ticker.start();
@@ -347,6 +364,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
       state = "stopping";
       logger.info("shutting down", { graceMs, running: pool.busy });
       ticker.stop();
+      history.stop();
       await dispatcher.drain();
       scheduler.stop();
       await reaper.stop();

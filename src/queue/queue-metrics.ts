@@ -57,10 +57,16 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
   };
   /** Completions in the last minute (GET /stats). */
   const completions = new RateWindow(60);
+  /** Jobs started and their waits from ready to start, in total (GET /stats/history takes the mean of each step). */
+  const waits = { started: 0, totalMs: 0 };
 
   /** What the worker pool reports, counted. */
   const poolEvents: WorkerEvents = {
-    started: (type, waitMs) => m.wait.labels({ type }).observe(waitMs / 1000),
+    started: (type, waitMs) => {
+      m.wait.labels({ type }).observe(waitMs / 1000);
+      waits.started++;
+      waits.totalMs += waitMs;
+    },
     completed: (type, runMs) => {
       m.completed.labels({ type }).inc();
       completions.add(clock());
@@ -125,5 +131,5 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     }
   }
 
-  return { metrics, counters: m, completions, poolEvents, gauges, typesConfigured };
+  return { metrics, counters: m, completions, waits, poolEvents, gauges, typesConfigured };
 }

@@ -252,16 +252,38 @@ export interface TypeCap {
   room: number;
 }
 
-/** Which dead jobs a listing shows: ids above `afterId` (keyset pagination), optionally one type. */
+/** The order of a listing: by id, oldest first (ascending) or newest first (descending). */
+export type ListOrder = "oldest" | "newest";
+
+/**
+ * Which dead jobs a listing shows: ids past `afterId` in the listing's order (keyset pagination;
+ * 0 starts at the first), optionally one type. Oldest first unless `order` says otherwise.
+ */
 export interface DeadQuery {
   type?: string;
   afterId: number;
+  order?: ListOrder;
   limit: number;
   /**
    * A budget of payload bytes (UTF-8): the listing stops after the row whose payload takes the
    * total past it. Every row returned starts within the budget (the first always does), so the
    * caller holds at most maxBytes plus one payload, and a last row past the budget says more follow.
    */
+  maxBytes?: number;
+}
+
+/**
+ * Which jobs an operator's listing shows: one state (pending and scheduled split at the `now` the
+ * listing is given), optionally one type, in id order, a page at a time (keyset pagination: ids
+ * past `afterId` in `order`, 0 or absent starting at the first), with the byte budget of DeadQuery.
+ */
+export interface JobQuery {
+  state: JobState;
+  type?: string;
+  order: ListOrder;
+  afterId?: number;
+  limit: number;
+  /** As DeadQuery.maxBytes. */
   maxBytes?: number;
 }
 

@@ -6,7 +6,7 @@
 import type { ScheduleState } from "./rows.ts";
 import type { FlowLimits } from "./flow-plan.ts";
 import type {
-  AttemptOutcome, BuryMove, ClaimRef, ClaimResult, ClaimedJob, CompleteMove, DeadQuery, ExpiredJob, InsertResult, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
+  AttemptOutcome, BuryMove, ClaimRef, ClaimResult, ClaimedJob, CompleteMove, DeadQuery, ExpiredJob, InsertResult, JobQuery, JobView, NewJob, PendingEntry, RetryMove, StoreCounts,
   StoreStats, ThrottleMove, TypeCap,
 } from "./rows.ts";
 import type { Clock } from "../clock.ts";
@@ -135,10 +135,17 @@ export interface Admin {
   /** Delete pending (or scheduled) jobs in one transaction; result[i] says whether ids[i] was pending. */
   cancelPending(ids: number[]): Promise<boolean[]>;
   /**
-   * Dead jobs in id order (state "dead", failedAt set), at most query.limit of them and, with
-   * query.maxBytes, no more payload bytes than that (but always one).
+   * Dead jobs in id order (state "dead", failedAt set), oldest first unless query.order says
+   * newest, at most query.limit of them and, with query.maxBytes, no more payload bytes than that
+   * (but always one).
    */
   listDead(query: DeadQuery): Promise<JobView[]>;
+  /**
+   * Jobs in one state (`now` splits pending from scheduled), optionally of one type, in id order,
+   * shown as get() shows them; paged and budgeted like listDead. A job that moves between states
+   * while an operator pages may be missed or seen twice; no page holds one twice.
+   */
+  listJobs(query: JobQuery, now: number): Promise<JobView[]>;
   /**
    * Move dead jobs back to pending in one transaction: attempts reset to 0, run_at = now, last
    * error kept. Ids that are not dead are skipped. Returns the rows now pending.

@@ -134,6 +134,11 @@ async function checkEverything(store: TestStore, m: JobModel): Promise<void> {
   const afterId = deadB[0]?.id ?? 0;
   same(`listDead type b after ${afterId}`, (await store.listDead({ type: "b", afterId, limit: 1_000 })).map((v) => v.id),
     deadB.filter((j) => j.id > afterId).map((j) => j.id));
+  // Each state's listing, newest first, holds the jobs get() shows in that state.
+  for (const state of ["pending", "scheduled", "inflight", "dead", "completed"] as const) {
+    const want = ids.filter((id) => m.view(id)?.state === state).reverse();
+    same(`listJobs ${state} ids`, (await store.listJobs({ state, order: "newest", limit: 1_000 }, m.now)).map((v) => v.id), want);
+  }
 }
 
 function checkView(id: number, view: JobView | null, m: JobModel): void {

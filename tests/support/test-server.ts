@@ -5,7 +5,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/config.ts";
-import { createHandlerRegistry, type Handler } from "../../src/handlers/handler.ts";
+import type { ScheduleConfig } from "../../src/config/schedules.ts";
+import { createHandlerRegistry, type Handler, type TypePolicy } from "../../src/handlers/handler.ts";
 import { createLogger, type Logger } from "../../src/logger.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
 import { createPostgresStore } from "../../src/store/postgres/index.ts";
@@ -49,20 +50,25 @@ export async function startTestServer(opts: {
   args?: string[];
   env?: Record<string, string>;
   handler?: Handler;
-  /** Extra job types and their handlers, beside "noop". */
-  handlers?: Record<string, Handler>;
+  /** Extra job types and their handlers (with a policy of their own, if given), beside "noop". */
+  handlers?: Record<string, Handler | { handler: Handler; policy: Partial<TypePolicy> }>;
+  /** Recurring schedules of those types. */
+  schedules?: ScheduleConfig[];
   logger?: Logger;
 } = {}): Promise<TestServer> {
   const kind = opts.store ?? "sqlite";
   const { store, drop } = await freshStore(kind);
   const registry = createHandlerRegistry({ timeoutMs: 3_600_000, maxAttempts: 5, priority: 0 });
   registry.register("noop", opts.handler ?? holdUntilShutdown);
-  for (const [type, handler] of Object.entries(opts.handlers ?? {})) registry.register(type, handler);
+  for (const [type, h] of Object.entries(opts.handlers ?? {})) {
+    if (typeof h === "function") registry.register(type, h);
+    else registry.register(type, h.handler, h.policy);
+  }
   const argv = ["--port", "0", "--host", "127.0.0.1", "--workers", "1", ...(opts.args ?? [])];
   const { config } = loadConfig(opts.env ?? {}, argv, "test");
   let server: RunningServer;
   try {
-    server = await startServer({ config, logger: opts.logger ?? createLogger("silent"), registry, store });
+    server = await startServer({ config, logger: opts.logger ?? createLogger("silent"), registry, store, ...(opts.schedules !== undefined && { schedules: opts.schedules }) });
   } catch (err) {
     await drop();
     throw err;

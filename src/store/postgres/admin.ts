@@ -1,6 +1,7 @@
 // admin.ts: the PostgreSQL store's operator reads and actions (a job's view, stats, cancelling pending
-// jobs, listing, retrying and deleting dead letters) and the table counts tests read. Never touches
-// inflight rows: cancelling a running attempt is the pool's fenced completeCancelled (settle.ts).
+// jobs, retrying and deleting dead letters; listings are listing.ts's) and the table counts tests
+// read. Never touches inflight rows: cancelling a running attempt is the pool's fenced
+// completeCancelled (settle.ts).
 import type { Admin, StoreTestHooks } from "../store.ts";
 import type { AttemptOutcome, AttemptRecord, DeadQuery, JobState, JobView, StoreCounts, StatsRow } from "../rows.ts";
 import { completedAttempt, statsFromRows } from "../rows.ts";
@@ -29,7 +30,22 @@ const toAttempt = (r: AttemptRow): AttemptRecord => ({
   status: r.status, exitCode: r.exit_code, error: r.error,
 });
 
-export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks, "counts">> {
+/** The attempts on record of these jobs, oldest first, by job id (GET /jobs/:id and the listings). */
+export async function attemptHistories(db: Connection, jobIds: number[]): Promise<Map<number, AttemptRecord[]>> {
+  const out = new Map<number, AttemptRecord[]>();
+  if (jobIds.length === 0) return out;
+  const rows = await db.query<AttemptRow>(`
+    SELECT job_id, attempt, node, ${ms("started_at")} AS started_at, ${ms("ended_at")} AS ended_at, outcome, status, exit_code, error
+    FROM job_attempts WHERE job_id = ANY($1::bigint[]) ORDER BY job_id, seq`, [jobIds]);
+  for (const r of rows) {
+    const list = out.get(r.job_id) ?? [];
+    list.push(toAttempt(r));
+    out.set(r.job_id, list);
+  }
+  return out;
+}
+
+export function createAdmin(db: Connection): Methods<Omit<Admin, "listJobs" | "listDead"> & Pick<StoreTestHooks, "counts">> {
   /** Delete rows by id and release their idempotency keys, in one statement; result[i] says whether ids[i] was there. */
   async function deleteReleasingKeys(table: "pending_jobs" | "dead_jobs", idList: number[]): Promise<boolean[]> {
     if (idList.length === 0) return [];
@@ -40,21 +56,6 @@ export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks
       SELECT id FROM done`, [idList]);
     const done = new Set(rows.map((r) => r.id));
     return idList.map((id) => done.has(id));
-  }
-
-  /** The attempts on record of these jobs, oldest first, by job id. */
-  async function histories(jobIds: number[]): Promise<Map<number, AttemptRecord[]>> {
-    const out = new Map<number, AttemptRecord[]>();
-    if (jobIds.length === 0) return out;
-    const rows = await db.query<AttemptRow>(`
-      SELECT job_id, attempt, node, ${ms("started_at")} AS started_at, ${ms("ended_at")} AS ended_at, outcome, status, exit_code, error
-      FROM job_attempts WHERE job_id = ANY($1::bigint[]) ORDER BY job_id, seq`, [jobIds]);
-    for (const r of rows) {
-      const list = out.get(r.job_id) ?? [];
-      list.push(toAttempt(r));
-      out.set(r.job_id, list);
-    }
-    return out;
   }
 
   return {
@@ -74,7 +75,7 @@ export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks
       const r = rows[0];
       if (!r) return null;
       const state = (r.state === "pending" && r.run_at > now ? "scheduled" : r.state) as JobState;
-      const history = (await histories([id])).get(id) ?? [];
+      const history = (await attemptHistories(db, [id])).get(id) ?? [];
       // A kept completed record ends its story with the attempt that completed it.
       if (r.finished_at !== null) history.push(completedAttempt(r.attempts, r.finished_at, r.run_ms, r.node));
       const view: JobView = {
@@ -99,21 +100,6 @@ export function createAdmin(db: Connection): Methods<Admin & Pick<StoreTestHooks
     }),
 
     cancelPending: db.op("cancelPending", (pendingIds: number[]) => deleteReleasingKeys("pending_jobs", pendingIds)),
-
-    listDead: db.op("listDead", async (query: DeadQuery) => {
-      // The page first (LIMIT), then a running total of its payload bytes, kept while it starts within the budget.
-      const rows = await db.query<JobRow & { failed_at: number }>(`
-        SELECT ${JOB_COLS}, ${ms("failed_at")} AS failed_at FROM (
-          SELECT *, sum(bytes) OVER (ORDER BY id) - bytes AS bytes_before FROM (
-            SELECT *, octet_length(payload::text) AS bytes FROM dead_jobs
-            WHERE id > $1 AND ($2::text IS NULL OR type = $2) ORDER BY id LIMIT $3) page) sized
-        WHERE $4::bigint IS NULL OR bytes_before <= $4 ORDER BY id`,
-        [query.afterId, query.type ?? null, query.limit, query.maxBytes ?? null]);
-      const history = await histories(rows.map((r) => r.id));
-      return rows.map((r): JobView => ({
-        ...toClaimed(r), state: "dead", owner: null, leaseUntil: null, failedAt: r.failed_at, attemptHistory: history.get(r.id) ?? [],
-      }));
-    }),
 
     retryDead: db.op("retryDead", async (deadIds: number[], now: number) => {
       if (deadIds.length === 0) return [];

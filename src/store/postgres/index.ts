@@ -8,6 +8,7 @@ import { createClaims } from "./claims.ts";
 import { createCluster } from "./cluster.ts";
 import { createConnection, type Methods, type PostgresStoreOptions } from "./connection.ts";
 import { createLifecycle } from "./lifecycle.ts";
+import { createListing } from "./listing.ts";
 import { createPauses } from "./pauses.ts";
 import { createRecovery } from "./recovery.ts";
 import { createSchedules } from "./schedules.ts";
@@ -31,6 +32,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     ...createSettle(db),
     ...createRecovery(db),
     ...createAdmin(db),
+    ...createListing(db),
     ...createSchedules(db),
     ...createPauses(db),
     ...cluster,

@@ -1,5 +1,6 @@
 // admin.ts: the embedded store's operator reads and actions (a job, stats, cancelling pending jobs,
-// dead letters) and the tests' table counts. Nothing here touches a running attempt.
+// retrying and deleting dead letters) and the tests' table counts; listings are listing.ts's.
+// Nothing here touches a running attempt.
 import type { AttemptRecord, JobState, JobView, PendingEntry, StatsRow, StoreCounts } from "../rows.ts";
 import { completedAttempt, statsFromRows } from "../rows.ts";
 import type { Connection, Part } from "./connection.ts";
@@ -10,7 +11,7 @@ type ViewRow = Omit<JobView, "state" | "finishedAt" | "result"> & {
 };
 
 export function createAdmin({ conn, tables }: { conn: Connection; tables: TableSteps }): Part<
-  "get" | "stats" | "counts" | "cancelPending" | "listDead" | "retryDead" | "retryDeadOfType" | "deleteDead" | "deleteDeadOfType"
+  "get" | "stats" | "counts" | "cancelPending" | "retryDead" | "retryDeadOfType" | "deleteDead" | "deleteDeadOfType"
 > {
   const { db, op, prepare } = conn;
   const { removed } = tables;
@@ -61,20 +62,6 @@ export function createAdmin({ conn, tables }: { conn: Connection; tables: TableS
   const cancelPendingTx = db.transaction((ids: number[]) => ids.map((id) => removed(deletePending().run(id).changes, id)));
   const cancelPending = op("cancelPending", (ids) => (ids.length === 0 ? [] : cancelPendingTx.immediate(ids)));
 
-  // ---- listDead: the page first (LIMIT), then a running total of its payload bytes, kept while it starts within the budget ----
-  const deadPage = prepare<Omit<JobView, "state" | "finishedAt" | "result">, [afterId: number, type: string | null, type: string | null, limit: number, maxBytes: number | null, maxBytes: number | null]>(`
-    SELECT ${JOB_COLS}, NULL AS owner, NULL AS leaseUntil, failed_at AS failedAt FROM (
-      SELECT *, sum(bytes) OVER (ORDER BY id) - bytes AS bytes_before FROM (
-        SELECT *, length(CAST(payload AS BLOB)) AS bytes FROM dead_jobs
-        WHERE id > ? AND (? IS NULL OR type = ?) ORDER BY id LIMIT ?))
-    WHERE ? IS NULL OR bytes_before <= ? ORDER BY id`);
-  const listDead = op("listDead", (query) => {
-    const type = query.type ?? null;
-    const maxBytes = query.maxBytes ?? null;
-    return deadPage().all(query.afterId, type, type, query.limit, maxBytes, maxBytes)
-      .map((r): JobView => ({ ...r, state: "dead", attemptHistory: attemptsOf().all(r.id) }));
-  });
-
   // ---- retryDead, retryDeadOfType: dead → pending, attempts 0, due at `now` ----
   const reviveDead = prepare<PendingEntry, [runAt: number, id: number]>(`
     INSERT INTO pending_jobs (${COPY_COLS}, ${CARRY_COLS})
@@ -103,5 +90,5 @@ export function createAdmin({ conn, tables }: { conn: Connection; tables: TableS
   });
   const deleteDeadOfType = op("deleteDeadOfType", (type, limit) => deleteDeadOfTypeTx.immediate(type, limit));
 
-  return { get, stats, counts, cancelPending, listDead, retryDead, retryDeadOfType, deleteDead, deleteDeadOfType };
+  return { get, stats, counts, cancelPending, retryDead, retryDeadOfType, deleteDead, deleteDeadOfType };
 }

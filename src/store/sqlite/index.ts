@@ -5,6 +5,7 @@ import type { Store, StoreTestHooks } from "../store.ts";
 import { createAdmin } from "./admin.ts";
 import { createClaims } from "./claim.ts";
 import { createCluster } from "./cluster.ts";
+import { createListing } from "./listing.ts";
 import { createPauses } from "./pauses.ts";
 import { openConnection, type GuardedStore, type SqliteStoreOptions } from "./connection.ts";
 import { createRecovery } from "./recovery.ts";
@@ -30,6 +31,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store & StoreTestHo
     ...createSettle({ conn, tables }),
     ...createRecovery({ conn, tables }),
     ...createAdmin({ conn, tables }),
+    ...createListing({ conn }),
     ...createSchedules({ conn }),
     ...createPauses({ conn }),
     ...createCluster({ conn }),
