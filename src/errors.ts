@@ -70,6 +70,14 @@ export class StoreLockedError extends Error {
   }
 }
 
+/** The store cannot copy itself (PostgreSQL: back it up with pg_dump or its own replication). */
+export class BackupUnsupportedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BackupUnsupportedError";
+  }
+}
+
 /** Another live process holds this node id: starting a second one would run its jobs twice. */
 export class NodeIdInUseError extends Error {
   constructor(readonly nodeId: string, detail = "") {

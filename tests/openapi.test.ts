@@ -56,6 +56,7 @@ describe("the OpenAPI document", () => {
       "/types/{type}/resume": ["post"],
       "/health": ["get"],
       "/ready": ["get"],
+      "/admin/backup": ["get"],
       "/metrics": ["get"],
       "/openapi.json": ["get"],
     });

@@ -53,6 +53,13 @@ export interface Connection {
    * driver only says "Database has closed"), and a SQLite error as a store fault named after it.
    */
   op<K extends GuardedName>(name: K, fn: (...args: Args<K>) => Answer<K> | Promise<Answer<K>>): Guarded<K>;
+  /**
+   * Work a part must finish as close() runs: `before` once the store refuses new calls and before
+   * the file closes (SQLite checkpoints the WAL into it then), `after` once it has closed and the
+   * lock is gone (a handle on the file closed earlier would drop the lock: POSIX locks belong to
+   * the process, and closing any descriptor of the file releases them all).
+   */
+  onClose(hooks: { before?: () => Promise<void>; after?: () => Promise<void> }): void;
 }
 
 /** SQLite result codes of a statement refused for the data it carried (the rest are the file's or the disk's). */
@@ -118,6 +125,7 @@ export function openConnection(opts: SqliteStoreOptions): { conn: Connection; li
   let closed = false;
 
   const statements: Array<() => unknown> = [];
+  const closeHooks: Array<{ before?: () => Promise<void>; after?: () => Promise<void> }> = [];
   const conn: Connection = {
     db,
     prepare<R, P extends SQLQueryBindings[]>(sql: string) {
@@ -137,6 +145,9 @@ export function openConnection(opts: SqliteStoreOptions): { conn: Connection; li
         }
       };
       return guarded as unknown as Guarded<K>;
+    },
+    onClose(hooks) {
+      closeHooks.push(hooks);
     },
   };
 
@@ -169,9 +180,11 @@ export function openConnection(opts: SqliteStoreOptions): { conn: Connection; li
     async close() {
       if (closed) return;
       closed = true;
+      for (const hook of closeHooks) await hook.before?.();
       // close(true) finalizes the prepared statements too, so the connection (and with it the
       // file lock) goes now, not whenever the statements are garbage collected.
       db.close(true);
+      for (const hook of closeHooks) await hook.after?.();
     },
   };
   return { conn, lifecycle, location };
