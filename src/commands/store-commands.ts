@@ -20,7 +20,8 @@ export function isStoreCommand(word: string | undefined): word is StoreCommand {
 export const STORE_HELP = `Store commands (copy or move a whole store):
   jobqueue backup <file> [--url <url>] [--token <token> | --token-file <path>]
                   a consistent copy of a running server's embedded store, written to <file>
-                  atomically and checked (GET /admin/backup; the client options below apply)
+                  atomically and checked (GET /admin/backup; --url, --token and --token-file as
+                  for the client commands: JOBQUEUE_URL, JOBQUEUE_TOKEN, JOBQUEUE_TOKEN_FILE)
   jobqueue backup <file> --db <path>
                   the same from a stopped server's file (refused while a server holds it)
   jobqueue move-to-postgres --from <path> [--to <postgres://…>]
