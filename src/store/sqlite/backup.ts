@@ -35,12 +35,12 @@ export function createBackup({ conn, location }: { conn: Connection; location: s
   /** The store's file, read-only; opened on the first snapshot, closed only after the store. */
   let source: FileHandle | null = null;
   /** The snapshot under way (one at a time: a second checkpoint would write the file mid-copy). */
-  let running: Promise<unknown> = Promise.resolve();
+  let running: Promise<void> = Promise.resolve();
   let closing = false;
   conn.onClose({
     before: async () => {
       closing = true;
-      await running.catch(() => {});
+      await running;
     },
     after: async () => {
       await source?.close().catch(() => {});
@@ -104,8 +104,9 @@ export function createBackup({ conn, location }: { conn: Connection; location: s
 
   return {
     snapshot: op("snapshot", () => {
-      const next = running.catch(() => {}).then(take);
-      running = next;
+      const next = running.then(take);
+      // What the next snapshot and close() wait for: this one's end, not its result (nor its stream).
+      running = next.then(() => {}, () => {});
       return next;
     }),
   };
