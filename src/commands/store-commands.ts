@@ -29,7 +29,7 @@ export const STORE_HELP = `Store commands (copy or move a whole store):
                   jobs yet (--to defaults to DATABASE_URL), in one transaction
 Restore a backup: stop the server, put the file in place of its --db file (removing any -wal file
 beside it), start the server. Answers are JSON on stdout. Exit codes: 0 done, 1 refused or failed
-(nothing written), 2 bad arguments.
+(no backup file written, no job moved), 2 bad arguments.
 `;
 
 /** Flags each command takes. */
@@ -119,20 +119,21 @@ export async function runStoreCommand(argv: string[], env: Record<string, string
       io.err(`jobqueue: ${err.message}\n`);
       return 2;
     }
+    const nothing = command === "backup" ? "no backup file was written" : "no job was moved";
     if (err instanceof StoreLockedError) {
       const hint = command === "backup" ? "back up the running server with --url instead, or stop it first" : "stop the server first";
       io.err(`jobqueue: ${command}: refused: ${err.message}: ${hint}\n`);
       return 1;
     }
     if (err instanceof NotAStoreError || err instanceof TargetNotEmptyError || err instanceof BackupInvalidError) {
-      io.err(`jobqueue: ${command}: refused: ${err.message}; nothing was written\n`);
+      io.err(`jobqueue: ${command}: refused: ${err.message}; ${nothing}\n`);
       return 1;
     }
     if (err instanceof JobQueueClientError) {
       io.err(`jobqueue: ${command}: the server answered ${err.status} ${err.code}: ${err.message}\n`);
       return 1;
     }
-    io.err(`jobqueue: ${command} failed: ${errorMessage(err, 500)}; nothing was written\n`);
+    io.err(`jobqueue: ${command} failed: ${errorMessage(err, 500)}; ${nothing}\n`);
     return 1;
   }
 }
