@@ -70,6 +70,38 @@ export class StoreLockedError extends Error {
   }
 }
 
+/** The store cannot copy itself (PostgreSQL: back it up with pg_dump or its own replication). */
+export class BackupUnsupportedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BackupUnsupportedError";
+  }
+}
+
+/** A path given as an embedded store's file holds none: it is missing, or not a jobqueue database. */
+export class NotAStoreError extends Error {
+  constructor(readonly path: string, why: string) {
+    super(`${path} is not a jobqueue database: ${why}`);
+    this.name = "NotAStoreError";
+  }
+}
+
+/** move-to-postgres fills only a database that holds no job yet; this one does. */
+export class TargetNotEmptyError extends Error {
+  constructor(readonly tables: string[]) {
+    super(`the PostgreSQL database already holds rows in ${tables.join(", ")}: move-to-postgres fills only a database without jobs (a new one, or one only migrated)`);
+    this.name = "TargetNotEmptyError";
+  }
+}
+
+/** A backup file that did not arrive whole or does not open as the database it should be. */
+export class BackupInvalidError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BackupInvalidError";
+  }
+}
+
 /** Another live process holds this node id: starting a second one would run its jobs twice. */
 export class NodeIdInUseError extends Error {
   constructor(readonly nodeId: string, detail = "") {

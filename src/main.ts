@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 // main.ts: the executable. Reads the environment and arguments, runs a command (serve, migrate,
-// init, check-config, --help, --version), and owns process concerns: signals, exit codes,
-// last-resort error logs.
+// init, check-config, --help, --version, the client and store commands), and owns process concerns:
+// signals, exit codes, last-resort error logs.
 import { hostname } from "node:os";
 import { versionLine } from "./build-info.ts";
 import { checkTypesFile } from "./commands/check-config.ts";
@@ -11,6 +11,7 @@ import { helpText, loadConfig } from "./config/config.ts";
 import { TYPES_FILE_HELP } from "./config/types-file.ts";
 import { ConfigError, NodeIdInUseError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
+import { STORE_HELP, isStoreCommand, runStoreCommand } from "./commands/store-commands.ts";
 import { openStore, startServer } from "./server.ts";
 
 async function main(): Promise<number> {
@@ -21,6 +22,13 @@ async function main(): Promise<number> {
       return 0;
     }
     return runClientCommand(argv, process.env, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+  }
+  if (isStoreCommand(argv[0])) {
+    if (argv.includes("--help") || argv.includes("-h")) {
+      process.stdout.write(STORE_HELP);
+      return 0;
+    }
+    return runStoreCommand(argv, process.env, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
   }
   let loaded;
   try {
@@ -34,7 +42,7 @@ async function main(): Promise<number> {
   }
   const { command, config, file } = loaded;
   if (command === "help") {
-    process.stdout.write(helpText() + "\n" + TYPES_FILE_HELP + CLIENT_HELP);
+    process.stdout.write(helpText() + "\n" + TYPES_FILE_HELP + CLIENT_HELP + STORE_HELP);
     return 0;
   }
   if (command === "version") {

@@ -35,6 +35,10 @@ test("--help lists every option with its environment variable and exits 0", asyn
   }
   // The types file's keys, flow control's included.
   for (const key of ["rate = ", "key_concurrency", "key_rate", "max_throttles", "breaker", "concurrency", "backoff"]) expect(r.stdout).toContain(key);
+  // The store commands, with their flags.
+  for (const usage of ["jobqueue backup <file> [--url <url>]", "jobqueue backup <file> --db <path>", "jobqueue move-to-postgres --from <path>"]) {
+    expect(r.stdout).toContain(usage);
+  }
 });
 
 test("--version prints the package version, the commit it was built from and its target", async () => {

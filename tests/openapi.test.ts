@@ -58,6 +58,7 @@ describe("the OpenAPI document", () => {
       "/types/{type}/resume": ["post"],
       "/health": ["get"],
       "/ready": ["get"],
+      "/admin/backup": ["get"],
       "/metrics": ["get"],
       "/openapi.json": ["get"],
     });

@@ -102,15 +102,7 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     if (value === undefined) throw new ConfigError(`${command}: missing value for ${name}`);
     flags.set(name, value);
   }
-  const emptyIsUnset = (v: string | undefined) => (v === "" ? undefined : v);
-  const url = flags.get("--url") ?? emptyIsUnset(env.JOBQUEUE_URL) ?? DEFAULT_URL;
-  if (!/^https?:\/\/[^\s]+$/.test(url)) throw new ConfigError(`invalid --url / JOBQUEUE_URL ${JSON.stringify(url)}: expected http://host:port or https://…`);
-  const token = flags.get("--token") ?? emptyIsUnset(env.JOBQUEUE_TOKEN);
-  const tokenFile = flags.get("--token-file") ?? emptyIsUnset(env.JOBQUEUE_TOKEN_FILE);
-  if (token !== undefined && tokenFile !== undefined) {
-    throw new ConfigError("--token / JOBQUEUE_TOKEN and --token-file / JOBQUEUE_TOKEN_FILE are both set: give only one");
-  }
-  if (token !== undefined && !isValidToken(token)) throw new ConfigError(`invalid --token / JOBQUEUE_TOKEN "…": expected ${TOKEN_RULE}`);
+  const { url, token, tokenFile } = clientTarget(flags, env);
   const oneWord: ClientArgs["command"][] = ["submit", "dead retry", "dead purge", "types pause", "types resume"];
   const maxWords = oneWord.includes(command) ? 1 : 0;
   if (words.length > maxWords) throw new ConfigError(`${command}: unexpected argument ${JSON.stringify(words[maxWords])}`);
@@ -124,6 +116,20 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
   return { command, words, flags, url, token, tokenFile };
 }
 
+/** The server a client command talks to and its token, from --url, --token and --token-file (flag > env > default). */
+export function clientTarget(flags: ReadonlyMap<string, string>, env: Record<string, string | undefined>): Pick<ClientArgs, "url" | "token" | "tokenFile"> {
+  const emptyIsUnset = (v: string | undefined) => (v === "" ? undefined : v);
+  const url = flags.get("--url") ?? emptyIsUnset(env.JOBQUEUE_URL) ?? DEFAULT_URL;
+  if (!/^https?:\/\/[^\s]+$/.test(url)) throw new ConfigError(`invalid --url / JOBQUEUE_URL ${JSON.stringify(url)}: expected http://host:port or https://…`);
+  const token = flags.get("--token") ?? emptyIsUnset(env.JOBQUEUE_TOKEN);
+  const tokenFile = flags.get("--token-file") ?? emptyIsUnset(env.JOBQUEUE_TOKEN_FILE);
+  if (token !== undefined && tokenFile !== undefined) {
+    throw new ConfigError("--token / JOBQUEUE_TOKEN and --token-file / JOBQUEUE_TOKEN_FILE are both set: give only one");
+  }
+  if (token !== undefined && !isValidToken(token)) throw new ConfigError(`invalid --token / JOBQUEUE_TOKEN "…": expected ${TOKEN_RULE}`);
+  return { url, token, tokenFile };
+}
+
 function intFlag(args: ClientArgs, name: string, min: number, max: number): number | undefined {
   const raw = args.flags.get(name);
   if (raw === undefined) return undefined;
@@ -134,7 +140,8 @@ function intFlag(args: ClientArgs, name: string, min: number, max: number): numb
   return n;
 }
 
-async function readToken(args: ClientArgs): Promise<string | undefined> {
+/** The token to send: --token's, or the one --token-file holds. */
+export async function readToken(args: Pick<ClientArgs, "token" | "tokenFile">): Promise<string | undefined> {
   if (args.tokenFile === undefined) return args.token;
   let text: string;
   try {

@@ -1,5 +1,5 @@
 // client.ts: a typed HTTP client for producers and operators of a running jobqueue server: submit,
-// read, cancel, dead letters, job types (pause, resume) and stats. Types come from the API's own zod schemas (type-only
+// read, cancel, dead letters, job types (pause, resume), stats and backups. Types come from the API's own zod schemas (type-only
 // imports: nothing of the server is loaded). Any fetch works (Bun, Node 18+, browsers).
 import type { z } from "zod";
 import type {
@@ -108,6 +108,17 @@ export function createClient(opts: ClientOptions) {
     },
 
     stats: () => call<Stats>("GET", "/stats"),
+
+    /**
+     * A consistent copy of the server's embedded store, streamed (GET /admin/backup), with the length
+     * and SHA-256 the server gives for it. A server on PostgreSQL throws 409 backup_unsupported.
+     */
+    async backup(): Promise<{ body: ReadableStream<Uint8Array>; bytes: number | null; sha256: string | null }> {
+      const res = await request("GET", "/admin/backup");
+      if (!res.ok || res.body === null) return fail(res);
+      const bytes = Number(res.headers.get("x-backup-bytes") ?? NaN);
+      return { body: res.body, bytes: Number.isSafeInteger(bytes) ? bytes : null, sha256: res.headers.get("x-backup-sha256") };
+    },
     /** The recurring schedules with their next and last ticks. */
     schedules: () => call<ScheduleList>("GET", "/schedules"),
 

@@ -1,6 +1,6 @@
 // app.ts: the HTTP API's routes (Hono) over a queue's QueueApi: each route's checks and answer, the
 // methods each path allows, and the JSON bodies that splice stored payload text. POST /submit is
-// submit.ts's, /types types-routes.ts's, /claim and the pull workers' moves pull-routes.ts's, the error envelope errors.ts's; authentication and origin
+// submit.ts's, /types types-routes.ts's, /claim and the pull workers' moves pull-routes.ts's, /admin admin-routes.ts's, the error envelope errors.ts's; authentication and origin
 // rules gate the app from outside (auth.ts, origin.ts). No SQL: every effect goes through the QueueApi.
 import { zValidator } from "@hono/zod-validator";
 import { Hono, type Context } from "hono";
@@ -18,6 +18,7 @@ import { openApiDocument } from "./openapi.ts";
 import { submit } from "./submit.ts";
 import { PULL_ROUTES, mountPullRoutes } from "./pull-routes.ts";
 import { TYPES_ROUTES, mountTypesRoutes } from "./types-routes.ts";
+import { ADMIN_ROUTES, mountAdminRoutes } from "./admin-routes.ts";
 import { describeIssues, readableIssue } from "./submit-schema.ts";
 
 /** The HTTP settings of the app: the body size limit and the queue-full cap. */
@@ -49,6 +50,7 @@ const ROUTES: Record<string, string[]> = {
   "/ui": ["GET", "HEAD"],
   ...TYPES_ROUTES,
   ...PULL_ROUTES,
+  ...ADMIN_ROUTES,
 };
 
 /** The HTTP API over a queue: what its routes ask of `api`, within `settings`. */
@@ -125,6 +127,7 @@ export function createApp(api: QueueApi, settings: HttpSettings): Hono {
   });
   mountPullRoutes(app, { remote: deps.remote, accepting: deps.accepting, bodyLimitBytes: deps.bodyLimitBytes });
   mountTypesRoutes(app, { types: deps.types, ...(deps.flowStatus !== undefined && { flowStatus: deps.flowStatus }) });
+  mountAdminRoutes(app, { backup: deps.backup });
   let openapi: Record<string, unknown> | undefined;
   app.get("/openapi.json", (c) => c.json((openapi ??= openApiDocument())));
   app.get("/health", (c) => c.json({ status: "ok" }));

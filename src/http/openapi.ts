@@ -11,6 +11,7 @@ import {
   submitBatchReply, submitReply, typesReply,
 } from "./api-schema.ts";
 import { ALWAYS_OPEN } from "./auth.ts";
+import { BACKUP_BYTES_HEADER, BACKUP_MEDIA_TYPE, BACKUP_SHA256_HEADER } from "./admin-routes.ts";
 import { ANY_HOST, STATE_CHANGING } from "./origin.ts";
 import { MAX_BATCH_JOBS, batchSchema, jobSchema } from "./submit-schema.ts";
 import {
@@ -26,7 +27,7 @@ const TAGS = {
   workers: "Workers in any language run the jobs of pull types (`pull = true`): they ask for jobs with a long-poll, then complete, fail or extend each one with its lease token.",
   types: "The registered job types with their policy and flow control; pause and resume a type on every node.",
   schedules: "The recurring schedules of the types file.",
-  operations: "Counts, metrics, probes, and this document.",
+  operations: "Counts, metrics, probes, backups, and this document.",
 } as const;
 type Tag = keyof typeof TAGS;
 
@@ -354,6 +355,29 @@ const OPERATIONS: Operation[] = [
       "dead-lettered in each second, its heap's depth (ready, scheduled) and the jobs it ran at that moment, and the mean wait from ready to start. " +
       "Starts empty when the process starts. Cheap: no database query; the dashboard draws its charts from it.",
     responses: { "200": json(historyReply, "the samples, oldest first") },
+  },
+  {
+    method: "get", path: "/admin/backup", tag: "operations", operationId: "backup",
+    summary: "Download a consistent copy of the embedded store",
+    description:
+      "The embedded store's SQLite database file as of the request: every job acknowledged before it, none half-written, " +
+      "with ids, idempotency keys, attempt history, paused types and schedules. Writers are held up only for one WAL checkpoint; " +
+      "the copy is made on the server's disk and then streamed. Restore it by stopping the server, putting the file in place of " +
+      "its --db file (with no -wal file beside it) and starting it again. `jobqueue backup <file>` writes it atomically and checks it. " +
+      "A server on PostgreSQL refuses: back that database up with pg_dump.",
+    responses: {
+      "200": {
+        description: "the database file, streamed",
+        headers: {
+          [BACKUP_BYTES_HEADER]: { description: "the file's length in bytes (the body is streamed, without Content-Length)", schema: { type: "string", pattern: "^[0-9]+$" } },
+          [BACKUP_SHA256_HEADER]: { description: "the SHA-256 of the file, in hex, to check it arrived whole", schema: { type: "string", pattern: "^[0-9a-f]{64}$" } },
+          "Content-Disposition": { description: "`attachment` with a file name holding the time of the copy", schema: { type: "string" } },
+        },
+        content: { [BACKUP_MEDIA_TYPE]: { schema: { type: "string", contentMediaType: BACKUP_MEDIA_TYPE } } },
+      },
+      "409": error("the server keeps its jobs in PostgreSQL (backup_unsupported): back that database up with pg_dump"),
+      "503": error("the store is closing or unreachable (unavailable); retry later"),
+    },
   },
   {
     method: "get", path: "/metrics", tag: "operations", operationId: "metrics",

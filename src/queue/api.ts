@@ -11,6 +11,7 @@ import type { JobTypes } from "../ops/job-types.ts";
 import type { Stats } from "../ops/stats.ts";
 import type { RemoteWorkers } from "../pool/remote.ts";
 import type { InsertResult, JobQuery, JobView, NewJob } from "../store/rows.ts";
+import type { Snapshot } from "../store/store.ts";
 
 export interface QueueApi {
   /**
@@ -46,6 +47,11 @@ export interface QueueApi {
   schedules(): Promise<ScheduleStatus[]>;
   /** Workers of pull types: their long-polls for jobs and their complete, fail and heartbeat moves. */
   remote: Pick<RemoteWorkers, "claim" | "complete" | "fail" | "heartbeat">;
+  /**
+   * A consistent copy of the store as of the call (the embedded store's database file); throws a
+   * 409 JobQueueError when the store is PostgreSQL (pg_dump's job).
+   */
+  backup(): Promise<Snapshot>;
   /** Cancel a pending, scheduled or (in this process) running job. */
   cancel(id: number): Promise<CancelResult>;
   /** null when ready, else the reason it is not. */

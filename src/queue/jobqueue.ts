@@ -7,6 +7,7 @@ import type { ScheduleConfig } from "../config/schedules.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { Clock } from "../clock.ts";
 import type { QueueApi } from "./api.ts";
+import { createBackups } from "../ops/backup.ts";
 import { createCancellation } from "../ops/cancellation.ts";
 import { createDeadLetters } from "../ops/dead-letters.ts";
 import { createJobTypes } from "../ops/job-types.ts";
@@ -273,6 +274,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     cancel: createCancellation({ store, pool, nodeId: opts.nodeId, clock, onRemoved: (id) => scheduler.remove(id) }).cancel,
     stats: createStats({ store, clock, completions }).read,
     history: () => history.view(clock()),
+    backup: createBackups({ store, clock, logger }).take,
     schedules: async () => {
       const list = await ticker.list();
       return await Promise.all(list.map(async (v) => ({

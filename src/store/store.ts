@@ -224,8 +224,28 @@ export interface Schedules {
   scheduleStates(): Promise<ScheduleState[]>;
 }
 
+/** A consistent copy of a whole store, to be read once. */
+export interface Snapshot {
+  /** Its length in bytes. */
+  bytes: number;
+  /** The SHA-256 of its bytes, in hex, so a reader can tell it arrived whole. */
+  sha256: string;
+  /** The bytes. Reading them to the end, or cancelling, lets the copy go. */
+  stream: ReadableStream<Uint8Array>;
+}
+
+/** Copying the store while it serves (GET /admin/backup, `jobqueue backup`). */
+export interface Backups {
+  /**
+   * A consistent copy of the store as of the call: every transaction committed before it, none
+   * after. The embedded store copies its file without holding up its writers for long; PostgreSQL
+   * throws BackupUnsupportedError (pg_dump and its own replication do that job).
+   */
+  snapshot(): Promise<Snapshot>;
+}
+
 /** A whole store: every role. Only the composition root (queue/jobqueue.ts) holds one. */
-export interface Store extends StoreInfo, JobMoves, Recovery, Admin, Pauses, Cluster, Lifecycle, Schedules {}
+export interface Store extends StoreInfo, JobMoves, Recovery, Admin, Pauses, Cluster, Lifecycle, Schedules, Backups {}
 
 /**
  * What only tests and benchmarks call, so no role carries it: both backends offer it beside the

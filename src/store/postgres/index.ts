@@ -4,6 +4,7 @@
 import { redactUrl } from "../../logger.ts";
 import type { Store, StoreInfo, StoreTestHooks } from "../store.ts";
 import { createAdmin } from "./admin.ts";
+import { createBackup } from "./backup.ts";
 import { createClaims } from "./claims.ts";
 import { createCluster } from "./cluster.ts";
 import { createConnection, type Methods, type PostgresStoreOptions } from "./connection.ts";
@@ -36,6 +37,7 @@ export function createPostgresStore(opts: PostgresStoreOptions): Store & StoreTe
     ...createSchedules(db),
     ...createPauses(db),
     ...cluster,
+    ...createBackup(db),
     ...createLifecycle(db, releaseNode),
   };
   return store;

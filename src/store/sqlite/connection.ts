@@ -2,9 +2,9 @@
 // the schema's migrations, the statements the parts prepare, and the guard every store method is built
 // through (closed store, driver faults). No job tables and no store methods but the Lifecycle ones here.
 import { Database, SQLiteError, type SQLQueryBindings, type Statement } from "bun:sqlite";
-import { accessSync, constants, mkdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { StoreLockedError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../../errors.ts";
+import { NotAStoreError, StoreLockedError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../../errors.ts";
 import { APPLIED_VERSIONS, MIGRATIONS_TABLE, RECORD_MIGRATION, toApply } from "../migrate.ts";
 import type { Lifecycle, Store, StoreTestHooks } from "../store.ts";
 
@@ -13,6 +13,11 @@ export interface SqliteStoreOptions {
   path: string;
   /** FULL (default) syncs the WAL on every commit; NORMAL may lose the last commits on power loss. */
   synchronous?: "FULL" | "NORMAL";
+  /**
+   * Open only a file that is already a jobqueue database (commands that copy or move a store):
+   * NotAStoreError instead of creating a missing one, or adding tables to another database.
+   */
+  existing?: boolean;
 }
 
 /** Every method a part of the store defines: the Store's roles and the test hooks. */
@@ -53,6 +58,13 @@ export interface Connection {
    * driver only says "Database has closed"), and a SQLite error as a store fault named after it.
    */
   op<K extends GuardedName>(name: K, fn: (...args: Args<K>) => Answer<K> | Promise<Answer<K>>): Guarded<K>;
+  /**
+   * Work a part must finish as close() runs: `before` once the store refuses new calls and before
+   * the file closes (SQLite checkpoints the WAL into it then), `after` once it has closed and the
+   * lock is gone (a handle on the file closed earlier would drop the lock: POSIX locks belong to
+   * the process, and closing any descriptor of the file releases them all).
+   */
+  onClose(hooks: { before?: () => Promise<void>; after?: () => Promise<void> }): void;
 }
 
 /** SQLite result codes of a statement refused for the data it carried (the rest are the file's or the disk's). */
@@ -88,12 +100,16 @@ function assertWritable(dir: string): void {
  * These pragmas and the probe run once, in this order, before any statement is prepared: plain
  * db.run, as a statement prepared for its only run would be.
  */
-function openLocked(path: string, synchronous: "FULL" | "NORMAL"): Database {
-  const db = new Database(path, { create: true, readwrite: true });
+function openLocked(path: string, synchronous: "FULL" | "NORMAL", existing: boolean): Database {
+  const db = new Database(path, { create: !existing, readwrite: true });
   try {
     db.run("PRAGMA busy_timeout = 0");
     // Before the first access: the WAL index then lives in heap memory, not a shared -shm file.
     db.run("PRAGMA locking_mode = EXCLUSIVE");
+    // Someone else's database is left as it was: not even put in WAL mode.
+    if (existing && db.query(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobqueue_migrations'`).get() === null) {
+      throw new NotAStoreError(path, "it holds no jobqueue_migrations table");
+    }
     const mode = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get();
     if (mode?.journal_mode.toLowerCase() !== "wal") throw new Error(`cannot put ${path} in WAL mode (got ${mode?.journal_mode})`);
     // A write transaction settles it: from here the exclusive lock is held until close().
@@ -105,6 +121,7 @@ function openLocked(path: string, synchronous: "FULL" | "NORMAL"): Database {
   } catch (err) {
     db.close(true);
     if (err instanceof SQLiteError && err.code?.startsWith("SQLITE_BUSY")) throw new StoreLockedError(path, { cause: err });
+    if (existing && err instanceof SQLiteError && err.code === "SQLITE_NOTADB") throw new NotAStoreError(path, "it is not a SQLite database");
     throw err;
   }
 }
@@ -112,12 +129,14 @@ function openLocked(path: string, synchronous: "FULL" | "NORMAL"): Database {
 /** Open (and lock) the store's file; the connection for the parts, and the store's Lifecycle. */
 export function openConnection(opts: SqliteStoreOptions): { conn: Connection; lifecycle: Part<"migrate" | "ping"> & Pick<Lifecycle, "close">; location: string } {
   const location = resolve(opts.path);
+  if (opts.existing && !existsSync(location)) throw new NotAStoreError(location, "there is no such file");
   mkdirSync(dirname(location), { recursive: true });
   assertWritable(dirname(location));
-  const db = openLocked(location, opts.synchronous ?? "FULL");
+  const db = openLocked(location, opts.synchronous ?? "FULL", opts.existing ?? false);
   let closed = false;
 
   const statements: Array<() => unknown> = [];
+  const closeHooks: Array<{ before?: () => Promise<void>; after?: () => Promise<void> }> = [];
   const conn: Connection = {
     db,
     prepare<R, P extends SQLQueryBindings[]>(sql: string) {
@@ -137,6 +156,9 @@ export function openConnection(opts: SqliteStoreOptions): { conn: Connection; li
         }
       };
       return guarded as unknown as Guarded<K>;
+    },
+    onClose(hooks) {
+      closeHooks.push(hooks);
     },
   };
 
@@ -169,9 +191,11 @@ export function openConnection(opts: SqliteStoreOptions): { conn: Connection; li
     async close() {
       if (closed) return;
       closed = true;
+      for (const hook of closeHooks) await hook.before?.();
       // close(true) finalizes the prepared statements too, so the connection (and with it the
       // file lock) goes now, not whenever the statements are garbage collected.
       db.close(true);
+      for (const hook of closeHooks) await hook.after?.();
     },
   };
   return { conn, lifecycle, location };

@@ -3,6 +3,7 @@
 // file is locked to this process while open. No SQL and no scheduling decisions here.
 import type { Store, StoreTestHooks } from "../store.ts";
 import { createAdmin } from "./admin.ts";
+import { createBackup } from "./backup.ts";
 import { createClaims } from "./claim.ts";
 import { createCluster } from "./cluster.ts";
 import { createListing } from "./listing.ts";
@@ -35,6 +36,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): Store & StoreTestHo
     ...createSchedules({ conn }),
     ...createPauses({ conn }),
     ...createCluster({ conn }),
+    ...createBackup({ conn, location }),
   };
   return store;
 }
