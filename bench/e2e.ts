@@ -62,7 +62,7 @@ const BINDING_RATES = [
 ];
 
 /** One end-to-end run on a fresh store: preload, start, drain. */
-export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number, types = NOOP_TYPES, jobs = E2E_JOBS): Promise<E2eRun> {
+export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number, types = NOOP_TYPES, jobs = E2E_JOBS, args: string[] = []): Promise<E2eRun> {
   const target = await newStoreTarget(kind, "e2e");
   try {
     await preload(target, jobs);
@@ -72,7 +72,7 @@ export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number, 
     const meter = cpuMeter(kind === "postgres" ? { server: serverPids, postgres: postgresPids } : { server: serverPids });
     const xid0 = target.db ? await nextXid(target.db) : 0;
     meter.start();
-    server = await startJobqueue({ target, types: typesFile(types), args: ["--workers", String(workers)] });
+    server = await startJobqueue({ target, types: typesFile(types), args: ["--workers", String(workers), ...args] });
     const s = server;
     try {
       const started = s.logs.find((l) => l.msg === "queue started");
@@ -85,7 +85,7 @@ export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number, 
       }, 300_000, POLL_MS);
       const cpu = meter.stop();
       const totalMs = doneAt - s.spawnedAt;
-      const notes = [`--workers ${workers}`, `start-up (spawn → listening) ${Math.round(s.listeningAt - s.spawnedAt)} ms`, fmtCpu(cpu)];
+      const notes = [`--workers ${workers}${args.length > 0 ? ` ${args.join(" ")}` : ""}`, `start-up (spawn → listening) ${Math.round(s.listeningAt - s.spawnedAt)} ms`, fmtCpu(cpu)];
       if (target.db) {
         const xacts = (await nextXid(target.db)) - xid0;
         notes.push(`${fmtInt(xacts)} write xacts (${(E2E_JOBS / Math.max(1, xacts)).toFixed(1)} jobs per xact)`);

@@ -9,10 +9,8 @@
 # (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(linux-x64 linux-arm64 linux-x64-musl darwin-arm64)
-version=$(bun -e 'console.log(require("./package.json").version)')
-dir=dist/release
+# shellcheck source=scripts/release-env.sh
+source scripts/release-env.sh "$@"
 
 fail() { echo "release-smoke: FAIL: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || fail "$1 is missing (install $2)"; }

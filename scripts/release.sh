@@ -6,10 +6,8 @@
 # release, naming it; none is skipped. Default targets: linux-x64 linux-arm64 linux-x64-musl darwin-arm64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(linux-x64 linux-arm64 linux-x64-musl darwin-arm64)
-version=$(bun -e 'console.log(require("./package.json").version)')
-dir=dist/release
+# shellcheck source=scripts/release-env.sh
+source scripts/release-env.sh "$@"
 
 rm -rf "$dir"
 mkdir -p "$dir"

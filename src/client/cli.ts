@@ -86,22 +86,7 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
   } else {
     throw new ConfigError(`unknown command ${JSON.stringify(argv[0] ?? "")}`);
   }
-  const allowed = new Set([...COMMON, ...FLAGS[command]]);
-  const flags = new Map<string, string>();
-  const words: string[] = [];
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    if (!arg.startsWith("--")) {
-      words.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf("=");
-    const name = eq === -1 ? arg : arg.slice(0, eq);
-    if (!allowed.has(name)) throw new ConfigError(`${command}: unknown option ${JSON.stringify(name)} (see --help)`);
-    let value: string | undefined = eq === -1 ? rest[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new ConfigError(`${command}: missing value for ${name}`);
-    flags.set(name, value);
-  }
+  const { words, flags } = splitArgs(command, rest, new Set([...COMMON, ...FLAGS[command]]));
   const { url, token, tokenFile } = clientTarget(flags, env);
   const oneWord: ClientArgs["command"][] = ["submit", "dead retry", "dead purge", "types pause", "types resume"];
   const maxWords = oneWord.includes(command) ? 1 : 0;
@@ -239,4 +224,27 @@ export async function runClientCommand(argv: string[], env: Record<string, strin
     io.err(`jobqueue: cannot reach the server: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
+}
+
+/**
+ * A command's arguments: bare words, and `--name value` / `--name=value` flags from `allowed`
+ * (anything else is a ConfigError naming it; an empty value too, when `nonEmpty`).
+ */
+export function splitArgs(command: string, rest: string[], allowed: ReadonlySet<string>, nonEmpty = false): { words: string[]; flags: Map<string, string> } {
+  const flags = new Map<string, string>();
+  const words: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!;
+    if (!arg.startsWith("--")) {
+      words.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    if (!allowed.has(name)) throw new ConfigError(`${command}: unknown option ${JSON.stringify(name)} (see --help)`);
+    const value = eq === -1 ? rest[++i] : arg.slice(eq + 1);
+    if (value === undefined || (nonEmpty && value === "")) throw new ConfigError(`${command}: missing value for ${name}`);
+    flags.set(name, value);
+  }
+  return { words, flags };
 }

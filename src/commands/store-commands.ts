@@ -3,7 +3,7 @@
 // Parses its own arguments like the client commands (flag > env > default); prints a JSON summary
 // on stdout and one-line errors on stderr; returns the exit code. main.ts hands in argv, env and io.
 import { resolve } from "node:path";
-import { clientTarget, readToken, type ClientIo } from "../client/cli.ts";
+import { clientTarget, readToken, splitArgs, type ClientIo } from "../client/cli.ts";
 import { JobQueueClientError, createClient } from "../client/client.ts";
 import { BackupInvalidError, ConfigError, NotAStoreError, StoreLockedError, TargetNotEmptyError, errorMessage } from "../errors.ts";
 import { createSqliteStore } from "../store/sqlite/index.ts";
@@ -47,23 +47,7 @@ interface StoreArgs {
 function parse(argv: string[]): StoreArgs {
   const command = argv[0];
   if (!isStoreCommand(command)) throw new ConfigError(`unknown command ${JSON.stringify(command ?? "")}`);
-  const allowed = new Set(FLAGS[command]);
-  const flags = new Map<string, string>();
-  const words: string[] = [];
-  const rest = argv.slice(1);
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    if (!arg.startsWith("--")) {
-      words.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf("=");
-    const name = eq === -1 ? arg : arg.slice(0, eq);
-    if (!allowed.has(name)) throw new ConfigError(`${command}: unknown option ${JSON.stringify(name)} (see --help)`);
-    const value = eq === -1 ? rest[++i] : arg.slice(eq + 1);
-    if (value === undefined || value === "") throw new ConfigError(`${command}: missing value for ${name}`);
-    flags.set(name, value);
-  }
+  const { words, flags } = splitArgs(command, argv.slice(1), new Set(FLAGS[command]), true);
   return { command, words, flags };
 }
 

@@ -17,6 +17,7 @@ export type Config = {
   sqliteSynchronous: "FULL" | "NORMAL";
   configPath: string | undefined;
   workers: number;
+  claimAheadMs: number;
   leaseMs: number;
   agingMs: number;
   shutdownGraceMs: number;
@@ -197,6 +198,7 @@ export function queueSettings(config: Config): QueueSettings {
   return {
     nodeId: config.nodeId,
     workers: config.workers,
+    claimAheadMs: config.claimAheadMs,
     leaseMs: config.leaseMs,
     agingMs: config.agingMs,
     reapIntervalMs: config.reapIntervalMs,

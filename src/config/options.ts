@@ -128,6 +128,10 @@ export const OPTIONS: { [K in keyof Config]-?: Option<Config[K]> } = {
     parse: nonEmpty,
   },
   workers: int({ flag: "--workers", env: "JOBQUEUE_WORKERS", min: 1, max: 10_000, default: 32, meaning: "jobs run at once by this process" }),
+  claimAheadMs: int({
+    flag: "--claim-ahead-ms", env: "JOBQUEUE_CLAIM_AHEAD_MS", min: 0, max: 1000, default: 2,
+    meaning: "claim beyond the free workers as many short jobs as they run in this long (0: never), so a claim fetches more at once; a job submitted later waits behind them about this long",
+  }),
   leaseMs: int({ flag: "--lease-ms", env: "JOBQUEUE_LEASE_MS", min: 1000, max: DAY_MS, default: 30_000, meaning: "a claimed job returns to pending if its lease is not extended within this time" }),
   agingMs: int({ flag: "--aging-ms", env: "JOBQUEUE_AGING_MS", min: 0, max: DAY_MS, default: 1000, meaning: "waiting this long is worth one priority level (0: priority is ignored, first ready runs first)" }),
   shutdownGraceMs: int({ flag: "--shutdown-grace-ms", env: "JOBQUEUE_SHUTDOWN_GRACE_MS", min: 0, max: 3_600_000, default: 25_000, meaning: "on SIGTERM, time running jobs get to finish before they are aborted" }),

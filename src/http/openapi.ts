@@ -205,7 +205,7 @@ const OPERATIONS: Operation[] = [
       "A pending or scheduled job is deleted and never runs (204). A job running in this process has its handler's signal fired; " +
       "its row goes when the handler returns, and it is never retried (202). Dead jobs are deleted with DELETE /dead/{id}.",
     responses: {
-      "204": { description: "it was pending or scheduled and is gone" },
+      "204": { description: "it was pending or scheduled (or claimed ahead here and still waiting for a worker) and is gone" },
       "202": json(cancelReply, "it is running in this process: its signal fired and its row goes when the handler returns"),
       "400": badId,
       "404": error("unknown, completed or dead (not_found; delete dead jobs with DELETE /dead/{id})"),

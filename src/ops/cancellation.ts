@@ -6,7 +6,7 @@ import type { Admin } from "../store/store.ts";
 import type { Clock } from "../clock.ts";
 
 /**
- * - removed: it was pending or scheduled and is gone.
+ * - removed: it was pending or scheduled (or claimed here and still waiting for a worker) and is gone.
  * - cancelling: it is running here; its signal fired and its row goes when the handler returns.
  * - dead: it is dead (delete it with DELETE /dead/:id).
  * - elsewhere: another process is running it.
@@ -17,7 +17,7 @@ export type CancelResult = "removed" | "cancelling" | "dead" | "elsewhere" | "no
 export interface CancellationDeps {
   store: Pick<Admin, "cancelPending" | "get">;
   /** The worker pool: cancel() fires a running handler's signal; settled() waits out its claims and moves. */
-  pool: { cancel(id: number): boolean; settled(id: number): Promise<void> };
+  pool: { cancel(id: number): boolean; cancelWaiting(id: number): Promise<boolean>; settled(id: number): Promise<void> };
   /** This process's owner name on claims. */
   nodeId: string;
   /** A pending or scheduled job was deleted: drop it from this node's heaps. */
@@ -32,9 +32,12 @@ export function createCancellation(deps: CancellationDeps) {
   const { store, pool } = deps;
 
   async function cancelOnce(id: number): Promise<CancelResult | "moving"> {
+    // Claimed ahead here and waiting for a worker: it never ran, and its row goes now.
+    if (await pool.cancelWaiting(id)) return "removed";
     if (pool.cancel(id)) return "cancelling";
     // A claim in flight or a store move of this job on its way: let it land first.
     await pool.settled(id);
+    if (await pool.cancelWaiting(id)) return "removed";
     if (pool.cancel(id)) return "cancelling";
     if ((await store.cancelPending([id]))[0]) {
       deps.onRemoved(id);

@@ -10,6 +10,7 @@ import type { RemoteWorkers } from "./remote.ts";
 import type { Outcome, Settler } from "./settler.ts";
 import type { Slots } from "./slots.ts";
 import { TimeoutGroup } from "./timeout-group.ts";
+import { agingKey } from "../aging.ts";
 import type { Clock } from "../clock.ts";
 
 /** An attempt this pool holds, from its start until its store move has landed (see pool.ts). */
@@ -24,6 +25,8 @@ export interface Attempt {
    * interrupted, so a result that exists is always settled.
    */
   ended: boolean;
+  /** Claimed ahead: it waits here for a slot, its handler not called yet (see waiting below). */
+  waiting?: boolean;
 }
 
 /** Bytes of a handler's result (a string it resolved with) kept with a completed record. */
@@ -47,7 +50,11 @@ export interface AttemptsDeps {
   /** Completed jobs keep their handler's result (> 0) or not (0). */
   keepMs: number;
   events: Pick<WorkerEvents, "started" | "fenced">;
-  slots: Pick<Slots, "begin" | "end" | "occupy">;
+  slots: Pick<Slots, "begin" | "end" | "occupy" | "startable" | "idle" | "queue">;
+  /** The scheduler's aging: jobs claimed ahead wait in the heap's order. */
+  agingMs: number;
+  /** A local handler ran this long (claim ahead is sized from it). */
+  observeRunMs?: (ms: number) => void;
   settler: Pick<Settler, "settle" | "remove" | "handBack" | "giveBack">;
   /** Runs pull types' jobs: hands them to remote workers and ends their attempts as the workers say. */
   remote?: Pick<RemoteWorkers, "run" | "settled">;
@@ -68,10 +75,24 @@ export interface AttemptsDeps {
 export function createAttempts(deps: AttemptsDeps) {
   const { registry, clock, events, slots, settler, keepMs, pump, notifyIdle } = deps;
   const running = new Map<number, Attempt>();
+  /**
+   * Jobs claimed ahead of a free slot (claimer.ts takes more than the free slots when handlers are
+   * short): leased to this node, their handlers not called yet, started in this order as slots free.
+   * Entries dropped meanwhile (cancelled, lease lost, handed back at shutdown) are skipped.
+   */
+  const waiting: { entry: Attempt; readyAt: number }[] = [];
+  let waitingHead = 0;
 
   /** Start handlers for claimed jobs (or hand them straight back if shutdown began meanwhile). */
   function start(claimed: ClaimedJob[], readyAtById: ReadonlyMap<number, { readyAt: number }> | null): void {
     const now = clock();
+    const readyAt = (job: ClaimedJob) => readyAtById?.get(job.id)?.readyAt ?? job.runAt;
+    // More than the free slots (a claim ahead): those that wait go in the heap's order (a claim's
+    // rows come back in any order).
+    if (claimed.length > slots.idle || waiting.length > waitingHead) {
+      claimed = [...claimed].sort((a, b) =>
+        agingKey(readyAt(a), a.priority, deps.agingMs) - agingKey(readyAt(b), b.priority, deps.agingMs) || a.id - b.id);
+    }
     // Jobs started together with the same timeout share one timer (a claim brings many).
     const timers = new Map<number, TimeoutGroup>();
     for (const job of claimed) {
@@ -82,18 +103,65 @@ export function createAttempts(deps: AttemptsDeps) {
         void release([job]);
         continue;
       }
-      events.started(job.type, Math.max(0, now - (readyAtById?.get(job.id)?.readyAt ?? job.runAt)));
       const type = registry.get(job.type);
-      let group: TimeoutGroup | undefined;
-      if (type) {
-        const timeoutMs = job.timeoutMs ?? type.timeoutMs;
-        group = timers.get(timeoutMs);
-        if (!group) timers.set(timeoutMs, (group = new TimeoutGroup(timeoutMs)));
+      // No slot free (or jobs claimed earlier still wait for one): it waits its turn here. Pull
+      // types' jobs take no slot (remote.ts).
+      if (type !== undefined && !type.pull && (!slots.startable || waiting.length > waitingHead)) {
+        const entry: Attempt = { job, controller: new AbortController(), ended: false, waiting: true };
+        running.set(job.id, entry);
+        waiting.push({ entry, readyAt: readyAt(job) });
+        slots.queue(1);
+        continue;
       }
-      void run(job, type, group);
+      begin(job, type, readyAt(job), now, timers);
     }
     for (const group of timers.values()) group.arm();
     notifyIdle();
+  }
+
+  /** Call a claimed job's handler now (its slot is free). */
+  function begin(job: ClaimedJob, type: RegisteredType | undefined, readyAt: number, now: number, timers: Map<number, TimeoutGroup>): void {
+    events.started(job.type, Math.max(0, now - readyAt));
+    let group: TimeoutGroup | undefined;
+    if (type) {
+      const timeoutMs = job.timeoutMs ?? type.timeoutMs;
+      group = timers.get(timeoutMs);
+      if (!group) timers.set(timeoutMs, (group = new TimeoutGroup(timeoutMs)));
+    }
+    void run(job, type, group);
+  }
+
+  /** Slots came free: start the jobs that wait for one, in their order. */
+  function startWaiting(): void {
+    if (waitingHead === waiting.length) return;
+    const now = clock();
+    const timers = new Map<number, TimeoutGroup>();
+    while (waitingHead < waiting.length && slots.startable) {
+      const { entry, readyAt } = waiting[waitingHead]!;
+      waiting[waitingHead++] = undefined!;
+      if (!entry.waiting) continue; // dropped meanwhile (its count already given back)
+      entry.waiting = false;
+      slots.queue(-1);
+      if (deps.mode.stopping) {
+        void release([entry.job]);
+        slots.occupy(entry.job.type, -1);
+        continue;
+      }
+      begin(entry.job, registry.get(entry.job.type), readyAt, now, timers);
+    }
+    if (waitingHead === waiting.length) {
+      waiting.length = 0;
+      waitingHead = 0;
+    }
+    for (const group of timers.values()) group.arm();
+  }
+
+  /** Take a waiting job out of the line (cancelled, its lease lost, handed back): it never starts here. */
+  function dropWaiting(entry: Attempt): void {
+    entry.waiting = false;
+    entry.ended = true;
+    slots.queue(-1);
+    slots.occupy(entry.job.type, -1);
   }
 
   async function run(job: ClaimedJob, type: RegisteredType | undefined, group: TimeoutGroup | undefined): Promise<void> {
@@ -121,6 +189,8 @@ export function createAttempts(deps: AttemptsDeps) {
     }
     slots.end(job.type);
     const runMs = clock() - startedAt;
+    if (type && !type.pull && outcome.ok) deps.observeRunMs?.(runMs);
+    startWaiting();
     pump();
     if (cause instanceof LeaseLostError) {
       // The reaper already handed this attempt back; any move we made would be fenced off.
@@ -187,8 +257,33 @@ export function createAttempts(deps: AttemptsDeps) {
   /** End a running attempt from inside the pool (timeout, lost lease, cancel, shutdown); an ended one is left alone. */
   function interrupt(r: Attempt, reason: Error): void {
     if (r.ended) return;
+    if (r.waiting) return void endWaiting(r, reason);
     if (r.interrupt) r.interrupt(reason);
     else r.controller.abort(reason);
+  }
+
+  /**
+   * A job that waited for a slot is interrupted before its handler ran: cancelled (resolves with
+   * whether its row went), lease lost, or shutdown.
+   */
+  async function endWaiting(r: Attempt, reason: Error): Promise<boolean> {
+    dropWaiting(r);
+    const job = r.job;
+    if (reason instanceof ShutdownError) return false; // stop() hands it back with the rest
+    let removed = false;
+    if (reason instanceof CancelledError) {
+      const how = await settler.remove(job);
+      removed = how === "took" || how === "unsure";
+      running.delete(job.id);
+      if (job.key !== null) deps.keyFreed?.(job.type, job.key);
+    } else {
+      // Its lease is gone (the reaper has the row): nothing of it may be written.
+      running.delete(job.id);
+      events.fenced("lease");
+    }
+    notifyIdle();
+    pump();
+    return removed;
   }
 
   /** Shutdown: hand attempts this pool ended itself back to pending; they are gone once it answers. */
@@ -198,7 +293,23 @@ export function createAttempts(deps: AttemptsDeps) {
     notifyIdle();
   }
 
+  /** Shutdown began: jobs still waiting for a slot go straight back to pending, uncounted (they never started). */
+  async function releaseWaiting(): Promise<number> {
+    const jobs: ClaimedJob[] = [];
+    for (let i = waitingHead; i < waiting.length; i++) {
+      const w = waiting[i]!;
+      if (!w.entry.waiting) continue;
+      dropWaiting(w.entry);
+      jobs.push(w.entry.job);
+    }
+    waiting.length = 0;
+    waitingHead = 0;
+    if (jobs.length > 0) await release(jobs);
+    return jobs.length;
+  }
+
   return {
+    releaseWaiting,
     /** The attempts this pool holds, by job id: running a handler, or ended with their move still out. */
     running: running as ReadonlyMap<number, Attempt>,
     start,
@@ -210,9 +321,18 @@ export function createAttempts(deps: AttemptsDeps) {
      */
     cancel(id: number): boolean {
       const r = running.get(id);
-      if (r === undefined || r.ended) return false;
+      if (r === undefined || r.ended || r.waiting) return false;
       interrupt(r, new CancelledError());
       return true;
+    },
+    /**
+     * Cancel `id` if it waits here for a slot (claimed ahead, its handler never called): its row is
+     * removed, fenced by the claim. Resolves with whether it was removed; false when it was not waiting.
+     */
+    async cancelWaiting(id: number): Promise<boolean> {
+      const r = running.get(id);
+      if (r === undefined || !r.waiting) return false;
+      return endWaiting(r, new CancelledError());
     },
     /** Whether `id` ended here and only its store move is left. */
     ending(id: number): boolean {

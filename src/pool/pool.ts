@@ -14,6 +14,11 @@
 //           answers: a returned row goes LIVE (attempts.start); an id not returned gives its slot back;
 //           a failed claim gives its slots back and puts its ids back in the heap (a lost answer also
 //           makes strays owed). A row that comes back after stop() began is born ENDED and handed back.
+// WAITING   Claimed ahead (--claim-ahead-ms): the claim took more jobs than slots were free, because
+//           handlers here are short; the row is leased here, its handler not called yet. It is in
+//           attempts.running with `waiting` set (the heartbeat keeps its lease) and starts, in the
+//           heap's order, when a slot frees. A cancel removes its row, a lost lease drops it, and
+//           stop() hands it straight back, uncounted.
 // LIVE      In attempts.running, `ended` false, its slot busy (slots.begin). Its handler is called on
 //           the next microtask with the job's context and an AbortSignal; the heartbeat extends its
 //           lease. It ends at the first of: the handler resolves (done) or throws (failed; a
@@ -109,6 +114,12 @@ export interface WorkerPoolDeps {
   clock: Clock;
   owner: string;
   concurrency: number;
+  /**
+   * Claim ahead: when handlers are short, claims take beyond the free slots as many jobs as the
+   * slots run in this long (measured from recent run times), and those wait here for a slot in
+   * the heap's order; a job submitted later waits behind them about this long. 0: never.
+   */
+  claimAheadMs?: number;
   leaseMs: number;
   /** Completed jobs leave a record (with the handler's string result) that expires this long after; 0: none. */
   keepCompletedMs?: number;
@@ -184,8 +195,17 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     concurrency: deps.concurrency,
     start: (claimed, readyAtById) => attempts.start(claimed, readyAtById),
   });
+  // Claim ahead, sized from a moving average of local handlers' run times (ms).
+  const claimAheadMs = deps.claimAheadMs ?? 0;
+  let meanRunMs = -1;
+  const observeRunMs = (ms: number) => {
+    meanRunMs = meanRunMs < 0 ? ms : meanRunMs * 0.9 + ms * 0.1;
+    if (claimAheadMs <= 0 || mode.stopping) return;
+    slots.setAhead(Math.min(MAX_AHEAD, Math.floor((deps.concurrency * claimAheadMs) / Math.max(meanRunMs, MIN_RUN_MS))));
+  };
   const attempts = createAttempts({
     registry, clock, keepMs, events, slots, settler, mode, pushback, remote, notifyIdle, pump: claimer.pump,
+    agingMs: deps.agingMs, observeRunMs,
     unknownType: (type) => slots.unknownType(type),
     keyFreed: (type, key) => {
       if (registry.get(type)?.flow?.keyConcurrency !== undefined) scheduler.releaseKey(type, key);
@@ -230,6 +250,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     startReserved: claimer.startReserved,
     unreserve: claimer.unreserve,
     cancel: attempts.cancel,
+    cancelWaiting: attempts.cancelWaiting,
     /**
      * Resolves once the claims out now have landed and `id`'s store move (if any) has been made; a
      * cancel waits for it before it looks at the row.
@@ -282,18 +303,20 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     async stop(graceMs: number): Promise<{ finished: number; released: number }> {
       if (!mode.stopping) mode.enter("stopping"); // ends a back-off's timer
       remote.stop(); // waiting polls are answered now; jobs already out may still finish within the grace
+      slots.setAhead(0);
+      const neverStarted = await attempts.releaseWaiting(); // jobs claimed ahead: back to pending at once, uncounted
       const before = attempts.running.size;
       let graceTimer: ReturnType<typeof setTimeout> | undefined;
       const graceOver = new Promise<"grace">((r) => (graceTimer = setTimeout(() => r("grace"), graceMs)));
       const how = await Promise.race([waiters.whenIdle().then(() => "idle" as const), graceOver]);
       clearTimeout(graceTimer);
-      let released = 0;
+      let released = neverStarted;
       if (how === "grace") {
         if (mode.current !== "hardStop") mode.enter("hardStop"); // moves now give up SETTLE_AFTER_GRACE_MS later
         // Attempts whose handler already returned keep their result and are settled; the rest end now.
         const stuck = [...attempts.running.values()].filter((r) => !r.ended);
         for (const r of stuck) attempts.interrupt(r, new ShutdownError());
-        released = stuck.length;
+        released += stuck.length;
         await attempts.release(stuck.map((r) => r.job));
         // Moves of attempts that already ended are retried until the store answers or gives up.
         await waiters.whenIdle();
@@ -305,10 +328,14 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       heartbeatTimer = null;
       gate.stop();
       await settler.drain();
-      return { finished: before - released, released };
+      return { finished: before - (released - neverStarted), released };
     },
     get busy() {
       return slots.active;
+    },
+    /** Jobs claimed ahead that wait here for a slot. */
+    get waitingForSlot() {
+      return slots.queued;
     },
     get inflight() {
       return attempts.running.size + slots.claiming;
@@ -317,6 +344,11 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
 }
 
 export type WorkerPool = ReturnType<typeof createWorkerPool>;
+
+/** Most jobs claimed ahead of free slots at once. */
+const MAX_AHEAD = 1000;
+/** Run times are counted as at least this (ms), so a burst of instant handlers sizes the line by MAX_AHEAD, not by a division by ~0. */
+const MIN_RUN_MS = 0.01;
 
 /** The rate and per-key limits of the registry's types, for claims to weigh. */
 function limitsOf(registry: HandlerRegistry): FlowLimits {

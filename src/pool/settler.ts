@@ -134,9 +134,10 @@ export function createSettler(deps: SettlerDeps) {
       return how;
     },
     /** The end of a cancelled attempt: its row goes, fenced by the claim, and is never retried. */
-    async remove(job: ClaimedJob): Promise<void> {
+    async remove(job: ClaimedJob): Promise<SettleResult> {
       const how = await untilStored("cancel", () => removals.add({ id: job.id, attempt: job.attempts }));
       if (how === "took" || how === "unsure") events.cancelled?.(job.type);
+      return how;
     },
     /** Shutdown: hand attempts this pool ended itself straight back to pending, uncounted; one try, else the lease returns them. */
     async handBack(jobs: ClaimedJob[]): Promise<void> {

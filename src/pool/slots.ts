@@ -53,6 +53,10 @@ export function createSlots(deps: SlotsDeps) {
   const unknown = new Set<string>();
   /** Slots held for jobs whose claim, pull or leased insert is out. */
   let claiming = 0;
+  /** Jobs claimed ahead (beyond the free slots) that wait here for a slot, in order (attempt.ts). */
+  let queued = 0;
+  /** How many jobs claims may take beyond the free slots now (claim ahead; 0: none). */
+  let ahead = 0;
   /** Jobs of each type being claimed or running a handler here (for per-type concurrency). */
   const occupied = new Map<string, number>();
   let roomWatched = false;
@@ -98,9 +102,32 @@ export function createSlots(deps: SlotsDeps) {
       const target = deps.pushback.roomFor(type, busy);
       return (own !== undefined && own <= 0) || (target !== undefined && target <= 0);
     },
-    /** Slots neither running a handler nor held for a claim. */
+    /**
+     * Jobs a claim may take now: slots neither running a handler nor held for a claim, plus the
+     * claim-ahead room (jobs that will wait here for a slot), less those already waiting.
+     */
     get free(): number {
-      return deps.concurrency - active - claiming;
+      return deps.concurrency + ahead - active - claiming - queued;
+    },
+    /** Slots not running a handler (held ones included): how many claimed jobs may start at once. */
+    get idle(): number {
+      return deps.concurrency - active;
+    },
+    /** Whether a claimed job may start its handler now (a slot is free), or must wait for one. */
+    get startable(): boolean {
+      return active < deps.concurrency;
+    },
+    /** Jobs claimed ahead that wait here for a slot. */
+    get queued(): number {
+      return queued;
+    },
+    /** `delta` more (or fewer) jobs wait here for a slot. */
+    queue(delta: number): void {
+      queued += delta;
+    },
+    /** Set how many jobs claims may take beyond the free slots. */
+    setAhead(n: number): void {
+      ahead = n;
     },
     get active(): number {
       return active;
@@ -138,7 +165,8 @@ export function createSlots(deps: SlotsDeps) {
      * is free or the type is at its limit. The slot is given back by unreserve() or by the job's start.
      */
     reserve(type: string): boolean {
-      if (deps.concurrency - active - claiming <= 0 && !isRemote(type)) return false;
+      // Never ahead of jobs waiting here for a slot: they were claimed first.
+      if ((deps.concurrency - active - claiming <= 0 || queued > 0) && !isRemote(type)) return false;
       // A rate or per-key limit is weighed by a claim in the store: such jobs never start born leased.
       if (isLimited(registry.get(type)?.flow)) return false;
       const room = roomFor(type);

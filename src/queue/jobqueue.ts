@@ -34,6 +34,8 @@ export interface QueueSettings {
   nodeId: string;
   /** Jobs run at once. */
   workers: number;
+  /** Claim beyond the free workers as many jobs as they run in this long (0: never); see pool.ts. */
+  claimAheadMs?: number;
   leaseMs: number;
   /** Waiting this long is worth one priority level (0: first ready runs first). */
   agingMs: number;
@@ -161,6 +163,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     keepCompletedMs: opts.keepCompletedMs,
     owner: opts.nodeId,
     concurrency: opts.workers,
+    claimAheadMs: opts.claimAheadMs ?? 0,
     backoff: opts.backoff,
     ...(opts.random !== undefined && { random: opts.random }),
     events: poolEvents,
@@ -213,6 +216,7 @@ export function createJobQueue(opts: JobQueueOptions): JobQueue {
     oldestReadyAt: () => scheduler.oldestReadyAt(),
     inflight: () => pool.inflight,
     busy: () => pool.busy,
+    waitingForSlot: () => pool.waitingForSlot,
     workers: opts.workers,
     liveNodes: () => liveNodes,
     types: () => registry.types(),

@@ -16,6 +16,8 @@ export interface GaugeSources {
   oldestReadyAt(): number | null;
   inflight(): number;
   busy(): number;
+  /** Jobs claimed ahead that wait on this node for a worker slot. */
+  waitingForSlot(): number;
   workers: number;
   liveNodes(): number;
   /** The configured job types (each has its pushback series from the start). */
@@ -114,6 +116,7 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     metrics.gauge("jobqueue_jobs_inflight", "Jobs claimed by this node and not yet settled.", src.inflight);
     metrics.gauge("jobqueue_nodes", "Processes sharing this database whose heartbeat is recent (this one included).", src.liveNodes);
     metrics.gauge("jobqueue_workers_busy", "Worker slots running a handler.", src.busy);
+    metrics.gauge("jobqueue_jobs_claimed_ahead", "Jobs claimed ahead of a free worker slot (--claim-ahead-ms), waiting on this node for one.", src.waitingForSlot);
     metrics.gauge("jobqueue_workers", "Worker slots in the pool.", () => src.workers);
     metrics.gauge("jobqueue_oldest_ready_age_seconds", "Age of the longest-waiting ready job.", () => {
       const oldest = src.oldestReadyAt();

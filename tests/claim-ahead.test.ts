@@ -1,0 +1,104 @@
+// claim-ahead.test.ts: with short handlers, claims take more jobs than there are free worker slots
+// (--claim-ahead-ms); those wait on the node for a slot, in the heap's order, never more handlers at
+// once than --workers. A waiting job can be cancelled (it never runs), and a shutdown hands the
+// waiting ones straight back uncounted. On both stores, through the real queue.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import type { Store } from "../src/store/store.ts";
+import { STORE_KINDS, call, startQueue, storeSite } from "./support/queues.ts";
+import { waitFor } from "./support/wait.ts";
+
+for (const kind of STORE_KINDS) {
+  describe(`claiming ahead on ${kind}`, () => {
+    let site: Awaited<ReturnType<typeof storeSite>>;
+    beforeEach(async () => {
+      site = await storeSite(kind);
+    });
+    afterEach(async () => {
+      await site.drop();
+    });
+
+    test("short jobs are claimed ahead of free slots, run in priority order, never more at once than the workers", async () => {
+      let running = 0;
+      let most = 0;
+      let mostWaiting = 0;
+      const order: number[] = [];
+      const pool: { waitingForSlot: number }[] = [];
+      const q = await startQueue(site.open(), {
+        short: async (job) => {
+          running++;
+          most = Math.max(most, running);
+          mostWaiting = Math.max(mostWaiting, pool[0]?.waitingForSlot ?? 0);
+          order.push((job.payload as { p: number }).p);
+          await Promise.resolve();
+          running--;
+        },
+      }, { workers: 2, claimAheadMs: 50, agingMs: 3_600_000 });
+      pool.push(q.pool);
+      try {
+        // Warm up: the pool learns that handlers here are short.
+        await call(q, "POST", "/submit", { jobs: Array.from({ length: 20 }, () => ({ type: "short", payload: { p: -1 } })) });
+        await waitFor(() => order.length === 20, { what: "the warm-up jobs" });
+        order.length = 0;
+        // A backlog of mixed priorities, committed at once while the node looks elsewhere (a paused type).
+        await call(q, "POST", "/types/short/pause");
+        const priorities = Array.from({ length: 300 }, (_, i) => (i * 37) % 100);
+        await call(q, "POST", "/submit", { jobs: priorities.map((p) => ({ type: "short", priority: p, payload: { p } })) });
+        await call(q, "POST", "/types/short/resume");
+        await waitFor(() => order.length === 300, { what: "the backlog" });
+        expect(most).toBeLessThanOrEqual(2);
+        expect(mostWaiting).toBeGreaterThan(2); // claims went ahead of the 2 slots
+        // Most urgent first (an hour of aging per level: priority alone decides), up to the claims' batches: every job
+        // ran before any job of a lower priority that was claimed in a later batch.
+        const sorted = [...priorities].sort((a, b) => b - a);
+        const inversions = order.filter((p, i) => i > 0 && p > order[i - 1]!).length;
+        expect(order.slice().sort((a, b) => b - a)).toEqual(sorted);
+        expect(inversions).toBeLessThanOrEqual(priorities.length / 10);
+        expect(await (await q.app.request("/metrics")).text()).toContain("jobqueue_jobs_claimed_ahead 0");
+      } finally {
+        await q.shutdown(1000);
+      }
+    });
+
+    test("a job waiting for a slot can be cancelled, and a shutdown hands the waiting ones back uncounted", async () => {
+      let open: () => void = () => {};
+      const gate = new Promise<void>((r) => (open = r));
+      const started: number[] = [];
+      const store: Store = site.open();
+      const q = await startQueue(store, {
+        warm: () => {},
+        held: async (job) => {
+          started.push(job.id);
+          await gate;
+        },
+      }, { workers: 1, claimAheadMs: 50 });
+      let stopped = false;
+      try {
+        await call(q, "POST", "/submit", { jobs: Array.from({ length: 10 }, () => ({ type: "warm" })) });
+        await waitFor(async () => (await store.stats(Date.now())).types.every((t) => t.type !== "warm" || t.pending + t.inflight === 0), { what: "the warm-up" });
+        const ids = ((await call(q, "POST", "/submit", { jobs: Array.from({ length: 5 }, () => ({ type: "held" })) })).body.ids as string[]).map(Number);
+        await waitFor(() => started.length === 1 && q.pool.waitingForSlot === 4, { what: "one running and four waiting" });
+        // All five are leased to this node; one waiting is cancelled: its row goes, it never runs.
+        const victim = ids.find((id) => !started.includes(id))!;
+        expect((await call(q, "DELETE", `/jobs/${victim}`)).status).toBe(204);
+        expect((await call(q, "GET", `/jobs/${victim}`)).status).toBe(404);
+        expect(q.pool.waitingForSlot).toBe(3);
+        // Shutdown: the three still waiting go back to pending at once, their attempt not counted.
+        const stopping = q.shutdown(5000);
+        stopped = true;
+        open();
+        await stopping;
+        const waitingIds = ids.filter((id) => id !== victim && id !== started[0]);
+        expect(started).toHaveLength(1);
+        const reopened = site.open();
+        try {
+          for (const id of waitingIds) expect(await reopened.get(id, Date.now())).toMatchObject({ state: "pending", attempts: 0 });
+        } finally {
+          await reopened.close();
+        }
+      } finally {
+        open();
+        if (!stopped) await q.shutdown(1000);
+      }
+    });
+  });
+}
