@@ -116,6 +116,7 @@ export function createAttempts(deps: AttemptsDeps) {
       begin(job, type, readyAt(job), now, timers);
     }
     for (const group of timers.values()) group.arm();
+    startWaiting(); // (a slot that came free without an attempt ending)
     notifyIdle();
   }
 
@@ -151,6 +152,10 @@ export function createAttempts(deps: AttemptsDeps) {
     }
     if (waitingHead === waiting.length) {
       waiting.length = 0;
+      waitingHead = 0;
+    } else if (waitingHead > 1024 && waitingHead * 2 > waiting.length) {
+      // A line that never empties: drop the started half so the array does not grow without end.
+      waiting.splice(0, waitingHead);
       waitingHead = 0;
     }
     for (const group of timers.values()) group.arm();
