@@ -9,6 +9,13 @@ import { cpuMeter, fmtCpu, postgresPids } from "./proc.ts";
 import { createPostgresStore } from "../src/store/postgres/index.ts";
 
 export const E2E_JOBS = 50_000;
+/** Payload sizes of the end-to-end rows with real payloads (row 4p, and graphile-worker's 6p). */
+export const E2E_PAYLOAD_BYTES = [1024, 16_384];
+
+/** A JSON payload of about `bytes` bytes for job `n` (0: the bare `{"n":…}`). */
+export function sizedPayload(n: number, bytes: number): { n: number; pad?: string } {
+  return bytes <= 0 ? { n } : { n, pad: "x".repeat(Math.max(0, bytes - 24)) };
+}
 const PRELOAD_BATCH = 1000;
 const PRELOAD_PARALLEL = 4;
 /** Poll interval of /metrics while draining; the result's resolution. */
@@ -27,7 +34,7 @@ export interface E2eRun {
  * one job is held and the rest wait; 50 batch submits; SIGTERM with no grace hands the held job
  * straight back. Every job is then pending, and the restart finds them all.
  */
-export async function preload(target: StoreTarget, jobs: number): Promise<void> {
+export async function preload(target: StoreTarget, jobs: number, payloadBytes = 0): Promise<void> {
   const hold = holdingReceiver();
   try {
     const server = await startJobqueue({
@@ -35,12 +42,14 @@ export async function preload(target: StoreTarget, jobs: number): Promise<void> 
       types: typesFile(`[types.noop]\nurl = "${hold.url}"\n`),
       args: ["--workers", "1", "--shutdown-grace-ms", "0"],
     });
-    const batches = Math.ceil(jobs / PRELOAD_BATCH);
+    // Batches stay well under the server's 1 MiB body limit, whatever the payloads.
+    const perBatch = Math.max(1, Math.min(PRELOAD_BATCH, Math.floor(500_000 / (payloadBytes + 64))));
+    const batches = Math.ceil(jobs / perBatch);
     let next = 0;
     const submitter = async () => {
       for (let b = next++; b < batches; b = next++) {
-        const n = Math.min(PRELOAD_BATCH, jobs - b * PRELOAD_BATCH);
-        const body = JSON.stringify({ jobs: Array.from({ length: n }, (_, i) => ({ type: "noop", payload: { n: b * PRELOAD_BATCH + i } })) });
+        const n = Math.min(perBatch, jobs - b * perBatch);
+        const body = JSON.stringify({ jobs: Array.from({ length: n }, (_, i) => ({ type: "noop", payload: sizedPayload(b * perBatch + i, payloadBytes) })) });
         const res = await fetch(`${server.url}/submit`, { method: "POST", body, headers: { "content-type": "application/json" } });
         if (res.status !== 202) throw new Error(`preload submit answered ${res.status}: ${await res.text()}`);
       }
@@ -62,10 +71,12 @@ const BINDING_RATES = [
 ];
 
 /** One end-to-end run on a fresh store: preload, start, drain. */
-export async function jobqueueE2e(kind: "postgres" | "sqlite", workers: number, types = NOOP_TYPES, jobs = E2E_JOBS, args: string[] = []): Promise<E2eRun> {
+export async function jobqueueE2e(
+  kind: "postgres" | "sqlite", workers: number, types = NOOP_TYPES, jobs = E2E_JOBS, args: string[] = [], payloadBytes = 0,
+): Promise<E2eRun> {
   const target = await newStoreTarget(kind, "e2e");
   try {
-    await preload(target, jobs);
+    await preload(target, jobs, payloadBytes);
     let server: Awaited<ReturnType<typeof startJobqueue>> | undefined;
     // The server's ticks all fall in the window: it is spawned after start().
     const serverPids = () => (server ? [server.pid] : []);
@@ -150,6 +161,18 @@ export async function main(opts: { sqlite: boolean; workers: number[] }): Promis
       row: "4", bench: `End to end, ${fmtInt(E2E_JOBS)} preloaded noop jobs`, subject: `jobqueue (PostgreSQL, --workers ${workers})`,
       result: e2eText(run.jobsPerS, run.totalMs), value: run.jobsPerS,
       notes: `timed from process spawn (heap load included) to the last completion seen on /metrics; ${run.notes}`,
+    });
+  }
+  for (const bytes of E2E_PAYLOAD_BYTES) {
+    // Real payloads: the same drain at the default workers, each job carrying about `bytes` of JSON.
+    const workers = opts.workers[0] ?? 32;
+    log(`e2e: jobqueue on PostgreSQL, --workers ${workers}, ${fmtInt(bytes)}-byte payloads`);
+    const run = await jobqueueE2e("postgres", workers, NOOP_TYPES, E2E_JOBS, [], bytes);
+    results.push({
+      row: "4p", bench: `End to end, ${fmtInt(E2E_JOBS)} preloaded noop jobs, ${fmtInt(bytes)}-byte payloads`,
+      subject: `jobqueue (PostgreSQL, --workers ${workers})`, pair: `payload ${bytes}`,
+      result: e2eText(run.jobsPerS, run.totalMs), value: run.jobsPerS,
+      notes: `as row 4, each payload {"n":…,"pad":"xxx…"} about ${fmtInt(bytes)} bytes of JSON; ${run.notes}`,
     });
   }
   {

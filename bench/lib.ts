@@ -27,6 +27,8 @@ export interface Result {
   notes?: string;
   /** The headline number (e.g. jobs/s), for targets that compare rows. */
   value?: number;
+  /** Rows compared with each other (jobqueue and graphile-worker with the same payloads) share it. */
+  pair?: string;
 }
 
 const RESULT_PREFIX = "@@result ";

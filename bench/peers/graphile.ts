@@ -2,7 +2,7 @@
 // page (concurrentJobs 24, maxPoolSize 25, a local queue, batched completion, prepared statements):
 // end to end on 50,000 preloaded noop jobs, and add→start latency at 1,000 jobs/s.
 import { Logger, makeWorkerUtils, run, type Runner } from "graphile-worker";
-import { E2E_JOBS, e2eText } from "../e2e.ts";
+import { E2E_JOBS, E2E_PAYLOAD_BYTES, e2eText, sizedPayload } from "../e2e.ts";
 import { measureLatency, peerLatencyRows } from "../latency.ts";
 import { type Result, createDb, emit, log, waitFor } from "../lib.ts";
 import { cpuMeter, fmtCpu, postgresPids } from "../proc.ts";
@@ -35,13 +35,13 @@ function startRunner(connectionString: string, noop: () => void): Promise<Runner
   });
 }
 
-export async function e2e(): Promise<{ jobsPerS: number; totalMs: number; notes: string }> {
+export async function e2e(payloadBytes = 0): Promise<{ jobsPerS: number; totalMs: number; notes: string }> {
   const db = await createDb("graphile");
   try {
     const utils = await makeWorkerUtils({ connectionString: db.url, logger: quiet });
     await utils.migrate();
     for (let b = 0; b < E2E_JOBS; b += 1000) {
-      await utils.addJobs(Array.from({ length: Math.min(1000, E2E_JOBS - b) }, (_, i) => ({ identifier: "noop", payload: { n: b + i } })));
+      await utils.addJobs(Array.from({ length: Math.min(1000, E2E_JOBS - b) }, (_, i) => ({ identifier: "noop", payload: sizedPayload(b + i, payloadBytes) })));
     }
     await utils.release();
     const meter = cpuMeter({ bench: () => [process.pid], postgres: postgresPids });
@@ -97,6 +97,15 @@ export async function main(): Promise<Result[]> {
   const subject = `graphile-worker ${VERSION}`;
   log("peer: graphile-worker end to end");
   const e = await e2e();
+  const sized: Result[] = [];
+  for (const bytes of E2E_PAYLOAD_BYTES) {
+    log(`peer: graphile-worker end to end, ${bytes}-byte payloads`);
+    const p = await e2e(bytes);
+    sized.push({
+      row: "6p", bench: `End to end, ${E2E_JOBS.toLocaleString("en-US")} preloaded noop jobs, ${bytes.toLocaleString("en-US")}-byte payloads`, subject,
+      pair: `payload ${bytes}`, result: e2eText(p.jobsPerS, p.totalMs), value: p.jobsPerS, notes: `${TUNED_TEXT}; preloaded with addJobs; ${p.notes}`,
+    });
+  }
   log("peer: graphile-worker latency");
   const lat = await peerLatencyRows(subject, `workerUtils.addJob() to the task's first line, same process; ${TUNED_TEXT}`, latency);
   return [
@@ -104,6 +113,7 @@ export async function main(): Promise<Result[]> {
       row: "6", bench: `End to end, ${E2E_JOBS.toLocaleString("en-US")} preloaded noop jobs`, subject,
       result: e2eText(e.jobsPerS, e.totalMs), value: e.jobsPerS, notes: `${TUNED_TEXT}; preloaded with addJobs; ${e.notes}`,
     },
+    ...sized,
     ...lat,
   ];
 }
