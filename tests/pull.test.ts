@@ -234,7 +234,7 @@ describe("pull workers at shutdown", () => {
     try {
       const q = await startQueue(site.open(), { pulled: { pull: true } });
       const polling = claim(q, { types: ["pulled"], waitMs: 30_000 });
-      await Bun.sleep(0);
+      await waitFor(() => q.pool.remote.waitingFor("pulled") === 1, { what: "the poll to wait" });
       const stopping = q.shutdown(1000);
       expect(await polling).toEqual({ status: 200, body: { jobs: [] } });
       await stopping;

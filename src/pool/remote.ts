@@ -15,7 +15,7 @@ import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Logger } from "../logger.ts";
 import type { ClaimedJob, JobView } from "../store/rows.ts";
 import type { Admin, JobMoves } from "../store/store.ts";
-import type { Outcome, SettleResult } from "./settler.ts";
+import { buriedAfter, type Outcome, type SettleResult } from "./settler.ts";
 import { agingKey } from "../aging.ts";
 import type { Clock } from "../clock.ts";
 
@@ -173,9 +173,15 @@ export function createRemoteWorkers(deps: RemoteDeps) {
       live.leaseUntil = row!.leaseUntil; // a heartbeat reached another node
       return arm(live);
     }
+    end(live, held ? new LeaseExpiredError() : new LeaseLostError());
+  }
+
+  /** End `live`'s attempt with this failure (the pool's handler promise rejects with it). */
+  function end(live: Live, err: Error): void {
+    if (live.done) return;
     const { reject } = live;
     forget(live);
-    reject(held ? new LeaseExpiredError() : new LeaseLostError());
+    reject(err);
   }
 
   function queueFlush(poll: Poll): void {
@@ -211,9 +217,7 @@ export function createRemoteWorkers(deps: RemoteDeps) {
       if (live.done) return;
       if (!ok[i]) {
         // Taken away meanwhile (a cancel, or another node reaped it): nothing of it may be written.
-        const { reject } = live;
-        forget(live);
-        return reject(new LeaseLostError());
+        return end(live, new LeaseLostError());
       }
       live.leaseUntil = until;
       arm(live);
@@ -229,12 +233,8 @@ export function createRemoteWorkers(deps: RemoteDeps) {
     poll.answer(out);
   }
 
-  function handBack(live: Live): void {
-    if (live.done) return;
-    const { reject } = live;
-    forget(live);
-    reject(new HandBackError());
-  }
+  /** Not answered to any worker: back to pending, uncounted. */
+  const handBack = (live: Live) => end(live, new HandBackError());
 
   /** End `live` as the worker said and wait for its move to land (the pool settles it and calls settled()). */
   function afterMove(live: Live, outcome: Outcome, value: unknown): Promise<SettleResult> {
@@ -250,7 +250,7 @@ export function createRemoteWorkers(deps: RemoteDeps) {
   function answerOf(how: SettleResult, job: ClaimedJob, outcome: Outcome): RemoteMoveResult {
     if (how === "abandoned") throw unavailable("shutting down: the move was not made; the job's lease returns it");
     if (how === "fenced") return { ok: false };
-    const state = outcome.ok ? "completed" : outcome.permanent || job.attempts >= job.maxAttempts ? "dead" : "scheduled";
+    const state = outcome.ok ? "completed" : buriedAfter(job, outcome) ? "dead" : "scheduled";
     return { ok: true, state };
   }
 
@@ -319,10 +319,7 @@ export function createRemoteWorkers(deps: RemoteDeps) {
       return new Promise((resolve, reject) => {
         const live: Live = { job, leaseUntil: 0, timer: undefined, startedAt: clock(), resolve, reject, done: false };
         const older = lives.get(job.id);
-        if (older !== undefined) {
-          forget(older);
-          older.reject(new LeaseLostError());
-        }
+        if (older !== undefined) end(older, new LeaseLostError());
         lives.set(job.id, live);
         countLive(job.type, 1);
         // The pool ended the attempt (timeout, cancel, shutdown): its outcome is decided; forget it here.

@@ -44,6 +44,11 @@ function attemptEnd(cause: unknown, endedAt: number, throttled = false): Attempt
   return { outcome, endedAt, ...failureCodes(cause) };
 }
 
+/** Whether a failed attempt (not a throttle the job still has room for) sends its job to dead: failed for good, or out of attempts. */
+export function buriedAfter(job: Pick<ClaimedJob, "attempts" | "maxAttempts">, outcome: { permanent: boolean }): boolean {
+  return outcome.permanent || job.attempts >= job.maxAttempts;
+}
+
 /** How a fenced move ended (see untilStored). */
 export type SettleResult = "took" | "fenced" | "unsure" | "abandoned";
 
@@ -121,7 +126,7 @@ export function createSettler(deps: SettlerDeps) {
         if (how === "took" || how === "unsure") scheduler.add(job.id, job.priority, runAt, clock(), job.type, job.key);
         return how;
       }
-      const dead = outcome.permanent || job.attempts >= job.maxAttempts;
+      const dead = buriedAfter(job, outcome);
       events.failed(job.type, runMs, dead ? "dead" : "retry");
       const end = attemptEnd(outcome.cause, clock());
       if (dead) return untilStored("bury", () => burials.add({ ...ref, error: outcome.error, end }));

@@ -64,15 +64,24 @@ export function createListing({ conn }: { conn: Connection }): Part<"listJobs" |
     }
   }
 
-  const attemptsOf = conn.prepare<AttemptRecord, [jobId: number]>(`
-    SELECT attempt, node, started_at AS startedAt, ended_at AS endedAt, outcome, status, exit_code AS exitCode, error
-    FROM job_attempts WHERE job_id = ? ORDER BY seq`);
+  // The page's attempt histories in one statement (the ids as a JSON array), grouped by job here.
+  const attemptsOfPage = conn.prepare<AttemptRecord & { jobId: number }, [ids: string]>(`
+    SELECT job_id AS jobId, attempt, node, started_at AS startedAt, ended_at AS endedAt, outcome, status, exit_code AS exitCode, error
+    FROM job_attempts WHERE job_id IN (SELECT value FROM json_each(?)) ORDER BY job_id, seq`);
 
   function list(query: JobQuery, now: number): JobView[] {
     const statement = statements.get(`${query.state} ${query.order} ${query.type !== undefined}`)!;
     const rows = statement().all(cursorOf(query.afterId, query.order), now, query.type ?? null, query.limit, query.maxBytes ?? null);
+    const histories = new Map<number, AttemptRecord[]>();
+    if (rows.length > 0) {
+      for (const { jobId, ...a } of attemptsOfPage().all(JSON.stringify(rows.map((r) => r.id)))) {
+        const list = histories.get(jobId);
+        if (list === undefined) histories.set(jobId, [a]);
+        else list.push(a);
+      }
+    }
     return rows.map(({ finishedAt, result, runMs, node, ...rest }): JobView => {
-      const attemptHistory = attemptsOf().all(rest.id);
+      const attemptHistory = histories.get(rest.id) ?? [];
       // As get() shows it: a kept completed record ends its story with the attempt that completed it.
       if (finishedAt !== null) attemptHistory.push(completedAttempt(rest.attempts, finishedAt, runMs, node));
       return { ...rest, state: query.state, ...(finishedAt !== null && { finishedAt, result }), attemptHistory };
