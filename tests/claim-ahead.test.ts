@@ -100,5 +100,39 @@ for (const kind of STORE_KINDS) {
         if (!stopped) await q.shutdown(1000);
       }
     });
+
+    test("a rate-limited type is never claimed ahead: its starts are counted when claimed, so its jobs wait in the store, not for a slot here", async () => {
+      let open: () => void = () => {};
+      const gate = new Promise<void>((r) => (open = r));
+      const ran: string[] = [];
+      const store: Store = site.open();
+      const q = await startQueue(store, {
+        short: () => void ran.push("short"),
+        blocker: async () => {
+          ran.push("blocker");
+          await gate;
+        },
+        rated: { handler: () => void ran.push("rated"), policy: { flow: { rate: { limit: 1000, perMs: 1000, burst: 100 } } } },
+      }, { workers: 2, claimAheadMs: 50 });
+      try {
+        // Warm up (handlers here are short, so claims go ahead), then both slots held by blockers.
+        await call(q, "POST", "/submit", { jobs: Array.from({ length: 10 }, () => ({ type: "short" })) });
+        await waitFor(() => ran.length === 10, { what: "the warm-up" });
+        await call(q, "POST", "/submit", { jobs: [{ type: "blocker" }, { type: "blocker" }] });
+        await waitFor(() => ran.filter((t) => t === "blocker").length === 2, { what: "both slots held" });
+        // The rated jobs are more urgent than the short one submitted after them; only the short one is
+        // claimed ahead to wait for a slot, the rated ones stay pending in the store.
+        await call(q, "POST", "/submit", { jobs: Array.from({ length: 5 }, () => ({ type: "rated" })) });
+        await call(q, "POST", "/submit", { type: "short" });
+        await waitFor(() => q.pool.waitingForSlot === 1, { what: "the short job claimed ahead" });
+        const rated = (await store.stats(Date.now())).types.find((t) => t.type === "rated");
+        expect(rated).toMatchObject({ pending: 5, inflight: 0 });
+        open();
+        await waitFor(() => ran.filter((t) => t === "rated").length === 5, { what: "the rated jobs, once slots are free" });
+      } finally {
+        open();
+        await q.shutdown(1000);
+      }
+    });
   });
 }

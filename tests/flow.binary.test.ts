@@ -1,6 +1,7 @@
 // flow.binary.test.ts: flow control on the compiled binary, with real processes on one PostgreSQL
 // database and a webhook receiver run by the test that records when each job arrives: a rate shared
-// by three nodes (never more than limit + burst in any window, and at least 90 % of it used), keys
+// by three nodes (never more than limit + burst claims in any window on the database's clock, and at
+// least 90 % of it used), keys
 // taking turns (a small key's jobs start within the documented bound behind a key with 10,000), a
 // per-key concurrency limit held across two nodes, and targets that push back (429 + Retry-After,
 // the breaker, AIMD).
@@ -8,6 +9,7 @@ import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import postgres from "postgres";
 import { startBinary, type RunningBinary } from "./support/binary.ts";
 import { createTestDatabase } from "./support/pg.ts";
 import { waitFor } from "./support/wait.ts";
@@ -111,20 +113,37 @@ test("three nodes share one rate: never more than limit + burst starts in any se
   const rx = flowReceiver();
   receivers.push(rx);
   const three = await startNodes(3, `[types.rl]\nurl = "${rx.url}"\nrate = { limit = ${LIMIT}, per = "1s", burst = ${BURST} }\n`, { JOBQUEUE_WORKERS: "8" });
-  // A backlog on every node: each node's share is submitted to it.
-  await Promise.all(three.map((n, i) => submit(n.url, Array.from({ length: JOBS / 3 }, (_, j) => ({ type: "rl", payload: { k: `n${i}`, j } })))));
-  await waitFor(() => rx.arrivals.length >= JOBS, { what: `${JOBS} deliveries`, timeoutMs: 60_000 });
-  const times = rx.arrivals.map((a) => a.at);
-  expect(busiestWindow(times, 1000)).toBeLessThanOrEqual(LIMIT + BURST);
-  // Use: after the burst, starts came at least 90 % as fast as the limit allows.
-  const sorted = [...times].sort((a, b) => a - b);
-  const steadyStarts = JOBS - BURST;
-  const spanS = (sorted[JOBS - 1]! - sorted[BURST - 1]!) / 1000;
-  expect(steadyStarts / spanS).toBeGreaterThanOrEqual(0.9 * LIMIT);
-  // Every node took part: the limit is shared, not one node's.
-  expect(new Set(rx.arrivals.map((a) => a.key)).size).toBe(3);
-  expect(rx.arrivals.length).toBe(JOBS);
-  await stopAll(three);
+  // The promise is on starts as the database's clock sees their claims (docs/flow-control.md), not
+  // on when requests reach the receiver: on a loaded machine a delivery can be late by more than a
+  // start's spacing, so arrivals bunch. The database notes each claim's time as the row lands.
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`
+      CREATE TABLE test_starts (id bigint, at double precision);
+      CREATE FUNCTION test_note_start() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO test_starts VALUES (NEW.id, extract(epoch FROM clock_timestamp()) * 1000); RETURN NULL; END $$;
+      CREATE TRIGGER test_note_start AFTER INSERT ON inflight_jobs FOR EACH ROW EXECUTE FUNCTION test_note_start();`);
+    // A backlog on every node: each node's share is submitted to it.
+    await Promise.all(three.map((n, i) => submit(n.url, Array.from({ length: JOBS / 3 }, (_, j) => ({ type: "rl", payload: { k: `n${i}`, j } })))));
+    await waitFor(() => rx.arrivals.length >= JOBS, { what: `${JOBS} deliveries`, timeoutMs: 60_000 });
+    const times = (await sql<{ at: number }[]>`SELECT at FROM test_starts ORDER BY at`).map((r) => r.at);
+    expect(times).toHaveLength(JOBS); // one claim each: none ran twice
+    // The bound is limit + burst − 1 at the claim's decision; the trigger notes a claim's rows a
+    // moment after it decided (the next claim decides after that), which may let one more start in.
+    const busiest = busiestWindow(times, 1000);
+    // Use: after the burst, starts came at least 90 % as fast as the limit allows.
+    const steadyRate = (JOBS - BURST) / ((times[JOBS - 1]! - times[BURST - 1]!) / 1000);
+    console.log(`shared rate: busiest second ${busiest} starts, steady ${steadyRate.toFixed(1)}/s (limit ${LIMIT}/s, burst ${BURST})`);
+    expect(busiest).toBeLessThanOrEqual(LIMIT + BURST);
+    expect(steadyRate).toBeGreaterThanOrEqual(0.9 * LIMIT);
+    // Every node took part: the limit is shared, not one node's; every job reached the receiver once.
+    expect(new Set(rx.arrivals.map((a) => a.key)).size).toBe(3);
+    expect(new Set(rx.arrivals.map((a) => a.id)).size).toBe(JOBS);
+    await stopAll(three);
+  } finally {
+    await sql.unsafe(`DROP TRIGGER IF EXISTS test_note_start ON inflight_jobs; DROP FUNCTION IF EXISTS test_note_start(); DROP TABLE IF EXISTS test_starts`);
+    await sql.end();
+  }
 }, 120_000);
 
 test("keys take turns: 10 jobs of one key start within the documented bound behind 10,000 of another", async () => {

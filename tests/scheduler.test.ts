@@ -122,6 +122,28 @@ describe("scheduler batches and signals", () => {
     expect(s.popReady(10, out)).toBe(0);
   });
 
+  test("types that share a room take no more than it between them, in the heap's order; the others go on", () => {
+    const now = 1000;
+    const s = createScheduler({ agingMs: 1000, clock: () => now });
+    // a and b share a room of 3; c does not. Priorities interleave the three types.
+    for (let i = 0; i < 4; i++) {
+      s.add(10 + i, 90 - i * 10, now, now, "a");
+      s.add(20 + i, 85 - i * 10, now, now, "b");
+      s.add(30 + i, 80 - i * 10, now, now, "c");
+    }
+    const members: boolean[] = [];
+    for (let code = 0; code < s.typeCount; code++) members[code] = s.typeName(code) !== "c";
+    const shared = { members, left: 3 };
+    const out = new ReadyBatch();
+    expect(s.popReady(8, out, undefined, shared)).toBe(7);
+    expect(columns(out).ids).toEqual([10, 20, 11, 30, 31, 32, 33]);
+    expect(shared.left).toBe(0);
+    // What the shared room held back is still there, in order.
+    out.clear();
+    expect(s.popReady(10, out)).toBe(5);
+    expect(columns(out).ids).toEqual([21, 12, 22, 13, 23]);
+  });
+
   test("a cleared batch is refilled with the entry objects it already holds", () => {
     const s = createScheduler({ agingMs: 1000, clock: () => 0 });
     for (let id = 1; id <= 3; id++) s.add(id, 0, 0, 0, "t");

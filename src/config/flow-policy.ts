@@ -115,6 +115,9 @@ export function toFlowPolicy(t: FlowKeys): FlowPolicy {
 export const isLimited = (p: FlowPolicy | undefined): boolean =>
   p !== undefined && (p.rate !== undefined || p.keyConcurrency !== undefined || p.keyRate !== undefined);
 
+/** Whether a rate (the type's or its keys') weighs each start: such jobs must start when claimed, never wait locally. */
+export const isRated = (p: FlowPolicy | undefined): boolean => p !== undefined && (p.rate !== undefined || p.keyRate !== undefined);
+
 /** "100/m, burst 20" for help, logs and GET /types. */
 export function describeRate(r: RateLimit): string {
   return `${r.limit} per ${r.perMs} ms, burst ${r.burst}`;

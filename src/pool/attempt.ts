@@ -12,6 +12,7 @@ import type { Outcome, Settler } from "./settler.ts";
 import type { Slots } from "./slots.ts";
 import { TimeoutGroup } from "./timeout-group.ts";
 import { agingKey } from "../aging.ts";
+import { isRated } from "../config/flow-policy.ts";
 import type { Clock } from "../clock.ts";
 
 /** An attempt this pool holds, from its start until its store move has landed (see pool.ts). */
@@ -89,9 +90,12 @@ export function createAttempts(deps: AttemptsDeps) {
     const now = clock();
     const readyAt = (job: ClaimedJob) => readyAtById?.get(job.id)?.readyAt ?? job.runAt;
     // More than the free slots (a claim ahead): those that wait go in the heap's order (a claim's
-    // rows come back in any order).
+    // rows come back in any order), but rate-limited jobs start first: their starts were counted
+    // when the claim was made (the claim took no more of them than slots were free, slots.ts).
     if (claimed.length > slots.idle || waiting.length > waitingHead) {
+      const rated = (job: ClaimedJob) => (isRated(registry.get(job.type)?.flow) ? 0 : 1);
       claimed = [...claimed].sort((a, b) =>
+        rated(a) - rated(b) ||
         agingKey(readyAt(a), a.priority, deps.agingMs) - agingKey(readyAt(b), b.priority, deps.agingMs) || a.id - b.id);
     }
     // Jobs started together with the same timeout share one timer (a claim brings many).

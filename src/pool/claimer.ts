@@ -110,7 +110,7 @@ export function createClaimer(deps: ClaimerDeps) {
       for (;;) {
         if (canClaim()) {
           batch.clear();
-          let n = slots.free > 0 ? scheduler.popReady(Math.min(slots.free, MAX_CLAIM_BATCH), batch, slots.roomByCode()) : 0;
+          let n = slots.free > 0 ? scheduler.popReady(Math.min(slots.free, MAX_CLAIM_BATCH), batch, slots.roomByCode(), slots.startNowRoom()) : 0;
           // Pull types' jobs for waiting polls, in the same claim (they need no slot).
           if (slots.hasRemote && n < MAX_CLAIM_BATCH) {
             n += scheduler.popReady(Math.min(slots.remoteWant(), MAX_CLAIM_BATCH - n), batch, slots.roomByCode("remote"));

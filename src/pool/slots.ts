@@ -1,9 +1,9 @@
 // slots.ts: what the pool's slots hold: attempts running a handler, jobs being claimed or reserved for
 // a leased insert, and how many of each type against its concurrency limit. It only counts: it never
 // claims, starts or settles a job, and never decides when to.
-import { isLimited } from "../config/flow-policy.ts";
+import { isLimited, isRated } from "../config/flow-policy.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
-import type { Scheduler } from "../queue/scheduler.ts";
+import type { Scheduler, SharedRoom } from "../queue/scheduler.ts";
 import type { TypeCap } from "../store/rows.ts";
 import type { Gate } from "./gate.ts";
 import type { Pushback } from "./pushback.ts";
@@ -208,6 +208,20 @@ export function createSlots(deps: SlotsDeps) {
         if (r !== undefined) (room ??= [])[code] = r;
       }
       return room;
+    },
+    /**
+     * While claims take jobs ahead of free slots: rate-limited types draw on the slots that can start
+     * a job at once (undefined when nothing is claimed ahead or no such type is known). A rate is
+     * weighed when the claim is made, so a job that then waited here for a slot could start in a
+     * later window than the one its start was counted in, and several such could start together.
+     */
+    startNowRoom(): SharedRoom | undefined {
+      if (ahead === 0) return undefined;
+      let members: boolean[] | undefined;
+      for (let code = 0; code < scheduler.typeCount; code++) {
+        if (isRated(registry.get(scheduler.typeName(code))?.flow)) (members ??= [])[code] = true;
+      }
+      return members && { members, left: deps.concurrency - active - claiming - queued };
     },
     /** Whether the heap holds a ready job for `part` of a claim of a type that is not at its concurrency limit. */
     claimableReady(part: ClaimPart = "local"): boolean {

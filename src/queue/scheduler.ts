@@ -56,6 +56,13 @@ export class ReadyBatch {
   }
 }
 
+/** Room that several type codes share in one popReady (e.g. the slots free to start a job now). */
+export interface SharedRoom {
+  /** members[code]: the type draws on `left`. */
+  members: boolean[];
+  left: number;
+}
+
 /** At most this many distinct job types (codes fit the heap's 16-bit tags). */
 const MAX_TYPES = 65_536;
 
@@ -264,9 +271,10 @@ export function createScheduler(deps: SchedulerDeps) {
      * first; within a type the keys take turns (the lane in front gives its most urgent job and goes
      * to the back). With `room`, at most room[code] jobs of each type code (see typeName) are taken
      * (the counts are used up in place; a missing entry means no limit), and a type with none left
-     * is skipped, its jobs kept in order.
+     * is skipped, its jobs kept in order. With `shared`, the type codes it marks also draw on one
+     * count between them (used up in place the same way).
      */
-    popReady(max: number, out: ReadyBatch, room?: number[]): number {
+    popReady(max: number, out: ReadyBatch, room?: number[], shared?: SharedRoom): number {
       const now = clock();
       promoteDueQuiet(now);
       if (holdTimerAt <= now) releaseHolds(now);
@@ -277,6 +285,7 @@ export function createScheduler(deps: SchedulerDeps) {
         for (let code = 0; code < types.length; code++) {
           const t = types[code]!;
           if (t.size === 0 || (room !== undefined && (room[code] ?? Infinity) <= 0)) continue;
+          if (shared !== undefined && shared.members[code] === true && shared.left <= 0) continue;
           const lane = t.front(now);
           if (lane === undefined) continue;
           if (bestLane === undefined || before(lane.heap, bestLane.heap)) {
@@ -292,6 +301,7 @@ export function createScheduler(deps: SchedulerDeps) {
         readyTotal--;
         t.rotate();
         if (room?.[best] !== undefined) room[best] = room[best]! - 1;
+        if (shared !== undefined && shared.members[best] === true) shared.left--;
         out.push(id, t.name, bestLane.key, heap.lastPriority, readyAtOf(heap.lastKey, heap.lastPriority, agingMs));
         n++;
       }
