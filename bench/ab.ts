@@ -1,20 +1,54 @@
 #!/usr/bin/env bun
-// ab.ts (bench): row 4's drain (bench/e2e.ts jobqueueE2e: 50,000 preloaded noop jobs on PostgreSQL)
-// for two or more checkouts, interleaved round by round, so a before/after comparison shares the
-// machine's drift. Each checkout uses its own dist/jobqueue (build it there first).
-// `bun bench/ab.ts /path/to/before /path/to/after [--rounds 4] [--workers 32]`
+// ab.ts (bench): one benchmark row for two or more checkouts, interleaved round by round, so a
+// before/after comparison shares the machine's drift. Each checkout uses its own bench/ code and its
+// own dist/jobqueue (build it there first).
+// `bun bench/ab.ts /path/to/before /path/to/after [--row e2e|submit|latency] [--rounds 4] [--workers 32] [--seconds 8]`
+//   e2e      row 4's drain: 50,000 preloaded noop jobs on PostgreSQL at --workers (jobs/s)
+//   submit   row 1: single-job HTTP submits with wrk on PostgreSQL for --seconds (jobs/s)
+//   latency  row 5: add→start on the binary at 1,000 jobs/s on PostgreSQL (p50 / p99 ms)
 import { resolve } from "node:path";
+
 const args = process.argv.slice(2);
-const opt = (name: string, fallback: number) => {
+const opt = (name: string, fallback: string) => {
   const i = args.indexOf(name);
-  return i >= 0 ? Number(args.splice(i, 2)[1]) : fallback;
+  return i >= 0 ? args.splice(i, 2)[1]! : fallback;
 };
-const rounds = opt("--rounds", 4);
-const workers = opt("--workers", 32);
-if (args.length < 2) throw new Error("usage: bun bench/ab.ts <checkout> <checkout> [...] [--rounds N] [--workers N]");
-const runs = await Promise.all(args.map(async (dir) => ({ dir, e2e: (await import(`${resolve(dir)}/bench/e2e.ts`)).jobqueueE2e, jobsPerS: [] as number[] })));
-for (let r = 0; r < rounds; r++) {
-  for (const run of runs) run.jobsPerS.push(Math.round((await run.e2e("postgres", workers)).jobsPerS));
+const row = opt("--row", "e2e");
+const rounds = Number(opt("--rounds", "4"));
+const workers = Number(opt("--workers", "32"));
+const seconds = Number(opt("--seconds", "8"));
+if (args.length < 2 || !["e2e", "submit", "latency"].includes(row)) {
+  throw new Error("usage: bun bench/ab.ts <checkout> <checkout> [...] [--row e2e|submit|latency] [--rounds N] [--workers N] [--seconds N]");
 }
-const mean = (xs: number[]) => Math.round(xs.reduce((a, b) => a + b, 0) / xs.length);
-for (const run of runs) console.log(`${run.dir}: ${run.jobsPerS.join(", ")} jobs/s (mean ${mean(run.jobsPerS)}) at --workers ${workers}`);
+
+/** One measurement of the row with a checkout's bench code: the figures to print, the first one compared. */
+type Measure = () => Promise<number[]>;
+async function measureOf(dir: string): Promise<Measure> {
+  const at = resolve(dir);
+  if (row === "e2e") {
+    const { jobqueueE2e } = await import(`${at}/bench/e2e.ts`);
+    return async () => [Math.round((await jobqueueE2e("postgres", workers)).jobsPerS)];
+  }
+  if (row === "submit") {
+    const { jobqueueSubmit } = await import(`${at}/bench/submit.ts`);
+    return async () => [Math.round((await jobqueueSubmit("postgres", false, seconds)).jobsPerS)];
+  }
+  const { binaryLatency } = await import(`${at}/bench/latency.ts`);
+  return async () => {
+    const s = await binaryLatency("postgres");
+    return [s.p50, s.p99];
+  };
+}
+
+const runs = await Promise.all(args.map(async (dir) => ({ dir, measure: await measureOf(dir), results: [] as number[][] })));
+for (let r = 0; r < rounds; r++) {
+  for (const run of runs) run.results.push(await run.measure());
+}
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const unit = row === "latency" ? "ms (p50/p99)" : "jobs/s";
+for (const run of runs) {
+  const figures = run.results.map((r) => r.map((x) => (row === "latency" ? x.toFixed(2) : String(x))).join("/"));
+  const means = run.results[0]!.map((_, i) => mean(run.results.map((r) => r[i]!)));
+  const meanText = means.map((m) => (row === "latency" ? m.toFixed(2) : String(Math.round(m)))).join("/");
+  console.log(`${run.dir}: ${row} ${figures.join(", ")} ${unit} (mean ${meanText})${row === "e2e" ? ` at --workers ${workers}` : ""}`);
+}

@@ -101,6 +101,39 @@ for (const kind of STORE_KINDS) {
       }
     });
 
+    test("a submit while every worker is busy is born leased into the waiting line (no claim), behind the jobs already waiting", async () => {
+      let open: () => void = () => {};
+      const gate = new Promise<void>((r) => (open = r));
+      const ran: string[] = [];
+      const q = await startQueue(site.open(), {
+        short: (job) => void ran.push(`short ${(job.payload as { n: number }).n}`),
+        blocker: async () => {
+          ran.push("blocker");
+          await gate;
+        },
+      }, { workers: 1, claimAheadMs: 50 });
+      try {
+        await call(q, "POST", "/submit", { jobs: Array.from({ length: 10 }, (_, n) => ({ type: "short", payload: { n: -1 - n } })) });
+        await waitFor(() => ran.length === 10, { what: "the warm-up" });
+        await call(q, "POST", "/submit", { type: "blocker" });
+        await waitFor(() => ran.includes("blocker"), { what: "the slot held" });
+        const before = q.metrics.counterValue("jobqueue_jobs_born_leased_total");
+        await call(q, "POST", "/submit", { jobs: [0, 1, 2].map((n) => ({ type: "short", payload: { n } })) });
+        // Committed leased to this node: waiting here for the slot the moment the submit answered.
+        expect(q.metrics.counterValue("jobqueue_jobs_born_leased_total") - before).toBe(3);
+        expect(q.pool.waitingForSlot).toBe(3);
+        await call(q, "POST", "/submit", { type: "short", priority: 100, payload: { n: 3 } });
+        expect(q.pool.waitingForSlot).toBe(4);
+        open();
+        await waitFor(() => ran.length === 15, { what: "the waiting jobs" });
+        // In the order they were leased: a later one waits behind them (about --claim-ahead-ms).
+        expect(ran.slice(11)).toEqual(["short 0", "short 1", "short 2", "short 3"]);
+      } finally {
+        open();
+        await q.shutdown(1000);
+      }
+    });
+
     test("a rate-limited type is never claimed ahead: its starts are counted when claimed, so its jobs wait in the store, not for a slot here", async () => {
       let open: () => void = () => {};
       const gate = new Promise<void>((r) => (open = r));

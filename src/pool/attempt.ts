@@ -93,9 +93,11 @@ export function createAttempts(deps: AttemptsDeps) {
     // rows come back in any order), but rate-limited jobs start first: their starts were counted
     // when the claim was made (the claim took no more of them than slots were free, slots.ts).
     if (claimed.length > slots.idle || waiting.length > waitingHead) {
-      const rated = (job: ClaimedJob) => (isRated(registry.get(job.type)?.flow) ? 0 : 1);
+      const rated = new Set<string>();
+      for (const job of claimed) if (isRated(registry.get(job.type)?.flow)) rated.add(job.type);
+      const first = (job: ClaimedJob) => (rated.size > 0 && rated.has(job.type) ? 0 : 1);
       claimed = [...claimed].sort((a, b) =>
-        rated(a) - rated(b) ||
+        first(a) - first(b) ||
         agingKey(readyAt(a), a.priority, deps.agingMs) - agingKey(readyAt(b), b.priority, deps.agingMs) || a.id - b.id);
     }
     // Jobs started together with the same timeout share one timer (a claim brings many).

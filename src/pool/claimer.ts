@@ -25,7 +25,7 @@ export interface ClaimerDeps {
   agingMs: number;
   /** Slots in the pool (adopt() looks at more rows for a bigger pool). */
   concurrency: number;
-  events: Pick<WorkerEvents, "pulled" | "adopted" | "held" | "expired">;
+  events: Pick<WorkerEvents, "pulled" | "adopted" | "bornLeased" | "held" | "expired">;
   /** How the claim loop is scheduled after a pump (see pool.ts). */
   defer: (fn: () => void) => void;
   mode: Pick<PoolModeSwitch, "current" | "stopping" | "backOff" | "storeAnswered">;
@@ -314,6 +314,7 @@ export function createClaimer(deps: ClaimerDeps) {
     },
     /** Run jobs whose insert leased them to this node (their slots were reserved). */
     startReserved(jobs: ClaimedJob[]): void {
+      events.bornLeased?.(jobs.length);
       slots.unhold(jobs.length);
       deps.start(jobs, null);
     },

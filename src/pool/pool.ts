@@ -95,6 +95,8 @@ export interface WorkerEvents {
   pulled(count: number): void;
   /** Due jobs taken into this node's heap from the store because they were more urgent than its own. */
   adopted?(count: number): void;
+  /** Jobs whose submit inserted them already leased to this node (no claim needed to start them). */
+  bornLeased?(count: number): void;
   /** A claim of a due job was held back by flow control (the job stays pending). */
   held?(type: string, reason: string): void;
   /** Jobs past their start-by deadline moved to dead instead of starting (by a claim or the reaper's sweep). */

@@ -165,8 +165,9 @@ export function createSlots(deps: SlotsDeps) {
      * is free or the type is at its limit. The slot is given back by unreserve() or by the job's start.
      */
     reserve(type: string): boolean {
-      // Never ahead of jobs waiting here for a slot: they were claimed first.
-      if ((deps.concurrency - active - claiming <= 0 || queued > 0) && !isRemote(type)) return false;
+      // A free slot, or room to claim ahead: a job born leased while every slot is busy waits here
+      // for one behind those already waiting (they were claimed first), as a claim's would.
+      if (deps.concurrency + ahead - active - claiming - queued <= 0 && !isRemote(type)) return false;
       // A rate or per-key limit is weighed by a claim in the store: such jobs never start born leased.
       if (isLimited(registry.get(type)?.flow)) return false;
       const room = roomFor(type);

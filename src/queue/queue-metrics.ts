@@ -47,6 +47,7 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     recovered: metrics.counter("jobqueue_jobs_recovered_total", "Jobs handed back to pending after an expired lease or a restart.", ["reason"]),
     pulled: metrics.counter("jobqueue_jobs_pulled_total", "Jobs an idle node claimed straight from the store (another node's backlog, or rows its heap missed)."),
     adopted: metrics.counter("jobqueue_jobs_adopted_total", "Due jobs this node took into its heap from the store because they were more urgent than all of its own."),
+    bornLeased: metrics.counter("jobqueue_jobs_born_leased_total", "Jobs a submit inserted already leased to this node, to start without a claim (a worker was free, or room to claim ahead, and nothing more urgent was ready)."),
     scheduleTicks: metrics.counter("jobqueue_schedule_ticks_total", "Recurring schedules' ticks: enqueued by this node, or skipped (missed, passed over by catch_up).", ["schedule", "outcome"]),
     held: metrics.counter("jobqueue_flow_held_total", "Claims of due jobs that flow control held back (the job stays pending, no attempt used), by why: paused, rate_limit, key_concurrency.", ["type", "reason"]),
     expired: metrics.counter("jobqueue_jobs_expired_total", "Jobs dead-lettered because no attempt could start before their deadline (expiresAt, ttlMs).", ["type"]),
@@ -87,6 +88,7 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     fenced: (move) => m.fenced.labels({ move }).inc(),
     pulled: (count) => m.pulled.inc({}, count),
     adopted: (count) => m.adopted.inc({}, count),
+    bornLeased: (count) => m.bornLeased.inc({}, count),
     held: (type, reason) => m.held.labels({ type, reason }).inc(),
     expired: (type, count) => m.expired.labels({ type }).inc(count),
   };
