@@ -121,10 +121,6 @@ export async function newStoreTarget(kind: "postgres" | "sqlite", label: string)
 }
 
 /** The embedded store ships when its source exists; the binary must have been rebuilt since. */
-export function sqliteStoreExists(): boolean {
-  return existsSync(join(ROOT, "src", "store", "sqlite", "index.ts"));
-}
-
 // ---- the jobqueue binary --------------------------------------------------------------------
 
 export interface ServerProcess {

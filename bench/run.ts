@@ -1,12 +1,12 @@
 #!/usr/bin/env bun
 // run.ts (bench): the one command. Runs the chosen benchmarks strictly one after another, each in
 // its own child process, then prints one markdown table naming the machine and the versions.
-// `bun bench/run.ts [submit|e2e|latency|graphile|pgboss|bullmq|peers|heap|memory ...] [--sqlite|--no-sqlite]`
+// `bun bench/run.ts [submit|e2e|latency|graphile|pgboss|bullmq|peers|heap|memory ...] [--no-sqlite]` (the embedded-store rows run unless --no-sqlite)
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
-import { BINARY, PG_ADMIN_URL, REDIS_URL, ROOT, type Result, machineLine, parseResultLine, sqliteStoreExists } from "./lib.ts";
+import { BINARY, PG_ADMIN_URL, REDIS_URL, ROOT, type Result, machineLine, parseResultLine } from "./lib.ts";
 import { foreignCpuMeter } from "./proc.ts";
 
 interface Bench {
@@ -205,7 +205,7 @@ async function main(): Promise<number> {
     return 2;
   }
   let chosen = names.length === 0 ? BENCHES : BENCHES.filter((b) => names.includes(b.name));
-  const sqlite = argv.includes("--sqlite") || (!argv.includes("--no-sqlite") && sqliteStoreExists());
+  const sqlite = !argv.includes("--no-sqlite");
   const skipped: Result[] = [];
   if (names.length === 0 && !redisAnswers()) {
     // The whole suite still runs without Redis; only the in-memory reference is left out.
@@ -243,8 +243,7 @@ async function main(): Promise<number> {
   if (!sqlite && (ran.has("submit") || ran.has("e2e") || ran.has("latency"))) {
     results.push({
       row: "9", bench: "Embedded store: rows 1, 4, 5 on SQLite", subject: "jobqueue (--db, no DATABASE_URL)",
-      result: "n/a (embedded store not built yet: src/store/sqlite/index.ts is missing)",
-      notes: "runs by itself once that file exists and dist/jobqueue is rebuilt; force with --sqlite",
+      result: "not run (--no-sqlite)",
     });
   }
   settleE2eRatio(results);
