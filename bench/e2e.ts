@@ -116,7 +116,7 @@ export async function jobqueueE2e(
  * between this and the binary's rows is what the process adds; this itself bounds any design
  * that moves rows pending → inflight → gone with a commit per move.
  */
-export async function storeOnly(batch: number): Promise<{ jobsPerS: number; claimUs: number; completeUs: number }> {
+export async function storeOnly(batch: number, payloadBytes = 0): Promise<{ jobsPerS: number; claimUs: number; completeUs: number }> {
   const db = await createDb("storeonly");
   const store = createPostgresStore({ url: db.url, max: 1 });
   try {
@@ -124,7 +124,7 @@ export async function storeOnly(batch: number): Promise<{ jobsPerS: number; clai
     const ids: number[] = [];
     const at = Date.now() - 1000;
     for (let i = 0; i < E2E_JOBS; i += PRELOAD_BATCH) {
-      const jobs = Array.from({ length: PRELOAD_BATCH }, (_, k) => ({ type: "noop", payload: `{"n":${i + k}}`, priority: 0, maxAttempts: 5, runAt: at, timeoutMs: null }));
+      const jobs = Array.from({ length: PRELOAD_BATCH }, (_, k) => ({ type: "noop", payload: JSON.stringify(sizedPayload(i + k, payloadBytes)), priority: 0, maxAttempts: 5, runAt: at, timeoutMs: null }));
       ids.push(...(await store.insert(jobs, at)));
     }
     await db.sql`VACUUM ANALYZE pending_jobs`;
@@ -208,6 +208,16 @@ export async function main(opts: { sqlite: boolean; workers: number[] }): Promis
       result: `${fmtInt(r.jobsPerS)} jobs/s`,
       notes: `the bound from the database: the store's claim then complete statements back to back on one connection, no handler, heap or HTTP; ` +
         `claim ${fmtInt(r.claimUs)} µs, complete ${fmtInt(r.completeUs)} µs per statement (each one commit)`,
+    });
+  }
+  for (const bytes of E2E_PAYLOAD_BYTES) {
+    // Row 4p's bound: the same statements with the same payloads (the claim returns each payload).
+    log(`e2e: the PostgreSQL store's statements alone, batches of 256, ${fmtInt(bytes)}-byte payloads`);
+    const r = await storeOnly(256, bytes);
+    results.push({
+      row: "4p", bench: `End to end, ${fmtInt(E2E_JOBS)} preloaded noop jobs, ${fmtInt(bytes)}-byte payloads`,
+      subject: "PostgreSQL store alone (claim + complete, batches of 256)", result: `${fmtInt(r.jobsPerS)} jobs/s`,
+      notes: `as row 4's store-alone rows, with row 4p's payloads; claim ${fmtInt(r.claimUs)} µs, complete ${fmtInt(r.completeUs)} µs per statement`,
     });
   }
   if (opts.sqlite) {
