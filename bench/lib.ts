@@ -120,7 +120,6 @@ export async function newStoreTarget(kind: "postgres" | "sqlite", label: string)
   };
 }
 
-/** The embedded store ships when its source exists; the binary must have been rebuilt since. */
 // ---- the jobqueue binary --------------------------------------------------------------------
 
 export interface ServerProcess {
