@@ -18,7 +18,8 @@ import type { Clock } from "../clock.ts";
 /** An attempt this pool holds, from its start until its store move has landed (see pool.ts). */
 export interface Attempt {
   job: ClaimedJob;
-  controller: AbortController;
+  /** The handler's signal; none while the job waits for a slot (its handler never ran). */
+  controller?: AbortController;
   /** Ends the attempt early: aborts the handler's signal and frees its slot even if it ignores it. */
   interrupt?: (reason: Error) => void;
   /**
@@ -93,12 +94,14 @@ export function createAttempts(deps: AttemptsDeps) {
     // rows come back in any order), but rate-limited jobs start first: their starts were counted
     // when the claim was made (the claim took no more of them than slots were free, slots.ts).
     if (claimed.length > slots.idle || waiting.length > waitingHead) {
-      const rated = new Set<string>();
-      for (const job of claimed) if (isRated(registry.get(job.type)?.flow)) rated.add(job.type);
-      const first = (job: ClaimedJob) => (rated.size > 0 && rated.has(job.type) ? 0 : 1);
-      claimed = [...claimed].sort((a, b) =>
-        first(a) - first(b) ||
-        agingKey(readyAt(a), a.priority, deps.agingMs) - agingKey(readyAt(b), b.priority, deps.agingMs) || a.id - b.id);
+      // Sort keys computed once per job, not per comparison: rated types first, then the heap's order.
+      const keyed = claimed.map((job) => ({
+        job,
+        first: isRated(registry.get(job.type)?.flow) ? 0 : 1,
+        key: agingKey(readyAt(job), job.priority, deps.agingMs),
+      }));
+      keyed.sort((a, b) => a.first - b.first || a.key - b.key || a.job.id - b.job.id);
+      claimed = keyed.map((k) => k.job);
     }
     // Jobs started together with the same timeout share one timer (a claim brings many).
     const timers = new Map<number, TimeoutGroup>();
@@ -106,7 +109,7 @@ export function createAttempts(deps: AttemptsDeps) {
       if (deps.mode.stopping) {
         // Shutdown began while the claim was in flight: give it straight back.
         slots.occupy(job.type, -1);
-        running.set(job.id, { job, controller: new AbortController(), ended: true });
+        running.set(job.id, { job, ended: true });
         void release([job]);
         continue;
       }
@@ -114,7 +117,7 @@ export function createAttempts(deps: AttemptsDeps) {
       // No slot free (or jobs claimed earlier still wait for one): it waits its turn here. Pull
       // types' jobs take no slot (remote.ts).
       if (type !== undefined && !type.pull && (!slots.startable || waiting.length > waitingHead)) {
-        const entry: Attempt = { job, controller: new AbortController(), ended: false, waiting: true };
+        const entry: Attempt = { job, ended: false, waiting: true };
         running.set(job.id, entry);
         waiting.push({ entry, readyAt: readyAt(job) });
         slots.queue(1);
@@ -177,8 +180,7 @@ export function createAttempts(deps: AttemptsDeps) {
   }
 
   async function run(job: ClaimedJob, type: RegisteredType | undefined, group: TimeoutGroup | undefined): Promise<void> {
-    const controller = new AbortController();
-    const entry: Attempt = { job, controller, ended: false };
+    const entry: Attempt = { job, controller: new AbortController(), ended: false };
     running.set(job.id, entry);
     slots.begin(job.type);
     const startedAt = clock();
@@ -244,7 +246,7 @@ export function createAttempts(deps: AttemptsDeps) {
       // the outcome is decided first, then the handler's signal fires.
       entry.interrupt = (reason) => {
         failed(reason);
-        entry.controller.abort(reason);
+        entry.controller?.abort(reason);
       };
       group.join(entry);
       // Handlers start after the whole batch is registered (slots counted), never inside
@@ -256,7 +258,7 @@ export function createAttempts(deps: AttemptsDeps) {
             id: job.id, type: job.type, payloadText: job.payload, attempt: job.attempts,
             maxAttempts: job.maxAttempts, priority: job.priority, createdAt: job.createdAt, traceparent: job.trace ?? null,
           });
-          const value = handler(ctx, entry.controller.signal);
+          const value = handler(ctx, entry.controller!.signal);
           if (isThenable(value)) value.then(done, failed);
           else done(value);
         } catch (err) {
@@ -271,7 +273,7 @@ export function createAttempts(deps: AttemptsDeps) {
     if (r.ended) return;
     if (r.waiting) return void endWaiting(r, reason);
     if (r.interrupt) r.interrupt(reason);
-    else r.controller.abort(reason);
+    else r.controller?.abort(reason);
   }
 
   /**

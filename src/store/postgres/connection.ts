@@ -38,9 +38,29 @@ export interface Transaction extends Queries {
  */
 const PREPARED = { prepare: true, simple: false };
 
+/**
+ * A parameter as postgres.js should send it. An array of numbers (and NULLs) becomes its array
+ * literal here: postgres.js would quote every element and run two regular expressions over it, which
+ * for the id arrays of every claim and settle was a few percent of the process's CPU.
+ */
+function param(p: unknown): unknown {
+  if (!Array.isArray(p) || p.length === 0) return p;
+  let text = "{";
+  for (let i = 0; i < p.length; i++) {
+    const x: unknown = p[i];
+    if (typeof x === "number") {
+      if (!Number.isFinite(x)) return p;
+      text += i === 0 ? String(x) : "," + String(x);
+    } else if (x === null) text += i === 0 ? "NULL" : ",NULL";
+    else return p;
+  }
+  return text + "}";
+}
+
 /** The statements of one pool, transaction or connection. */
 export const on = (q: Pick<Sql, "unsafe">): Transaction => ({
-  query: <R>(text: string, params: readonly unknown[] = []) => q.unsafe<R[]>(text, params as never[], PREPARED) as unknown as Promise<R[]>,
+  query: <R>(text: string, params: readonly unknown[] = []) =>
+    q.unsafe<R[]>(text, params.map(param) as never[], PREPARED) as unknown as Promise<R[]>,
   script: (text: string) => q.unsafe(text),
 });
 

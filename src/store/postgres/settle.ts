@@ -15,6 +15,9 @@ const attempts = (refs: ReadonlyArray<ClaimRef>) => refs.map((r) => r.attempt);
  * not the id: a batch may name a stale attempt beside the running one of the same job.
  */
 function tookEffect(refs: ReadonlyArray<ClaimRef>, rows: ReadonlyArray<{ id: number; attempts: number }>): boolean[] {
+  // Each row answers at least one ref and each ref at most one row (a row is one id): as many rows
+  // as refs means every ref took effect (the usual case, without a key per ref).
+  if (rows.length === refs.length) return refs.map(() => true);
   const done = new Set(rows.map((r) => `${r.id}:${r.attempts}`));
   return refs.map((r) => done.has(`${r.id}:${r.attempt}`));
 }
