@@ -45,16 +45,14 @@ const PREPARED = { prepare: true, simple: false };
  */
 function param(p: unknown): unknown {
   if (!Array.isArray(p) || p.length === 0) return p;
-  let text = "{";
-  for (let i = 0; i < p.length; i++) {
-    const x: unknown = p[i];
+  let nulls = false;
+  for (const x of p as unknown[]) {
     if (typeof x === "number") {
       if (!Number.isFinite(x)) return p;
-      text += i === 0 ? String(x) : "," + String(x);
-    } else if (x === null) text += i === 0 ? "NULL" : ",NULL";
+    } else if (x === null) nulls = true;
     else return p;
   }
-  return text + "}";
+  return `{${(nulls ? p.map((x: number | null) => (x === null ? "NULL" : x)) : p).join(",")}}`;
 }
 
 /** The statements of one pool, transaction or connection. */
