@@ -20,6 +20,14 @@ export const CLAIM_INTO_INFLIGHT = (pickedAtMs: string, untilMs: string, owner: 
   FROM moved
   RETURNING ${JOB_COLS}`;
 
+/**
+ * JOB_COLS as the claim's `started` CTE returns them: the payload as stored (the CTE keeps it
+ * compressed, as moved), cast to text only as the rows leave. Cast inside the CTE, every payload
+ * was expanded into the CTE's store first: 4 MB for 256 jobs of 16 KiB, past work_mem, and the
+ * claim took 28 ms instead of 17 (psql, same rows).
+ */
+const STARTED_COLS = JOB_COLS.replace("payload::text AS payload", "payload");
+
 /** A pending row that may start at `now` (epoch ms): its type is not paused and its deadline has not passed. */
 export const STARTABLE = (now: string) =>
   `type <> ALL(ARRAY(SELECT type FROM jobqueue_paused)) AND (start_by IS NULL OR start_by >= ${at(now)})`;
@@ -66,8 +74,9 @@ function claimStatement(weighed?: { ctes: string; limited: string; allowed: stri
       SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
              ${at("$2")}, ${at("$3")}, $4, ${CARRY_COLS}
       FROM moved WHERE start_by IS NULL OR ${ms("start_by")} >= $2::float8
-      RETURNING ${JOB_COLS})
-    SELECT 'started' AS kind, * FROM started
+      RETURNING ${STARTED_COLS})
+    SELECT 'started' AS kind, id, type, payload::text AS payload, priority, attempts, max_attempts, timeout_ms, run_at,
+           created_at, last_error, key, start_by, throttles, trace FROM started
     UNION ALL
     SELECT 'expired', id, type, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM expired
     UNION ALL
