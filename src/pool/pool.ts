@@ -312,13 +312,13 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       const graceOver = new Promise<"grace">((r) => (graceTimer = setTimeout(() => r("grace"), graceMs)));
       const how = await Promise.race([waiters.whenIdle().then(() => "idle" as const), graceOver]);
       clearTimeout(graceTimer);
-      let released = neverStarted;
+      let interrupted = 0;
       if (how === "grace") {
         if (mode.current !== "hardStop") mode.enter("hardStop"); // moves now give up SETTLE_AFTER_GRACE_MS later
         // Attempts whose handler already returned keep their result and are settled; the rest end now.
         const stuck = [...attempts.running.values()].filter((r) => !r.ended);
         for (const r of stuck) attempts.interrupt(r, new ShutdownError());
-        released += stuck.length;
+        interrupted = stuck.length;
         await attempts.release(stuck.map((r) => r.job));
         // Moves of attempts that already ended are retried until the store answers or gives up.
         await waiters.whenIdle();
@@ -330,7 +330,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
       heartbeatTimer = null;
       gate.stop();
       await settler.drain();
-      return { finished: before - (released - neverStarted), released };
+      return { finished: before - interrupted, released: neverStarted + interrupted };
     },
     get busy() {
       return slots.active;

@@ -59,6 +59,14 @@ export function createSlots(deps: SlotsDeps) {
   let ahead = 0;
   /** Jobs of each type being claimed or running a handler here (for per-type concurrency). */
   const occupied = new Map<string, number>();
+  /** Slots that can start a job at once: neither running a handler, held for a claim, nor promised to a waiting job. */
+  const startNow = () => deps.concurrency - active - claiming - queued;
+  /** Jobs a claim (or a leased insert) may take now: startNow() plus the claim-ahead room. */
+  const free = () => startNow() + ahead;
+  /** The rate-limited types' scheduler codes, as of the registry's version and the scheduler's type count. */
+  let ratedAsOf = -1;
+  let ratedTypes = 0;
+  let ratedCodes: boolean[] | undefined;
   let roomWatched = false;
 
   function occupy(type: string, delta: number): void {
@@ -107,7 +115,7 @@ export function createSlots(deps: SlotsDeps) {
      * claim-ahead room (jobs that will wait here for a slot), less those already waiting.
      */
     get free(): number {
-      return deps.concurrency + ahead - active - claiming - queued;
+      return free();
     },
     /** Slots not running a handler (held ones included): how many claimed jobs may start at once. */
     get idle(): number {
@@ -167,7 +175,7 @@ export function createSlots(deps: SlotsDeps) {
     reserve(type: string): boolean {
       // A free slot, or room to claim ahead: a job born leased while every slot is busy waits here
       // for one behind those already waiting (they were claimed first), as a claim's would.
-      if (deps.concurrency + ahead - active - claiming - queued <= 0 && !isRemote(type)) return false;
+      if (free() <= 0 && !isRemote(type)) return false;
       // A rate or per-key limit is weighed by a claim in the store: such jobs never start born leased.
       if (isLimited(registry.get(type)?.flow)) return false;
       const room = roomFor(type);
@@ -218,11 +226,15 @@ export function createSlots(deps: SlotsDeps) {
      */
     startNowRoom(): SharedRoom | undefined {
       if (ahead === 0) return undefined;
-      let members: boolean[] | undefined;
-      for (let code = 0; code < scheduler.typeCount; code++) {
-        if (isRated(registry.get(scheduler.typeName(code))?.flow)) (members ??= [])[code] = true;
+      if (ratedAsOf !== registry.version || ratedTypes !== scheduler.typeCount) {
+        ratedAsOf = registry.version;
+        ratedTypes = scheduler.typeCount;
+        ratedCodes = undefined;
+        for (let code = 0; code < scheduler.typeCount; code++) {
+          if (isRated(registry.get(scheduler.typeName(code))?.flow)) (ratedCodes ??= [])[code] = true;
+        }
       }
-      return members && { members, left: deps.concurrency - active - claiming - queued };
+      return ratedCodes && { members: ratedCodes, left: startNow() };
     },
     /** Whether the heap holds a ready job for `part` of a claim of a type that is not at its concurrency limit. */
     claimableReady(part: ClaimPart = "local"): boolean {

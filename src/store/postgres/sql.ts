@@ -8,9 +8,15 @@ export const ms = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`
 /** Epoch ms (a float8 parameter or column) as timestamptz, as every time enters this store. */
 export const at = (msExpr: string) => `to_timestamp(${msExpr}::float8 / 1000)`;
 
-// Columns selected for a claimed or viewed job; times as epoch ms (float8), ids as numbers.
-export const JOB_COLS = `id, type, payload::text AS payload, priority, attempts, max_attempts, timeout_ms,
+/** A job's columns as selected, with the payload as `payload` gives it. */
+const jobCols = (payload: string) => `id, type, ${payload}, priority, attempts, max_attempts, timeout_ms,
   ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, last_error, key, ${ms("start_by")} AS start_by, throttles, trace`;
+// Columns selected for a claimed or viewed job; times as epoch ms (float8), ids as numbers.
+export const JOB_COLS = jobCols("payload::text AS payload");
+/** JOB_COLS with the payload as stored (json), for a CTE whose rows are cast only as they leave. */
+export const JOB_COLS_STORED_PAYLOAD = jobCols("payload");
+/** The names JOB_COLS gives its columns, in order. */
+export const JOB_COL_NAMES = "id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, key, start_by, throttles, trace";
 export const ENTRY_COLS = `id, type, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, key`;
 /** The flow-control columns every move between job tables carries as they are (after the core columns). */
 export const CARRY_COLS = "key, start_by, throttles, trace";
