@@ -5,7 +5,7 @@
 import { EXPIRED_ERROR, type ClaimResult, type ClaimedJob, type HeldJob } from "../rows.ts";
 import type { Queries } from "./connection.ts";
 import { bucketName, needs, planStarts, type Candidate, type FlowLimits } from "../flow-plan.ts";
-import { CARRY_COLS, JOB_COLS, at, ms, toClaimed, type JobRow } from "./sql.ts";
+import { CARRY_COLS, JOB_COLS, JOB_COLS_STORED_PAYLOAD, JOB_COL_NAMES, at, ms, toClaimed, type JobRow } from "./sql.ts";
 
 /**
  * The tail of claimNext, whose CTE `moved` holds the pending rows it took: they enter inflight
@@ -19,14 +19,6 @@ export const CLAIM_INTO_INFLIGHT = (pickedAtMs: string, untilMs: string, owner: 
          ${at(pickedAtMs)}, ${at(untilMs)}, ${owner}, ${CARRY_COLS}
   FROM moved
   RETURNING ${JOB_COLS}`;
-
-/**
- * JOB_COLS as the claim's `started` CTE returns them: the payload as stored (the CTE keeps it
- * compressed, as moved), cast to text only as the rows leave. Cast inside the CTE, every payload
- * was expanded into the CTE's store first: 4 MB for 256 jobs of 16 KiB, past work_mem, and the
- * claim took 28 ms instead of 17 (psql, same rows).
- */
-const STARTED_COLS = JOB_COLS.replace("payload::text AS payload", "payload");
 
 /** A pending row that may start at `now` (epoch ms): its type is not paused and its deadline has not passed. */
 export const STARTABLE = (now: string) =>
@@ -74,9 +66,11 @@ function claimStatement(weighed?: { ctes: string; limited: string; allowed: stri
       SELECT id, type, payload, priority, attempts + 1, max_attempts, timeout_ms, run_at, created_at, last_error,
              ${at("$2")}, ${at("$3")}, $4, ${CARRY_COLS}
       FROM moved WHERE start_by IS NULL OR ${ms("start_by")} >= $2::float8
-      RETURNING ${STARTED_COLS})
-    SELECT 'started' AS kind, id, type, payload::text AS payload, priority, attempts, max_attempts, timeout_ms, run_at,
-           created_at, last_error, key, start_by, throttles, trace FROM started
+      RETURNING ${JOB_COLS_STORED_PAYLOAD})
+    -- The payload stays as stored until the rows leave: cast inside the CTE, every payload was
+    -- expanded into the CTE's store first (4 MB for 256 jobs of 16 KiB, past work_mem; 28 ms a
+    -- claim instead of 17 in psql).
+    SELECT 'started' AS kind, ${JOB_COL_NAMES.replace("payload", "payload::text AS payload")} FROM started
     UNION ALL
     SELECT 'expired', id, type, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM expired
     UNION ALL
@@ -127,17 +121,22 @@ export async function claimWeighed(tx: Queries, claimIds: number[], owner: strin
   // The claim's order is the heap's: most urgent first.
   const rank = new Map(claimIds.map((id, i) => [id, i]));
   cands.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
-  const dbNow = cands[0]!.at;
+  let dbNow = cands[0]!.at;
   const { buckets, keys } = needs(cands, limits);
   const tats = new Map<string, number>();
   if (buckets.length > 0) {
-    // ON CONFLICT DO UPDATE locks an existing row and returns it; rows go in the order given.
-    const rows = await tx.query<{ type: string; key: string; tat: number }>(`
+    // ON CONFLICT DO UPDATE locks an existing row and returns it; rows go in the order given. The
+    // clock is read again once the buckets are held: a claim that waited here for another one must
+    // decide at its own later time, or the tat the other moved on would cost it a start.
+    const rows = await tx.query<{ type: string; key: string; tat: number; now: number }>(`
       INSERT INTO jobqueue_buckets (type, key, tat)
       SELECT t.type, t.key, '-Infinity'::float8 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(type, key, ord) ORDER BY t.ord
       ON CONFLICT (type, key) DO UPDATE SET tat = jobqueue_buckets.tat
-      RETURNING type, key, tat`, [buckets.map((b) => b[0]), buckets.map((b) => b[1])]);
-    for (const r of rows) tats.set(bucketName(r.type, r.key), r.tat);
+      RETURNING type, key, tat, ${ms("clock_timestamp()")} AS now`, [buckets.map((b) => b[0]), buckets.map((b) => b[1])]);
+    for (const r of rows) {
+      tats.set(bucketName(r.type, r.key), r.tat);
+      dbNow = Math.max(dbNow, r.now);
+    }
   }
   const running = new Map<string, number>();
   if (keys.length > 0) {
