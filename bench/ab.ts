@@ -2,9 +2,10 @@
 // ab.ts (bench): one benchmark row for two or more checkouts, interleaved round by round, so a
 // before/after comparison shares the machine's drift. Each checkout uses its own bench/ code and its
 // own dist/jobqueue (build it there first).
-// `bun bench/ab.ts /path/to/before /path/to/after [--row e2e|submit|latency] [--rounds 4] [--workers 32] [--seconds 8]`
+// `bun bench/ab.ts /path/to/before /path/to/after [--row e2e|submit|batch|latency] [--rounds 4] [--workers 32] [--seconds 8]`
 //   e2e      row 4's drain: 50,000 preloaded noop jobs on PostgreSQL at --workers (jobs/s)
 //   submit   row 1: single-job HTTP submits with wrk on PostgreSQL for --seconds (jobs/s)
+//   batch    row 2: 1,000-job HTTP submits with wrk on PostgreSQL for --seconds (jobs/s)
 //   latency  row 5: add→start on the binary at 1,000 jobs/s on PostgreSQL (p50 / p99 ms)
 import { resolve } from "node:path";
 
@@ -17,8 +18,8 @@ const row = opt("--row", "e2e");
 const rounds = Number(opt("--rounds", "4"));
 const workers = Number(opt("--workers", "32"));
 const seconds = Number(opt("--seconds", "8"));
-if (args.length < 2 || !["e2e", "submit", "latency"].includes(row)) {
-  throw new Error("usage: bun bench/ab.ts <checkout> <checkout> [...] [--row e2e|submit|latency] [--rounds N] [--workers N] [--seconds N]");
+if (args.length < 2 || !["e2e", "submit", "batch", "latency"].includes(row)) {
+  throw new Error("usage: bun bench/ab.ts <checkout> <checkout> [...] [--row e2e|submit|batch|latency] [--rounds N] [--workers N] [--seconds N]");
 }
 
 /** One measurement of the row with a checkout's bench code: the figures to print, the first one compared. */
@@ -29,9 +30,9 @@ async function measureOf(dir: string): Promise<Measure> {
     const { jobqueueE2e } = await import(`${at}/bench/e2e.ts`);
     return async () => [Math.round((await jobqueueE2e("postgres", workers)).jobsPerS)];
   }
-  if (row === "submit") {
+  if (row === "submit" || row === "batch") {
     const { jobqueueSubmit } = await import(`${at}/bench/submit.ts`);
-    return async () => [Math.round((await jobqueueSubmit("postgres", false, seconds)).jobsPerS)];
+    return async () => [Math.round((await jobqueueSubmit("postgres", row === "batch", seconds)).jobsPerS)];
   }
   const { binaryLatency } = await import(`${at}/bench/latency.ts`);
   return async () => {

@@ -73,6 +73,33 @@ test("maxInFlight lets that many flushes overlap, and drain waits for all of the
   expect(drained).toBe(true);
 });
 
+test("overlapMinWeight: a second flush goes out only once it carries that much; a lighter one waits for the flush out", async () => {
+  const r = gatedRunner();
+  const b = createBatcher<number, number>({ run: r.run, maxBatch: 100, maxInFlight: 2, overlapMinWeight: 3 });
+  const first = b.add(1);
+  await Bun.sleep(0);
+  const light = [b.add(2), b.add(3)];
+  await Bun.sleep(0);
+  expect(r.flushes).toEqual([[1]]); // a slot is free, but two items are not worth a commit of their own
+  const heavy = b.add(4);
+  await Bun.sleep(0);
+  expect(r.flushes).toEqual([[1], [2, 3, 4]]); // three are: they overlap the first
+  const late = b.add(5);
+  await Bun.sleep(0);
+  expect(r.flushes.length).toBe(2); // both slots taken
+  r.gates.shift()!();
+  expect(await first).toBe(10);
+  await Bun.sleep(0);
+  expect(r.flushes.length).toBe(2); // one flush still out, one light item: it waits for it
+  r.gates.shift()!();
+  expect(await Promise.all([...light, heavy])).toEqual([20, 30, 40]);
+  await Bun.sleep(0);
+  expect(r.flushes).toEqual([[1], [2, 3, 4], [5]]); // nothing out: it goes alone
+  r.gates.shift()!();
+  expect(await late).toBe(50);
+  await b.drain();
+});
+
 test("a flush that fails for one member's data is retried in halves: only that member gets the error", async () => {
   const flushes: number[][] = [];
   const b = createBatcher<number, number>({

@@ -38,6 +38,12 @@ export function createBatcher<I, O>(opts: {
    */
   maxInFlight?: number;
   /**
+   * A flush beyond the first goes out only when it carries at least this much weight (default 0:
+   * any). Small flushes then wait for the one out and leave together, one commit instead of
+   * several, while heavy arrivals (a batch submit) still overlap up to maxInFlight.
+   */
+  overlapMinWeight?: number;
+  /**
    * Whether a failed flush may be split and retried (default: unless the store is unavailable or the
    * outcome unknown, see errors.ts). A failure that left nothing behind and may be one member's fault
    * is retried in halves down to single members, so only the members at fault get the error.
@@ -47,8 +53,11 @@ export function createBatcher<I, O>(opts: {
   const defer = opts.defer ?? queueMicrotask;
   const maxInFlight = opts.maxInFlight ?? 1;
   const weight = opts.weight ?? (() => 1);
+  const overlapMinWeight = opts.overlapMinWeight ?? 0;
   const retryApart = opts.retryApart ?? mayRetryApart;
   let queue: Waiting<I, O>[] = [];
+  /** The weight of what is queued. */
+  let queuedWeight = 0;
   let active = 0;
   let scheduled = false;
   const idle: Array<() => void> = [];
@@ -57,14 +66,19 @@ export function createBatcher<I, O>(opts: {
     let total = 0;
     let n = 0;
     while (n < queue.length) {
-      total += weight(queue[n]!.item);
-      if (n > 0 && total > opts.maxBatch) break;
+      const w = weight(queue[n]!.item);
+      if (n > 0 && total + w > opts.maxBatch) break;
+      total += w;
       n++;
     }
     const batch = queue.slice(0, n);
     queue = queue.slice(n);
+    queuedWeight -= total;
     return batch;
   }
+
+  /** Whether another flush may go out now: one is always allowed; more only up to maxInFlight, and heavy enough. */
+  const mayFlush = () => active === 0 || (active < maxInFlight && queuedWeight >= overlapMinWeight);
 
   async function flush(batch: Waiting<I, O>[]): Promise<void> {
     let out: O[];
@@ -85,7 +99,7 @@ export function createBatcher<I, O>(opts: {
   }
 
   function kick(): void {
-    if (scheduled || active >= maxInFlight) return;
+    if (scheduled || !mayFlush()) return;
     if (queue.length === 0) {
       if (active === 0) for (const f of idle.splice(0)) f();
       return;
@@ -93,7 +107,7 @@ export function createBatcher<I, O>(opts: {
     scheduled = true;
     defer(() => {
       scheduled = false;
-      if (active >= maxInFlight || queue.length === 0) return kick();
+      if (!mayFlush() || queue.length === 0) return kick();
       active++;
       void flush(take()).finally(() => {
         active--;
@@ -107,6 +121,7 @@ export function createBatcher<I, O>(opts: {
     add(item) {
       return new Promise<O>((resolve, reject) => {
         queue.push({ item, resolve, reject });
+        queuedWeight += weight(item);
         kick();
       });
     },

@@ -52,6 +52,9 @@ export interface DispatcherDeps {
   lost?: LostInserts;
 }
 
+/** Jobs an insert must carry to go out while another is out (see the inserts' batcher). */
+export const OVERLAP_MIN_JOBS = 128;
+
 /** What one job costs in memory besides its payload text, for the pending-bytes bound. */
 export const JOB_OVERHEAD_BYTES = 256;
 
@@ -72,8 +75,11 @@ export function createDispatcher(deps: DispatcherDeps) {
     maxBatch: deps.maxBatch ?? 5000,
     weight: (jobs) => jobs.length,
     defer: store.blocking ? (fn) => void setImmediate(fn) : undefined,
-    // PostgreSQL overlaps commits (and syncs their WAL together): keep a few inserts out at once.
+    // PostgreSQL overlaps commits (and syncs their WAL together): keep a few inserts out at once,
+    // but only when they are heavy. Every commit waits for a WAL flush, so small submits leave
+    // together behind the one out (one commit) instead of each taking a commit of its own.
     maxInFlight: store.blocking ? 1 : 4,
+    overlapMinWeight: OVERLAP_MIN_JOBS,
     run: async (requests) => {
       const now = clock();
       const ids = await store.add(requests.flat(), now);
