@@ -2,6 +2,9 @@
 // promtool is installed, checked by Prometheus's own parser and linter.
 import { describe, expect, test } from "bun:test";
 import { createMetrics, LATENCY_BUCKETS_SECONDS, type Labels } from "../src/metrics/registry.ts";
+import { createQueueMetrics, OLDEST_SCAN_EVERY_MS, OLDEST_SCAN_EXACT_BELOW } from "../src/queue/queue-metrics.ts";
+import { createScheduler } from "../src/queue/scheduler.ts";
+import { createLogger } from "../src/logger.ts";
 
 interface Sample {
   name: string;
@@ -403,4 +406,44 @@ test("the full exposition also reads back through the test parser", () => {
   expect(sample(e, "jobqueue_job_duration_seconds_bucket", { type: "webhook", le: "+Inf" })).toBe(5);
   expect(sample(e, "jobqueue_job_duration_seconds_bucket", { type: "webhook", le: "300" })).toBe(4);
   expect(e.help.has("jobqueue_broken")).toBe(false);
+});
+
+describe("jobqueue_oldest_ready_age_seconds", () => {
+  /** A real scheduler holding `ready` due jobs, the oldest ready at 1,000, behind the node's gauges; counts the heap visits. */
+  function node(ready: number) {
+    let now = 1_000_000;
+    const scheduler = createScheduler({ agingMs: 1000, clock: () => now });
+    for (let i = 0; i < ready; i++) scheduler.add(i + 1, 0, 1_000 + i, now, "t");
+    let scans = 0;
+    const q = createQueueMetrics({ clock: () => now, logger: createLogger("silent") });
+    q.gauges({
+      readyCount: () => scheduler.readyCount, scheduledCount: () => scheduler.scheduledCount,
+      oldestReadyAt: () => (scans++, scheduler.oldestReadyAt()),
+      inflight: () => 0, busy: () => 0, waitingForSlot: () => 0, workers: 1, liveNodes: () => 1, types: () => [],
+      flowStatus: () => { throw new Error("no types"); }, config: () => null, pullTypes: () => [], pollsWaiting: () => 0, pulledOut: () => 0,
+    });
+    const age = () => parse(q.metrics.render()).samples.find((s) => s.name === "jobqueue_oldest_ready_age_seconds")!.value;
+    return { scheduler, age, scans: () => scans, advance: (ms: number) => void (now += ms) };
+  }
+
+  test("with few jobs ready, every read looks at them all and sees the oldest leave at once", () => {
+    const n = node(OLDEST_SCAN_EXACT_BELOW);
+    expect(n.age()).toBe(999);
+    n.scheduler.remove(1); // the oldest leaves (started, cancelled)
+    expect(n.age()).toBe(998.999);
+    expect(n.scans()).toBe(2);
+  });
+
+  test("with many ready, reads look at every job at most once per OLDEST_SCAN_EVERY_MS, the age growing meanwhile", () => {
+    const n = node(OLDEST_SCAN_EXACT_BELOW + 1);
+    expect(n.age()).toBe(999);
+    n.advance(OLDEST_SCAN_EVERY_MS - 1);
+    for (let i = 0; i < 50; i++) n.age();
+    expect(n.scans()).toBe(1);
+    expect(n.age()).toBe(999 + (OLDEST_SCAN_EVERY_MS - 1) / 1000);
+    n.scheduler.remove(1); // the oldest leaves (started, cancelled): seen at the next look
+    n.advance(1);
+    expect(n.age()).toBe(999 + OLDEST_SCAN_EVERY_MS / 1000 - 0.001);
+    expect(n.scans()).toBe(2);
+  });
 });

@@ -32,6 +32,11 @@ export interface GaugeSources {
   pulledOut(type: string): number;
 }
 
+/** Ready jobs up to which jobqueue_oldest_ready_age_seconds looks at every one on each read. */
+export const OLDEST_SCAN_EXACT_BELOW = 10_000;
+/** Beyond that, how often (ms) at most it looks again. */
+export const OLDEST_SCAN_EVERY_MS = 1000;
+
 /** jobqueue_breaker_state's values. */
 const BREAKER_STATE = { closed: 0, open: 1, half_open: 2 } as const;
 
@@ -120,9 +125,14 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     metrics.gauge("jobqueue_workers_busy", "Worker slots running a handler.", src.busy);
     metrics.gauge("jobqueue_jobs_claimed_ahead", "Jobs claimed ahead of a free worker slot (--claim-ahead-ms), waiting on this node for one.", src.waitingForSlot);
     metrics.gauge("jobqueue_workers", "Worker slots in the pool.", () => src.workers);
-    metrics.gauge("jobqueue_oldest_ready_age_seconds", "Age of the longest-waiting ready job.", () => {
-      const oldest = src.oldestReadyAt();
-      return oldest === null ? 0 : Math.max(0, clock() - oldest) / 1000;
+    // Finding the oldest ready job visits every heap entry: with many ready, at most one visit per
+    // OLDEST_SCAN_EVERY_MS, however often /metrics is read (a million entries take milliseconds
+    // of the event loop). Until the next visit the age grows from the last one's finding.
+    let scan = { at: -Infinity, oldest: null as number | null };
+    metrics.gauge("jobqueue_oldest_ready_age_seconds", `Age of the longest-waiting ready job (with more than ${OLDEST_SCAN_EXACT_BELOW} ready, as found at most ${OLDEST_SCAN_EVERY_MS} ms ago).`, () => {
+      const now = clock();
+      if (src.readyCount() <= OLDEST_SCAN_EXACT_BELOW || now - scan.at >= OLDEST_SCAN_EVERY_MS) scan = { at: now, oldest: src.oldestReadyAt() };
+      return scan.oldest === null ? 0 : Math.max(0, now - scan.oldest) / 1000;
     });
   }
 
