@@ -414,12 +414,12 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       });
     });
 
-    test("release hands this node's aborted attempts back at once, the attempt not counted", async () => {
+    test("release hands this node's aborted attempts back at once, the attempt not counted, due at their old run time", async () => {
       const [id] = await store.insert([job()], T0);
       (await store.claim([id!], "me", T0, LEASE)).jobs;
       expect(await store.release([{ id: id!, attempt: 1 }], "other", T0 + 10)).toEqual([]);
       const back = await store.release([{ id: id!, attempt: 1 }], "me", T0 + 10);
-      expect(back).toEqual([{ id: id!, type: "t", priority: 0, runAt: T0 + 10, createdAt: T0, key: null }]);
+      expect(back).toEqual([{ id: id!, type: "t", priority: 0, runAt: T0, createdAt: T0, key: null }]);
       expect(await store.get(id!, T0 + 10)).toMatchObject({ state: "pending", attempts: 0 });
       (await store.claim([id!], "me", T0 + 10, LEASE)).jobs;
       await store.complete([{ id: id!, attempt: 1 }]);

@@ -85,8 +85,10 @@ export interface JobMoves {
   /** Fenced lease extension for running attempts owned by `owner`. */
   extendLeases(refs: ClaimRef[], owner: string, leaseUntil: number): Promise<boolean[]>;
   /**
-   * Fenced hand-back of attempts this process aborted itself (shutdown): inflight → pending
-   * at once, the interrupted attempt not counted.
+   * Fenced hand-back of attempts this process aborted itself (shutdown), or of jobs it claimed and
+   * never started: inflight → pending at once, the interrupted attempt not counted, due at their old
+   * run time (a hand-back is not the job's doing: it keeps its place in line, and a schedule's job
+   * the tick that made it).
    */
   release(refs: ClaimRef[], owner: string, now: number, outcome?: AttemptOutcome | null): Promise<PendingEntry[]>;
   /**

@@ -288,7 +288,7 @@ export class JobModel {
     });
   }
 
-  /** Shutdown hand-back: pending at once, the aborted attempt not counted. */
+  /** Shutdown hand-back: pending at once, the aborted attempt not counted, due at its old run time. */
   release(refs: ClaimRef[], owner: string): PendingEntry[] {
     const back: PendingEntry[] = [];
     for (const r of refs) {
@@ -297,7 +297,6 @@ export class JobModel {
       this.stopAttempt(j);
       j.state = "pending";
       j.attempts -= 1;
-      j.runAt = this.now;
       back.push(this.entry(j));
     }
     return back.sort(byId);

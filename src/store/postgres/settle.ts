@@ -133,10 +133,10 @@ export function createSettle(
           RETURNING j.*)
         ${outcome === null ? "" : RECORD_ATTEMPTS("$5::text", "$4", "NULL::int4", "NULL::int4", "NULL::text")}
         INSERT INTO pending_jobs (id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS})
-        SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ${at("$4")},
+        SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, run_at,
                created_at, last_error, ${CARRY_COLS}
         FROM moved
-        RETURNING ${ENTRY_COLS}`, outcome === null ? [ids(refs), attempts(refs), owner, now] : [ids(refs), attempts(refs), owner, now, outcome]);
+        RETURNING ${ENTRY_COLS}`, outcome === null ? [ids(refs), attempts(refs), owner] : [ids(refs), attempts(refs), owner, now, outcome]);
       return rows.map(toEntry);
     }),
 

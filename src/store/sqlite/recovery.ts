@@ -15,15 +15,15 @@ export function createRecovery({ conn, tables }: { conn: Connection; tables: Tab
   const { removed, deleteInflight, recordAttempt } = tables;
   const ownerIds = prepare<{ id: number }, [owner: string]>("SELECT id FROM inflight_jobs WHERE owner = ? ORDER BY id");
 
-  // ---- release: attempts this process aborted itself (shutdown), fenced; the attempt is not counted ----
-  const releaseFenced = prepare<PendingEntry, [now: number, id: number, attempt: number, owner: string]>(`
+  // ---- release: attempts this process aborted itself (shutdown), fenced; the attempt is not counted, the run time kept ----
+  const releaseFenced = prepare<PendingEntry, [id: number, attempt: number, owner: string]>(`
     INSERT INTO pending_jobs (${COPY_COLS}, ${CARRY_COLS})
-    SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, ?, created_at, last_error, ${CARRY_COLS}
+    SELECT id, type, payload, priority, attempts - 1, max_attempts, timeout_ms, run_at, created_at, last_error, ${CARRY_COLS}
     FROM inflight_jobs WHERE id = ? AND attempts = ? AND owner = ?
     RETURNING ${ENTRY_COLS}`);
   const releaseTx = db.transaction((refs: ClaimRef[], owner: string, now: number, outcome: AttemptOutcome | null) =>
     moveEach(refs, (r) => {
-      const entry = releaseFenced().get(now, r.id, r.attempt, owner);
+      const entry = releaseFenced().get(r.id, r.attempt, owner);
       if (entry && outcome !== null) recordAttempt(r.id, { outcome, endedAt: now }, null);
       return entry;
     }, deleteInflight));
