@@ -52,6 +52,18 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       expect((await store.get(ids[2]!, T0))!.type).toBe("c");
     });
 
+    test("times with sub-millisecond parts come back exactly as they went in, down to the µs", async () => {
+      // Whole µs as ms (what a clock corrected by a measured offset gives): the stores keep µs.
+      const times = [T0 * 1000 + 1, T0 * 1000 + 3, T0 * 1000 + 123_456, 7_000_000_000_000_789, 946_684_800_000_000 - 999].map((us) => us / 1000);
+      const ids = await store.insert(times.map((t) => job({ runAt: t })), times[0]!);
+      for (const [i, id] of ids.entries()) expect((await store.get(id, T0))!.runAt).toBe(times[i]!);
+      const streamed = new Map<number, number>();
+      for await (const batch of store.streamPending(100)) for (const e of batch) streamed.set(e.id, e.runAt);
+      expect(ids.map((id) => streamed.get(id))).toEqual(times);
+      expect(streamed.get(ids[0]!)).toBe(times[0]!);
+      for (const id of ids) expect(await store.cancelPending([id])).toEqual([true]);
+    });
+
     test("a job due later reads as scheduled, then pending once due", async () => {
       const [id] = await store.insert([job({ runAt: T0 + 60_000 })], T0);
       expect((await store.get(id!, T0))!.state).toBe("scheduled");
