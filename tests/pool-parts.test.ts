@@ -129,3 +129,104 @@ test("an id the heap holds twice, claimed in one batch, leaves its type's slot f
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * A real store whose claims answer only when the test says: the pool's claims out at once, and the
+ * order in which the claimed jobs start.
+ */
+function gatedClaims(real: PoolStore) {
+  const gates: Array<() => void> = [];
+  let out = 0;
+  let mostOut = 0;
+  const store: PoolStore = Object.assign(Object.create(real) as PoolStore, {
+    claim: async (...args: Parameters<PoolStore["claim"]>) => {
+      out++;
+      mostOut = Math.max(mostOut, out);
+      await new Promise<void>((open) => gates.push(open));
+      try {
+        return await real.claim(...args);
+      } finally {
+        out--;
+      }
+    },
+  });
+  return { store, gates, get mostOut() { return mostOut; } };
+}
+
+test("a big claim goes out beside the one out, and one that lands first starts its jobs in the slots free without waiting for the other", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
+  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
+  try {
+    await real.migrate();
+    const now = Date.now();
+    const jobs = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => ({ type: "t", payload: String(from + i), priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null }));
+    const first = await real.insert(jobs(0, 40), now);
+    const second = await real.insert(jobs(40, 40), now);
+    const gated = gatedClaims(real);
+    const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
+    const started: number[] = [];
+    registry.register("t", (job) => void started.push(job.payload as number));
+    const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
+    const pool = createWorkerPool({
+      store: gated.store, scheduler, registry, clock: Date.now, owner: "me", concurrency: 200, leaseMs: 60_000, agingMs: 0,
+      backoff: { baseMs: 1, capMs: 1 }, logger: silent,
+      events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
+    });
+    for (const id of first) scheduler.add(id, 0, now, now, "t");
+    pool.start();
+    await waitFor(() => gated.gates.length === 1, { what: "the first claim to go out" });
+    // 40 more become ready while it is out: enough for a claim of their own beside it.
+    for (const id of second) scheduler.add(id, 0, now, now, "t");
+    await waitFor(() => gated.gates.length === 2, { what: "a second claim beside the first" });
+    expect(gated.mostOut).toBe(2);
+    // The second answers first: 200 slots are free, so its jobs start at once.
+    gated.gates[1]!();
+    await waitFor(() => started.length === 40, { what: "the second claim's jobs" });
+    expect(started.slice().sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => 40 + i));
+    gated.gates[0]!();
+    await waitFor(() => started.length === 80 && pool.inflight === 0, { what: "all 80 jobs to run and settle" });
+    expect(started.slice(40).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    await pool.stop(0);
+  } finally {
+    await real.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("jobs that become ready while a claim is out leave together in the next claim when they are few", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
+  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
+  try {
+    await real.migrate();
+    const now = Date.now();
+    const jobs = (n: number) => Array.from({ length: n }, () => ({ type: "t", payload: "1", priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null }));
+    const first = await real.insert(jobs(40), now);
+    const few = await real.insert(jobs(10), now);
+    const gated = gatedClaims(real);
+    const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
+    let ran = 0;
+    registry.register("t", () => void ran++);
+    const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
+    const pool = createWorkerPool({
+      store: gated.store, scheduler, registry, clock: Date.now, owner: "me", concurrency: 200, leaseMs: 60_000, agingMs: 0,
+      backoff: { baseMs: 1, capMs: 1 }, logger: silent,
+      events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
+    });
+    for (const id of first) scheduler.add(id, 0, now, now, "t");
+    pool.start();
+    await waitFor(() => gated.gates.length === 1, { what: "the first claim to go out" });
+    for (const id of few) scheduler.add(id, 0, now, now, "t");
+    await Bun.sleep(20); // nothing to await: the point is that no second claim goes out
+    expect(gated.gates.length).toBe(1);
+    gated.gates[0]!();
+    await waitFor(() => gated.gates.length === 2, { what: "the next claim, with the few" });
+    gated.gates[1]!();
+    await waitFor(() => ran === 50 && pool.inflight === 0, { what: "all 50 jobs to run and settle" });
+    expect(gated.mostOut).toBe(1);
+    await pool.stop(0);
+  } finally {
+    await real.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -75,6 +75,14 @@ export interface AttemptsDeps {
   keyFreed?: (type: string, key: string) => void;
 }
 
+/** A job claimed ahead, in line for a slot: rated types first, then the heap's order (aging key, id). */
+interface Waiting {
+  entry: Attempt;
+  readyAt: number;
+  first: number;
+  key: number;
+}
+
 export function createAttempts(deps: AttemptsDeps) {
   const { registry, clock, events, slots, settler, keepMs, pump, notifyIdle } = deps;
   const running = new Map<number, Attempt>();
@@ -83,7 +91,7 @@ export function createAttempts(deps: AttemptsDeps) {
    * short): leased to this node, their handlers not called yet, started in this order as slots free.
    * Entries dropped meanwhile (cancelled, lease lost, handed back at shutdown) are skipped.
    */
-  const waiting: { entry: Attempt; readyAt: number }[] = [];
+  const waiting: Waiting[] = [];
   let waitingHead = 0;
 
   /** Start handlers for claimed jobs (or hand them straight back if shutdown began meanwhile). */
@@ -93,7 +101,9 @@ export function createAttempts(deps: AttemptsDeps) {
     // More than the free slots (a claim ahead): those that wait go in the heap's order (a claim's
     // rows come back in any order), but rate-limited jobs start first: their starts were counted
     // when the claim was made (the claim took no more of them than slots were free, slots.ts).
-    if (claimed.length > slots.idle || waiting.length > waitingHead) {
+    const linedUp = waiting.length > waitingHead;
+    let keys: Map<number, { first: number; key: number }> | undefined;
+    if (claimed.length > slots.idle || linedUp) {
       // Sort keys computed once per job, not per comparison: rated types first, then the heap's order.
       const keyed = claimed.map((job) => ({
         job,
@@ -102,6 +112,7 @@ export function createAttempts(deps: AttemptsDeps) {
       }));
       keyed.sort((a, b) => a.first - b.first || a.key - b.key || a.job.id - b.job.id);
       claimed = keyed.map((k) => k.job);
+      keys = new Map(keyed.map((k) => [k.job.id, k]));
     }
     // Jobs started together with the same timeout share one timer (a claim brings many).
     const timers = new Map<number, TimeoutGroup>();
@@ -119,13 +130,18 @@ export function createAttempts(deps: AttemptsDeps) {
       if (type !== undefined && !type.pull && (!slots.startable || waiting.length > waitingHead)) {
         const entry: Attempt = { job, ended: false, waiting: true };
         running.set(job.id, entry);
-        waiting.push({ entry, readyAt: readyAt(job) });
+        const k = keys?.get(job.id);
+        waiting.push({ entry, readyAt: readyAt(job), first: k?.first ?? 1, key: k?.key ?? 0 });
         slots.queue(1);
         continue;
       }
       begin(job, type, readyAt(job), now, timers);
     }
     for (const group of timers.values()) group.arm();
+    // Jobs were in line already (from an earlier claim, or from one sent after this one that landed
+    // first: two claims may be out at once, claimer.ts): a claim's from the heap take their places
+    // by the heap's order. Jobs born leased or pulled from the store join the end, as before.
+    if (linedUp && readyAtById !== null) mergeLine();
     startWaiting(); // (a slot that came free without an attempt ending)
     notifyIdle();
   }
@@ -140,6 +156,15 @@ export function createAttempts(deps: AttemptsDeps) {
       if (!group) timers.set(timeoutMs, (group = new TimeoutGroup(timeoutMs)));
     }
     void run(job, type, group);
+  }
+
+  /** Puts the line (from its head) back in the heap's order after a claim's jobs joined its end. */
+  function mergeLine(): void {
+    const rest = waiting.slice(waitingHead).filter((w) => w.entry.waiting);
+    rest.sort((a, b) => a.first - b.first || a.key - b.key || a.entry.job.id - b.entry.job.id);
+    waiting.length = 0;
+    waitingHead = 0;
+    for (const w of rest) waiting.push(w);
   }
 
   /** Slots came free: start the jobs that wait for one, in their order. */

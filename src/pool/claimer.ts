@@ -18,7 +18,7 @@ import type { Clock } from "../clock.ts";
 
 export interface ClaimerDeps {
   store: Pick<JobMoves, "claim" | "claimNext" | "peekUrgent">;
-  scheduler: Pick<Scheduler, "popReady" | "add" | "promoteDue" | "topReadyKey" | "holdKey">;
+  scheduler: Pick<Scheduler, "popReady" | "add" | "promoteDue" | "topReadyKey" | "holdKey" | "readyCount">;
   clock: Clock;
   owner: string;
   leaseMs: number;
@@ -46,6 +46,14 @@ const ADOPT_MIN = 100;
 const ADOPT_MAX = 1000;
 /** Most jobs moved by one claim statement. */
 const MAX_CLAIM_BATCH = 1000;
+/**
+ * Claim statements out at once, and the jobs a second one must be able to carry to go out while
+ * the first is out (see pump). With one out, PostgreSQL expanding and sending a claim's 16 KiB
+ * payloads and this process reading them left both at ~70 % of a core. Drains interleaved on one
+ * database: 16 KiB payloads 13.7k -> 16.0k jobs/s (median of four), noop payloads within noise.
+ */
+const MAX_CLAIMS_OUT = 2;
+const CLAIM_OVERLAP_MIN = 32;
 /** A key held at its concurrency is asked again after this long, doubling while it stays full, up to the cap. */
 const KEY_RECHECK_MAX_MS = 2000;
 /** Keys whose recheck delays are remembered at most (a key whose jobs another node took is never cleared here). */
@@ -53,15 +61,14 @@ const KEY_RECHECK_KEPT = 10_000;
 
 export function createClaimer(deps: ClaimerDeps) {
   const { store, scheduler, clock, owner, leaseMs, events, mode, slots, strays, notifyIdle } = deps;
-  /** Claim loops running (at most one); each has at most one claim out. */
+  /** Claim loops running (at most MAX_CLAIMS_OUT); each has at most one claim out. */
   let claimLoops = 0;
   /** Set by pull(): the store may hold due work this heap does not (cleared when it has none). */
   let pullWanted = false;
   /** Claim statements out now, by sequence number (settled() waits for those out when it is called). */
   const claimsOut = new Set<number>();
   let claimSeq = 0;
-  /** The jobs of the claim being made (one at a time), and the same by id once it lands; both refilled claim after claim. */
-  const batch = new ReadyBatch();
+  /** The jobs of a landed claim by id (filled and emptied without a pause between). */
   const batchById = new Map<number, ReadyEntry>();
   const got = new Set<number>();
   /** Keys held at their concurrency limit, and how long the last hold was (it doubles while they stay full). */
@@ -95,20 +102,33 @@ export function createClaimer(deps: ClaimerDeps) {
   }
 
   /**
-   * Claim ready jobs into free slots; called whenever either may have grown. One claim is out at a
-   * time: jobs that become ready and slots that free up meanwhile leave together in the next claim
-   * (group commit); several out at once made each smaller and cut end-to-end throughput.
+   * A claim beside the one out is worth sending: it can carry CLAIM_OVERLAP_MIN jobs from the heap.
+   * Smaller ones wait and leave together in the next claim (group commit): many small claims out
+   * at once cut end-to-end throughput.
+   */
+  function canOverlap(): boolean {
+    return canClaim() && Math.min(slots.free, scheduler.readyCount) >= CLAIM_OVERLAP_MIN;
+  }
+
+  /**
+   * Claim ready jobs into free slots; called whenever either may have grown. A second claim goes
+   * out while one is out only when it is big (canOverlap): the database then expands and sends one
+   * claim's rows while this process reads the other's. Whichever lands first starts its jobs; jobs
+   * that must wait for a slot take their places in line by the heap's order (attempt.ts), so a
+   * claim that lands early only starts ahead the jobs the idle slots take at once.
    */
   function pump(): void {
-    if (claimLoops > 0 || !(canClaim() || canPull())) return;
+    if (claimLoops === 0 ? !(canClaim() || canPull()) : claimLoops >= MAX_CLAIMS_OUT || !canOverlap()) return;
     claimLoops++;
     deps.defer(() => void claimLoop());
   }
 
   async function claimLoop(): Promise<void> {
+    const batch = new ReadyBatch();
     try {
       for (;;) {
-        if (canClaim()) {
+        // Beside another loop, only big claims: the last loop left takes the small ones.
+        if (claimLoops > 1 ? canOverlap() : canClaim()) {
           batch.clear();
           let n = slots.free > 0 ? scheduler.popReady(Math.min(slots.free, MAX_CLAIM_BATCH), batch, slots.roomByCode(), slots.startNowRoom()) : 0;
           // Pull types' jobs for waiting polls, in the same claim (they need no slot).
@@ -117,8 +137,8 @@ export function createClaimer(deps: ClaimerDeps) {
           }
           if (n === 0) break;
           for (let i = 0; i < batch.length; i++) slots.occupy(batch.entries[i]!.type, 1);
-          if (!(await claimBatch())) break;
-        } else if (canPull()) {
+          if (!(await claimBatch(batch))) break;
+        } else if (claimLoops === 1 && canPull()) {
           const part = pullPart()!;
           const limit = Math.min(part === "local" ? slots.free : slots.remoteWant(), MAX_CLAIM_BATCH);
           if (!(await pullBatch(limit, part))) break;
@@ -206,7 +226,7 @@ export function createClaimer(deps: ClaimerDeps) {
    * One claim statement for the jobs in `batch`; false when the store failed (they went back to the
    * scheduler). The batch's entries are only read until this returns: the next pop refills them.
    */
-  async function claimBatch(): Promise<boolean> {
+  async function claimBatch(batch: ReadyBatch): Promise<boolean> {
     const n = batch.length;
     const entries = batch.entries;
     const ids = new Array<number>(n);
