@@ -14,6 +14,17 @@ import { waitFor } from "./support/wait.ts";
 
 const silent = createLogger("silent");
 
+/** A pool on `store` with the scheduler that feeds it (no aging, a 60 s lease, quiet events). */
+function testPool(store: PoolStore, registry: ReturnType<typeof createHandlerRegistry>, concurrency: number) {
+  const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
+  const pool = createWorkerPool({
+    store, scheduler, registry, clock: Date.now, owner: "me", concurrency, leaseMs: 60_000, agingMs: 0,
+    backoff: { baseMs: 1, capMs: 1 }, logger: silent,
+    events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
+  });
+  return { scheduler, pool };
+}
+
 test("the pool's mode moves only along the machine's edges", () => {
   const mode = createPoolMode({ clock: () => 0, logger: silent, onResume: () => {} });
   expect(mode.current).toBe("new");
@@ -68,12 +79,7 @@ test("a pool given only the store moves it makes (a real store, typed PoolStore)
     const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
     const seen: unknown[] = [];
     registry.register("t", (job) => void seen.push(job.payload));
-    const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
-    const pool = createWorkerPool({
-      store, scheduler, registry, clock: Date.now, owner: "me", concurrency: 2, leaseMs: 60_000, agingMs: 0,
-      backoff: { baseMs: 1, capMs: 1 }, logger: silent,
-      events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
-    });
+    const { scheduler, pool } = testPool(store, registry, 2);
     pool.start();
     scheduler.add(id!, 0, now, now, "t");
     await waitFor(async () => (await real.get(id!, Date.now())) === null && pool.inflight === 0, { what: "the job completed in the store" });
@@ -106,12 +112,7 @@ test("an id the heap holds twice, claimed in one batch, leaves its type's slot f
       if (++together === 2) bothIn();
       await pairRunning;
     }, { concurrency: 2 });
-    const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
-    const pool = createWorkerPool({
-      store: real, scheduler, registry, clock: Date.now, owner: "me", concurrency: 4, leaseMs: 60_000, agingMs: 0,
-      backoff: { baseMs: 1, capMs: 1 }, logger: silent,
-      events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
-    });
+    const { scheduler, pool } = testPool(real, registry, 4);
     // The same id twice (as after a lost claim answer and a reap): both copies leave in one claim.
     scheduler.add(a!, 0, now, now, "two");
     scheduler.add(a!, 0, now, now, "two");
@@ -167,12 +168,7 @@ test("a big claim goes out beside the one out, and one that lands first starts i
     const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
     const started: number[] = [];
     registry.register("t", (job) => void started.push(job.payload as number));
-    const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
-    const pool = createWorkerPool({
-      store: gated.store, scheduler, registry, clock: Date.now, owner: "me", concurrency: 200, leaseMs: 60_000, agingMs: 0,
-      backoff: { baseMs: 1, capMs: 1 }, logger: silent,
-      events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
-    });
+    const { scheduler, pool } = testPool(gated.store, registry, 200);
     for (const id of first) scheduler.add(id, 0, now, now, "t");
     pool.start();
     await waitFor(() => gated.gates.length === 1, { what: "the first claim to go out" });
@@ -207,12 +203,7 @@ test("jobs that become ready while a claim is out leave together in the next cla
     const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
     let ran = 0;
     registry.register("t", () => void ran++);
-    const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
-    const pool = createWorkerPool({
-      store: gated.store, scheduler, registry, clock: Date.now, owner: "me", concurrency: 200, leaseMs: 60_000, agingMs: 0,
-      backoff: { baseMs: 1, capMs: 1 }, logger: silent,
-      events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
-    });
+    const { scheduler, pool } = testPool(gated.store, registry, 200);
     for (const id of first) scheduler.add(id, 0, now, now, "t");
     pool.start();
     await waitFor(() => gated.gates.length === 1, { what: "the first claim to go out" });
