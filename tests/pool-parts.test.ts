@@ -14,11 +14,11 @@ import { waitFor } from "./support/wait.ts";
 
 const silent = createLogger("silent");
 
-/** A pool on `store` with the scheduler that feeds it (no aging, a 60 s lease, quiet events). */
-function testPool(store: PoolStore, registry: ReturnType<typeof createHandlerRegistry>, concurrency: number) {
+/** A pool on `store` with the scheduler that feeds it (no aging: the earlier ready time goes first; a 60 s lease, quiet events). */
+function testPool(store: PoolStore, registry: ReturnType<typeof createHandlerRegistry>, concurrency: number, claimAheadMs = 0) {
   const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
   const pool = createWorkerPool({
-    store, scheduler, registry, clock: Date.now, owner: "me", concurrency, leaseMs: 60_000, agingMs: 0,
+    store, scheduler, registry, clock: Date.now, owner: "me", concurrency, leaseMs: 60_000, agingMs: 0, claimAheadMs,
     backoff: { baseMs: 1, capMs: 1 }, logger: silent,
     events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
   });
@@ -215,6 +215,49 @@ test("jobs that become ready while a claim is out leave together in the next cla
     gated.gates[1]!();
     await waitFor(() => ran === 50 && pool.inflight === 0, { what: "all 50 jobs to run and settle" });
     expect(gated.mostOut).toBe(1);
+    await pool.stop(0);
+  } finally {
+    await real.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("jobs a later claim brings take their places in line by the heap's order, ahead of less urgent ones claimed earlier that still wait", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
+  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
+  try {
+    await real.migrate();
+    const now = Date.now();
+    const job = (payload: string, runAt: number) => ({ type: "t", payload, priority: 0, maxAttempts: 3, runAt, timeoutMs: null });
+    let unblock: () => void = () => {};
+    const blocked = new Promise<void>((r) => (unblock = r));
+    const ran: string[] = [];
+    const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
+    registry.register("t", async (j) => {
+      ran.push(j.payload as string);
+      if (j.payload === "block") await blocked;
+    });
+    const { scheduler, pool } = testPool(real, registry, 1, 1000);
+    const add = async (jobs: ReturnType<typeof job>[]) => {
+      const ids = await real.insert(jobs, now);
+      ids.forEach((id, i) => scheduler.add(id, 0, jobs[i]!.runAt, Date.now(), "t"));
+    };
+    pool.start();
+    // Short handlers first, so the pool claims ahead of its one slot.
+    await add(Array.from({ length: 5 }, () => job('"warm"', now)));
+    await waitFor(() => ran.length === 5 && pool.inflight === 0, { what: "the warm-up jobs" });
+    await add([job('"block"', now)]);
+    await waitFor(() => ran.includes("block"), { what: "the slot to be taken" });
+    // Claimed while the slot is busy: they wait. Then more urgent ones (ready a minute earlier) come in a later claim.
+    await add(Array.from({ length: 10 }, (_, i) => job(`"later${i}"`, now)));
+    await waitFor(() => pool.waitingForSlot === 10, { what: "the first claim's jobs to wait" });
+    await add(Array.from({ length: 10 }, (_, i) => job(`"urgent${i}"`, now - 60_000)));
+    await waitFor(() => pool.waitingForSlot === 20, { what: "the second claim's jobs to wait" });
+    unblock();
+    await waitFor(() => ran.length === 26 && pool.inflight === 0, { what: "every job to run" });
+    const after = ran.slice(6);
+    expect(after.slice(0, 10).every((p) => p.startsWith("urgent"))).toBe(true);
+    expect(after.slice(10).every((p) => p.startsWith("later"))).toBe(true);
     await pool.stop(0);
   } finally {
     await real.close();

@@ -75,12 +75,18 @@ export interface AttemptsDeps {
   keyFreed?: (type: string, key: string) => void;
 }
 
-/** A job claimed ahead, in line for a slot: rated types first, then the heap's order (aging key, id). */
-interface Waiting {
-  entry: Attempt;
-  readyAt: number;
+/** Where a claimed job stands in line for a slot: rated types first (0), then the heap's order (aging key, id). */
+interface LinePlace {
   first: number;
   key: number;
+  id: number;
+}
+const byLine = (a: LinePlace, b: LinePlace) => a.first - b.first || a.key - b.key || a.id - b.id;
+
+/** A job claimed ahead, in line for a slot. */
+interface Waiting extends LinePlace {
+  entry: Attempt;
+  readyAt: number;
 }
 
 export function createAttempts(deps: AttemptsDeps) {
@@ -102,21 +108,17 @@ export function createAttempts(deps: AttemptsDeps) {
     // rows come back in any order), but rate-limited jobs start first: their starts were counted
     // when the claim was made (the claim took no more of them than slots were free, slots.ts).
     const linedUp = waiting.length > waitingHead;
-    let keys: Map<number, { first: number; key: number }> | undefined;
-    if (claimed.length > slots.idle || linedUp) {
-      // Sort keys computed once per job, not per comparison: rated types first, then the heap's order.
-      const keyed = claimed.map((job) => ({
-        job,
-        first: isRated(registry.get(job.type)?.flow) ? 0 : 1,
-        key: agingKey(readyAt(job), job.priority, deps.agingMs),
-      }));
-      keyed.sort((a, b) => a.first - b.first || a.key - b.key || a.job.id - b.job.id);
-      claimed = keyed.map((k) => k.job);
-      keys = new Map(keyed.map((k) => [k.job.id, k]));
-    }
+    // Places computed once per job, not per comparison.
+    const placeOf = (job: ClaimedJob) => {
+      const at = readyAt(job);
+      return { job, id: job.id, readyAt: at, first: isRated(registry.get(job.type)?.flow) ? 0 : 1, key: agingKey(at, job.priority, deps.agingMs) };
+    };
+    const placed = claimed.length > slots.idle || linedUp ? claimed.map(placeOf).sort(byLine) : null;
+    if (placed !== null) claimed = placed.map((p) => p.job);
     // Jobs started together with the same timeout share one timer (a claim brings many).
     const timers = new Map<number, TimeoutGroup>();
-    for (const job of claimed) {
+    for (let i = 0; i < claimed.length; i++) {
+      const job = claimed[i]!;
       if (deps.mode.stopping) {
         // Shutdown began while the claim was in flight: give it straight back.
         slots.occupy(job.type, -1);
@@ -130,8 +132,8 @@ export function createAttempts(deps: AttemptsDeps) {
       if (type !== undefined && !type.pull && (!slots.startable || waiting.length > waitingHead)) {
         const entry: Attempt = { job, ended: false, waiting: true };
         running.set(job.id, entry);
-        const k = keys?.get(job.id);
-        waiting.push({ entry, readyAt: readyAt(job), first: k?.first ?? 1, key: k?.key ?? 0 });
+        const { first, key, id, readyAt: at } = placed?.[i] ?? placeOf(job);
+        waiting.push({ entry, readyAt: at, first, key, id });
         slots.queue(1);
         continue;
       }
@@ -160,8 +162,7 @@ export function createAttempts(deps: AttemptsDeps) {
 
   /** Puts the line (from its head) back in the heap's order after a claim's jobs joined its end. */
   function mergeLine(): void {
-    const rest = waiting.slice(waitingHead).filter((w) => w.entry.waiting);
-    rest.sort((a, b) => a.first - b.first || a.key - b.key || a.entry.job.id - b.entry.job.id);
+    const rest = waiting.slice(waitingHead).filter((w) => w.entry.waiting).sort(byLine);
     waiting.length = 0;
     waitingHead = 0;
     for (const w of rest) waiting.push(w);
