@@ -48,7 +48,7 @@ if head=$(git rev-parse --short=7 HEAD 2>/dev/null); then
 fi
 
 mkdir -p "$(dirname "$out")"
-if ! bun build --compile --minify --sourcemap "${target_flags[@]}" \
+if ! bun build --compile --bytecode --format=esm --minify --sourcemap "${target_flags[@]}" \
   --define "JOBQUEUE_BUILD_COMMIT=\"$commit\"" --define "JOBQUEUE_BUILD_TARGET=\"$target\"" \
   src/main.ts --outfile "$out"; then
   echo "build-binary.sh: could not build $target (for another platform Bun must fetch its runtime from registry.npmjs.org; see docs/operations.md#release-builds)" >&2
