@@ -92,6 +92,52 @@ test("a pool given only the store moves it makes (a real store, typed PoolStore)
   }
 });
 
+test("a handler gets a live AbortSignal unless it is declared with exactly one parameter; interrupts end every kind", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
+  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
+  try {
+    await real.migrate();
+    const now = Date.now();
+    // Each type hangs until the pool's 200 ms timeout interrupts it; what it was handed is recorded.
+    const seen = new Map<string, unknown[]>();
+    const hang = () => new Promise(() => {});
+    const registry = createHandlerRegistry({ timeoutMs: 200, maxAttempts: 1, priority: 0 });
+    registry.register("one", function (this: unknown, _job) {
+      seen.set("one", [...arguments]);
+      return hang();
+    });
+    registry.register("two", (job, signal) => {
+      seen.set("two", [signal]);
+      return hang();
+    });
+    registry.register("rest", (...args) => {
+      seen.set("rest", args.slice(1));
+      return hang();
+    });
+    registry.register("none", function () {
+      seen.set("none", [...arguments].slice(1));
+      return hang();
+    });
+    const types = ["one", "two", "rest", "none"];
+    const ids = await real.insert(types.map((type) => ({ type, payload: "1", priority: 0, maxAttempts: 1, runAt: now, timeoutMs: null })), now);
+    const { scheduler, pool } = testPool(real, registry, 4);
+    pool.start();
+    ids.forEach((id, i) => scheduler.add(id, 0, now, now, types[i]!));
+    // Every attempt, signal or not, is ended by its timeout and dead-lettered (one attempt each).
+    await waitFor(async () => (await real.counts()).dead === 4 && pool.inflight === 0, { what: "all four attempts to time out" });
+    expect(seen.get("one")!.length).toBe(1); // called with the job alone
+    for (const type of ["two", "rest", "none"]) {
+      const [signal] = seen.get(type)!;
+      expect(signal).toBeInstanceOf(AbortSignal);
+      expect((signal as AbortSignal).aborted).toBe(true); // the timeout aborted it
+    }
+    await pool.stop(0);
+  } finally {
+    await real.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("an id the heap holds twice, claimed in one batch, leaves its type's slot free once it ends", async () => {
   const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
   const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });

@@ -3,7 +3,7 @@
 // --webhook-secret against each type it signs. Library users register their own functions instead.
 import type { TypeConfig } from "../config/types-file.ts";
 import { ConfigError } from "../errors.ts";
-import { createHandlerRegistry, type HandlerRegistry, type TypePolicy } from "./handler.ts";
+import { createHandlerRegistry, type HandlerRegistry, type JobContext, type TypePolicy } from "./handler.ts";
 import { createExecHandler } from "./exec.ts";
 import { createWebhookHandler } from "./webhook.ts";
 import { DEFAULT_SIGNATURE_SCHEME, secretProblem } from "./signing.ts";
@@ -54,7 +54,8 @@ export function registryFromTypes(
     } else if (t.kind === "exec") {
       registry.register(name, createExecHandler({ command: t.command, env: webhook.commandEnv ?? {} }), policy);
     } else {
-      registry.register(name, () => {}, policy);
+      // One parameter: it takes no signal, so the pool makes none (attempt.ts).
+      registry.register(name, (_job: JobContext) => {}, policy);
     }
   }
   return registry;

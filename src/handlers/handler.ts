@@ -19,7 +19,12 @@ export interface JobContext {
   traceparent: string | null;
 }
 
-/** Resolve = done; throw = failed attempt (retried); throw PermanentError = dead at once. */
+/**
+ * Resolve = done; throw = failed attempt (retried); throw PermanentError = dead at once. The signal
+ * aborts when the attempt is interrupted (timeout, cancel, lost lease, shutdown). A handler declared
+ * with exactly one parameter, `(job) => …`, is called without one (none is made for it); declare
+ * `(job, signal)` (or take `...args`) to receive it.
+ */
 export type Handler = (job: JobContext, signal: AbortSignal) => unknown | Promise<unknown>;
 
 export interface TypePolicy {
