@@ -168,6 +168,21 @@ export function createAttempts(deps: AttemptsDeps) {
     for (const w of rest) waiting.push(w);
   }
 
+  let startSoon = false;
+  /**
+   * A slot came free as an attempt ended: start waiting jobs once the attempts ending in this wave
+   * of microtasks have all freed theirs, so they start together (one timeout group, one timer)
+   * instead of one by one.
+   */
+  function startWaitingSoon(): void {
+    if (startSoon || waitingHead === waiting.length) return;
+    startSoon = true;
+    queueMicrotask(() => {
+      startSoon = false;
+      startWaiting();
+    });
+  }
+
   /** Slots came free: start the jobs that wait for one, in their order. */
   function startWaiting(): void {
     if (waitingHead === waiting.length) return;
@@ -230,7 +245,7 @@ export function createAttempts(deps: AttemptsDeps) {
     slots.end(job.type);
     const runMs = clock() - startedAt;
     if (type && !type.pull && outcome.ok) deps.observeRunMs?.(runMs);
-    startWaiting();
+    startWaitingSoon();
     pump();
     if (cause instanceof LeaseLostError) {
       // The reaper already handed this attempt back; any move we made would be fenced off.
