@@ -52,7 +52,7 @@ export const RECORD_ATTEMPTS = (outcome: string, endedAtMs: string, status: stri
 export interface JobRow {
   id: number; type: string; payload: string; priority: number; attempts: number; max_attempts: number;
   timeout_ms: number | null; run_at: number; created_at: number; last_error: string | null;
-  key: string | null; start_by: number | null; throttles: number; trace: string | null;
+  key: string | null; start_by: number | null; throttles: number | null; trace: string | null;
 }
 export interface EntryRow { id: number; type: string; priority: number; run_at: number; created_at: number; key: string | null }
 
@@ -60,7 +60,7 @@ export function toClaimed(r: JobRow): ClaimedJob {
   return {
     id: r.id, type: r.type, payload: r.payload, priority: r.priority, attempts: r.attempts,
     maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms, runAt: r.run_at, createdAt: r.created_at,
-    lastError: r.last_error, key: r.key, startBy: r.start_by, throttles: r.throttles, trace: r.trace,
+    lastError: r.last_error, key: r.key, startBy: r.start_by, throttles: r.throttles ?? 0, trace: r.trace,
   };
 }
 export const toEntry = (r: EntryRow): PendingEntry =>
