@@ -38,12 +38,17 @@ const QUIET_WAIT_MS = Number(process.env.BENCH_QUIET_WAIT_S ?? 120) * 1000;
 /** Row 4's and 4p's target at the default settings: this many times graphile-worker tuned, same run. */
 const E2E_RATIO_TARGET = 1.5;
 
-function cpuSample(): { busy: number; total: number } {
+/** A virtual machine's hypervisor running others on our cores (steal) above this share of a benchmark's CPU time slows it unseen by any process list. */
+const STEAL_NOTED = 0.05;
+
+/** Whole-machine CPU ticks: busy (not idle or iowait), the steal among them (time the hypervisor gave away), and the total. */
+function cpuSample(): { busy: number; steal: number; total: number } {
   const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!;
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   const idle = (v[3] ?? 0) + (v[4] ?? 0);
-  const total = v.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
+  // guest time (v[8], v[9]) is counted in user time already
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - idle, steal: v[7] ?? 0, total };
 }
 
 /** Busy share of all cores over one second (this process sleeps meanwhile). */
@@ -225,14 +230,22 @@ async function main(): Promise<number> {
   const results: Result[] = [...skipped];
   const busySeen: number[] = [];
   const disturbed: string[] = [];
+  const stolen: string[] = [];
   const postmaster = sharedPostmaster();
   for (const b of chosen) {
     busySeen.push(await waitForQuiet());
     process.stderr.write(`bench: ${b.name}\n`);
     const foreign = foreignCpuMeter(process.pid, postmaster);
     foreign.start();
+    const before = cpuSample();
     const rows = await runBench(b, sqlite, binary?.path);
+    const after = cpuSample();
     const other = foreign.stop();
+    const steal = (after.steal - before.steal) / Math.max(1, after.total - before.total);
+    if (steal > STEAL_NOTED) {
+      stolen.push(`${b.name} ${Math.round(steal * 100)} %`);
+      for (const r of rows) r.notes = `${r.notes ? r.notes + "; " : ""}STOLEN: the hypervisor took ${Math.round(steal * 100)} % of the machine's CPU time meanwhile`;
+    }
     if (other.percent > DISTURBED_PERCENT) {
       disturbed.push(`${b.name} (${Math.round(other.percent)} %, mostly ${other.top})`);
       for (const r of rows) r.notes = `${r.notes ? r.notes + "; " : ""}DISTURBED: other processes used ${Math.round(other.percent)} % of a core meanwhile`;
@@ -260,7 +273,8 @@ async function main(): Promise<number> {
     ...(binary ? [`Code: ${binary.describe}`, ""] : []),
     `Command: \`bun bench/run.ts${argv.length ? " " + argv.join(" ") : ""}\` · ${minutes} min · machine busy before a benchmark: up to ${Math.round(maxBusy * 100)} %` +
       (maxBusy > QUIET_BUSY ? " (NOT quiet: numbers are low)" : "") +
-      ` · other processes during: ${disturbed.length === 0 ? `under ${DISTURBED_PERCENT} % of a core throughout` : `DISTURBED ${disturbed.join(", ")}`}`,
+      ` · other processes during: ${disturbed.length === 0 ? `under ${DISTURBED_PERCENT} % of a core throughout` : `DISTURBED ${disturbed.join(", ")}`}` +
+      ` · hypervisor steal: ${stolen.length === 0 ? `under ${STEAL_NOTED * 100} % throughout` : `STOLEN ${stolen.join(", ")}`}`,
     "",
     table(results),
     "",
