@@ -25,6 +25,19 @@ function testPool(store: PoolStore, registry: ReturnType<typeof createHandlerReg
   return { scheduler, pool };
 }
 
+/** A fresh, migrated SQLite store in a temporary directory for `fn`, closed and removed after. */
+async function onSqlite(fn: (real: ReturnType<typeof createSqliteStore>) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
+  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
+  try {
+    await real.migrate();
+    await fn(real);
+  } finally {
+    await real.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 test("the pool's mode moves only along the machine's edges", () => {
   const mode = createPoolMode({ clock: () => 0, logger: silent, onResume: () => {} });
   expect(mode.current).toBe("new");
@@ -69,10 +82,7 @@ test("hardStopAt is unset until the grace runs out, then the moment it did", () 
 });
 
 test("a pool given only the store moves it makes (a real store, typed PoolStore) claims, runs and completes a job", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
-  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
-  try {
-    await real.migrate();
+  await onSqlite(async (real) => {
     const now = Date.now();
     const [id] = await real.insert([{ type: "t", payload: '{"n":1}', priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null }], now);
     const store: PoolStore = real; // the pool sees only the moves it makes
@@ -86,17 +96,11 @@ test("a pool given only the store moves it makes (a real store, typed PoolStore)
     expect(seen).toEqual([{ n: 1 }]);
     expect(await pool.stop(0)).toEqual({ finished: 0, released: 0 });
     expect(await real.counts()).toEqual({ pending: 0, inflight: 0, dead: 0 });
-  } finally {
-    await real.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a handler gets a live AbortSignal unless it is declared with exactly one parameter; interrupts end every kind", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
-  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
-  try {
-    await real.migrate();
+  await onSqlite(async (real) => {
     const now = Date.now();
     // Each type hangs until the pool's 200 ms timeout interrupts it; what it was handed is recorded.
     const seen = new Map<string, unknown[]>();
@@ -132,17 +136,11 @@ test("a handler gets a live AbortSignal unless it is declared with exactly one p
       expect((signal as AbortSignal).aborted).toBe(true); // the timeout aborted it
     }
     await pool.stop(0);
-  } finally {
-    await real.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("an id the heap holds twice, claimed in one batch, leaves its type's slot free once it ends", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
-  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
-  try {
-    await real.migrate();
+  await onSqlite(async (real) => {
     const now = Date.now();
     const job = (payload: string) => ({ type: "two", payload, priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null });
     const [a] = await real.insert([job('"a"')], now);
@@ -171,10 +169,7 @@ test("an id the heap holds twice, claimed in one batch, leaves its type's slot f
     await waitFor(() => pool.inflight === 0, { what: "the pair to settle" });
     expect(ran.sort()).toEqual(["a", "b", "c"]);
     await pool.stop(0);
-  } finally {
-    await real.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 /**
@@ -201,10 +196,7 @@ function gatedClaims(real: PoolStore) {
 }
 
 test("a big claim goes out beside the one out, and one that lands first starts its jobs in the slots free without waiting for the other", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
-  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
-  try {
-    await real.migrate();
+  await onSqlite(async (real) => {
     const now = Date.now();
     const jobs = (from: number, n: number) =>
       Array.from({ length: n }, (_, i) => ({ type: "t", payload: String(from + i), priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null }));
@@ -230,17 +222,11 @@ test("a big claim goes out beside the one out, and one that lands first starts i
     await waitFor(() => started.length === 80 && pool.inflight === 0, { what: "all 80 jobs to run and settle" });
     expect(started.slice(40).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
     await pool.stop(0);
-  } finally {
-    await real.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("jobs that become ready while a claim is out leave together in the next claim when they are few", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
-  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
-  try {
-    await real.migrate();
+  await onSqlite(async (real) => {
     const now = Date.now();
     const jobs = (n: number) => Array.from({ length: n }, () => ({ type: "t", payload: "1", priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null }));
     const first = await real.insert(jobs(40), now);
@@ -262,17 +248,11 @@ test("jobs that become ready while a claim is out leave together in the next cla
     await waitFor(() => ran === 50 && pool.inflight === 0, { what: "all 50 jobs to run and settle" });
     expect(gated.mostOut).toBe(1);
     await pool.stop(0);
-  } finally {
-    await real.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("jobs a later claim brings take their places in line by the heap's order, ahead of less urgent ones claimed earlier that still wait", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "jq-pool-parts-"));
-  const real = createSqliteStore({ path: join(dir, "jobs.db"), synchronous: "NORMAL" });
-  try {
-    await real.migrate();
+  await onSqlite(async (real) => {
     const now = Date.now();
     const job = (payload: string, runAt: number) => ({ type: "t", payload, priority: 0, maxAttempts: 3, runAt, timeoutMs: null });
     let unblock: () => void = () => {};
@@ -305,8 +285,5 @@ test("jobs a later claim brings take their places in line by the heap's order, a
     expect(after.slice(0, 10).every((p) => p.startsWith("urgent"))).toBe(true);
     expect(after.slice(10).every((p) => p.startsWith("later"))).toBe(true);
     await pool.stop(0);
-  } finally {
-    await real.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
