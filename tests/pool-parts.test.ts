@@ -14,11 +14,11 @@ import { waitFor } from "./support/wait.ts";
 
 const silent = createLogger("silent");
 
-/** A pool on `store` with the scheduler that feeds it (no aging: the earlier ready time goes first; a 60 s lease, quiet events). */
-function testPool(store: PoolStore, registry: ReturnType<typeof createHandlerRegistry>, concurrency: number, claimAheadMs = 0) {
-  const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
+/** A pool on `store` with the scheduler that feeds it (no aging: the earlier ready time goes first; a 60 s lease, quiet events), on `clock`. */
+function testPool(store: PoolStore, registry: ReturnType<typeof createHandlerRegistry>, concurrency: number, claimAheadMs = 0, clock: () => number = Date.now) {
+  const scheduler = createScheduler({ agingMs: 0, clock, onReady: () => pool.pump() });
   const pool = createWorkerPool({
-    store, scheduler, registry, clock: Date.now, owner: "me", concurrency, leaseMs: 60_000, agingMs: 0, claimAheadMs,
+    store, scheduler, registry, clock, owner: "me", concurrency, leaseMs: 60_000, agingMs: 0, claimAheadMs,
     backoff: { baseMs: 1, capMs: 1 }, logger: silent,
     events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
   });
@@ -284,6 +284,62 @@ test("jobs a later claim brings take their places in line by the heap's order, a
     const after = ran.slice(6);
     expect(after.slice(0, 10).every((p) => p.startsWith("urgent"))).toBe(true);
     expect(after.slice(10).every((p) => p.startsWith("later"))).toBe(true);
+    await pool.stop(0);
+  });
+});
+
+test("while most of the claimed-ahead line still waits, a freed slot sends no claim; once half of it has started, the next claim goes", async () => {
+  await onSqlite(async (real) => {
+    const now = Date.now();
+    const jobs = (n: number) => Array.from({ length: n }, (_, i) => ({ type: "t", payload: String(i), priority: 0, maxAttempts: 3, runAt: now, timeoutMs: null }));
+    const gated = gatedClaims(real);
+    const registry = createHandlerRegistry({ timeoutMs: 60_000, maxAttempts: 3, priority: 0 });
+    const release: Array<() => void> = [];
+    let hold = true;
+    let ran = 0;
+    registry.register("t", () => {
+      ran++;
+      if (hold) return new Promise<void>((done) => release.push(done));
+    });
+    // One worker and so much claim ahead (1000 s) that any run time this test sees (the handlers
+    // wait for the test to end them) lines up the most, 1000.
+    const { scheduler, pool } = testPool(gated.store, registry, 1, 1_000_000);
+    pool.start();
+    // One job first, so a run time has been seen and the line has its size.
+    const [warm] = await real.insert(jobs(1), now);
+    scheduler.add(warm!, 0, now, now, "t");
+    await waitFor(() => gated.gates.length === 1, { what: "the first claim" });
+    gated.gates[0]!();
+    await waitFor(() => release.length === 1, { what: "the first job to start" });
+    release[0]!();
+    await waitFor(() => pool.inflight === 0, { what: "the first job to settle" });
+    for (const id of await real.insert(jobs(1200), now)) scheduler.add(id, 0, now, now, "t");
+    await waitFor(() => gated.gates.length === 2, { what: "a claim for the free worker and the line" });
+    gated.gates[1]!();
+    await waitFor(() => release.length === 2, { what: "the claim's first job to start" });
+    expect(pool.inflight).toBe(1000); // one running, 999 in line
+    const turn = () => new Promise<void>((r) => setImmediate(r));
+    // Each ended job lets the next start; while more than half of the line of 1000 waits, no claim goes.
+    for (let started = 3; started <= 500; started++) {
+      release[started - 2]!();
+      await waitFor(() => release.length === started, { what: `job ${started} to start`, intervalMs: 1 });
+      await turn();
+      await turn();
+      if (gated.gates.length !== 2) throw new Error(`a claim went out with ${1001 - started} jobs still in line`);
+    }
+    // One more: 500 wait, half the line, and the next claim goes out.
+    release[499]!();
+    await waitFor(() => gated.gates.length === 3, { what: "the next claim once half the line has started" });
+    // Let everything run out: every job released as it starts, every claim answered.
+    // Let the rest run: handlers end at once from here, every claim is answered as it goes out.
+    hold = false;
+    for (const done of release.splice(500)) done();
+    let opened = 2;
+    await waitFor(async () => {
+      while (opened < gated.gates.length) gated.gates[opened++]!();
+      return (await real.counts()).pending === 0 && pool.inflight === 0;
+    }, { what: "all 1201 jobs to run" });
+    expect(ran).toBe(1201);
     await pool.stop(0);
   });
 });

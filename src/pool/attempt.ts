@@ -180,6 +180,7 @@ export function createAttempts(deps: AttemptsDeps) {
     queueMicrotask(() => {
       startSoon = false;
       startWaiting();
+      pump(); // the line is shorter now: a claim may be worth sending
     });
   }
 

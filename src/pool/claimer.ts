@@ -85,7 +85,7 @@ export function createClaimer(deps: ClaimerDeps) {
    */
   function canClaim(): boolean {
     if (!healthy()) return false;
-    if (slots.free > 0 && slots.claimableReady()) return true;
+    if (slots.free > 0 && slots.worthClaiming && slots.claimableReady()) return true;
     return slots.hasRemote && slots.claimableReady("remote");
   }
 

@@ -137,6 +137,16 @@ export function createSlots(deps: SlotsDeps) {
     setAhead(n: number): void {
       ahead = n;
     },
+    /**
+     * Whether a claim from the heap is worth sending now: always while no claimed job waits here;
+     * while some do, only once the jobs waiting and being claimed fill no more than half the
+     * claim-ahead room. A line that still holds most of its work has time for a claim's round
+     * trip, and a claim sent at every freed slot carried a few jobs each, its commit costing as
+     * much as a big one's.
+     */
+    get worthClaiming(): boolean {
+      return queued === 0 || (queued + claiming) * 2 <= ahead;
+    },
     get active(): number {
       return active;
     },
