@@ -14,11 +14,11 @@ import { waitFor } from "./support/wait.ts";
 
 const silent = createLogger("silent");
 
-/** A pool on `store` with the scheduler that feeds it (no aging: the earlier ready time goes first; a 60 s lease, quiet events), on `clock`. */
-function testPool(store: PoolStore, registry: ReturnType<typeof createHandlerRegistry>, concurrency: number, claimAheadMs = 0, clock: () => number = Date.now) {
-  const scheduler = createScheduler({ agingMs: 0, clock, onReady: () => pool.pump() });
+/** A pool on `store` with the scheduler that feeds it (no aging: the earlier ready time goes first; a 60 s lease, quiet events). */
+function testPool(store: PoolStore, registry: ReturnType<typeof createHandlerRegistry>, concurrency: number, claimAheadMs = 0) {
+  const scheduler = createScheduler({ agingMs: 0, clock: Date.now, onReady: () => pool.pump() });
   const pool = createWorkerPool({
-    store, scheduler, registry, clock, owner: "me", concurrency, leaseMs: 60_000, agingMs: 0, claimAheadMs,
+    store, scheduler, registry, clock: Date.now, owner: "me", concurrency, leaseMs: 60_000, agingMs: 0, claimAheadMs,
     backoff: { baseMs: 1, capMs: 1 }, logger: silent,
     events: { started: () => {}, completed: () => {}, failed: () => {}, fenced: () => {}, pulled: () => {} },
   });

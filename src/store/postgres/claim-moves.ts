@@ -25,9 +25,9 @@ export const STARTABLE = (now: string) =>
   `type <> ALL(ARRAY(SELECT type FROM jobqueue_paused)) AND (start_by IS NULL OR start_by >= ${at(now)})`;
 
 /**
- * The columns of a claim's answer: what kind of row, then a job's columns (JOB_COLS). NULL (started):
- * moved to inflight, its throttles NULL when 0; "expired": moved to dead; "held": a paused type's; "rate": held by its type's
- * rate, the wait until its next start in the start_by column.
+ * The columns of a claim's answer: what kind of row, then a job's columns (JOB_COLS). NULL
+ * (started): moved to inflight, its throttles NULL when 0; "expired": moved to dead; "held": a
+ * paused type's; "rate": held by its type's rate, the wait until its next start in the start_by column.
  */
 type ClaimRow = JobRow & { kind: null | "expired" | "held" | "rate" };
 
