@@ -4,15 +4,24 @@
 import { Database, SQLiteError, type SQLQueryBindings, type Statement } from "bun:sqlite";
 import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { NotAStoreError, StoreLockedError, StoreRejectedError, StoreUnavailableError, errorMessage } from "../../errors.ts";
+import {
+  NotAStoreError, StoreLockedError, StoreOutcomeUnknownError, StoreRejectedError, StoreUnavailableError, errorMessage,
+} from "../../errors.ts";
 import { APPLIED_VERSIONS, MIGRATIONS_TABLE, RECORD_MIGRATION, toApply } from "../migrate.ts";
 import type { Lifecycle, Store, StoreTestHooks } from "../store.ts";
+import { createLogSync, type LogSync } from "./log-sync.ts";
 
 export interface SqliteStoreOptions {
   /** The database file; created, with its directory, when missing. */
   path: string;
-  /** FULL (default) syncs the WAL on every commit; NORMAL may lose the last commits on power loss. */
+  /**
+   * FULL (default): no call is answered before its commits are synced to disk (log-sync.ts syncs
+   * the WAL off the event loop, one sync for all the commits made meanwhile). NORMAL: answered at
+   * once, and the last commits may be lost on power loss (never on a process crash).
+   */
   synchronous?: "FULL" | "NORMAL";
+  /** Tests only: runs before each sync of the log, to hold it or (by throwing) fail it. */
+  beforeLogSync?: () => Promise<void>;
   /**
    * Open only a file that is already a jobqueue database (commands that copy or move a store):
    * NotAStoreError instead of creating a missing one, or adding tables to another database.
@@ -100,7 +109,7 @@ function assertWritable(dir: string): void {
  * These pragmas and the probe run once, in this order, before any statement is prepared: plain
  * db.run, as a statement prepared for its only run would be.
  */
-function openLocked(path: string, synchronous: "FULL" | "NORMAL", existing: boolean): Database {
+function openLocked(path: string, existing: boolean): Database {
   const db = new Database(path, { create: !existing, readwrite: true });
   try {
     db.run("PRAGMA busy_timeout = 0");
@@ -115,7 +124,8 @@ function openLocked(path: string, synchronous: "FULL" | "NORMAL", existing: bool
     // A write transaction settles it: from here the exclusive lock is held until close().
     db.run("BEGIN IMMEDIATE");
     db.run("COMMIT");
-    db.run(`PRAGMA synchronous = ${synchronous}`);
+    // COMMIT writes the log and syncs nothing: at FULL, log-sync.ts syncs it before any answer.
+    db.run("PRAGMA synchronous = NORMAL");
     db.run("PRAGMA busy_timeout = 5000");
     return db;
   } catch (err) {
@@ -132,8 +142,34 @@ export function openConnection(opts: SqliteStoreOptions): { conn: Connection; li
   if (opts.existing && !existsSync(location)) throw new NotAStoreError(location, "there is no such file");
   mkdirSync(dirname(location), { recursive: true });
   assertWritable(dirname(location));
-  const db = openLocked(location, opts.synchronous ?? "FULL", opts.existing ?? false);
+  const db = openLocked(location, opts.existing ?? false);
   let closed = false;
+  const logSync: LogSync | null = (opts.synchronous ?? "FULL") === "FULL" ? createLogSync(`${location}-wal`, opts.beforeLogSync) : null;
+  // Rows changed since the connection opened, as last seen: a call that changed any made a commit
+  // (a transaction that changes no row writes no log frame).
+  let changesSeen = 0;
+  const totalChanges = db.prepare<{ n: number }, []>("SELECT total_changes() AS n");
+  /** Whether the call that just ran committed anything. */
+  const committed = () => {
+    const n = totalChanges.get()!.n;
+    if (n === changesSeen) return false;
+    changesSeen = n;
+    return true;
+  };
+  /** A call's answer, once every commit made so far is on disk. */
+  async function durable<T>(name: string, out: T): Promise<T> {
+    if (logSync === null) return out;
+    if (committed()) logSync.wrote();
+    const wait = logSync.settled();
+    if (wait === null) return out;
+    try {
+      await wait;
+    } catch (err) {
+      throw new StoreOutcomeUnknownError(`${name}: the embedded store ${location} could not sync its log to disk (${errorMessage(err, 200)}): ` +
+        "whether this call's changes survive a power loss is unknown", { cause: err });
+    }
+    return out;
+  }
 
   const statements: Array<() => unknown> = [];
   const closeHooks: Array<{ before?: () => Promise<void>; after?: () => Promise<void> }> = [];
@@ -149,11 +185,19 @@ export function openConnection(opts: SqliteStoreOptions): { conn: Connection; li
     op<K extends GuardedName>(name: K, fn: (...args: Args<K>) => Answer<K> | Promise<Answer<K>>) {
       const guarded = async (...args: Args<K>) => {
         if (closed) throw new StoreUnavailableError(`${name}: the embedded store ${location} is closed`);
+        if (logSync?.failure) {
+          throw new StoreUnavailableError(`${name}: the embedded store ${location} failed to sync its log to disk ` +
+            `(${errorMessage(logSync.failure, 200)}) and takes no more calls: restart the process`, { cause: logSync.failure });
+        }
+        let out: Answer<K>;
         try {
-          return await fn(...args);
+          out = await fn(...args);
         } catch (err) {
+          // What it committed before failing (if anything) is synced with the next call's commits.
+          if (logSync && committed()) logSync.wrote();
           throw storeFault(err, name);
         }
+        return await durable(name, out);
       };
       return guarded as unknown as Guarded<K>;
     },
@@ -191,6 +235,7 @@ export function openConnection(opts: SqliteStoreOptions): { conn: Connection; li
     async close() {
       if (closed) return;
       closed = true;
+      await logSync?.close();
       for (const hook of closeHooks) await hook.before?.();
       // close(true) finalizes the prepared statements too, so the connection (and with it the
       // file lock) goes now, not whenever the statements are garbage collected.
