@@ -6,7 +6,8 @@
 // call is answered only once a sync that began after the call's last commit has ended, and reads
 // wait the same way, so no answer (a 202, a handler's start, a read) ever rests on a commit that a
 // power loss could take back. No SQL here.
-import { closeSync, fdatasync, openSync } from "node:fs";
+import { closeSync, fdatasync, fsync, openSync } from "node:fs";
+import { dirname } from "node:path";
 
 export interface LogSync {
   /** A commit was made: its log frames are written, not yet synced. */
@@ -48,15 +49,31 @@ export function createLogSync(path: string, beforeSync?: () => Promise<void>): L
   let failure: Error | null = null;
   const idle: Array<() => void> = [];
 
-  const syncFile = (file: number) =>
-    new Promise<void>((resolve, reject) => fdatasync(file, (err) => (err ? reject(err) : resolve())));
+  const syncFile = (file: number, dataOnly = true) =>
+    new Promise<void>((resolve, reject) => (dataOnly ? fdatasync : fsync)(file, (err) => (err ? reject(err) : resolve())));
+
+  /**
+   * The log file, opened on the first sync. Its directory is synced once then too: SQLite created the
+   * file when the store opened, and at FULL its first sync of it would have made the directory entry
+   * durable (a power loss could otherwise take the whole file, synced frames and all).
+   */
+  async function logFile(): Promise<number> {
+    if (fd !== null) return fd;
+    const dir = openSync(dirname(path), "r");
+    try {
+      await syncFile(dir, false);
+    } finally {
+      closeSync(dir);
+    }
+    fd ??= openSync(path, "r");
+    return fd;
+  }
 
   /** One sync: on its end, every commit made before it began is on disk. */
   async function syncOnce(upTo: number): Promise<void> {
     try {
       await beforeSync?.();
-      fd ??= openSync(path, "r");
-      await syncFile(fd);
+      await syncFile(await logFile());
       synced = Math.max(synced, upTo);
       const still: Waiter[] = [];
       for (const w of waiters) (w.upTo <= synced ? w.resolve() : still.push(w));
