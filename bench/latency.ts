@@ -19,7 +19,8 @@ export const LATENCY_MEASURED_MS = 10_000;
 export const LATENCY_WARMUP_MS = 1000;
 /** How long to wait after the last send for the last handlers to start. */
 const SETTLE_MS = 5000;
-const P50_TARGET_MS = 1.5;
+/** Row 5's targets at 1,000 jobs/s (issue 17: p50 ≤ 1 ms, p99 ≤ 5 ms; the suite's first target was 1.5 ms). */
+const P50_TARGET_MS = 1;
 const P99_TARGET_MS = 5;
 
 export interface LatencyStats {
