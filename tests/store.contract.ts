@@ -235,7 +235,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       (await store.claim([id!], "n", T0, LEASE)).jobs;
       expect((await store.reapExpired(T0 + LEASE - 1, 100)).map((e) => e.id)).not.toContain(id!);
       const back = await store.reapExpired(T0 + LEASE + 1, 100);
-      expect(back.find((e) => e.id === id)).toEqual({ id: id!, type: "t", priority: 4, runAt: T0 + LEASE + 1, createdAt: T0, key: null });
+      expect(back.find((e) => e.id === id)).toEqual({ id: id!, type: "t", priority: 4, runAt: T0 + LEASE + 1, key: null });
       expect(await store.complete([{ id: id!, attempt: 1 }])).toEqual([false]);
       expect(await store.get(id!, T0 + LEASE + 1)).toMatchObject({ state: "pending", attempts: 1 });
       const [again] = (await store.claim([id!], "n", T0 + LEASE + 2, LEASE)).jobs;
@@ -431,7 +431,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       (await store.claim([id!], "me", T0, LEASE)).jobs;
       expect(await store.release([{ id: id!, attempt: 1 }], "other", T0 + 10)).toEqual([]);
       const back = await store.release([{ id: id!, attempt: 1 }], "me", T0 + 10);
-      expect(back).toEqual([{ id: id!, type: "t", priority: 0, runAt: T0, createdAt: T0, key: null }]);
+      expect(back).toEqual([{ id: id!, type: "t", priority: 0, runAt: T0, key: null }]);
       expect(await store.get(id!, T0 + 10)).toMatchObject({ state: "pending", attempts: 0 });
       (await store.claim([id!], "me", T0 + 10, LEASE)).jobs;
       await store.complete([{ id: id!, attempt: 1 }]);
@@ -445,8 +445,8 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       (await store.claim([theirs!], "someone", T0 + 1, LEASE)).jobs;
       const back = await store.releaseStrays("stray-me", [running!], T0 + 20);
       expect(back.sort((a, b) => a.id - b.id)).toEqual([
-        { id: claimed!, type: "t", priority: 3, runAt: T0, createdAt: T0, key: null },
-        { id: bornLeased!, type: "b", priority: 0, runAt: T0, createdAt: T0 + 5, key: null },
+        { id: claimed!, type: "t", priority: 3, runAt: T0, key: null },
+        { id: bornLeased!, type: "b", priority: 0, runAt: T0, key: null },
       ]);
       expect(await store.get(claimed!, T0 + 20)).toMatchObject({ state: "pending", attempts: 0 });
       expect(await store.get(bornLeased!, T0 + 20)).toMatchObject({ state: "pending", attempts: 0 });
@@ -480,7 +480,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
         batches++;
         expect(batch.length).toBeLessThanOrEqual(100);
         for (const e of batch) {
-          expect(Object.keys(e).sort()).toEqual(["createdAt", "id", "key", "priority", "runAt", "type"]);
+          expect(Object.keys(e).sort()).toEqual(["id", "key", "priority", "runAt", "type"]);
           seen.add(e.id);
         }
       }
@@ -923,7 +923,7 @@ export function runStoreContract(name: string, harness: () => StoreHarness) {
       const [dead] = await buried("rd", 1);
       const [live] = await store.insert([job({ type: "rd" })], T0);
       const back = await store.retryDead([dead!, live!, 999_999_998], T0 + 50);
-      expect(back).toEqual([{ id: dead!, type: "rd", priority: 0, runAt: T0 + 50, createdAt: T0, key: null }]);
+      expect(back).toEqual([{ id: dead!, type: "rd", priority: 0, runAt: T0 + 50, key: null }]);
       expect(await store.get(dead!, T0 + 50)).toMatchObject({ state: "pending", attempts: 0, runAt: T0 + 50, lastError: `e${dead}`, maxAttempts: 3 });
       expect(await store.retryDead([dead!], T0 + 60)).toEqual([]);
       const [again] = (await store.claim([dead!, live!], "n", T0 + 50, LEASE)).jobs;

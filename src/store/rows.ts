@@ -49,7 +49,6 @@ export interface PendingEntry {
   type: string;
   priority: number;
   runAt: number;
-  createdAt: number;
   /** The job's flow-control key, or null (keyed types share turns between keys). */
   key: string | null;
 }

@@ -446,7 +446,7 @@ export class JobModel {
   }
 
   private entry(j: ModelJob): PendingEntry {
-    return { id: j.id, type: j.type, priority: j.priority, runAt: j.runAt, createdAt: j.createdAt, key: null };
+    return { id: j.id, type: j.type, priority: j.priority, runAt: j.runAt, key: null };
   }
 
   private startAttempt(j: ModelJob, owner: string, until: number): void {

@@ -95,7 +95,7 @@ function check(what: string, ok: boolean): void {
 
 const sortedIds = (xs: { id: number }[]) => xs.map((x) => x.id).sort((a, b) => a - b);
 const byId = <T extends { id: number }>(xs: T[]) => [...xs].sort((a, b) => a.id - b.id);
-const entryOf = (e: PendingEntry): PendingEntry => ({ id: e.id, type: e.type, priority: e.priority, runAt: e.runAt, createdAt: e.createdAt, key: e.key });
+const entryOf = (e: PendingEntry): PendingEntry => ({ id: e.id, type: e.type, priority: e.priority, runAt: e.runAt, key: e.key });
 
 /** One sequence on a fresh store. */
 export async function play(target: ModelTarget, seq: Step[], rules: Rules, tally: Tally = new Map()): Promise<void> {

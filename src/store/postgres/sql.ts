@@ -23,7 +23,7 @@ export const JOB_COLS = jobCols("payload::text AS payload");
 export const JOB_COLS_STORED_PAYLOAD = jobCols("payload");
 /** The names JOB_COLS gives its columns, in order. */
 export const JOB_COL_NAMES = "id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error, key, start_by, throttles, trace";
-export const ENTRY_COLS = `id, type, priority, ${ms("run_at")} AS run_at, ${ms("created_at")} AS created_at, key`;
+export const ENTRY_COLS = `id, type, priority, ${ms("run_at")} AS run_at, key`;
 /** The flow-control columns every move between job tables carries as they are (after the core columns). */
 export const CARRY_COLS = "key, start_by, throttles, trace";
 /** The same columns for a dead job an operator revives: its key stays, its deadline and throttle count start afresh. */
@@ -54,7 +54,7 @@ export interface JobRow {
   timeout_ms: number | null; run_at: number; created_at: number; last_error: string | null;
   key: string | null; start_by: number | null; throttles: number | null; trace: string | null;
 }
-export interface EntryRow { id: number; type: string; priority: number; run_at: number; created_at: number; key: string | null }
+export interface EntryRow { id: number; type: string; priority: number; run_at: number; key: string | null }
 
 export function toClaimed(r: JobRow): ClaimedJob {
   return {
@@ -64,4 +64,4 @@ export function toClaimed(r: JobRow): ClaimedJob {
   };
 }
 export const toEntry = (r: EntryRow): PendingEntry =>
-  ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at, createdAt: r.created_at, key: r.key });
+  ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at, key: r.key });

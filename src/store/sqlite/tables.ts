@@ -7,7 +7,7 @@ import type { Connection, Prepared } from "./connection.ts";
 // Columns aliased to the shapes that cross the Store interface, so rows need no mapping.
 export const JOB_COLS = `id, type, payload, priority, attempts, max_attempts AS maxAttempts, timeout_ms AS timeoutMs,
   run_at AS runAt, created_at AS createdAt, last_error AS lastError, key, start_by AS startBy, throttles, trace`;
-export const ENTRY_COLS = "id, type, priority, run_at AS runAt, created_at AS createdAt, key";
+export const ENTRY_COLS = "id, type, priority, run_at AS runAt, key";
 /** The core columns a move copies from one job table to another. */
 export const COPY_COLS = "id, type, payload, priority, attempts, max_attempts, timeout_ms, run_at, created_at, last_error";
 /** The flow-control columns every move between job tables carries as they are (after the core columns). */
