@@ -158,9 +158,7 @@ export function openConnection(opts: SqliteStoreOptions): { conn: Connection; li
   };
   /** A call's answer, once every commit made so far is on disk. */
   async function durable<T>(name: string, out: T): Promise<T> {
-    if (logSync === null) return out;
-    if (committed()) logSync.wrote();
-    const wait = logSync.settled();
+    const wait = logSync?.settled() ?? null;
     if (wait === null) return out;
     try {
       await wait;
@@ -193,9 +191,11 @@ export function openConnection(opts: SqliteStoreOptions): { conn: Connection; li
         try {
           out = await fn(...args);
         } catch (err) {
-          // What it committed before failing (if anything) is synced with the next call's commits.
-          if (logSync && committed()) logSync.wrote();
           throw storeFault(err, name);
+        } finally {
+          // What the call committed, even one that then failed: a failed call's commits are synced
+          // with the next call's, an answered call waits for them in durable().
+          if (logSync && committed()) logSync.wrote();
         }
         return await durable(name, out);
       };
