@@ -22,7 +22,7 @@ const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTyp
   SELECT due.*, ${agingKeySql(ms("due.run_at"), "due.priority", `${agingMs}::float8`)} AS urgency FROM (
     SELECT c.* FROM generate_series(0, 100) AS p(priority)
     CROSS JOIN LATERAL (
-      SELECT id, type, priority, run_at, created_at, key FROM pending_jobs
+      SELECT id, type, priority, run_at, key FROM pending_jobs
       WHERE priority = p.priority AND run_at <= ${at(now)} AND ${STARTABLE(now)}
         ${claiming ? `AND type <> ALL(${claiming.capTypes})` : ""}
       ORDER BY run_at, id LIMIT ${limit}
@@ -31,7 +31,7 @@ const URGENT = (now: string, limit: string, agingMs: string, claiming?: { capTyp
     SELECT c.* FROM generate_series(0, 100) AS p(priority)
     CROSS JOIN unnest(${claiming.capTypes}, ${claiming.capRooms}) AS k(type, room)
     CROSS JOIN LATERAL (
-      SELECT id, type, priority, run_at, created_at, key FROM pending_jobs
+      SELECT id, type, priority, run_at, key FROM pending_jobs
       WHERE priority = p.priority AND type = k.type AND run_at <= ${at(now)} AND ${STARTABLE(now)}
       ORDER BY run_at, id LIMIT least(k.room, ${limit})
       FOR UPDATE SKIP LOCKED) c` : ""}) due`;
