@@ -134,7 +134,7 @@ for (const kind of STORE_KINDS) {
       }
     });
 
-    test("a rate-limited type is never claimed ahead: its starts are counted when claimed, so its jobs wait in the store, not for a slot here", async () => {
+    test("a rate-limited type whose burst spans under a second is never claimed ahead: its starts are counted when claimed, so its jobs wait in the store, not for a slot here", async () => {
       let open: () => void = () => {};
       const gate = new Promise<void>((r) => (open = r));
       const ran: string[] = [];
@@ -164,6 +164,61 @@ for (const kind of STORE_KINDS) {
         await waitFor(() => ran.filter((t) => t === "rated").length === 5, { what: "the rated jobs, once slots are free" });
       } finally {
         open();
+        await q.shutdown(1000);
+      }
+    });
+
+    test("a rated type whose burst spans a second is claimed ahead, its claims weighing 100 ms of starts less; one that waits past 100 ms goes back uncounted", async () => {
+      let now = Date.now();
+      const gates: Array<() => void> = [];
+      const ran: string[] = [];
+      const store: Store = site.open();
+      // The real store, with its hand-backs noted.
+      const released: number[] = [];
+      const release = store.release.bind(store);
+      store.release = (async (...args: Parameters<Store["release"]>) => {
+        released.push(...args[0].map((r) => r.id));
+        return await release(...args);
+      }) as Store["release"];
+      const q = await startQueue(store, {
+        short: () => void ran.push("short"),
+        blocker: async () => {
+          ran.push("blocker");
+          await new Promise<void>((r) => gates.push(r));
+        },
+        // 1,000 starts a second, 1,000 back to back: claims weigh a burst of 900 (100 ms of starts less).
+        capped: { handler: (job) => void ran.push(`capped ${job.id} attempt ${job.attempt}`), policy: { flow: { rate: { limit: 1000, perMs: 1000, burst: 1000 } } } },
+      }, { workers: 1, claimAheadMs: 50, clock: () => now });
+      try {
+        const types = (await call(q, "GET", "/types")).body.types as Array<{ type: string; tokens?: number }>;
+        expect(types.find((t) => t.type === "capped")?.tokens).toBe(900);
+        await call(q, "POST", "/submit", { jobs: Array.from({ length: 10 }, () => ({ type: "short" })) });
+        await waitFor(() => ran.length === 10, { what: "the warm-up" });
+
+        // The slot held: the rated jobs are claimed ahead and wait here, and start from the line when it frees.
+        await call(q, "POST", "/submit", { type: "blocker" });
+        await waitFor(() => gates.length === 1, { what: "the slot held" });
+        const onTime = ((await call(q, "POST", "/submit", { jobs: Array.from({ length: 3 }, () => ({ type: "capped" })) })).body.ids as string[]).map(Number);
+        await waitFor(() => q.pool.waitingForSlot === 3, { what: "the rated jobs claimed ahead" });
+        gates[0]!();
+        await waitFor(() => ran.filter((r) => r.startsWith("capped")).length === 3, { what: "the rated jobs from the line" });
+        expect(released).toEqual([]);
+
+        // Again, but the slot frees 150 ms after their claim: they go back, uncounted, and run from a later claim.
+        await call(q, "POST", "/submit", { type: "blocker" });
+        await waitFor(() => gates.length === 2, { what: "the slot held again" });
+        const late = ((await call(q, "POST", "/submit", { jobs: Array.from({ length: 3 }, () => ({ type: "capped" })) })).body.ids as string[]).map(Number);
+        await waitFor(() => q.pool.waitingForSlot === 3, { what: "the rated jobs claimed ahead again" });
+        now += 150;
+        gates[1]!();
+        await waitFor(() => ran.filter((r) => r.startsWith("capped")).length === 6, { what: "the late jobs, claimed again" });
+        expect(released.sort()).toEqual([...late].sort());
+        // Each went back on its own, so they come back in any order; every start is its first attempt.
+        const capped = ran.filter((r) => r.startsWith("capped"));
+        expect(capped.slice(0, 3)).toEqual(onTime.map((id) => `capped ${id} attempt 1`));
+        expect(capped.slice(3).sort()).toEqual(late.map((id) => `capped ${id} attempt 1`).sort());
+      } finally {
+        for (const open of gates) open();
         await q.shutdown(1000);
       }
     });

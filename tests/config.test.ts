@@ -8,6 +8,7 @@ import { helpText, loadConfig } from "../src/config/config.ts";
 import { ConfigError } from "../src/errors.ts";
 import { loadTypesFile, parseDurationMs, parseTypesConfig } from "../src/config/types-file.ts";
 import { STANDARD_SECRET_RULE } from "../src/handlers/signing.ts";
+import { claimRate, claimsAhead } from "../src/config/flow-policy.ts";
 
 const HOST = "box";
 /** A Standard Webhooks secret whose key is `bytes` bytes of `fill`. */
@@ -441,6 +442,24 @@ breaker = {}
     });
     expect(types.get("plain")!.flow).toEqual({ rate: { limit: 50, perMs: 1000, burst: 1 } });
     expect(types.get("defaults")!.flow).toEqual({ breaker: { failures: 10, coolMs: 30_000 } });
+  });
+
+  test("a type rate whose burst holds ten times the starts of 100 ms is claimed ahead, its claims weighing that burst less those starts", () => {
+    const rate = (limit: number, perMs: number, burst: number) => ({ rate: { limit, perMs, burst } });
+    // A cap far above the load: 1,000,000 a second, as many back to back.
+    expect(claimsAhead(rate(1_000_000, 1000, 1_000_000))).toBe(true);
+    expect(claimRate(rate(1_000_000, 1000, 1_000_000))!.burst).toBe(900_000);
+    expect(claimsAhead(rate(1000, 1000, 1000))).toBe(true);
+    expect(claimRate(rate(1000, 1000, 1000))).toEqual({ limit: 1000, perMs: 1000, burst: 900 });
+    // One start short of that, a strict spacing, a slow rate with no burst, and any per-key limit: claimed only for free workers, as configured.
+    for (const flow of [rate(1000, 1000, 999), rate(1000, 1000, 1), rate(1, 3_600_000, 1), rate(10, 1000, 9),
+      { ...rate(1000, 1000, 1000), keyConcurrency: 1 }, { ...rate(1000, 1000, 1000), keyRate: { limit: 1, perMs: 1000, burst: 1 } }]) {
+      expect(claimsAhead(flow)).toBe(false);
+      expect(claimRate(flow)).toEqual(flow.rate);
+    }
+    expect(claimsAhead(rate(10, 1000, 10))).toBe(true); // one start in 100 ms, ten back to back
+    expect(claimRate(rate(10, 1000, 10))!.burst).toBe(9);
+    expect(claimsAhead({})).toBe(false);
   });
 
   test("bad flow-control settings are refused with the key named", () => {

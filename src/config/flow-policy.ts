@@ -118,6 +118,39 @@ export const isLimited = (p: FlowPolicy | undefined): boolean =>
 /** Whether a rate (the type's or its keys') weighs each start: such jobs must start when claimed, never wait locally. */
 export const isRated = (p: FlowPolicy | undefined): boolean => p !== undefined && (p.rate !== undefined || p.keyRate !== undefined);
 
+/**
+ * How long after its claim was sent a job of a type that claims ahead (claimsAhead) may still start.
+ * Its claim counts each start in the bucket this much later than it happens, so a job that waited
+ * this long for a slot is handed back, uncounted, instead of starting.
+ */
+export const RATED_AHEAD_START_WITHIN_MS = 100;
+/** The starts RATED_AHEAD_START_WITHIN_MS holds at `rate` (at least one), in integers: no float rounding. */
+const aheadCut = (rate: RateLimit): number => Math.ceil((RATED_AHEAD_START_WITHIN_MS * rate.limit) / rate.perMs);
+
+/**
+ * Whether jobs of a type with a rate may be claimed ahead of a free worker, like unlimited types:
+ * a type rate (no per-key limit) whose burst holds at least ten times the starts
+ * RATED_AHEAD_START_WITHIN_MS does (a burst of a second's starts or more, as a cap far above the
+ * usual load would have), so claiming ahead costs it at most a tenth of its burst. Its claims weigh
+ * claimRate(rate), and its jobs start within RATED_AHEAD_START_WITHIN_MS of their claim's sending
+ * or go back: any window then holds no more handler starts than `rate` allows.
+ */
+export const claimsAhead = (p: FlowPolicy | undefined): boolean =>
+  p?.rate !== undefined && p.keyRate === undefined && p.keyConcurrency === undefined && aheadCut(p.rate) * 10 <= p.rate.burst;
+
+/**
+ * The rate a type's claims weigh: `rate` itself, or for a type that claims ahead the same spacing
+ * with its burst less the starts RATED_AHEAD_START_WITHIN_MS holds. A start counted at the claim
+ * and made up to that much later then lands where the configured bucket would have allowed it:
+ * starts in any window [a, b] come from claims in [a − D, b], at most burst' + (b − a + D) / T of
+ * them, and burst' ≤ burst − D / T.
+ */
+export function claimRate(p: FlowPolicy): RateLimit | undefined {
+  const rate = p.rate;
+  if (rate === undefined || !claimsAhead(p)) return rate;
+  return { ...rate, burst: rate.burst - aheadCut(rate) };
+}
+
 /** "100/m, burst 20" for help, logs and GET /types. */
 export function describeRate(r: RateLimit): string {
   return `${r.limit} per ${r.perMs} ms, burst ${r.burst}`;

@@ -4,6 +4,7 @@
 // faults propagate as they are (the HTTP app answers them with 503).
 import { notFound } from "../errors.ts";
 import { tokensLeft } from "../store/flow-plan.ts";
+import { claimRate } from "../config/flow-policy.ts";
 import type { HandlerRegistry, TypePolicy } from "../handlers/handler.ts";
 import type { Admin, Pauses } from "../store/store.ts";
 import type { Clock } from "../clock.ts";
@@ -105,7 +106,8 @@ export function createJobTypes(deps: JobTypesDeps): JobTypes {
       return [...registry.types(), ...stray].sort().map((type): TypeView => {
         const c = counts.get(type);
         const own = registry.get(type);
-        const rate = own?.flow?.rate;
+        // The rate as claims weigh it (a type that claims ahead has a smaller burst there).
+        const rate = own?.flow === undefined ? undefined : claimRate(own.flow);
         return {
           type,
           paused: pausedSet.has(type),

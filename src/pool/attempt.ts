@@ -12,7 +12,7 @@ import type { Outcome, Settler } from "./settler.ts";
 import type { Slots } from "./slots.ts";
 import { TimeoutGroup } from "./timeout-group.ts";
 import { agingKey } from "../aging.ts";
-import { isRated } from "../config/flow-policy.ts";
+import { RATED_AHEAD_START_WITHIN_MS, claimsAhead, isRated } from "../config/flow-policy.ts";
 import type { Clock } from "../clock.ts";
 
 /** An attempt this pool holds, from its start until its store move has landed (see pool.ts). */
@@ -87,6 +87,8 @@ const byLine = (a: LinePlace, b: LinePlace) => a.first - b.first || a.key - b.ke
 interface Waiting extends LinePlace {
   entry: Attempt;
   readyAt: number;
+  /** A rated type's job (flow-policy.ts claimsAhead) must start by then (clock ms) or go back uncounted; Infinity for the rest. */
+  startBy: number;
 }
 
 export function createAttempts(deps: AttemptsDeps) {
@@ -100,13 +102,18 @@ export function createAttempts(deps: AttemptsDeps) {
   const waiting: Waiting[] = [];
   let waitingHead = 0;
 
-  /** Start handlers for claimed jobs (or hand them straight back if shutdown began meanwhile). */
-  function start(claimed: ClaimedJob[], readyAtById: ReadonlyMap<number, { readyAt: number }> | null): void {
+  /**
+   * Start handlers for claimed jobs (or hand them straight back if shutdown began meanwhile).
+   * `sentAt`: when the claim that took them was sent (clock ms), for the start deadline of rated jobs
+   * that wait in line (a rate is weighed only by claims from the heap, which give it).
+   */
+  function start(claimed: ClaimedJob[], readyAtById: ReadonlyMap<number, { readyAt: number }> | null, sentAt?: number): void {
     const now = clock();
     const readyAt = (job: ClaimedJob) => readyAtById?.get(job.id)?.readyAt ?? job.runAt;
     // More than the free slots (a claim ahead): those that wait go in the heap's order (a claim's
     // rows come back in any order), but rate-limited jobs start first: their starts were counted
-    // when the claim was made (the claim took no more of them than slots were free, slots.ts).
+    // when the claim was made (the claim took no more of them than slots were free, slots.ts, or
+    // for a type that claims ahead, they must start within RATED_AHEAD_START_WITHIN_MS of it).
     const linedUp = waiting.length > waitingHead;
     // Places computed once per job, not per comparison.
     const placeOf = (job: ClaimedJob) => {
@@ -133,7 +140,8 @@ export function createAttempts(deps: AttemptsDeps) {
         const entry: Attempt = { job, ended: false, waiting: true };
         running.set(job.id, entry);
         const { first, key, id, readyAt: at } = placed?.[i] ?? placeOf(job);
-        waiting.push({ entry, readyAt: at, first, key, id });
+        const startBy = sentAt !== undefined && claimsAhead(type.flow) ? sentAt + RATED_AHEAD_START_WITHIN_MS : Infinity;
+        waiting.push({ entry, readyAt: at, first, key, id, startBy });
         slots.queue(1);
         continue;
       }
@@ -190,9 +198,15 @@ export function createAttempts(deps: AttemptsDeps) {
     const now = clock();
     const timers = new Map<number, TimeoutGroup>();
     while (waitingHead < waiting.length && slots.startable) {
-      const { entry, readyAt } = waiting[waitingHead]!;
+      const { entry, readyAt, startBy } = waiting[waitingHead]!;
       waiting[waitingHead++] = undefined!;
       if (!entry.waiting) continue; // dropped meanwhile (its count already given back)
+      if (now > startBy) {
+        // Its start was counted that much earlier: starting now could crowd a window past its rate.
+        dropWaiting(entry);
+        void giveBackLate(entry.job);
+        continue;
+      }
       entry.waiting = false;
       slots.queue(-1);
       if (deps.mode.stopping) {
@@ -345,6 +359,14 @@ export function createAttempts(deps: AttemptsDeps) {
     notifyIdle();
     pump();
     return removed;
+  }
+
+  /** A rated job that waited past its start deadline: back to pending and the heap, uncounted (its handler never ran). */
+  async function giveBackLate(job: ClaimedJob): Promise<void> {
+    await settler.giveBack(job);
+    running.delete(job.id);
+    notifyIdle();
+    pump();
   }
 
   /** Shutdown: hand attempts this pool ended itself back to pending; they are gone once it answers. */

@@ -237,8 +237,9 @@ export function createClaimer(deps: ClaimerDeps) {
     let claimed: ClaimedJob[];
     let held: HeldJob[];
     let expired: number[];
+    const sentAt = clock();
     try {
-      ({ jobs: claimed, held, expired } = await store.claim(ids, owner, clock(), leaseMs, deps.limits()));
+      ({ jobs: claimed, held, expired } = await store.claim(ids, owner, sentAt, leaseMs, deps.limits()));
       mode.storeAnswered();
     } catch (err) {
       slots.unhold(n);
@@ -277,7 +278,7 @@ export function createClaimer(deps: ClaimerDeps) {
       else slots.occupy(e.type, -1);
     }
     got.clear();
-    deps.start(claimed, batchById);
+    deps.start(claimed, batchById, sentAt);
     batchById.clear();
     return true;
   }

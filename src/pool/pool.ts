@@ -59,7 +59,7 @@
 //             stop() makes the last owed sweep itself, in either stopping mode.
 // Beside the mode, one debt: strays owed (strays.ts), set by a lost answer, cleared when a sweep starts,
 // set again when it fails. adopt() reads the store in every mode but new and the two stopping ones.
-import { isLimited } from "../config/flow-policy.ts";
+import { claimRate, isLimited } from "../config/flow-policy.ts";
 import type { FlowLimit, FlowLimits } from "../store/flow-plan.ts";
 import type { JobView, WaitReason } from "../store/rows.ts";
 import type { BackoffPolicy } from "../queue/backoff.ts";
@@ -195,7 +195,7 @@ export function createWorkerPool(deps: WorkerPoolDeps) {
     limits: flowLimits,
     agingMs: deps.agingMs,
     concurrency: deps.concurrency,
-    start: (claimed, readyAtById) => attempts.start(claimed, readyAtById),
+    start: (claimed, readyAtById, sentAt) => attempts.start(claimed, readyAtById, sentAt),
   });
   // Claim ahead, sized from a moving average of local handlers' run times (ms).
   const claimAheadMs = deps.claimAheadMs ?? 0;
@@ -358,8 +358,9 @@ function limitsOf(registry: HandlerRegistry): FlowLimits {
   for (const type of registry.types()) {
     const flow = registry.get(type)!.flow;
     if (!isLimited(flow)) continue;
+    const rate = claimRate(flow!);
     limits.set(type, {
-      ...(flow!.rate !== undefined && { rate: flow!.rate }),
+      ...(rate !== undefined && { rate }),
       ...(flow!.keyConcurrency !== undefined && { keyConcurrency: flow!.keyConcurrency }),
       ...(flow!.keyRate !== undefined && { keyRate: flow!.keyRate }),
     });

@@ -1,7 +1,7 @@
 // slots.ts: what the pool's slots hold: attempts running a handler, jobs being claimed or reserved for
 // a leased insert, and how many of each type against its concurrency limit. It only counts: it never
 // claims, starts or settles a job, and never decides when to.
-import { isLimited, isRated } from "../config/flow-policy.ts";
+import { claimsAhead, isLimited, isRated } from "../config/flow-policy.ts";
 import type { HandlerRegistry } from "../handlers/handler.ts";
 import type { Scheduler, SharedRoom } from "../queue/scheduler.ts";
 import type { TypeCap } from "../store/rows.ts";
@@ -233,6 +233,8 @@ export function createSlots(deps: SlotsDeps) {
      * a job at once (undefined when nothing is claimed ahead or no such type is known). A rate is
      * weighed when the claim is made, so a job that then waited here for a slot could start in a
      * later window than the one its start was counted in, and several such could start together.
+     * Types that claim ahead (flow-policy.ts claimsAhead) are the exception: their claims count each
+     * start later than it happens, and their jobs start within that much of the claim or go back.
      */
     startNowRoom(): SharedRoom | undefined {
       if (ahead === 0) return undefined;
@@ -241,7 +243,8 @@ export function createSlots(deps: SlotsDeps) {
         ratedTypes = scheduler.typeCount;
         ratedCodes = undefined;
         for (let code = 0; code < scheduler.typeCount; code++) {
-          if (isRated(registry.get(scheduler.typeName(code))?.flow)) (ratedCodes ??= [])[code] = true;
+          const flow = registry.get(scheduler.typeName(code))?.flow;
+          if (isRated(flow) && !claimsAhead(flow)) (ratedCodes ??= [])[code] = true;
         }
       }
       return ratedCodes && { members: ratedCodes, left: startNow() };
