@@ -168,7 +168,7 @@ for (const kind of STORE_KINDS) {
       }
     });
 
-    test("a rated type whose burst spans a second is claimed ahead, its claims weighing 100 ms of starts less; one that waits past 100 ms goes back uncounted", async () => {
+    test("a rated type whose burst holds a second's starts is claimed ahead, its claims weighing 100 ms of starts less; one that waits past 100 ms goes back without using an attempt", async () => {
       let now = Date.now();
       const gates: Array<() => void> = [];
       const ran: string[] = [];
@@ -213,6 +213,7 @@ for (const kind of STORE_KINDS) {
         gates[1]!();
         await waitFor(() => ran.filter((r) => r.startsWith("capped")).length === 6, { what: "the late jobs, claimed again" });
         expect(released.sort()).toEqual([...late].sort());
+        expect(await (await q.app.request("/metrics")).text()).toContain('jobqueue_flow_held_total{type="capped",reason="rate_limit"} 3');
         // Each went back on its own, so they come back in any order; every start is its first attempt.
         const capped = ran.filter((r) => r.startsWith("capped"));
         expect(capped.slice(0, 3)).toEqual(onTime.map((id) => `capped ${id} attempt 1`));

@@ -459,6 +459,11 @@ breaker = {}
     }
     expect(claimsAhead(rate(10, 1000, 10))).toBe(true); // one start in 100 ms, ten back to back
     expect(claimRate(rate(10, 1000, 10))!.burst).toBe(9);
+    // Slower than a start per 100 ms: nothing to gain, whatever the burst.
+    expect(claimsAhead(rate(1, 3_600_000, 100))).toBe(false);
+    expect(claimsAhead(rate(9, 1000, 100))).toBe(false);
+    expect(claimsAhead(rate(15, 1000, 19))).toBe(false);
+    expect(claimRate(rate(15, 1000, 20))!.burst).toBe(18);
     expect(claimsAhead({})).toBe(false);
   });
 

@@ -119,9 +119,9 @@ export const isLimited = (p: FlowPolicy | undefined): boolean =>
 export const isRated = (p: FlowPolicy | undefined): boolean => p !== undefined && (p.rate !== undefined || p.keyRate !== undefined);
 
 /**
- * How long after its claim was sent a job of a type that claims ahead (claimsAhead) may still start.
- * Its claim counts each start in the bucket this much later than it happens, so a job that waited
- * this long for a slot is handed back, uncounted, instead of starting.
+ * How long after its claim was sent a rated job waiting for a worker may still start. The claims of a
+ * type that claims ahead (claimsAhead) count each start as if it came this much later, so a job that
+ * waited longer goes back to pending (without using an attempt) instead of starting.
  */
 export const RATED_AHEAD_START_WITHIN_MS = 100;
 /** The starts RATED_AHEAD_START_WITHIN_MS holds at `rate` (at least one), in integers: no float rounding. */
@@ -129,14 +129,19 @@ const aheadCut = (rate: RateLimit): number => Math.ceil((RATED_AHEAD_START_WITHI
 
 /**
  * Whether jobs of a type with a rate may be claimed ahead of a free worker, like unlimited types:
- * a type rate (no per-key limit) whose burst holds at least ten times the starts
- * RATED_AHEAD_START_WITHIN_MS does (a burst of a second's starts or more, as a cap far above the
- * usual load would have), so claiming ahead costs it at most a tenth of its burst. Its claims weigh
- * claimRate(rate), and its jobs start within RATED_AHEAD_START_WITHIN_MS of their claim's sending
- * or go back: any window then holds no more handler starts than `rate` allows.
+ * a type rate (no per-key limit) of at least one start per RATED_AHEAD_START_WITHIN_MS whose burst
+ * holds at least ten times the starts of that span (a burst of a second's starts or more, as a cap
+ * far above the usual load would have), so claiming ahead costs it at most a tenth of its burst. Its
+ * claims weigh claimRate(rate), and those of its jobs that wait for a worker start within
+ * RATED_AHEAD_START_WITHIN_MS of their claim's sending or go back (attempt.ts): no window then holds
+ * more handler starts than `rate` allows, but for a claim answered later than that, whose jobs
+ * start on its answer like any rated type's.
  */
 export const claimsAhead = (p: FlowPolicy | undefined): boolean =>
-  p?.rate !== undefined && p.keyRate === undefined && p.keyConcurrency === undefined && aheadCut(p.rate) * 10 <= p.rate.burst;
+  p?.rate !== undefined && p.keyRate === undefined && p.keyConcurrency === undefined &&
+  // At least one start per RATED_AHEAD_START_WITHIN_MS: a slower rate gains nothing from it and
+  // would lose a whole start (ceil) from its burst, and one more with every job that goes back.
+  RATED_AHEAD_START_WITHIN_MS * p.rate.limit >= p.rate.perMs && aheadCut(p.rate) * 10 <= p.rate.burst;
 
 /**
  * The rate a type's claims weigh: `rate` itself, or for a type that claims ahead the same spacing

@@ -12,7 +12,7 @@ import type { Outcome, Settler } from "./settler.ts";
 import type { Slots } from "./slots.ts";
 import { TimeoutGroup } from "./timeout-group.ts";
 import { agingKey } from "../aging.ts";
-import { RATED_AHEAD_START_WITHIN_MS, claimsAhead, isRated } from "../config/flow-policy.ts";
+import { RATED_AHEAD_START_WITHIN_MS, isRated } from "../config/flow-policy.ts";
 import type { Clock } from "../clock.ts";
 
 /** An attempt this pool holds, from its start until its store move has landed (see pool.ts). */
@@ -52,7 +52,7 @@ export interface AttemptsDeps {
   clock: Clock;
   /** Completed jobs keep their handler's result (> 0) or not (0). */
   keepMs: number;
-  events: Pick<WorkerEvents, "started" | "fenced">;
+  events: Pick<WorkerEvents, "started" | "fenced" | "held">;
   slots: Pick<Slots, "begin" | "end" | "occupy" | "startable" | "idle" | "queue">;
   /** The scheduler's aging: jobs claimed ahead wait in the heap's order. */
   agingMs: number;
@@ -87,7 +87,11 @@ const byLine = (a: LinePlace, b: LinePlace) => a.first - b.first || a.key - b.ke
 interface Waiting extends LinePlace {
   entry: Attempt;
   readyAt: number;
-  /** A rated type's job (flow-policy.ts claimsAhead) must start by then (clock ms) or go back uncounted; Infinity for the rest. */
+  /**
+   * A rated job must start by then (clock ms) or go back to pending without using an attempt: its
+   * claim counted its start RATED_AHEAD_START_WITHIN_MS early at most (flow-policy.ts claimsAhead).
+   * Infinity for the rest.
+   */
   startBy: number;
 }
 
@@ -114,6 +118,7 @@ export function createAttempts(deps: AttemptsDeps) {
     // rows come back in any order), but rate-limited jobs start first: their starts were counted
     // when the claim was made (the claim took no more of them than slots were free, slots.ts, or
     // for a type that claims ahead, they must start within RATED_AHEAD_START_WITHIN_MS of it).
+    // A rated job starts first whether its type claims ahead or not: fewer go back for waiting too long.
     const linedUp = waiting.length > waitingHead;
     // Places computed once per job, not per comparison.
     const placeOf = (job: ClaimedJob) => {
@@ -140,7 +145,9 @@ export function createAttempts(deps: AttemptsDeps) {
         const entry: Attempt = { job, ended: false, waiting: true };
         running.set(job.id, entry);
         const { first, key, id, readyAt: at } = placed?.[i] ?? placeOf(job);
-        const startBy = sentAt !== undefined && claimsAhead(type.flow) ? sentAt + RATED_AHEAD_START_WITHIN_MS : Infinity;
+        // Every rated job that waits gets the deadline, not only those of types that claim ahead now:
+        // a reload may have changed the type since its claim weighed it.
+        const startBy = sentAt !== undefined && isRated(type.flow) ? sentAt + RATED_AHEAD_START_WITHIN_MS : Infinity;
         waiting.push({ entry, readyAt: at, first, key, id, startBy });
         slots.queue(1);
         continue;
@@ -197,6 +204,7 @@ export function createAttempts(deps: AttemptsDeps) {
     if (waitingHead === waiting.length) return;
     const now = clock();
     const timers = new Map<number, TimeoutGroup>();
+    let late: Attempt[] | undefined;
     while (waitingHead < waiting.length && slots.startable) {
       const { entry, readyAt, startBy } = waiting[waitingHead]!;
       waiting[waitingHead++] = undefined!;
@@ -204,7 +212,7 @@ export function createAttempts(deps: AttemptsDeps) {
       if (now > startBy) {
         // Its start was counted that much earlier: starting now could crowd a window past its rate.
         dropWaiting(entry);
-        void giveBackLate(entry.job);
+        (late ??= []).push(entry);
         continue;
       }
       entry.waiting = false;
@@ -225,6 +233,7 @@ export function createAttempts(deps: AttemptsDeps) {
       waitingHead = 0;
     }
     for (const group of timers.values()) group.arm();
+    if (late !== undefined) void giveBackLate(late);
   }
 
   /** Take a waiting job out of the line (cancelled, its lease lost, handed back): it never starts here. */
@@ -270,7 +279,7 @@ export function createAttempts(deps: AttemptsDeps) {
       return;
     }
     if (cause instanceof ShutdownError) return; // stop() hands it back
-    if (cause instanceof HandBackError) await settler.giveBack(job, type !== undefined); // no remote worker took it, or no handler here
+    if (cause instanceof HandBackError) await settler.giveBack([job], type !== undefined); // no remote worker took it, or no handler here
     else if (cause instanceof CancelledError) await settler.remove(job);
     else {
       const how = await settler.settle(job, outcome, runMs);
@@ -361,10 +370,14 @@ export function createAttempts(deps: AttemptsDeps) {
     return removed;
   }
 
-  /** A rated job that waited past its start deadline: back to pending and the heap, uncounted (its handler never ran). */
-  async function giveBackLate(job: ClaimedJob): Promise<void> {
-    await settler.giveBack(job);
-    running.delete(job.id);
+  /**
+   * Rated jobs that waited past their start deadline: back to pending and the heap in one move,
+   * without using an attempt (their handlers never ran). Their counted starts stay counted.
+   */
+  async function giveBackLate(entries: Attempt[]): Promise<void> {
+    for (const e of entries) events.held?.(e.job.type, "rate_limit");
+    await settler.giveBack(entries.map((e) => e.job));
+    for (const e of entries) if (running.get(e.job.id) === e) running.delete(e.job.id);
     notifyIdle();
     pump();
   }

@@ -158,18 +158,18 @@ export function createSettler(deps: SettlerDeps) {
       }
     },
     /**
-     * A job no one took: straight back to pending, uncounted, and into the heap unless `toHeap` is
-     * false (a type this node has no handler for: nodes that have one take it); one try, else its
-     * lease returns it.
+     * Jobs no handler ran: straight back to pending, without using an attempt, and into the heap
+     * unless `toHeap` is false (a type this node has no handler for: nodes that have one take it);
+     * one try, else their leases return them.
      */
-    async giveBack(job: ClaimedJob, toHeap = true): Promise<void> {
+    async giveBack(jobs: ClaimedJob[], toHeap = true): Promise<void> {
       try {
-        // It never reached a worker: no attempt to record.
-        const back = await store.release([{ id: job.id, attempt: job.attempts }], deps.owner, clock(), null);
+        // They never reached a worker: no attempt to record.
+        const back = await store.release(jobs.map((j) => ({ id: j.id, attempt: j.attempts })), deps.owner, clock(), null);
         const now = clock();
         if (toHeap) for (const e of back) scheduler.add(e.id, e.priority, e.runAt, now, e.type, e.key);
       } catch (err) {
-        logger.warn("could not hand a job back; its lease returns it", { err: errorMessage(err), id: job.id });
+        logger.warn("could not hand jobs back; their leases return them", { err: errorMessage(err), ids: jobs.map((j) => j.id) });
       }
     },
     /** Resolves when every move queued so far has been flushed. */

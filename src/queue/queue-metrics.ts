@@ -54,7 +54,7 @@ export function createQueueMetrics(deps: { clock: Clock; logger: Logger }) {
     adopted: metrics.counter("jobqueue_jobs_adopted_total", "Due jobs this node took into its heap from the store because they were more urgent than all of its own."),
     bornLeased: metrics.counter("jobqueue_jobs_born_leased_total", "Jobs a submit inserted already leased to this node, to start without a claim (a worker was free, or room to claim ahead, and nothing more urgent was ready)."),
     scheduleTicks: metrics.counter("jobqueue_schedule_ticks_total", "Recurring schedules' ticks: enqueued by this node, or skipped (missed, passed over by catch_up).", ["schedule", "outcome"]),
-    held: metrics.counter("jobqueue_flow_held_total", "Claims of due jobs that flow control held back (the job stays pending, no attempt used), by why: paused, rate_limit, key_concurrency.", ["type", "reason"]),
+    held: metrics.counter("jobqueue_flow_held_total", "Claims of due jobs that flow control held back (the job stays pending, no attempt used), by why: paused, rate_limit (also rated jobs claimed ahead that waited past 100 ms for a worker), key_concurrency.", ["type", "reason"]),
     expired: metrics.counter("jobqueue_jobs_expired_total", "Jobs dead-lettered because no attempt could start before their deadline (expiresAt, ttlMs).", ["type"]),
     throttled: metrics.counter("jobqueue_throttled_total", "Attempts whose target pushed back (429/503 with Retry-After): the job waits without using the attempt.", ["type"]),
     throttleDelay: metrics.counter("jobqueue_throttle_delay_seconds_total", "Seconds jobs were told to wait by their targets (after the backoff cap).", ["type"]),
