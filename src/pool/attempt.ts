@@ -1,7 +1,8 @@
 // attempt.ts: runs attempts: one handler call per claimed job, with its job context, its AbortSignal,
 // the timeout shared by the attempts started together, and interrupts (timeout, cancel, lost lease,
 // shutdown) told apart by their errors.ts class; jobs claimed ahead of a free slot wait here in line
-// for one. The store move that ends each attempt is the settler's.
+// for one (a rated job that waited past its start deadline goes back instead). The store move that
+// ends each attempt is the settler's.
 import { CancelledError, HandBackError, LeaseLostError, PermanentError, ShutdownError, errorMessage } from "../errors.ts";
 import { jobContext, type HandlerRegistry, type JobContext, type RegisteredType } from "../handlers/handler.ts";
 import type { ClaimedJob } from "../store/rows.ts";
