@@ -2,6 +2,8 @@
 import { existsSync } from "node:fs";
 import postgres from "postgres";
 import { createPostgresStore, socketOf } from "../src/store/postgres/index.ts";
+import { lockNodeId } from "../src/store/postgres/cluster.ts";
+import type { Sql } from "../src/store/postgres/connection.ts";
 import { expect, test } from "bun:test";
 import { NodeIdInUseError } from "../src/errors.ts";
 import { runStoreContract } from "./store.contract.ts";
@@ -20,6 +22,33 @@ runStoreContract("postgres", () => {
     },
     cleanup: () => drop(),
   };
+});
+
+test("taking a node id again ends this process's former session for it, busy or not, and no one else's", async () => {
+  const db = await createTestDatabase("jq_nodeformer");
+  const own = (max = 1) => postgres(db.url, { max, onnotice: () => {} }) as unknown as Sql;
+  const former = own(), fresh = own(), other = own(), admin = own(2);
+  const live = async (pid: number) =>
+    (await admin<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${pid}`)[0]!.n === 1;
+  try {
+    const formerPid = await lockNodeId("n1", former);
+    // A session busy in a statement keeps its lock until it is ended.
+    const busy = former`SELECT pg_sleep(30)`.catch((e: unknown) => e);
+    await expect(lockNodeId("n1", fresh)).rejects.toBeInstanceOf(NodeIdInUseError);
+    const freshPid = await lockNodeId("n1", fresh, formerPid);
+    expect(freshPid).not.toBe(formerPid);
+    expect(await busy).toBeInstanceOf(Error);
+    expect(await live(formerPid)).toBe(false);
+    // Only the named former session is ended: a lock held by any other session stays with it.
+    const otherPid = await lockNodeId("n2", other);
+    await expect(lockNodeId("n2", fresh, freshPid)).rejects.toBeInstanceOf(NodeIdInUseError);
+    await expect(lockNodeId("n2", fresh, otherPid + 1)).rejects.toBeInstanceOf(NodeIdInUseError);
+    expect(await live(otherPid)).toBe(true);
+    expect(await live(freshPid)).toBe(true);
+  } finally {
+    for (const c of [former, fresh, other, admin]) await c.end({ timeout: 1 }).catch(() => {});
+    await db.drop();
+  }
 });
 
 test("a new-job hint from one process reaches the others' listeners, not its own", async () => {
@@ -110,8 +139,10 @@ test("a node id is held by one store at a time, taken again after its session wa
       AND (l.classid::bigint << 32) | l.objid::bigint = hashtextextended('jobqueue.node:n1', 0)`;
     await admin`SELECT pg_terminate_backend(${before!.pid})`;
     await waitFor(async () => !(await lockHolders()).includes(before!.pid), { what: "the old session gone" });
-    // (The first call may meet the cut connection before the driver noticed; the next tick succeeds.)
-    await waitFor(async () => (await a.heartbeatNode("n1", Date.now(), 0).catch(() => 0)) >= 1, { what: "a heartbeat on a new session" });
+    // The first heartbeat after the cut holds the id again, whether the driver noticed the cut
+    // (a new session) or meets it now (the session is replaced by a connection of its own).
+    expect(await a.heartbeatNode("n1", Date.now(), 0)).toBeGreaterThanOrEqual(1);
+    expect(await lockHolders()).toHaveLength(2);
     await expect(b.holdNodeId("n1")).rejects.toBeInstanceOf(NodeIdInUseError);
     // Cut it again, and let another store take the id first: a's heartbeat then reports it lost.
     const [again] = await admin<{ pid: number }[]>`

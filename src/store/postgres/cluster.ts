@@ -14,18 +14,54 @@ export const PAUSES_CHANGED = "pauses";
 /** At most one hint per this many ms from one process. */
 const ANNOUNCE_EVERY_MS = 20;
 
-/** Take (or take again) the node id's lock on `conn`; NodeIdInUseError names the holder when known. */
-async function lockNodeId(id: string, conn: Sql): Promise<number> {
+/**
+ * Longest the node id's session may take to answer a heartbeat before it is replaced by a fresh
+ * connection (the same as the default connect timeout: a session that needs longer is lost).
+ */
+const NODE_SESSION_DEADLINE_MS = 5_000;
+
+/** The node id's lock key, as the advisory lock and pg_locks know it. */
+const NODE_LOCK_KEY = "hashtextextended($1, 0)";
+
+/**
+ * Take (or take again) the node id's lock on `conn`; NodeIdInUseError names the holder when known.
+ * `formerPid` is the backend of this process's own earlier session for the id: a backend busy in a
+ * statement outlives the socket that was closed under it, and still holds the lock, so that session
+ * (and only it: the backend with that pid holding this very lock) is terminated and the lock tried
+ * again, until NODE_SESSION_DEADLINE_MS.
+ */
+export async function lockNodeId(id: string, conn: Sql, formerPid?: number): Promise<number> {
   const key = `jobqueue.node:${id}`;
-  const [row] = await on(conn).query<{ held: boolean; pid: number }>(`
-    SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS held, pg_backend_pid() AS pid`, [key]);
-  if (row?.held) return row.pid;
+  const started = Date.now();
+  for (let ended = true; ; ) {
+    const [row] = await on(conn).query<{ held: boolean; pid: number }>(`
+      SELECT pg_try_advisory_lock(${NODE_LOCK_KEY}) AS held, pg_backend_pid() AS pid`, [key]);
+    if (row?.held) return row.pid;
+    // The last round ended nothing: the lock is someone else's.
+    if (formerPid === undefined || !ended || Date.now() - started > NODE_SESSION_DEADLINE_MS) break;
+    const [r] = await on(conn).query<{ ended: boolean | null }>(`
+      SELECT bool_or(pg_terminate_backend(l.pid)) AS ended FROM pg_locks l
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.pid = $2
+        AND (l.classid::bigint << 32) | l.objid::bigint = ${NODE_LOCK_KEY}`, [key, formerPid]);
+    // Nothing to end: the former session may have just gone, so one more try; ended: wait for it to go.
+    ended = r?.ended === true;
+    if (ended) await Bun.sleep(20);
+  }
   const holder = await on(conn).query<{ addr: string | null; since: Date | null }>(`
     SELECT host(a.client_addr) AS addr, a.backend_start AS since FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-      AND (l.classid::bigint << 32) | l.objid::bigint = hashtextextended($1, 0)`, [key]).catch(() => []);
+      AND (l.classid::bigint << 32) | l.objid::bigint = ${NODE_LOCK_KEY}`, [key]).catch(() => []);
   const h = holder[0];
   throw new NodeIdInUseError(id, h ? ` (its database session ${h.addr ? `from ${h.addr} ` : ""}started ${h.since?.toISOString() ?? "earlier"})` : "");
+}
+
+/** `p`, or a rejection once `ms` have passed without its answer. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** The Cluster role, and releaseNode() for close(): ending the node id's session releases its lock. */
@@ -44,6 +80,30 @@ export function createCluster(db: Connection): Methods<Cluster> & { releaseNode(
    * lost and reopened (the lock went with the old session).
    */
   let node: { id: string; conn: Sql; pid: number } | null = null;
+
+  /**
+   * The heartbeat's check that the node id's session still holds the lock: a session that is not the
+   * one that took it (postgres.js reconnected) takes it again. A session that fails or stays silent
+   * for NODE_SESSION_DEADLINE_MS is replaced by a connection of its own, which takes the lock again at
+   * once: after its backend was terminated, postgres.js 3.4.9 under Bun was seen failing every
+   * reconnect of that one connection (CONNECT_TIMEOUT, again and again) while new connections
+   * opened at once, which would have left the id unheld for good.
+   */
+  async function keepNodeSession(n: NonNullable<typeof node>): Promise<void> {
+    try {
+      await within((async () => {
+        const [session] = await on(n.conn).query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+        if (session && session.pid !== n.pid) n.pid = await lockNodeId(n.id, n.conn);
+      })(), NODE_SESSION_DEADLINE_MS, "the node id's session");
+    } catch (err) {
+      if (err instanceof NodeIdInUseError) throw err;
+      const old = n.conn;
+      n.conn = db.open(1);
+      old.end({ timeout: 0 }).catch(() => {});
+      n.pid = await lockNodeId(n.id, n.conn, n.pid);
+    }
+    await db.measureClock(on(n.conn));
+  }
 
   return {
     holdNodeId: db.exempt("start-up, on a connection of its own, which replacing the pool would not help", async (id: string) => {
@@ -66,11 +126,8 @@ export function createCluster(db: Connection): Methods<Cluster> & { releaseNode(
         WHERE id <> $1 AND heartbeat_at >= ${at("$3")}`, [id, now, aliveSince]);
       // The id's lock lives in its connection's session: if that connection was replaced, take it
       // again. That idle connection also gives the quickest reading of the server's clock.
-      if (node !== null && node.id === id) {
-        const [session] = await on(node.conn).query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
-        if (session && session.pid !== node.pid) node.pid = await lockNodeId(id, node.conn);
-        await db.measureClock(on(node.conn));
-      } else await db.measureClock();
+      if (node !== null && node.id === id) await keepNodeSession(node);
+      else await db.measureClock();
       return row?.alive ?? 1;
     }),
 
