@@ -16,7 +16,7 @@ bun: ## install Bun $(BUN_VERSION) from npm when it is missing
 	@command -v bun >/dev/null 2>&1 || { echo "installing bun@$(BUN_VERSION)"; npm install -g --allow-scripts=bun bun@$(BUN_VERSION) >/dev/null 2>&1 || npm install -g bun@$(BUN_VERSION); }
 	@bun --version >/dev/null
 
-node_modules/.installed: package.json bun.lock | bun
+node_modules/.installed: package.json bun.lock $(wildcard patches/*.patch) | bun
 	bun install --frozen-lockfile
 	@touch $@
 

@@ -85,9 +85,11 @@ export function createCluster(db: Connection): Methods<Cluster> & { releaseNode(
    * The heartbeat's check that the node id's session still holds the lock: a session that is not the
    * one that took it (postgres.js reconnected) takes it again. A session that fails or stays silent
    * for NODE_SESSION_DEADLINE_MS is replaced by a connection of its own, which takes the lock again at
-   * once: after its backend was terminated, postgres.js 3.4.9 under Bun was seen failing every
-   * reconnect of that one connection (CONNECT_TIMEOUT, again and again) while new connections
-   * opened at once, which would have left the id unheld for good.
+   * once. A connection the driver cannot bring back must not leave the id unheld for good:
+   * postgres.js 3.4.9 was seen failing every reconnect of a connection whose socket closed while a
+   * small write waited (CONNECT_TIMEOUT, again and again), and never answering a statement sent
+   * between a socket's error and its close; patches/postgres@3.4.9.patch mends both (see
+   * tests/postgres-driver.test.ts), and this guards against the next such fault.
    */
   async function keepNodeSession(n: NonNullable<typeof node>): Promise<void> {
     try {

@@ -76,7 +76,9 @@ const RECONNECT_CAP_S = 0.5;
 /**
  * Longest a state move may take before the pool is presumed broken. After PostgreSQL restarts,
  * postgres.js under Bun was seen leaving a query on a dead connection that never settled, which
- * would stall the batch it carries (and every batch behind it) forever.
+ * would stall the batch it carries (and every batch behind it) forever. The cause found (a
+ * statement sent between a socket's error and its close) is mended by patches/postgres@3.4.9.patch;
+ * the deadline stays for any other.
  */
 const STATEMENT_DEADLINE_MS = 15_000;
 
