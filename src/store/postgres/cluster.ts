@@ -88,7 +88,7 @@ export function createCluster(db: Connection): Methods<Cluster> & { releaseNode(
    * once. A connection the driver cannot bring back must not leave the id unheld for good:
    * postgres.js 3.4.9 was seen failing every reconnect of a connection whose socket closed while a
    * small write waited (CONNECT_TIMEOUT, again and again), and never answering a statement sent
-   * between a socket's error and its close; patches/postgres@3.4.9.patch mends both (see
+   * between a socket's error and its close; patches/postgres@3.4.9.patch mends those (see
    * tests/postgres-driver.test.ts), and this guards against the next such fault.
    */
   async function keepNodeSession(n: NonNullable<typeof node>): Promise<void> {
