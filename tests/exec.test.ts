@@ -83,7 +83,9 @@ describe("the command handler", () => {
     });
     const controller = new AbortController();
     const done = Promise.resolve(run(ctx(), controller.signal)).then(() => "resolved", (e: Error) => e.name);
-    await waitFor(() => existsSync(`${pids}.child`) && readFileSync(`${pids}.child`, "utf8").trim() !== "", { what: "the tree started" });
+    // The script writes the child's pid, then its own: wait for both.
+    const written = (f: string) => existsSync(f) && readFileSync(f, "utf8").trim() !== "";
+    await waitFor(() => written(`${pids}.child`) && written(`${pids}.self`), { what: "the tree started" });
     const self = Number(readFileSync(`${pids}.self`, "utf8"));
     const child = Number(readFileSync(`${pids}.child`, "utf8"));
     expect(alive(self) && alive(child)).toBe(true);
