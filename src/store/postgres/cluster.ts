@@ -4,7 +4,7 @@
 // No job rows here.
 import { NodeIdInUseError } from "../../errors.ts";
 import type { Cluster } from "../store.ts";
-import { on, type Connection, type Methods, type Sql } from "./connection.ts";
+import { on, within, type Connection, type Methods, type Sql } from "./connection.ts";
 import { at } from "./sql.ts";
 
 /** The channel nodes use to hint that jobs arrived, and that the paused types changed. */
@@ -55,15 +55,6 @@ export async function lockNodeId(id: string, conn: Sql, formerPid?: number): Pro
   throw new NodeIdInUseError(id, h ? ` (its database session ${h.addr ? `from ${h.addr} ` : ""}started ${h.since?.toISOString() ?? "earlier"})` : "");
 }
 
-/** `p`, or a rejection once `ms` have passed without its answer. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
 /** The Cluster role, and releaseNode() for close(): ending the node id's session releases its lock. */
 export function createCluster(db: Connection): Methods<Cluster> & { releaseNode(): Promise<void> } {
   /** Tags this store's own NOTIFYs so its listener can ignore them. */
@@ -96,7 +87,7 @@ export function createCluster(db: Connection): Methods<Cluster> & { releaseNode(
       await within((async () => {
         const [session] = await on(n.conn).query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
         if (session && session.pid !== n.pid) n.pid = await lockNodeId(n.id, n.conn);
-      })(), NODE_SESSION_DEADLINE_MS, "the node id's session");
+      })(), NODE_SESSION_DEADLINE_MS, () => new Error(`the node id's session got no answer within ${NODE_SESSION_DEADLINE_MS} ms`));
     } catch (err) {
       if (err instanceof NodeIdInUseError) throw err;
       const old = n.conn;

@@ -82,6 +82,15 @@ const RECONNECT_CAP_S = 0.5;
  */
 const STATEMENT_DEADLINE_MS = 15_000;
 
+/** `p`, or the error `late()` makes once `ms` have passed without its answer (p runs on regardless). */
+export function within<T>(p: Promise<T>, ms: number, late: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(late()), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
 /** Driver error codes raised before a statement left this process: nothing reached the database. */
 const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "CONNECT_TIMEOUT", "CONNECTION_ENDED"]);
 /** Driver error codes of a connection lost while a statement may have been out. */
@@ -195,18 +204,12 @@ export function createConnection(opts: PostgresStoreOptions): Connection {
     op<A extends unknown[], R>(what: string, fn: (...args: A) => Promise<R>) {
       const method = (...args: A): Promise<R> => {
         const pool = sql;
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const deadline = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            if (sql === pool) replacePool();
-            reject(new StoreOutcomeUnknownError(`${what} got no answer from PostgreSQL within ${STATEMENT_DEADLINE_MS} ms; the connection pool was replaced`));
-          }, STATEMENT_DEADLINE_MS);
+        return within(fn(...args), STATEMENT_DEADLINE_MS, () => {
+          if (sql === pool) replacePool();
+          return new StoreOutcomeUnknownError(`${what} got no answer from PostgreSQL within ${STATEMENT_DEADLINE_MS} ms; the connection pool was replaced`);
+        }).catch((err: unknown) => {
+          throw storeFault(err, what);
         });
-        return Promise.race([fn(...args), deadline])
-          .catch((err: unknown) => {
-            throw storeFault(err, what);
-          })
-          .finally(() => clearTimeout(timer));
       };
       return method as Guarded<typeof method>;
     },
