@@ -90,10 +90,13 @@ export function createCluster(db: Connection): Methods<Cluster> & { releaseNode(
       })(), NODE_SESSION_DEADLINE_MS, () => new Error(`the node id's session got no answer within ${NODE_SESSION_DEADLINE_MS} ms`));
     } catch (err) {
       if (err instanceof NodeIdInUseError) throw err;
+      if (node !== n) return; // released (close) meanwhile: nothing to hold again
       const old = n.conn;
       n.conn = db.open(1);
       old.end({ timeout: 0 }).catch(() => {});
       n.pid = await lockNodeId(n.id, n.conn, n.pid);
+      // A close that came meanwhile may have ended only the old session: end this one too.
+      if (node !== n) await n.conn.end({ timeout: 0 }).catch(() => {});
     }
     await db.measureClock(on(n.conn));
   }
@@ -155,8 +158,9 @@ export function createCluster(db: Connection): Methods<Cluster> & { releaseNode(
     }),
 
     async releaseNode() {
-      await node?.conn.end({ timeout: 1 });
+      const n = node;
       node = null;
+      await n?.conn.end({ timeout: 1 });
     },
   };
 }
